@@ -1,0 +1,213 @@
+"""The click commands: thin. The only place that prints and picks exit codes.
+
+Exit codes: 0 ok, 1 a run or check failed, 2 a user error (one message naming the file
+and line), 3 a bug in pipe (with the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from . import __version__, console, intervals
+from . import plan as planmod
+from .errors import PipeError, RunFailed, UserError
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Map UserError -> exit 2, RunFailed -> exit 1, anything else -> a bug report (3)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.pop("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            if debug:
+                raise
+            _fail(console.format_user_error(exc), 2)
+        except RunFailed as exc:
+            if debug:
+                raise
+            _fail(exc.result.failure_summary() if hasattr(exc.result, "failure_summary")
+                  else "run failed", 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except PipeError:
+            raise
+        except Exception:
+            if debug:
+                raise
+            click.echo(traceback.format_exc(), err=True)
+            _fail(f"internal error: this is a bug in pipe {__version__}; please report it "
+                  "with the traceback above (--debug re-raises it)", 3)
+
+    return wrapper
+
+
+def common(fn):
+    """--project, --target and --debug on every subcommand, anywhere among its options."""
+    fn = click.option("--debug", is_flag=True, hidden=True, help="Re-raise errors.")(fn)
+    fn = click.option("--target", "target", default=None,
+                      help="Target in pipe.yml (default: default_target).")(fn)
+    fn = click.option("--project", "project", default=".", type=click.Path(file_okay=False),
+                      help="Project directory (default: the current directory).")(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pipe")
+def main() -> None:
+    """pipe: plain SQL models, dependencies inferred by parsing, plans per interval,
+    write-audit-publish runs."""
+
+
+def _load(project: str, target: str | None, use_cache: bool = True):
+    from .compiler import compile_project
+    from .loader import load_project
+
+    raw = load_project(Path(project))
+    return compile_project(raw, target, use_cache=use_cache)
+
+
+def _intervals_of(cp, interval: str | None, start: str | None, end: str | None):
+    """The run intervals named by --interval or by --start/--end (project schedule)."""
+    if interval and (start or end):
+        raise UserError("give either --interval or --start/--end, not both")
+    if interval:
+        return [intervals.parse_label(interval)]
+    if start or end:
+        if not (start and end):
+            raise UserError("--start and --end go together")
+        span = intervals.parse_range(start, end)
+        found = list(intervals.expand(span, cp.raw.config.schedule))
+        if not found:
+            raise UserError(f"no {cp.raw.config.schedule} interval lies wholly inside "
+                            f"[{start}, {end})")
+        return found
+    return []
+
+
+@main.command()
+@click.option("--interval", "interval", help="Run label: 2026-06-15, 2026-06-15T10, 2026-06, "
+              "or START/END.")
+@click.option("--start", help="First day (or hour) of a range of intervals.")
+@click.option("--end", help="End of the range (exclusive).")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a plan on disk is "
+              "missing or stale.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common
+@handle_errors
+def compile(project, target, interval, start, end, check, as_json):
+    """Validate the project and write plans/<target>/<interval>.json."""
+    cp = _load(project, target)
+    root = cp.raw.root
+    ivs = _intervals_of(cp, interval, start, end)
+    if check and not ivs:  # CI: every plan already on disk must still be what compile makes
+        folder = root / "plans" / cp.target.name
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            label = path.stem.replace("--", "/")
+            label = _unsafe_label(label)
+            ivs.append(intervals.parse_label(label))
+    results = []
+    for iv in ivs:
+        plan = planmod.build_plan(cp, iv)
+        rel = planmod.relpath(root, planmod.plan_path(root, plan.target, plan.interval))
+        if check:
+            reason = planmod.stale_reason(root, plan)
+            results.append({"path": rel, "status": reason or "ok", "tasks": len(plan.tasks)})
+        else:
+            _, changed = planmod.write(root, plan)
+            results.append({"path": rel, "status": "written" if changed else "unchanged",
+                            "tasks": len(plan.tasks)})
+    cp.save_cache()
+    bad = [r for r in results if r["status"] in ("missing", "stale")]
+    if as_json:
+        click.echo(json.dumps({"models": len(cp.models()), "plans": results}, indent=2))
+    else:
+        kinds = _kind_counts(cp)
+        click.echo(f"compiled {cp.name}: {kinds}")
+        for r in results:
+            click.echo(f"  {r['status']:<9} {r['path']} ({r['tasks']} tasks)")
+        if check and not results:
+            click.echo("  no plans on disk to check")
+        if bad:
+            click.echo(f"{len(bad)} plan file(s) missing or stale: run 'pipe compile' for "
+                       "those intervals and commit plans/", err=True)
+    if bad:
+        sys.exit(1)
+
+
+def _unsafe_label(stem: str) -> str:
+    """Invert Interval.file_stem: '2026-06-15T0000/2026-06-17T0000' -> with colons."""
+    parts = []
+    for p in stem.split("/"):
+        if len(p) == 15 and p[10] == "T":  # YYYY-MM-DDTHHMM
+            p = f"{p[:13]}:{p[13:]}"
+        parts.append(p)
+    return "/".join(parts)
+
+
+def _kind_counts(cp) -> str:
+    counts: dict[str, int] = {}
+    for n in cp.nodes.values():
+        counts[n.kind] = counts.get(n.kind, 0) + 1
+    order = ["full", "incremental", "view", "seed", "source"]
+    return ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
+
+
+@main.command(name="list")
+@click.option("--select", "select", help="Selection: name, +name, name+, tag:x (space-separated).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@common
+@handle_errors
+def list_(project, target, select, as_json):
+    """Models, seeds and sources with kind, grain and inferred dependencies."""
+    from .graph import select as graph_select
+
+    cp = _load(project, target)
+    names = graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
+    cp.save_cache()
+    rows = []
+    for name in sorted(names):
+        node = cp.nodes[name]
+        rows.append({"name": name, "kind": node.kind, "grain": node.grain,
+                     "depends_on": list(node.upstream), "path": node.path,
+                     "tags": list(node.config.tags), "fingerprint": node.fingerprint})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(console.table(
+        [[r["name"], r["kind"], r["grain"] or "-", ", ".join(r["depends_on"]) or "-"]
+         for r in rows], ["name", "kind", "grain", "depends_on"]))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--debug", is_flag=True, hidden=True)
+@handle_errors
+def init(directory):
+    """Create a working project in DIRECTORY from the scaffold."""
+    dest = Path(directory)
+    if (dest / "pipe.yml").exists():
+        raise UserError(f"{dest / 'pipe.yml'} already exists; pipe init never overwrites a "
+                        "project")
+    scaffold = resources.files("pipe.templates") / "project"
+    with resources.as_file(scaffold) as src:
+        shutil.copytree(src, dest, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    click.echo(f"created a pipe project in {dest}\n"
+               f"next: cd {dest} && pipe compile --interval 2026-06-01 && "
+               "pipe run --interval 2026-06-01")

@@ -1,0 +1,506 @@
+"""Frozen configuration values and their validation: pipe.yml, sidecars, sources, seeds.
+
+Every key is checked: an unknown key, a wrong type or a missing required key is a
+ConfigError naming the file and the line of the key. Parsing here is pure: no file
+system, no environment variables (targets keep `${VAR}` until a run connects).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from .errors import ConfigError, SourceLocation, UserError
+from .intervals import GRAINS, as_datetime, parse_duration
+from .yamlio import YMap
+
+KINDS = ("full", "incremental", "view")
+SEVERITIES = ("error", "warn")
+CHECK_TYPES = (
+    "not_null",
+    "unique",
+    "accepted_values",
+    "relationships",
+    "row_count",
+    "expression",
+    "sql",
+)
+ADAPTER_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    adapter: str
+    dialect: str
+    options: tuple[tuple[str, object], ...]  # path, dsn, schema... as written (${VAR} kept)
+
+    def option(self, key: str, default=None):
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str
+    dialect: str = "duckdb"
+    start: datetime | None = None
+    schedule: str = "daily"
+    concurrency: int = 4
+    pools: tuple[tuple[str, int], ...] = ()
+    default_target: str = "dev"
+    targets: tuple[Target, ...] = ()
+    vars: tuple[tuple[str, object], ...] = ()
+    backfill_concurrency: int | None = None
+
+    def target(self, name: str | None) -> Target:
+        name = name or self.default_target
+        for t in self.targets:
+            if t.name == name:
+                return t
+        known = ", ".join(t.name for t in self.targets) or "none"
+        raise ConfigError(f"unknown target '{name}' (targets in pipe.yml: {known})",
+                          at=SourceLocation("pipe.yml"))
+
+
+@dataclass(frozen=True)
+class Check:
+    type: str
+    name: str  # unique within a model, e.g. "unique(order_id)"
+    args: object  # canonical: str, tuple or tuple of pairs
+    severity: str = "error"
+    warn_if: str | None = None  # e.g. "> 0"
+    error_if: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "full"
+    time_column: str | None = None
+    grain: str | None = None
+    depends_on_past: bool = False
+    depends_on: tuple[str, ...] = ()
+    pool: str | None = None
+    max_concurrency: int | None = None
+    retries: int = 0
+    retry_delay: float = 1.0
+    timeout: float | None = None
+    checks: tuple[Check, ...] = ()
+    columns: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str | None = None
+    depends_on_lines: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    wait_for: str | None = None
+    poke_every: float = 30.0
+    wait_timeout: float = 3600.0
+    description: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    column_types: tuple[tuple[str, str], ...] = ()
+    description: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+class _Ctx:
+    """Collects errors for one file so that a compile reports them all."""
+
+    def __init__(self, path: str, errors: list[UserError]):
+        self.path = path
+        self.errors = errors
+
+    def err(self, message: str, line: int | None, hint: str | None = None) -> None:
+        self.errors.append(ConfigError(message, at=SourceLocation(self.path, line), hint=hint))
+
+    def mapping(self, value, what: str, line: int | None) -> YMap | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.err(f"{what} must be a mapping, got {_typename(value)}", line)
+            return None
+        return value
+
+    def keys(self, m: YMap, allowed, required=(), what: str = "") -> None:
+        for key in m:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else (
+                    "allowed keys: " + ", ".join(sorted(allowed)))
+                self.err(f"unknown key '{key}'{' in ' + what if what else ''}",
+                         m.line_of(key), hint)
+        for key in required:
+            if key not in m:
+                self.err(f"missing required key '{key}'{' in ' + what if what else ''}", m.line)
+
+    def typed(self, m: YMap, key: str, types, default=None, what: str | None = None):
+        if key not in m or m[key] is None:
+            return default
+        value = m[key]
+        if isinstance(value, bool) and bool not in _as_tuple(types):
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            self.err(f"'{key}' must be {what or _typename_of(types)}, got {_typename(value)}",
+                     m.line_of(key))
+            return default
+        return value
+
+    def choice(self, m: YMap, key: str, choices, default=None):
+        value = self.typed(m, key, str, default)
+        if value is not default and value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1)
+            self.err(f"'{key}' must be one of {', '.join(choices)}, got '{value}'",
+                     m.line_of(key), f"did you mean '{close[0]}'?" if close else None)
+            return default
+        return value
+
+    def positive_int(self, m: YMap, key: str, default=None, minimum: int = 1):
+        value = self.typed(m, key, int, default, "a whole number")
+        if value is not default and value < minimum:
+            self.err(f"'{key}' must be at least {minimum}, got {value}", m.line_of(key))
+            return default
+        return value
+
+    def duration(self, m: YMap, key: str, default=None):
+        if key not in m or m[key] is None:
+            return default
+        try:
+            return parse_duration(m[key], key)
+        except ValueError:
+            self.err(f"'{key}' must be a duration like 30s, 10m or 2h, got '{m[key]}'",
+                     m.line_of(key))
+            return default
+
+    def str_list(self, m: YMap, key: str) -> tuple[str, ...]:
+        value = m.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.err(f"'{key}' must be a list of names", m.line_of(key))
+            return ()
+        return tuple(value)
+
+    def str_map(self, m: YMap, key: str) -> tuple[tuple[str, str], ...]:
+        value = self.mapping(m.get(key), f"'{key}'", m.line_of(key))
+        if not value:
+            return ()
+        out = []
+        for k, v in value.items():
+            if not isinstance(v, str | int | float) or isinstance(v, bool):
+                self.err(f"'{key}.{k}' must be text", value.line_of(k))
+                continue
+            out.append((str(k), str(v)))
+        return tuple(sorted(out))
+
+
+def _as_tuple(types):
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _typename_of(types) -> str:
+    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false",
+             list: "a list", dict: "a mapping"}
+    return " or ".join(names.get(t, t.__name__) for t in _as_tuple(types))
+
+
+def _typename(value) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "true/false", int: "a number", float: "a number", str: f"'{value}'",
+            list: "a list"}.get(type(value), "a mapping" if isinstance(value, dict)
+                                 else type(value).__name__)
+
+
+# ---------------------------------------------------------------- pipe.yml
+
+_PROJECT_KEYS = {"name", "dialect", "start", "schedule", "concurrency", "pools",
+                 "default_target", "targets", "vars", "backfill"}
+_TARGET_KEYS = {"adapter", "path", "dsn", "dialect", "schema", "threads"}
+
+
+def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> ProjectConfig | None:
+    ctx = _Ctx(path, errors)
+    m = ctx.mapping(data, "pipe.yml", 1)
+    if m is None:
+        if data is None:
+            ctx.err("pipe.yml is empty; it needs at least 'name'", 1)
+        return None
+    ctx.keys(m, _PROJECT_KEYS, required=("name",))
+    name = ctx.typed(m, "name", str, "project")
+    if name and not _NAME.match(name):
+        ctx.err(f"'name' must be letters, digits and _, got '{name}'", m.line_of("name"))
+    dialect = ctx.typed(m, "dialect", str, "duckdb")
+    start = None
+    if m.get("start") is not None:
+        try:
+            start = as_datetime(m["start"])
+        except UserError:
+            ctx.err(f"'start' must be a date like 2026-06-01, got '{m['start']}'",
+                    m.line_of("start"))
+    schedule = ctx.choice(m, "schedule", GRAINS, "daily")
+    concurrency = ctx.positive_int(m, "concurrency", 4)
+    pools = []
+    for k, v in (ctx.mapping(m.get("pools"), "'pools'", m.line_of("pools")) or {}).items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            ctx.err(f"pool '{k}' must be a whole number of slots >= 1", m["pools"].line_of(k))
+        else:
+            pools.append((str(k), v))
+    targets = []
+    tmap = ctx.mapping(m.get("targets"), "'targets'", m.line_of("targets"))
+    for tname, tval in (tmap or {}).items():
+        t = ctx.mapping(tval, f"target '{tname}'", tmap.line_of(tname))
+        if t is None:
+            ctx.err(f"target '{tname}' needs at least 'adapter'", tmap.line_of(tname))
+            continue
+        ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{tname}'")
+        adapter = ctx.choice(t, "adapter", tuple(ADAPTER_DIALECTS), None)
+        if adapter is None:
+            continue
+        tdialect = ctx.typed(t, "dialect", str, ADAPTER_DIALECTS[adapter])
+        if adapter == "postgres" and "dsn" not in t:
+            ctx.err(f"target '{tname}' (postgres) needs 'dsn'", t.line)
+        opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
+        targets.append(Target(str(tname), adapter, tdialect, opts))
+    if not targets:
+        targets.append(Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),)))
+    default_target = ctx.typed(m, "default_target", str, targets[0].name)
+    if default_target not in {t.name for t in targets}:
+        ctx.err(f"default_target '{default_target}' is not one of the targets",
+                m.line_of("default_target"))
+    vars_ = ctx.mapping(m.get("vars"), "'vars'", m.line_of("vars")) or {}
+    backfill = ctx.mapping(m.get("backfill"), "'backfill'", m.line_of("backfill")) or YMap()
+    if backfill:
+        ctx.keys(backfill, {"concurrency"}, what="backfill")
+    return ProjectConfig(
+        name=name,
+        dialect=dialect,
+        start=start,
+        schedule=schedule,
+        concurrency=concurrency,
+        pools=tuple(sorted(pools)),
+        default_target=default_target,
+        targets=tuple(sorted(targets, key=lambda t: t.name)),
+        vars=tuple(sorted(vars_.items())),
+        backfill_concurrency=ctx.positive_int(backfill, "concurrency", None)
+        if backfill else None,
+    )
+
+
+# ---------------------------------------------------------------- model sidecars
+
+_MODEL_KEYS = {"kind", "time_column", "grain", "depends_on_past", "depends_on", "pool",
+               "max_concurrency", "retries", "retry_delay", "timeout", "checks", "columns",
+               "tags", "description"}
+_CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
+_THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
+
+
+def parse_model_config(data, path: str, errors: list[UserError], pools=()) -> ModelConfig:
+    ctx = _Ctx(path, errors)
+    m = ctx.mapping(data, "a model's sidecar", 1)
+    if m is None:
+        return ModelConfig()
+    ctx.keys(m, _MODEL_KEYS)
+    kind = ctx.choice(m, "kind", KINDS, "full")
+    time_column = ctx.typed(m, "time_column", str)
+    if kind == "incremental" and not time_column:
+        ctx.err("an incremental model needs 'time_column' (the column whose "
+                "[interval_start, interval_end) rows each task owns)", m.line_of("kind"))
+    pool = ctx.typed(m, "pool", str)
+    if pool and pool not in dict(pools):
+        ctx.err(f"unknown pool '{pool}'", m.line_of("pool"),
+                "declare it under 'pools' in pipe.yml" if not pools
+                else "pools in pipe.yml: " + ", ".join(p for p, _ in pools))
+    checks = _parse_checks(ctx, m)
+    depends_on = ctx.str_list(m, "depends_on")
+    return ModelConfig(
+        kind=kind,
+        time_column=time_column,
+        grain=ctx.choice(m, "grain", GRAINS, None),
+        depends_on_past=ctx.typed(m, "depends_on_past", bool, False),
+        depends_on=depends_on,
+        pool=pool,
+        max_concurrency=ctx.positive_int(m, "max_concurrency", None),
+        retries=ctx.positive_int(m, "retries", 0, minimum=0),
+        retry_delay=ctx.duration(m, "retry_delay", 1.0),
+        timeout=ctx.duration(m, "timeout", None),
+        checks=checks,
+        columns=ctx.str_map(m, "columns"),
+        tags=ctx.str_list(m, "tags"),
+        description=ctx.typed(m, "description", str),
+        depends_on_lines=(m.line_of("depends_on"),) * len(depends_on),
+    )
+
+
+def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:
+    raw = m.get("checks")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        ctx.err("'checks' must be a list", m.line_of("checks"))
+        return ()
+    out: list[Check] = []
+    for item in raw:
+        line = item.line if isinstance(item, YMap) else m.line_of("checks")
+        if not isinstance(item, dict):
+            ctx.err("each check must be a mapping like '- not_null: [id]'", line)
+            continue
+        types = [k for k in item if k not in _CHECK_OPTS]
+        if len(types) != 1:
+            ctx.err("each check needs exactly one check type", line,
+                    "types: " + ", ".join(CHECK_TYPES))
+            continue
+        ctype = types[0]
+        if ctype not in CHECK_TYPES:
+            close = difflib.get_close_matches(str(ctype), CHECK_TYPES, n=1)
+            ctx.err(f"unknown check type '{ctype}'", item.line_of(ctype),
+                    f"did you mean '{close[0]}'?" if close else
+                    "types: " + ", ".join(CHECK_TYPES))
+            continue
+        severity = ctx.choice(item, "severity", SEVERITIES, "error")
+        thresholds = {}
+        for key in ("warn_if", "error_if"):
+            value = item.get(key)
+            if value is None:
+                continue
+            if not _THRESHOLD.match(str(value)):
+                ctx.err(f"'{key}' must be a comparison like '> 10', got '{value}'",
+                        item.line_of(key))
+            else:
+                op, n = _THRESHOLD.match(str(value)).groups()
+                thresholds[key] = f"{'==' if op == '=' else op} {n}"
+        explicit = ctx.typed(item, "name", str)
+        for name, args in _check_args(ctx, ctype, item[ctype], item.line_of(ctype)):
+            out.append(Check(ctype, explicit or name, args, severity,
+                             thresholds.get("warn_if"), thresholds.get("error_if"), line))
+    seen: set[str] = set()
+    for c in out:
+        if c.name in seen:
+            ctx.err(f"two checks are named '{c.name}'", c.line, "give one a 'name'")
+        seen.add(c.name)
+    return tuple(out)
+
+
+def _check_args(ctx: _Ctx, ctype: str, value, line: int):
+    """Yield (name, canonical args) for one check entry; lists fan out per column."""
+    if ctype == "not_null":
+        cols = [value] if isinstance(value, str) else value
+        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols) or not cols:
+            ctx.err("'not_null' takes a list of columns", line)
+            return
+        for c in cols:
+            yield f"not_null({c})", c
+    elif ctype == "unique":
+        keys = [value] if isinstance(value, str) else value
+        if not isinstance(keys, list) or not keys:
+            ctx.err("'unique' takes a list of columns or of column lists", line)
+            return
+        for k in keys:
+            cols = [k] if isinstance(k, str) else k
+            if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+                ctx.err("'unique' takes a list of columns or of column lists", line)
+                continue
+            yield f"unique({', '.join(cols)})", tuple(cols)
+    elif ctype == "accepted_values":
+        if not isinstance(value, dict):
+            ctx.err("'accepted_values' takes {column: c, values: [...]}", line)
+            return
+        ctx.keys(value, {"column", "values"}, ("column", "values"), "accepted_values")
+        col, values = value.get("column"), value.get("values")
+        if isinstance(col, str) and isinstance(values, list) and values:
+            yield f"accepted_values({col})", (("column", col), ("values", tuple(values)))
+        elif "column" in value and "values" in value:
+            ctx.err("'accepted_values' needs a column name and a non-empty list of values", line)
+    elif ctype == "relationships":
+        if not isinstance(value, dict):
+            ctx.err("'relationships' takes {column: c, to: schema.table.column}", line)
+            return
+        ctx.keys(value, {"column", "to"}, ("column", "to"), "relationships")
+        col, to = value.get("column"), value.get("to")
+        if isinstance(col, str) and isinstance(to, str) and to.count(".") >= 1:
+            yield f"relationships({col})", (("column", col), ("to", to))
+        elif "column" in value and "to" in value:
+            ctx.err("'relationships.to' must be table.column, e.g. staging.customers.id", line)
+    elif ctype == "row_count":
+        if not isinstance(value, dict):
+            ctx.err("'row_count' takes {min: n, max: n}", line)
+            return
+        ctx.keys(value, {"min", "max"}, (), "row_count")
+        bounds = tuple((k, value[k]) for k in ("min", "max") if isinstance(value.get(k), int))
+        if not bounds:
+            ctx.err("'row_count' needs 'min' or 'max' as a whole number", line)
+            return
+        yield "row_count", bounds
+    elif ctype in ("expression", "sql"):
+        if not isinstance(value, str) or not value.strip():
+            ctx.err(f"'{ctype}' takes SQL text", line)
+            return
+        yield (f"expression({value.strip()})" if ctype == "expression" else "sql"), value.strip()
+
+
+# ---------------------------------------------------------------- sources.yml and seeds
+
+_SOURCE_KEYS = {"name", "wait_for", "poke_every", "wait_timeout", "description", "columns"}
+
+
+def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
+    ctx = _Ctx(path, errors)
+    m = ctx.mapping(data, "sources.yml", 1)
+    if m is None:
+        return ()
+    ctx.keys(m, {"sources"})
+    items = m.get("sources") or []
+    if not isinstance(items, list):
+        ctx.err("'sources' must be a list", m.line_of("sources"))
+        return ()
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            ctx.err("each source must be a mapping with 'name'", m.line_of("sources"))
+            continue
+        ctx.keys(item, _SOURCE_KEYS, ("name",), "a source")
+        name = ctx.typed(item, "name", str)
+        if not name:
+            continue
+        if name.count(".") != 1:
+            ctx.err(f"source name '{name}' must be schema.table", item.line_of("name"))
+            continue
+        out.append(SourceConfig(
+            name=name,
+            wait_for=ctx.typed(item, "wait_for", str),
+            poke_every=ctx.duration(item, "poke_every", 30.0),
+            wait_timeout=ctx.duration(item, "wait_timeout", 3600.0),
+            description=ctx.typed(item, "description", str),
+            line=item.line_of("name"),
+        ))
+    return tuple(out)
+
+
+def parse_seed_config(data, path: str, errors: list[UserError]) -> SeedConfig:
+    ctx = _Ctx(path, errors)
+    m = ctx.mapping(data, "a seed's sidecar", 1)
+    if m is None:
+        return SeedConfig()
+    ctx.keys(m, {"column_types", "description", "columns"})
+    return SeedConfig(
+        column_types=ctx.str_map(m, "column_types"),
+        description=ctx.typed(m, "description", str),
+        columns=ctx.str_map(m, "columns"),
+    )
+

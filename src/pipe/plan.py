@@ -1,0 +1,318 @@
+"""Plans: the fully expanded task list of one interval, its canonical file, staleness.
+
+A plan is data (STYLE §5): the runner needs only the plan and an adapter. Each task has
+a stable id (a hash of model and interval), its upstream task ids, the final SQL in the
+target dialect, the target and temporary table names, the checks as SQL, and the model
+fingerprint. The file is JSON with SQL as a list of lines, so a pull request shows a
+model change line by line; compiling twice gives the same bytes (no clock, no absolute
+path, no secret: DSNs and paths stay in pipe.yml).
+
+Expansion (SPEC §3): an incremental model gets one task per interval of its grain inside
+the run's interval; full and view models one task for the run's interval, after every
+task of their upstream models; a seed one task (its id does not depend on the interval,
+so an unchanged seed is loaded once); a source with `wait_for` a sensor task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import checks as checkmod
+from . import sql as sqlmod
+from .compiler import CompiledProject, Node
+from .errors import StalePlanError, UserError, raise_collected
+from .intervals import Interval, expand, from_iso, iso, previous
+from .templating import render_snippet
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    type: str
+    severity: str
+    sql: str
+    warn_if: str | None = None
+    error_if: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    model: str
+    kind: str  # full | incremental | view | seed | sensor
+    interval: Interval | None
+    upstream: tuple[str, ...]
+    fingerprint: str
+    table: str
+    temp: str | None = None
+    sql: str = ""
+    time_column: str | None = None
+    checks: tuple[CheckSpec, ...] = ()
+    pool: str | None = None
+    max_concurrency: int | None = None
+    retries: int = 0
+    retry_delay: float = 1.0
+    timeout: float | None = None
+    past: Interval | None = None  # depends_on_past: this interval must be published first
+    seed_path: str | None = None
+    column_types: tuple[tuple[str, str], ...] = ()
+    poke_every: float | None = None
+    wait_timeout: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(model, start, end) as the state store keys published work."""
+        if self.interval is None:
+            return (self.model, "", "")
+        return (self.model, iso(self.interval.start), iso(self.interval.end))
+
+    @property
+    def label(self) -> str:
+        return self.interval.label if self.interval else "-"
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    target: str
+    dialect: str
+    interval: Interval
+    tasks: tuple[Task, ...]
+
+    def select(self, models: Iterable[str] | None) -> Plan:
+        """The same plan with only the tasks of `models` (None keeps all)."""
+        if models is None:
+            return self
+        keep = set(models)
+        tasks = tuple(t for t in self.tasks if t.model in keep)
+        ids = {t.id for t in tasks}
+        return replace(self, tasks=tuple(
+            replace(t, upstream=tuple(u for u in t.upstream if u in ids)) for t in tasks))
+
+
+def task_id(model: str, interval: Interval | None) -> str:
+    span = f"{iso(interval.start)}|{iso(interval.end)}" if interval else "*"
+    return hashlib.sha1(f"{model}|{span}".encode()).hexdigest()[:12]
+
+
+def temp_name(table: str, tid: str) -> str:
+    schema, name = table.split(".", 1)
+    return f"{schema}.{name[:40]}__pipe_tmp_{tid[:8]}"
+
+
+def build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None = None,
+               full_interval: Interval | None = None) -> Plan:
+    """Expand the project over `run`: every task with its edges and SQL.
+
+    `full_interval` is the interval full and view models are built for (the run's by
+    default; a backfill passes its whole range)."""
+    full_iv = full_interval or run
+    wanted = set(models) if models is not None else None
+    tasks: list[Task] = []
+    by_model: dict[str, list[Task]] = {}
+    errors: list[UserError] = []
+    for name in cp.graph.order:
+        if wanted is not None and name not in wanted:
+            continue
+        node = cp.nodes[name]
+        try:
+            made = _tasks_of(cp, node, run, full_iv, by_model)
+        except UserError as exc:
+            errors.append(exc)
+            continue
+        by_model[name] = made
+        tasks.extend(made)
+    raise_collected(errors)
+    return Plan(cp.name, cp.target.name, cp.target.dialect, run, tuple(tasks))
+
+
+def _upstream_ids(node: Node, iv: Interval | None, by_model: dict[str, list[Task]]):
+    ids: list[str] = []
+    for up in node.upstream:
+        for t in by_model.get(up, ()):
+            if node.kind == "incremental" and t.kind == "incremental" and not (
+                    t.interval.overlaps(iv)):
+                continue  # an incremental interval waits only for the upstream ones it reads
+            ids.append(t.id)
+    return tuple(sorted(ids))
+
+
+def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
+              by_model: dict[str, list[Task]]) -> list[Task]:
+    if node.kind == "source":
+        src = node.source
+        if not src or not src.wait_for:
+            return []
+        text = render_snippet(src.wait_for, run, "sources.yml", src.line)
+        sql = sqlmod.transpile(text, cp.raw.config.dialect, cp.target.dialect, "sources.yml",
+                               src.line)
+        tid = task_id(node.name, run)
+        return [Task(tid, node.name, "sensor", run, (), node.fingerprint, node.name, sql=sql,
+                     poke_every=src.poke_every, wait_timeout=src.wait_timeout)]
+    if node.kind == "seed":
+        tid = task_id(node.name, None)
+        return [Task(tid, node.name, "seed", None, (), node.fingerprint, node.name,
+                     temp=temp_name(node.name, tid), seed_path=node.seed.path,
+                     column_types=node.seed.config.column_types)]
+    c = node.config
+    if node.kind == "incremental":
+        intervals = list(expand(run, node.grain))
+    else:
+        intervals = [full_iv]
+    out = []
+    prev_id = None
+    for iv in intervals:
+        tid = task_id(node.name, iv)
+        temp = temp_name(node.name, tid)
+        checks = tuple(
+            CheckSpec(ch.name, ch.type, ch.severity,
+                      checkmod.check_sql(ch, temp, cp.raw.config.dialect, cp.target.dialect,
+                                         _sidecar(cp, node), iv),
+                      ch.warn_if, ch.error_if)
+            for ch in c.checks)
+        upstream = _upstream_ids(node, iv, by_model)
+        past = None
+        if c.depends_on_past and node.kind == "incremental":
+            if prev_id is not None:
+                upstream = tuple(sorted(set(upstream) | {prev_id}))
+            else:
+                prior = previous(iv, node.grain)
+                if cp.raw.config.start is None or prior.start >= cp.raw.config.start:
+                    past = prior
+        out.append(Task(
+            tid, node.name, node.kind, iv, upstream, node.fingerprint, node.name, temp,
+            cp.model_sql(node.name, iv), c.time_column if node.kind == "incremental" else None,
+            checks, c.pool, c.max_concurrency, c.retries, c.retry_delay, c.timeout, past))
+        prev_id = tid
+    return out
+
+
+def _sidecar(cp: CompiledProject, node: Node) -> str:
+    for m in cp.raw.models:
+        if m.name == node.name:
+            return m.sidecar or m.path
+    return node.path or ""
+
+
+# ---------------------------------------------------------------- the file
+
+
+def _lines(sql: str) -> list[str]:
+    return sql.strip("\n").split("\n")
+
+
+def _iv(iv: Interval | None):
+    return iv.to_json() if iv else None
+
+
+def to_json(plan: Plan) -> dict:
+    tasks = []
+    for t in plan.tasks:
+        d: dict = {"id": t.id, "model": t.model, "kind": t.kind, "interval": _iv(t.interval),
+                   "upstream": list(t.upstream), "fingerprint": t.fingerprint, "table": t.table}
+        if t.temp:
+            d["temp"] = t.temp
+        if t.time_column:
+            d["time_column"] = t.time_column
+        if t.past:
+            d["depends_on_past"] = _iv(t.past)
+        if t.sql:
+            d["sql"] = _lines(t.sql)
+        if t.checks:
+            d["checks"] = [{k: v for k, v in (("name", c.name), ("type", c.type),
+                                              ("severity", c.severity), ("warn_if", c.warn_if),
+                                              ("error_if", c.error_if),
+                                              ("sql", _lines(c.sql))) if v is not None}
+                           for c in t.checks]
+        for key in ("pool", "max_concurrency", "timeout", "seed_path", "poke_every",
+                    "wait_timeout"):
+            if getattr(t, key) is not None:
+                d[key] = getattr(t, key)
+        if t.retries:
+            d["retries"] = t.retries
+            d["retry_delay"] = t.retry_delay
+        if t.column_types:
+            d["column_types"] = dict(t.column_types)
+        tasks.append(d)
+    return {"pipe_plan": PLAN_FORMAT, "project": plan.project, "target": plan.target,
+            "dialect": plan.dialect,
+            "interval": {"label": plan.interval.label, **plan.interval.to_json()},
+            "tasks": tasks}
+
+
+def dumps(plan: Plan) -> bytes:
+    return (json.dumps(to_json(plan), indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _interval(d) -> Interval | None:
+    return Interval(from_iso(d["start"]), from_iso(d["end"])) if d else None
+
+
+def from_json(data: dict) -> Plan:
+    if data.get("pipe_plan") != PLAN_FORMAT:
+        raise UserError(f"unsupported plan format {data.get('pipe_plan')!r}",
+                        hint="recompile with 'pipe compile'")
+    tasks = []
+    for d in data["tasks"]:
+        tasks.append(Task(
+            id=d["id"], model=d["model"], kind=d["kind"], interval=_interval(d["interval"]),
+            upstream=tuple(d["upstream"]), fingerprint=d["fingerprint"], table=d["table"],
+            temp=d.get("temp"), sql="\n".join(d.get("sql", [])),
+            time_column=d.get("time_column"),
+            checks=tuple(CheckSpec(c["name"], c["type"], c["severity"], "\n".join(c["sql"]),
+                                   c.get("warn_if"), c.get("error_if"))
+                         for c in d.get("checks", [])),
+            pool=d.get("pool"), max_concurrency=d.get("max_concurrency"),
+            retries=d.get("retries", 0), retry_delay=d.get("retry_delay", 1.0),
+            timeout=d.get("timeout"), past=_interval(d.get("depends_on_past")),
+            seed_path=d.get("seed_path"),
+            column_types=tuple(sorted(d.get("column_types", {}).items())),
+            poke_every=d.get("poke_every"), wait_timeout=d.get("wait_timeout")))
+    return Plan(data["project"], data["target"], data["dialect"],
+                _interval(data["interval"]), tuple(tasks))
+
+
+def plan_path(root: Path, target: str, interval: Interval) -> Path:
+    return root / "plans" / target / f"{interval.file_stem}.json"
+
+
+def relpath(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def write(root: Path, plan: Plan) -> tuple[Path, bool]:
+    """Write the plan file; return (path, whether its bytes changed)."""
+    path = plan_path(root, plan.target, plan.interval)
+    data = dumps(plan)
+    if path.is_file() and path.read_bytes() == data:
+        return path, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path, True
+
+
+def stale_reason(root: Path, plan: Plan) -> str | None:
+    """Why the plan file on disk does not match `plan` (freshly compiled), or None."""
+    path = plan_path(root, plan.target, plan.interval)
+    if not path.is_file():
+        return "missing"
+    if path.read_bytes() != dumps(plan):
+        return "stale"
+    return None
+
+
+def load(path: Path) -> Plan:
+    try:
+        return from_json(json.loads(path.read_bytes()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StalePlanError(f"unreadable plan file: {exc}", hint="recompile it with "
+                             "'pipe compile'") from None

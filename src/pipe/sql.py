@@ -1,0 +1,138 @@
+"""The only module that imports sqlglot: parse a model, find the tables it reads, transpile.
+
+Dependencies come from sqlglot's scope traversal (STYLE §8): every table of every scope,
+minus that scope's CTE names (an unqualified name only: `staging.orders` is never
+shadowed by a CTE called `orders`), minus table functions such as `range(3)`. String
+literals and comments never become tables because they are not Table nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
+from sqlglot.optimizer.scope import traverse_scope
+
+from .errors import SourceLocation, SqlError
+
+_SELECTS = (exp.Select, exp.SetOperation, exp.Subquery)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One table a query reads, as written: parts are (catalog, db, name), lowercased
+    unless quoted; line/col point into the rendered SQL."""
+
+    parts: tuple[str, ...]
+    line: int | None
+    col: int | None
+
+    @property
+    def name(self) -> str:
+        return ".".join(p for p in self.parts if p)
+
+
+def _ident(node) -> str:
+    if not isinstance(node, exp.Identifier):
+        return node.name if node is not None else ""
+    return node.name if node.quoted else node.name.lower()
+
+
+def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
+    """Parse one SELECT (WITH/UNION allowed); anything else is an SqlError at path:line."""
+    try:
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        desc = first.get("description") or str(exc).splitlines()[0]
+        near = first.get("highlight")
+        raise SqlError(f"SQL syntax error: {desc}" + (f" near '{near}'" if near else ""),
+                       at=SourceLocation(path, first.get("line"), first.get("col"))) from None
+    except TokenError as exc:
+        raise SqlError(f"SQL syntax error: {exc}", at=SourceLocation(path)) from None
+    if len(statements) != 1:
+        raise SqlError(f"a model is one SELECT statement; found {len(statements)} statements",
+                       at=SourceLocation(path, 1), hint="split it into several models")
+    stmt = statements[0]
+    if not isinstance(stmt, _SELECTS):
+        raise SqlError(f"a model is one SELECT statement, not {stmt.key.upper()}",
+                       at=SourceLocation(path, 1),
+                       hint="pipe creates and replaces the table itself")
+    return stmt
+
+
+def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
+    """The tables a query reads, in order of appearance, each with its node."""
+    seen: dict[int, tuple[TableRef, exp.Table]] = {}
+    for scope in traverse_scope(expression):
+        for table in scope.tables:
+            if not isinstance(table.this, exp.Identifier) or not table.name:
+                continue  # table function: range(3), read_csv(...)
+            if not table.args.get("db") and _ident(table.this) in _cte_names(scope):
+                continue
+            meta = table.this.meta
+            ref = TableRef((_ident(table.args.get("catalog")), _ident(table.args.get("db")),
+                            _ident(table.this)), meta.get("line"), meta.get("col"))
+            seen.setdefault(id(table), (ref, table))
+    return sorted(seen.values(), key=lambda rt: (rt[0].line or 0, rt[0].col or 0))
+
+
+def _cte_names(scope) -> set[str]:
+    return {name.lower() for name in scope.cte_sources}
+
+
+def qualify(table: exp.Table, schema: str, name: str) -> None:
+    """Point a table node at schema.name (in place), keeping its alias."""
+    table.set("catalog", None)
+    table.set("db", exp.to_identifier(schema))
+    table.set("this", exp.to_identifier(name))
+
+
+def generate(expression: exp.Expression, dialect: str, path: str) -> str:
+    """Readable multi-line SQL in `dialect`; constructs it cannot express are SqlErrors."""
+    try:
+        return expression.sql(dialect=dialect, pretty=True, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise SqlError(f"cannot write this model in the {dialect} dialect: {exc}",
+                       at=SourceLocation(path)) from None
+
+
+def parse_expression(text: str, dialect: str, path: str, line: int | None) -> exp.Expression:
+    """Parse a boolean expression (for `expression` checks)."""
+    try:
+        return sqlglot.parse_one(text, read=dialect, into=exp.Condition)
+    except (ParseError, TokenError) as exc:
+        raise SqlError(f"check expression does not parse: {str(exc).splitlines()[0]}",
+                       at=SourceLocation(path, line)) from None
+
+
+def transpile(text: str, read: str, write: str, path: str, line: int | None = None) -> str:
+    """Transpile one statement written in `read` into `write` (used for check SQL)."""
+    try:
+        stmt = sqlglot.parse_one(text, read=read)
+        return stmt.sql(dialect=write, pretty=True, unsupported_level=ErrorLevel.RAISE)
+    except (ParseError, TokenError) as exc:
+        raise SqlError(f"SQL does not parse: {str(exc).splitlines()[0]}",
+                       at=SourceLocation(path, line)) from None
+    except UnsupportedError as exc:
+        raise SqlError(f"cannot write this SQL in the {write} dialect: {exc}",
+                       at=SourceLocation(path, line)) from None
+
+
+def quote_table(name: str, dialect: str) -> str:
+    """schema.table -> the dialect's spelling of that table name."""
+    return exp.to_table(name).sql(dialect=dialect)
+
+
+def column(name: str, dialect: str) -> str:
+    return exp.to_identifier(name).sql(dialect=dialect)
+
+
+def literal(value, dialect: str) -> str:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value).sql(dialect=dialect)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value).sql(dialect=dialect)
+    return exp.Literal.string(str(value)).sql(dialect=dialect)

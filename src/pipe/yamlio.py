@@ -1,0 +1,71 @@
+"""The only module that imports yaml: a safe load that remembers where every key was.
+
+`load(text, path)` returns plain Python values, except that every mapping is a `YMap`
+(a dict) whose `.line_of(key)` gives the 1-based line of that key in the file, so that
+config validation can say `models/a/b.yml:7: unknown key 'grian'`. Duplicate keys are an
+error, as is any YAML syntax error (with its line).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from .errors import ConfigError, SourceLocation
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YMap(dict):
+    """A dict that knows the line of each of its keys and of itself."""
+
+    line: int = 0
+    key_lines: dict
+
+    def line_of(self, key) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    path = "<yaml>"
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YMap:
+    loader.flatten_mapping(node)
+    out = YMap()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in out:
+            raise ConfigError(
+                f"duplicate key '{key}'", at=SourceLocation(loader.path, line)
+            )
+        try:
+            hash(key)
+        except TypeError:
+            raise ConfigError("a key must be a plain value", at=SourceLocation(loader.path, line))
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = line
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(text: str, path: str):
+    """Parse YAML text; `path` is only used in error messages."""
+    loader = _Loader(text)
+    loader.path = path
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"invalid YAML: {problem}", at=SourceLocation(path, line, col)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", at=SourceLocation(path)) from None
+    finally:
+        loader.dispose()

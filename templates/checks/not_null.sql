@@ -1,0 +1,2 @@
+-- rows where {{ column }} is null
+select * from {{ this }} where {{ column }} is null

@@ -1,0 +1,5 @@
+-- key values that occur more than once
+select {{ columns | join(", ") }}, count(*) as n_rows
+from {{ this }}
+group by {{ columns | join(", ") }}
+having count(*) > 1
