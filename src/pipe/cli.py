@@ -18,7 +18,7 @@ import click
 
 from . import __version__, console, intervals
 from . import plan as planmod
-from .errors import PipeError, RunFailed, UserError
+from .errors import PipeError, RunFailed, SourceLocation, UserError
 
 
 def _fail(message: str, code: int) -> None:
@@ -211,3 +211,108 @@ def init(directory):
     click.echo(f"created a pipe project in {dest}\n"
                f"next: cd {dest} && pipe compile --interval 2026-06-01 && "
                "pipe run --interval 2026-06-01")
+
+
+def _caps(cp, concurrency: int | None, backfill: bool = False):
+    from .scheduler import Caps
+
+    cfg = cp.raw.config
+    default = (cfg.backfill_concurrency or cfg.concurrency) if backfill else cfg.concurrency
+    n = concurrency or default
+    if n < 1:
+        raise UserError("--concurrency must be at least 1")
+    return Caps(n, dict(cfg.pools))
+
+
+def _selected(cp, select: str | None):
+    from .graph import select as graph_select
+
+    if not select:
+        return None
+    return graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
+
+
+def _finish(result, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(_result_json(result), indent=2, default=str))
+    else:
+        click.echo(console.run_summary(result))
+    if result.status == "interrupted":
+        sys.exit(130)
+    if result.status == "failed":
+        sys.exit(1)
+
+
+def _result_json(result) -> dict:
+    return {"run_id": result.run_id, "status": result.status, "counts": result.counts,
+            "seconds": round(result.seconds, 3),
+            "tasks": [{"id": r.task_id, "model": r.model, "interval": r.label,
+                       "status": r.status, "reason": r.reason, "rows": r.rows,
+                       "attempts": r.attempts, "warnings": list(r.warnings),
+                       "checks": [{"name": c.name, "status": c.status, "failures": c.failures}
+                                  for c in r.checks]}
+                      for r in result.reports]}
+
+
+@main.command()
+@click.option("--interval", "interval", required=True, help="Run label, e.g. 2026-06-15.")
+@click.option("--select", "select", help="Run only these models (plan stays whole).")
+@click.option("--concurrency", type=int, help="Max tasks in flight (default: pipe.yml).")
+@click.option("--force", is_flag=True, help="Rerun tasks already published.")
+@click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common
+@handle_errors
+def run(project, target, interval, select, concurrency, force, no_wait, as_json):
+    """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
+    from .errors import StalePlanError
+    from .runner import LockBusy, run_tasks
+
+    cp = _load(project, target)
+    root = cp.raw.root
+    iv = intervals.parse_label(interval)
+    fresh = planmod.build_plan(cp, iv)
+    path = planmod.plan_path(root, fresh.target, iv)
+    rel = planmod.relpath(root, path)
+    reason = planmod.stale_reason(root, fresh)
+    if reason == "missing":
+        planmod.write(root, fresh)
+        if not as_json:
+            click.echo(f"compiled {rel} ({len(fresh.tasks)} tasks)")
+    elif reason == "stale":
+        raise StalePlanError(
+            "this plan is stale: the project changed since it was compiled",
+            at=SourceLocation(rel),
+            hint=f"review the change with 'pipe compile --interval {iv.label}' and "
+            "'git diff plans/', then run again")
+    cp.save_cache()
+    plan = planmod.load(path).select(_selected(cp, select))
+    reporter = console.ConsoleReporter(click.echo, quiet=as_json)
+    try:
+        result = run_tasks(root, cp.target, plan.tasks, kind="run", label=iv.label,
+                           start=intervals.iso(iv.start), end=intervals.iso(iv.end),
+                           caps=_caps(cp, concurrency), force=force, wait=not no_wait,
+                           reporter=reporter,
+                           args={"select": select, "force": force, "concurrency": concurrency})
+    except LockBusy as exc:
+        _fail(console.format_user_error(exc), 1)
+    _finish(result, as_json)
+
+
+@main.command()
+@click.option("--interval", "interval", help="Show this interval's tasks.")
+@click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@common
+@handle_errors
+def status(project, target, interval, limit, as_json):
+    """What ran, what failed and why, what is missing."""
+    from .status import collect
+
+    cp = _load(project, target)
+    report = collect(cp, intervals.parse_label(interval) if interval else None, limit)
+    cp.save_cache()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(console.status_text(report))

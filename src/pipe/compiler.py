@@ -31,7 +31,7 @@ from .intervals import Interval, floor, next_start
 from .loader import RawProject, RawSeed
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: columns point at the start of a name
 
 
 @dataclass(frozen=True)
@@ -255,9 +255,9 @@ def compile_project(raw: RawProject, target_name: str | None = None,
         return True
 
     for m in raw.models:
-        define(m.name, m.path, None, "a model")
+        define(m.name, m.path, 1, "a model")
     for s in raw.seeds:
-        define(s.name, s.path, None, "a seed")
+        define(s.name, s.path, 1, "a seed")
     for src in raw.sources:
         define(src.name, "sources.yml", src.line, "a source")
     names = set(defined)

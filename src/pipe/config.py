@@ -134,15 +134,17 @@ class _Ctx:
         return value
 
     def keys(self, m: YMap, allowed, required=(), what: str = "") -> None:
+        suggested = set()
         for key in m:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                suggested.update(close)
                 hint = f"did you mean '{close[0]}'?" if close else (
                     "allowed keys: " + ", ".join(sorted(allowed)))
                 self.err(f"unknown key '{key}'{' in ' + what if what else ''}",
                          m.line_of(key), hint)
         for key in required:
-            if key not in m:
+            if key not in m and key not in suggested:  # a typo of it is reported already
                 self.err(f"missing required key '{key}'{' in ' + what if what else ''}", m.line)
 
     def typed(self, m: YMap, key: str, types, default=None, what: str | None = None):
@@ -311,7 +313,8 @@ _CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
 
-def parse_model_config(data, path: str, errors: list[UserError], pools=()) -> ModelConfig:
+def parse_model_config(data, path: str, errors: list[UserError],
+                       pools: tuple | None = ()) -> ModelConfig:
     ctx = _Ctx(path, errors)
     m = ctx.mapping(data, "a model's sidecar", 1)
     if m is None:
@@ -323,7 +326,7 @@ def parse_model_config(data, path: str, errors: list[UserError], pools=()) -> Mo
         ctx.err("an incremental model needs 'time_column' (the column whose "
                 "[interval_start, interval_end) rows each task owns)", m.line_of("kind"))
     pool = ctx.typed(m, "pool", str)
-    if pool and pool not in dict(pools):
+    if pool and pools is not None and pool not in dict(pools):
         ctx.err(f"unknown pool '{pool}'", m.line_of("pool"),
                 "declare it under 'pools' in pipe.yml" if not pools
                 else "pools in pipe.yml: " + ", ".join(p for p, _ in pools))

@@ -45,3 +45,144 @@ def duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+# ---------------------------------------------------------------- runs
+
+_MARK = {"success": "OK", "failed": "FAIL", "retry": "RETRY"}
+
+
+def task_line(task, result, attempt: int, seconds: float, final: bool) -> str:
+    status = result.status if final or result.status == "success" else "retry"
+    rows = f"{result.rows} rows" if result.rows is not None else ""
+    line = f"{_MARK[status]:<5} {task.model:<32} {task.label:<16} {rows:>12} {duration(seconds):>7}"
+    if attempt > 1:
+        line += f"  (attempt {attempt})"
+    if result.status != "success":
+        line += f"\n      {result.error}"
+        for c in result.checks:
+            if c.status == "error" and c.sample:
+                line += f"\n      {c.name}: " + "; ".join(_row(r) for r in c.sample)
+    for w in result.warnings:
+        line += f"\n      warning: {w}"
+    return line.rstrip()
+
+
+def _row(row: dict) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in row.items()) + "}"
+
+
+def run_summary(result) -> str:
+    c = result.counts
+    parts = [f"{c.get(k, 0)} {label}" for k, label in (
+        ("success", "succeeded"), ("skipped", "skipped"), ("failed", "failed"),
+        ("upstream_failed", "upstream failed"), ("not_run", "not run")) if c.get(k)]
+    head = {"success": "done", "failed": "FAILED", "interrupted": "INTERRUPTED"}[result.status]
+    lines = [f"{head}: run {result.run_id}, {', '.join(parts) or 'nothing to do'} "
+             f"in {duration(result.seconds)}"]
+    failed = [r for r in result.reports if r.status == "failed"]
+    for r in failed:
+        lines.append(f"  failed: {r.model} {r.label}: {r.reason}")
+    blocked = [r for r in result.reports if r.status == "upstream_failed"]
+    if blocked:
+        names = sorted({r.model for r in blocked})
+        lines.append(f"  upstream failed ({len(blocked)} tasks): {', '.join(names)}")
+    if result.status == "interrupted":
+        lines.append("  run the same command again to resume where it stopped")
+    elif failed:
+        lines.append("  fix the cause and run the same command again: published tasks are "
+                     "skipped ('pipe status' shows details)")
+    return "\n".join(lines)
+
+
+class ConsoleReporter:
+    """Plain lines per finished task; a rich progress bar too when stdout is a terminal."""
+
+    def __init__(self, echo, quiet: bool = False, progress: bool | None = None):
+        self.echo = echo
+        self.quiet = quiet
+        self.progress = None
+        self._want_progress = is_terminal() if progress is None else progress
+
+    def waiting_for_lock(self, holder: str) -> None:
+        self.echo(f"waiting for the project lock held by {holder}", err=True)
+
+    def start(self, total: int, skipped: int, label: str) -> None:
+        if not self.quiet:
+            self.echo(f"running {label}: {total} tasks, {skipped} already published")
+        if self._want_progress and total - skipped > 1:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                                       TextColumn, TimeRemainingColumn)
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeRemainingColumn(),
+                                     transient=True)
+            self.progress.start()
+            self._bar = self.progress.add_task("tasks", total=total - skipped)
+
+    def _print(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            self.echo(text)
+
+    def task_finished(self, task, result, attempt, seconds, final) -> None:
+        if not self.quiet:
+            self._print(task_line(task, result, attempt, seconds, final))
+
+    def task_settled(self, task, outcome) -> None:
+        if self.progress is not None and outcome.status != "skipped":
+            self.progress.advance(self._bar)
+        if outcome.status in ("upstream_failed",) and not self.quiet:
+            self._print(f"SKIP  {task.model:<32} {task.label:<16} {outcome.reason}")
+        elif outcome.status == "failed" and outcome.attempts == 0 and not self.quiet:
+            self._print(f"FAIL  {task.model:<32} {task.label:<16}\n      {outcome.reason}")
+
+    def stopping(self, running: int) -> None:
+        self._print(f"stopping: no new tasks; waiting for {running} running task(s) to "
+                    "finish (Ctrl-C again to interrupt them)")
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def status_text(report: dict) -> str:
+    lines = [f"project {report['project']}, target {report['target']}"]
+    if not report["runs"]:
+        lines.append("no runs yet")
+    else:
+        lines.append("recent runs:")
+        rows = []
+        for r in report["runs"]:
+            counts = ", ".join(f"{v} {k}" for k, v in sorted((r["counts"] or {}).items()))
+            rows.append([str(r["run_id"]), r["kind"], r["label"], r["status"], r["started_at"],
+                         duration(r["seconds"]), counts or f"{r['tasks']} tasks"])
+        lines.append(_indent(table(rows, ["run", "kind", "interval", "status", "started",
+                                          "took", "tasks"])))
+    if report.get("in_progress"):
+        p = report["in_progress"]
+        lines.append(f"run {p['run_id']} is {p['status']}: {p['done']}/{p['total']} tasks done; "
+                     "run the same command again to resume")
+    if report["failures"]:
+        lines.append("failures in the last run:")
+        for f in report["failures"]:
+            lines.append(f"  {f['status']:<15} {f['model']} {f['interval'][0]}: {f['reason']}")
+            for row in (f.get("sample") or [])[:5]:
+                lines.append(f"      {_row(row)}")
+    if report["missing"]:
+        lines.append("missing:")
+        for model, gaps in sorted(report["missing"].items()):
+            if isinstance(gaps, str):
+                lines.append(f"  {model}: {gaps}")
+            else:
+                shown = ", ".join(f"[{s}, {e})" for s, e in gaps[:3])
+                more = f" and {len(gaps) - 3} more ranges" if len(gaps) > 3 else ""
+                lines.append(f"  {model}: {shown}{more}")
+    else:
+        lines.append("nothing missing")
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + ln for ln in text.splitlines())

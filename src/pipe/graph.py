@@ -39,8 +39,8 @@ def build(upstream: Mapping[str, Iterable[str]],
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
-        cycle = list(exc.args[1])  # [a, b, ..., a], each depending on the next
-        cycle.reverse()  # show data flow: a -> b means b reads a
+        # [a, b, ..., a], each an upstream of the next: data flow, a -> b means b reads a
+        cycle = list(exc.args[1])
         # rotate so the path starts at its smallest name: stable messages
         body = cycle[:-1]
         i = body.index(min(body))

@@ -81,8 +81,10 @@ def load_project(root: Path) -> RawProject:
     """Read and validate every file of the project; raise all user errors together."""
     root = find_project_root(root)
     errors: list[UserError] = []
-    project = cfg.parse_project(_read_yaml(root, "pipe.yml", errors), errors)
-    pools = project.pools if project else ()
+    data = _read_yaml(root, "pipe.yml", errors)
+    # invalid YAML is one error; validating what could not be read would add false ones
+    project = None if errors else cfg.parse_project(data, errors)
+    pools = project.pools if project else None  # None: unknown, so pool names go unchecked
 
     models: list[RawModel] = []
     models_dir = root / "models"

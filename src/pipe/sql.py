@@ -72,11 +72,22 @@ def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
                 continue  # table function: range(3), read_csv(...)
             if not table.args.get("db") and _ident(table.this) in _cte_names(scope):
                 continue
-            meta = table.this.meta
+            line, col = _start_of(table)
             ref = TableRef((_ident(table.args.get("catalog")), _ident(table.args.get("db")),
-                            _ident(table.this)), meta.get("line"), meta.get("col"))
+                            _ident(table.this)), line, col)
             seen.setdefault(id(table), (ref, table))
     return sorted(seen.values(), key=lambda rt: (rt[0].line or 0, rt[0].col or 0))
+
+
+def _start_of(table: exp.Table) -> tuple[int | None, int | None]:
+    """Line and column where a table name starts (sqlglot's `col` is where a token ends)."""
+    first = next(p for p in (table.args.get("catalog"), table.args.get("db"), table.this)
+                 if isinstance(p, exp.Identifier))
+    meta = first.meta
+    line, col = meta.get("line"), meta.get("col")
+    if col is not None and meta.get("start") is not None and meta.get("end") is not None:
+        col -= meta["end"] - meta["start"]
+    return line, col
 
 
 def _cte_names(scope) -> set[str]:

@@ -94,10 +94,14 @@ class Renderer:
         raise TemplateError(f"var('{name}') is not defined in pipe.yml 'vars'"
                             + (f" (did you mean '{close[0]}'?)" if close else ""))
 
-    def _ref(self, name):
-        return self._resolve_ref(str(name), self._current_path)
+    def _ref(self, *args):
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise TemplateError("ref() takes one table name, like ref('staging.orders')")
+        return self._resolve_ref(args[0], self._current_path)
 
     def _source(self, *parts):
+        if not 1 <= len(parts) <= 2 or not all(isinstance(p, str) for p in parts):
+            raise TemplateError("source() takes 'schema.table' or 'schema', 'table'")
         return self._resolve_source(".".join(str(p) for p in parts), self._current_path)
 
     def _macros(self, interval: Interval) -> dict:
@@ -112,6 +116,10 @@ class Renderer:
                 except UserError:
                     raise
                 except jinja2.TemplateError as exc:
+                    raise _located(exc, path) from None
+                except Exception as exc:
+                    if not _raised_by_template(exc, path):
+                        raise
                     raise _located(exc, path) from None
                 found.update({k: getattr(module, k) for k in dir(module)
                               if not k.startswith("_")})
@@ -135,6 +143,10 @@ class Renderer:
             raise
         except jinja2.TemplateError as exc:
             raise _located(exc, path) from None
+        except Exception as exc:  # {{ 1 / 0 }}, {{ 'a' + 1 }}: the template's, not a bug
+            if not _raised_by_template(exc, path):
+                raise
+            raise _located(exc, path) from None
 
     def fingerprint_inputs(self) -> str:
         """A hash of the macros and vars: what every rendering depends on."""
@@ -145,23 +157,62 @@ class Renderer:
         return h.hexdigest()
 
 
+_PACKAGE = str(Path(__file__).parent)
+
+
+def _is_template(filename: str, path: str) -> bool:
+    return filename == path or (filename.startswith("macros/") and filename.endswith(".sql"))
+
+
+def _raised_by_template(exc: BaseException, path: str) -> bool:
+    """True when the innermost frame of pipe or of a template is a template's: the
+    user's expression failed. An exception from pipe's own code is a bug, not theirs."""
+    last = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        name = frame.f_code.co_filename
+        if name.startswith(_PACKAGE):
+            last = "pipe"
+        elif _is_template(name, path):
+            last = "template"
+    return last == "template"
+
+
 def _line_in(exc: BaseException, path: str) -> SourceLocation:
+    """Where in the templates `exc` was raised: the innermost frame of a template
+    (jinja2 compiles each template with its name, a project-relative path ending in
+    .sql, as the code's file name), so an error inside a macro points into the macro."""
     line = None
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if frame.f_code.co_filename == path:
-            line = lineno
+        name = frame.f_code.co_filename
+        if _is_template(name, path):
+            path, line = name, lineno
     return SourceLocation(path, line)
 
 
-def _located(exc: jinja2.TemplateError, path: str) -> TemplateError:
+def _called_from(at: SourceLocation, path: str, exc: BaseException) -> str:
+    if at.path == path:
+        return ""
+    caller = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == path:
+            caller = lineno
+    return f" (in a macro called from {SourceLocation(path, caller)})"
+
+
+def _located(exc: Exception, path: str) -> TemplateError:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return TemplateError(f"Jinja syntax error: {exc.message}",
                              at=SourceLocation(exc.filename or path, exc.lineno))
+    at = _line_in(exc, path)
     if isinstance(exc, jinja2.UndefinedError):
-        return TemplateError(f"undefined name in Jinja: {exc.message}", at=_line_in(exc, path),
+        return TemplateError(f"undefined name in Jinja: {exc.message}"
+                             + _called_from(at, path, exc), at=at,
                              hint="the context has interval_start, interval_end, ds, var, ref,"
                              " source, this and the macros of macros/*.sql")
-    return TemplateError(f"Jinja error: {exc}", at=_line_in(exc, path))
+    if isinstance(exc, jinja2.TemplateError):
+        return TemplateError(f"Jinja error: {exc}" + _called_from(at, path, exc), at=at)
+    return TemplateError(f"Jinja error: {type(exc).__name__}: {exc}"
+                         + _called_from(at, path, exc), at=at)
 
 
 

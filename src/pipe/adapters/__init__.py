@@ -1,0 +1,26 @@
+"""Warehouse adapters: `open_adapter(target, root)` picks the class for `target.adapter`.
+
+Adding an engine is a subclass of adapters.base.Adapter registered here, plus a run of
+the contract suite (tests/test_contract.py) against it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ..config import Target
+from .base import Adapter, AdapterError, Interrupted
+
+_CLASSES = {
+    "duckdb": ("pipe.adapters.duckdb", "DuckDBAdapter"),
+    "postgres": ("pipe.adapters.postgres", "PostgresAdapter"),
+}
+
+
+def open_adapter(target: Target, root: Path) -> Adapter:
+    module, cls = _CLASSES[target.adapter]
+    return getattr(importlib.import_module(module), cls)(target, root)
+
+
+__all__ = ["Adapter", "AdapterError", "Interrupted", "open_adapter"]

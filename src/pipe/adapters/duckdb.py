@@ -1,0 +1,99 @@
+"""DuckDB, embedded: the default warehouse.
+
+One database instance per process; each worker gets its own cursor (a connection of its
+own to the same instance), so workers run statements in parallel and each has a
+transaction of its own. DuckDB's DDL is transactional with snapshot isolation, so the
+base class's drop-and-rename publish is atomic for readers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ..errors import UserError
+from .base import TEMP_MARK, Adapter, AdapterError, Interrupted
+
+
+class DuckDBAdapter(Adapter):
+    dialect = "duckdb"
+
+    def __init__(self, target, root: Path, con=None):
+        super().__init__(target, root)
+        if con is None:
+            path = str(target.option("path", "warehouse.duckdb"))
+            if path != ":memory:":
+                full = Path(path) if Path(path).is_absolute() else root / path
+                full.parent.mkdir(parents=True, exist_ok=True)
+                path = str(full)
+            try:
+                con = duckdb.connect(path)
+            except duckdb.IOException as exc:
+                raise UserError(f"cannot open the DuckDB warehouse {target.option('path')}: "
+                                f"{exc}", hint="is another program holding it open?") from None
+            self._owner = True
+        else:
+            self._owner = False
+        self.con = con
+
+    def worker(self) -> DuckDBAdapter:
+        return DuckDBAdapter(self.target, self.root, self.con.cursor())
+
+    def close(self) -> None:
+        self.con.close()
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
+
+    def execute(self, sql: str) -> int | None:
+        try:
+            self.con.execute(sql)
+            rows = self.con.fetchall()
+        except duckdb.InterruptException as exc:
+            raise Interrupted(str(exc)) from None
+        except duckdb.Error as exc:
+            raise AdapterError(str(exc)) from None
+        if rows and len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], int):
+            return rows[0][0]
+        return None
+
+    def query(self, sql: str):
+        try:
+            self.con.execute(sql)
+            names = [d[0] for d in self.con.description or []]
+            return names, self.con.fetchall()
+        except duckdb.InterruptException as exc:
+            raise Interrupted(str(exc)) from None
+        except duckdb.Error as exc:
+            raise AdapterError(str(exc)) from None
+
+    def relation_kind(self, table: str) -> str | None:
+        schema, name = table.split(".", 1)
+        self.con.execute("SELECT table_type FROM information_schema.tables "
+                         "WHERE table_schema = ? AND table_name = ?", [schema, name])
+        row = self.con.fetchone()
+        if row is None:
+            return None
+        return "view" if row[0] == "VIEW" else "table"
+
+    def temp_relations(self) -> list[tuple[str, str]]:
+        self.con.execute("SELECT table_schema, table_name, table_type FROM "
+                         "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' ORDER BY 1, 2")
+        return [(f"{s}.{n}", "view" if t == "VIEW" else "table")
+                for s, n, t in self.con.fetchall() if TEMP_MARK in n]
+
+    def is_conflict(self, exc: AdapterError) -> bool:
+        return "conflict" in str(exc).lower()
+
+    def insert_sql(self, temp: str, table: str) -> str:
+        return f"INSERT INTO {self.q(table)} BY NAME SELECT * FROM {self.q(temp)}"
+
+    def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
+        path = str(csv_path).replace("'", "''")
+        types = ""
+        if column_types:
+            inner = ", ".join(f"'{k}': '{v}'" for k, v in sorted(column_types.items()))
+            types = f", types = {{{inner}}}"
+        return self.create_temp(
+            temp, f"SELECT * FROM read_csv('{path}', header = true, auto_detect = true{types})")

@@ -1,0 +1,282 @@
+"""The durable state store: runs, task attempts, check results, published intervals.
+
+SQLite in WAL mode at .pipe/state.db: in the standard library, durable across kill -9
+(a committed transaction survives; an uncommitted one vanishes whole), and readable by
+`pipe status` while a run writes. Only the scheduler thread writes, so one connection
+suffices. synchronous=NORMAL in WAL mode may lose the last commits on power loss but never
+corrupts; a lost "published" record only means that interval is published again, which is
+idempotent (the warehouse publish comes first, the record after).
+
+`ProjectLock` keeps two pipe processes from running on one project at once (flock: the
+kernel releases it when a process dies, even by SIGKILL).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,            -- run | backfill
+    target TEXT NOT NULL,
+    label TEXT NOT NULL,
+    interval_start TEXT NOT NULL,
+    interval_end TEXT NOT NULL,
+    args TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    status TEXT NOT NULL,          -- running | success | failed | interrupted | crashed
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    total INTEGER NOT NULL DEFAULT 0,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    interval_start TEXT NOT NULL,
+    interval_end TEXT NOT NULL,
+    status TEXT NOT NULL,          -- running | success | failed | abandoned
+    queued_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    rows INTEGER,
+    leaked INTEGER,
+    error TEXT,
+    PRIMARY KEY (run_id, task_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS task_outcomes (
+    run_id INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    interval_start TEXT NOT NULL,
+    interval_end TEXT NOT NULL,
+    status TEXT NOT NULL,          -- success | skipped | failed | upstream_failed | blocked
+    reason TEXT,
+    PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS check_results (
+    run_id INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    interval_start TEXT NOT NULL,
+    interval_end TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,          -- pass | warn | error
+    failures INTEGER NOT NULL,
+    sample TEXT,
+    PRIMARY KEY (run_id, task_id, attempt, check_name)
+);
+CREATE TABLE IF NOT EXISTS published (
+    target TEXT NOT NULL,
+    model TEXT NOT NULL,
+    interval_start TEXT NOT NULL,
+    interval_end TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    rows INTEGER,
+    published_at REAL NOT NULL,
+    PRIMARY KEY (target, model, interval_start, interval_end)
+);
+CREATE INDEX IF NOT EXISTS attempts_model ON attempts (model, interval_start);
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    run_id: int
+    task_id: str
+    attempt: int
+    model: str
+    interval_start: str
+    interval_end: str
+    status: str
+    queued_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    rows: int | None
+    leaked: int | None
+    error: str | None
+
+
+class StateStore:
+    def __init__(self, root: Path, readonly: bool = False):
+        folder = root / ".pipe"
+        self.path = folder / "state.db"
+        if readonly and not self.path.exists():
+            self.db = sqlite3.connect(":memory:")
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs
+    def recover(self) -> list[int]:
+        """Mark runs left 'running' by a dead process as crashed (call holding the lock)."""
+        dead = [r for (r,) in self.db.execute("SELECT run_id FROM runs WHERE status = 'running'")]
+        if dead:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+                self.db.execute("UPDATE attempts SET status = 'abandoned' "
+                                "WHERE status = 'running'")
+        return dead
+
+    def start_run(self, kind: str, target: str, label: str, start: str, end: str,
+                  args: dict, total: int) -> int:
+        cur = self.db.execute(
+            "INSERT INTO runs (kind, target, label, interval_start, interval_end, args, pid, "
+            "status, started_at, total) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (kind, target, label, start, end, json.dumps(args, sort_keys=True), os.getpid(),
+             time.time(), total))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, summary: dict) -> None:
+        self.db.execute("UPDATE runs SET status = ?, finished_at = ?, summary = ? "
+                        "WHERE run_id = ?",
+                        (status, time.time(), json.dumps(summary, sort_keys=True), run_id))
+
+    # -- attempts and outcomes (called by the scheduler thread only)
+    def begin(self) -> None:
+        self.db.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def attempt_started(self, run_id: int, task_id: str, attempt: int, key, queued_at: float,
+                        started_at: float) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO attempts (run_id, task_id, attempt, model, interval_start, "
+            "interval_end, status, queued_at, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running',"
+            " ?, ?)", (run_id, task_id, attempt, *key, queued_at, started_at))
+
+    def attempt_finished(self, run_id: int, task_id: str, attempt: int, status: str,
+                         finished_at: float, rows: int | None, leaked: int | None,
+                         error: str | None) -> None:
+        self.db.execute(
+            "UPDATE attempts SET status = ?, finished_at = ?, rows = ?, leaked = ?, error = ? "
+            "WHERE run_id = ? AND task_id = ? AND attempt = ?",
+            (status, finished_at, rows, leaked, error, run_id, task_id, attempt))
+
+    def check_results(self, run_id: int, task_id: str, attempt: int, key, results) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, task_id, attempt, *key, r.name, r.severity, r.status, r.failures,
+              json.dumps(r.sample, default=str) if r.sample else None) for r in results])
+
+    def outcome(self, run_id: int, task_id: str, key, status: str, reason: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, task_id, *key, status, reason))
+
+    def outcomes(self, run_id: int, rows: list[tuple]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(run_id, *r) for r in rows])
+
+    def mark_published(self, target: str, key, fingerprint: str, run_id: int,
+                       rows: int | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (target, *key, fingerprint, run_id, rows, time.time()))
+
+    # -- reads
+    def published_fingerprints(self, target: str, models=None) -> dict[tuple, str]:
+        """(model, start, end) -> fingerprint of everything published on `target`."""
+        rows = self.db.execute("SELECT model, interval_start, interval_end, fingerprint "
+                               "FROM published WHERE target = ?", (target,))
+        wanted = set(models) if models is not None else None
+        return {(m, s, e): fp for m, s, e, fp in rows if wanted is None or m in wanted}
+
+    def runs(self, limit: int = 10, target: str | None = None):
+        sql = ("SELECT run_id, kind, target, label, status, started_at, finished_at, total, "
+               "summary, args FROM runs")
+        params: tuple = ()
+        if target:
+            sql += " WHERE target = ?"
+            params = (target,)
+        sql += " ORDER BY run_id DESC LIMIT ?"
+        return list(self.db.execute(sql, (*params, limit)))
+
+    def attempts(self, run_id: int) -> list[Attempt]:
+        rows = self.db.execute("SELECT run_id, task_id, attempt, model, interval_start, "
+                               "interval_end, status, queued_at, started_at, finished_at, rows,"
+                               " leaked, error FROM attempts WHERE run_id = ? "
+                               "ORDER BY started_at, task_id, attempt", (run_id,))
+        return [Attempt(*r) for r in rows]
+
+    def task_outcomes(self, run_id: int) -> list[tuple]:
+        return list(self.db.execute(
+            "SELECT task_id, model, interval_start, interval_end, status, reason FROM "
+            "task_outcomes WHERE run_id = ? ORDER BY model, interval_start", (run_id,)))
+
+    def failed_checks(self, run_id: int) -> list[tuple]:
+        return list(self.db.execute(
+            "SELECT model, interval_start, check_name, severity, status, failures, sample "
+            "FROM check_results WHERE run_id = ? AND status <> 'pass' "
+            "ORDER BY model, interval_start, check_name", (run_id,)))
+
+    def mean_durations(self, target: str) -> dict[str, float]:
+        """Mean successful attempt duration per model, for estimates."""
+        rows = self.db.execute(
+            "SELECT a.model, avg(a.finished_at - a.started_at) FROM attempts a JOIN runs r "
+            "USING (run_id) WHERE a.status = 'success' AND r.target = ? GROUP BY a.model",
+            (target,))
+        return {m: d for m, d in rows}
+
+
+class LockHeld(Exception):
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+class ProjectLock:
+    """An exclusive lock on .pipe/lock; `acquire(wait, on_wait)`; released on close/exit."""
+
+    def __init__(self, root: Path):
+        (root / ".pipe").mkdir(parents=True, exist_ok=True)
+        self.path = root / ".pipe" / "lock"
+        self.fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another pipe process"
+        except OSError:
+            return "another pipe process"
+
+    def acquire(self, wait: bool, on_wait=None, what: str = "") -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.holder()
+            if not wait:
+                os.close(fd)
+                raise LockHeld(holder) from None
+            if on_wait:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}: {what}".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

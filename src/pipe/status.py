@@ -1,0 +1,93 @@
+"""What ran, what failed and why, what is missing: a read-only view of the state store.
+
+Missing intervals are counted per model from the project's `start` up to the last whole
+interval before now (the one place pipe reads the wall clock: status is about the present,
+plans never are), or over one interval's plan with `--interval`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from .compiler import CompiledProject
+from .intervals import Interval, expand, floor, iso
+from .state import StateStore
+
+
+def _ranges(intervals: list[Interval]) -> list[list[str]]:
+    """Merge adjacent intervals: [[start, end], ...]."""
+    out: list[list[str]] = []
+    for iv in intervals:
+        if out and out[-1][1] == iso(iv.start):
+            out[-1][1] = iso(iv.end)
+        else:
+            out.append([iso(iv.start), iso(iv.end)])
+    return out
+
+
+def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5) -> dict:
+    state = StateStore(cp.raw.root, readonly=True)
+    try:
+        target = cp.target.name
+        runs = []
+        for (run_id, kind, tgt, label, status, started, finished, total, summary,
+             args) in state.runs(limit, target):
+            runs.append({
+                "run_id": run_id, "kind": kind, "label": label, "status": status,
+                "started_at": datetime.fromtimestamp(started, UTC).strftime(
+                    "%Y-%m-%d %H:%M:%SZ"),
+                "seconds": round(finished - started, 3) if finished else None,
+                "tasks": total, "counts": json.loads(summary) if summary else None})
+        if interval is not None:
+            runs = [r for r in runs if r["label"] == interval.label] or runs
+        failures = []
+        progress = None
+        if runs:
+            last = runs[0]["run_id"]
+            for tid, model, s, e, st, reason in state.task_outcomes(last):
+                if st in ("failed", "upstream_failed"):
+                    failures.append({"model": model, "interval": [s, e], "status": st,
+                                     "reason": reason})
+            for model, s, check, severity, st, n, sample in state.failed_checks(last):
+                failures.append({"model": model, "interval": [s, None], "status": f"check {st}",
+                                 "reason": f"{check}: {n} failing rows",
+                                 "sample": json.loads(sample) if sample else None})
+            if runs[0]["status"] in ("running", "interrupted", "crashed"):
+                done = sum(1 for o in state.task_outcomes(last) if o[4] in ("success",
+                                                                          "skipped"))
+                progress = {"run_id": last, "status": runs[0]["status"], "done": done,
+                            "total": runs[0]["tasks"]}
+        published = state.published_fingerprints(target)
+        missing = _missing(cp, interval, published)
+        return {"project": cp.name, "target": target, "runs": runs, "failures": failures,
+                "missing": missing, "in_progress": progress}
+    finally:
+        state.close()
+
+
+def _missing(cp: CompiledProject, interval: Interval | None, published: dict) -> dict:
+    cfg = cp.raw.config
+    if interval is None:
+        if cfg.start is None:
+            return {}
+        now = datetime.now(UTC).replace(tzinfo=None)
+        interval = Interval(cfg.start, floor(now, cfg.schedule))
+        if interval.end <= interval.start:
+            return {}
+    have: dict[str, set] = {}
+    for (model, s, e) in published:
+        have.setdefault(model, set()).add((s, e))
+    out = {}
+    for node in cp.models():
+        if node.kind == "incremental":
+            gaps = [iv for iv in expand(interval, node.grain)
+                    if (iso(iv.start), iso(iv.end)) not in have.get(node.name, ())]
+            if gaps:
+                out[node.name] = _ranges(gaps)
+        elif node.kind != "source" and node.name not in have:
+            out[node.name] = "never built"
+    return out
+
+
+
