@@ -316,3 +316,63 @@ def status(project, target, interval, limit, as_json):
         click.echo(json.dumps(report, indent=2, default=str))
     else:
         click.echo(console.status_text(report))
+
+
+@main.command()
+@click.option("--start", required=True, help="First day (or hour) to backfill, UTC.")
+@click.option("--end", required=True, help="End of the range (exclusive).")
+@click.option("--select", "select", help="Backfill only these models.")
+@click.option("--concurrency", type=int, help="Max tasks in flight (default: backfill."
+              "concurrency, else concurrency, in pipe.yml).")
+@click.option("--dry-run", is_flag=True, help="Show the expansion; write nothing.")
+@click.option("--newest-first", is_flag=True, help="Start with the most recent intervals.")
+@click.option("--force", is_flag=True, help="Rebuild intervals already published.")
+@click.option("--yes", is_flag=True, help=f"Allow a model to expand past "
+              f"{10_000:,} intervals.")
+@click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common
+@handle_errors
+def backfill(project, target, start, end, select, concurrency, dry_run, newest_first, force,
+             yes, no_wait, as_json):
+    """Run every interval in [start, end) under the concurrency caps; resumable."""
+    from . import backfill as bf
+    from .runner import LockBusy, run_tasks
+
+    cp = _load(project, target)
+    span = intervals.parse_range(start, end)
+    models = _selected(cp, select)
+    too_many = bf.explosion(cp, span, models)
+    if too_many and not yes:
+        names = ", ".join(f"{m} ({n:,}+ intervals)" if n > bf.EXPLOSION_LIMIT else m
+                          for m, n in too_many)
+        raise UserError(f"this backfill expands to more than {bf.EXPLOSION_LIMIT:,} intervals "
+                        f"for {names}", hint="narrow --start/--end or --select, or pass --yes "
+                        "if you mean it")
+    stubs = bf.expand_stubs(cp, span, models)
+    if dry_run:
+        report = bf.dry_run(cp, stubs, force)
+        cp.save_cache()
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            click.echo(console.dry_run_text(report, _caps(cp, concurrency, True).concurrency))
+        return
+    echo = (lambda *a, **k: None) if as_json else click.echo
+    progress = console.Counter(echo, "compiling plans")
+    bf.persist(cp, span, stubs, progress)
+    cp.save_cache()
+    files = bf.PlanFiles(cp)
+    order = bf.newest_first(stubs) if newest_first else bf.oldest_first(stubs)
+    reporter = console.ConsoleReporter(click.echo, quiet=as_json)
+    try:
+        result = run_tasks(cp.raw.root, cp.target, stubs.tasks, kind="backfill",
+                           label=span.label, start=intervals.iso(span.start),
+                           end=intervals.iso(span.end), caps=_caps(cp, concurrency, True),
+                           force=force, wait=not no_wait, reporter=reporter, priority=order,
+                           hydrate=files.hydrate,
+                           args={"select": select, "force": force, "newest_first": newest_first,
+                                 "concurrency": concurrency})
+    except LockBusy as exc:
+        _fail(console.format_user_error(exc), 1)
+    _finish(result, as_json)

@@ -186,3 +186,37 @@ def status_text(report: dict) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + ln for ln in text.splitlines())
+
+
+def dry_run_text(report: dict, concurrency: int) -> str:
+    span = report["span"]
+    lines = [f"dry run: backfill [{span['start']}, {span['end']}) would run "
+             f"{report['total']['to_run']} of {report['total']['tasks']} tasks "
+             f"({report['total']['skipped']} already published); nothing was written"]
+    rows = []
+    for m in report["models"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(m["reasons"].items()))
+        rows.append([m["model"], m["kind"], str(m["intervals"]), str(m["to_run"]),
+                     str(m["skipped"]), reasons or "-"])
+    lines.append(table(rows, ["model", "kind", "tasks", "to run", "skipped", "why"]))
+    secs = report["estimated_task_seconds"]
+    if report["estimate_known_for"]:
+        lines.append(f"estimated: {duration(secs)} of task time, about "
+                     f"{duration(secs / max(1, concurrency))} at concurrency {concurrency} "
+                     "(from past attempts)")
+    else:
+        lines.append("estimated: unknown (no past attempts to learn from)")
+    return "\n".join(lines)
+
+
+class Counter:
+    """`done/total` progress for a step that may take a while: a line every 10%."""
+
+    def __init__(self, echo, what: str):
+        self.echo, self.what, self.last = echo, what, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        step = done * 10 // max(1, total)
+        if total > 20 and (step != self.last or done == total):
+            self.last = step
+            self.echo(f"{self.what}: {done}/{total}")

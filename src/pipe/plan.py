@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,7 +42,7 @@ class CheckSpec:
     error_if: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     id: str
     model: str
@@ -108,11 +108,14 @@ def temp_name(table: str, tid: str) -> str:
 
 
 def build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None = None,
-               full_interval: Interval | None = None) -> Plan:
+               full_interval: Interval | None = None,
+               render: Callable[[Node, Interval | None], bool] | None = None) -> Plan:
     """Expand the project over `run`: every task with its edges and SQL.
 
     `full_interval` is the interval full and view models are built for (the run's by
-    default; a backfill passes its whole range)."""
+    default; a backfill passes its whole range). `render(node, interval)` false makes a
+    stub: the task without its SQL and checks (a backfill holds 365,000 of them and loads
+    the SQL from the persisted plan file when the task runs)."""
     full_iv = full_interval or run
     wanted = set(models) if models is not None else None
     tasks: list[Task] = []
@@ -123,7 +126,7 @@ def build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None 
             continue
         node = cp.nodes[name]
         try:
-            made = _tasks_of(cp, node, run, full_iv, by_model)
+            made = _tasks_of(cp, node, run, full_iv, by_model, render)
         except UserError as exc:
             errors.append(exc)
             continue
@@ -145,7 +148,7 @@ def _upstream_ids(node: Node, iv: Interval | None, by_model: dict[str, list[Task
 
 
 def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
-              by_model: dict[str, list[Task]]) -> list[Task]:
+              by_model: dict[str, list[Task]], render=None) -> list[Task]:
     if node.kind == "source":
         src = node.source
         if not src or not src.wait_for:
@@ -171,7 +174,8 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
     for iv in intervals:
         tid = task_id(node.name, iv)
         temp = temp_name(node.name, tid)
-        checks = tuple(
+        full = render is None or render(node, iv)
+        checks = () if not full else tuple(
             CheckSpec(ch.name, ch.type, ch.severity,
                       checkmod.check_sql(ch, temp, cp.raw.config.dialect, cp.target.dialect,
                                          _sidecar(cp, node), iv),
@@ -188,7 +192,8 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
                     past = prior
         out.append(Task(
             tid, node.name, node.kind, iv, upstream, node.fingerprint, node.name, temp,
-            cp.model_sql(node.name, iv), c.time_column if node.kind == "incremental" else None,
+            cp.model_sql(node.name, iv) if full else "",
+            c.time_column if node.kind == "incremental" else None,
             checks, c.pool, c.max_concurrency, c.retries, c.retry_delay, c.timeout, past))
         prev_id = tid
     return out

@@ -141,8 +141,11 @@ def check_env(target: Target) -> None:
 def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, label: str,
               start: str, end: str, caps: Caps, force: bool = False, wait: bool = True,
               reporter: Reporter | None = None, priority=None, args: dict | None = None,
-              handle_signals: bool = True) -> RunResult:
-    """Execute `tasks` (one plan, or a backfill's expansion) under the project lock."""
+              handle_signals: bool = True, hydrate=None) -> RunResult:
+    """Execute `tasks` (one plan, or a backfill's expansion) under the project lock.
+
+    `hydrate(task)` turns a stub (a task without its SQL) into the full task just before
+    it runs; a backfill loads it from the persisted plan file."""
     reporter = reporter or Reporter()
     check_env(target)
     lock = ProjectLock(root)
@@ -186,7 +189,7 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
                 conn = adapter.worker()
                 with workers_lock:
                     workers[ident] = conn
-            return execute_with_timeout(conn, task, root)
+            return execute_with_timeout(conn, hydrate(task) if hydrate else task, root)
 
         def poke(task: Task) -> bool:
             return bool(adapter.scalar(task.sql))

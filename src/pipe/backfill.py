@@ -1,0 +1,217 @@
+"""Backfills: every interval of [start, end) for the selected models, under the caps.
+
+    CompiledProject + span -> stubs (tasks without SQL) -> dry-run report, or
+    persisted plans -> runner.run_tasks(stubs, hydrate=PlanFiles.hydrate)
+
+Expansion is the same as a run's over the whole span (SPEC §3): an incremental model
+gets one task per interval of its grain; full and view models build once, after every
+interval of their upstream; `depends_on_past` chains a model's intervals in order. Tasks
+are held as stubs: a year of 1,000 models is 365,000 tasks, so the SQL stays in the plan
+files (one per schedule interval, exactly what `pipe compile --start --end` writes, plus
+plans/<target>/backfill/<span>.json for the tasks built once) and a worker loads it when
+it starts the task.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import plan as planmod
+from .compiler import CompiledProject, Node
+from .errors import StalePlanError, UserError
+from .intervals import Interval, expand, iso
+from .plan import Plan, Task
+from .state import StateStore
+
+EXPLOSION_LIMIT = 10_000
+
+
+def inside_one(cp: CompiledProject, iv: Interval | None) -> Interval | None:
+    """The schedule interval that contains `iv`, if there is one."""
+    if iv is None:
+        return None
+    from .intervals import floor, next_start
+
+    start = floor(iv.start, cp.raw.config.schedule)
+    outer = Interval(start, next_start(start, cp.raw.config.schedule))
+    return outer if outer.contains(iv) else None
+
+
+def expand_stubs(cp: CompiledProject, span: Interval, models: Iterable[str] | None) -> Plan:
+    """Every task of the backfill; incremental tasks that sit inside one schedule
+    interval come without SQL (their plan file has it)."""
+
+    def render(node: Node, iv: Interval | None) -> bool:
+        return node.kind != "incremental" or inside_one(cp, iv) is None
+
+    return planmod.build_plan(cp, span, models, full_interval=span, render=render)
+
+
+def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
+              limit: int = EXPLOSION_LIMIT) -> list[tuple[str, int]]:
+    """Models that would expand to more than `limit` intervals, checked before expanding."""
+    out = []
+    for name in models if models is not None else cp.graph.order:
+        node = cp.nodes[name]
+        if node.kind != "incremental":
+            continue
+        n = 0
+        for _ in expand(span, node.grain):
+            n += 1
+            if n > limit:
+                break
+        if n > limit:
+            out.append((name, n))
+    return out
+
+
+# ---------------------------------------------------------------- dry run
+
+
+def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
+    """What the backfill would do, read from the state store; writes nothing."""
+    state = StateStore(cp.raw.root, readonly=True)
+    try:
+        published = state.published_fingerprints(cp.target.name)
+        means = state.mean_durations(cp.target.name)
+    finally:
+        state.close()
+    current = {n: node.fingerprint for n, node in cp.nodes.items()}
+    changed_models = {m for (m, _, _), fp in published.items() if current.get(m, fp) != fp}
+    per_model: dict[str, dict] = {}
+    seconds = 0.0
+    for t in plan.tasks:
+        row = per_model.setdefault(t.model, {
+            "model": t.model, "kind": t.kind, "intervals": 0, "to_run": 0, "skipped": 0,
+            "reasons": {}})
+        row["intervals"] += 1
+        have = published.get(t.key)
+        if have == t.fingerprint and not force:
+            row["skipped"] += 1
+            continue
+        if have == t.fingerprint:
+            reason = "forced"
+        elif have is None:
+            reason = "never published"
+        elif any(u in changed_models for u in cp.nodes[t.model].upstream) if t.model in (
+                cp.nodes) else False:
+            reason = "upstream fingerprint changed"
+        else:
+            reason = "model fingerprint changed"
+        row["to_run"] += 1
+        row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
+        seconds += means.get(t.model, 0.0)
+    models = [per_model[m] for m in sorted(per_model)]
+    return {
+        "span": {"start": iso(plan.interval.start), "end": iso(plan.interval.end)},
+        "models": models,
+        "total": {"tasks": len(plan.tasks), "to_run": sum(m["to_run"] for m in models),
+                  "skipped": sum(m["skipped"] for m in models)},
+        "estimated_task_seconds": round(seconds, 3),
+        "estimate_known_for": sorted(m for m in per_model if m in means),
+    }
+
+
+# ---------------------------------------------------------------- plan files
+
+
+@dataclass(frozen=True)
+class PersistResult:
+    written: int
+    unchanged: int
+    files: int
+
+
+def persist(cp: CompiledProject, span: Interval, stubs: Plan,
+            on_progress: Callable[[int, int], None] | None = None) -> PersistResult:
+    """Write (or verify) the plan of every schedule interval of the span, and the file of
+    the tasks built once. A plan already on disk that no longer matches is refused, as
+    `pipe run` refuses it: recompile and review first."""
+    root = cp.raw.root
+    days = list(expand(span, cp.raw.config.schedule))
+    written = unchanged = 0
+    stale: list[str] = []
+    for i, day in enumerate(days):
+        plan = planmod.build_plan(cp, day)
+        reason = planmod.stale_reason(root, plan)
+        if reason == "stale":
+            stale.append(planmod.relpath(root, planmod.plan_path(root, plan.target, day)))
+        elif reason == "missing":
+            planmod.write(root, plan)
+            written += 1
+        else:
+            unchanged += 1
+        if on_progress:
+            on_progress(i + 1, len(days))
+    if stale:
+        shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+        raise StalePlanError(f"plan files are stale: {shown}",
+                             hint="the project changed since they were compiled: run "
+                             f"'pipe compile --start {iso(span.start)[:10]} --end "
+                             f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill")
+    once = Plan(stubs.project, stubs.target, stubs.dialect, span,
+                tuple(t for t in stubs.tasks if t.sql or t.kind in ("seed", "sensor")))
+    path = backfill_path(root, stubs.target, span)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = planmod.dumps(once)
+    if not path.is_file() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return PersistResult(written, unchanged, len(days) + 1)
+
+
+def backfill_path(root: Path, target: str, span: Interval) -> Path:
+    return root / "plans" / target / "backfill" / f"{span.file_stem}.json"
+
+
+class PlanFiles:
+    """Loads a stub's SQL and checks from its interval's plan file (a few files cached)."""
+
+    def __init__(self, cp: CompiledProject, size: int = 8):
+        self.cp = cp
+        self.root = cp.raw.root
+        self.size = size
+        self._cache: OrderedDict[Path, dict[str, Task]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hydrate(self, task: Task) -> Task:
+        if task.sql or task.kind in ("seed", "sensor"):
+            return task
+        outer = inside_one(self.cp, task.interval)
+        path = planmod.plan_path(self.root, self.cp.target.name, outer)
+        with self._lock:
+            tasks = self._cache.get(path)
+            if tasks is None:
+                tasks = {t.id: t for t in planmod.load(path).tasks}
+                self._cache[path] = tasks
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(path)
+        found = tasks.get(task.id)
+        if found is None or found.fingerprint != task.fingerprint:
+            raise UserError(f"{planmod.relpath(self.root, path)} has no task {task.id} for "
+                            f"{task.model} {task.label}: recompile the plans")
+        return found
+
+
+def newest_first(plan: Plan) -> Callable[[Task], tuple]:
+    order = {t.id: i for i, t in enumerate(plan.tasks)}
+
+    def key(t: Task) -> tuple:
+        return (-t.interval.start.timestamp() if t.interval else float("-inf"), order[t.id])
+
+    return key
+
+
+def oldest_first(plan: Plan) -> Callable[[Task], tuple]:
+    """Default: older intervals first, so a paused backfill has a contiguous done prefix."""
+    order = {t.id: i for i, t in enumerate(plan.tasks)}
+
+    def key(t: Task) -> tuple:
+        return (t.interval.start.timestamp() if t.interval else float("-inf"), order[t.id])
+
+    return key
