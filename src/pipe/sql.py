@@ -147,3 +147,8 @@ def literal(value, dialect: str) -> str:
     if isinstance(value, int | float):
         return exp.Literal.number(value).sql(dialect=dialect)
     return exp.Literal.string(str(value)).sql(dialect=dialect)
+
+
+def transpile_type(dtype: str, read: str, write: str) -> str:
+    """A column type written in `read` (e.g. DuckDB's DOUBLE) spelled for `write`."""
+    return exp.DataType.build(dtype, dialect=read).sql(dialect=write)

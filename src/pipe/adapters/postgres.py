@@ -1,0 +1,164 @@
+"""PostgreSQL through psycopg 3: one connection per worker, server-side cancel.
+
+Postgres has transactional DDL, so publishing a full model is drop-and-rename inside one
+transaction, as on DuckDB; where views depend on the table (Postgres binds views to the
+table itself, not its name) it truncates and inserts instead, in one transaction, and
+readers wait for the commit rather than see a partial table. Seeds are typed by DuckDB's
+CSV inference (the same types as on the embedded target) and loaded with COPY.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import psycopg
+from psycopg import errors as pgerrors
+
+from .. import sql as sqlmod
+from ..errors import UserError
+from .base import TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
+
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
+
+
+def mask(text: str) -> str:
+    """Hide passwords in a DSN or an error message."""
+    return _PASSWORD.sub(lambda m: (m[1] or m[2]) + "***" + ("@" if m[1] else ""), text)
+
+
+class PostgresAdapter(Adapter):
+    dialect = "postgres"
+
+    def __init__(self, target, root: Path, dsn: str | None = None):
+        super().__init__(target, root)
+        self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
+        try:
+            self.con = psycopg.connect(self.dsn, autocommit=True,
+                                       options="-c timezone=UTC")
+        except psycopg.Error as exc:
+            raise UserError(f"cannot connect to target '{target.name}' (postgres): "
+                            f"{mask(str(exc)).strip()}") from None
+
+    def worker(self) -> PostgresAdapter:
+        return PostgresAdapter(self.target, self.root, self.dsn)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def interrupt(self) -> None:
+        try:
+            self.con.cancel_safe()
+        except (psycopg.Error, AttributeError):
+            self.con.cancel()
+
+    def _run(self, sql: str, fetch: bool):
+        try:
+            with self.con.cursor() as cur:
+                cur.execute(sql.encode())
+                if fetch:
+                    names = [d.name for d in cur.description or []]
+                    return names, cur.fetchall()
+                return cur.rowcount if cur.rowcount >= 0 else None
+        except pgerrors.QueryCanceled as exc:
+            raise Interrupted(str(exc)) from None
+        except psycopg.Error as exc:
+            raise AdapterError(mask(str(exc)).strip() or type(exc).__name__,
+                               getattr(exc, "sqlstate", None)) from None
+
+    def execute(self, sql: str) -> int | None:
+        return self._run(sql, False)
+
+    def query(self, sql: str):
+        return self._run(sql, True)
+
+    def relation_kind(self, table: str) -> str | None:
+        schema, name = table.split(".", 1)
+        with self.con.cursor() as cur:
+            cur.execute("SELECT table_type FROM information_schema.tables "
+                        "WHERE table_schema = %s AND table_name = %s", (schema, name))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return "view" if row[0] == "VIEW" else "table"
+
+    def temp_relations(self) -> list[tuple[str, str]]:
+        with self.con.cursor() as cur:
+            cur.execute("SELECT table_schema, table_name, table_type FROM "
+                        "information_schema.tables WHERE table_name LIKE '%%pipe%%tmp%%' "
+                        "ORDER BY 1, 2")
+            rows = cur.fetchall()
+        return [(f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows
+                if TEMP_MARK in n]
+
+    def is_conflict(self, exc: AdapterError) -> bool:
+        code = exc.args[1] if len(exc.args) > 1 else None
+        return code in ("40001", "40P01", "23505")
+
+    def _columns(self, table: str) -> list[tuple[str, str]]:
+        schema, name = table.split(".", 1)
+        with self.con.cursor() as cur:
+            cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                        (schema, name))
+            return list(cur.fetchall())
+
+    def _has_dependents(self, table: str) -> bool:
+        with self.con.cursor() as cur:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r "
+                        "ON r.oid = d.objid WHERE d.refobjid = %s::regclass "
+                        "AND r.ev_class <> d.refobjid)", (self.q(table),))
+            return bool(cur.fetchone()[0])
+
+    def publish_full(self, temp: str, table: str) -> None:
+        if self.relation_kind(table) == "table" and self._has_dependents(table):
+            if self._columns(temp) != self._columns(table):
+                raise AdapterError(f"the columns of {table} changed and views depend on it; "
+                                   "drop those views (pipe recreates its own) and run again")
+            with self.transaction():
+                self.execute(f"TRUNCATE {self.q(table)}")
+                self.execute(self.insert_sql(temp, table))
+            self.drop(temp)
+            return
+        super().publish_full(temp, table)
+
+    def insert_sql(self, temp: str, table: str) -> str:
+        cols = ", ".join(self.col(c) for c, _ in self._columns(temp))
+        return f"INSERT INTO {self.q(table)} ({cols}) SELECT {cols} FROM {self.q(temp)}"
+
+    def publish_view(self, table: str, select_sql: str) -> None:
+        with self.transaction():
+            kind = self.relation_kind(table)
+            if kind:
+                self.execute(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {self.q(table)}")
+            self.execute(f"CREATE VIEW {self.q(table)} AS\n{select_sql}")
+
+    def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
+        """Type the CSV as DuckDB would (the contract of seeds), then COPY it in."""
+        path = str(csv_path).replace("'", "''")
+        types = ""
+        if column_types:
+            inner = ", ".join(f"'{k}': '{v}'" for k, v in sorted(column_types.items()))
+            types = f", types = {{{inner}}}"
+        con = duckdb.connect()
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM read_csv('{path}', header = true, "
+                                    f"auto_detect = true{types})").fetchall()
+        finally:
+            con.close()
+        cols = [(name, sqlmod.transpile_type(dtype, "duckdb", "postgres"))
+                for name, dtype, *_ in described]
+        ddl = ", ".join(f"{self.col(n)} {t}" for n, t in cols)
+        self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
+        names = ", ".join(self.col(n) for n, _ in cols)
+        try:
+            with self.con.cursor() as cur:
+                with cur.copy(f"COPY {self.q(temp)} ({names}) FROM STDIN WITH (FORMAT csv, "
+                              "HEADER true)".encode()) as copy:
+                    with open(csv_path, "rb") as f:
+                        while chunk := f.read(1 << 16):
+                            copy.write(chunk)
+        except psycopg.Error as exc:
+            raise AdapterError(f"loading {csv_path.name}: {mask(str(exc)).strip()}") from None
+        return self.count(temp)
