@@ -364,7 +364,9 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     cp.save_cache()
     files = bf.PlanFiles(cp)
     order = bf.newest_first(stubs) if newest_first else bf.oldest_first(stubs)
-    reporter = console.ConsoleReporter(click.echo, quiet=as_json)
+    by_interval = {t.id: outer.label for t in stubs.tasks
+                   if (outer := bf.inside_one(cp, t.interval)) is not None}
+    reporter = console.ConsoleReporter(click.echo, quiet=as_json, intervals=by_interval)
     try:
         result = run_tasks(cp.raw.root, cp.target, stubs.tasks, kind="backfill",
                            label=span.label, start=intervals.iso(span.start),

@@ -444,9 +444,10 @@ def _check_args(ctx: _Ctx, ctype: str, value, line: int):
         if not isinstance(value, dict):
             ctx.err("'row_count' takes {min: n, max: n}", line)
             return
+        before = len(ctx.errors)
         ctx.keys(value, {"min", "max"}, (), "row_count")
         bounds = tuple((k, value[k]) for k in ("min", "max") if isinstance(value.get(k), int))
-        if not bounds:
+        if not bounds and len(ctx.errors) == before:  # else a misspelt key says it already
             ctx.err("'row_count' needs 'min' or 'max' as a whole number", line)
             return
         yield "row_count", bounds

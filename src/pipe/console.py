@@ -98,11 +98,17 @@ def run_summary(result) -> str:
 class ConsoleReporter:
     """Plain lines per finished task; a rich progress bar too when stdout is a terminal."""
 
-    def __init__(self, echo, quiet: bool = False, progress: bool | None = None):
+    def __init__(self, echo, quiet: bool = False, progress: bool | None = None,
+                 intervals: dict[str, str] | None = None):
         self.echo = echo
         self.quiet = quiet
         self.progress = None
         self._want_progress = is_terminal() if progress is None else progress
+        # backfill: task id -> its schedule interval, for a second bar by interval
+        self._interval_of = intervals or {}
+        self._left: dict[str, int] = {}
+        for label in self._interval_of.values():
+            self._left[label] = self._left.get(label, 0) + 1
 
     def waiting_for_lock(self, holder: str) -> None:
         self.echo(f"waiting for the project lock held by {holder}", err=True)
@@ -118,6 +124,18 @@ class ConsoleReporter:
                                      transient=True)
             self.progress.start()
             self._bar = self.progress.add_task("tasks", total=total - skipped)
+            if self._left:
+                self._ibar = self.progress.add_task("intervals", total=len(self._left))
+
+    def skipped(self, task_ids) -> None:
+        """Tasks already published count as done for the interval bar."""
+        for tid in task_ids:
+            label = self._interval_of.get(tid)
+            if label is not None:
+                self._left[label] -= 1
+        if self.progress is not None and self._left:
+            done = sum(1 for n in self._left.values() if n == 0)
+            self.progress.update(self._ibar, completed=done)
 
     def _print(self, text: str) -> None:
         if self.progress is not None:
@@ -130,6 +148,11 @@ class ConsoleReporter:
             self._print(task_line(task, result, attempt, seconds, final))
 
     def task_settled(self, task, outcome) -> None:
+        label = self._interval_of.get(task.id)
+        if label is not None and outcome.status in ("success", "skipped"):
+            self._left[label] -= 1
+            if self._left[label] == 0 and self.progress is not None:
+                self.progress.advance(self._ibar)
         if self.progress is not None and outcome.status != "skipped":
             self.progress.advance(self._bar)
         if outcome.status in ("upstream_failed",) and not self.quiet:
@@ -164,6 +187,16 @@ def status_text(report: dict) -> str:
         p = report["in_progress"]
         lines.append(f"run {p['run_id']} is {p['status']}: {p['done']}/{p['total']} tasks done; "
                      "run the same command again to resume")
+    if report.get("backfill"):
+        b = report["backfill"]
+        lines.append(f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
+                     f"intervals complete, {b['tasks_done']}/{b['tasks_total']} tasks published")
+        if b["intervals_partial"]:
+            lines.append("  partly done: " + ", ".join(b["intervals_partial"][:10]))
+        if b["intervals_pending"] and b["intervals_done"] < b["intervals_total"]:
+            first, last = b["intervals_pending"][0], b["intervals_pending"][-1]
+            lines.append(f"  not started: {len(b['intervals_pending'])} intervals "
+                         f"({first} .. {last})")
     if report["failures"]:
         lines.append("failures in the last run:")
         for f in report["failures"]:

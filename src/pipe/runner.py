@@ -68,6 +68,8 @@ class Reporter:
 
     def start(self, total: int, skipped: int, label: str) -> None: ...
 
+    def skipped(self, task_ids: set[str]) -> None: ...
+
     def task_finished(self, task: Task, result: TaskResult, attempt: int, seconds: float,
                       final: bool) -> None: ...
 
@@ -197,6 +199,7 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         scheduler = Scheduler(tasks, caps, work, done=done, priority=priority, poke=poke,
                               listener=recorder, blocked=blocked)
         reporter.start(len(tasks), len(done), label)
+        reporter.skipped(done)
         started = time.monotonic()
         restore = _install_sigint(scheduler, workers, reporter, recorder) if handle_signals \
             else None

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 
 from .compiler import CompiledProject
-from .intervals import Interval, expand, floor, iso
+from .intervals import Interval, expand, floor, iso, parse_label
 from .state import StateStore
 
 
@@ -60,10 +60,43 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5) -> d
                             "total": runs[0]["tasks"]}
         published = state.published_fingerprints(target)
         missing = _missing(cp, interval, published)
+        backfill = None
+        if runs and runs[0]["kind"] == "backfill":
+            args = json.loads(state.runs(1, target)[0][9] or "{}")
+            backfill = backfill_progress(cp, parse_label(runs[0]["label"]), args.get("select"),
+                                         published)
         return {"project": cp.name, "target": target, "runs": runs, "failures": failures,
-                "missing": missing, "in_progress": progress}
+                "missing": missing, "in_progress": progress, "backfill": backfill}
     finally:
         state.close()
+
+
+def backfill_progress(cp: CompiledProject, span: Interval, select: str | None,
+                      published: dict) -> dict:
+    """Per schedule interval of a backfill: how many of its tasks are published."""
+    from .backfill import expand_stubs, inside_one
+    from .graph import select as graph_select
+
+    models = None
+    if select:
+        models = graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
+    per: dict[str, list[int]] = {}
+    done_tasks = 0
+    stubs = expand_stubs(cp, span, models).tasks
+    for t in stubs:
+        outer = inside_one(cp, t.interval)
+        ok = published.get(t.key) == t.fingerprint
+        done_tasks += ok
+        if outer is not None:
+            cell = per.setdefault(outer.label, [0, 0])
+            cell[0] += ok
+            cell[1] += 1
+    complete = sorted(label for label, (d, n) in per.items() if d == n)
+    partial = sorted(label for label, (d, n) in per.items() if 0 < d < n)
+    return {"span": span.label, "tasks_done": done_tasks, "tasks_total": len(stubs),
+            "intervals_done": len(complete), "intervals_total": len(per),
+            "intervals_partial": partial,
+            "intervals_pending": sorted(label for label, (d, n) in per.items() if d == 0)}
 
 
 def _missing(cp: CompiledProject, interval: Interval | None, published: dict) -> dict:
