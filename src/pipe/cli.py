@@ -74,12 +74,12 @@ def main() -> None:
     write-audit-publish runs."""
 
 
-def _load(project: str, target: str | None, use_cache: bool = True):
+def _load(project: str, target: str | None, write_cache: bool = True):
     from .compiler import compile_project
     from .loader import load_project
 
     raw = load_project(Path(project))
-    return compile_project(raw, target, use_cache=use_cache)
+    return compile_project(raw, target, write_cache=write_cache)
 
 
 def _intervals_of(cp, interval: str | None, start: str | None, end: str | None):
@@ -339,7 +339,7 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     from . import backfill as bf
     from .runner import LockBusy, run_tasks
 
-    cp = _load(project, target)
+    cp = _load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
     span = intervals.parse_range(start, end)
     models = _selected(cp, select)
     too_many = bf.explosion(cp, span, models)

@@ -18,7 +18,7 @@ import json
 import os
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -60,8 +60,9 @@ class Node:
 class ParseCache:
     """Rendered-SQL hash -> tables read (with offsets), persisted as one pickle file."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, readonly: bool = False):
         self.path = path
+        self.readonly = readonly  # read the cache but write nothing (a dry run)
         self.data: dict[str, tuple] = {}
         self.dirty = False
         if path and path.is_file():
@@ -74,7 +75,7 @@ class ParseCache:
                 self.data = {}
 
     def save(self) -> None:
-        if not (self.path and self.dirty):
+        if not (self.path and self.dirty) or self.readonly:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
@@ -96,7 +97,8 @@ class SqlBuilder:
         self.cache = cache
         self.renderer = Renderer(raw.macros, dict(raw.config.vars), self.resolve_ref,
                                  self.resolve_source,
-                                 raw.root / ".pipe" / "cache" / "jinja" if cache.path else None)
+                                 raw.root / ".pipe" / "cache" / "jinja"
+                                 if cache.path and not cache.readonly else None)
         self.sources = {s.name for s in raw.sources}
 
     # -- names
@@ -165,20 +167,32 @@ class SqlBuilder:
                     raise
                 errors.append(exc)
                 continue
-            if full == model:
-                continue  # reading {{ this }} (an incremental model's own past) is no edge
-            reads.append(full)
             if full != name and not parts[0]:
                 splices.append((start, end, full))
+            if full != model:  # reading its own past ({{ this }}) is no edge
+                reads.append(full)
         if self.target.dialect == self.dialect:
             out = normalised
             for start, end, full in sorted(splices, reverse=True):
                 out = out[:start] + full + out[end + 1:]
         else:
-            out = self._transpile(normalised, path)
+            out = self._transpile(normalised, path, splices)
         return out, tuple(sorted(set(reads)))
 
-    def _transpile(self, normalised: str, path: str) -> str:
+    def _transpile(self, normalised: str, path: str, splices) -> str:
+        """The model in the target dialect, names qualified; cached like the parse, since
+        placeholders stand for the interval values (the resolved names are in the key)."""
+        key = "transpile:" + hashlib.sha1(
+            f"{self.dialect}\0{self.target.dialect}\0{sorted(splices)}\0{normalised}"
+            .encode()).hexdigest()
+        out = self.cache.data.get(key)
+        if out is None:
+            out = self._transpile_uncached(normalised, path)
+            self.cache.data[key] = out
+            self.cache.dirty = True
+        return out
+
+    def _transpile_uncached(self, normalised: str, path: str) -> str:
         tree = sqlmod.parse_select(normalised, self.dialect, path)
         for ref, table in sqlmod.table_refs(tree):
             if ref.parts[0]:
@@ -240,7 +254,7 @@ def reference_interval(raw: RawProject, grain: str) -> Interval:
 
 
 def compile_project(raw: RawProject, target_name: str | None = None,
-                    use_cache: bool = True) -> CompiledProject:
+                    use_cache: bool = True, write_cache: bool = True) -> CompiledProject:
     """Resolve every dependency and check the graph; raise all user errors together."""
     target = raw.config.target(target_name)
     errors: list[UserError] = []
@@ -265,12 +279,14 @@ def compile_project(raw: RawProject, target_name: str | None = None,
     for n in sorted(names):
         index.setdefault(n.split(".", 1)[1], []).append(n)
 
-    cache = ParseCache(raw.root / ".pipe" / "cache" / "parse.pickle" if use_cache else None)
+    cache = ParseCache(raw.root / ".pipe" / "cache" / "parse.pickle" if use_cache else None,
+                       readonly=not write_cache)
     builder = SqlBuilder(raw, target, index, names, cache)
     schedule = raw.config.schedule
 
     upstream: dict[str, tuple[str, ...]] = {}
     sql_for_hash: dict[str, str] = {}
+    configs: dict[str, ModelConfig] = {}  # checks' table names resolved
     locate: dict[str, SourceLocation] = {}
     for m in raw.models:
         grain = m.config.grain or schedule
@@ -287,13 +303,22 @@ def compile_project(raw: RawProject, target_name: str | None = None,
                 extra.append(builder.resolve(dep, SourceLocation(m.sidecar, line)))
             except UnknownTable as exc:
                 errors.append(exc)
+        checks = []
         for check in m.config.checks:
             if check.type == "relationships":
-                to = dict(check.args)["to"].rsplit(".", 1)[0]
+                args = dict(check.args)
+                to, _, column = args["to"].rpartition(".")
                 try:
-                    extra.append(builder.resolve(to, SourceLocation(m.sidecar, check.line)))
+                    full = builder.resolve(to, SourceLocation(m.sidecar, check.line))
                 except UnknownTable as exc:
                     errors.append(exc)
+                    continue
+                extra.append(full)
+                # the check's SQL must read the resolved table, not a bare name
+                check = replace(check, args=(("column", args["column"]),
+                                             ("to", f"{full}.{column}")))
+            checks.append(check)
+        configs[m.name] = replace(m.config, checks=tuple(checks))
         upstream[m.name] = tuple(sorted(set(reads) | set(extra) - {m.name}))
         sql_for_hash[m.name] = out
     for s in raw.seeds:
@@ -321,7 +346,7 @@ def compile_project(raw: RawProject, target_name: str | None = None,
                                _hash({"source": name, "wait_for": src.wait_for}), source=src)
         else:
             m = by_model[name]
-            c = m.config
+            c = configs[name]
             fp = _hash({
                 "sql": sql_for_hash[name],
                 "macros": macro_hash if "{" in m.sql else "",
