@@ -116,7 +116,9 @@ def _execute(adapter: Adapter, task: Task, root: Path) -> TaskResult:
     if bad:
         names = ", ".join(f"{c.name} ({c.failures} failing rows)" for c in bad)
         raise TaskFailed(f"check failed: {names}", checks, retryable=False)
+    adapter.stage_ledger(task.key, task.fingerprint, rows)
     _publish(adapter, task)
+    adapter.flush_ledger()
     warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks
                  if c.status == "warn"]
     return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings))

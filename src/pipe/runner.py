@@ -167,7 +167,11 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         for schema in sorted({t.table.split(".", 1)[0] for t in tasks}):
             adapter.ensure_schema(schema)
 
-        published = state.published_fingerprints(target.name, {t.model for t in tasks})
+        # the warehouse's ledger is the truth (written in each publish's transaction); the
+        # state store catches up with it here after a crash between the two
+        adapter.ensure_ledger()
+        published = adapter.read_ledger()
+        state.reconcile(target.name, published)
         done = set()
         if not force:
             done = {t.id for t in tasks if published.get(t.key) == t.fingerprint}

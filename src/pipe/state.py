@@ -193,6 +193,22 @@ class StateStore:
         self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (target, *key, fingerprint, run_id, rows, time.time()))
 
+    def reconcile(self, target: str, ledger: dict[tuple, str]) -> int:
+        """Make `published` agree with the warehouse's ledger; return how many rows changed."""
+        have = self.published_fingerprints(target)
+        stale = [k for k in have if k not in ledger]
+        fresh = [(k, fp) for k, fp in ledger.items() if have.get(k) != fp]
+        if stale or fresh:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany("DELETE FROM published WHERE target = ? AND model = ? AND "
+                                    "interval_start = ? AND interval_end = ?",
+                                    [(target, *k) for k in stale])
+                self.db.executemany("INSERT OR REPLACE INTO published VALUES "
+                                    "(?, ?, ?, ?, ?, 0, NULL, ?)",
+                                    [(target, *k, fp, time.time()) for k, fp in fresh])
+        return len(stale) + len(fresh)
+
     # -- reads
     def published_fingerprints(self, target: str, models=None) -> dict[tuple, str]:
         """(model, start, end) -> fingerprint of everything published on `target`."""

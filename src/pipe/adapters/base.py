@@ -24,6 +24,7 @@ from ..config import Target
 from ..errors import ConfigError, SourceLocation
 
 TEMP_MARK = "__pipe_tmp_"
+LEDGER = "_pipe.ledger"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -83,13 +84,48 @@ class Adapter(ABC):
 
     @contextmanager
     def transaction(self):
+        """BEGIN ... COMMIT; statements staged with `stage_ledger` run just before COMMIT,
+        so the record of a publish in _pipe.ledger commits with the publish itself."""
         self.execute("BEGIN")
         try:
             yield
+            for statement in self._staged:
+                self.execute(statement)
         except BaseException:
             self.execute("ROLLBACK")
             raise
         self.execute("COMMIT")
+        self._staged = []
+
+    # -- the ledger: what is published, kept in the warehouse, atomic with each publish
+    _staged: list[str] = []
+
+    def ensure_ledger(self) -> None:
+        self.ensure_schema("_pipe")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR, interval_start "
+                     "VARCHAR, interval_end VARCHAR, fingerprint VARCHAR, rows BIGINT)")
+
+    def read_ledger(self) -> dict[tuple[str, str, str], str]:
+        _, rows = self.query(f"SELECT model, interval_start, interval_end, fingerprint "
+                             f"FROM {LEDGER}")
+        return {(m, s, e): fp for m, s, e, fp in rows}
+
+    def stage_ledger(self, key: tuple[str, str, str], fingerprint: str,
+                     rows: int | None) -> None:
+        """Record `key` as published by the next transaction to commit (the publish)."""
+        m, s, e = (sqlmod.literal(v, self.dialect) for v in key)
+        where = f"model = {m} AND interval_start = {s} AND interval_end = {e}"
+        self._staged = [
+            f"DELETE FROM {LEDGER} WHERE {where}",
+            f"INSERT INTO {LEDGER} VALUES ({m}, {s}, {e}, "
+            f"{sqlmod.literal(fingerprint, self.dialect)}, "
+            f"{'NULL' if rows is None else int(rows)})"]
+
+    def flush_ledger(self) -> None:
+        """Write a staged record no transaction took (a publish without one)."""
+        if self._staged:
+            with self.transaction():
+                pass
 
     # -- names
     def q(self, table: str) -> str:
