@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import sys
 import traceback
@@ -112,15 +113,20 @@ def _intervals_of(cp, interval: str | None, start: str | None, end: str | None):
 @handle_errors
 def compile(project, target, interval, start, end, check, as_json):
     """Validate the project and write plans/<target>/<interval>.json."""
-    cp = _load(project, target)
+    cp = _load(project, target, write_cache=not check)  # --check writes nothing at all
     root = cp.raw.root
     ivs = _intervals_of(cp, interval, start, end)
     if check and not ivs:  # CI: every plan already on disk must still be what compile makes
         folder = root / "plans" / cp.target.name
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            label = path.stem.replace("--", "/")
-            label = _unsafe_label(label)
-            ivs.append(intervals.parse_label(label))
+            label = _unsafe_label(path.stem.replace("--", "/"))
+            try:
+                ivs.append(intervals.parse_label(label))
+            except UserError as exc:
+                raise UserError(f"not a plan file name: {exc.message}",
+                                at=SourceLocation(planmod.relpath(root, path)),
+                                hint="plans/<target>/ holds only files pipe compile "
+                                "writes") from None
     results = []
     for iv in ivs:
         plan = planmod.build_plan(cp, iv)
@@ -206,8 +212,20 @@ def init(directory):
                         "project")
     scaffold = resources.files("pipe.templates") / "project"
     with resources.as_file(scaffold) as src:
-        shutil.copytree(src, dest, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        files = [p.relative_to(src) for p in sorted(src.rglob("*"))
+                 if p.is_file() and "__pycache__" not in p.parts]
+        clash = [f.as_posix() for f in files if (dest / f).exists()]
+        if clash:
+            raise UserError(f"{dest} already has {', '.join(clash[:5])}; pipe init never "
+                            "overwrites a file", hint="use a new or empty directory")
+        for f in files:
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / f, dest / f)
+    name = re.sub(r"\W+", "_", dest.resolve().name).strip("_").lower() or "project"
+    if not name[0].isalpha():
+        name = f"p_{name}"
+    yml = dest / "pipe.yml"
+    yml.write_text(yml.read_text().replace("name: my_project", f"name: {name}", 1))
     click.echo(f"created a pipe project in {dest}\n"
                f"next: cd {dest} && pipe compile --interval 2026-06-01 && "
                "pipe run --interval 2026-06-01")
@@ -218,7 +236,7 @@ def _caps(cp, concurrency: int | None, backfill: bool = False):
 
     cfg = cp.raw.config
     default = (cfg.backfill_concurrency or cfg.concurrency) if backfill else cfg.concurrency
-    n = concurrency or default
+    n = default if concurrency is None else concurrency
     if n < 1:
         raise UserError("--concurrency must be at least 1")
     return Caps(n, dict(cfg.pools))

@@ -46,10 +46,16 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5) -> d
         if runs:
             last = runs[0]["run_id"]
             for tid, model, s, e, st, reason in state.task_outcomes(last):
+                if interval is not None and s and not (iso(interval.start) <= s < iso(
+                        interval.end)):
+                    continue
                 if st in ("failed", "upstream_failed"):
                     failures.append({"model": model, "interval": [s, e], "status": st,
                                      "reason": reason})
             for model, s, check, severity, st, n, sample in state.failed_checks(last):
+                if interval is not None and s and not (iso(interval.start) <= s < iso(
+                        interval.end)):
+                    continue
                 failures.append({"model": model, "interval": [s, None], "status": f"check {st}",
                                  "reason": f"{check}: {n} failing rows",
                                  "sample": json.loads(sample) if sample else None})
