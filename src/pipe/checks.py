@@ -37,7 +37,7 @@ def check_sql(check: Check, this: str, dialect: str, target_dialect: str, where:
     """The offending-rows query of one check against table `this`.
 
     `where` is the sidecar path, for error messages."""
-    col = lambda c: sqlmod.column(c, dialect)  # noqa: E731
+    col = lambda c: sqlmod.column(c, dialect)
     args = dict(check.args) if isinstance(check.args, tuple) and check.type in (
         "accepted_values", "relationships", "row_count") else check.args
     this_sql = sqlmod.quote_table(this, dialect)

@@ -25,8 +25,15 @@ from pathlib import Path
 from . import graph as graphmod
 from . import sql as sqlmod
 from .config import ModelConfig, SourceConfig, Target
-from .errors import (ConfigError, SourceLocation, SqlError, TemplateError, UnknownTable,
-                     UserError, raise_collected)
+from .errors import (
+    ConfigError,
+    SourceLocation,
+    SqlError,
+    TemplateError,
+    UnknownTable,
+    UserError,
+    raise_collected,
+)
 from .intervals import Interval, floor, next_start
 from .loader import RawProject, RawSeed
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
@@ -71,7 +78,7 @@ class ParseCache:
                     stored = pickle.load(f)
                 if stored.get("version") == CACHE_VERSION:
                     self.data = stored["entries"]
-            except Exception:  # a corrupt cache is only a slower compile
+            except Exception:  # noqa: BLE001 - a corrupt cache is only a slower compile
                 self.data = {}
 
     def save(self) -> None:

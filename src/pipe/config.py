@@ -482,6 +482,7 @@ def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
         name = ctx.typed(item, "name", str)
         if not name:
             continue
+        name = name.lower()  # SQL names are case-insensitive, as for models
         if name.count(".") != 1:
             ctx.err(f"source name '{name}' must be schema.table", item.line_of("name"))
             continue

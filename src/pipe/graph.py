@@ -80,6 +80,8 @@ def select(graph: Graph, selector: str | None, tags: Mapping[str, Iterable[str]]
     for term in selector.split():
         up_too, down_too = term.startswith("+"), term.endswith("+") and len(term) > 1
         core = term.strip("+")
+        if not core.startswith("tag:"):
+            core = core.lower()  # node names are lowercase (loader)
         if core.startswith("tag:"):
             tag = core[4:]
             base = {n for n in names if tag in tags.get(n, ())}

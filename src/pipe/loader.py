@@ -46,6 +46,9 @@ class RawProject:
 def find_project_root(path: Path) -> Path:
     path = Path(path)
     if not (path / "pipe.yml").is_file():
+        if (path / "pipe.yaml").is_file():
+            raise ConfigError("pipe reads pipe.yml, not pipe.yaml",
+                              at=SourceLocation("pipe.yaml"), hint="rename it")
         raise ConfigError(f"no pipe.yml in {path}",
                           hint="run pipe inside a project, pass --project DIR, "
                           "or create one with 'pipe init DIR'")
@@ -77,6 +80,22 @@ def _stem_parts(root: Path, path: Path, top: str, suffix: str, errors) -> tuple[
     return schema, stem
 
 
+def _files(root: Path, top: str, suffix: str) -> list[Path]:
+    """Files under root/top ending in suffix, sorted; hidden files and folders (an editor's
+    .#orders.sql, .ipynb_checkpoints/) are not part of the project."""
+    folder = root / top
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob(f"*{suffix}")
+                  if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _node_name(parts: tuple[str, str]) -> str:
+    """schema.table, lowercased: SQL names are case-insensitive, so models/a/Daily.sql is
+    the table that `select * from a.daily` reads (and a duplicate of models/a/daily.sql)."""
+    return f"{parts[0]}.{parts[1]}".lower()
+
+
 def load_project(root: Path) -> RawProject:
     """Read and validate every file of the project; raise all user errors together."""
     root = find_project_root(root)
@@ -87,10 +106,8 @@ def load_project(root: Path) -> RawProject:
     pools = project.pools if project else None  # None: unknown, so pool names go unchecked
 
     models: list[RawModel] = []
-    models_dir = root / "models"
-    sql_files = sorted(models_dir.rglob("*.sql")) if models_dir.is_dir() else []
-    sidecars = {p for p in models_dir.rglob("*.yml")} if models_dir.is_dir() else set()
-    for sql_path in sql_files:
+    sidecars = set(_files(root, "models", ".yml"))
+    for sql_path in _files(root, "models", ".sql"):
         parts = _stem_parts(root, sql_path, "models", ".sql", errors)
         if parts is None:
             continue
@@ -102,7 +119,7 @@ def load_project(root: Path) -> RawProject:
             sidecar_rel = side.relative_to(root).as_posix()
             data = _read_yaml(root, sidecar_rel, errors)
             model_cfg = cfg.parse_model_config(data, sidecar_rel, errors, pools)
-        models.append(RawModel(f"{parts[0]}.{parts[1]}", rel,
+        models.append(RawModel(_node_name(parts), rel,
                                sql_path.read_text(encoding="utf-8"), model_cfg, sidecar_rel))
     for orphan in sorted(sidecars):
         rel = orphan.relative_to(root).as_posix()
@@ -110,8 +127,8 @@ def load_project(root: Path) -> RawProject:
                                   at=SourceLocation(rel)))
 
     seeds: list[RawSeed] = []
-    seeds_dir = root / "seeds"
-    for csv_path in sorted(seeds_dir.rglob("*.csv")) if seeds_dir.is_dir() else []:
+    seed_sidecars = set(_files(root, "seeds", ".yml"))
+    for csv_path in _files(root, "seeds", ".csv"):
         parts = _stem_parts(root, csv_path, "seeds", ".csv", errors)
         if parts is None:
             continue
@@ -119,10 +136,24 @@ def load_project(root: Path) -> RawProject:
         side = csv_path.with_suffix(".yml")
         seed_cfg = cfg.SeedConfig()
         if side.exists():
+            seed_sidecars.discard(side)
             side_rel = side.relative_to(root).as_posix()
             seed_cfg = cfg.parse_seed_config(_read_yaml(root, side_rel, errors), side_rel, errors)
         digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()
-        seeds.append(RawSeed(f"{parts[0]}.{parts[1]}", rel, digest, seed_cfg))
+        seeds.append(RawSeed(_node_name(parts), rel, digest, seed_cfg))
+    for orphan in sorted(seed_sidecars):
+        rel = orphan.relative_to(root).as_posix()
+        errors.append(ConfigError(f"sidecar without a seed: no {orphan.stem}.csv beside it",
+                                  at=SourceLocation(rel)))
+    for top in ("models", "seeds"):
+        for wrong in _files(root, top, ".yaml"):
+            rel = wrong.relative_to(root).as_posix()
+            errors.append(ConfigError("pipe reads sidecars named <name>.yml, not .yaml",
+                                      at=SourceLocation(rel),
+                                      hint=f"rename it to {wrong.stem}.yml"))
+    if (root / "sources.yaml").is_file():
+        errors.append(ConfigError("pipe reads sources.yml, not sources.yaml",
+                                  at=SourceLocation("sources.yaml"), hint="rename it"))
 
     sources: tuple[cfg.SourceConfig, ...] = ()
     if (root / "sources.yml").is_file():

@@ -100,8 +100,13 @@ class Scheduler:
         now = time.monotonic
         queued_at: dict[str, float] = {}
 
+        sensors: list[str] = []  # due sensor pokes: they take no worker slot
+
         def push(tid: str) -> None:
             nonlocal seq
+            if tasks[tid].kind == "sensor":
+                sensors.append(tid)
+                return
             seq += 1
             heapq.heappush(ready, (self.priority(tasks[tid]), seq, tid))
             queued_at.setdefault(tid, time.time())
@@ -169,12 +174,12 @@ class Scheduler:
             pool.submit(self._worker, t, attempt, started)
 
         def fill() -> None:
+            # sensors first, whatever the slots: polling one holds no worker
+            while sensors and not self._stop.is_set():
+                self._poke(tasks[sensors.pop(0)], settle, delayed, sensor_since)
             while ready and running < self.caps.concurrency and not self._stop.is_set():
                 _, _, tid = heapq.heappop(ready)
                 t = tasks[tid]
-                if t.kind == "sensor":
-                    self._poke(t, settle, delayed, sensor_since)
-                    continue
                 if t.pool and pool_used.get(t.pool, 0) >= pools_cap.get(t.pool, 1 << 30):
                     parked_pool.setdefault(t.pool, []).append(tid)
                     continue
@@ -188,6 +193,7 @@ class Scheduler:
                 settle(tid, "failed", reason)
         ready[:] = [r for r in ready if outcomes[r[2]].status == "pending"]
         heapq.heapify(ready)
+        sensors[:] = [tid for tid in sensors if outcomes[tid].status == "pending"]
 
         try:
             while True:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import traceback
-from functools import cache
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import jinja2

@@ -3,10 +3,13 @@
 `load(text, path)` returns plain Python values, except that every mapping is a `YMap`
 (a dict) whose `.line_of(key)` gives the 1-based line of that key in the file, so that
 config validation can say `models/a/b.yml:7: unknown key 'grian'`. Duplicate keys are an
-error, as is any YAML syntax error (with its line).
+error, as is any YAML syntax error (with its line). Booleans are YAML 1.2's: only
+true/false, so `NO` (Norway) and `yes` stay text.
 """
 
 from __future__ import annotations
+
+import re
 
 import yaml
 
@@ -27,6 +30,17 @@ class YMap(dict):
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]
     path = "<yaml>"
+
+
+# YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which
+# turns `accepted_values: {values: [NL, NO]}` into ['NL', False] (Norway lost) and hides a
+# typo like `depends_on_past: yes please` behind a type error.
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YMap:

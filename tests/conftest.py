@@ -1,0 +1,114 @@
+"""Shared fixtures: small projects written on the fly, the example project, the CLI.
+
+Everything runs on real files in tmp_path; nothing is mocked. `run_cli` drives the click
+app in-process (fast); tests that need the real console script use `run_pipe`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipe.cli import main
+
+TESTS = Path(__file__).resolve().parent
+EXAMPLE = TESTS.parent / "example_project"
+
+PIPE_YML = """\
+name: t
+start: 2026-06-01
+schedule: daily
+default_target: dev
+targets:
+  dev: {adapter: duckdb, path: warehouse.duckdb}
+"""
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def write_project(tmp_path):
+    """`write_project({"models/a/b.sql": "select 1 as x"})` -> the project's root.
+
+    pipe.yml is PIPE_YML unless given (None leaves it out); `name` picks a sub-directory
+    of tmp_path so one test can write several projects."""
+
+    def write(files: dict[str, str], pipe_yml: str | None = PIPE_YML, name: str = "proj"):
+        root = tmp_path / name
+        root.mkdir(parents=True, exist_ok=True)
+        if pipe_yml is not None:
+            files = {"pipe.yml": pipe_yml, **files}
+        return write_files(root, files)
+
+    return write
+
+
+def copy_example(dest: Path) -> Path:
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(
+        ".pipe", "plans", "*.duckdb", "*.duckdb.wal"))
+    return dest
+
+
+@pytest.fixture
+def example_project(tmp_path) -> Path:
+    """A fresh copy of example_project/ (no plans, no state, no warehouse)."""
+    return copy_example(tmp_path / "shop")
+
+
+def run_cli(args: list[str], cwd: Path | None = None) -> tuple[int, str]:
+    """Run `pipe ARGS` in-process from `cwd`: (exit code, stdout and stderr interleaved).
+
+    click >= 8.2 always captures stderr separately and also mixes it into `output`, which
+    is what a user sees on a terminal."""
+    result = _invoke(args, cwd)
+    return result.exit_code, result.output
+
+
+def run_cli_json(args: list[str], cwd: Path | None = None):
+    """Run a `--json` command that must succeed; parse its stdout alone."""
+    result = _invoke(args, cwd)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _invoke(args, cwd):
+    runner = CliRunner()
+    with contextlib.chdir(cwd) if cwd else contextlib.nullcontext():
+        # catch_exceptions=False: a bug surfaces as the test's own traceback
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def pipe_executable() -> str:
+    """The `pipe` console script of the interpreter running the tests."""
+    beside = Path(sys.executable).with_name("pipe")
+    found = str(beside) if beside.exists() else shutil.which("pipe")
+    assert found, "the pipe console script is not installed (pip install -e '.[test]')"
+    return found
+
+
+def run_pipe(args: list[str], cwd: Path, env: dict | None = None):
+    """Run the real console script in a subprocess: a CompletedProcess with text output."""
+    return subprocess.run([pipe_executable(), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file below root (relative posix path -> bytes); {} when root does not exist."""
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
