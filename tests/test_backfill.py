@@ -153,7 +153,7 @@ def test_interval_explosion_guard(write_project):
     root = write_project({
         "models/raw/e.sql": "select timestamp '2026-06-01' as ts",
         "models/raw/e.yml": "kind: incremental\ntime_column: ts\ngrain: hourly\n",
-    })
+    }, pipe_yml=PIPE_YML.replace("2026-06-01", "1970-01-01"))
     code, out = run_cli(["backfill", "--project", root, "--start", "1970-01-01",
                          "--end", "2026-06-01", "--dry-run"])
     assert code == 2

@@ -104,7 +104,10 @@ CASES = [
     ("SQL syntax error after Jinja",
      {"models/marts/totals.sql": "select id\nfrom raw.orders\n"
                                  "where ts >= {{ interval_start }} and and\n"},
-     "models/marts/totals.sql:3", ["SQL syntax error"]),
+     "models/marts/totals.sql:3: ", ["SQL syntax error: incomplete AND near 'and'"]),
+    ("unknown table on a line Jinja changed: no column",
+     {"models/marts/totals.sql": "select id\nfrom {{ ref('raw.orders') }} join raw.custmers\n"},
+     "models/marts/totals.sql:2: ", ["unknown table 'raw.custmers'"]),
     ("not a SELECT",
      {"models/marts/totals.sql": "delete from raw.orders\n"},
      "models/marts/totals.sql:1", ["one SELECT statement"]),
@@ -190,7 +193,11 @@ CASES = [
      "models/staging/orders.yml:2", ["exactly one check type"]),
     ("a check expression that does not parse",
      {**OK_MODEL, "models/staging/orders.yml": "checks:\n  - expression: 'amount >= >= 0'\n"},
-     "models/staging/orders.yml:2", ["does not parse"]),
+     "models/staging/orders.yml:2", ["check expression does not parse: 'amount >= >= 0'"]),
+    ("an sql check that does not parse",
+     {**OK_MODEL, "models/staging/orders.yml":
+      "checks:\n  - expression: 'amount >= 0'\n  - sql: 'select * from {{ this }} where'\n"},
+     "models/staging/orders.yml:3", ["SQL does not parse: incomplete WHERE"]),
     ("sidecar without a model",
      {**OK_MODEL, "models/staging/order.yml": "kind: full\n"},
      "models/staging/order.yml", ["sidecar without a model"]),
@@ -219,7 +226,7 @@ def test_compile_error(write_project, files, where, fragments):
     root = write_project({**SEEDS, **files})
     message = one_message(compile_fails(root))
     assert message.startswith(where), message
-    assert re.match(r"^[\w./-]+(:\d+){0,2}: ", message), message
+    assert re.match(r"^[\w./-]+(:\d+){1,2}: ", message), message
     for fragment in fragments:
         assert fragment in message
 

@@ -388,7 +388,7 @@ def test_pipe_yaml_is_named(tmp_path: Path):
     (tmp_path / "pipe.yaml").write_text("name: t\n")
     with pytest.raises(ConfigError) as info:
         load_project(tmp_path)
-    assert str(info.value) == "pipe.yaml: pipe reads pipe.yml, not pipe.yaml (rename it)"
+    assert str(info.value) == "pipe.yaml:1: pipe reads pipe.yml, not pipe.yaml (rename it)"
 
 
 def test_no_pipe_yml(tmp_path: Path):

@@ -177,6 +177,7 @@ def test_check_fails_on_a_missing_plan(example_project):
     assert code == 1, out
     assert f"missing   plans/dev/{DAY}.json" in out
     assert not (example_project / "plans").exists()
+    assert not (example_project / ".pipe").exists(), "--check wrote local state"
 
 
 def test_check_ignores_an_edit_that_changes_no_plan(example_project):

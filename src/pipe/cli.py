@@ -19,7 +19,7 @@ import click
 
 from . import __version__, console, intervals
 from . import plan as planmod
-from .errors import PipeError, RunFailed, SourceLocation, UserError
+from .errors import IntervalError, RunFailed, SourceLocation, UserError
 
 
 def _fail(message: str, code: int) -> None:
@@ -46,8 +46,6 @@ def handle_errors(fn):
                   else "run failed", 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        except PipeError:
-            raise
         except Exception:
             if debug:
                 raise
@@ -88,11 +86,11 @@ def _intervals_of(cp, interval: str | None, start: str | None, end: str | None):
     if interval and (start or end):
         raise UserError("give either --interval or --start/--end, not both")
     if interval:
-        return [intervals.parse_label(interval)]
+        return [_after_start(cp, intervals.parse_label(interval))]
     if start or end:
         if not (start and end):
             raise UserError("--start and --end go together")
-        span = intervals.parse_range(start, end)
+        span = _after_start(cp, intervals.parse_range(start, end))
         found = list(intervals.expand(span, cp.raw.config.schedule))
         if not found:
             raise UserError(f"no {cp.raw.config.schedule} interval lies wholly inside "
@@ -154,6 +152,17 @@ def compile(project, target, interval, start, end, check, as_json):
                        "those intervals and commit plans/", err=True)
     if bad:
         sys.exit(1)
+
+
+def _after_start(cp, iv):
+    """An interval before the project's `start` does not exist (SPEC §1)."""
+    first = cp.raw.config.start
+    if first is not None and iv.start < first:
+        raise IntervalError(f"{iv.label} starts before the project's start "
+                            f"{intervals.iso(first)[:10]}", at=SourceLocation("pipe.yml"),
+                            hint="intervals before 'start' do not exist; move 'start' earlier "
+                            "to build them")
+    return iv
 
 
 def _unsafe_label(stem: str) -> str:
@@ -288,7 +297,7 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
 
     cp = _load(project, target)
     root = cp.raw.root
-    iv = intervals.parse_label(interval)
+    iv = _after_start(cp, intervals.parse_label(interval))
     fresh = planmod.build_plan(cp, iv)
     path = planmod.plan_path(root, fresh.target, iv)
     rel = planmod.relpath(root, path)
@@ -358,7 +367,7 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     from .runner import LockBusy, run_tasks
 
     cp = _load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
-    span = intervals.parse_range(start, end)
+    span = _after_start(cp, intervals.parse_range(start, end))
     models = _selected(cp, select)
     too_many = bf.explosion(cp, span, models)
     if too_many and not yes:

@@ -162,13 +162,18 @@ class SqlBuilder:
         raised otherwise."""
         rendered = self.renderer.render(path, text, interval, model)
         normalised = normalise(rendered, interval)
-        refs = self._refs(normalised, path)
+        try:
+            refs = self._refs(normalised, path)
+        except SqlError as exc:
+            exc.at = _in_source(exc.at, text, normalised)
+            raise
         reads: list[str] = []
         splices: list[tuple[int, int, str]] = []
         for parts, line, col, start, end in refs:
             name = ".".join(p for p in parts if p)
             try:
-                full = self.resolve(name, SourceLocation(path, line, col))
+                full = self.resolve(name, _in_source(SourceLocation(path, line, col), text,
+                                                     normalised))
             except UnknownTable as exc:
                 if errors is None:
                     raise
@@ -211,6 +216,17 @@ class SqlBuilder:
             schema, name = full.split(".", 1)
             sqlmod.qualify(table, schema, name)
         return sqlmod.generate(tree, self.target.dialect, path)
+
+
+def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceLocation | None:
+    """A place in the rendered SQL as a place in the model file: the line is the same
+    (Jinja keeps lines), the column only where that line was not changed by rendering."""
+    if at is None or at.line is None or at.col is None:
+        return at
+    src, out = source.splitlines(), rendered.splitlines()
+    if at.line > len(src) or at.line > len(out) or src[at.line - 1] != out[at.line - 1]:
+        return replace(at, col=None)
+    return at
 
 
 def fill(sql: str, interval: Interval) -> str:

@@ -48,7 +48,7 @@ def find_project_root(path: Path) -> Path:
     if not (path / "pipe.yml").is_file():
         if (path / "pipe.yaml").is_file():
             raise ConfigError("pipe reads pipe.yml, not pipe.yaml",
-                              at=SourceLocation("pipe.yaml"), hint="rename it")
+                              at=SourceLocation("pipe.yaml", 1), hint="rename it")
         raise ConfigError(f"no pipe.yml in {path}",
                           hint="run pipe inside a project, pass --project DIR, "
                           "or create one with 'pipe init DIR'")
@@ -68,14 +68,14 @@ def _stem_parts(root: Path, path: Path, top: str, suffix: str, errors) -> tuple[
     parts = path.relative_to(root / top).parts
     if len(parts) != 2:
         errors.append(ConfigError(
-            f"{top} files live at {top}/<schema>/<name>{suffix}", at=SourceLocation(rel)))
+            f"{top} files live at {top}/<schema>/<name>{suffix}", at=SourceLocation(rel, 1)))
         return None
     schema, stem = parts[0], parts[1][: -len(suffix)]
     for part in (schema, stem):
         if not cfg._NAME.match(part):
             errors.append(ConfigError(
                 f"'{part}' is not a valid name: use letters, digits and _",
-                at=SourceLocation(rel)))
+                at=SourceLocation(rel, 1)))
             return None
     return schema, stem
 
@@ -124,7 +124,7 @@ def load_project(root: Path) -> RawProject:
     for orphan in sorted(sidecars):
         rel = orphan.relative_to(root).as_posix()
         errors.append(ConfigError(f"sidecar without a model: no {Path(rel).stem}.sql beside it",
-                                  at=SourceLocation(rel)))
+                                  at=SourceLocation(rel, 1)))
 
     seeds: list[RawSeed] = []
     seed_sidecars = set(_files(root, "seeds", ".yml"))
@@ -144,16 +144,16 @@ def load_project(root: Path) -> RawProject:
     for orphan in sorted(seed_sidecars):
         rel = orphan.relative_to(root).as_posix()
         errors.append(ConfigError(f"sidecar without a seed: no {orphan.stem}.csv beside it",
-                                  at=SourceLocation(rel)))
+                                  at=SourceLocation(rel, 1)))
     for top in ("models", "seeds"):
         for wrong in _files(root, top, ".yaml"):
             rel = wrong.relative_to(root).as_posix()
             errors.append(ConfigError("pipe reads sidecars named <name>.yml, not .yaml",
-                                      at=SourceLocation(rel),
+                                      at=SourceLocation(rel, 1),
                                       hint=f"rename it to {wrong.stem}.yml"))
     if (root / "sources.yaml").is_file():
         errors.append(ConfigError("pipe reads sources.yml, not sources.yaml",
-                                  at=SourceLocation("sources.yaml"), hint="rename it"))
+                                  at=SourceLocation("sources.yaml", 1), hint="rename it"))
 
     sources: tuple[cfg.SourceConfig, ...] = ()
     if (root / "sources.yml").is_file():

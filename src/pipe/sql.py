@@ -135,8 +135,8 @@ def parse_expression(text: str, dialect: str, path: str, line: int | None) -> ex
     """Parse a boolean expression (for `expression` checks)."""
     try:
         return sqlglot.parse_one(text, read=dialect, into=exp.Condition)
-    except (ParseError, TokenError) as exc:
-        raise SqlError(f"check expression does not parse: {str(exc).splitlines()[0]}",
+    except (ParseError, TokenError):
+        raise SqlError(f"check expression does not parse: '{text}'",
                        at=SourceLocation(path, line)) from None
 
 
@@ -145,8 +145,14 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     try:
         stmt = sqlglot.parse_one(text, read=read)
         return stmt.sql(dialect=write, pretty=True, unsupported_level=ErrorLevel.RAISE)
-    except (ParseError, TokenError) as exc:
-        raise SqlError(f"SQL does not parse: {str(exc).splitlines()[0]}",
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        desc = _plain(first.get("description") or str(exc).splitlines()[0])
+        near = first.get("highlight")
+        raise SqlError(f"SQL does not parse: {desc}" + (f" near '{near}'" if near else ""),
+                       at=SourceLocation(path, line)) from None
+    except TokenError:
+        raise SqlError("SQL does not parse (an unclosed quote?)",
                        at=SourceLocation(path, line)) from None
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this SQL in the {write} dialect: {exc}",

@@ -1,0 +1,126 @@
+"""The state store and the project lock on real files: WAL mode, recovery of a dead run,
+published fingerprints, and a lock the kernel releases when its holder is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pipe.executor import CheckResult
+from pipe.state import LockHeld, ProjectLock, StateStore
+
+KEY = ("m.a", "2026-06-01T00:00:00", "2026-06-02T00:00:00")
+
+
+def test_store_is_sqlite_in_wal_mode(tmp_path):
+    StateStore(tmp_path).close()
+    db = sqlite3.connect(tmp_path / ".pipe" / "state.db")
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+
+
+def test_recover_marks_a_dead_run_crashed_and_its_attempts_abandoned(tmp_path):
+    store = StateStore(tmp_path)
+    run_id = store.start_run("run", "dev", "2026-06-01", KEY[1], KEY[2], {}, 2)
+    store.begin()
+    store.attempt_started(run_id, "t1", 1, KEY, 1.0, 2.0)
+    store.attempt_started(run_id, "t2", 1, KEY, 1.0, 2.0)
+    store.attempt_finished(run_id, "t2", 1, "success", 3.0, 5, 0, None)
+    store.commit()
+    store.close()  # the process "dies" here: the run is still 'running'
+
+    store = StateStore(tmp_path)
+    assert store.recover() == [run_id]
+    assert store.runs()[0][4] == "crashed"
+    assert [(a.task_id, a.status) for a in store.attempts(run_id)] == [
+        ("t1", "abandoned"), ("t2", "success")]
+    assert store.recover() == []
+    store.close()
+
+
+def test_uncommitted_work_vanishes_whole(tmp_path):
+    store = StateStore(tmp_path)
+    run_id = store.start_run("run", "dev", "x", KEY[1], KEY[2], {}, 1)
+    store.begin()
+    store.attempt_started(run_id, "t1", 1, KEY, 1.0, 2.0)
+    store.mark_published("dev", KEY, "fp", run_id, 3)
+    store.db.close()  # no commit
+    store = StateStore(tmp_path)
+    assert store.attempts(run_id) == []
+    assert store.published_fingerprints("dev") == {}
+    store.close()
+
+
+def test_published_fingerprints_by_target_and_model(tmp_path):
+    store = StateStore(tmp_path)
+    store.mark_published("dev", KEY, "fp1", 1, 3)
+    store.mark_published("dev", KEY, "fp2", 2, 3)  # a republish replaces
+    store.mark_published("prod", KEY, "fp9", 3, 3)
+    store.mark_published("dev", ("m.b", "", ""), "fpb", 2, 1)
+    assert store.published_fingerprints("dev") == {KEY: "fp2", ("m.b", "", ""): "fpb"}
+    assert store.published_fingerprints("dev", {"m.b"}) == {("m.b", "", ""): "fpb"}
+    assert store.published_fingerprints("prod") == {KEY: "fp9"}
+    store.close()
+
+
+def test_check_results_are_stored_per_attempt_with_samples(tmp_path):
+    store = StateStore(tmp_path)
+    run_id = store.start_run("run", "dev", "x", KEY[1], KEY[2], {}, 1)
+    store.check_results(run_id, "t1", 1, KEY, [
+        CheckResult("unique(id)", "error", "error", 2, [{"id": 1}, {"id": 2}]),
+        CheckResult("not_null(id)", "error", "pass", 0)])
+    assert store.failed_checks(run_id) == [
+        ("m.a", KEY[1], "unique(id)", "error", "error", 2, '[{"id": 1}, {"id": 2}]')]
+    store.close()
+
+
+def test_readonly_store_of_a_project_that_never_ran(tmp_path):
+    store = StateStore(tmp_path, readonly=True)
+    assert store.runs() == []
+    store.close()
+    assert not (tmp_path / ".pipe" / "state.db").exists()
+
+
+def test_lock_is_exclusive_and_names_its_holder(tmp_path):
+    first = ProjectLock(tmp_path)
+    first.acquire(False, what="pipe run 2026-06-01")
+    second = ProjectLock(tmp_path)
+    with pytest.raises(LockHeld) as caught:
+        second.acquire(False)
+    assert caught.value.holder == f"pid {os.getpid()}: pipe run 2026-06-01"
+    first.release()
+    second.acquire(False, what="second")
+    assert second.holder() == f"pid {os.getpid()}: second"
+    second.release()
+
+
+def test_the_kernel_releases_the_lock_of_a_killed_process(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from pipe.state import ProjectLock
+        ProjectLock(Path({str(tmp_path)!r})).acquire(False, what="doomed")
+        print("locked", flush=True)
+        sys.stdin.read()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(LockHeld) as caught:
+            ProjectLock(tmp_path).acquire(False)
+        assert caught.value.holder == f"pid {proc.pid}: doomed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stdin.close()
+        proc.stdout.close()
+    lock = ProjectLock(tmp_path)
+    lock.acquire(False, what="after")  # no wait: the dead holder's lock is gone
+    lock.release()
