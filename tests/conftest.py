@@ -112,3 +112,41 @@ def files_under(root: Path) -> dict[str, bytes]:
         return {}
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def _pg_admin_dsn() -> str | None:
+    return os.environ.get("PIPE_TEST_PG_DSN")
+
+
+@pytest.fixture
+def pg_dsn(request):
+    """A DSN to a fresh, empty PostgreSQL database, dropped after the test.
+
+    Needs PIPE_TEST_PG_DSN (a server that lets us CREATE DATABASE; .ci/run sets it).
+    Without it the test skips with the reason, except under CI=true, where a skipped
+    server test is a failure."""
+    admin = _pg_admin_dsn()
+    if not admin:
+        message = "PIPE_TEST_PG_DSN is not set: no PostgreSQL server for this test"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: .ci/run must start one)")
+        pytest.skip(message)
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"pipe_t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            con.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at PIPE_TEST_PG_DSN is not answering: {exc}")
+        pytest.skip(f"PostgreSQL at PIPE_TEST_PG_DSN is not answering: {exc}")
+    params = conninfo_to_dict(admin)
+    params["dbname"] = name
+    yield make_conninfo(**params)
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
