@@ -293,11 +293,12 @@ def _result_json(result) -> dict:
 def run(project, target, interval, select, concurrency, force, no_wait, as_json):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
     from .errors import StalePlanError
-    from .runner import LockBusy, run_tasks
+    from .runner import LockBusy, check_env, run_tasks
 
     cp = _load(project, target)
     root = cp.raw.root
     iv = _after_start(cp, intervals.parse_label(interval))
+    check_env(cp.target)  # a missing ${VAR} is said before anything is written
     fresh = planmod.build_plan(cp, iv)
     path = planmod.plan_path(root, fresh.target, iv)
     rel = planmod.relpath(root, path)
@@ -364,7 +365,7 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
              yes, no_wait, as_json):
     """Run every interval in [start, end) under the concurrency caps; resumable."""
     from . import backfill as bf
-    from .runner import LockBusy, run_tasks
+    from .runner import LockBusy, check_env, run_tasks
 
     cp = _load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
     span = _after_start(cp, intervals.parse_range(start, end))
@@ -385,6 +386,7 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
         else:
             click.echo(console.dry_run_text(report, _caps(cp, concurrency, True).concurrency))
         return
+    check_env(cp.target)
     echo = (lambda *a, **k: None) if as_json else click.echo
     progress = console.Counter(echo, "compiling plans")
     bf.persist(cp, span, stubs, progress)

@@ -215,7 +215,9 @@ class SqlBuilder:
                 continue
             schema, name = full.split(".", 1)
             sqlmod.qualify(table, schema, name)
-        return sqlmod.generate(tree, self.target.dialect, path)
+        out = sqlmod.generate(tree, self.target.dialect, path)
+        sqlmod.validate_for(tree, out, self.target.dialect, path)
+        return out
 
 
 def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceLocation | None:

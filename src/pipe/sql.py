@@ -179,3 +179,70 @@ def literal(value, dialect: str) -> str:
 def transpile_type(dtype: str, read: str, write: str) -> str:
     """A column type written in `read` (e.g. DuckDB's DOUBLE) spelled for `write`."""
     return exp.DataType.build(dtype, dialect=read).sql(dialect=write)
+
+
+# ---------------------------------------------------------------- target validation
+
+# Constructs sqlglot writes for a target that the target cannot run (it transpiles them
+# without complaint). Found by transpiling DuckDB idioms to Postgres; extend per dialect.
+_NOT_ON = {
+    "postgres": (
+        (exp.Transform, "list lambdas (list_transform / x -> ...)"),
+        (exp.Struct, "STRUCT values ({'a': 1} / struct_pack)"),
+        (exp.StructExtract, "struct field access"),
+        (exp.Unnest, None),  # allowed: listed so the tuple is never empty
+    ),
+}
+
+
+def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
+                 source_tree: exp.Expression | None = None) -> None:
+    """Refuse, at compile time, SQL the target dialect cannot run: known constructs of
+    the tree, then the target's own parser where one is installed (pglast: the real
+    PostgreSQL grammar). Errors name the model, the line and the construct."""
+    for kind, what in _NOT_ON.get(dialect, ()):
+        if what is None:
+            continue
+        node = tree.find(kind)
+        if node is not None:
+            raise SqlError(f"{what} cannot run on {dialect}", at=SourceLocation(
+                path, _line_of(node)), hint="write it "
+                "in SQL both dialects share")
+    for join in tree.find_all(exp.Join):
+        if (join.args.get("kind") or "").upper() == "ASOF" or "ASOF" in (
+                join.text("method") or "").upper():
+            raise SqlError(f"ASOF JOIN cannot run on {dialect}",
+                           at=SourceLocation(path, _line_of(join)))
+    for star in tree.find_all(exp.Star):
+        if star.args.get("except_") or star.args.get("except") or star.args.get("replace"):
+            raise SqlError(f"SELECT * EXCLUDE/REPLACE cannot run on {dialect}",
+                           at=SourceLocation(path, _line_of(star)),
+                           hint="list the columns you want")
+    if dialect == "postgres":
+        _validate_postgres(sql_text, path)
+
+
+def _line_of(node: exp.Expression) -> int | None:
+    for n in node.walk():
+        line = n.meta.get("line") if hasattr(n, "meta") else None
+        if line:
+            return line
+    return None
+
+
+def _validate_postgres(sql_text: str, path: str) -> None:
+    try:
+        import pglast
+    except ImportError:  # optional: without it, Postgres reports such errors at run time
+        return
+    try:
+        pglast.parse_sql(sql_text)
+    except pglast.parser.ParseError as exc:
+        message, index = (exc.args + (None,))[:2]
+        line = sql_text.count("\n", 0, index) + 1 if isinstance(index, int) else None
+        near = sql_text[index:index + 30].split("\n")[0] if isinstance(index, int) else ""
+        raise SqlError(f"the SQL written for postgres does not parse there: {message}"
+                       + (f" (plan SQL line {line}, near '{near}')" if line else ""),
+                       at=SourceLocation(path),
+                       hint="a construct of the project dialect with no postgres "
+                       "equivalent; see docs/adapters.md") from None
