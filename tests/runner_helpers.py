@@ -207,7 +207,7 @@ class Background:
         def target():
             try:
                 self.value = fn()
-            except BaseException as exc:  # re-raised in join()
+            except BaseException as exc:  # noqa: BLE001 (re-raised in join())
                 self.error = exc
 
         self.thread = threading.Thread(target=target, daemon=True)

@@ -14,7 +14,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from conftest import pipe_executable
+from conftest import pipe_executable, run_cli_json
 from runner_helpers import TEMP_MARK, run, snapshot, state, tables_of, warehouse
 
 HOURLY = "kind: incremental\ntime_column: ts\ngrain: hourly\n"
@@ -95,6 +95,15 @@ class Run:
             seen_header = seen_header or line.startswith("running ")
             done += line.startswith(TASK_LINE)
 
+    def read_line(self, prefix: str) -> str:
+        """Read stdout up to the first line starting with `prefix`; return it."""
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, f"no line {prefix!r}:\n{''.join(self.lines)}{self.stderr()}"
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
@@ -121,20 +130,24 @@ def reference_tables(write_project) -> dict:
 
 def assert_nothing_half_published(root: Path, reference: dict) -> None:
     """Each table a killed run left is either absent or whole: a full table or view equals
-    the reference; an incremental table holds whole hours of the reference's rows."""
-    with warehouse(root) as con:
-        present = [t for t in tables_of(con) if TEMP_MARK not in t and
-                   not t.startswith("_pipe.")]
+    the reference; an incremental table holds whole intervals of the reference's rows (the
+    first interval creates it empty, so it may also be empty)."""
     got = snapshot(root, temp_ok=True)
-    for table in present:
-        kind, cols, rows = got[table]
-        if table == "s.events":
+    for table, (kind, cols, rows) in got.items():
+        if table.startswith("_pipe."):
+            continue
+        if table in INCREMENTAL:
             ts = [c[0] for c in cols].index("ts")
-            hours = {r[ts].replace(minute=0, second=0) for r in rows}
-            want = [r for r in reference[table][2] if r[ts].replace(minute=0, second=0) in hours]
-            assert (cols, rows) == (reference[table][1], want), table
-        else:  # full models, views, and s.daily (one interval, whole or absent)
+            whole = INCREMENTAL[table]
+            present = {whole(r[ts]) for r in rows}
+            want = [r for r in reference[table][2] if whole(r[ts]) in present]
+            assert (kind, cols, rows) == (*reference[table][:2], want), table
+        else:
             assert got[table] == reference[table], table
+
+
+INCREMENTAL = {"s.events": lambda ts: ts.replace(minute=0, second=0),
+               "s.daily": lambda ts: ts.date()}
 
 
 def test_sigkill_at_several_moments_then_resume(write_project):
@@ -150,6 +163,10 @@ def test_sigkill_at_several_moments_then_resume(write_project):
         assert code == -signal.SIGKILL, out
         killed += 1
         assert_nothing_half_published(root, reference)
+        # before any resume, status already knows the run is dead
+        report = run_cli_json(["status", "--json", "--project", root])
+        assert report["runs"][0]["status"] == "crashed"
+        assert report["in_progress"]["status"] == "crashed"
 
     r = Run(root)
     r.read_until(0)
@@ -199,3 +216,26 @@ def test_sigint_finishes_running_tasks_exits_130_and_rerun_completes(write_proje
     assert snapshot(root) == reference
     assert state(root, "select status from runs order by run_id") == [
         ("interrupted",), ("success",)]
+
+
+def test_a_second_sigint_interrupts_running_tasks_which_roll_back(write_project):
+    root = write_project({
+        "models/a/slow.sql": "select sum(hash(i)) as s from range(10000000000) t(i)",
+        "models/b/fast.sql": "select 1 as x",
+        "models/b/after_fast.sql": "select * from b.fast",
+    }, pipe_yml=PIPE_YML, name="twice")
+    r = Run(root)
+    r.read_until(2)  # b.fast and b.after_fast: a.slow is what still runs
+    r.signal(signal.SIGINT)
+    assert "waiting for 1 running task(s)" in r.read_line("stopping: ")
+    r.signal(signal.SIGINT)
+    code, out = r.finish()
+    assert code == 130, out
+    assert "failed: a.slow 2026-06-01: interrupted" in out, out
+    [(status,)] = state(root, "select status from runs")
+    assert status == "interrupted"
+    assert state(root, "select model, status, error from attempts where model = 'a.slow'") == [
+        ("a.slow", "failed", "interrupted")]
+    with warehouse(root) as con:
+        tables = tables_of(con)
+    assert "a.slow" not in tables and not [t for t in tables if TEMP_MARK in t], tables

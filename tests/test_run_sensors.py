@@ -67,9 +67,27 @@ def test_sensor_times_out_cleanly(write_project):
     assert code == 1, out
     assert 1.0 <= took < 5, took
     assert "failed: raw.ready 2026-06-01: sensor timed out after 1s" in out, out
-    assert "raw.ready does not exist" in out or "Table with name ready" in out, out
+    assert "(last error: Catalog Error: " in out, out  # why it was never true
     assert statuses_by_model(root) == {"raw.ready": {"failed"}, "a.gated": {"upstream_failed"},
                                        "b.free": {"success"}}
     assert not attempts(root, model="a.gated")
     assert temp_tables(root) == []
     assert state(root, "select status from runs") == [("failed",)]
+    with warehouse(root) as con:  # pipe does not create a source's schema
+        assert con.execute("select count(*) from information_schema.schemata "
+                           "where schema_name = 'raw'").fetchall() == [(0,)]
+
+
+def test_a_hanging_sensor_query_is_interrupted_at_its_wait_timeout(write_project):
+    root = write_project({
+        "sources.yml": (
+            "sources:\n  - name: raw.slow\n"
+            "    wait_for: \"select sum(hash(i)) < 0 from range(10000000000) t(i)\"\n"
+            "    poke_every: 0.2s\n    wait_timeout: 1s\n"),
+        "models/a/gated.sql": "select 1 as x from raw.slow",
+    })
+    started = time.monotonic()
+    code, out = run(root)
+    assert code == 1, out
+    assert time.monotonic() - started < 5  # not the query's natural minute
+    assert "failed: raw.slow 2026-06-01: sensor timed out after 1s" in out, out

@@ -7,6 +7,7 @@ the last ones run real projects."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -226,7 +227,7 @@ def test_recorded_attempts_never_exceed_the_caps(write_project, concurrency):
     # depends_on_past: each hour starts after the previous one finished
     past = sorted((a["interval_start"], a["started_at"], a["finished_at"]) for a in done
                   if a["model"] == "d.past")
-    assert all(prev[2] <= nxt[1] for prev, nxt in zip(past, past[1:], strict=False))
+    assert all(prev[2] <= nxt[1] for prev, nxt in itertools.pairwise(past))
     assert statuses_by_model(root) == {m: {"success"} for m in (
         "a.pooled_one", "a.pooled_two", "b.solo", "c.free", "d.past")}
 

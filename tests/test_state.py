@@ -124,3 +124,14 @@ def test_the_kernel_releases_the_lock_of_a_killed_process(tmp_path):
     lock = ProjectLock(tmp_path)
     lock.acquire(False, what="after")  # no wait: the dead holder's lock is gone
     lock.release()
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_crashed(tmp_path):
+    store = StateStore(tmp_path)
+    mine = store.start_run("run", "dev", "a", KEY[1], KEY[2], {}, 1)
+    dead = store.start_run("run", "dev", "b", KEY[1], KEY[2], {}, 1)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    store.db.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (int(gone.stdout), dead))
+    assert {r[0]: r[4] for r in store.runs()} == {mine: "running", dead: "crashed"}
+    store.close()

@@ -77,7 +77,14 @@ def execute(adapter: Adapter, task: Task, root: Path) -> TaskResult:
 
 
 def _first_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    """The message of a warehouse error, without the SQL excerpt and caret line that
+    engines append ('LINE 2: select ...' / '^^^^'): a task line, not a traceback."""
+    lines = []
+    for ln in text.strip().splitlines():
+        if ln.startswith("LINE ") or ln.strip().startswith("^"):
+            break
+        if ln.strip():
+            lines.append(ln.strip())
     return " ".join(lines[:3])[:500] if lines else "error"
 
 
@@ -130,16 +137,20 @@ def _publish(adapter: Adapter, task: Task, tries: int = 5) -> None:
         try:
             if task.kind == "view":
                 adapter.publish_view(task.table, task.sql)
-                adapter.drop(task.temp)
             elif task.kind == "incremental":
                 adapter.publish_interval(task.temp, task.table, task.time_column,
                                          iso(task.interval.start), iso(task.interval.end))
             else:
                 adapter.publish_full(task.temp, task.table)
-            return
+            break
         except AdapterError as exc:
             if attempt == tries - 1 or not adapter.is_conflict(exc):
                 raise
+    if task.kind == "view":
+        try:
+            adapter.drop(task.temp)
+        except AdapterError:  # published already: a late timeout must not fail the task;
+            pass              # the runner's clean_temp drops the left-over
 
 
 class Deadline:
@@ -148,16 +159,25 @@ class Deadline:
     def __init__(self, adapter: Adapter, seconds: float | None):
         self.fired = False
         self._timer = None
+        # cancel() and the interrupt exclude each other: once cancel() returns, a late
+        # timer cannot interrupt the next task this worker connection runs
+        self._lock = threading.Lock()
+        self._cancelled = False
         if seconds:
             self._timer = threading.Timer(seconds, self._fire, args=(adapter,))
             self._timer.daemon = True
             self._timer.start()
 
     def _fire(self, adapter: Adapter) -> None:
-        self.fired = True
-        adapter.interrupt()
+        with self._lock:
+            if self._cancelled:
+                return
+            self.fired = True
+            adapter.interrupt()
 
     def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
         if self._timer:
             self._timer.cancel()
 

@@ -21,7 +21,7 @@ from .adapters import Adapter, open_adapter
 from .adapters.base import AdapterError, expand_env
 from .config import Target
 from .errors import UserError
-from .executor import TaskResult, execute_with_timeout
+from .executor import Deadline, TaskResult, execute_with_timeout
 from .intervals import iso
 from .plan import Task
 from .scheduler import Caps, Listener, Outcome, Scheduler
@@ -164,7 +164,8 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         state.recover()
         adapter = open_adapter(target, root)
         clean_temp(adapter)
-        for schema in sorted({t.table.split(".", 1)[0] for t in tasks}):
+        # a sensor's table is a source: pipe neither builds it nor creates its schema
+        for schema in sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"}):
             adapter.ensure_schema(schema)
 
         # the warehouse's ledger is the truth (written in each publish's transaction); the
@@ -198,7 +199,12 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             return execute_with_timeout(conn, hydrate(task) if hydrate else task, root)
 
         def poke(task: Task) -> bool:
-            return bool(adapter.scalar(task.sql))
+            # pokes run on the scheduler thread: one may not outlast the sensor's budget
+            deadline = Deadline(adapter, task.wait_timeout)
+            try:
+                return bool(adapter.scalar(task.sql))
+            finally:
+                deadline.cancel()
 
         scheduler = Scheduler(tasks, caps, work, done=done, priority=priority, poke=poke,
                               listener=recorder, blocked=blocked)

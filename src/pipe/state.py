@@ -219,13 +219,18 @@ class StateStore:
 
     def runs(self, limit: int = 10, target: str | None = None):
         sql = ("SELECT run_id, kind, target, label, status, started_at, finished_at, total, "
-               "summary, args FROM runs")
+               "summary, args, pid FROM runs")
         params: tuple = ()
         if target:
             sql += " WHERE target = ?"
             params = (target,)
         sql += " ORDER BY run_id DESC LIMIT ?"
-        return list(self.db.execute(sql, (*params, limit)))
+        out = []
+        for *row, pid in self.db.execute(sql, (*params, limit)):
+            if row[4] == "running" and not _alive(pid):
+                row[4] = "crashed"  # killed, and no run since has recorded it
+            out.append(tuple(row))
+        return out
 
     def attempts(self, run_id: int) -> list[Attempt]:
         rows = self.db.execute("SELECT run_id, task_id, attempt, model, interval_start, "
@@ -252,6 +257,17 @@ class StateStore:
             "USING (run_id) WHERE a.status = 'success' AND r.target = ? GROUP BY a.model",
             (target,))
         return {m: d for m, d in rows}
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (state.db is local to the project's machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LockHeld(Exception):

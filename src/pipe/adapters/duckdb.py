@@ -36,6 +36,9 @@ class DuckDBAdapter(Adapter):
         else:
             self._owner = False
         self.con = con
+        # SPEC §2: sessions run in UTC, whatever the machine's zone; DuckDB's default is the
+        # local zone and a setting is per connection (each worker cursor is one)
+        self.execute("SET TimeZone = 'UTC'")
 
     def worker(self) -> DuckDBAdapter:
         return DuckDBAdapter(self.target, self.root, self.con.cursor())
@@ -46,21 +49,11 @@ class DuckDBAdapter(Adapter):
     def interrupt(self) -> None:
         self.con.interrupt()
 
-    def execute(self, sql: str) -> int | None:
+    def _run(self, sql: str, params: list | None = None):
+        """Run a statement; every DuckDB error becomes an AdapterError (a task failure,
+        retried like any), an interrupt an Interrupted: never a bare duckdb exception."""
         try:
-            self.con.execute(sql)
-            rows = self.con.fetchall()
-        except duckdb.InterruptException as exc:
-            raise Interrupted(str(exc)) from None
-        except duckdb.Error as exc:
-            raise AdapterError(str(exc)) from None
-        if rows and len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], int):
-            return rows[0][0]
-        return None
-
-    def query(self, sql: str):
-        try:
-            self.con.execute(sql)
+            self.con.execute(sql, params) if params else self.con.execute(sql)
             names = [d[0] for d in self.con.description or []]
             return names, self.con.fetchall()
         except duckdb.InterruptException as exc:
@@ -68,20 +61,29 @@ class DuckDBAdapter(Adapter):
         except duckdb.Error as exc:
             raise AdapterError(str(exc)) from None
 
+    def execute(self, sql: str) -> int | None:
+        _, rows = self._run(sql)
+        if rows and len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], int):
+            return rows[0][0]
+        return None
+
+    def query(self, sql: str):
+        return self._run(sql)
+
     def relation_kind(self, table: str) -> str | None:
         schema, name = table.split(".", 1)
-        self.con.execute("SELECT table_type FROM information_schema.tables "
-                         "WHERE table_schema = ? AND table_name = ?", [schema, name])
-        row = self.con.fetchone()
-        if row is None:
+        _, rows = self._run("SELECT table_type FROM information_schema.tables "
+                            "WHERE table_schema = ? AND table_name = ?", [schema, name])
+        if not rows:
             return None
-        return "view" if row[0] == "VIEW" else "table"
+        return "view" if rows[0][0] == "VIEW" else "table"
 
     def temp_relations(self) -> list[tuple[str, str]]:
-        self.con.execute("SELECT table_schema, table_name, table_type FROM "
-                         "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' ORDER BY 1, 2")
+        _, rows = self._run("SELECT table_schema, table_name, table_type FROM "
+                            "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
+                            "ORDER BY 1, 2")
         return [(f"{s}.{n}", "view" if t == "VIEW" else "table")
-                for s, n, t in self.con.fetchall() if TEMP_MARK in n]
+                for s, n, t in rows if TEMP_MARK in n]
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return "conflict" in str(exc).lower()
