@@ -54,7 +54,8 @@ def contents(con, table: str) -> tuple[list[tuple], list[tuple]]:
 
 
 def snapshot(root: Path, temp_ok: bool = False) -> dict[str, tuple]:
-    """Every relation of the project's warehouse -> (kind, columns, sorted rows)."""
+    """Every relation of the project's warehouse -> (kind, columns, sorted rows), but for
+    pipe's own bookkeeping in schema _pipe (its ledger records publish times)."""
     if not (root / "warehouse.duckdb").exists():
         return {}
     with warehouse(root) as con:
@@ -62,6 +63,8 @@ def snapshot(root: Path, temp_ok: bool = False) -> dict[str, tuple]:
         for table, kind in tables_of(con).items():
             if TEMP_MARK in table:
                 assert temp_ok, f"temporary table left behind: {table}"
+                continue
+            if table.startswith("_pipe."):
                 continue
             out[table] = (kind, *contents(con, table))
         return out

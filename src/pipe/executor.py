@@ -1,9 +1,11 @@
 """One task, write-audit-publish: temp table -> checks -> publish, through an adapter.
 
-The target is touched only by the publish call, a single transaction: a failing check,
-an SQL error or a timeout leaves it as it was, and the temp table is dropped whatever
-happens. For an incremental task the temp table keeps only the rows of the task's
-interval; rows the query returned outside it are counted (a leaking filter) and dropped.
+A task is one transaction: build the temp table, check it, publish, record the publish in
+the warehouse's ledger, commit. Until the commit no reader sees any of it; a failing
+check, an SQL error or a timeout rolls it all back, so the target is as it was and the
+temp table never existed for anyone else. An incremental task publishes only the rows of
+its interval; rows the query returned outside it are counted (a leaking filter) and
+reported as a warning.
 """
 
 from __future__ import annotations
@@ -65,14 +67,11 @@ def execute(adapter: Adapter, task: Task, root: Path) -> TaskResult:
     try:
         return _execute(adapter, task, root)
     except TaskFailed as exc:
-        _cleanup(adapter, task)
         return TaskResult("failed", checks=tuple(exc.checks), error=str(exc),
                           retryable=exc.retryable)
     except Interrupted:
-        _cleanup(adapter, task)
         return TaskResult("failed", error="interrupted")
     except AdapterError as exc:
-        _cleanup(adapter, task)
         return TaskResult("failed", error=_first_line(str(exc)))
 
 
@@ -88,22 +87,44 @@ def _first_line(text: str) -> str:
     return " ".join(lines[:3])[:500] if lines else "error"
 
 
-def _cleanup(adapter: Adapter, task: Task) -> None:
-    if task.temp:
-        try:
-            adapter.execute("ROLLBACK")
-        except AdapterError:
-            pass
-        try:
-            adapter.drop(task.temp)
-        except AdapterError:
-            pass  # the next run drops left-overs (runner.clean_temp)
+_CREATING: dict[str, threading.Lock] = {}
+_CREATING_GUARD = threading.Lock()
 
 
-def _execute(adapter: Adapter, task: Task, root: Path) -> TaskResult:
+def _creation_lock(adapter: Adapter, task: Task) -> threading.Lock | None:
+    """Two first intervals of one incremental model would both create its table, and one
+    transaction would fail on the other's; the first one creates it, the others wait."""
+    if task.kind != "incremental" or adapter.relation_kind(task.table) == "table":
+        return None
+    with _CREATING_GUARD:
+        return _CREATING.setdefault(f"{adapter.target.name}:{task.table}", threading.Lock())
+
+
+def _execute(adapter: Adapter, task: Task, root: Path, tries: int = 5) -> TaskResult:
     if task.kind == "sensor":
         raise TaskFailed("sensor tasks are polled by the scheduler", retryable=False)
-    leaked, warnings = 0, []  # a crashed attempt's temp table is gone: runner.clean_temp
+    lock = _creation_lock(adapter, task)
+    if lock:
+        lock.acquire()
+    try:
+        for attempt in range(tries):
+            try:
+                with adapter.transaction():
+                    return _write_audit_publish(adapter, task, root)
+            except AdapterError as exc:
+                if attempt == tries - 1 or not adapter.is_conflict(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # another writer's commit: back off, redo
+    finally:
+        if lock:
+            lock.release()
+    raise AssertionError("unreachable")
+
+
+def _write_audit_publish(adapter: Adapter, task: Task, root: Path) -> TaskResult:
+    """Build, check, publish and record: the caller's transaction commits it all at once
+    or (on TaskFailed, an error, a timeout) rolls it all back, temp table included."""
+    leaked, warnings = 0, []
     if task.kind == "seed":
         rows = adapter.load_seed(task.temp, root / task.seed_path, dict(task.column_types))
     elif task.kind == "view":
@@ -111,46 +132,32 @@ def _execute(adapter: Adapter, task: Task, root: Path) -> TaskResult:
         rows = None
     else:
         rows = adapter.create_temp(task.temp, task.sql)
-        if task.kind == "incremental":
-            start, end = iso(task.interval.start), iso(task.interval.end)
-            leaked = adapter.delete_outside(task.temp, task.time_column, start, end)
-            if leaked:
-                rows -= leaked
-                warnings.append(f"{leaked} rows outside [{start}, {end}) by {task.time_column}"
-                                " were not published: does the model filter on its interval?")
+    if task.kind == "incremental" and task.checks:
+        # checks see only the interval's rows (SPEC §6), so the rest goes first
+        leaked = adapter.delete_outside(task.temp, task.time_column, iso(task.interval.start),
+                                        iso(task.interval.end))
+        rows -= leaked
     checks = run_checks(adapter, task)
     bad = [c for c in checks if c.status == "error"]
     if bad:
         names = ", ".join(f"{c.name} ({c.failures} failing rows)" for c in bad)
         raise TaskFailed(f"check failed: {names}", checks, retryable=False)
-    adapter.stage_ledger(task.key, task.fingerprint, rows)
-    _publish(adapter, task)
-    adapter.flush_ledger()
+    if task.kind == "view":
+        adapter.publish_view(task.temp, task.table, task.sql)
+    elif task.kind == "incremental":
+        inserted = adapter.publish_interval(task.temp, task.table, task.time_column,
+                                            iso(task.interval.start), iso(task.interval.end))
+        leaked, rows = leaked + rows - inserted, inserted
+    else:
+        adapter.publish_full(task.temp, task.table)
+    adapter.record_published(task.key, task.fingerprint, rows)
+    if leaked:
+        warnings.append(f"{leaked} rows outside [{iso(task.interval.start)}, "
+                        f"{iso(task.interval.end)}) by {task.time_column} were not published:"
+                        " does the model filter on its interval?")
     warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks
                  if c.status == "warn"]
     return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings))
-
-
-def _publish(adapter: Adapter, task: Task, tries: int = 5) -> None:
-    """Publish in one transaction; a concurrent-write conflict rolls back and tries again."""
-    for attempt in range(tries):
-        try:
-            if task.kind == "view":
-                adapter.publish_view(task.table, task.sql)
-            elif task.kind == "incremental":
-                adapter.publish_interval(task.temp, task.table, task.time_column,
-                                         iso(task.interval.start), iso(task.interval.end))
-            else:
-                adapter.publish_full(task.temp, task.table)
-            break
-        except AdapterError as exc:
-            if attempt == tries - 1 or not adapter.is_conflict(exc):
-                raise
-    if task.kind == "view":
-        try:
-            adapter.drop(task.temp)
-        except AdapterError:  # published already: a late timeout must not fail the task;
-            pass              # the runner's clean_temp drops the left-over
 
 
 class Deadline:

@@ -125,12 +125,19 @@ class _Recorder(Listener):
         self.state.commit()
 
 
-def clean_temp(adapter: Adapter) -> list[str]:
-    """Drop every temp relation a crashed run left behind (call holding the lock)."""
+def clean_temp(adapter: Adapter, tasks: Sequence[Task]) -> list[str]:
+    """Drop the temp relations of these tasks that an older run left behind.
+
+    A task builds its temp table inside its own transaction, so on engines with
+    transactional DDL none survives a crash; this sweeps what a non-transactional engine
+    or an older pipe left. Only the names of these tasks: another project (or checkout)
+    on the same database keeps its own."""
+    mine = {t.temp for t in tasks if t.temp}
     dropped = []
-    for name, _kind in adapter.temp_relations():
-        adapter.drop(name)
-        dropped.append(name)
+    for name, kind in adapter.temp_relations():
+        if name in mine:
+            adapter.drop(name, kind)
+            dropped.append(name)
     return dropped
 
 
@@ -163,7 +170,7 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
     try:
         state.recover()
         adapter = open_adapter(target, root)
-        clean_temp(adapter)
+        clean_temp(adapter, tasks)
         # a sensor's table is a source: pipe neither builds it nor creates its schema
         for schema in sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"}):
             adapter.ensure_schema(schema)
@@ -172,6 +179,8 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         # state store catches up with it here after a crash between the two
         adapter.ensure_ledger()
         published = adapter.read_ledger()
+        if adapter.count("_pipe.ledger") > 2 * len(published) + 1000:
+            adapter.compact_ledger()
         state.reconcile(target.name, published)
         done = set()
         if not force:
@@ -237,7 +246,7 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
                 pass
         if adapter is not None:
             try:
-                clean_temp(adapter)
+                clean_temp(adapter, tasks)
             except AdapterError:
                 pass
             adapter.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -159,11 +160,13 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
                        at=SourceLocation(path, line)) from None
 
 
+@lru_cache(maxsize=8192)
 def quote_table(name: str, dialect: str) -> str:
     """schema.table -> the dialect's spelling of that table name."""
     return exp.to_table(name).sql(dialect=dialect)
 
 
+@lru_cache(maxsize=8192)
 def column(name: str, dialect: str) -> str:
     return exp.to_identifier(name).sql(dialect=dialect)
 

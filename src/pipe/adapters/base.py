@@ -2,11 +2,12 @@
 
 An Adapter is one connection. `worker()` opens another connection to the same warehouse
 for a worker thread; `interrupt()` may be called from any thread to stop the statement
-running on this connection. Write-audit-publish is expressed in four calls:
-`create_temp` (or `create_temp_view`), checks through `query`, then one of
-`publish_full`, `publish_interval`, `publish_view`, each a single transaction. The SQL
-here is plain ANSI spelled through sqlglot for the adapter's dialect; a subclass
-overrides a method where its engine has a better way (STYLE §6).
+running on this connection. A task is one `transaction()`: `create_temp` (or
+`create_temp_view`), checks through `query`, one of `publish_full`, `publish_interval`,
+`publish_view`, and `record_published` (the ledger row), then COMMIT. Until the commit
+nobody else sees any of it; a failed check or an error rolls it all back, temp table
+included. The SQL here is plain ANSI spelled through sqlglot for the adapter's dialect; a
+subclass overrides a method where its engine has a better way (STYLE §6).
 
 Capability flags tell the runner what an engine can do, never `if engine == ...`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,8 @@ def expand_env(value: str, what: str) -> str:
 class AdapterError(Exception):
     """A warehouse error during a task (SQL error, lost connection): the task fails."""
 
+    sqlstate: str | None = None  # the engine's error code, where it has one
+
 
 class Interrupted(AdapterError):
     """The statement was interrupted (timeout or Ctrl-C)."""
@@ -59,7 +63,7 @@ class Adapter(ABC):
     def __init__(self, target: Target, root: Path):
         self.target = target
         self.root = root
-        self._staged: list[str] = []  # ledger statements for the next COMMIT
+        self._known: dict[str, str] = {}  # relation -> 'table' | 'view', seen by this connection
 
     # -- connections
     @abstractmethod
@@ -85,49 +89,52 @@ class Adapter(ABC):
 
     @contextmanager
     def transaction(self):
-        """BEGIN ... COMMIT; statements staged with `stage_ledger` run just before COMMIT,
-        so the record of a publish in _pipe.ledger commits with the publish itself."""
+        """BEGIN ... COMMIT, or ROLLBACK when the block raises. A task runs whole inside
+        one: what it created (its temp table) vanishes with a rollback, and what it
+        published appears, with its ledger row, at the commit and not before."""
         self.execute("BEGIN")
         try:
             yield
-            for statement in self._staged:
-                self.execute(statement)
+            self.execute("COMMIT")  # may fail too (a write conflict found at commit)
         except BaseException:
+            self._known.clear()  # what this transaction created is gone again
             try:
                 self.execute("ROLLBACK")
             except AdapterError:
                 pass  # the engine already ended it; the original error is what matters
             raise
-        self.execute("COMMIT")
-        self._staged = []
 
     # -- the ledger: what is published, kept in the warehouse, atomic with each publish
+    # The ledger is append-only (an upsert costs 2-3x an insert, and the publish path is
+    # hot): the latest row of a key wins; `compact_ledger` folds the history away.
     def ensure_ledger(self) -> None:
         self.ensure_schema("_pipe")
-        self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR, interval_start "
-                     "VARCHAR, interval_end VARCHAR, fingerprint VARCHAR, rows BIGINT)")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR NOT NULL, "
+                     "interval_start VARCHAR NOT NULL, interval_end VARCHAR NOT NULL, "
+                     "fingerprint VARCHAR NOT NULL, rows BIGINT, published_at "
+                     "DOUBLE PRECISION NOT NULL)")
 
     def read_ledger(self) -> dict[tuple[str, str, str], str]:
+        """(model, start, end) -> fingerprint of the latest publish of each key."""
         _, rows = self.query(f"SELECT model, interval_start, interval_end, fingerprint "
-                             f"FROM {LEDGER}")
+                             f"FROM {LEDGER} ORDER BY published_at")
         return {(m, s, e): fp for m, s, e, fp in rows}
 
-    def stage_ledger(self, key: tuple[str, str, str], fingerprint: str,
-                     rows: int | None) -> None:
-        """Record `key` as published by the next transaction to commit (the publish)."""
-        m, s, e = (sqlmod.literal(v, self.dialect) for v in key)
-        where = f"model = {m} AND interval_start = {s} AND interval_end = {e}"
-        self._staged = [
-            f"DELETE FROM {LEDGER} WHERE {where}",
-            (f"INSERT INTO {LEDGER} VALUES ({m}, {s}, {e}, "
-             f"{sqlmod.literal(fingerprint, self.dialect)}, "
-             f"{'NULL' if rows is None else int(rows)})")]
+    def compact_ledger(self) -> int:
+        """Delete superseded ledger rows; return how many."""
+        with self.transaction():
+            n = self.execute(
+                f"DELETE FROM {LEDGER} WHERE published_at < (SELECT max(l.published_at) FROM "
+                f"{LEDGER} AS l WHERE l.model = {LEDGER}.model AND l.interval_start = "
+                f"{LEDGER}.interval_start AND l.interval_end = {LEDGER}.interval_end)")
+        return int(n or 0)
 
-    def flush_ledger(self) -> None:
-        """Write a staged record no transaction took (a publish without one)."""
-        if self._staged:
-            with self.transaction():
-                pass
+    def record_published(self, key: tuple[str, str, str], fingerprint: str,
+                         rows: int | None) -> None:
+        """Append the ledger row of `key`; call inside the publishing transaction."""
+        values = ", ".join(sqlmod.literal(v, self.dialect) for v in (*key, fingerprint))
+        self.execute(f"INSERT INTO {LEDGER} VALUES ({values}, "
+                     f"{'NULL' if rows is None else int(rows)}, {time.time()!r})")
 
     # -- names
     def q(self, table: str) -> str:
@@ -141,9 +148,19 @@ class Adapter(ABC):
         return f"CAST('{value.replace('T', ' ')}' AS TIMESTAMP)"
 
     # -- catalog
-    @abstractmethod
     def relation_kind(self, table: str) -> str | None:
-        """'table', 'view' or None when `table` does not exist."""
+        """'table', 'view' or None when `table` does not exist. What this connection saw
+        or made is remembered (a catalog query costs as much as a small statement)."""
+        kind = self._known.get(table)
+        if kind is None:
+            kind = self._relation_kind(table)
+            if kind is not None:
+                self._known[table] = kind
+        return kind
+
+    @abstractmethod
+    def _relation_kind(self, table: str) -> str | None:
+        """Ask the catalog: 'table', 'view' or None."""
 
     @abstractmethod
     def temp_relations(self) -> list[tuple[str, str]]:
@@ -152,12 +169,14 @@ class Adapter(ABC):
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {sqlmod.column(schema, self.dialect)}")
 
-    def drop(self, table: str) -> None:
-        kind = self.relation_kind(table)
+    def drop(self, table: str, kind: str | None = None) -> None:
+        """Drop `table` if it exists (`kind` when known saves a catalog query)."""
+        kind = kind or self.relation_kind(table)
         if kind:
             self.execute(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {self.q(table)}")
+        self._known.pop(table, None)
 
-    # -- write-audit-publish
+    # -- write-audit-publish, each statement inside the task's transaction
     def create_temp(self, temp: str, select_sql: str) -> int:
         """Build `temp` from a SELECT; return its row count."""
         n = self.execute(f"CREATE TABLE {self.q(temp)} AS\n{select_sql}")
@@ -166,62 +185,55 @@ class Adapter(ABC):
     def create_temp_view(self, temp: str, select_sql: str) -> None:
         self.execute(f"CREATE VIEW {self.q(temp)} AS\n{select_sql}")
 
-    def _outside(self, time_column: str, start: str, end: str) -> str:
+    def _within(self, time_column: str, start: str, end: str) -> str:
         c = self.col(time_column)
-        return f"NOT ({c} >= {self.ts(start)} AND {c} < {self.ts(end)}) OR {c} IS NULL"
+        return f"{c} >= {self.ts(start)} AND {c} < {self.ts(end)}"
 
     def delete_outside(self, temp: str, time_column: str, start: str, end: str) -> int:
         """Remove the rows of `temp` outside [start, end); return how many there were."""
-        n = self.execute(f"DELETE FROM {self.q(temp)} WHERE {self._outside(time_column, start, end)}")
+        c = self.col(time_column)
+        n = self.execute(f"DELETE FROM {self.q(temp)} WHERE NOT "
+                         f"({self._within(time_column, start, end)}) OR {c} IS NULL")
         return int(n or 0)
 
     def count(self, table: str) -> int:
         return int(self.scalar(f"SELECT count(*) FROM {self.q(table)}"))
 
     def publish_full(self, temp: str, table: str) -> None:
-        """Replace `table` by `temp` in one transaction; `temp` is gone afterwards."""
-        name = table.split(".", 1)[1]
-        with self.transaction():
-            self._drop_in_tx(table)
-            self.execute(f"ALTER TABLE {self.q(temp)} RENAME TO {self.col(name)}")
-
-    def _drop_in_tx(self, table: str) -> None:
-        kind = self.relation_kind(table)
-        if kind:
-            self.execute(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {self.q(table)}")
+        """`temp` becomes `table` (whatever `table` was before)."""
+        self.drop(table)
+        self.execute(f"ALTER TABLE {self.q(temp)} RENAME TO {self.col(table.split('.', 1)[1])}")
+        self._known.pop(temp, None)
+        self._known[table] = "table"
 
     def publish_interval(self, temp: str, table: str, time_column: str, start: str,
-                         end: str) -> None:
-        """Replace exactly the [start, end) rows of `table` by `temp`, in one transaction."""
+                         end: str) -> int:
+        """Replace the [start, end) rows of `table` by those of `temp` (rows of `temp`
+        outside the interval are left out); drop `temp`; return the rows inserted. The
+        first interval creates `table` with the temp's columns."""
         kind = self.relation_kind(table)
         if kind == "view":
-            self.drop(table)
-            kind = None
-        if kind is None:  # first interval: create the table empty, with the temp's columns
-            try:
-                self.execute(f"CREATE TABLE {self.q(table)} AS SELECT * FROM {self.q(temp)} "
-                             "WHERE 1 = 0")
-            except AdapterError:
-                if self.relation_kind(table) is None:
-                    raise  # not a concurrent task creating it first: a real error
-        c = self.col(time_column)
-        with self.transaction():
-            self.execute(f"DELETE FROM {self.q(table)} WHERE {c} >= {self.ts(start)} "
-                         f"AND {c} < {self.ts(end)}")
-            self.execute(self.insert_sql(temp, table))
-        try:
-            self.drop(temp)
-        except AdapterError:  # e.g. a timeout firing just now: the interval is published;
-            pass              # the runner's clean_temp drops the left-over
+            self.drop(table, kind)
+        if kind != "table":
+            self.execute(f"CREATE TABLE {self.q(table)} AS SELECT * FROM {self.q(temp)} "
+                         "WHERE 1 = 0")
+            self._known[table] = "table"
+        within = self._within(time_column, start, end)
+        self.execute(f"DELETE FROM {self.q(table)} WHERE {within}")
+        n = self.execute(self.insert_sql(temp, table) + f" WHERE {within}")
+        self.drop(temp, "table")
+        return int(n or 0)
 
     def insert_sql(self, temp: str, table: str) -> str:
         return f"INSERT INTO {self.q(table)} SELECT * FROM {self.q(temp)}"
 
-    def publish_view(self, table: str, select_sql: str) -> None:
-        with self.transaction():
-            if self.relation_kind(table) == "table":
-                self.execute(f"DROP TABLE {self.q(table)}")
-            self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
+    def publish_view(self, temp: str, table: str, select_sql: str) -> None:
+        """Drop the audited temp view and (re)create `table` as a view of `select_sql`."""
+        self.drop(temp, "view")
+        if self.relation_kind(table) == "table":
+            self.drop(table, "table")
+        self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
+        self._known[table] = "view"
 
     def is_conflict(self, exc: AdapterError) -> bool:
         """A concurrent-write conflict: the same publish can simply be tried again."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import UserError
-from .base import TEMP_MARK, Adapter, AdapterError, Interrupted
+from .base import TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
 
 
 class DuckDBAdapter(Adapter):
@@ -22,7 +22,8 @@ class DuckDBAdapter(Adapter):
     def __init__(self, target, root: Path, con=None):
         super().__init__(target, root)
         if con is None:
-            path = str(target.option("path", "warehouse.duckdb"))
+            path = expand_env(str(target.option("path", "warehouse.duckdb")),
+                              f"target '{target.name}' path")
             if path != ":memory:":
                 full = Path(path) if Path(path).is_absolute() else root / path
                 full.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ class DuckDBAdapter(Adapter):
     def query(self, sql: str):
         return self._run(sql)
 
-    def relation_kind(self, table: str) -> str | None:
+    def _relation_kind(self, table: str) -> str | None:
         schema, name = table.split(".", 1)
         _, rows = self._run("SELECT table_type FROM information_schema.tables "
                             "WHERE table_schema = ? AND table_name = ?", [schema, name])

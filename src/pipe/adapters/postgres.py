@@ -64,8 +64,9 @@ class PostgresAdapter(Adapter):
         except pgerrors.QueryCanceled as exc:
             raise Interrupted(str(exc)) from None
         except psycopg.Error as exc:
-            raise AdapterError(mask(str(exc)).strip() or type(exc).__name__,
-                               getattr(exc, "sqlstate", None)) from None
+            error = AdapterError(mask(str(exc)).strip() or type(exc).__name__)
+            error.sqlstate = getattr(exc, "sqlstate", None)
+            raise error from None
 
     def execute(self, sql: str) -> int | None:
         return self._run(sql, False)
@@ -73,7 +74,7 @@ class PostgresAdapter(Adapter):
     def query(self, sql: str):
         return self._run(sql, True)
 
-    def relation_kind(self, table: str) -> str | None:
+    def _relation_kind(self, table: str) -> str | None:
         schema, name = table.split(".", 1)
         with self.con.cursor() as cur:
             cur.execute("SELECT table_type FROM information_schema.tables "
@@ -93,8 +94,7 @@ class PostgresAdapter(Adapter):
                 if TEMP_MARK in n]
 
     def is_conflict(self, exc: AdapterError) -> bool:
-        code = exc.args[1] if len(exc.args) > 1 else None
-        return code in ("40001", "40P01", "23505")
+        return getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
 
     def _columns(self, table: str) -> list[tuple[str, str]]:
         schema, name = table.split(".", 1)
@@ -112,14 +112,15 @@ class PostgresAdapter(Adapter):
             return bool(cur.fetchone()[0])
 
     def publish_full(self, temp: str, table: str) -> None:
+        """Drop-and-rename, unless views depend on `table`: Postgres binds a view to the
+        table itself, so then the rows are replaced in place (same columns required)."""
         if self.relation_kind(table) == "table" and self._has_dependents(table):
             if self._columns(temp) != self._columns(table):
                 raise AdapterError(f"the columns of {table} changed and views depend on it; "
                                    "drop those views (pipe recreates its own) and run again")
-            with self.transaction():
-                self.execute(f"TRUNCATE {self.q(table)}")
-                self.execute(self.insert_sql(temp, table))
-            self.drop(temp)
+            self.execute(f"TRUNCATE {self.q(table)}")
+            self.execute(self.insert_sql(temp, table))
+            self.drop(temp, "table")
             return
         super().publish_full(temp, table)
 
@@ -127,12 +128,21 @@ class PostgresAdapter(Adapter):
         cols = ", ".join(self.col(c) for c, _ in self._columns(temp))
         return f"INSERT INTO {self.q(table)} ({cols}) SELECT {cols} FROM {self.q(temp)}"
 
-    def publish_view(self, table: str, select_sql: str) -> None:
-        with self.transaction():
-            kind = self.relation_kind(table)
-            if kind:
-                self.execute(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {self.q(table)}")
+    def publish_view(self, temp: str, table: str, select_sql: str) -> None:
+        """CREATE OR REPLACE keeps views that read this one; when the columns changed in a
+        way Postgres cannot replace, the view is dropped and created again."""
+        self.drop(temp, "view")
+        kind = self.relation_kind(table)
+        if kind == "table":
+            self.drop(table, "table")
+        self.execute("SAVEPOINT pipe_view")
+        try:
+            self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
+        except AdapterError:
+            self.execute("ROLLBACK TO SAVEPOINT pipe_view")
+            self.drop(table, "view")
             self.execute(f"CREATE VIEW {self.q(table)} AS\n{select_sql}")
+        self._known[table] = "view"
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """Type the CSV as DuckDB would (the contract of seeds), then COPY it in."""
