@@ -113,10 +113,12 @@ class _Recorder(Listener):
         self.reporter.task_settled(task, outcome)
 
     def _maybe_commit(self):
-        if time.monotonic() - self.last_commit > 0.25:
+        if time.monotonic() - self.last_commit > 0.25:  # a long burst still commits
             self.idle()
 
-    def idle(self):
+    def idle(self) -> None:
+        """Commit: the scheduler is about to wait for a worker, so the commit overlaps the
+        workers' statements instead of delaying them."""
         self.state.commit()
         self.state.begin()
         self.last_commit = time.monotonic()
@@ -172,8 +174,10 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         adapter = open_adapter(target, root)
         clean_temp(adapter, tasks)
         # a sensor's table is a source: pipe neither builds it nor creates its schema
-        for schema in sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"}):
+        schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
+        for schema in schemas:
             adapter.ensure_schema(schema)
+        adapter.prefetch_catalog(schemas)
 
         # the warehouse's ledger is the truth (written in each publish's transaction); the
         # state store catches up with it here after a crash between the two

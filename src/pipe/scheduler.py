@@ -49,8 +49,9 @@ class Listener:
 
     def settled(self, task, outcome: Outcome) -> None: ...
 
-    def idle(self) -> None:
-        """Called before the scheduler blocks waiting: a good moment to commit."""
+    def idle(self) -> float | None:
+        """Called before the scheduler blocks waiting: a good moment to commit. May return
+        seconds after which it wants to be called again (a commit it put off)."""
 
 
 class Scheduler:
@@ -207,8 +208,10 @@ class Scheduler:
                 try:
                     item = self._done_q.get_nowait()
                 except queue.Empty:
-                    self.listener.idle()
+                    again = self.listener.idle()
                     wait = max(0.0, delayed[0][0] - now()) if delayed else None
+                    if again is not None:
+                        wait = again if wait is None else min(wait, again)
                     try:
                         # waits for a worker to report, or for the next retry/poke time
                         item = self._done_q.get(timeout=wait)

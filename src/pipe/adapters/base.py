@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -53,6 +54,42 @@ class Interrupted(AdapterError):
     """The statement was interrupted (timeout or Ctrl-C)."""
 
 
+class Catalog:
+    """Which relations exist, shared by the connections of one run: a name maps to
+    'table' or 'view'; in a schema listed whole (`load`), a missing name does not exist.
+    Transactions publish their changes here when they commit."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._kinds: dict[str, str] = {}
+        self._complete: set[str] = set()
+
+    def lookup(self, table: str) -> tuple[bool, str | None]:
+        with self._lock:
+            if table in self._kinds:
+                return True, self._kinds[table]
+            return table.split(".", 1)[0] in self._complete, None
+
+    def apply(self, changes: dict[str, str | None]) -> None:
+        with self._lock:
+            for table, kind in changes.items():
+                if kind is None:
+                    self._kinds.pop(table, None)
+                else:
+                    self._kinds[table] = kind
+
+    def forget(self, tables) -> None:
+        with self._lock:
+            for table in tables:
+                self._kinds.pop(table, None)
+                self._complete.discard(table.split(".", 1)[0])
+
+    def load(self, schemas, kinds: dict[str, str]) -> None:
+        with self._lock:
+            self._kinds.update(kinds)
+            self._complete.update(schemas)
+
+
 class Adapter(ABC):
     dialect = "duckdb"
     #: DDL (drop, rename, create) can run inside a transaction and is invisible until commit
@@ -63,7 +100,9 @@ class Adapter(ABC):
     def __init__(self, target: Target, root: Path):
         self.target = target
         self.root = root
-        self._known: dict[str, str] = {}  # relation -> 'table' | 'view', seen by this connection
+        self.catalog = Catalog()  # shared with this adapter's workers: see worker()
+        self._pending: dict[str, str | None] = {}  # relations this transaction changed
+        self._in_tx = False
 
     # -- connections
     @abstractmethod
@@ -93,16 +132,22 @@ class Adapter(ABC):
         one: what it created (its temp table) vanishes with a rollback, and what it
         published appears, with its ledger row, at the commit and not before."""
         self.execute("BEGIN")
+        self._in_tx = True
         try:
             yield
             self.execute("COMMIT")  # may fail too (a write conflict found at commit)
         except BaseException:
-            self._known.clear()  # what this transaction created is gone again
+            self.catalog.forget(self._pending)  # look again rather than trust a guess
+            self._pending = {}
             try:
                 self.execute("ROLLBACK")
             except AdapterError:
                 pass  # the engine already ended it; the original error is what matters
             raise
+        finally:
+            self._in_tx = False
+        self.catalog.apply(self._pending)
+        self._pending = {}
 
     # -- the ledger: what is published, kept in the warehouse, atomic with each publish
     # The ledger is append-only (an upsert costs 2-3x an insert, and the publish path is
@@ -149,14 +194,34 @@ class Adapter(ABC):
 
     # -- catalog
     def relation_kind(self, table: str) -> str | None:
-        """'table', 'view' or None when `table` does not exist. What this connection saw
-        or made is remembered (a catalog query costs as much as a small statement)."""
-        kind = self._known.get(table)
-        if kind is None:
+        """'table', 'view' or None when `table` does not exist. Answered from this
+        transaction's own changes, then the shared catalog, then the engine's catalog (a
+        catalog query costs as much as a small statement, on every task)."""
+        if table in self._pending:
+            return self._pending[table]
+        known, kind = self.catalog.lookup(table)
+        if not known:
             kind = self._relation_kind(table)
-            if kind is not None:
-                self._known[table] = kind
+            self.catalog.apply({table: kind} if kind else {})
         return kind
+
+    def _changed(self, table: str, kind: str | None) -> None:
+        if self._in_tx:
+            self._pending[table] = kind
+        else:
+            self.catalog.apply({table: kind})
+
+    def prefetch_catalog(self, schemas) -> None:
+        """List every relation of `schemas` once; the run's tasks then ask no catalog
+        query. Sound under the project lock: only this process changes those schemas."""
+        schemas = sorted(set(schemas))
+        if not schemas:
+            return
+        names = ", ".join(sqlmod.literal(x, self.dialect) for x in schemas)
+        _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
+                             f"information_schema.tables WHERE table_schema IN ({names})")
+        self.catalog.load(schemas, {f"{sch}.{n}": "view" if t == "VIEW" else "table"
+                                    for sch, n, t in rows})
 
     @abstractmethod
     def _relation_kind(self, table: str) -> str | None:
@@ -174,16 +239,18 @@ class Adapter(ABC):
         kind = kind or self.relation_kind(table)
         if kind:
             self.execute(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {self.q(table)}")
-        self._known.pop(table, None)
+        self._changed(table, None)
 
     # -- write-audit-publish, each statement inside the task's transaction
     def create_temp(self, temp: str, select_sql: str) -> int:
         """Build `temp` from a SELECT; return its row count."""
         n = self.execute(f"CREATE TABLE {self.q(temp)} AS\n{select_sql}")
+        self._changed(temp, "table")
         return n if n is not None else int(self.scalar(f"SELECT count(*) FROM {self.q(temp)}"))
 
     def create_temp_view(self, temp: str, select_sql: str) -> None:
         self.execute(f"CREATE VIEW {self.q(temp)} AS\n{select_sql}")
+        self._changed(temp, "view")
 
     def _within(self, time_column: str, start: str, end: str) -> str:
         c = self.col(time_column)
@@ -203,8 +270,8 @@ class Adapter(ABC):
         """`temp` becomes `table` (whatever `table` was before)."""
         self.drop(table)
         self.execute(f"ALTER TABLE {self.q(temp)} RENAME TO {self.col(table.split('.', 1)[1])}")
-        self._known.pop(temp, None)
-        self._known[table] = "table"
+        self._changed(temp, None)
+        self._changed(table, "table")
 
     def publish_interval(self, temp: str, table: str, time_column: str, start: str,
                          end: str) -> int:
@@ -217,7 +284,7 @@ class Adapter(ABC):
         if kind != "table":
             self.execute(f"CREATE TABLE {self.q(table)} AS SELECT * FROM {self.q(temp)} "
                          "WHERE 1 = 0")
-            self._known[table] = "table"
+            self._changed(table, "table")
         within = self._within(time_column, start, end)
         self.execute(f"DELETE FROM {self.q(table)} WHERE {within}")
         n = self.execute(self.insert_sql(temp, table) + f" WHERE {within}")
@@ -233,7 +300,7 @@ class Adapter(ABC):
         if self.relation_kind(table) == "table":
             self.drop(table, "table")
         self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
-        self._known[table] = "view"
+        self._changed(table, "view")
 
     def is_conflict(self, exc: AdapterError) -> bool:
         """A concurrent-write conflict: the same publish can simply be tried again."""

@@ -42,7 +42,9 @@ class DuckDBAdapter(Adapter):
         self.execute("SET TimeZone = 'UTC'")
 
     def worker(self) -> DuckDBAdapter:
-        return DuckDBAdapter(self.target, self.root, self.con.cursor())
+        worker = DuckDBAdapter(self.target, self.root, self.con.cursor())
+        worker.catalog = self.catalog
+        return worker
 
     def close(self) -> None:
         self.con.close()

@@ -42,7 +42,9 @@ class PostgresAdapter(Adapter):
                             f"{mask(str(exc)).strip()}") from None
 
     def worker(self) -> PostgresAdapter:
-        return PostgresAdapter(self.target, self.root, self.dsn)
+        worker = PostgresAdapter(self.target, self.root, self.dsn)
+        worker.catalog = self.catalog
+        return worker
 
     def close(self) -> None:
         self.con.close()
@@ -142,7 +144,7 @@ class PostgresAdapter(Adapter):
             self.execute("ROLLBACK TO SAVEPOINT pipe_view")
             self.drop(table, "view")
             self.execute(f"CREATE VIEW {self.q(table)} AS\n{select_sql}")
-        self._known[table] = "view"
+        self._changed(table, "view")
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """Type the CSV as DuckDB would (the contract of seeds), then COPY it in."""
@@ -161,6 +163,7 @@ class PostgresAdapter(Adapter):
                 for name, dtype, *_ in described]
         ddl = ", ".join(f"{self.col(n)} {t}" for n, t in cols)
         self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
+        self._changed(temp, "table")
         names = ", ".join(self.col(n) for n, _ in cols)
         try:
             with self.con.cursor() as cur:

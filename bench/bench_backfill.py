@@ -1,0 +1,145 @@
+"""Backfill throughput against the write-audit-publish floor, and dry-run memory.
+
+    python bench/bench_backfill.py [--days 365] [--models 100] [--concurrency 1 2 4]
+                                   [--dry-run-models 1000]
+
+1. Generates a project of trivial incremental models (each a 24-row SELECT filtered on its
+   interval) under bench/out/backfill/.
+2. The floor: the bare statements of every task (create temp, delete the interval, insert,
+   drop temp, commit) run one after another through one DuckDB connection.
+3. `pipe backfill` of the same days x models end to end (a fresh warehouse each time), at
+   each concurrency, as a subprocess, wall time.
+4. Peak memory (max RSS) of `pipe backfill --dry-run` over the same days for
+   --dry-run-models models.
+All in one run, so the figures compare. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+OUT = Path(__file__).resolve().parent / "out" / "backfill"
+START = datetime(2025, 1, 1)
+
+MODEL = """select
+    {{{{ interval_start }}}} + to_hours(h) as ts,
+    h as v,
+    'm{i}' as model
+from range(24) as t(h)
+where {{{{ interval_start }}}} + to_hours(h) >= {{{{ interval_start }}}}
+  and {{{{ interval_start }}}} + to_hours(h) < {{{{ interval_end }}}}
+"""
+
+
+def generate(root: Path, models: int) -> Path:
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "models" / "bench").mkdir(parents=True)
+    (root / "pipe.yml").write_text(
+        "name: bench\nstart: 2025-01-01\nschedule: daily\nconcurrency: 4\n"
+        "targets:\n  dev: {adapter: duckdb, path: warehouse.duckdb}\n")
+    for i in range(models):
+        (root / "models" / "bench" / f"m{i:04d}.sql").write_text(MODEL.format(i=i))
+        (root / "models" / "bench" / f"m{i:04d}.yml").write_text(
+            "kind: incremental\ntime_column: ts\n")
+    return root
+
+
+def floor(days: int, models: int) -> float:
+    """Seconds for the bare WAP statements of days x models tasks, one connection."""
+    path = OUT / "floor.duckdb"
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("create schema bench")
+    for i in range(models):
+        con.execute(f"create table bench.m{i:04d} (ts timestamp, v bigint, model varchar)")
+    t0 = time.perf_counter()
+    for d in range(days):
+        s = START + timedelta(days=d)
+        e = s + timedelta(days=1)
+        lit_s, lit_e = f"TIMESTAMP '{s:%Y-%m-%d %H:%M:%S}'", f"TIMESTAMP '{e:%Y-%m-%d %H:%M:%S}'"
+        for i in range(models):
+            sql = MODEL.format(i=i).replace("{{ interval_start }}", lit_s).replace(
+                "{{ interval_end }}", lit_e)
+            con.execute(f"create table bench.m{i:04d}__tmp as {sql}")
+            con.execute("begin")
+            con.execute(f"delete from bench.m{i:04d} where ts >= {lit_s} and ts < {lit_e}")
+            con.execute(f"insert into bench.m{i:04d} select * from bench.m{i:04d}__tmp")
+            con.execute(f"drop table bench.m{i:04d}__tmp")
+            con.execute("commit")
+    con.close()  # the checkpoint that writes the WAL into the file: pipe pays it too
+    return time.perf_counter() - t0
+
+
+def pipe(*args: str) -> list[str]:
+    exe = Path(sys.executable).with_name("pipe")
+    return [str(exe), *args]
+
+
+def backfill(root: Path, days: int, concurrency: int) -> float:
+    for p in (root / ".pipe", root / "plans"):
+        shutil.rmtree(p, ignore_errors=True)
+    (root / "warehouse.duckdb").unlink(missing_ok=True)
+    end = START + timedelta(days=days)
+    t0 = time.perf_counter()
+    subprocess.run(pipe("backfill", "--project", str(root), "--start", "2025-01-01",
+                        "--end", f"{end:%Y-%m-%d}", "--concurrency", str(concurrency)),
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def dry_run_rss(root: Path, days: int) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of a dry run, in a fresh process."""
+    end = START + timedelta(days=days)
+    code = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        f"subprocess.run({pipe('backfill', '--project', str(root), '--start', '2025-01-01', '--end', f'{end:%Y-%m-%d}', '--dry-run', '--json')!r}, "
+        "check=True, stdout=subprocess.DEVNULL); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split()
+    return float(out[0]), int(out[1]) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--models", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--dry-run-models", type=int, default=1000)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    tasks = args.days * args.models
+    root = generate(OUT / "project", args.models)
+    result = {"days": args.days, "models": args.models, "tasks": tasks}
+    f = floor(args.days, args.models)
+    result["floor"] = {"seconds": round(f, 2), "tasks_per_minute": round(tasks / f * 60)}
+    print(f"floor: {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
+    for c in args.concurrency:
+        s = backfill(root, args.days, c)
+        result[f"pipe_c{c}"] = {"seconds": round(s, 2), "tasks_per_minute": round(tasks / s * 60),
+                                "vs_floor": round(f / s, 2)}
+        print(f"pipe backfill --concurrency {c}: {s:.1f}s, {tasks / s * 60:,.0f} tasks/min, "
+              f"{f / s:.2f}x the floor's throughput", flush=True)
+    if args.dry_run_models:
+        big = generate(OUT / "dry_run_project", args.dry_run_models)
+        s, rss = dry_run_rss(big, args.days)
+        result["dry_run"] = {"models": args.dry_run_models, "tasks": args.days *
+                             args.dry_run_models, "seconds": round(s, 2),
+                             "peak_rss_mib": round(rss)}
+        print(f"dry run of {args.days * args.dry_run_models:,} tasks: {s:.1f}s, "
+              f"peak RSS {rss:.0f} MiB", flush=True)
+    (OUT / "result.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

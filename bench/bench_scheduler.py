@@ -1,0 +1,75 @@
+"""The scheduler alone: readiness, caps and state writes, with workers that do nothing.
+
+    python bench/bench_scheduler.py [--days 365] [--models 100] [--concurrency 4]
+
+Builds the task graph of a backfill (days x models incremental tasks, each model reading
+the previous one, every model in a pool, some with max_concurrency), runs it through
+pipe.scheduler.Scheduler with the runner's real state recorder (SQLite WAL under a temp
+.pipe/), and a work function that returns success at once. Reports tasks a minute. The
+issue's target is >= 200,000 tasks a minute. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pipe.executor import TaskResult
+from pipe.intervals import Interval
+from pipe.plan import Task, task_id
+from pipe.runner import Reporter, _Recorder
+from pipe.scheduler import Caps, Scheduler
+from pipe.state import StateStore
+
+
+def make_tasks(days: int, models: int) -> list[Task]:
+    tasks = []
+    start = datetime(2025, 1, 1)
+    for d in range(days):
+        iv = Interval(start + timedelta(days=d), start + timedelta(days=d + 1))
+        prev = None
+        for m in range(models):
+            name = f"s{m % 10}.m{m:04d}"
+            tid = task_id(name, iv)
+            tasks.append(Task(tid, name, "incremental", iv, (prev,) if prev else (),
+                              "f" * 16, name, pool="warehouse" if m % 3 == 0 else None,
+                              max_concurrency=2 if m % 5 == 0 else None))
+            prev = tid
+    return tasks
+
+
+def run(days: int, models: int, concurrency: int) -> dict:
+    tasks = make_tasks(days, models)
+    ok = TaskResult("success", rows=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        state = StateStore(Path(tmp))
+        run_id = state.start_run("backfill", "dev", "bench", "", "", {}, len(tasks))
+        recorder = _Recorder(state, run_id, "dev", Reporter())
+        scheduler = Scheduler(tasks, Caps(concurrency, {"warehouse": 2}),
+                              lambda task, attempt: ok, listener=recorder)
+        t0 = time.perf_counter()
+        outcomes = scheduler.run()
+        recorder.close()
+        seconds = time.perf_counter() - t0
+        state.close()
+    assert all(o.status == "success" for o in outcomes.values())
+    return {"tasks": len(tasks), "seconds": round(seconds, 3),
+            "tasks_per_minute": round(len(tasks) / seconds * 60)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--models", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, default=4)
+    args = ap.parse_args()
+    result = run(args.days, args.models, args.concurrency)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
