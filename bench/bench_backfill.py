@@ -116,14 +116,18 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=100)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--dry-run-models", type=int, default=1000)
+    ap.add_argument("--dry-run-only", action="store_true", help="Only the dry-run memory.")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tasks = args.days * args.models
-    root = generate(OUT / "project", args.models)
     result = {"days": args.days, "models": args.models, "tasks": tasks}
-    f = floor(args.days, args.models)
-    result["floor"] = {"seconds": round(f, 2), "tasks_per_minute": round(tasks / f * 60)}
-    print(f"floor: {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
+    if args.dry_run_only:
+        args.concurrency = []
+    else:
+        root = generate(OUT / "project", args.models)
+        f = floor(args.days, args.models)
+        result["floor"] = {"seconds": round(f, 2), "tasks_per_minute": round(tasks / f * 60)}
+        print(f"floor: {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
     for c in args.concurrency:
         s = backfill(root, args.days, c)
         result[f"pipe_c{c}"] = {"seconds": round(s, 2), "tasks_per_minute": round(tasks / s * 60),

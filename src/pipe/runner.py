@@ -272,8 +272,9 @@ def _install_sigint(scheduler: Scheduler, workers: dict, reporter: Reporter, rec
             for conn in list(workers.values()):
                 conn.interrupt()
 
-    previous = signal.signal(signal.SIGINT, handler)
-    return lambda: signal.signal(signal.SIGINT, previous)
+    # SIGTERM (what an orchestrator or `kill` sends before SIGKILL) stops the same way
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
 
 
 def _reports(tasks: Sequence[Task], outcomes: dict[str, Outcome]) -> list[TaskReport]:
