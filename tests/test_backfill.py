@@ -11,6 +11,7 @@ import signal
 import subprocess
 
 import pytest
+
 from conftest import files_under, pipe_executable, run_cli, run_cli_json
 from runner_helpers import attempts, last_run_id, outcomes, peak_overlap, snapshot, state
 
@@ -264,3 +265,25 @@ def test_interrupt_then_resume_finishes_exactly_the_remainder(project, write_pro
         project, "SELECT model || interval_start FROM published")}
     assert len(rerun | in_warehouse) == 26  # nothing skipped that was not published
     assert snapshot(project) == expected  # and no temp table left (snapshot asserts it)
+
+
+def test_a_rerun_does_not_wait_for_a_sensor_when_everything_after_it_is_published(
+        write_project):
+    root = write_project({
+        "sources.yml": "sources:\n  - name: ext.feed\n    wait_for: \"select count(*) > 0 "
+                       "from ext.feed\"\n    poke_every: 0.1s\n    wait_timeout: 1s\n",
+        "models/s/m.sql": "select count(*) as n from ext.feed",
+    })
+    import duckdb
+
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    con.execute("create schema ext; create table ext.feed as select 1 as x")
+    con.close()
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    con.execute("delete from ext.feed")  # the sensor would now wait, then time out
+    con.close()
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    assert "2 skipped" in out

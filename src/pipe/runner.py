@@ -189,6 +189,7 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         done = set()
         if not force:
             done = {t.id for t in tasks if published.get(t.key) == t.fingerprint}
+            done |= _idle_sensors(tasks, done)
         blocked = {}
         for t in tasks:
             if t.past is not None and t.id not in done:
@@ -256,6 +257,16 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             adapter.close()
         state.close()
         lock.release()
+
+
+def _idle_sensors(tasks: Sequence[Task], done: set[str]) -> set[str]:
+    """Sensors whose every downstream task is already published: nothing to wait for."""
+    waiting: dict[str, list[str]] = {}
+    for t in tasks:
+        for u in t.upstream:
+            waiting.setdefault(u, []).append(t.id)
+    return {t.id for t in tasks if t.kind == "sensor" and t.id not in done
+            and all(d in done for d in waiting.get(t.id, ()))}
 
 
 def _install_sigint(scheduler: Scheduler, workers: dict, reporter: Reporter, recorder):
