@@ -117,8 +117,13 @@ class ConsoleReporter:
         if not self.quiet:
             self.echo(f"running {label}: {total} tasks, {skipped} already published")
         if self._want_progress and total - skipped > 1:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                                       TextColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TimeRemainingColumn(),
                                      transient=True)
@@ -185,8 +190,13 @@ def status_text(report: dict) -> str:
                                           "took", "tasks"])))
     if report.get("in_progress"):
         p = report["in_progress"]
-        lines.append(f"run {p['run_id']} is {p['status']}: {p['done']}/{p['total']} tasks done; "
-                     "run the same command again to resume")
+        if p["status"] == "running":
+            lines.append(f"run {p['run_id']} is running: {p['done']}/{p['total']} tasks done")
+        else:
+            said = {"crashed": "crashed", "interrupted": "was interrupted"}.get(p["status"],
+                                                                               p["status"])
+            lines.append(f"run {p['run_id']} {said} with {p['done']}/{p['total']} tasks done; "
+                         "run the same command again to resume")
     if report.get("backfill"):
         b = report["backfill"]
         lines.append(f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
