@@ -120,33 +120,63 @@ def _pg_admin_dsn() -> str | None:
     return os.environ.get("PIPE_TEST_PG_DSN")
 
 
+def _no_server(message: str):
+    """Skip with the reason; under CI=true a server test that cannot run fails instead."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: .ci/run must start one)")
+    pytest.skip(message)
+
+
+class PgServer:
+    """The test server: `database(suffix)` creates a fresh, empty database and returns its
+    DSN; every database it created is dropped when the test ends."""
+
+    def __init__(self, admin: str, prefix: str):
+        self.admin, self.prefix, self.names = admin, prefix, []
+
+    def database(self, suffix: str = "") -> str:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        name = self.prefix + (f"_{suffix}" if suffix else "")
+        with psycopg.connect(self.admin, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            con.execute(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        params = conninfo_to_dict(self.admin)
+        params["dbname"] = name
+        return make_conninfo(**params)
+
+    def drop_all(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin, autocommit=True) as con:
+            for name in self.names:
+                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def pg_dsn(request):
-    """A DSN to a fresh, empty PostgreSQL database, dropped after the test.
+def pg_server(request):
+    """Fresh PostgreSQL databases for this test (see PgServer).
 
     Needs PIPE_TEST_PG_DSN (a server that lets us CREATE DATABASE; .ci/run sets it).
     Without it the test skips with the reason, except under CI=true, where a skipped
     server test is a failure."""
     admin = _pg_admin_dsn()
     if not admin:
-        message = "PIPE_TEST_PG_DSN is not set: no PostgreSQL server for this test"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: .ci/run must start one)")
-        pytest.skip(message)
+        _no_server("PIPE_TEST_PG_DSN is not set: no PostgreSQL server for this test")
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    name = f"pipe_t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
+    server = PgServer(admin, f"pipe_t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}")
     try:
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            con.execute(f'CREATE DATABASE "{name}"')
+        psycopg.connect(admin, autocommit=True, connect_timeout=10).close()
     except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at PIPE_TEST_PG_DSN is not answering: {exc}")
-        pytest.skip(f"PostgreSQL at PIPE_TEST_PG_DSN is not answering: {exc}")
-    params = conninfo_to_dict(admin)
-    params["dbname"] = name
-    yield make_conninfo(**params)
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _no_server(f"PostgreSQL at PIPE_TEST_PG_DSN is not answering: {exc}")
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture
+def pg_dsn(pg_server):
+    """A DSN to a fresh, empty PostgreSQL database, dropped after the test."""
+    return pg_server.database()

@@ -1,7 +1,9 @@
-"""Helpers of the runner tests: read a DuckDB warehouse and the state store, replay a plan
-directly in DuckDB (the oracle), wait on conditions without sleeping blindly.
+"""Helpers of the runner tests: read and write a warehouse directly (DuckDB or Postgres),
+read the state store, replay a plan directly in the engine (the oracle), wait on
+conditions without sleeping blindly.
 
-Everything reads real files: the warehouse a run wrote, `.pipe/state.db`, plan JSON.
+Everything reads real files and databases: the warehouse a run wrote, `.pipe/state.db`,
+plan JSON.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import sqlglot
 
 from conftest import run_cli
 
@@ -27,13 +31,183 @@ def run(root: Path, *args: str, interval: str = INTERVAL) -> tuple[int, str]:
     return run_cli(["run", "--interval", interval, "--project", root, *args])
 
 
+# ---------------------------------------------------------------- warehouses
+
+class Warehouse:
+    """A warehouse the test reads and writes directly, without pipe: one connection per
+    call (a pipe subprocess may hold the file or the tables in between).
+
+    `query` and `execute` take SQL in the project dialect (duckdb), transpiled for the
+    engine like a model's; `dialect=None` runs it as written (a plan's SQL already is)."""
+
+    dialect = "duckdb"
+
+    def connect(self):
+        """A context manager yielding a DB-API connection in UTC."""
+        raise NotImplementedError
+
+    def load_csv(self, con, table: str, csv: Path, types: dict[str, str]) -> None:
+        """Create `table` on `con` from a CSV file typed as DuckDB infers it (a seed's
+        contract)."""
+        raise NotImplementedError
+
+    def _statements(self, sql: str, dialect: str | None) -> list[str]:
+        if dialect is None or dialect == self.dialect:
+            return [sql]
+        return sqlglot.transpile(sql, read=dialect, write=self.dialect)
+
+    def spell(self, sql: str) -> str:
+        """One statement of the project dialect, as this engine runs it."""
+        [statement] = self._statements(sql, "duckdb")
+        return statement
+
+    def query(self, sql: str, dialect: str | None = "duckdb") -> list[tuple]:
+        [statement] = self._statements(sql, dialect)
+        with self.connect() as con:
+            return con.execute(statement).fetchall()
+
+    def execute(self, sql: str, dialect: str | None = "duckdb") -> None:
+        """Run one statement or several (separated by ';')."""
+        with self.connect() as con:
+            for statement in self._statements(sql, dialect):
+                con.execute(statement)
+
+    def exists(self) -> bool:
+        """False while connecting would create the warehouse (a DuckDB file)."""
+        return True
+
+    def busy_with(self, text: str) -> bool | None:
+        """Whether another session runs a statement containing `text`; None when the
+        engine cannot tell (an embedded one: its statements die with their process)."""
+        return None
+
+    def relations(self) -> dict[str, str]:
+        """schema.name -> 'table' | 'view', for every relation but the engine's catalogs."""
+        if not self.exists():
+            return {}
+        with self.connect() as con:
+            return _relations(con)
+
+    def temp_tables(self) -> list[str]:
+        return [t for t in self.relations() if TEMP_MARK in t or "tmp" in t.split(".")[1]]
+
+    def contents(self, table: str) -> tuple[list[tuple], list[tuple]]:
+        """(columns with types, every row): what a table holds, comparable as a value.
+        Rows are sorted and their numbers rounded alike (a DECIMAL or a float to 6
+        places), so two warehouses of one engine compare exactly."""
+        with self.connect() as con:
+            return _contents(con, table)
+
+    def snapshot(self, temp_ok: bool = False) -> dict[str, tuple]:
+        """Every relation -> (kind, columns, sorted rows), but pipe's own bookkeeping in
+        schema _pipe (its ledger records publish times); a temp table fails the test
+        unless `temp_ok`."""
+        if not self.exists():
+            return {}
+        out = {}
+        with self.connect() as con:
+            for table, kind in _relations(con).items():
+                if TEMP_MARK in table:
+                    assert temp_ok, f"temporary table left behind: {table}"
+                    continue
+                if not table.startswith("_pipe."):
+                    out[table] = (kind, *_contents(con, table))
+        return out
+
+
+def _relations(con) -> dict[str, str]:
+    rows = con.execute("SELECT table_schema, table_name, table_type FROM "
+                       "information_schema.tables WHERE table_schema NOT IN "
+                       "('information_schema', 'pg_catalog') ORDER BY 1, 2").fetchall()
+    return {f"{s}.{n}": "view" if t == "VIEW" else "table" for s, n, t in rows}
+
+
+def _contents(con, table: str) -> tuple[list[tuple], list[tuple]]:
+    schema, name = table.split(".", 1)
+    cols = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE "
+                       f"table_schema = '{schema}' AND table_name = '{name}' "
+                       "ORDER BY ordinal_position").fetchall()
+    rows = con.execute(f'SELECT * FROM "{schema}"."{name}"').fetchall()
+    return [tuple(c) for c in cols], sorted(map(_normal, rows), key=repr)
+
+
+def _normal(row) -> tuple:
+    return tuple(round(float(v), 6) if isinstance(v, Decimal | float) else v for v in row)
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextlib.contextmanager
+    def connect(self):
+        con = duckdb.connect(str(self.path))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load_csv(self, con, table: str, csv: Path, types: dict[str, str]) -> None:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {_read_csv(csv, types)}")
+
+
+class PostgresWarehouse(Warehouse):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    @contextlib.contextmanager
+    def connect(self):
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True, options="-c timezone=UTC") as con:
+            yield con
+
+    def busy_with(self, text: str) -> bool | None:
+        return bool(self.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+            f"state = 'active' AND pid <> pg_backend_pid() AND "
+            f"strpos(lower(query), lower('{text}')) > 0", None)[0][0])
+
+    def load_csv(self, con, table: str, csv: Path, types: dict[str, str]) -> None:
+        """DuckDB reads and types the file; the rows go in by plain INSERTs (not pipe's
+        COPY)."""
+        with duckdb.connect() as duck:
+            columns = duck.execute(f"DESCRIBE SELECT * FROM {_read_csv(csv, types)}").fetchall()
+            rows = duck.execute(f"SELECT * FROM {_read_csv(csv, types)}").fetchall()
+        ddl = ", ".join(f'"{name}" ' + sqlglot.exp.DataType.build(dtype, dialect="duckdb")
+                        .sql(dialect="postgres") for name, dtype, *_ in columns)
+        con.execute(f"CREATE TABLE {table} ({ddl})")
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(columns))})",
+                            rows)
+
+
+def _read_csv(csv: Path, types: dict[str, str]) -> str:
+    opt = ""
+    if types:
+        opt = ", types = {" + ", ".join(f"'{k}': '{v}'" for k, v in sorted(types.items())) + "}"
+    return f"read_csv('{csv.as_posix()}', header = true{opt})"
+
+
+# The DuckDB file of a project whose target is the default `dev` (PIPE_YML), for the
+# tests that are not about engines.
+
+def warehouse_of(root: Path, name: str = "warehouse.duckdb") -> DuckDBWarehouse:
+    return DuckDBWarehouse(root / name)
+
+
 @contextlib.contextmanager
 def warehouse(root: Path, name: str = "warehouse.duckdb"):
-    con = duckdb.connect(str(root / name))
-    try:
+    with warehouse_of(root, name).connect() as con:
         yield con
-    finally:
-        con.close()
 
 
 def tables_of(con) -> dict[str, str]:
@@ -43,41 +217,16 @@ def tables_of(con) -> dict[str, str]:
     return {f"{s}.{n}": t for s, n, t in rows}
 
 
-def contents(con, table: str) -> tuple[list[tuple], list[tuple]]:
-    """(columns with types, every row sorted): what a table holds, comparable as a value."""
-    schema, name = table.split(".", 1)
-    cols = con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                       "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                       [schema, name]).fetchall()
-    rows = con.execute(f'SELECT * FROM "{schema}"."{name}" ORDER BY ALL').fetchall()
-    return cols, rows
-
-
 def snapshot(root: Path, temp_ok: bool = False) -> dict[str, tuple]:
-    """Every relation of the project's warehouse -> (kind, columns, sorted rows), but for
-    pipe's own bookkeeping in schema _pipe (its ledger records publish times)."""
-    if not (root / "warehouse.duckdb").exists():
-        return {}
-    with warehouse(root) as con:
-        out = {}
-        for table, kind in tables_of(con).items():
-            if TEMP_MARK in table:
-                assert temp_ok, f"temporary table left behind: {table}"
-                continue
-            if table.startswith("_pipe."):
-                continue
-            out[table] = (kind, *contents(con, table))
-        return out
+    return warehouse_of(root).snapshot(temp_ok)
 
 
 def temp_tables(root: Path) -> list[str]:
-    with warehouse(root) as con:
-        return [t for t in tables_of(con) if TEMP_MARK in t or "tmp" in t.split(".")[1]]
+    return warehouse_of(root).temp_tables()
 
 
 def rows(root: Path, sql: str) -> list[tuple]:
-    with warehouse(root) as con:
-        return con.execute(sql).fetchall()
+    return warehouse_of(root).query(sql, None)
 
 
 # ---------------------------------------------------------------- the state store
@@ -145,44 +294,37 @@ def peak_overlap(spans: list[tuple[float, float]]) -> int:
 
 # ---------------------------------------------------------------- the oracle
 
-def replay_plans(root: Path, plan_files: list[Path]) -> duckdb.DuckDBPyConnection:
-    """Run each plan's SQL directly in a fresh in-memory DuckDB, in plan order, without
-    pipe: seeds with read_csv, full models CREATE TABLE AS, incremental models INSERT
-    (the plan SQL filters its interval), views CREATE VIEW. The caller closes it."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for path in plan_files:
-        plan = json.loads(path.read_text())
-        for task in plan["tasks"]:
-            schema, name = task["table"].split(".", 1)
-            target = f'"{schema}"."{name}"'
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            sql = "\n".join(task.get("sql", []))
-            kind = task["kind"]
-            if kind == "seed":
-                types = task.get("column_types") or {}
-                opt = ""
-                if types:
-                    opt = ", types = {" + ", ".join(f"'{k}': '{v}'" for k, v in
-                                                    sorted(types.items())) + "}"
-                csv = (root / task["seed_path"]).as_posix()
-                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM "
-                            f"read_csv('{csv}', header = true{opt})")
-            elif kind == "full":
-                con.execute(f"CREATE OR REPLACE TABLE {target} AS\n{sql}")
-            elif kind == "view":
-                con.execute(f"CREATE OR REPLACE VIEW {target} AS\n{sql}")
-            elif kind == "incremental":
-                exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE "
-                                     "table_schema = ? AND table_name = ?",
-                                     [schema, name]).fetchone()[0]
-                if exists:
-                    con.execute(f"INSERT INTO {target} BY NAME\n{sql}")
+def replay_plans(root: Path, plan_files: list[Path], into: Warehouse) -> None:
+    """Run each plan's SQL directly in `into`, a fresh warehouse of the plans' engine, in
+    plan order, without pipe: seeds from the CSV, full models CREATE TABLE AS, incremental
+    models INSERT (the plan SQL filters its interval), views CREATE VIEW."""
+    created = set()
+    with into.connect() as con:
+        for path in plan_files:
+            plan = json.loads(path.read_text())
+            for task in plan["tasks"]:
+                schema, name = task["table"].split(".", 1)
+                target = f'"{schema}"."{name}"'
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                sql = "\n".join(task.get("sql", []))
+                kind = task["kind"]
+                drop = f"DROP {'VIEW' if kind == 'view' else 'TABLE'} IF EXISTS {target} CASCADE"
+                if kind == "seed":
+                    con.execute(drop)
+                    into.load_csv(con, target, root / task["seed_path"],
+                                  task.get("column_types") or {})
+                elif kind in ("full", "view"):
+                    con.execute(drop)
+                    con.execute(f"CREATE {'VIEW' if kind == 'view' else 'TABLE'} {target} AS\n"
+                                f"{sql}")
+                elif kind == "incremental":
+                    if target in created:
+                        con.execute(f"INSERT INTO {target}\n{sql}")
+                    else:
+                        con.execute(f"CREATE TABLE {target} AS\n{sql}")
+                    created.add(target)
                 else:
-                    con.execute(f"CREATE TABLE {target} AS\n{sql}")
-            else:
-                assert kind == "sensor", kind
-    return con
+                    assert kind == "sensor", kind
 
 
 # ---------------------------------------------------------------- waiting

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from conftest import run_cli
 from runner_helpers import snapshot as duckdb_snapshot
 

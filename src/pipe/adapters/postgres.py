@@ -35,11 +35,26 @@ class PostgresAdapter(Adapter):
         super().__init__(target, root)
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
         try:
-            self.con = psycopg.connect(self.dsn, autocommit=True,
-                                       options="-c timezone=UTC")
+            self.con = psycopg.connect(self.dsn, autocommit=True)
+            # SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
+            # PGTZ from the environment after the startup options, and it would win
+            self.con.execute("SET TIME ZONE 'UTC'")
         except psycopg.Error as exc:
             raise UserError(f"cannot connect to target '{target.name}' (postgres): "
                             f"{mask(str(exc)).strip()}") from None
+        self._abort_when_the_client_dies()
+
+    def _abort_when_the_client_dies(self) -> None:
+        """A client killed mid-statement (kill -9, a lost machine) leaves its statement
+        running in the server until the statement ends, in a transaction that holds the
+        task's temp table name and its locks: the next run would wait behind it, for hours
+        with a slow model. PostgreSQL 14+ can notice a gone client while a query runs."""
+        if self.con.info.server_version < 140000:
+            return
+        try:
+            self.con.execute("SET client_connection_check_interval = '1s'")
+        except psycopg.Error:
+            pass  # a platform without the check: as before
 
     def worker(self) -> PostgresAdapter:
         worker = PostgresAdapter(self.target, self.root, self.dsn)
@@ -55,10 +70,15 @@ class PostgresAdapter(Adapter):
         except (psycopg.Error, AttributeError):
             self.con.cancel()
 
-    def _run(self, sql: str, fetch: bool):
+    def _run(self, sql: str, fetch: bool, params: tuple | None = None):
+        """Every statement goes through here, catalog queries too: a psycopg error always
+        becomes an AdapterError (a task failure), a cancel an Interrupted."""
         try:
             with self.con.cursor() as cur:
-                cur.execute(sql.encode())
+                if params is None:
+                    cur.execute(sql.encode())
+                else:
+                    cur.execute(sql, params)
                 if fetch:
                     names = [d.name for d in cur.description or []]
                     return names, cur.fetchall()
@@ -78,20 +98,16 @@ class PostgresAdapter(Adapter):
 
     def _relation_kind(self, table: str) -> str | None:
         schema, name = table.split(".", 1)
-        with self.con.cursor() as cur:
-            cur.execute("SELECT table_type FROM information_schema.tables "
-                        "WHERE table_schema = %s AND table_name = %s", (schema, name))
-            row = cur.fetchone()
-        if row is None:
+        _, rows = self._run("SELECT table_type FROM information_schema.tables "
+                            "WHERE table_schema = %s AND table_name = %s", True, (schema, name))
+        if not rows:
             return None
-        return "view" if row[0] == "VIEW" else "table"
+        return "view" if rows[0][0] == "VIEW" else "table"
 
     def temp_relations(self) -> list[tuple[str, str]]:
-        with self.con.cursor() as cur:
-            cur.execute("SELECT table_schema, table_name, table_type FROM "
-                        "information_schema.tables WHERE table_name LIKE '%%pipe%%tmp%%' "
-                        "ORDER BY 1, 2")
-            rows = cur.fetchall()
+        _, rows = self._run("SELECT table_schema, table_name, table_type FROM "
+                            "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
+                            "ORDER BY 1, 2", True)
         return [(f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows
                 if TEMP_MARK in n]
 
@@ -100,18 +116,16 @@ class PostgresAdapter(Adapter):
 
     def _columns(self, table: str) -> list[tuple[str, str]]:
         schema, name = table.split(".", 1)
-        with self.con.cursor() as cur:
-            cur.execute("SELECT column_name, data_type FROM information_schema.columns "
-                        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                        (schema, name))
-            return list(cur.fetchall())
+        _, rows = self._run("SELECT column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = %s AND table_name = %s "
+                            "ORDER BY ordinal_position", True, (schema, name))
+        return [tuple(r) for r in rows]
 
     def _has_dependents(self, table: str) -> bool:
-        with self.con.cursor() as cur:
-            cur.execute("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r "
-                        "ON r.oid = d.objid WHERE d.refobjid = %s::regclass "
-                        "AND r.ev_class <> d.refobjid)", (self.q(table),))
-            return bool(cur.fetchone()[0])
+        _, rows = self._run("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r "
+                            "ON r.oid = d.objid WHERE d.refobjid = %s::regclass "
+                            "AND r.ev_class <> d.refobjid)", True, (self.q(table),))
+        return bool(rows[0][0])
 
     def publish_full(self, temp: str, table: str) -> None:
         """Drop-and-rename, unless views depend on `table`: Postgres binds a view to the
