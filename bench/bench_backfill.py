@@ -100,9 +100,11 @@ def backfill(root: Path, days: int, concurrency: int) -> float:
 def dry_run_rss(root: Path, days: int) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of a dry run, in a fresh process."""
     end = START + timedelta(days=days)
+    cmd = pipe("backfill", "--project", str(root), "--start", "2025-01-01", "--end",
+               f"{end:%Y-%m-%d}", "--dry-run", "--json")
     code = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
-        f"subprocess.run({pipe('backfill', '--project', str(root), '--start', '2025-01-01', '--end', f'{end:%Y-%m-%d}', '--dry-run', '--json')!r}, "
+        f"subprocess.run({cmd!r}, "
         "check=True, stdout=subprocess.DEVNULL); "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,

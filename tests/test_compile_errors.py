@@ -306,9 +306,10 @@ def test_several_sql_errors_are_reported_together(write_project):
 
 
 def test_unknown_tables_of_several_models_are_all_reported(write_project):
-    root = write_project({**SEEDS,
-                          "models/a/one.sql": "select * from raw.ordrs join raw.custmers using (id)\n",
-                          "models/a/two.sql": "select * from b.nope\n"})
+    root = write_project({
+        **SEEDS,
+        "models/a/one.sql": "select * from raw.ordrs join raw.custmers using (id)\n",
+        "models/a/two.sql": "select * from b.nope\n"})
     out = compile_fails(root)
     assert out.strip().splitlines()[-1] == "3 errors"
     for name in ("raw.ordrs", "raw.custmers", "b.nope"):

@@ -106,7 +106,8 @@ backfill: {concurrency: 2}
 
 def test_environment_is_not_read_at_load(write_project, monkeypatch):
     monkeypatch.setenv("PIPE_PG_DSN", "postgresql://u:secret@h/db")
-    root = write_project({}, pipe_yml=PIPE_YML + '  pg: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}\n')
+    pg = '  pg: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}\n'
+    root = write_project({}, pipe_yml=PIPE_YML + pg)
     assert "secret" not in repr(load_project(root))
 
 

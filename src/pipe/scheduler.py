@@ -112,7 +112,7 @@ class Scheduler:
             heapq.heappush(ready, (self.priority(tasks[tid]), seq, tid))
             queued_at.setdefault(tid, time.time())
 
-        for tid, t in tasks.items():
+        for tid in tasks:
             if outcomes[tid].status == "pending" and remaining[tid] == 0:
                 push(tid)
 
@@ -235,7 +235,7 @@ class Scheduler:
         finally:
             if own_pool:
                 pool.shutdown(wait=True)
-        for tid, o in outcomes.items():
+        for o in outcomes.values():
             if o.status == "pending":
                 o.status = "not_run"
                 o.reason = "interrupted" if self._stop.is_set() else "not reached"

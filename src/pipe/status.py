@@ -31,8 +31,8 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5) -> d
     try:
         target = cp.target.name
         runs = []
-        for (run_id, kind, tgt, label, status, started, finished, total, summary,
-             args) in state.runs(limit, target):
+        for (run_id, kind, _target, label, status, started, finished, total, summary,
+             _args) in state.runs(limit, target):
             runs.append({
                 "run_id": run_id, "kind": kind, "label": label, "status": status,
                 "started_at": datetime.fromtimestamp(started, UTC).strftime(
@@ -45,14 +45,14 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5) -> d
         progress = None
         if runs:
             last = runs[0]["run_id"]
-            for tid, model, s, e, st, reason in state.task_outcomes(last):
+            for _tid, model, s, e, st, reason in state.task_outcomes(last):
                 if interval is not None and s and not (iso(interval.start) <= s < iso(
                         interval.end)):
                     continue
                 if st in ("failed", "upstream_failed"):
                     failures.append({"model": model, "interval": [s, e], "status": st,
                                      "reason": reason})
-            for model, s, check, severity, st, n, sample in state.failed_checks(last):
+            for model, s, check, _severity, st, n, sample in state.failed_checks(last):
                 if interval is not None and s and not (iso(interval.start) <= s < iso(
                         interval.end)):
                     continue
