@@ -2,8 +2,8 @@
 
     python bench/bench_compile.py [--models 1000,10000] [--repeat 3] [--seed 0]
                                   [--kind full|incremental] [--wait-idle SECONDS]
-                                  [--pure-sqlglot DIR] [--breakdown N] [--profile N]
-                                  [--out bench/out]
+                                  [--pure-sqlglot DIR] [--serial] [--breakdown N]
+                                  [--profile N] [--out bench/out]
 
 Run it with the Python of the venv pipe is installed in (`pipe` is taken from beside
 sys.executable). For each project size N it generates bench/out/projects/pN with
@@ -17,15 +17,20 @@ then, `--repeat` times, interleaved so drift hits all alike:
            cost pipe cannot avoid with the same sqlglot build.
   cold     `pipe compile --interval 2026-06-01` after deleting .pipe/ and plans/.
   warm     the same command again, nothing changed.
+  serial   (--serial) cold again, with pipe's worker pool turned off: every model is
+           rendered and parsed in the one process, as on a single core.
 
 Every figure is whole-process wall time, interpreter start included, measured by a small
 wrapper process; peak memory is the wrapper's getrusage(RUSAGE_CHILDREN).ru_maxrss, i.e.
-the peak RSS of that one command, and CPU time its ru_utime + ru_stime. The median of the
-repeats is reported. Prints a markdown table and writes bench/out/compile.json.
+the peak RSS of that one command (the largest of its processes: a cold compile forks
+worker processes, which share the parent's memory pages), and CPU time its ru_utime +
+ru_stime, workers included. The median of the repeats is reported. Prints a markdown
+table and writes bench/out/compile.json.
 
 --wait-idle S   before each measurement wait up to S seconds until other processes leave
                 the cores 90% idle (the machine is shared); the JSON records how busy.
 --pure-sqlglot  also time the sqlglot-only script with a pure-Python sqlglot from DIR.
+--serial        also time a cold compile without the worker pool.
 --breakdown N   time the phases of one cold and one warm compile of N models in process,
                 with no profiler (a profiler slows pure-Python loops several times over).
 --profile N     one cold compile of N models under cProfile: bench/out/compile-N.prof, the
@@ -49,7 +54,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import gen_project
+import gen_project  # noqa: E402 - found through the sys.path entry above
 
 INTERVAL = "2026-06-01"
 PYTHON = sys.executable
@@ -123,13 +128,24 @@ finally:
     prof.dump_stats(sys.argv[3])
 """
 
+# A cold compile with pipe's worker pool turned off (every model parsed in process).
+SERIAL = r"""
+import sys
+import pipe.compiler
+pipe.compiler.PARALLEL_MIN = float("inf")
+from pipe.cli import main
+main(sys.argv[1:], prog_name="pipe")
+"""
+
 # Unprofiled breakdown of one compile, in process: the phases of `pipe compile` timed with
 # perf_counter, and chosen functions wrapped with time accumulators (under a profiler
 # CPython 3.11 runs every instruction on its unspecialised tracing path, which makes
 # pure-Python loops look several times more expensive than they are).
-# Functions that no longer exist are skipped: pipe's internals may move.
+# Functions that no longer exist are skipped: pipe's internals may move. Functions that
+# run in pipe's worker processes (parsing, in a cold compile) are not counted here: the
+# phase that waits for them is, and "worker CPU" is their CPU time.
 BREAKDOWN = r"""
-import collections, functools, json, shutil, sys, time
+import collections, functools, json, resource, shutil, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from pipe import checks, compiler, intervals, loader, templating, yamlio
@@ -155,6 +171,7 @@ for owner, name, label in [
         (sqlmod, "parse_select", "sql.parse_select (sqlglot parse)"),
         (sqlmod, "table_refs", "sql.table_refs (traverse_scope)"),
         (templating.Renderer, "render", "Renderer.render (Jinja)"),
+        (compiler.SqlBuilder, "prefetch", "SqlBuilder.prefetch (worker pool: render, parse)"),
         (compiler.CompiledProject, "model_sql", "CompiledProject.model_sql (re-render)"),
         (planmod, "_sidecar", "plan._sidecar"),
         (checks, "check_sql", "checks.check_sql"),
@@ -172,12 +189,28 @@ def phase(label, fn):
     out = fn()
     phases[label] = time.perf_counter() - t
     return out
-raw = phase("load_project", lambda: loader.load_project(root))
+def load():  # as `pipe compile` loads: through the file cache where pipe has one
+    try:
+        return loader.load_project(root, use_cache=True, write_cache=True)
+    except TypeError:
+        return loader.load_project(root)
+raw = phase("load_project", load)
 cp = phase("compile_project", lambda: compiler.compile_project(raw))
-plan = phase("build_plan", lambda: planmod.build_plan(cp, intervals.parse_label(sys.argv[3])))
-phase("plan.write (JSON)", lambda: planmod.write(root, plan))
-phase("save parse cache", cp.save_cache)
+iv = intervals.parse_label(sys.argv[3])
+known = None
+if hasattr(planmod, "known_unchanged"):
+    known = phase("plan up to date (known_unchanged)", lambda: planmod.known_unchanged(cp, iv))
+if known is None:
+    plan = phase("build_plan", lambda: planmod.build_plan(cp, iv))
+    write = getattr(planmod, "write_recorded", None)
+    phase("plan.write (JSON)", (lambda: write(cp, plan)) if write else
+          (lambda: planmod.write(root, plan)))
+phase("save caches", cp.save_cache)
 phases["total"] = time.perf_counter() - t0
+me = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+phases["CPU, this process"] = me.ru_utime + me.ru_stime
+phases["CPU, worker processes"] = kids.ru_utime + kids.ru_stime
 print(json.dumps({"phases": phases, "functions": {k: [acc[k], calls[k]] for k in acc}}))
 """
 
@@ -263,7 +296,7 @@ def pure_env(path: Path | None) -> dict | None:
 
 
 def bench_size(n: int, repeat: int, seed: int, kind: str, out: Path,
-               pure: Path | None = None) -> dict:
+               pure: Path | None = None, serial: bool = False) -> dict:
     project = out / "projects" / f"p{n}" if kind == "full" else out / "projects" / f"p{n}-{kind}"
     files, summary = gen_project.generate(n, seed, kind)
     project.mkdir(parents=True, exist_ok=True)
@@ -272,6 +305,8 @@ def bench_size(n: int, repeat: int, seed: int, kind: str, out: Path,
     runs: dict[str, list[dict]] = {"sqlglot": [], "cold": [], "warm": []}
     if pure:
         runs["sqlglot_pure"] = []
+    if serial:
+        runs["serial"] = []
     # one untimed compile first: the OS file cache then holds every file for all three
     clean(project)
     measure(pipe_cmd)
@@ -283,6 +318,9 @@ def bench_size(n: int, repeat: int, seed: int, kind: str, out: Path,
         clean(project)
         runs["cold"].append(measure(pipe_cmd))
         runs["warm"].append(measure(pipe_cmd))
+        if serial:
+            clean(project)
+            runs["serial"].append(measure([PYTHON, "-c", SERIAL, *pipe_cmd[1:]]))
         print(f"  N={n} run {i + 1}/{repeat}: " + ", ".join(
             f"{k} {v[-1]['wall']:.2f}s" for k, v in runs.items())
             + f" (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
@@ -310,16 +348,21 @@ def bench_size(n: int, repeat: int, seed: int, kind: str, out: Path,
 
 def table(results: list[dict]) -> str:
     pure = all("sqlglot_pure" in r["seconds"] for r in results)
+    serial = all("serial" in r["seconds"] for r in results)
     rows = [("| models | sqlglot only | pipe cold | pipe warm | cold / sqlglot | "
              "cold / sqlglot (CPU) | peak RSS cold |"
+             + (" cold, no pool | no pool / sqlglot |" if serial else "")
              + (" sqlglot only, pure Python |" if pure else "")),
-            "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if pure else "")]
+            "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if serial else "")
+            + ("---:|" if pure else "")]
     for r in results:
         s = r["seconds"]
         rows.append(f"| {r['models']:,} | {s['sqlglot']:.2f} s | {s['cold']:.2f} s | "
                     f"{s['warm']:.2f} s | {r['cold_over_sqlglot']:.2f}x | "
                     f"{r['cold_over_sqlglot_cpu']:.2f}x | "
                     f"{r['peak_rss_mib']['cold']:.0f} MiB |"
+                    + (f" {s['serial']:.2f} s | {s['serial'] / s['sqlglot']:.2f}x |"
+                       if serial else "")
                     + (f" {s['sqlglot_pure']:.2f} s |" if pure else ""))
     return "\n".join(rows)
 
@@ -384,7 +427,7 @@ def profile(n: int, seed: int, out: Path, top: int = 25) -> str:
              "| cumulative | share | calls | function |", "|---:|---:|---:|---|"]
     src = str((HERE.parent / "src" / "pipe").resolve())
     rows = []
-    for (file, line, func), (cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (file, line, func), (_cc, nc, _tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
         if file.startswith(src):
             rows.append((ct, nc, f"{Path(file).name}:{line} {func}"))
     for ct, nc, name in sorted(rows, reverse=True)[:top]:
@@ -415,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pure-sqlglot", type=Path, metavar="DIR",
                     help="also time the sqlglot-only script with a pure-Python sqlglot "
                     "installed in DIR (pip install --no-deps --target DIR sqlglot==VERSION)")
+    ap.add_argument("--serial", action="store_true",
+                    help="also time a cold compile with pipe's worker pool turned off")
     ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                     help="before each measurement, wait up to SECONDS until other processes "
                     "use under 10%% of the cores (a shared machine); default: don't wait")
@@ -431,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in (int(x) for x in args.models.split(",") if x):
         print(f"N={n}: generating and measuring", file=sys.stderr)
         results.append(bench_size(n, args.repeat, args.seed, args.kind, out,
-                                  args.pure_sqlglot))
+                                  args.pure_sqlglot, args.serial))
     report = {"machine": info, "interval": INTERVAL, "repeat": args.repeat,
               "wait_idle": args.wait_idle,
               "seed": args.seed, "kind": args.kind, "results": results,

@@ -77,7 +77,7 @@ def _load(project: str, target: str | None, write_cache: bool = True):
     from .compiler import compile_project
     from .loader import load_project
 
-    raw = load_project(Path(project))
+    raw = load_project(Path(project), use_cache=True, write_cache=write_cache)
     return compile_project(raw, target, write_cache=write_cache)
 
 
@@ -127,13 +127,17 @@ def compile(project, target, interval, start, end, check, as_json):
                                 "writes") from None
     results = []
     for iv in ivs:
+        rel = planmod.relpath(root, planmod.plan_path(root, cp.target.name, iv))
+        known = None if check else planmod.known_unchanged(cp, iv)
+        if known is not None:  # built from these very inputs, and the file is untouched
+            results.append({"path": rel, "status": "unchanged", "tasks": known})
+            continue
         plan = planmod.build_plan(cp, iv)
-        rel = planmod.relpath(root, planmod.plan_path(root, plan.target, plan.interval))
-        if check:
+        if check:  # CI: always built and compared for real
             reason = planmod.stale_reason(root, plan)
             results.append({"path": rel, "status": reason or "ok", "tasks": len(plan.tasks)})
         else:
-            _, changed = planmod.write(root, plan)
+            _, changed = planmod.write_recorded(cp, plan)
             results.append({"path": rel, "status": "written" if changed else "unchanged",
                             "tasks": len(plan.tasks)})
     cp.save_cache()

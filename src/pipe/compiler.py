@@ -15,8 +15,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,10 +33,24 @@ from .errors import (
     raise_collected,
 )
 from .intervals import Interval, floor, next_start
-from .loader import RawProject, RawSeed
+from .loader import (
+    RawProject,
+    RawSeed,
+    code_version,
+    fork_pool,
+    frozen_gc,
+    read_pickle,
+    workers,
+    write_pickle,
+)
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
 CACHE_VERSION = "2"  # 2: columns point at the start of a name
+COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
+
+# Uncached models (to parse, or Jinja models to render) from which compile_project works
+# in a pool of processes: below it, forking costs more than it saves.
+PARALLEL_MIN = 200
 
 
 @dataclass(frozen=True)
@@ -70,25 +82,23 @@ class ParseCache:
     def __init__(self, path: Path | None, readonly: bool = False):
         self.path = path
         self.readonly = readonly  # read the cache but write nothing (a dry run)
-        self.data: dict[str, tuple] = {}
+        self._data: dict[str, tuple] | None = None  # read on first use
         self.dirty = False
-        if path and path.is_file():
-            try:
-                with path.open("rb") as f:
-                    stored = pickle.load(f)
-                if stored.get("version") == CACHE_VERSION:
-                    self.data = stored["entries"]
-            except Exception:  # noqa: BLE001 - a corrupt cache is only a slower compile
-                self.data = {}
+
+    @property
+    def data(self) -> dict[str, tuple]:
+        if self._data is None:
+            self._data = {}
+            if self.path:  # missing or corrupt: only a slower compile
+                stored = read_pickle(self.path)
+                if isinstance(stored, dict) and stored.get("version") == CACHE_VERSION:
+                    self._data = stored["entries"]
+        return self._data
 
     def save(self) -> None:
         if not (self.path and self.dirty) or self.readonly:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        with tmp.open("wb") as f:
-            pickle.dump({"version": CACHE_VERSION, "entries": self.data}, f, protocol=5)
-        os.replace(tmp, self.path)
+        write_pickle(self.path, {"version": CACHE_VERSION, "entries": self.data})
 
 
 class SqlBuilder:
@@ -104,9 +114,11 @@ class SqlBuilder:
         self.cache = cache
         self.renderer = Renderer(raw.macros, dict(raw.config.vars), self.resolve_ref,
                                  self.resolve_source,
-                                 raw.root / ".pipe" / "cache" / "jinja"
-                                 if cache.path and not cache.readonly else None)
+                                 raw.root / ".pipe" / "cache" / "jinja.pickle"
+                                 if cache.path else None, readonly=cache.readonly)
         self.sources = {s.name for s in raw.sources}
+        # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
+        self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
 
     # -- names
     def resolve(self, name: str, at: SourceLocation | None) -> str:
@@ -143,16 +155,26 @@ class SqlBuilder:
         return name
 
     # -- SQL
-    def _refs(self, normalised: str, path: str):
-        key = hashlib.sha1(f"{self.dialect}\0{normalised}".encode()).hexdigest()
+    def _key(self, normalised: str) -> str:
+        return hashlib.sha1(f"{self.dialect}\0{normalised}".encode()).hexdigest()
+
+    def _refs(self, normalised: str, path: str, key: str | None = None):
+        key = key or self._key(normalised)
         hit = self.cache.data.get(key)
         if hit is None:
-            tree = sqlmod.parse_select(normalised, self.dialect, path)
-            hit = tuple((r.parts, r.line, r.col, t.this.meta.get("start"), t.this.meta.get("end"))
-                        for r, t in sqlmod.table_refs(tree))
+            hit = _parse_refs(normalised, self.dialect, path)
             self.cache.data[key] = hit
             self.cache.dirty = True
         return hit
+
+    def normalised(self, model: str, path: str, text: str,
+                   interval: Interval) -> tuple[str, str | None]:
+        """The model rendered for `interval`, its interval values replaced by placeholders,
+        and its parse-cache key when already known."""
+        ahead = self._pending.pop((path, interval), None)
+        if ahead is not None:
+            return ahead
+        return normalise(self.renderer.render(path, text, interval, model), interval), None
 
     def build(self, model: str, path: str, text: str, interval: Interval,
               errors: list[UserError] | None = None) -> tuple[str, tuple[str, ...]]:
@@ -160,10 +182,9 @@ class SqlBuilder:
 
         Unknown tables are appended to `errors` when given (compile collects them all),
         raised otherwise."""
-        rendered = self.renderer.render(path, text, interval, model)
-        normalised = normalise(rendered, interval)
+        normalised, key = self.normalised(model, path, text, interval)
         try:
-            refs = self._refs(normalised, path)
+            refs = self._refs(normalised, path, key)
         except SqlError as exc:
             exc.at = _in_source(exc.at, text, normalised)
             raise
@@ -172,9 +193,9 @@ class SqlBuilder:
         for parts, line, col, start, end in refs:
             name = ".".join(p for p in parts if p)
             try:
-                full = self.resolve(name, _in_source(SourceLocation(path, line, col), text,
-                                                     normalised))
-            except UnknownTable as exc:
+                full = self.resolve(name, None)
+            except UnknownTable as exc:  # located only now: most names resolve
+                exc.at = _in_source(SourceLocation(path, line, col), text, normalised)
                 if errors is None:
                     raise
                 errors.append(exc)
@@ -190,6 +211,64 @@ class SqlBuilder:
         else:
             out = self._transpile(normalised, path, splices)
         return out, tuple(sorted(set(reads)))
+
+    def prefetch(self, models: list[tuple[str, str, str, Interval]]) -> None:
+        """Do ahead, in a pool of worker processes, the slow part of `build` for many
+        (model, path, text, interval): render the Jinja models and parse the renderings
+        the parse cache lacks. Only the small results come back (the parse cache's
+        tuples, renderings, parse-cache keys, compiled templates); `build` finds them.
+
+        Stays in process on one core or below PARALLEL_MIN uncached models: a warm
+        compile or a small edit parses little. A model that fails here is not reported
+        here: `build` does it again and raises exactly as without a pool."""
+        data = self.cache.data
+        # (model, path, text, interval, key): key None for a Jinja model (rendered in the
+        # worker), "" for plain SQL the worker normalises, else the normalised SQL's key
+        jobs: list[tuple] = []
+        costly = 0
+        for model, path, text, interval in models:
+            if "{" in text:
+                jobs.append((model, path, text, interval, None))
+                costly += not self.renderer.compiled_ahead(path)
+            elif not data:  # nothing cached (a cold compile): all of it in the workers
+                jobs.append((model, path, text, interval, ""))
+                costly += 1
+            else:
+                normalised = normalise(text, interval)
+                key = self._key(normalised)
+                self._pending[(path, interval)] = (normalised, key)
+                if key not in data:
+                    jobs.append((model, path, normalised, interval, key))
+                    costly += 1
+        if costly < PARALLEL_MIN or workers() < 2:
+            return
+        try:  # imported once here, not in every worker
+            sqlmod.get_dialect(self.dialect)
+        except ValueError:  # an unknown dialect: `build` says so
+            return
+        if any(job[4] is None for job in jobs):
+            self.renderer.env  # noqa: B018 - compiled templates read before forking
+        size = max(25, min(250, -(-len(jobs) // (workers() * 4))))
+        chunks = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
+        global _JOBS, _BUILDER
+        _JOBS, _BUILDER = jobs, self
+        try:
+            # frozen: a collection in a worker walks (so copies) only the worker's objects
+            with frozen_gc(), fork_pool(len(chunks)) as pool:
+                for results, compiled in pool.imap_unordered(_prefetch_chunk, chunks):
+                    for i, normalised, key, hit in results:
+                        _, path, text, interval, known = jobs[i]
+                        if not known:  # rendered or normalised in the worker
+                            self._pending[(path, interval)] = (
+                                text if normalised is None else normalised, key)
+                        if hit is not None and key not in data:
+                            data[key] = hit
+                            self.cache.dirty = True
+                    self.renderer.add_compiled(compiled)
+        except OSError:  # no process could be forked: `build` does the rest in process
+            pass
+        finally:
+            _JOBS, _BUILDER = [], None
 
     def _transpile(self, normalised: str, path: str, splices) -> str:
         """The model in the target dialect, names qualified; cached like the parse, since
@@ -220,6 +299,46 @@ class SqlBuilder:
         return out
 
 
+def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
+    """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
+    table it reads."""
+    tree = sqlmod.parse_select(normalised, dialect, path)
+    return tuple((r.parts, r.line, r.col, t.this.meta.get("start"), t.this.meta.get("end"))
+                 for r, t in sqlmod.table_refs(tree))
+
+
+# SqlBuilder.prefetch's work, inherited by the forked workers (never pickled)
+_JOBS: list[tuple] = []
+_BUILDER: SqlBuilder | None = None
+
+
+def _prefetch_chunk(bounds: tuple[int, int]):
+    """In a worker: render and parse the jobs [start, end). Returns, per job that worked,
+    (index, its normalised SQL or None when that is the job's text, parse-cache key,
+    parse-cache entry or None when the parent has it), and the templates compiled."""
+    builder = _BUILDER
+    assert builder is not None
+    data = builder.cache.data
+    out = []
+    for i in range(*bounds):
+        model, path, text, interval, key = _JOBS[i]
+        try:
+            if key is None:  # Jinja
+                normalised = normalise(builder.renderer.render(path, text, interval, model),
+                                       interval)
+            elif key == "":
+                normalised = normalise(text, interval)
+            else:
+                out.append((i, None, key, _parse_refs(text, builder.dialect, path)))
+                continue
+            key = builder._key(normalised)
+            hit = None if key in data else _parse_refs(normalised, builder.dialect, path)
+            out.append((i, None if normalised is text else normalised, key, hit))
+        except Exception:  # noqa: BLE001 - `build` does it again and reports it
+            continue
+    return out, builder.renderer.take_compiled()
+
+
 def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceLocation | None:
     """A place in the rendered SQL as a place in the model file: the line is the same
     (Jinja keeps lines), the column only where that line was not changed by rendering."""
@@ -240,18 +359,117 @@ def fill(sql: str, interval: Interval) -> str:
     return sql
 
 
+class CompileState:
+    """What a CompiledProject keeps besides its nodes: the SQL builder (made on first use:
+    a compile served from the cache builds nothing), the reference SQL of plain models,
+    and the caches to write when the command succeeds.
+
+    The compiled-project cache, .pipe/cache/compiled-<target>.pickle, holds the nodes and
+    graph of the last compile, keyed by `key`: a hash of every file the loader read (their
+    contents), the target and `code_version()`. The plan records, .pipe/cache/plans.pickle,
+    hold for each plan file the key of the inputs it was last built from and the sha256
+    of its bytes (see plan.known_unchanged)."""
+
+    def __init__(self, raw: RawProject, target: Target, use_cache: bool, write_cache: bool,
+                 key: str | None, builder: SqlBuilder | None = None,
+                 plain: dict[str, str] | None = None):
+        self.raw = raw
+        self.target = target
+        self.use_cache = use_cache
+        self.write_cache = write_cache
+        self.key = key  # None: the project was not loaded from hashed files
+        self._builder = builder
+        self.plain = plain or {}
+        self.pending: dict | None = None  # the compiled-project cache entry to write
+        self._records: dict | None = None
+        self.records_dirty = False
+        self._sidecars: dict[str, str] | None = None
+        self._texts: dict[str, str] | None = None
+
+    def text(self, name: str) -> str:
+        """A model's SQL file as written."""
+        if self._texts is None:
+            self._texts = {m.name: m.sql for m in self.raw.models}
+        return self._texts[name]
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.raw.root / ".pipe" / "cache"
+
+    @property
+    def builder(self) -> SqlBuilder:
+        if self._builder is None:
+            names, index = _names(self.raw)
+            cache = ParseCache(self.cache_dir / "parse.pickle" if self.use_cache else None,
+                               readonly=not self.write_cache)
+            self._builder = SqlBuilder(self.raw, self.target, index, names, cache)
+        return self._builder
+
+    def sidecar(self, name: str) -> str | None:
+        """The file a model's checks come from: its sidecar, else the model file."""
+        if self._sidecars is None:
+            self._sidecars = {}
+            for m in self.raw.models:
+                self._sidecars.setdefault(m.name, m.sidecar or m.path)
+        return self._sidecars.get(name)
+
+    # -- plan records
+    def records(self) -> dict:
+        if self._records is None:
+            self._records = {}
+            if self.use_cache and self.key:
+                found = read_pickle(self.cache_dir / "plans.pickle")
+                if isinstance(found, dict) and found.get("version") == COMPILED_VERSION:
+                    self._records = found["entries"]
+        return self._records
+
+    def record(self, rel: str, value) -> None:
+        if self.records().get(rel) != value:
+            self._records[rel] = value
+            self.records_dirty = True
+
+    def save(self) -> None:
+        if not (self.use_cache and self.write_cache):
+            return
+        if self._builder is not None:
+            self._builder.cache.save()
+            self._builder.renderer.save_cache()
+        files = getattr(self.raw, "files", None)
+        if files is not None:
+            files.save()
+        if self.pending is not None:
+            write_pickle(self.cache_dir / _compiled_name(self.target.name), self.pending)
+            self.pending = None
+        if self.records_dirty:
+            write_pickle(self.cache_dir / "plans.pickle",
+                          {"version": COMPILED_VERSION, "entries": self._records})
+            self.records_dirty = False
+
+
+def _compiled_name(target: str) -> str:
+    return f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
+
+
 @dataclass(frozen=True)
 class CompiledProject:
     raw: RawProject
     target: Target
     nodes: Mapping[str, Node]
     graph: graphmod.Graph
-    builder: SqlBuilder = field(repr=False, compare=False)
-    texts: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+    state: CompileState = field(repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return self.raw.config.name
+
+    @property
+    def builder(self) -> SqlBuilder:
+        return self.state.builder
+
+    @property
+    def key(self) -> str | None:
+        """A hash of everything this compile was made from (None: not known)."""
+        return self.state.key
 
     def models(self) -> list[Node]:
         return [self.nodes[n] for n in self.graph.order if self.nodes[n].kind != "source"]
@@ -259,7 +477,12 @@ class CompiledProject:
     def model_sql(self, name: str, interval: Interval) -> str:
         """The final SQL of a model for one interval, in the target dialect."""
         node = self.nodes[name]
-        out, reads = self.builder.build(name, node.path, self.texts[name], interval)
+        text = self.state.text(name)
+        plain = self.state.plain.get(name)
+        if plain is not None and not _mentions(text, interval):
+            # no Jinja, no interval value: the SQL compile_project made for its start
+            return plain
+        out, reads = self.builder.build(name, node.path, text, interval)
         extra = set(reads) - set(node.upstream)
         if extra:
             raise SqlError(f"for interval {interval.label} this model reads "
@@ -268,8 +491,23 @@ class CompiledProject:
                            hint="add them to 'depends_on' in the sidecar")
         return fill(out, interval)
 
+    def sidecar(self, name: str) -> str | None:
+        return self.state.sidecar(name)
+
     def save_cache(self) -> None:
-        self.builder.cache.save()
+        self.state.save()
+
+
+def _mentions(text: str, interval: Interval) -> bool:
+    """Whether `text` holds one of the interval's quoted values (normalise would change it)."""
+    return any(q in text for q in quoted_values(interval))
+
+
+def _plain_sql(text: str, out: str, interval: Interval) -> bool:
+    """Whether `out`, made from `text` for `interval`, is the model's SQL for any interval
+    whose values `text` does not mention: no Jinja, no interval value, no placeholder."""
+    return ("{" not in text and "__pipe_" not in text and "__pipe_" not in out
+            and not _mentions(text, interval))
 
 
 def reference_interval(raw: RawProject, grain: str) -> Interval:
@@ -278,10 +516,57 @@ def reference_interval(raw: RawProject, grain: str) -> Interval:
     return Interval(start, next_start(start, grain))
 
 
+def _names(raw: RawProject) -> tuple[set[str], dict[str, list[str]]]:
+    """Every node name, and bare table name -> the full names that have it."""
+    names = {m.name for m in raw.models} | {s.name for s in raw.seeds} | {
+        s.name for s in raw.sources}
+    index: dict[str, list[str]] = {}
+    for n in sorted(names):
+        index.setdefault(n.split(".", 1)[1], []).append(n)
+    return names, index
+
+
+def _compile_key(raw: RawProject, target: Target) -> str | None:
+    digest = getattr(raw, "digest", "")
+    if not digest:
+        return None
+    return hashlib.sha256(f"{COMPILED_VERSION}\0{code_version()}\0{digest}\0{target.name}"
+                          .encode()).hexdigest()
+
+
+def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool):
+    found = read_pickle(raw.root / ".pipe" / "cache" / _compiled_name(target.name))
+    if not isinstance(found, dict) or found.get("key") != key:
+        return None
+    try:
+        texts = {m.name: m.sql for m in raw.models}
+        plain = {n: texts[n] if sql is None else sql for n, sql in found["plain"].items()}
+        state = CompileState(raw, target, True, write_cache, key, plain=plain)
+        state._texts = texts
+        return CompiledProject(raw, target, found["nodes"],
+                               graphmod.Graph(found["upstream"], found["order"]), state)
+    except Exception:  # noqa: BLE001 - a cache from another pipe: compile
+        return None
+
+
 def compile_project(raw: RawProject, target_name: str | None = None,
                     use_cache: bool = True, write_cache: bool = True) -> CompiledProject:
-    """Resolve every dependency and check the graph; raise all user errors together."""
+    """Resolve every dependency and check the graph; raise all user errors together.
+
+    With `use_cache`, an unchanged project (the same file contents, see loader.FileCache)
+    is not compiled again: its nodes come from the compiled-project cache."""
     target = raw.config.target(target_name)
+    key = _compile_key(raw, target) if use_cache else None
+    if key is not None:
+        hit = _from_cache(raw, target, key, write_cache)
+        if hit is not None:
+            return hit
+    with frozen_gc():
+        return _compile(raw, target, key, use_cache, write_cache)
+
+
+def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
+             write_cache: bool) -> CompiledProject:
     errors: list[UserError] = []
     defined: dict[str, str] = {}  # name -> path that defines it
 
@@ -308,17 +593,26 @@ def compile_project(raw: RawProject, target_name: str | None = None,
                        readonly=not write_cache)
     builder = SqlBuilder(raw, target, index, names, cache)
     schedule = raw.config.schedule
+    references: dict[str, Interval] = {}
+
+    def reference(grain: str) -> Interval:
+        if grain not in references:
+            references[grain] = reference_interval(raw, grain)
+        return references[grain]
+
+    builder.prefetch([(m.name, m.path, m.sql, reference(m.config.grain or schedule))
+                      for m in raw.models])
 
     upstream: dict[str, tuple[str, ...]] = {}
     sql_for_hash: dict[str, str] = {}
+    plain: dict[str, str] = {}  # plain models: their SQL for every interval
     configs: dict[str, ModelConfig] = {}  # checks' table names resolved
     locate: dict[str, SourceLocation] = {}
     for m in raw.models:
         grain = m.config.grain or schedule
         locate[m.name] = SourceLocation(m.path, 1)
         try:
-            out, reads = builder.build(m.name, m.path, m.sql, reference_interval(raw, grain),
-                                       errors)
+            out, reads = builder.build(m.name, m.path, m.sql, reference(grain), errors)
         except UserError as exc:
             errors.append(exc)
             continue
@@ -343,9 +637,13 @@ def compile_project(raw: RawProject, target_name: str | None = None,
                 check = replace(check, args=(("column", args["column"]),
                                              ("to", f"{full}.{column}")))
             checks.append(check)
-        configs[m.name] = replace(m.config, checks=tuple(checks))
+        checks = tuple(checks)
+        configs[m.name] = m.config if checks == m.config.checks else replace(
+            m.config, checks=checks)
         upstream[m.name] = tuple(sorted(set(reads) | set(extra) - {m.name}))
         sql_for_hash[m.name] = out
+        if _plain_sql(m.sql, out, reference(grain)):
+            plain[m.name] = out
     for s in raw.seeds:
         upstream[s.name] = ()
     for src in raw.sources:
@@ -382,7 +680,13 @@ def compile_project(raw: RawProject, target_name: str | None = None,
             })
             nodes[name] = Node(name, c.kind, m.path, ups, fp,
                                grain=c.grain or schedule, config=c)
-    return CompiledProject(raw, target, nodes, graph, builder, {m.name: m.sql for m in raw.models})
+    state = CompileState(raw, target, use_cache, write_cache, key, builder, plain)
+    if key is not None and write_cache:
+        state.pending = {
+            "key": key, "nodes": nodes, "upstream": graph.upstream, "order": graph.order,
+            "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
+        }
+    return CompiledProject(raw, target, nodes, graph, state)
 
 
 def _check_tuples(c: ModelConfig):

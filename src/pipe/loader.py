@@ -7,13 +7,151 @@ the values are relative to the project and use '/', so nothing absolute reaches 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import hashlib
-from dataclasses import dataclass
+import os
+import pickle
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import __version__, yamlio
 from . import config as cfg
-from . import yamlio
 from .errors import ConfigError, SourceLocation, UserError, raise_collected
+
+FILES_VERSION = "1"
+# Files to read (a model's SQL counts 1, a sidecar's YAML 6) from which load_project reads
+# them in a pool of processes
+PARALLEL_READ_MIN = 2000
+# A file changed this close (in ns) before the scan that cached it may change again
+# within the same timestamp tick; it is read again next time (git's "racy" files).
+RACY_NS = 3_000_000_000
+
+
+def workers() -> int:
+    """Cores this process may use, or 1 where worker processes cannot be forked."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_signals() -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool), and the pool's SIGTERM ends a
+    worker whatever handler the parent had installed."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def fork_pool(tasks: int):
+    """A pool of worker processes forked from this one (they inherit its memory, so a
+    job can be an index into a module global), at most one per core. Raises OSError when
+    no process can be forked; the caller then does the work itself."""
+    import multiprocessing
+
+    for stream in (sys.stdout, sys.stderr):  # no buffered output is copied into a fork
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or odd stream: nothing to copy
+            pass
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(max(1, min(workers(), tasks)), initializer=_worker_signals) as pool:
+        yield pool
+
+
+_FROZEN = [0]  # depth of frozen_gc blocks that froze
+
+
+@contextlib.contextmanager
+def frozen_gc():
+    """Keep the garbage collector off the objects that exist now (gc.freeze) while a
+    large piece of work runs: a full collection would otherwise walk the whole loaded
+    project again and again, and a forked worker would copy its pages by walking them.
+    Objects made inside are collected as usual, and all are unfrozen at the end of the
+    outermost block. Does nothing when someone else froze objects (it would unfreeze
+    theirs)."""
+    if gc.get_freeze_count() and not _FROZEN[0]:
+        yield
+        return
+    gc.freeze()
+    _FROZEN[0] += 1
+    try:
+        yield
+    finally:
+        _FROZEN[0] -= 1
+        if not _FROZEN[0]:
+            gc.unfreeze()
+
+
+def read_pickle(path: Path):
+    """A cache file's value, or None when it is missing or unreadable."""
+    enabled = gc.isenabled()
+    gc.disable()  # loading a large cache allocates objects that are never garbage
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except Exception:  # noqa: BLE001 - a corrupt cache is only a slower compile
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def write_pickle(path: Path, value) -> None:
+    """Replace a cache file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        pickle.dump(value, f, protocol=5)
+    os.replace(tmp, path)
+
+
+@functools.cache
+def code_version() -> str:
+    """What else than the project decides a compile's output: this pipe (its files' sizes
+    and times, so an edited checkout counts), its check templates, Python, and the
+    versions of sqlglot, jinja2 and PyYAML (their files, found without importing them)."""
+    import importlib.util
+
+    h = hashlib.sha256(f"{__version__}\0{sys.version}".encode())
+    here = Path(__file__).parent
+    folders = [here]
+    templates = importlib.util.find_spec("pipe.templates")
+    if templates and templates.submodule_search_locations:
+        folders += [Path(p) / "checks" for p in templates.submodule_search_locations]
+    for name in ("sqlglot", "jinja2", "yaml"):
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        if origin is None:
+            continue
+        st = origin.stat()
+        h.update(f"{origin}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        site = origin.parent.parent
+        try:  # the installed versions: sqlglot-30.30.0.dist-info, sqlglotc-...
+            h.update(repr(sorted(n for n in os.listdir(site) if n.lower().startswith(
+                (name, "sqlglotc", "pyyaml", "markupsafe")))).encode())
+        except OSError:
+            pass
+    for folder in folders:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.endswith((".py", ".sql")) and e.is_file():
+                st = e.stat()
+                h.update(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -41,6 +179,161 @@ class RawProject:
     seeds: tuple[RawSeed, ...]
     sources: tuple[cfg.SourceConfig, ...]
     macros: tuple[tuple[str, str], ...]  # (path, text), sorted
+    # a hash of every file read (path and content): the compiled-project cache's key
+    digest: str = field(default="", compare=False, repr=False)
+    files: FileCache | None = field(default=None, compare=False, repr=False)
+
+
+class FileCache:
+    """What loading each file gave last time, so an unchanged file is neither read nor
+    parsed again: .pipe/cache/files.pickle maps a project-relative path to its stat
+    (size, mtime, ctime, inode), its content hash and the value read from it (the text,
+    or the validated config of a YAML file). Only a load without errors is saved
+    (CompiledProject.save_cache), so every entry is a file that had none."""
+
+    def __init__(self, path: Path | None, readonly: bool = False):
+        self.path = path
+        self.readonly = readonly
+        self.old: dict[str, tuple] = {}
+        self.new: dict[str, tuple] = {}
+        self.scan_ns = time.time_ns()
+        self.trusted_before = 0  # entries with a ctime at or after this are re-read
+        self.dirty = False
+        if path is None:
+            return
+        stored = read_pickle(path)  # missing or corrupt: every file is read
+        if (isinstance(stored, dict) and stored.get("version") == FILES_VERSION
+                and stored.get("code") == code_version()):
+            self.old = stored["entries"]
+            self.trusted_before = stored["scan_ns"] - RACY_NS
+
+    def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
+        """Whether `get` would find `rel` (without noting anything)."""
+        entry = self.old.get(rel) if st is not None else None
+        return (entry is not None and entry[0] == kind and entry[1] == _stat_key(st)
+                and st.st_ctime_ns < self.trusted_before)
+
+    def get(self, rel: str, st: os.stat_result | None, kind: str):
+        """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
+        if st is None:
+            return None
+        entry = self.old.get(rel)
+        if entry is None or entry[0] != kind or entry[1] != _stat_key(st):
+            self.dirty = True
+            return None
+        if st.st_ctime_ns >= self.trusted_before:
+            self.dirty = True  # save again, with a later scan time, so it is trusted then
+            return None
+        self.new[rel] = entry
+        return entry[2], entry[3]
+
+    def put(self, rel: str, st: os.stat_result | None, kind: str, digest: str, value) -> None:
+        if st is not None:
+            self.new[rel] = (kind, _stat_key(st), digest, value)
+
+    def save(self) -> None:
+        if self.path is None or self.readonly or not (self.dirty or len(self.new) != len(
+                self.old)):
+            return
+        write_pickle(self.path, {"version": FILES_VERSION, "code": code_version(),
+                                 "scan_ns": self.scan_ns, "entries": self.new})
+        self.old, self.dirty = self.new, False
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class _Reader:
+    """Reads project files through a FileCache (or none), hashing what it reads."""
+
+    def __init__(self, root: Path, files: FileCache | None):
+        self.root = root
+        self.base = str(root)
+        self.files = files
+        self.digest = hashlib.sha256(FILES_VERSION.encode())
+        self.ahead: dict[str, tuple[str, object]] = {}  # read_ahead's (hash, value) by path
+
+    def _note(self, rel: str, digest: str) -> None:
+        self.digest.update(f"{rel}\0{digest}\0".encode())
+
+    def stat(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.stat(os.path.join(self.base, rel))
+        except OSError:
+            return None
+
+    def cached(self, rel: str, st, kind: str, accept=None):
+        """The value cached for an unchanged file (if `accept(value)`), else None."""
+        if self.files is None:
+            return None
+        found = self.files.get(rel, st, kind)
+        if found is not None and (accept is None or accept(found[1])):
+            self._note(rel, found[0])
+            return found[1]
+        return None
+
+    def keep(self, rel: str, st, kind: str, digest: str, value) -> None:
+        self._note(rel, digest)
+        if self.files is not None:
+            self.files.put(rel, st, kind, digest, value)
+
+    def text(self, rel: str) -> tuple[str, str]:
+        """(text, its hash), read as Path.read_text reads it (universal newlines)."""
+        return _read_text(self.base, rel)
+
+    def read_ahead(self, jobs: list[tuple[str, str]], pools) -> None:
+        """Read and parse many files at once in worker processes: (path, kind) with kind
+        "text" (a model's SQL) or "model_config" (a sidecar, validated against `pools`).
+        Whatever fails there (an unreadable file, invalid YAML, a config error) is left
+        to the caller, which reads it again and reports it as without workers."""
+        cost = sum(1 if kind == "text" else 6 for _, kind in jobs)
+        if cost < PARALLEL_READ_MIN or workers() < 2:
+            return
+        if any(kind == "model_config" for _, kind in jobs):
+            yamlio.load("{}", "")  # import yaml once here, not in every worker
+        global _READ
+        _READ = (self.base, pools, jobs)
+        size = max(50, min(500, -(-len(jobs) // (workers() * 4))))
+        chunks = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
+        try:
+            with fork_pool(len(chunks)) as pool:
+                for results in pool.imap_unordered(_read_chunk, chunks):
+                    for rel, digest, value in results:
+                        self.ahead[rel] = (digest, value)
+        except OSError:  # no process could be forked: the caller reads them all
+            self.ahead.clear()
+        finally:
+            _READ = None
+
+
+def _read_text(base: str, rel: str) -> tuple[str, str]:
+    with open(os.path.join(base, rel), encoding="utf-8") as f:
+        text = f.read()
+    return text, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_READ: tuple | None = None  # _Reader.read_ahead's work, inherited by the forked workers
+
+
+def _read_chunk(bounds: tuple[int, int]) -> list[tuple[str, str, object]]:
+    """In a worker: (path, hash, value) of the files [start, end) that read cleanly."""
+    assert _READ is not None
+    base, pools, jobs = _READ
+    out = []
+    for rel, kind in jobs[bounds[0]:bounds[1]]:
+        try:
+            text, digest = _read_text(base, rel)
+            if kind == "text":
+                out.append((rel, digest, text))
+                continue
+            errors: list[UserError] = []
+            config = cfg.parse_model_config(yamlio.load(text, rel), rel, errors, pools)
+            if not errors:
+                out.append((rel, digest, (pools, config)))
+        except Exception:  # noqa: BLE001 - read again by the caller, which reports it
+            continue
+    return out
 
 
 def find_project_root(path: Path) -> Path:
@@ -55,17 +348,18 @@ def find_project_root(path: Path) -> Path:
     return path
 
 
-def _read_yaml(root: Path, rel: str, errors: list[UserError]):
+def _read_yaml(root: Path, rel: str, errors: list[UserError], text: str | None = None):
     try:
-        return yamlio.load((root / rel).read_text(encoding="utf-8"), rel)
+        if text is None:
+            text = (root / rel).read_text(encoding="utf-8")
+        return yamlio.load(text, rel)
     except UserError as e:
         errors.append(e)
         return None
 
 
-def _stem_parts(root: Path, path: Path, top: str, suffix: str, errors) -> tuple[str, str] | None:
-    rel = path.relative_to(root).as_posix()
-    parts = path.relative_to(root / top).parts
+def _stem_parts(rel: str, top: str, suffix: str, errors) -> tuple[str, str] | None:
+    parts = rel.split("/")[1:]  # below top
     if len(parts) != 2:
         errors.append(ConfigError(
             f"{top} files live at {top}/<schema>/<name>{suffix}", at=SourceLocation(rel, 1)))
@@ -80,14 +374,47 @@ def _stem_parts(root: Path, path: Path, top: str, suffix: str, errors) -> tuple[
     return schema, stem
 
 
-def _files(root: Path, top: str, suffix: str) -> list[Path]:
-    """Files under root/top ending in suffix, sorted; hidden files and folders (an editor's
-    .#orders.sql, .ipynb_checkpoints/) are not part of the project."""
-    folder = root / top
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob(f"*{suffix}")
-                  if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _walk(root: Path, top: str) -> dict[str, os.DirEntry]:
+    """Every entry under root/top, by path relative to root, as Path.rglob('*') finds
+    them: into real directories only (not symlinked ones), unreadable ones skipped.
+    Hidden files and folders (an editor's .#orders.sql, .ipynb_checkpoints/) are not part
+    of the project."""
+    found: dict[str, os.DirEntry] = {}
+    if not (root / top).is_dir():
+        return found
+    base = str(root)
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(os.path.join(base, folder)) as it:
+                entries = list(it)
+        except PermissionError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{folder}/{entry.name}"
+            found[rel] = entry
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(rel)
+    return found
+
+
+def _files(found: dict[str, os.DirEntry], suffix: str) -> list[str]:
+    """The paths of `found` ending in suffix, in Path order."""
+    return sorted((rel for rel in found if rel.endswith(suffix)), key=lambda r: r.split("/"))
+
+
+def _stat(entry: os.DirEntry) -> os.stat_result | None:
+    try:
+        return entry.stat()  # follows a symlink, as Path.exists() does
+    except OSError:
+        return None
 
 
 def _node_name(parts: tuple[str, str]) -> str:
@@ -96,74 +423,140 @@ def _node_name(parts: tuple[str, str]) -> str:
     return f"{parts[0]}.{parts[1]}".lower()
 
 
-def load_project(root: Path) -> RawProject:
-    """Read and validate every file of the project; raise all user errors together."""
+def load_project(root: Path, use_cache: bool = False, write_cache: bool = False) -> RawProject:
+    """Read and validate every file of the project; raise all user errors together.
+
+    With `use_cache`, files unchanged since the last load are taken from the file cache
+    (.pipe/cache/files.pickle), which CompiledProject.save_cache writes when
+    `write_cache`."""
     root = find_project_root(root)
+    files = FileCache(root / ".pipe" / "cache" / "files.pickle" if use_cache else None,
+                      readonly=not write_cache)
+    reader = _Reader(root, files if use_cache else None)
     errors: list[UserError] = []
-    data = _read_yaml(root, "pipe.yml", errors)
-    # invalid YAML is one error; validating what could not be read would add false ones
-    project = None if errors else cfg.parse_project(data, errors)
+
+    st = reader.stat("pipe.yml")
+    project = reader.cached("pipe.yml", st, "project")
+    if project is None:
+        text, digest = reader.text("pipe.yml")
+        data = _read_yaml(root, "pipe.yml", errors, text)
+        # invalid YAML is one error; validating what could not be read would add false ones
+        project = None if errors else cfg.parse_project(data, errors)
+        reader.keep("pipe.yml", st, "project", digest, project)
     pools = project.pools if project else None  # None: unknown, so pool names go unchecked
 
     models: list[RawModel] = []
-    sidecars = set(_files(root, "models", ".yml"))
-    for sql_path in _files(root, "models", ".sql"):
-        parts = _stem_parts(root, sql_path, "models", ".sql", errors)
+    found = _walk(root, "models")
+    sidecars = set(_files(found, ".yml"))
+    sql_files = _files(found, ".sql")
+    stats = {rel: _stat(found[rel]) for rel in sql_files}
+    for rel in sql_files:
+        side = rel[: -len(".sql")] + ".yml"
+        if side in found:
+            stats[side] = _stat(found[side])
+    reader.read_ahead([(rel, "text" if rel.endswith(".sql") else "model_config")
+                       for rel, st in stats.items()
+                       if st is not None and not (files.fresh(
+                           rel, st, "text" if rel.endswith(".sql") else "model_config")
+                           if use_cache else False)], pools)
+    for rel in sql_files:
+        parts = _stem_parts(rel, "models", ".sql", errors)
         if parts is None:
             continue
-        rel = sql_path.relative_to(root).as_posix()
-        side = sql_path.with_suffix(".yml")
+        side = rel[: -len(".sql")] + ".yml"
         sidecar_rel, model_cfg = None, cfg.ModelConfig()
-        if side.exists():
+        side_st = stats.get(side)
+        if side_st is not None:
             sidecars.discard(side)
-            sidecar_rel = side.relative_to(root).as_posix()
-            data = _read_yaml(root, sidecar_rel, errors)
-            model_cfg = cfg.parse_model_config(data, sidecar_rel, errors, pools)
-        models.append(RawModel(_node_name(parts), rel,
-                               sql_path.read_text(encoding="utf-8"), model_cfg, sidecar_rel))
-    for orphan in sorted(sidecars):
-        rel = orphan.relative_to(root).as_posix()
-        errors.append(ConfigError(f"sidecar without a model: no {Path(rel).stem}.sql beside it",
-                                  at=SourceLocation(rel, 1)))
+            sidecar_rel = side
+            cached = reader.cached(side, side_st, "model_config",
+                                   lambda value: value[0] == pools)  # validated alike
+            if cached is not None:
+                model_cfg = cached[1]
+            else:
+                ahead = reader.ahead.pop(side, None)
+                if ahead is not None:  # read, and validated without errors, by a worker
+                    digest, (_, model_cfg) = ahead
+                else:
+                    text, digest = reader.text(side)
+                    data = _read_yaml(root, side, errors, text)
+                    model_cfg = cfg.parse_model_config(data, side, errors, pools)
+                reader.keep(side, side_st, "model_config", digest, (pools, model_cfg))
+        sql_st = stats[rel]
+        sql = reader.cached(rel, sql_st, "text")
+        if sql is None:
+            ahead = reader.ahead.pop(rel, None)
+            sql, digest = (ahead[1], ahead[0]) if ahead is not None else reader.text(rel)
+            reader.keep(rel, sql_st, "text", digest, sql)
+        models.append(RawModel(_node_name(parts), rel, sql, model_cfg, sidecar_rel))
+    for orphan in sorted(sidecars, key=lambda r: r.split("/")):
+        errors.append(ConfigError(
+            f"sidecar without a model: no {Path(orphan).stem}.sql beside it",
+            at=SourceLocation(orphan, 1)))
 
     seeds: list[RawSeed] = []
-    seed_sidecars = set(_files(root, "seeds", ".yml"))
-    for csv_path in _files(root, "seeds", ".csv"):
-        parts = _stem_parts(root, csv_path, "seeds", ".csv", errors)
+    found_seeds = _walk(root, "seeds")
+    seed_sidecars = set(_files(found_seeds, ".yml"))
+    for rel in _files(found_seeds, ".csv"):
+        parts = _stem_parts(rel, "seeds", ".csv", errors)
         if parts is None:
             continue
-        rel = csv_path.relative_to(root).as_posix()
-        side = csv_path.with_suffix(".yml")
+        side = rel[: -len(".csv")] + ".yml"
         seed_cfg = cfg.SeedConfig()
-        if side.exists():
+        side_st = _stat(found_seeds[side]) if side in found_seeds else None
+        if side_st is not None:
             seed_sidecars.discard(side)
-            side_rel = side.relative_to(root).as_posix()
-            seed_cfg = cfg.parse_seed_config(_read_yaml(root, side_rel, errors), side_rel, errors)
-        digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()
-        seeds.append(RawSeed(_node_name(parts), rel, digest, seed_cfg))
-    for orphan in sorted(seed_sidecars):
-        rel = orphan.relative_to(root).as_posix()
-        errors.append(ConfigError(f"sidecar without a seed: no {orphan.stem}.csv beside it",
-                                  at=SourceLocation(rel, 1)))
-    for top in ("models", "seeds"):
-        for wrong in _files(root, top, ".yaml"):
-            rel = wrong.relative_to(root).as_posix()
+            seed_cfg = reader.cached(side, side_st, "seed_config")
+            if seed_cfg is None:
+                text, digest = reader.text(side)
+                seed_cfg = cfg.parse_seed_config(_read_yaml(root, side, errors, text), side,
+                                                 errors)
+                reader.keep(side, side_st, "seed_config", digest, seed_cfg)
+        csv_st = _stat(found_seeds[rel])
+        sha = reader.cached(rel, csv_st, "csv")
+        if sha is None:
+            sha = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+            reader.keep(rel, csv_st, "csv", sha, sha)
+        seeds.append(RawSeed(_node_name(parts), rel, sha, seed_cfg))
+    for orphan in sorted(seed_sidecars, key=lambda r: r.split("/")):
+        errors.append(ConfigError(
+            f"sidecar without a seed: no {Path(orphan).stem}.csv beside it",
+            at=SourceLocation(orphan, 1)))
+    for found_top in (found, found_seeds):
+        for wrong in _files(found_top, ".yaml"):
             errors.append(ConfigError("pipe reads sidecars named <name>.yml, not .yaml",
-                                      at=SourceLocation(rel, 1),
-                                      hint=f"rename it to {wrong.stem}.yml"))
+                                      at=SourceLocation(wrong, 1),
+                                      hint=f"rename it to {Path(wrong).stem}.yml"))
     if (root / "sources.yaml").is_file():
         errors.append(ConfigError("pipe reads sources.yml, not sources.yaml",
                                   at=SourceLocation("sources.yaml", 1), hint="rename it"))
 
     sources: tuple[cfg.SourceConfig, ...] = ()
     if (root / "sources.yml").is_file():
-        sources = cfg.parse_sources(_read_yaml(root, "sources.yml", errors), errors)
+        st = reader.stat("sources.yml")
+        cached = reader.cached("sources.yml", st, "sources")
+        if cached is not None:
+            sources = cached
+        else:
+            text, digest = reader.text("sources.yml")
+            sources = cfg.parse_sources(_read_yaml(root, "sources.yml", errors, text), errors)
+            reader.keep("sources.yml", st, "sources", digest, sources)
 
     macros = []
     macros_dir = root / "macros"
-    for mpath in sorted(macros_dir.glob("*.sql")) if macros_dir.is_dir() else []:
-        macros.append((mpath.relative_to(root).as_posix(), mpath.read_text(encoding="utf-8")))
+    if macros_dir.is_dir():
+        with os.scandir(macros_dir) as it:
+            names = sorted(e.name for e in it if e.name.endswith(".sql"))
+        for name in names:
+            rel = f"macros/{name}"
+            st = reader.stat(rel)
+            text = reader.cached(rel, st, "text")
+            if text is None:
+                text, digest = reader.text(rel)
+                reader.keep(rel, st, "text", digest, text)
+            macros.append((rel, text))
 
     raise_collected(errors)
     assert project is not None
-    return RawProject(root, project, tuple(models), tuple(seeds), sources, tuple(macros))
+    return RawProject(root, project, tuple(models), tuple(seeds), sources, tuple(macros),
+                      digest=reader.digest.hexdigest(), files=files if use_cache else None)

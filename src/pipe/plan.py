@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from . import checks as checkmod
@@ -27,6 +28,7 @@ from . import sql as sqlmod
 from .compiler import CompiledProject, Node
 from .errors import StalePlanError, UserError, raise_collected
 from .intervals import Interval, expand, from_iso, iso, previous
+from .loader import frozen_gc
 from .templating import render_snippet
 
 PLAN_FORMAT = 1
@@ -98,8 +100,14 @@ class Plan:
 
 
 def task_id(model: str, interval: Interval | None) -> str:
-    span = f"{iso(interval.start)}|{iso(interval.end)}" if interval else "*"
+    span = f"{_isos(interval)[0]}|{_isos(interval)[1]}" if interval else "*"
     return hashlib.sha1(f"{model}|{span}".encode()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=4096)
+def _isos(interval: Interval) -> tuple[str, str]:
+    """(iso(start), iso(end)): the same few intervals are spelled for every task."""
+    return iso(interval.start), iso(interval.end)
 
 
 def temp_name(table: str, tid: str) -> str:
@@ -116,7 +124,12 @@ def build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None 
     default; a backfill passes its whole range). `render(node, interval)` false makes a
     stub: the task without its SQL and checks (a backfill holds 365,000 of them and loads
     the SQL from the persisted plan file when the task runs)."""
-    full_iv = full_interval or run
+    with frozen_gc():
+        return _build_plan(cp, run, models, full_interval or run, render)
+
+
+def _build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None,
+                full_iv: Interval, render) -> Plan:
     wanted = set(models) if models is not None else None
     tasks: list[Task] = []
     by_model: dict[str, list[Task]] = {}
@@ -200,10 +213,7 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
 
 
 def _sidecar(cp: CompiledProject, node: Node) -> str:
-    for m in cp.raw.models:
-        if m.name == node.name:
-            return m.sidecar or m.path
-    return node.path or ""
+    return cp.sidecar(node.name) or node.path or ""
 
 
 # ---------------------------------------------------------------- the file
@@ -214,7 +224,10 @@ def _lines(sql: str) -> list[str]:
 
 
 def _iv(iv: Interval | None):
-    return iv.to_json() if iv else None
+    if not iv:
+        return None
+    start, end = _isos(iv)  # Interval.to_json, spelled once per interval
+    return {"start": start, "end": end}
 
 
 def to_json(plan: Plan) -> dict:
@@ -253,7 +266,71 @@ def to_json(plan: Plan) -> dict:
 
 
 def dumps(plan: Plan) -> bytes:
-    return (json.dumps(to_json(plan), indent=2, ensure_ascii=False) + "\n").encode()
+    """The plan file: exactly `json.dumps(to_json(plan), indent=2, ensure_ascii=False)`
+    and a newline, written by `_encode` (json's indented encoder is pure Python)."""
+    with frozen_gc():
+        data = to_json(plan)
+        out: list[str] = []
+        try:
+            _encode(data, "\n", out)
+        except _Unusual:
+            return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+        out.append("\n")
+        return "".join(out).encode()
+
+
+class _Unusual(Exception):
+    """A value _encode leaves to the json module."""
+
+
+_string = json.encoder.encode_basestring  # the C one where available, as json.dumps uses
+
+
+def _encode(value, newline: str, out: list[str]) -> None:
+    """Append `value` as json.dumps(indent=2, ensure_ascii=False) writes it, `newline`
+    being a newline and the indentation of the line `value` starts on."""
+    kind = type(value)
+    if kind is str:
+        out.append(_string(value))
+    elif kind is dict:
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + "  "
+        sep = "{" + inner
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            out.append(sep + _string(key) + ": ")
+            sep = "," + inner
+            _encode(item, inner, out)
+        out.append(newline + "}")
+    elif kind is list or kind is tuple:
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        if all(type(item) is str for item in value):  # SQL lines: the bulk of a plan
+            out.append("[" + inner + ("," + inner).join(map(_string, value)) + newline + "]")
+            return
+        sep = "[" + inner
+        for item in value:
+            out.append(sep)
+            sep = "," + inner
+            _encode(item, inner, out)
+        out.append(newline + "]")
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif kind is int:
+        out.append(int.__repr__(value))
+    elif kind is float and value == value and value not in (float("inf"), float("-inf")):
+        out.append(float.__repr__(value))
+    else:
+        raise _Unusual
 
 
 def _interval(d) -> Interval | None:
@@ -294,15 +371,67 @@ def relpath(root: Path, path: Path) -> str:
 
 def write(root: Path, plan: Plan) -> tuple[Path, bool]:
     """Write the plan file; return (path, whether its bytes changed)."""
+    path, changed, _ = _write(root, plan)
+    return path, changed
+
+
+def _write(root: Path, plan: Plan) -> tuple[Path, bool, bytes]:
     path = plan_path(root, plan.target, plan.interval)
     data = dumps(plan)
     if path.is_file() and path.read_bytes() == data:
-        return path, False
+        return path, False, data
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    return path, True
+    return path, True, data
+
+
+# ---------------------------------------------------------------- unchanged plans
+#
+# A compile of an unchanged project need not build its plans again: the plan of an
+# interval is a function of the project's files, the target, the interval and pipe
+# itself, all of which `plan_key` hashes (CompiledProject.key covers the first three
+# but the interval). `write_recorded` keeps, per plan file, that key and the sha256 of the
+# bytes written; `known_unchanged` trusts a record only while the file on disk still has
+# those bytes.
+
+
+def plan_key(cp: CompiledProject, interval: Interval) -> str | None:
+    if not cp.key:
+        return None
+    return hashlib.sha256(f"{PLAN_FORMAT}\0{cp.key}\0{iso(interval.start)}\0"
+                          f"{iso(interval.end)}".encode()).hexdigest()
+
+
+def known_unchanged(cp: CompiledProject, interval: Interval) -> int | None:
+    """The number of tasks of `interval`'s plan when the file on disk is the one compiling
+    would write now (recorded by `write_recorded` from the same inputs, bytes unchanged
+    since); None when it must be built."""
+    key = plan_key(cp, interval)
+    if key is None:
+        return None
+    root = cp.raw.root
+    path = plan_path(root, cp.target.name, interval)
+    found = cp.state.records().get(relpath(root, path))
+    if not found or found[0] != key:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return found[2] if hashlib.sha256(data).hexdigest() == found[1] else None
+
+
+def write_recorded(cp: CompiledProject, plan: Plan) -> tuple[Path, bool]:
+    """`write`, and record the plan's key and bytes for `known_unchanged`."""
+    root = cp.raw.root
+    path, changed, data = _write(root, plan)
+    key = plan_key(cp, plan.interval)
+    if key is not None and plan.target == cp.target.name:
+        cp.state.record(relpath(root, path),
+                        (key, hashlib.sha256(data).hexdigest(), len(plan.tasks)))
+    return path, changed
 
 
 def stale_reason(root: Path, plan: Plan) -> str | None:

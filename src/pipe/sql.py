@@ -12,14 +12,47 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
-from sqlglot.optimizer.scope import traverse_scope
-
 from .errors import SourceLocation, SqlError
 
-_SELECTS = (exp.Select, exp.SetOperation, exp.Subquery)
+# sqlglot is imported on first use (`_sqlglot`): importing it takes a tenth of a second,
+# and a compile whose models are all in the parse cache never needs it.
+sqlglot = exp = ErrorLevel = ParseError = TokenError = UnsupportedError = None
+traverse_scope = None
+_SELECTS: tuple = ()
+_NOT_ON: dict = {}
+_DIALECTS: dict = {}
+
+
+def _sqlglot() -> None:
+    """Import sqlglot into this module's globals, once."""
+    global sqlglot, exp, ErrorLevel, ParseError, TokenError, UnsupportedError
+    global traverse_scope, _SELECTS, _NOT_ON
+    if exp is not None:
+        return
+    import sqlglot as sqlglot_
+    from sqlglot import errors
+    from sqlglot import exp as exp_
+    from sqlglot.optimizer.scope import traverse_scope as traverse_scope_
+
+    ErrorLevel, ParseError = errors.ErrorLevel, errors.ParseError
+    TokenError, UnsupportedError = errors.TokenError, errors.UnsupportedError
+    traverse_scope = traverse_scope_
+    _SELECTS = (exp_.Select, exp_.SetOperation, exp_.Subquery)
+    _NOT_ON = _not_on(exp_)
+    sqlglot = sqlglot_
+    exp = exp_
+
+
+def get_dialect(name: str):
+    """The sqlglot Dialect named `name`, built once: sqlglot.parse(text, read="duckdb")
+    builds a new one on every call."""
+    found = _DIALECTS.get(name)
+    if found is None:
+        _sqlglot()
+        from sqlglot.dialects.dialect import Dialect
+
+        found = _DIALECTS[name] = Dialect.get_or_raise(name)
+    return found
 
 
 @dataclass(frozen=True)
@@ -42,10 +75,18 @@ def _ident(node) -> str:
     return node.name if node.quoted else node.name.lower()
 
 
+def _dialect_of(name: str):
+    try:
+        return get_dialect(name)
+    except ValueError:  # an unknown dialect: let sqlglot say so where it did before
+        return name
+
+
 def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
     """Parse one SELECT (WITH/UNION allowed); anything else is an SqlError at path:line."""
+    read = _dialect_of(dialect)
     try:
-        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+        statements = [s for s in sqlglot.parse(text, read=read) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -87,6 +128,7 @@ def _plain(description: str) -> str:
 
 def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
     """The tables a query reads, in order of appearance, each with its node."""
+    _sqlglot()
     seen: dict[int, tuple[TableRef, exp.Table]] = {}
     for scope in traverse_scope(expression):
         for table in scope.tables:
@@ -118,6 +160,7 @@ def _cte_names(scope) -> set[str]:
 
 def qualify(table: exp.Table, schema: str, name: str) -> None:
     """Point a table node at schema.name (in place), keeping its alias."""
+    _sqlglot()
     table.set("catalog", None)
     table.set("db", exp.to_identifier(schema))
     table.set("this", exp.to_identifier(name))
@@ -125,8 +168,10 @@ def qualify(table: exp.Table, schema: str, name: str) -> None:
 
 def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     """Readable multi-line SQL in `dialect`; constructs it cannot express are SqlErrors."""
+    _sqlglot()
     try:
-        return expression.sql(dialect=dialect, pretty=True, unsupported_level=ErrorLevel.RAISE)
+        return expression.sql(dialect=_dialect_of(dialect), pretty=True,
+                              unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this model in the {dialect} dialect: {exc}",
                        at=SourceLocation(path)) from None
@@ -134,8 +179,9 @@ def generate(expression: exp.Expression, dialect: str, path: str) -> str:
 
 def parse_expression(text: str, dialect: str, path: str, line: int | None) -> exp.Expression:
     """Parse a boolean expression (for `expression` checks)."""
+    _sqlglot()
     try:
-        return sqlglot.parse_one(text, read=dialect, into=exp.Condition)
+        return sqlglot.parse_one(text, read=_dialect_of(dialect), into=exp.Condition)
     except (ParseError, TokenError):
         raise SqlError(f"check expression does not parse: '{text}'",
                        at=SourceLocation(path, line)) from None
@@ -143,9 +189,11 @@ def parse_expression(text: str, dialect: str, path: str, line: int | None) -> ex
 
 def transpile(text: str, read: str, write: str, path: str, line: int | None = None) -> str:
     """Transpile one statement written in `read` into `write` (used for check SQL)."""
+    _sqlglot()
     try:
-        stmt = sqlglot.parse_one(text, read=read)
-        return stmt.sql(dialect=write, pretty=True, unsupported_level=ErrorLevel.RAISE)
+        stmt = sqlglot.parse_one(text, read=_dialect_of(read))
+        return stmt.sql(dialect=_dialect_of(write), pretty=True,
+                        unsupported_level=ErrorLevel.RAISE)
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -163,15 +211,21 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
 @lru_cache(maxsize=8192)
 def quote_table(name: str, dialect: str) -> str:
     """schema.table -> the dialect's spelling of that table name."""
-    return exp.to_table(name).sql(dialect=dialect)
+    _sqlglot()
+    # to_table parses with sqlglot's default dialect, as to_table(name) does; the fresh
+    # tree needs no copy before it is written
+    return exp.to_table(name, dialect=get_dialect("")).sql(dialect=_dialect_of(dialect),
+                                                            copy=False)
 
 
 @lru_cache(maxsize=8192)
 def column(name: str, dialect: str) -> str:
-    return exp.to_identifier(name).sql(dialect=dialect)
+    _sqlglot()
+    return exp.to_identifier(name).sql(dialect=_dialect_of(dialect), copy=False)
 
 
 def literal(value, dialect: str) -> str:
+    _sqlglot()
     if isinstance(value, bool):
         return exp.Boolean(this=value).sql(dialect=dialect)
     if isinstance(value, int | float):
@@ -181,6 +235,7 @@ def literal(value, dialect: str) -> str:
 
 def transpile_type(dtype: str, read: str, write: str) -> str:
     """A column type written in `read` (e.g. DuckDB's DOUBLE) spelled for `write`."""
+    _sqlglot()
     return exp.DataType.build(dtype, dialect=read).sql(dialect=write)
 
 
@@ -188,14 +243,15 @@ def transpile_type(dtype: str, read: str, write: str) -> str:
 
 # Constructs sqlglot writes for a target that the target cannot run (it transpiles them
 # without complaint). Found by transpiling DuckDB idioms to Postgres; extend per dialect.
-_NOT_ON = {
-    "postgres": (
-        (exp.Transform, "list lambdas (list_transform / x -> ...)"),
-        (exp.Struct, "STRUCT values ({'a': 1} / struct_pack)"),
-        (exp.StructExtract, "struct field access"),
-        (exp.Unnest, None),  # allowed: listed so the tuple is never empty
-    ),
-}
+def _not_on(exp) -> dict:
+    return {
+        "postgres": (
+            (exp.Transform, "list lambdas (list_transform / x -> ...)"),
+            (exp.Struct, "STRUCT values ({'a': 1} / struct_pack)"),
+            (exp.StructExtract, "struct field access"),
+            (exp.Unnest, None),  # allowed: listed so the tuple is never empty
+        ),
+    }
 
 
 def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
@@ -203,6 +259,7 @@ def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
     """Refuse, at compile time, SQL the target dialect cannot run: known constructs of
     the tree, then the target's own parser where one is installed (pglast: the real
     PostgreSQL grammar). Errors name the model, the line and the construct."""
+    _sqlglot()
     for kind, what in _NOT_ON.get(dialect, ()):
         if what is None:
             continue

@@ -10,12 +10,12 @@ true/false, so `NO` (Norway) and `yes` stay text.
 from __future__ import annotations
 
 import re
-
-import yaml
+from functools import cache
 
 from .errors import ConfigError, SourceLocation
 
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# yaml is imported on first use: a compile whose files are all in the file cache
+# (loader.FileCache) parses no YAML.
 
 
 class YMap(dict):
@@ -28,22 +28,31 @@ class YMap(dict):
         return self.key_lines.get(key, self.line)
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
-    path = "<yaml>"
-
-
 # YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which
 # turns `accepted_values: {values: [NL, NO]}` into ['NL', False] (Norway lost) and hides a
 # typo like `depends_on_past: yes please` behind a type error.
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in _Base.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YMap:
+@cache
+def _loader_class():
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _Loader(base):  # type: ignore[misc, valid-type]
+        path = "<yaml>"
+
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _Loader
+
+
+def _construct_mapping(loader, node) -> YMap:
     loader.flatten_mapping(node)
     out = YMap()
     out.line = node.start_mark.line + 1
@@ -58,18 +67,18 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YMap:
         try:
             hash(key)
         except TypeError:
-            raise ConfigError("a key must be a plain value", at=SourceLocation(loader.path, line))
+            raise ConfigError("a key must be a plain value",
+                              at=SourceLocation(loader.path, line)) from None
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = line
     return out
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load(text: str, path: str):
     """Parse YAML text; `path` is only used in error messages."""
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     loader.path = path
     try:
         return loader.get_single_data()
