@@ -40,6 +40,7 @@ from .loader import (
     fork_pool,
     frozen_gc,
     read_pickle,
+    run_all,
     workers,
     write_pickle,
 )
@@ -229,7 +230,7 @@ class SqlBuilder:
         for model, path, text, interval in models:
             if "{" in text:
                 jobs.append((model, path, text, interval, None))
-                costly += not self.renderer.compiled_ahead(path)
+                costly += not self.renderer.cheap(path, text)
             elif not data:  # nothing cached (a cold compile): all of it in the workers
                 jobs.append((model, path, text, interval, ""))
                 costly += 1
@@ -248,14 +249,14 @@ class SqlBuilder:
             return
         if any(job[4] is None for job in jobs):
             self.renderer.env  # noqa: B018 - compiled templates read before forking
-        size = max(25, min(250, -(-len(jobs) // (workers() * 4))))
+        size = max(25, min(100, -(-len(jobs) // (workers() * 4))))
         chunks = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
         global _JOBS, _BUILDER
         _JOBS, _BUILDER = jobs, self
         try:
             # frozen: a collection in a worker walks (so copies) only the worker's objects
             with frozen_gc(), fork_pool(len(chunks)) as pool:
-                for results, compiled in pool.imap_unordered(_prefetch_chunk, chunks):
+                for results, compiled in run_all(pool, _prefetch_chunk, chunks):
                     for i, normalised, key, hit in results:
                         _, path, text, interval, known = jobs[i]
                         if not known:  # rendered or normalised in the worker

@@ -31,16 +31,13 @@ PARALLEL_READ_MIN = 2000
 RACY_NS = 3_000_000_000
 
 
+@functools.cache
 def workers() -> int:
-    """Cores this process may use, or 1 where worker processes cannot be forked."""
-    import multiprocessing
-
-    if "fork" not in multiprocessing.get_all_start_methods():
+    """How many worker processes a pool may have: the cores this process may use, on
+    Linux (where forking a process that has imported anything is safe); 1 elsewhere."""
+    if not sys.platform.startswith("linux"):
         return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0))
 
 
 def _worker_signals() -> None:
@@ -54,19 +51,40 @@ def _worker_signals() -> None:
 
 @contextlib.contextmanager
 def fork_pool(tasks: int):
-    """A pool of worker processes forked from this one (they inherit its memory, so a
-    job can be an index into a module global), at most one per core. Raises OSError when
-    no process can be forked; the caller then does the work itself."""
+    """An executor of worker processes forked from this one (they inherit its memory, so
+    a job can be an index into a module global), at most one per core. Use `run_all`.
+    Raises OSError when no process can be forked; the caller then does the work itself."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     for stream in (sys.stdout, sys.stderr):  # no buffered output is copied into a fork
         try:
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed or odd stream: nothing to copy
             pass
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, min(workers(), tasks)), initializer=_worker_signals) as pool:
-        yield pool
+    executor = ProcessPoolExecutor(max(1, min(workers(), tasks)),
+                                   mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_worker_signals)
+    try:
+        yield executor
+    except BaseException:  # Ctrl-C: drop the queued jobs, the running ones end soon
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+def run_all(executor, fn, jobs):
+    """fn(job) for every job in the pool, each result as it comes. A worker that died
+    (killed, out of memory) ends the iteration early: the caller does what is left."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    futures = [executor.submit(fn, job) for job in jobs]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    except BrokenProcessPool:
+        return
 
 
 _FROZEN = [0]  # depth of frozen_gc blocks that froze
@@ -298,7 +316,7 @@ class _Reader:
         chunks = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
         try:
             with fork_pool(len(chunks)) as pool:
-                for results in pool.imap_unordered(_read_chunk, chunks):
+                for results in run_all(pool, _read_chunk, chunks):
                     for rel, digest, value in results:
                         self.ahead[rel] = (digest, value)
         except OSError:  # no process could be forked: the caller reads them all

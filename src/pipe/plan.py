@@ -301,16 +301,22 @@ def _encode(value, newline: str, out: list[str]) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unusual
-            out.append(sep + _string(key) + ": ")
+            if type(item) is str:
+                out.append(sep + _string(key) + ": " + _string(item))
+            else:
+                out.append(sep + _string(key) + ": ")
+                _encode(item, inner, out)
             sep = "," + inner
-            _encode(item, inner, out)
         out.append(newline + "}")
     elif kind is list or kind is tuple:
         if not value:
             out.append("[]")
             return
         inner = newline + "  "
-        if all(type(item) is str for item in value):  # SQL lines: the bulk of a plan
+        for item in value:
+            if type(item) is not str:
+                break
+        else:  # only strings, as SQL lines: the bulk of a plan
             out.append("[" + inner + ("," + inner).join(map(_string, value)) + newline + "]")
             return
         sep = "[" + inner

@@ -160,6 +160,13 @@ class Renderer:
         if self._env is not None and self._env.bytecode_cache is not None:
             self._env.bytecode_cache.save()
 
+    def cheap(self, path: str, text: str) -> bool:
+        """Whether rendering `text` is cheap: its Jinja looks like what _render_plain
+        renders, or its template is in the bytecode cache."""
+        if "\r" not in text and "{" not in _PLAIN_EXPR.sub("", text):
+            return True
+        return self.compiled_ahead(path)
+
     def compiled_ahead(self, path: str) -> bool:
         """Whether the bytecode cache holds a compiled template for `path` (maybe of
         another version of it)."""
