@@ -223,25 +223,31 @@ class SqlBuilder:
         compile or a small edit parses little. A model that fails here is not reported
         here: `build` does it again and raises exactly as without a pool."""
         data = self.cache.data
-        # (model, path, text, interval, key): key None for a Jinja model (rendered in the
-        # worker), "" for plain SQL the worker normalises, else the normalised SQL's key
+        # (model, path, text, interval, key): key None for a Jinja model rendered in the
+        # worker, "" for plain SQL the worker normalises, else the key of the normalised
+        # SQL in `text`; every job is worth doing in a worker
         jobs: list[tuple] = []
-        costly = 0
         for model, path, text, interval in models:
             if "{" in text:
-                jobs.append((model, path, text, interval, None))
-                costly += not self.renderer.cheap(path, text)
+                if not data or not self.renderer.cheap(path, text):
+                    # cold (its rendering will need parsing), or slow to compile
+                    jobs.append((model, path, text, interval, None))
+                    continue
+                try:  # cheap to render here, and then its parse-cache key is known
+                    normalised = normalise(self.renderer.render(path, text, interval, model),
+                                           interval)
+                except Exception:  # noqa: BLE001 - `build` renders it again and reports it
+                    continue
             elif not data:  # nothing cached (a cold compile): all of it in the workers
                 jobs.append((model, path, text, interval, ""))
-                costly += 1
+                continue
             else:
                 normalised = normalise(text, interval)
-                key = self._key(normalised)
-                self._pending[(path, interval)] = (normalised, key)
-                if key not in data:
-                    jobs.append((model, path, normalised, interval, key))
-                    costly += 1
-        if costly < PARALLEL_MIN or workers() < 2:
+            key = self._key(normalised)
+            self._pending[(path, interval)] = (normalised, key)
+            if key not in data:
+                jobs.append((model, path, normalised, interval, key))
+        if len(jobs) < PARALLEL_MIN or workers() < 2:
             return
         try:  # imported once here, not in every worker
             sqlmod.get_dialect(self.dialect)

@@ -25,7 +25,7 @@ from .errors import ConfigError, SourceLocation, UserError, raise_collected
 FILES_VERSION = "1"
 # Files to read (a model's SQL counts 1, a sidecar's YAML 6) from which load_project reads
 # them in a pool of processes
-PARALLEL_READ_MIN = 2000
+PARALLEL_READ_MIN = 4000
 # A file changed this close (in ns) before the scan that cached it may change again
 # within the same timestamp tick; it is read again next time (git's "racy" files).
 RACY_NS = 3_000_000_000
