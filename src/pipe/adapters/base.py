@@ -223,13 +223,22 @@ class Adapter(ABC):
         self.catalog.load(schemas, {f"{sch}.{n}": "view" if t == "VIEW" else "table"
                                     for sch, n, t in rows})
 
-    @abstractmethod
     def _relation_kind(self, table: str) -> str | None:
         """Ask the catalog: 'table', 'view' or None."""
+        schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
+        _, rows = self.query("SELECT table_type FROM information_schema.tables "
+                             f"WHERE table_schema = {schema} AND table_name = {name}")
+        if not rows:
+            return None
+        return "view" if rows[0][0] == "VIEW" else "table"
 
-    @abstractmethod
     def temp_relations(self) -> list[tuple[str, str]]:
         """Every (name, kind) whose table name carries TEMP_MARK, in any schema."""
+        _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
+                             "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
+                             "ORDER BY 1, 2")
+        return [(f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows
+                if TEMP_MARK in n]
 
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {sqlmod.column(schema, self.dialect)}")

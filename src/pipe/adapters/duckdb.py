@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import UserError
-from .base import TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
+from .base import Adapter, AdapterError, Interrupted, expand_env
 
 
 class DuckDBAdapter(Adapter):
@@ -72,21 +72,6 @@ class DuckDBAdapter(Adapter):
 
     def query(self, sql: str):
         return self._run(sql)
-
-    def _relation_kind(self, table: str) -> str | None:
-        schema, name = table.split(".", 1)
-        _, rows = self._run("SELECT table_type FROM information_schema.tables "
-                            "WHERE table_schema = ? AND table_name = ?", [schema, name])
-        if not rows:
-            return None
-        return "view" if rows[0][0] == "VIEW" else "table"
-
-    def temp_relations(self) -> list[tuple[str, str]]:
-        _, rows = self._run("SELECT table_schema, table_name, table_type FROM "
-                            "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
-                            "ORDER BY 1, 2")
-        return [(f"{s}.{n}", "view" if t == "VIEW" else "table")
-                for s, n, t in rows if TEMP_MARK in n]
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return "conflict" in str(exc).lower()

@@ -18,7 +18,7 @@ from psycopg import errors as pgerrors
 
 from .. import sql as sqlmod
 from ..errors import UserError
-from .base import TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
+from .base import Adapter, AdapterError, Interrupted, expand_env
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
@@ -95,21 +95,6 @@ class PostgresAdapter(Adapter):
 
     def query(self, sql: str):
         return self._run(sql, True)
-
-    def _relation_kind(self, table: str) -> str | None:
-        schema, name = table.split(".", 1)
-        _, rows = self._run("SELECT table_type FROM information_schema.tables "
-                            "WHERE table_schema = %s AND table_name = %s", True, (schema, name))
-        if not rows:
-            return None
-        return "view" if rows[0][0] == "VIEW" else "table"
-
-    def temp_relations(self) -> list[tuple[str, str]]:
-        _, rows = self._run("SELECT table_schema, table_name, table_type FROM "
-                            "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
-                            "ORDER BY 1, 2", True)
-        return [(f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows
-                if TEMP_MARK in n]
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
