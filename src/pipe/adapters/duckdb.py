@@ -16,6 +16,17 @@ from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
 
 
+def read_csv(csv_path: Path, column_types: dict[str, str]) -> str:
+    """DuckDB's read_csv of a seed: its type inference, but for the columns given (the
+    seed contract on every target: the Postgres adapter types seeds with it too)."""
+    path = str(csv_path).replace("'", "''")
+    types = ""
+    if column_types:
+        inner = ", ".join(f"'{k}': '{v}'" for k, v in sorted(column_types.items()))
+        types = f", types = {{{inner}}}"
+    return f"read_csv('{path}', header = true, auto_detect = true{types})"
+
+
 class DuckDBAdapter(Adapter):
     dialect = "duckdb"
 
@@ -80,10 +91,4 @@ class DuckDBAdapter(Adapter):
         return f"INSERT INTO {self.q(table)} BY NAME SELECT * FROM {self.q(temp)}"
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
-        path = str(csv_path).replace("'", "''")
-        types = ""
-        if column_types:
-            inner = ", ".join(f"'{k}': '{v}'" for k, v in sorted(column_types.items()))
-            types = f", types = {{{inner}}}"
-        return self.create_temp(
-            temp, f"SELECT * FROM read_csv('{path}', header = true, auto_detect = true{types})")
+        return self.create_temp(temp, f"SELECT * FROM {read_csv(csv_path, column_types)}")

@@ -19,6 +19,7 @@ from psycopg import errors as pgerrors
 from .. import sql as sqlmod
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
+from .duckdb import read_csv
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
@@ -147,15 +148,10 @@ class PostgresAdapter(Adapter):
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """Type the CSV as DuckDB would (the contract of seeds), then COPY it in."""
-        path = str(csv_path).replace("'", "''")
-        types = ""
-        if column_types:
-            inner = ", ".join(f"'{k}': '{v}'" for k, v in sorted(column_types.items()))
-            types = f", types = {{{inner}}}"
         con = duckdb.connect()
         try:
-            described = con.execute(f"DESCRIBE SELECT * FROM read_csv('{path}', header = true, "
-                                    f"auto_detect = true{types})").fetchall()
+            described = con.execute(
+                f"DESCRIBE SELECT * FROM {read_csv(csv_path, column_types)}").fetchall()
         finally:
             con.close()
         cols = [(name, sqlmod.transpile_type(dtype, "duckdb", "postgres"))
