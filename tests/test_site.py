@@ -8,13 +8,14 @@ chromium or playwright the browser tests skip with the reason; under CI=true the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import _no_server
+from conftest import _no_server, copy_example, run_cli, run_cli_json
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -97,3 +98,116 @@ def test_browser_opens_a_local_file(watched, tmp_path: Path):
     page.write_text("<!doctype html><title>t</title><h1 id=h>hello</h1>")
     watched.page.goto(page.as_uri())
     assert watched.page.inner_text("#h") == "hello"
+
+
+# ---------------------------------------------------------------- the site's data
+
+BROKEN_SQL = "select product_id, cast(product_name as integer) as n from staging.products\n"
+
+
+def site_data(out: Path) -> dict:
+    text = (out / "data.js").read_text(encoding="utf-8")
+    prefix = "window.PIPE_DATA = "
+    assert text.startswith(prefix) and text.endswith(";\n")
+    return json.loads(text[len(prefix) : -2])
+
+
+@pytest.fixture(scope="module")
+def shop_site(tmp_path_factory) -> tuple[Path, Path]:
+    """The example project run on DuckDB for 2026-06-01 (all green) and 2026-06-02 with a
+    model whose SQL fails at run time; then `pipe docs`. (project root, site folder)."""
+    root = copy_example(tmp_path_factory.mktemp("site") / "shop")
+    code, out = run_cli(["run", "--interval", "2026-06-01", "--project", root])
+    assert code == 0, out
+    (root / "models" / "reports" / "broken.sql").write_text(BROKEN_SQL)
+    code, out = run_cli(["run", "--interval", "2026-06-02", "--project", root])
+    assert code == 1 and "reports.broken" in out, out
+    code, out = run_cli(["docs", "--project", root])
+    assert code == 0, out
+    assert "wrote " in out and "index.html" in out
+    return root, root / ".pipe" / "site"
+
+
+def test_docs_writes_a_self_contained_site(shop_site):
+    _root, site = shop_site
+    assert sorted(p.name for p in site.iterdir()) == [
+        "app.js",
+        "data.js",
+        "index.html",
+        "style.css",
+    ]
+    for name in ("index.html", "app.js", "style.css"):
+        text = (site / name).read_text()
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+        assert "https://" not in text
+
+
+def test_site_data_matches_the_project(shop_site):
+    root, site = shop_site
+    data = site_data(site)
+    listed = run_cli_json(["list", "--json", "--project", root])
+    models = {m["name"]: m for m in data["models"]}
+    assert sorted(models) == [r["name"] for r in listed]
+    for r in listed:
+        assert models[r["name"]]["upstream"] == r["depends_on"]
+        assert models[r["name"]]["kind"] == r["kind"]
+    orders = models["staging.orders"]
+    assert orders["description"] == "Orders with their amount, one daily interval per task."
+    assert orders["downstream"] == ["marts.customer_orders", "marts.daily_revenue"]
+    assert {"name": "order_id", "doc": "Primary key of an order"} in orders["columns"]
+    assert [c["name"] for c in orders["columns"]][:3] == ["order_id", "customer_id", "product_id"]
+    assert [s["interval"] for s in orders["sql"]] == ["2026-06-02", "2026-06-01"]
+    assert "TIMESTAMP '2026-06-02 00:00:00'" in orders["sql"][0]["sql"]
+    # layers: a node sits right of everything it reads
+    for m in data["models"]:
+        for u in m["upstream"]:
+            assert models[u]["xy"][0] < m["xy"][0]
+    checks = data["checks"]["staging.orders"]
+    assert checks["unique(order_id)"]["status"] == "pass"
+    assert data["lineage"] is None  # LINEAGE HOOK: set once `pipe lineage` lands
+
+
+def test_site_runs_show_the_failure_and_the_critical_path(shop_site):
+    _root, site = shop_site
+    data = site_data(site)
+    newest, first = data["runs"]
+    assert (newest["id"], newest["status"], first["status"]) == (2, "failed", "success")
+    failed = [t for t in newest["tasks"] if t["status"] == "failed"]
+    assert [t["model"] for t in failed] == ["reports.broken"]
+    assert "Conversion Error" in failed[0]["attempts"][-1]["error"]
+    path = [next(t for t in first["tasks"] if t["id"] == i) for i in first["critical_path"]]
+    assert path, "a run that finished has a critical path"
+    ends = [t["attempts"][-1]["end"] for t in path]
+    assert ends == sorted(ends)
+    assert ends[-1] == max(t["attempts"][-1]["end"] for t in first["tasks"])
+    for t in first["tasks"]:
+        for a in t["attempts"]:
+            assert 0 <= a["queued"] <= a["start"] <= a["end"]
+
+
+def test_site_grid_and_freshness(shop_site):
+    _root, site = shop_site
+    data = site_data(site)
+    grid = data["grid"]
+    assert grid["states"][:3] == ["published", "failed", "missing"]
+    cols = grid["intervals"]
+    rows = {r["model"]: r["states"] for r in grid["rows"]}
+    state = lambda model, label: grid["states"][int(rows[model][cols.index(label)])]
+    assert state("staging.orders", "2026-06-01") == "published"
+    assert state("staging.page_views", "2026-06-02") == "published"  # all 24 hours
+    assert state("reports.broken", "2026-06-02") == "failed"
+    assert state("staging.orders", "2026-06-03") == "missing"
+    fresh = {f["model"]: f for f in data["freshness"]}
+    assert fresh["staging.orders"]["newest_end"] == "2026-06-03T00:00:00"
+    assert fresh["reports.broken"]["status"] == "never built"
+    assert fresh["raw.orders"]["status"] == "loaded"
+
+
+def test_docs_out_option_and_no_project(tmp_path, example_project):
+    code, out = run_cli(["docs", "--project", example_project, "--out", tmp_path / "elsewhere"])
+    assert code == 0, out
+    data = site_data(tmp_path / "elsewhere")
+    assert data["runs"] == [] and data["plans"] == []
+    assert not (example_project / ".pipe" / "state.db").exists()  # read-only: nothing made
+    code, out = run_cli(["docs", "--project", tmp_path / "nothing"])
+    assert code == 2, out

@@ -411,3 +411,43 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     except LockBusy as exc:
         _fail(console.format_user_error(exc), 1)
     _finish(result, as_json)
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(file_okay=False),
+              help="Folder to write the site into (default: .pipe/site in the project).")
+@click.option("--serve", is_flag=True, help="Serve the site on localhost and rebuild it when "
+              "the project, its plans or its runs change.")
+@click.option("--port", type=int, default=8000, show_default=True,
+              help="Port for --serve (0 takes a free one).")
+@common
+@handle_errors
+def docs(project, target, out, serve, port):
+    """Write a static site of the project and its runs (opens from file://, no network)."""
+    from . import site
+
+    cp = _load(project, target)
+    cp.save_cache()
+    dest = Path(out) if out else cp.raw.root / site.DEFAULT_OUT
+    result = site.build(cp, dest)
+    click.echo(f"wrote {dest / 'index.html'} ({result.models} nodes, {result.runs} runs, "
+               f"{result.plans} plans) in {result.seconds:.2f}s")
+    if not serve:
+        return
+
+    def rebuild() -> None:
+        again = _load(project, target)
+        again.save_cache()
+        done = site.build(again, dest)
+        click.echo(f"rebuilt ({done.models} nodes, {done.runs} runs) in {done.seconds:.2f}s")
+
+    def failed(exc: Exception) -> None:
+        text = console.format_user_error(exc) if isinstance(exc, UserError) else repr(exc)
+        click.echo(f"rebuild failed, still serving the last site: {text}", err=True)
+
+    try:
+        site.serve(dest, port, rebuild, cp.raw.root,
+                   on_ready=lambda url: click.echo(f"serving {url} (Ctrl-C stops)"),
+                   on_error=failed)
+    except KeyboardInterrupt:
+        click.echo("stopped")

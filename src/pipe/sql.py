@@ -209,6 +209,17 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
 
 
 @lru_cache(maxsize=8192)
+def output_columns(text: str, dialect: str) -> list[str]:
+    """The names of the columns a query returns, in order ('*' where it selects a star);
+    [] when the text does not parse. For the docs site: no error, no location."""
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(text, dialect=get_dialect(dialect))
+    except (ParseError, TokenError):
+        return []
+    return [name for name in getattr(tree, "named_selects", []) if name]
+
+
 def quote_table(name: str, dialect: str) -> str:
     """schema.table -> the dialect's spelling of that table name."""
     _sqlglot()

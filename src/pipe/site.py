@@ -1,0 +1,299 @@
+"""`pipe docs`: a static site of the project and its runs, written into one folder.
+
+The site is rebuilt, never hand-kept: `build` reads the compiled project, the newest plan
+files of the target and the state store (read-only), lays the DAG out in layers, and writes
+`data.js` (every fact as one JSON value) beside the page, script and style shipped in
+`pipe.templates/site`. Nothing is fetched: data.js is a script, so the site opens from
+file:// with no server and no network. What runs and the backfill grid show comes from
+`siteruns.py`.
+
+This module must not print, exit or write outside the output folder; `serve` is the one
+long-running piece (a localhost http.server and an mtime poll that rebuilds).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+from . import sql as sqlmod
+from .compiler import CompiledProject
+from .errors import UserError
+from .intervals import from_iso
+from .siteruns import runs_data
+from .state import StateStore
+
+ASSETS = ("index.html", "app.js", "style.css")
+DEFAULT_OUT = Path(".pipe") / "site"
+PLAN_FILES = 14  # newest plan files whose SQL the model pages offer
+SQL_PER_MODEL = 30  # intervals of compiled SQL kept per model (an hourly model has 24 a day)
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    out: Path
+    models: int
+    runs: int
+    plans: int
+    seconds: float
+
+
+def build(cp: CompiledProject, out: Path, now: datetime | None = None) -> SiteResult:
+    """Write the site for `cp` into `out` (created; files of an earlier build replaced)."""
+    began = time.perf_counter()
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    data = collect(cp, now)
+    out.mkdir(parents=True, exist_ok=True)
+    folder = resources.files("pipe.templates") / "site"
+    for name in ASSETS:
+        with resources.as_file(folder / name) as src:
+            shutil.copyfile(src, out / name)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    tmp = out / "data.js.tmp"
+    tmp.write_text(f"window.PIPE_DATA = {text};\n", encoding="utf-8")
+    tmp.replace(out / "data.js")
+    return SiteResult(
+        out, len(data["models"]), len(data["runs"]), len(data["plans"]), time.perf_counter() - began
+    )
+
+
+def collect(cp: CompiledProject, now: datetime) -> dict:
+    """Everything the site shows, as one JSON-ready value."""
+    plans, sql_of, upstream_ids = _plans(cp)
+    cfg = cp.raw.config
+    down = cp.graph.downstream_map()
+    pos = layout(cp.graph.upstream, cp.graph.order)
+    models = []
+    for name in cp.graph.order:
+        node = cp.nodes[name]
+        c = node.config
+        desc = c.description
+        docs = dict(c.columns)
+        if node.seed is not None:
+            desc = desc or node.seed.config.description
+            docs = {**dict(node.seed.config.columns), **docs}
+        if node.source is not None:
+            desc = desc or node.source.description
+        sqls = sql_of.get(name, [])
+        columns = sqlmod.output_columns(sqls[0]["sql"], cp.target.dialect) if sqls else []
+        columns += [k for k in docs if k not in columns]
+        models.append(
+            {
+                "name": name,
+                "kind": node.kind,
+                "grain": node.grain,
+                "path": node.path,
+                "sidecar": cp.sidecar(name) if node.kind not in ("seed", "source") else None,
+                "description": desc,
+                "tags": list(c.tags),
+                "fingerprint": node.fingerprint,
+                "upstream": list(node.upstream),
+                "downstream": down.get(name, []),
+                "time_column": c.time_column,
+                "depends_on_past": c.depends_on_past,
+                "pool": c.pool,
+                "max_concurrency": c.max_concurrency,
+                "retries": c.retries,
+                "timeout": c.timeout,
+                "wait_for": node.source.wait_for if node.source else None,
+                "columns": [{"name": k, "doc": docs.get(k)} for k in columns],
+                "checks": [
+                    {"name": ch.name, "type": ch.type, "severity": ch.severity} for ch in c.checks
+                ],
+                "sql": sqls,
+                "xy": pos[name],
+            }
+        )
+    store = StateStore(cp.raw.root, readonly=True)
+    try:
+        runs, grid, freshness, checks = runs_data(cp, store, now, upstream_ids)
+    finally:
+        store.close()
+    return {
+        "project": {
+            "name": cp.name,
+            "target": cp.target.name,
+            "adapter": cp.target.adapter,
+            "dialect": cfg.dialect,
+            "target_dialect": cp.target.dialect,
+            "schedule": cfg.schedule,
+            "start": cfg.start.isoformat() if cfg.start else None,
+            "generated_at": now.strftime("%Y-%m-%d %H:%M:%SZ"),
+        },
+        "models": models,
+        "plans": plans,
+        "runs": runs,
+        "grid": grid,
+        "freshness": freshness,
+        "checks": checks,
+        # LINEAGE HOOK (issue 12): {model: {column: {"upstream": [[model, column], ...],
+        # "downstream": [[model, column], ...]}}} from the `pipe lineage` module once it
+        # exists; the model pages show a "Column lineage" section whenever this is set.
+        "lineage": column_lineage(cp),
+    }
+
+
+def column_lineage(cp: CompiledProject) -> dict | None:
+    """Column lineage both ways, in the shape `collect` documents; None until
+    `pipe lineage` (issue 12) lands: the site then says lineage is not available."""
+    return None
+
+
+def _plans(cp: CompiledProject) -> tuple[list[str], dict[str, list[dict]], dict]:
+    """The newest plan files of the target: their labels, each model's SQL per interval
+    (newest first) and every task's upstream task ids (for a run's critical path)."""
+    folder = cp.raw.root / "plans" / cp.target.name
+    found = []
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        try:
+            data = json.loads(path.read_bytes())
+            found.append((data["interval"]["start"], data))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a plan pipe wrote: `pipe compile --check` is where that is said
+    found.sort(key=lambda x: x[0], reverse=True)
+    labels, sql_of, upstream = [], {}, {}
+    for _start, data in found[:PLAN_FILES]:
+        label = data["interval"]["label"]
+        labels.append(label)
+        for t in data.get("tasks", ()):
+            upstream[t["id"]] = t.get("upstream", [])
+            if "sql" not in t:
+                continue
+            kept = sql_of.setdefault(t["model"], [])
+            if len(kept) >= SQL_PER_MODEL:
+                continue
+            iv = t.get("interval")
+            kept.append(
+                {
+                    "plan": label,
+                    "interval": _label(iv) if iv else label,
+                    "sql": "\n".join(t["sql"]),
+                    "checks": [
+                        {"name": c["name"], "sql": "\n".join(c["sql"])} for c in t.get("checks", ())
+                    ],
+                }
+            )
+    for kept in sql_of.values():
+        kept.sort(key=lambda s: s["interval"], reverse=True)
+    return labels, sql_of, upstream
+
+
+def _label(iv: dict) -> str:
+    from .intervals import Interval
+
+    return Interval(from_iso(iv["start"]), from_iso(iv["end"])).label
+
+
+def layout(upstream, order) -> dict[str, list[int]]:
+    """A layered drawing of the DAG: name -> [layer, row].
+
+    Layer = longest path from a root (data flows left to right); rows within a layer are
+    ordered by the barycenter of their neighbours, a few sweeps each way, which keeps most
+    edges short and uncrossed (Sugiyama's heuristic without dummy nodes: cheap at 10,000
+    nodes)."""
+    layer: dict[str, int] = {}
+    for n in order:
+        ups = upstream.get(n, ())
+        layer[n] = 1 + max((layer[u] for u in ups), default=-1)
+    down: dict[str, list[str]] = {n: [] for n in order}
+    for n in order:
+        for u in upstream.get(n, ()):
+            down[u].append(n)
+    layers: list[list[str]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
+    for n in order:
+        layers[layer[n]].append(n)
+    row = {n: float(i) for members in layers for i, n in enumerate(members)}
+
+    def sweep(indices, neighbours) -> None:
+        for i in indices:
+            members = layers[i]
+            key = {}
+            for n in members:
+                ns = neighbours(n)
+                key[n] = sum(row[m] for m in ns) / len(ns) if ns else row[n]
+            members.sort(key=lambda n: (key[n], n))
+            for j, n in enumerate(members):
+                row[n] = float(j)
+
+    for _ in range(4):
+        sweep(range(1, len(layers)), lambda n: upstream.get(n, ()))
+        sweep(range(len(layers) - 2, -1, -1), lambda n: down[n])
+    return {n: [layer[n], int(row[n])] for n in order}
+
+
+# ---------------------------------------------------------------- serve
+
+
+def watched_mtime(root: Path, out: Path) -> float:
+    """The newest mtime among the files a rebuild reads (project, plans, state store)."""
+    newest = 0.0
+    skip = {out.resolve()}
+    for path in _watched(root, skip):
+        try:
+            newest = max(newest, path.stat().st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
+def _watched(root: Path, skip: set[Path]):
+    for name in ("pipe.yml", "sources.yml", ".pipe/state.db", ".pipe/state.db-wal"):
+        yield root / name
+    for folder in ("models", "seeds", "macros", "plans"):
+        base = root / folder
+        if base.is_dir():
+            yield from (p for p in base.rglob("*") if p.is_file())
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's name
+        return
+
+
+def serve(
+    out: Path,
+    port: int,
+    rebuild: Callable[[], None],
+    root: Path,
+    on_ready: Callable[[str], None],
+    on_error: Callable[[Exception], None],
+    poll: float = 1.0,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve `out` on 127.0.0.1:`port` until `stop` is set (or Ctrl-C); call `rebuild`
+    whenever a file it reads changes (polled every `poll` seconds)."""
+    stop = stop or threading.Event()
+    handler = partial(_Quiet, directory=str(out))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise UserError(
+            f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}",
+            hint="pick another --port (0 takes a free one)",
+        ) from None
+    thread = threading.Thread(target=server.serve_forever, name="pipe-docs", daemon=True)
+    thread.start()
+    on_ready(f"http://127.0.0.1:{server.server_address[1]}/")
+    seen = watched_mtime(root, out)
+    try:
+        while not stop.wait(poll):
+            now = watched_mtime(root, out)
+            if now != seen:
+                seen = now
+                try:
+                    rebuild()
+                except Exception as exc:  # a broken edit: keep serving the last good site
+                    on_error(exc)
+                seen = watched_mtime(root, out)
+    finally:
+        server.shutdown()
+        server.server_close()

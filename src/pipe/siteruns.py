@@ -1,0 +1,313 @@
+"""The state store as the docs site shows it: runs with their attempts and critical path,
+the backfill grid (model x interval), freshness per model, the latest check results.
+
+Read-only: the store is opened with `StateStore(readonly=True)` and only SELECTed from.
+Times in the output are seconds since the run started (floats rounded to the millisecond)
+or ISO strings, so the page does no date arithmetic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from .compiler import CompiledProject
+from .intervals import Interval, expand, floor, iso, next_start
+from .state import StateStore
+
+RUNS = 30  # newest runs on the site
+ATTEMPTS_PER_RUN = 5000  # a longer run shows its failures, its critical path and the first ones
+GRID_COLUMNS = 366  # newest schedule intervals in the backfill grid
+CHAIN_GAP = 0.05  # s: a task queued this soon after another finished was waiting for it
+
+# The backfill grid's cell states, one character each in a model's row string: the index
+# in this tuple. A new state (stale, partial: issue 8's ledger) is one line here, one rule
+# in `_cell_state`, and one colour in style.css (.st-<name>).
+STATES = ("published", "failed", "missing")
+FAILED = ("failed", "upstream_failed")
+
+
+def runs_data(
+    cp: CompiledProject, store: StateStore, now: datetime, upstream_ids: dict[str, list[str]]
+):
+    target = cp.target.name
+    runs = [_run(store, row, upstream_ids) for row in store.runs(RUNS, target)]
+    published = _published(store, target)
+    failed = _failed(store, target)
+    grid = _grid(cp, published, failed, now)
+    return runs, grid, _freshness(cp, published, now), _latest_checks(store, target)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def _t(value: float | None, zero: float) -> float | None:
+    return None if value is None else round(value - zero, 3)
+
+
+def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
+    run_id, kind, _target, label, status, started, finished, total, summary, args = row
+    attempts = store.attempts(run_id)
+    rows = store.task_outcomes(run_id)
+    outcomes = {tid: (st, reason) for tid, _m, _s, _e, st, reason in rows}
+    labels = {tid: _iv(s, e).label if s else "-" for tid, _m, s, e, _st, _r in rows}
+    path = critical_path(attempts, upstream_ids)
+    on_path = set(path)
+    shown = attempts
+    if len(attempts) > ATTEMPTS_PER_RUN:
+        keep = {a.task_id for a in attempts if a.status != "success"} | on_path
+        shown = [a for a in attempts if a.task_id in keep]
+        shown += [a for a in attempts if a.task_id not in keep][: ATTEMPTS_PER_RUN - len(shown)]
+        shown.sort(key=lambda a: (a.started_at or 0, a.task_id, a.attempt))
+    tasks: dict[str, dict] = {}
+    for a in shown:
+        t = tasks.setdefault(
+            a.task_id,
+            {
+                "id": a.task_id,
+                "model": a.model,
+                "interval": labels.get(a.task_id)
+                or (_iv(a.interval_start, a.interval_end).label if a.interval_start else "-"),
+                "status": outcomes.get(a.task_id, (a.status, None))[0],
+                "reason": outcomes.get(a.task_id, (None, None))[1],
+                "critical": a.task_id in on_path,
+                "attempts": [],
+            },
+        )
+        t["attempts"].append(
+            {
+                "n": a.attempt,
+                "status": a.status,
+                "queued": _t(a.queued_at, started),
+                "start": _t(a.started_at, started),
+                "end": _t(a.finished_at, started),
+                "rows": a.rows,
+                "error": a.error,
+            }
+        )
+    # tasks that never started: upstream_failed, blocked, skipped
+    unstarted = [
+        {"id": tid, "model": m, "interval": labels[tid], "status": st, "reason": r}
+        for tid, m, _s, _e, st, r in rows
+        if tid not in tasks and st != "skipped"
+    ]
+    checks = list(
+        store.db.execute(
+            "SELECT task_id, attempt, check_name, severity, status, failures, sample FROM "
+            "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name",
+            (run_id,),
+        )
+    )
+    for tid, attempt, name, severity, st, failures, sample in checks:
+        if tid in tasks:
+            tasks[tid].setdefault("checks", []).append(
+                {
+                    "attempt": attempt,
+                    "name": name,
+                    "severity": severity,
+                    "status": st,
+                    "failures": failures,
+                    "sample": json.loads(sample) if sample else None,
+                }
+            )
+    return {
+        "id": run_id,
+        "kind": kind,
+        "label": label,
+        "status": status,
+        "started_at": datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "seconds": round(finished - started, 3) if finished else None,
+        "total": total,
+        "counts": json.loads(summary) if summary else None,
+        "args": json.loads(args) if args else {},
+        "tasks": list(tasks.values()),
+        "not_started": unstarted,
+        "hidden": len({a.task_id for a in attempts}) - len(tasks),
+        "critical_path": path,
+    }
+
+
+def _iv(start: str, end: str) -> Interval:
+    return Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+
+def critical_path(attempts, upstream_ids: dict[str, list[str]]) -> list[str]:
+    """Task ids of the chain that decided when the run ended, first task first.
+
+    From the task that finished last, step to the upstream task that finished last (the
+    plan's edges when the plan is on disk; otherwise the task that finished just before
+    this one was queued, within CHAIN_GAP). Every attempt of a task counts toward it."""
+    span: dict[str, list[float]] = {}
+    for a in attempts:
+        if a.finished_at is None:
+            continue
+        q = a.queued_at if a.queued_at is not None else a.started_at
+        s = span.setdefault(a.task_id, [q, a.finished_at])
+        s[0], s[1] = min(s[0], q), max(s[1], a.finished_at)
+    if not span:
+        return []
+    by_end = sorted(span, key=lambda t: span[t][1])
+    cur = by_end[-1]
+    path = [cur]
+    while True:
+        ups = [u for u in upstream_ids.get(cur, ()) if u in span]
+        if cur in upstream_ids:
+            nxt = max(ups, key=lambda u: span[u][1], default=None)
+        else:
+            queued = span[cur][0]
+            near = [
+                t
+                for t in by_end
+                if t != cur
+                and t not in path
+                and queued - CHAIN_GAP <= span[t][1] <= queued + CHAIN_GAP
+            ]
+            nxt = near[-1] if near else None
+        if nxt is None or nxt in path:
+            break
+        path.append(nxt)
+        cur = nxt
+    return path[::-1]
+
+
+# ---------------------------------------------------------------- ledger views
+
+
+def _published(store: StateStore, target: str) -> dict[str, dict[tuple, tuple]]:
+    """model -> {(start, end): (run_id, rows, published_at)}."""
+    out: dict[str, dict[tuple, tuple]] = {}
+    for m, s, e, run_id, rows, at in store.db.execute(
+        "SELECT model, interval_start, interval_end, run_id, rows, published_at FROM "
+        "published WHERE target = ?",
+        (target,),
+    ):
+        out.setdefault(m, {})[(s, e)] = (run_id, rows, at)
+    return out
+
+
+def _failed(store: StateStore, target: str) -> dict[str, dict[tuple, int]]:
+    """model -> {(start, end): run id} of the latest outcome when that outcome failed."""
+    latest: dict[tuple, tuple[int, str]] = {}
+    for run_id, m, s, e, st in store.db.execute(
+        "SELECT o.run_id, o.model, o.interval_start, o.interval_end, o.status FROM "
+        "task_outcomes o JOIN runs r USING (run_id) WHERE r.target = ? "
+        "ORDER BY o.run_id",
+        (target,),
+    ):
+        latest[(m, s, e)] = (run_id, st)
+    out: dict[str, dict[tuple, int]] = {}
+    for (m, s, e), (run_id, st) in latest.items():
+        if st in FAILED:
+            out.setdefault(m, {})[(s, e)] = run_id
+    return out
+
+
+def _columns(cp: CompiledProject, now: datetime) -> list[Interval]:
+    cfg = cp.raw.config
+    end = floor(now, cfg.schedule)
+    start = cfg.start or end
+    cols = list(expand(Interval(start, end), cfg.schedule)) if end > start else []
+    return cols[-GRID_COLUMNS:]
+
+
+def _covering(cell: Interval, grain: str) -> list[tuple[str, str]]:
+    """The model's own intervals that make up `cell` (finer grain) or contain it."""
+    inner = [(iso(i.start), iso(i.end)) for i in expand(cell, grain)]
+    if inner:
+        return inner
+    start = floor(cell.start, grain)
+    return [(iso(start), iso(next_start(start, grain)))]
+
+
+def _cell_state(node, cell: Interval, keys, published: dict, failed: dict) -> int:
+    if node.kind == "incremental":
+        if all(k in published for k in keys):
+            return 0
+        return 1 if any(k in failed for k in keys) else 2
+    # full, view, seed: one build covers the run it was made for (a seed: every interval)
+    s, e = iso(cell.start), iso(cell.end)
+    if ("", "") in published or any(ps <= s and e <= pe for ps, pe in published):
+        return 0
+    return 1 if any(fs <= s and e <= fe for fs, fe in failed) else 2
+
+
+def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> dict:
+    cells = _columns(cp, now)
+    keys_of: dict[str, list] = {}
+    rows = []
+    for node in cp.models():
+        if node.kind == "source":
+            continue
+        grain = node.grain or cp.raw.config.schedule
+        keys = keys_of.get(grain)
+        if keys is None:
+            keys = keys_of[grain] = [_covering(c, grain) for c in cells]
+        pub, fail = published.get(node.name, {}), failed.get(node.name, {})
+        states = "".join(
+            str(_cell_state(node, c, k, pub, fail)) for c, k in zip(cells, keys, strict=True)
+        )
+        rows.append({"model": node.name, "kind": node.kind, "states": states})
+    return {"states": list(STATES), "intervals": [c.label for c in cells], "rows": rows}
+
+
+def _freshness(cp: CompiledProject, published: dict, now: datetime) -> list[dict]:
+    """Per model: the newest data interval published, when, and how far behind the last
+    complete interval of its grain it is."""
+    out = []
+    for node in cp.models():
+        pub = published.get(node.name, {})
+        grain = node.grain or cp.raw.config.schedule
+        due = floor(now, grain)
+        ends = [e for (_s, e) in pub if e]
+        newest = max(ends) if ends else None
+        at = max((v[2] for v in pub.values()), default=None)
+        if not pub:
+            status, behind = "never built", None
+        elif node.kind == "seed":
+            status, behind = "loaded", None
+        else:
+            lag = due - datetime.fromisoformat(newest)
+            behind = max(0, _intervals_in(lag, grain))
+            status = "fresh" if behind == 0 else "late"
+        out.append(
+            {
+                "model": node.name,
+                "kind": node.kind,
+                "grain": node.grain,
+                "newest_end": newest,
+                "due_end": iso(due),
+                "behind": behind,
+                "published_at": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+                if at
+                else None,
+                "status": status,
+            }
+        )
+    return out
+
+
+def _intervals_in(lag: timedelta, grain: str) -> int:
+    if grain == "hourly":
+        return int(lag.total_seconds() // 3600)
+    if grain == "daily":
+        return lag.days
+    return round(lag.days / 30.44)
+
+
+def _latest_checks(store: StateStore, target: str) -> dict[str, dict[str, dict]]:
+    """model -> check name -> its latest result (newest run, attempt and interval)."""
+    out: dict[str, dict[str, dict]] = {}
+    for run_id, tid, m, s, name, st, failures in store.db.execute(
+        "SELECT c.run_id, c.task_id, c.model, c.interval_start, c.check_name, c.status, "
+        "c.failures FROM check_results c JOIN runs r USING (run_id) WHERE r.target = ? "
+        "ORDER BY c.run_id, c.attempt, c.interval_start",
+        (target,),
+    ):
+        out.setdefault(m, {})[name] = {
+            "run": run_id,
+            "task": tid,
+            "status": st,
+            "failures": failures,
+            "interval_start": s,
+        }
+    return out
