@@ -211,3 +211,208 @@ def test_docs_out_option_and_no_project(tmp_path, example_project):
     assert not (example_project / ".pipe" / "state.db").exists()  # read-only: nothing made
     code, out = run_cli(["docs", "--project", tmp_path / "nothing"])
     assert code == 2, out
+
+
+# ---------------------------------------------------------------- in the browser
+
+SHOTS = os.environ.get("PIPE_TEST_SCREENSHOTS")  # e.g. docs/img: refresh the docs' screenshots
+
+
+def shoot(page, tmp_path: Path, name: str) -> Path:
+    """A screenshot of the viewport: into $PIPE_TEST_SCREENSHOTS when set, else tmp_path."""
+    folder = Path(SHOTS) if SHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 5_000
+    return path
+
+
+def open_site(watched, site: Path, route: str = ""):
+    from playwright.sync_api import expect
+
+    page = watched.page
+    page.goto((site / "index.html").as_uri() + route)
+    expect(page.locator("#main")).not_to_be_empty()
+    return page
+
+
+@pytest.mark.browser
+def test_dag_page_search_and_selection(watched, shop_site, tmp_path):
+    from playwright.sync_api import expect
+
+    root, site = shop_site
+    data = site_data(site)
+    page = open_site(watched, site)
+    nodes = page.locator("#dag .node")
+    expect(nodes).to_have_count(len(data["models"]))
+    edges = sum(len(m["upstream"]) for m in data["models"])
+    expect(page.locator("#dag .edge")).to_have_count(edges)
+    expect(page.locator("#dag .node.failed")).to_have_count(1)  # reports.broken, last run
+    assert "reports.broken" in page.locator("#dag .node.failed title").text_content()
+    shoot(page, tmp_path, "dag")
+
+    page.keyboard.press("/")
+    box = page.locator("#q")
+    expect(box).to_be_focused()
+    # the same selection as `pipe list --select` gives
+    for selector in (
+        "+marts.daily_revenue",
+        "staging.orders+",
+        "tag:finance",
+        "raw.orders customer_orders",
+    ):
+        want = run_cli_json(["list", "--json", "--select", selector, "--project", root])
+        box.fill(selector)
+        hits = page.locator("#dag .node.hit title").all_text_contents()
+        assert sorted(hits) == sorted(r["name"] for r in want), selector
+    box.fill("tag:nope")
+    expect(page.locator("#qinfo")).to_have_text("no model has tag 'nope'")
+    box.fill("+vip_customers")
+    expect(page.locator("#qinfo")).to_contain_text("of 13 match")
+    shoot(page, tmp_path, "dag-select")
+    box.fill("daily_revenue")
+    box.press("Enter")
+    expect(page.locator("main h1")).to_contain_text("marts.daily_revenue")
+
+
+@pytest.mark.browser
+def test_click_through_dag_model_run_failed_task(watched, shop_site, tmp_path):
+    from playwright.sync_api import expect
+
+    _root, site = shop_site
+    data = site_data(site)
+    models = {m["name"]: m for m in data["models"]}
+    page = open_site(watched, site)
+
+    # DAG -> model
+    page.locator("#dag .node", has=page.locator("title", has_text="staging.orders")).click()
+    expect(page.locator("main h1")).to_contain_text("staging.orders")
+    assert page.url.endswith("#/model/staging.orders")
+    expect(page.locator("#desc")).to_have_text(models["staging.orders"]["description"])
+    expect(page.locator("#up li")).to_have_text(
+        ["raw.orders", "staging.customers", "staging.products"]
+    )
+    expect(page.locator("#down li")).to_have_text(["marts.customer_orders", "marts.daily_revenue"])
+    cols = page.locator("#columns tbody tr")
+    expect(cols).to_have_count(len(models["staging.orders"]["columns"]))
+    expect(page.locator("#col-amount")).to_contain_text("Order amount in dollars")
+    check_names = [c["name"] for c in models["staging.orders"]["checks"]]
+    expect(page.locator("#checks tbody tr td:first-child")).to_have_text(check_names)
+    expect(page.locator("#checks tbody tr").first).to_contain_text("pass")
+    # the compiled SQL of a chosen interval
+    expect(page.locator("#sql")).to_contain_text("TIMESTAMP '2026-06-02 00:00:00'")
+    page.select_option("#sqlpick", label="2026-06-01")
+    expect(page.locator("#sql")).to_contain_text("TIMESTAMP '2026-06-01 00:00:00'")
+    shoot(page, tmp_path, "model")
+
+    # column lineage: both ways when `pipe lineage` feeds the site, else said to be missing
+    if data["lineage"]:
+        link = page.locator("#columns .lin-up a").first
+        target = link.inner_text()
+        link.click()
+        expect(page.locator("main h1")).to_contain_text(target.rsplit(".", 1)[0])
+        page.go_back()
+    else:
+        expect(page.locator("#lineage-na")).to_be_visible()
+
+    # model -> the run that failed (its recent tasks) -> the failed task
+    page.locator("#recent a", has_text="run 2").first.click()
+    expect(page.locator("main h1")).to_contain_text("Run 2")
+    run = data["runs"][0]
+    expect(page.locator("#timeline .row")).to_have_count(len(run["tasks"]))
+    expect(page.locator("#timeline .row.crit")).to_have_count(len(run["critical_path"]))
+    expect(page.locator("#critical li")).to_have_count(len(run["critical_path"]))
+    expect(page.locator("#failures")).to_contain_text("reports.broken")
+    expect(page.locator("#failures pre.error")).to_contain_text("Conversion Error")
+    expect(page.locator("#wait")).to_contain_text("in total")
+    shoot(page, tmp_path, "run")
+    page.locator("#failures a", has_text="reports.broken").click()
+    expect(page.locator("main h1")).to_contain_text("reports.broken")
+    expect(page.locator("#status")).to_have_text("failed")
+    expect(page.locator("#attempts pre.error")).to_contain_text(
+        "Could not convert string 'notebook'"
+    )
+    shoot(page, tmp_path, "task")
+
+
+@pytest.mark.browser
+def test_grid_freshness_keyboard_and_theme(watched, shop_site, tmp_path):
+    from playwright.sync_api import expect
+
+    _root, site = shop_site
+    data = site_data(site)
+    page = open_site(watched, site, "#/grid")
+    expect(page.locator("#grid tbody tr")).to_have_count(len(data["grid"]["rows"]))
+    cell = page.locator('#grid td[title="reports.broken · 2026-06-02: failed"]')
+    expect(cell).to_have_class("cell st-failed")
+    cell = page.locator('#grid td[title="staging.page_views · 2026-06-01: published"]')
+    expect(cell).to_have_class("cell st-published")
+    expect(page.locator("#glegend > span")).to_have_count(len(data["grid"]["states"]))
+    shoot(page, tmp_path, "grid")
+
+    page.keyboard.press("5")
+    expect(page.locator("main h1")).to_have_text("Freshness")
+    expect(page.locator("#fresh tbody tr")).to_have_count(len(data["freshness"]))
+    row = page.locator("#fresh tbody tr", has_text="reports.broken")
+    expect(row).to_contain_text("never built")
+    shoot(page, tmp_path, "freshness")
+
+    page.keyboard.press("2")
+    expect(page.locator("main h1")).to_have_text("Models")
+    page.keyboard.press("/")
+    page.keyboard.type("tag:finance")
+    expect(page.locator("#mt tbody tr")).to_have_count(2)
+    page.keyboard.press("Tab")  # the first model link in the table
+    expect(page.locator("#mt a").first).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main h1")).to_contain_text("marts.customer_orders")
+
+    html = page.locator("html")
+    before = html.get_attribute("data-theme")
+    page.keyboard.press("t")
+    after = html.get_attribute("data-theme")
+    assert after in ("dark", "light") and after != before
+    if after == "light":
+        page.keyboard.press("t")
+    expect(html).to_have_attribute("data-theme", "dark")
+    page.keyboard.press("1")
+    expect(page.locator("#dag .node")).to_have_count(len(data["models"]))
+    shoot(page, tmp_path, "dag-dark")
+    page.reload()  # the choice is kept
+    expect(html).to_have_attribute("data-theme", "dark")
+
+
+def test_docs_serve_rebuilds_on_change(example_project):
+    """`pipe docs --serve` answers on localhost and rebuilds when a sidecar changes."""
+    import signal
+    import subprocess
+    import urllib.request
+
+    from conftest import pipe_executable
+
+    proc = subprocess.Popen(
+        [pipe_executable(), "docs", "--serve", "--port", "0"],
+        cwd=example_project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert lines[0].startswith("wrote "), lines
+        assert lines[1].startswith("serving http://127.0.0.1:"), lines
+        url = lines[1].split()[1]
+        with urllib.request.urlopen(url + "index.html", timeout=10) as resp:
+            assert resp.status == 200 and b"app.js" in resp.read()
+        sidecar = example_project / "models" / "staging" / "customers.yml"
+        sidecar.write_text(sidecar.read_text().replace("Customers, cleaned.", "Served fresh."))
+        assert proc.stdout.readline().startswith("rebuilt ")
+        with urllib.request.urlopen(url + "data.js", timeout=10) as resp:
+            assert "Served fresh." in resp.read().decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "stopped" in rest
