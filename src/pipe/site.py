@@ -13,6 +13,7 @@ long-running piece (a localhost http.server and an mtime poll that rebuilds).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -29,6 +30,7 @@ from . import sql as sqlmod
 from .compiler import CompiledProject
 from .errors import UserError
 from .intervals import from_iso
+from .loader import fork_pool, run_all, workers
 from .siteruns import runs_data
 from .state import StateStore
 
@@ -72,6 +74,7 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
     cfg = cp.raw.config
     down = cp.graph.downstream_map()
     pos = layout(cp.graph.upstream, cp.graph.order)
+    outputs = output_columns(cp, {m: s[0]["sql"] for m, s in sql_of.items() if s})
     models = []
     for name in cp.graph.order:
         node = cp.nodes[name]
@@ -84,7 +87,7 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
         if node.source is not None:
             desc = desc or node.source.description
         sqls = sql_of.get(name, [])
-        columns = sqlmod.output_columns(sqls[0]["sql"], cp.target.dialect) if sqls else []
+        columns = list(outputs.get(name, ()))
         columns += [k for k in docs if k not in columns]
         models.append(
             {
@@ -146,6 +149,59 @@ def column_lineage(cp: CompiledProject) -> dict | None:
     """Column lineage both ways, in the shape `collect` documents; None until
     `pipe lineage` (issue 12) lands: the site then says lineage is not available."""
     return None
+
+
+_JOBS: list[tuple[str, str]] = []  # (sql, dialect) of the parses a forked worker does
+
+
+def _parse_chunk(bounds: tuple[int, int]) -> list[tuple[int, list[str]]]:
+    return [(i, sqlmod.output_columns(*_JOBS[i])) for i in range(*bounds)]
+
+
+def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, list[str]]:
+    """model -> the columns its newest compiled SQL returns. Parsing is the one slow step
+    of a build (a millisecond a model), so results are kept in .pipe/cache/site-columns.json
+    by a hash of the SQL, and a build with many new ones parses them on every core."""
+    global _JOBS
+    dialect = cp.target.dialect
+    path = cp.raw.root / ".pipe" / "cache" / "site-columns.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    keys = {
+        m: hashlib.sha1(f"{dialect}\0{sql}".encode()).hexdigest()[:20] for m, sql in sql_of.items()
+    }
+    missing = sorted({k: m for m, k in keys.items() if k not in cache}.items())
+    if missing:
+        _JOBS = [(sql_of[m], dialect) for _k, m in missing]
+        found: dict[int, list[str]] = {}
+        n = len(_JOBS)
+        if n >= 200 and workers() > 1:
+            step = -(-n // (workers() * 4))
+            try:
+                with fork_pool(n) as pool:
+                    for part in run_all(
+                        pool, _parse_chunk, [(i, min(n, i + step)) for i in range(0, n, step)]
+                    ):
+                        found.update(part)
+            except OSError:
+                pass  # no fork: parse here
+        for i in range(n):
+            if i not in found:
+                found[i] = sqlmod.output_columns(*_JOBS[i])
+        _JOBS = []
+        used = set(keys.values())
+        cache = {k: v for k, v in cache.items() if k in used}
+        cache.update({k: found[i] for i, (k, _m) in enumerate(missing)})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(cache, sort_keys=True))
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only project: parse again next time
+    return {m: cache[k] for m, k in keys.items()}
 
 
 def _plans(cp: CompiledProject) -> tuple[list[str], dict[str, list[dict]], dict]:

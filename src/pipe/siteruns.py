@@ -9,6 +9,7 @@ or ISO strings, so the page does no date arithmetic of its own.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 
 from .compiler import CompiledProject
@@ -22,7 +23,7 @@ CHAIN_GAP = 0.05  # s: a task queued this soon after another finished was waitin
 
 # The backfill grid's cell states, one character each in a model's row string: the index
 # in this tuple. A new state (stale, partial: issue 8's ledger) is one line here, one rule
-# in `_cell_state`, and one colour in style.css (.st-<name>).
+# in `_incremental_row` / `_span_row`, and one colour in style.css (.st-<name>).
 STATES = ("published", "failed", "missing")
 FAILED = ("failed", "upstream_failed")
 
@@ -219,33 +220,54 @@ def _covering(cell: Interval, grain: str) -> list[tuple[str, str]]:
     return [(iso(start), iso(next_start(start, grain)))]
 
 
-def _cell_state(node, cell: Interval, keys, published: dict, failed: dict) -> int:
-    if node.kind == "incremental":
-        if all(k in published for k in keys):
-            return 0
-        return 1 if any(k in failed for k in keys) else 2
-    # full, view, seed: one build covers the run it was made for (a seed: every interval)
-    s, e = iso(cell.start), iso(cell.end)
-    if ("", "") in published or any(ps <= s and e <= pe for ps, pe in published):
-        return 0
-    return 1 if any(fs <= s and e <= fe for fs, fe in failed) else 2
+def _incremental_row(keys, published: dict, failed: dict) -> str:
+    """Cell states of an incremental model: published when all its intervals in the cell
+    are, failed when one of them failed last, else missing."""
+    out = []
+    for k in keys:
+        if all(map(published.__contains__, k)):
+            out.append("0")
+        elif any(map(failed.__contains__, k)):
+            out.append("1")
+        else:
+            out.append("2")
+    return "".join(out)
+
+
+def _span_row(spelled: list[tuple[str, str]], published: dict, failed: dict) -> str:
+    """Cell states of a full or view model (one build covers the run it was made for) or a
+    seed (loaded once: every cell)."""
+    out = ["2"] * len(spelled)
+    starts = [s for s, _ in spelled]
+    for rows, code in ((failed, "1"), (published, "0")):  # published wins
+        for ps, pe in rows:
+            if ps == "":
+                out = [code] * len(spelled)
+                continue
+            i = bisect_left(starts, ps)
+            while i < len(spelled) and spelled[i][1] <= pe:
+                out[i] = code
+                i += 1
+    return "".join(out)
 
 
 def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> dict:
     cells = _columns(cp, now)
+    spelled = [(iso(c.start), iso(c.end)) for c in cells]
     keys_of: dict[str, list] = {}
     rows = []
     for node in cp.models():
-        if node.kind == "source":
-            continue
         grain = node.grain or cp.raw.config.schedule
-        keys = keys_of.get(grain)
-        if keys is None:
-            keys = keys_of[grain] = [_covering(c, grain) for c in cells]
         pub, fail = published.get(node.name, {}), failed.get(node.name, {})
-        states = "".join(
-            str(_cell_state(node, c, k, pub, fail)) for c, k in zip(cells, keys, strict=True)
-        )
+        if not pub and not fail:
+            states = "2" * len(cells)  # never built: the common case of a new model
+        elif node.kind == "incremental":
+            keys = keys_of.get(grain)
+            if keys is None:
+                keys = keys_of[grain] = [_covering(c, grain) for c in cells]
+            states = _incremental_row(keys, pub, fail)
+        else:
+            states = _span_row(spelled, pub, fail)
         rows.append({"model": node.name, "kind": node.kind, "states": states})
     return {"states": list(STATES), "intervals": [c.label for c in cells], "rows": rows}
 

@@ -1,0 +1,106 @@
+"""`pipe docs` speed: building the site, and the DAG page's first render in headless chromium.
+
+    python bench/bench_site.py [--models 1000] [--run] [--repeat 5]
+
+Generates a synthetic project (gen_project.py), compiles one interval's plan, optionally
+runs it (so the site has a run with 1,000 tasks and a published row per model), then:
+
+- compile: `pipe list --json` after the compile (warm parse cache), the part of `pipe docs`
+  that is compile, timed as a subprocess (best of --repeat);
+- pipe docs: the whole command as a subprocess; minus compile, what the site costs;
+- build: `site.build` in-process (the first call pays for importing and warming sqlglot);
+- first render: chromium opens index.html from file://; the time from navigation start to
+  the first animation frame after every DAG node is in the page (median of --repeat
+  fresh pages), with chromium's own first-contentful-paint beside it.
+
+Needs chromium (apt-get install chromium) and playwright (the test extra). Prints JSON;
+figures worth keeping go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PIPE = str(Path(sys.executable).with_name("pipe"))
+
+
+def sh(args: list[str], cwd: Path) -> float:
+    began = time.perf_counter()
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=int, default=1000)
+    ap.add_argument("--run", action="store_true", help="run the interval before building")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=HERE / "out" / "site")
+    args = ap.parse_args()
+
+    root = args.out / f"p{args.models}"
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(HERE / "gen_project.py"), str(root), "--models",
+                    str(args.models)], check=True, capture_output=True)
+    sh([PIPE, "compile", "--interval", "2026-06-01"], root)
+    ran = sh([PIPE, "run", "--interval", "2026-06-01"], root) if args.run else None
+    compile_s = min(sh([PIPE, "list", "--json"], root) for _ in range(args.repeat))
+    docs_s = [sh([PIPE, "docs"], root) for _ in range(args.repeat)]
+
+    from pipe import site
+    from pipe.compiler import compile_project
+    from pipe.loader import load_project
+
+    cp = compile_project(load_project(root, use_cache=True, write_cache=False), None,
+                         write_cache=False)
+    out = root / ".pipe" / "site"
+    builds = [site.build(cp, out).seconds for _ in range(args.repeat)]
+    size = (out / "data.js").stat().st_size
+    nodes = len(cp.graph.order)
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    renders, paints = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True)
+        for _ in range(args.repeat):
+            page = browser.new_page(viewport={"width": 1366, "height": 800})
+            page.goto((out / "index.html").as_uri(), wait_until="commit")
+            page.wait_for_function(f"document.querySelectorAll('#dag .node').length === {nodes}")
+            renders.append(page.evaluate(
+                "new Promise(r => requestAnimationFrame(() => r(performance.now())))") / 1000)
+            paints.append(page.evaluate(
+                "(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime")
+                / 1000)
+            page.close()
+        version = browser.version
+        browser.close()
+    print(json.dumps({
+        "models": args.models, "nodes": nodes, "run_seconds": ran,
+        "compile_seconds_warm": round(compile_s, 3),
+        "pipe_docs_seconds_first": round(docs_s[0], 3),
+        "pipe_docs_seconds_median": round(statistics.median(docs_s), 3),
+        "pipe_docs_beyond_compile_median": round(statistics.median(docs_s) - compile_s, 3),
+        "build_seconds_first_in_process": round(builds[0], 3),
+        "build_seconds_best": round(min(builds), 3),
+        "build_seconds_median": round(statistics.median(builds), 3),
+        "data_js_bytes": size, "chromium": version,
+        "dag_first_render_seconds_median": round(statistics.median(renders), 3),
+        "dag_first_render_seconds_max": round(max(renders), 3),
+        "first_contentful_paint_seconds_median": round(statistics.median(paints), 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
