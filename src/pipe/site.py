@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import threading
 import time
@@ -249,13 +250,14 @@ def _label(iv: dict) -> str:
     return Interval(from_iso(iv["start"]), from_iso(iv["end"])).label
 
 
-def layout(upstream, order) -> dict[str, list[int]]:
-    """A layered drawing of the DAG: name -> [layer, row].
+def layout(upstream, order, aspect: float = 1.8) -> dict[str, list[int]]:
+    """A layered drawing of the DAG: name -> [column, row, layer].
 
     Layer = longest path from a root (data flows left to right); rows within a layer are
     ordered by the barycenter of their neighbours, a few sweeps each way, which keeps most
     edges short and uncrossed (Sugiyama's heuristic without dummy nodes: cheap at 10,000
-    nodes)."""
+    nodes). A layer taller than the drawing is wide folds into several columns, so a
+    thousand models fill a laptop screen instead of a thin strip."""
     layer: dict[str, int] = {}
     for n in order:
         ups = upstream.get(n, ())
@@ -283,7 +285,28 @@ def layout(upstream, order) -> dict[str, list[int]]:
     for _ in range(4):
         sweep(range(1, len(layers)), lambda n: upstream.get(n, ()))
         sweep(range(len(layers) - 2, -1, -1), lambda n: down[n])
-    return {n: [layer[n], int(row[n])] for n in order}
+    rows = _fold(layers, aspect)
+    out: dict[str, list[int]] = {}
+    col = 0
+    for i, members in enumerate(layers):
+        for j, n in enumerate(members):
+            out[n] = [col + j // rows, j % rows, i]
+        col += -(-len(members) // rows) if members else 0
+    return out
+
+
+def _fold(layers: list[list[str]], aspect: float) -> int:
+    """Rows per column: the tallest layer's size, or fewer when that makes the drawing
+    (columns 250 units wide, rows 50 high) closer to `aspect` (width / height)."""
+    tallest = max((len(m) for m in layers), default=1)
+    best, best_err = tallest, None
+    for rows in range(tallest, 0, -1):
+        cols = sum(-(-len(m) // rows) for m in layers)
+        err = abs(math.log((cols * 250) / (rows * 50) / aspect))
+        if best_err is not None and err > best_err:
+            break  # wider from here on
+        best, best_err = rows, err
+    return best
 
 
 # ---------------------------------------------------------------- serve

@@ -77,7 +77,7 @@
   }
 
   // ------------------------------------------------------------ the graph
-  const W = 210, H = 36, DX = 280, DY = 50;
+  const W = 210, H = 36, DX = 250, DY = 50, LAYER_GAP = 60;
   const view = { k: 1, x: 20, y: 20, fitted: false };
   let dagQuery = "";
 
@@ -101,7 +101,7 @@
     const box = document.getElementById("dag");
     const parts = [];
     const index = new Map(D.models.map((m, i) => [m.name, i]));
-    const pos = D.models.map((m) => [m.xy[0] * DX, m.xy[1] * DY]);
+    const pos = D.models.map((m) => [m.xy[0] * DX + m.xy[2] * LAYER_GAP, m.xy[1] * DY]);
     const edges = [];
     D.models.forEach((m, i) => {
       for (const u of m.upstream) {
@@ -122,7 +122,10 @@
     box.innerHTML = `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="The project's models and their dependencies"><g id="vp">${parts.join("")}</g></svg>`;
     const svg = box.firstChild, vp = svg.firstChild;
     const nodes = vp.querySelectorAll(".node"), paths = vp.querySelectorAll(".edge");
-    const apply = () => vp.setAttribute("transform", `translate(${view.x} ${view.y}) scale(${view.k})`);
+    const apply = () => {
+      vp.setAttribute("transform", `translate(${view.x} ${view.y}) scale(${view.k})`);
+      svg.classList.toggle("far", view.k < 0.45);  // labels unreadable anyway: draw boxes only
+    };
     function fit(only) {
       const idx = only ? [...only].map((n) => index.get(n)) : pos.map((_, i) => i);
       if (!idx.length) return;
