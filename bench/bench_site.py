@@ -50,8 +50,11 @@ def main() -> None:
     if root.exists():
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(HERE / "gen_project.py"), str(root), "--models",
-                    str(args.models)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "gen_project.py"), str(root), "--models", str(args.models)],
+        check=True,
+        capture_output=True,
+    )
     sh([PIPE, "compile", "--interval", "2026-06-01"], root)
     ran = sh([PIPE, "run", "--interval", "2026-06-01"], root) if args.run else None
     compile_s = min(sh([PIPE, "list", "--json"], root) for _ in range(args.repeat))
@@ -61,8 +64,9 @@ def main() -> None:
     from pipe.compiler import compile_project
     from pipe.loader import load_project
 
-    cp = compile_project(load_project(root, use_cache=True, write_cache=False), None,
-                         write_cache=False)
+    cp = compile_project(
+        load_project(root, use_cache=True, write_cache=False), None, write_cache=False
+    )
     out = root / ".pipe" / "site"
     builds = [site.build(cp, out).seconds for _ in range(args.repeat)]
     size = (out / "data.js").stat().st_size
@@ -78,28 +82,41 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1366, "height": 800})
             page.goto((out / "index.html").as_uri(), wait_until="commit")
             page.wait_for_function(f"document.querySelectorAll('#dag .node').length === {nodes}")
-            renders.append(page.evaluate(
-                "new Promise(r => requestAnimationFrame(() => r(performance.now())))") / 1000)
-            paints.append(page.evaluate(
-                "(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime")
-                / 1000)
+            renders.append(
+                page.evaluate("new Promise(r => requestAnimationFrame(() => r(performance.now())))")
+                / 1000
+            )
+            paints.append(
+                page.evaluate(
+                    "(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"
+                )
+                / 1000
+            )
             page.close()
         version = browser.version
         browser.close()
-    print(json.dumps({
-        "models": args.models, "nodes": nodes, "run_seconds": ran,
-        "compile_seconds_warm": round(compile_s, 3),
-        "pipe_docs_seconds_first": round(docs_s[0], 3),
-        "pipe_docs_seconds_median": round(statistics.median(docs_s), 3),
-        "pipe_docs_beyond_compile_median": round(statistics.median(docs_s) - compile_s, 3),
-        "build_seconds_first_in_process": round(builds[0], 3),
-        "build_seconds_best": round(min(builds), 3),
-        "build_seconds_median": round(statistics.median(builds), 3),
-        "data_js_bytes": size, "chromium": version,
-        "dag_first_render_seconds_median": round(statistics.median(renders), 3),
-        "dag_first_render_seconds_max": round(max(renders), 3),
-        "first_contentful_paint_seconds_median": round(statistics.median(paints), 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "models": args.models,
+                "nodes": nodes,
+                "run_seconds": ran,
+                "compile_seconds_warm": round(compile_s, 3),
+                "pipe_docs_seconds_first": round(docs_s[0], 3),
+                "pipe_docs_seconds_median": round(statistics.median(docs_s), 3),
+                "pipe_docs_beyond_compile_median": round(statistics.median(docs_s) - compile_s, 3),
+                "build_seconds_first_in_process": round(builds[0], 3),
+                "build_seconds_best": round(min(builds), 3),
+                "build_seconds_median": round(statistics.median(builds), 3),
+                "data_js_bytes": size,
+                "chromium": version,
+                "dag_first_render_seconds_median": round(statistics.median(renders), 3),
+                "dag_first_render_seconds_max": round(max(renders), 3),
+                "first_contentful_paint_seconds_median": round(statistics.median(paints), 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
