@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -383,36 +385,76 @@ def test_grid_freshness_keyboard_and_theme(watched, shop_site, tmp_path):
     expect(html).to_have_attribute("data-theme", "dark")
 
 
+class Served:
+    """`pipe docs --serve --port 0` in a subprocess: `url`, `line()` reads its next line;
+    stopped with SIGINT (as Ctrl-C) by `stop()`, which returns its remaining output."""
+
+    def __init__(self, root: Path):
+        from conftest import pipe_executable
+
+        self.proc = subprocess.Popen(
+            [pipe_executable(), "docs", "--serve", "--port", "0"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        first, second = self.line(), self.line()
+        assert first.startswith("wrote "), (first, second)
+        assert second.startswith("serving http://127.0.0.1:"), (first, second)
+        self.url = second.split()[1]
+
+    def line(self) -> str:
+        return self.proc.stdout.readline()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        rest, _ = self.proc.communicate(timeout=30)
+        return rest
+
+
 def test_docs_serve_rebuilds_on_change(example_project):
     """`pipe docs --serve` answers on localhost and rebuilds when a sidecar changes."""
-    import signal
-    import subprocess
     import urllib.request
 
-    from conftest import pipe_executable
-
-    proc = subprocess.Popen(
-        [pipe_executable(), "docs", "--serve", "--port", "0"],
-        cwd=example_project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    served = Served(example_project)
     try:
-        lines = [proc.stdout.readline(), proc.stdout.readline()]
-        assert lines[0].startswith("wrote "), lines
-        assert lines[1].startswith("serving http://127.0.0.1:"), lines
-        url = lines[1].split()[1]
-        with urllib.request.urlopen(url + "index.html", timeout=10) as resp:
+        with urllib.request.urlopen(served.url + "index.html", timeout=10) as resp:
             assert resp.status == 200 and b"app.js" in resp.read()
         sidecar = example_project / "models" / "staging" / "customers.yml"
         sidecar.write_text(sidecar.read_text().replace("Customers, cleaned.", "Served fresh."))
-        assert proc.stdout.readline().startswith("rebuilt ")
-        with urllib.request.urlopen(url + "data.js", timeout=10) as resp:
+        assert served.line().startswith("rebuilt ")
+        with urllib.request.urlopen(served.url + "data.js", timeout=10) as resp:
             assert "Served fresh." in resp.read().decode()
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, rest
+        rest = served.stop()
+    assert served.proc.returncode == 0, rest
     assert "stopped" in rest
+
+
+@pytest.mark.browser
+def test_served_page_reloads_after_a_rebuild(browser, example_project):
+    from playwright.sync_api import expect
+
+    served = Served(example_project)
+    context = browser.new_context()
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(served.url + "index.html#/model/staging.customers")
+        expect(page.locator("#desc")).to_have_text("Customers, cleaned.")
+        page.wait_for_function(
+            "performance.getEntriesByType('resource').some("
+            "e => e.name.endsWith('data.js') && e.initiatorType === 'fetch')"
+        )
+        sidecar = example_project / "models" / "staging" / "customers.yml"
+        sidecar.write_text(sidecar.read_text().replace("Customers, cleaned.", "Served fresh."))
+        assert served.line().startswith("rebuilt ")
+        expect(page.locator("#desc")).to_have_text("Served fresh.", timeout=15_000)
+    finally:
+        context.close()
+        served.stop()
+    assert errors == []

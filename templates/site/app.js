@@ -393,7 +393,7 @@
         return q + e;
       }).join("");
       const tip = `${t.model} ${t.interval}: ${t.status}; ` + t.attempts.map((a) => `attempt ${a.n} waited ${secs(a.start - a.queued)}, ran ${secs(a.end - a.start)}`).join("; ");
-      const lbl = `${t.model} ${t.interval}`;
+      const lbl = t.interval === "-" ? t.model : `${t.model} ${t.interval}`;
       return `<a class="row${t.critical ? " crit" : ""}" href="#/run/${r.id}/task/${esc(t.id)}" data-task="${esc(t.id)}"><title>${esc(tip)}</title><rect class="bg" x="0" y="${y}" width="${width}" height="${RH}"/><text class="lbl" x="6" y="${y + 14}">${esc(lbl.length > 44 ? lbl.slice(0, 43) + "…" : lbl)}</text>${bars}</a>`;
     }).join("");
     return `<svg class="timeline" id="timeline" viewBox="0 0 ${width} ${top + rows.length * RH + 6}" style="max-width:${width}px" role="img" aria-label="Task attempts over time">${ticks.join("")}${body}</svg>`;
@@ -522,4 +522,16 @@
   document.getElementById("brand").textContent = `pipe · ${D.project.name}`;
   window.addEventListener("hashchange", route);
   route();
+
+  // under `pipe docs --serve` (http, never file://): reload when a rebuild rewrote data.js
+  if (location.protocol === "http:") {
+    let stamp = null;
+    setInterval(() => {
+      fetch("data.js", { method: "HEAD", cache: "no-store" }).then((r) => {
+        const now = r.headers.get("Last-Modified");
+        if (stamp && now && now !== stamp) location.reload();
+        stamp = now || stamp;
+      }).catch(() => { /* the server stopped: keep what is on screen */ });
+    }, 1500);
+  }
 })();
