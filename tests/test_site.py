@@ -8,6 +8,7 @@ chromium or playwright the browser tests skip with the reason; under CI=true the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -166,7 +167,15 @@ def test_site_data_matches_the_project(shop_site):
             assert models[u]["xy"][0] < m["xy"][0]
     checks = data["checks"]["staging.orders"]
     assert checks["unique(order_id)"]["status"] == "pass"
-    assert data["lineage"] is None  # LINEAGE HOOK: set once `pipe lineage` lands
+    if importlib.util.find_spec("pipe.lineage") is None:  # issue 12 not merged yet
+        assert data["lineage"] is None
+    else:
+        lineage = data["lineage"]
+        assert lineage["staging.orders"]["order_id"]["upstream"] == [["raw.orders", "order_id"]]
+        assert ["staging.orders", "order_id"] in lineage["raw.orders"]["order_id"]["downstream"]
+        assert ["marts.customer_orders", "lifetime_value"] in (
+            lineage["staging.orders"]["amount"]["downstream"]
+        )
 
 
 def test_site_runs_show_the_failure_and_the_critical_path(shop_site):

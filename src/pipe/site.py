@@ -75,7 +75,12 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
     cfg = cp.raw.config
     down = cp.graph.downstream_map()
     pos = layout(cp.graph.upstream, cp.graph.order)
-    outputs = output_columns(cp, {m: s[0]["sql"] for m, s in sql_of.items() if s})
+    lineage = column_lineage(cp)  # its columns, where known, are better: stars expanded
+    known = {m: list(cols) for m, cols in (lineage or {}).items() if cols}
+    outputs = output_columns(
+        cp, {m: s[0]["sql"] for m, s in sql_of.items() if s and m not in known}
+    )
+    outputs.update(known)
     models = []
     for name in cp.graph.order:
         node = cp.nodes[name]
@@ -142,14 +147,57 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
         # LINEAGE HOOK (issue 12): {model: {column: {"upstream": [[model, column], ...],
         # "downstream": [[model, column], ...]}}} from the `pipe lineage` module once it
         # exists; the model pages show a "Column lineage" section whenever this is set.
-        "lineage": column_lineage(cp),
+        "lineage": lineage,
     }
 
 
 def column_lineage(cp: CompiledProject) -> dict | None:
-    """Column lineage both ways, in the shape `collect` documents; None until
-    `pipe lineage` (issue 12) lands: the site then says lineage is not available."""
-    return None
+    """Column lineage both ways, in the shape `collect` documents, from `pipe lineage`'s
+    module (issue 12) when it is there; None otherwise (the site then says lineage is not
+    available). Lineage reads every model again through sqlglot's qualify (seconds at a
+    thousand models), so it is kept in .pipe/cache/site-lineage.json for the compile key."""
+    try:
+        from . import lineage  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    compute = getattr(lineage, "compute", None)
+    column = getattr(lineage, "Column", None)
+    if compute is None or column is None:
+        return None
+    path = cp.raw.root / ".pipe" / "cache" / "site-lineage.json"
+    if cp.key:
+        try:
+            found = json.loads(path.read_text())
+            if found.get("key") == cp.key:
+                return found["lineage"]
+        except (OSError, ValueError, AttributeError, KeyError):
+            pass
+    project = compute(cp)
+    out: dict[str, dict] = {}
+    for name, table in project.tables.items():
+        cols = {}
+        for col in table.columns:
+            cols[col] = {
+                "upstream": [[p.table, p.name] for p in table.parents_of(col)],
+                "downstream": [
+                    [c.table, c.name] for c in project.children.get(column(name, col), ())
+                ],
+            }
+        out[name] = cols
+    if cp.key:
+        _write_json(path, {"key": cp.key, "lineage": out})
+    return out
+
+
+def _write_json(path: Path, value) -> None:
+    """Write a cache file atomically; a read-only project just goes without."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(value, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass
 
 
 _JOBS: list[tuple[str, str]] = []  # (sql, dialect) of the parses a forked worker does
@@ -195,13 +243,7 @@ def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, lis
         used = set(keys.values())
         cache = {k: v for k, v in cache.items() if k in used}
         cache.update({k: found[i] for i, (k, _m) in enumerate(missing)})
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(cache, sort_keys=True))
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only project: parse again next time
+        _write_json(path, cache)
     return {m: cache[k] for m, k in keys.items()}
 
 
