@@ -12,13 +12,16 @@ import json
 from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 
+from . import plan as planmod
 from .compiler import CompiledProject
-from .intervals import Interval, expand, floor, iso, next_start
+from .errors import UserError
+from .intervals import Interval, expand, floor, iso, next_start, parse_label
 from .state import StateStore
 
 RUNS = 30  # newest runs on the site
 ATTEMPTS_PER_RUN = 5000  # a longer run shows its failures, its critical path and the first ones
 GRID_COLUMNS = 366  # newest schedule intervals in the backfill grid
+EXPAND_LIMIT = 50_000  # tasks: a run's edges come from expanding the project over its label
 CHAIN_GAP = 0.05  # s: a task queued this soon after another finished was waiting for it
 
 # The backfill grid's cell states, one character each in a model's row string: the index
@@ -32,7 +35,10 @@ def runs_data(
     cp: CompiledProject, store: StateStore, now: datetime, upstream_ids: dict[str, list[str]]
 ):
     target = cp.target.name
-    runs = [_run(store, row, upstream_ids) for row in store.runs(RUNS, target)]
+    runs = [
+        _run(store, row, {**upstream_ids, **_edges(cp, row[3], row[7])})
+        for row in store.runs(RUNS, target)
+    ]
     published = _published(store, target)
     failed = _failed(store, target)
     grid = _grid(cp, published, failed, now)
@@ -128,6 +134,22 @@ def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
     }
 
 
+def _edges(cp: CompiledProject, label: str, total: int) -> dict[str, tuple[str, ...]]:
+    """Task id -> upstream task ids of the project expanded over a run's label without SQL
+    (task ids hash model and interval, so they hold across edits); {} for a run too large
+    to expand cheaply (then the plan files' edges and the queue-time rule serve)."""
+    if total > EXPAND_LIMIT:
+        return {}
+    try:
+        span = parse_label(label)
+        stubs = planmod.build_plan(
+            cp, span, None, full_interval=span, render=lambda node, iv: False
+        )
+    except UserError:
+        return {}
+    return {t.id: t.upstream for t in stubs.tasks}
+
+
 def _iv(start: str, end: str) -> Interval:
     return Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
 
@@ -135,9 +157,10 @@ def _iv(start: str, end: str) -> Interval:
 def critical_path(attempts, upstream_ids: dict[str, list[str]]) -> list[str]:
     """Task ids of the chain that decided when the run ended, first task first.
 
-    From the task that finished last, step to the upstream task that finished last (the
-    plan's edges when the plan is on disk; otherwise the task that finished just before
-    this one was queued, within CHAIN_GAP). Every attempt of a task counts toward it."""
+    From the task that finished last, step to the upstream task that finished last (ties
+    broken by task id), as `pipe status` does; for a task whose edges are unknown, to the
+    task that finished just before it was queued, within CHAIN_GAP. Every attempt of a
+    task counts toward it."""
     span: dict[str, list[float]] = {}
     for a in attempts:
         if a.finished_at is None:
@@ -147,13 +170,13 @@ def critical_path(attempts, upstream_ids: dict[str, list[str]]) -> list[str]:
         s[0], s[1] = min(s[0], q), max(s[1], a.finished_at)
     if not span:
         return []
-    by_end = sorted(span, key=lambda t: span[t][1])
+    by_end = sorted(span, key=lambda t: (span[t][1], t))
     cur = by_end[-1]
     path = [cur]
     while True:
-        ups = [u for u in upstream_ids.get(cur, ()) if u in span]
+        ups = [u for u in upstream_ids.get(cur, ()) if u in span and u not in path]
         if cur in upstream_ids:
-            nxt = max(ups, key=lambda u: span[u][1], default=None)
+            nxt = max(ups, key=lambda u: (span[u][1], u), default=None)
         else:
             queued = span[cur][0]
             near = [
