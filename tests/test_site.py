@@ -234,6 +234,7 @@ def shoot(page, tmp_path: Path, name: str) -> Path:
     folder = Path(SHOTS) if SHOTS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
+    page.mouse.move(0, 0)  # no hover highlight left from a click
     page.screenshot(path=str(path))
     assert path.stat().st_size > 5_000
     return path

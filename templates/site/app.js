@@ -365,13 +365,18 @@
         const last = t.attempts[t.attempts.length - 1];
         return `<li><a href="#/run/${r.id}/task/${esc(t.id)}">${esc(t.model)} ${esc(t.interval)}</a> ${st(t.status)}<pre class="error">${esc(last.error || t.reason || "")}</pre></li>`;
       }).join("")}${r.not_started.map((t) => `<li><a href="#/run/${r.id}/task/${esc(t.id)}">${esc(t.model)} ${esc(t.interval)}</a> ${st(t.status)} <span class="hint">${esc(t.reason || "")}</span></li>`).join("")}</ul>` : empty("None.")}
+      <h2>Critical path (${crit.length} tasks${crit.length ? `, ${secs(critSeconds(crit))}` : ""})</h2>
+      ${crit.length ? `<ol class="path" id="critical">${crit.map((t) => `<li><a href="#/run/${r.id}/task/${esc(t.id)}">${esc(t.interval === "-" ? t.model : `${t.model} ${t.interval}`)}</a> <span class="hint">${secs(duration(t))}</span></li>`).join("")}</ol>` : empty("No task finished.")}
       <h2>Timeline</h2>
       <p class="legend"><span><span class="sw bar-queue" style="background:var(--queue)"></span>waiting in the queue</span>
         <span><span class="sw" style="background:var(--ok)"></span>executing</span><span><span class="sw" style="background:var(--bad)"></span>failed</span>
         <span><span class="sw" style="border:2px solid var(--crit)"></span>critical path</span>${r.hidden ? ` · ${r.hidden} more tasks not shown` : ""}</p>
-      ${timeline(r)}
-      <h2>Critical path (${crit.length} tasks)</h2>
-      ${crit.length ? `<ol id="critical">${crit.map((t) => `<li><a href="#/run/${r.id}/task/${esc(t.id)}">${esc(t.model)} ${esc(t.interval)}</a> · ${secs(duration(t))}</li>`).join("")}</ol>` : empty("No task finished.")}`;
+      ${timeline(r)}`;
+  }
+
+  function critSeconds(chain) {  // from the first task being ready to the last one finishing
+    const a0 = chain[0].attempts[0], last = chain[chain.length - 1].attempts;
+    return last[last.length - 1].end - (a0.queued ?? a0.start);
   }
 
   function timeline(r) {
