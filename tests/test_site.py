@@ -358,6 +358,9 @@ def test_grid_freshness_keyboard_and_theme(watched, shop_site, tmp_path):
     expect(page.locator("#grid tbody tr")).to_have_count(len(data["grid"]["rows"]))
     cell = page.locator('#grid td[title="reports.broken · 2026-06-02: failed"]')
     expect(cell).to_have_class("cell st-failed")
+    cell.locator("a").click()  # a failed cell opens the run that failed it
+    expect(page.locator("main h1")).to_contain_text("Run 2")
+    page.go_back()
     cell = page.locator('#grid td[title="staging.page_views · 2026-06-01: published"]')
     expect(cell).to_have_class("cell st-published")
     expect(page.locator("#glegend > span")).to_have_count(len(data["grid"]["states"]))

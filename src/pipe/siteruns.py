@@ -274,6 +274,14 @@ def _span_row(spelled: list[tuple[str, str]], published: dict, failed: dict) -> 
     return "".join(out)
 
 
+def _failed_run(cell: tuple[str, str], failed: dict[tuple, int]) -> int:
+    """The newest run whose failed task lies in, or covers, `cell`."""
+    s, e = cell
+    return max(
+        run for (fs, fe), run in failed.items() if (s <= fs and fe <= e) or (fs <= s and e <= fe)
+    )
+
+
 def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> dict:
     cells = _columns(cp, now)
     spelled = [(iso(c.start), iso(c.end)) for c in cells]
@@ -291,7 +299,12 @@ def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> 
             states = _incremental_row(keys, pub, fail)
         else:
             states = _span_row(spelled, pub, fail)
-        rows.append({"model": node.name, "kind": node.kind, "states": states})
+        row = {"model": node.name, "kind": node.kind, "states": states}
+        if fail:  # a failed cell links to the run that failed it
+            row["runs"] = {
+                i: _failed_run(spelled[i], fail) for i, c in enumerate(states) if c == "1"
+            }
+        rows.append(row)
     return {"states": list(STATES), "intervals": [c.label for c in cells], "rows": rows}
 
 

@@ -450,8 +450,9 @@
       const shown = rows.slice(0, 400);
       const head = g.intervals.slice(start, end).map((l) => `<th scope="col">${esc(l)}</th>`).join("");
       const body = shown.map((r) => `<tr><th class="m" scope="row">${modelLink(r.model)}</th>${[...r.states.slice(start, end)].map((c, j) => {
-        const s = g.states[+c];
-        return `<td class="cell st-${s}" title="${esc(r.model)} · ${esc(g.intervals[start + j])}: ${s}"></td>`;
+        const s = g.states[+c], tip = `${r.model} · ${g.intervals[start + j]}: ${s}`;
+        const run = r.runs && r.runs[start + j];
+        return `<td class="cell st-${s}" title="${esc(tip)}">${run ? `<a class="cl" href="#/run/${run}" aria-label="${esc(tip)}, run ${run}"></a>` : ""}</td>`;
       }).join("")}</tr>`).join("");
       document.getElementById("gridwrap").innerHTML = n ? `<table class="grid" id="grid"><thead><tr><th></th>${head}</tr></thead><tbody>${body}</tbody></table>${rows.length > shown.length ? empty(`${rows.length - shown.length} more models: narrow the selection.`) : ""}` : empty("No complete interval since the project's start yet.");
       document.getElementById("older").disabled = start === 0;
