@@ -238,7 +238,7 @@
 
   // ------------------------------------------------------------ models
   function filterBox(id, value, what) {
-    return `<input type="search" id="${id}" value="${esc(value || "")}" placeholder="select ${what}: name, +name, name+, tag:x" spellcheck="false" autocomplete="off"> <span id="${id}info" class="hint"></span>`;
+    return `<input type="search" id="${id}" value="${esc(value || "")}" placeholder="name, +name, name+, tag:x" aria-label="Select ${what}" spellcheck="false" autocomplete="off"> <span id="${id}info" class="hint"></span>`;
   }
   function wireFilter(id, render) {
     const input = document.getElementById(id), info = document.getElementById(id + "info");
