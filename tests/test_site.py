@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -240,6 +241,15 @@ def shoot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def scale_of(transform: str) -> float:
+    return float(re.search(r"scale\(([-\d.e]+)\)", transform).group(1))
+
+
+def translate_of(transform: str) -> tuple[float, float]:
+    x, y = re.search(r"translate\(([-\d.e]+) ([-\d.e]+)\)", transform).groups()
+    return float(x), float(y)
+
+
 def open_site(watched, site: Path, route: str = ""):
     from playwright.sync_api import expect
 
@@ -263,6 +273,26 @@ def test_dag_page_search_and_selection(watched, shop_site, tmp_path):
     expect(page.locator("#dag .node.failed")).to_have_count(1)  # reports.broken, last run
     assert "reports.broken" in page.locator("#dag .node.failed title").text_content()
     shoot(page, tmp_path, "dag")
+
+    # pan and zoom: keys, wheel, drag; 0 fits again
+    vp = page.locator("#vp")
+    fitted = vp.get_attribute("transform")
+    page.keyboard.press("+")
+    assert scale_of(vp.get_attribute("transform")) > scale_of(fitted)
+    page.keyboard.press("0")
+    assert vp.get_attribute("transform") == fitted
+    page.keyboard.press("ArrowLeft")
+    assert translate_of(vp.get_attribute("transform"))[0] > translate_of(fitted)[0]
+    box = page.locator("#dag").bounding_box()
+    page.mouse.move(box["x"] + 20, box["y"] + 20)
+    page.mouse.wheel(0, -300)
+    zoomed = vp.get_attribute("transform")
+    assert scale_of(zoomed) > scale_of(fitted)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 120, box["y"] + 70, steps=4)
+    page.mouse.up()
+    assert translate_of(vp.get_attribute("transform"))[1] > translate_of(zoomed)[1]
+    page.keyboard.press("0")
 
     page.keyboard.press("/")
     box = page.locator("#q")

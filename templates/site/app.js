@@ -190,10 +190,12 @@
     // hover or focus on a node lights its edges
     const light = (i, on) => paths.forEach((p) => {
       const [a, b] = p.dataset.e.split(" ").map(Number);
-      if (a === i || b === i) p.classList.toggle("hot", on);
+      if (a !== i && b !== i) return;
+      const selected = !!hits && hits.has(D.models[a].name) && hits.has(D.models[b].name);
+      p.classList.toggle("hot", on || selected);
     });
     vp.addEventListener("pointerover", (e) => { const n = e.target.closest(".node"); if (n) { n.classList.add("hover"); light(+n.dataset.i, true); } });
-    vp.addEventListener("pointerout", (e) => { const n = e.target.closest(".node"); if (n) { n.classList.remove("hover"); light(+n.dataset.i, false); if (hits) search(); } });
+    vp.addEventListener("pointerout", (e) => { const n = e.target.closest(".node"); if (n) { n.classList.remove("hover"); light(+n.dataset.i, false); } });
     vp.addEventListener("focusin", (e) => {
       const n = e.target.closest(".node");
       if (!n) return;
