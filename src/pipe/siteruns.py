@@ -53,7 +53,7 @@ def _t(value: float | None, zero: float) -> float | None:
 
 
 def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
-    run_id, kind, _target, label, status, started, finished, total, summary, args = row
+    run_id, kind, _target, label, status, started, finished, total, summary, args = row[:10]
     attempts = store.attempts(run_id)
     rows = store.task_outcomes(run_id)
     outcomes = {tid: (st, reason) for tid, _m, _s, _e, st, reason in rows}
