@@ -18,12 +18,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from . import plan as planmod
 from .compiler import CompiledProject, Node
-from .errors import StalePlanError, UserError
-from .intervals import Interval, expand, iso
+from .decide import decide
+from .errors import IntervalError, StalePlanError, UserError
+from .intervals import Interval, expand, floor, iso
+from .ledger import stale
 from .plan import Plan, Task
 from .state import StateStore
 
@@ -46,9 +49,25 @@ def expand_stubs(cp: CompiledProject, span: Interval, models: Iterable[str] | No
     interval come without SQL (their plan file has it)."""
 
     def render(node: Node, iv: Interval | None) -> bool:
-        return node.kind != "incremental" or inside_one(cp, iv) is None
+        # a lookback interval before the span has no plan file of the span: SQL inline
+        return node.kind != "incremental" or inside_one(cp, iv) is None or iv.start < span.start
 
     return planmod.build_plan(cp, span, models, full_interval=span, render=render)
+
+
+def complete_part(cp: CompiledProject, span: Interval, execution_time: datetime,
+                  allow_partial: bool) -> tuple[Interval, Interval | None]:
+    """(the span to backfill, the incomplete part left out or None): a backfill builds only
+    the schedule intervals that end by the execution time, unless --allow-partial (SPEC §7)."""
+    if allow_partial or span.end <= execution_time:
+        return span, None
+    end = floor(execution_time, cp.raw.config.schedule)
+    if end <= span.start:
+        raise IntervalError(
+            f"nothing to backfill: no {cp.raw.config.schedule} interval of {span.label} is "
+            f"complete at the execution time {iso(execution_time)}Z",
+            hint="backfill after they end, or pass --allow-partial to build them as partial")
+    return Interval(span.start, end), Interval(end, span.end)
 
 
 def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
@@ -72,16 +91,19 @@ def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
 # ---------------------------------------------------------------- dry run
 
 
-def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
-    """What the backfill would do, read from the state store; writes nothing."""
+def dry_run(cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bool,
+            execution_time: datetime) -> dict:
+    """What the backfill would do and why, decided as the run decides (decide.py) from the
+    state store's mirror of the ledger; writes nothing. Not known without the warehouse:
+    tables dropped by hand (the run finds and rebuilds them)."""
     state = StateStore(cp.raw.root, readonly=True)
     try:
-        published = state.published_fingerprints(cp.target.name)
+        published = state.published_entries(cp.target.name)
         means = state.mean_durations(cp.target.name)
     finally:
         state.close()
-    current = {n: node.fingerprint for n, node in cp.nodes.items()}
-    changed_models = {m for (m, _, _), fp in published.items() if current.get(m, fp) != fp}
+    decision = decide(plan.tasks, context, published, stale(published),
+                      execution_time=execution_time, force=force)
     per_model: dict[str, dict] = {}
     seconds = 0.0
     for t in plan.tasks:
@@ -89,19 +111,11 @@ def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
             "model": t.model, "kind": t.kind, "intervals": 0, "to_run": 0, "skipped": 0,
             "reasons": {}})
         row["intervals"] += 1
-        have = published.get(t.key)
-        if have == t.fingerprint and not force:
+        reason = decision.run.get(t.id)
+        if reason is None:
             row["skipped"] += 1
             continue
-        if have == t.fingerprint:
-            reason = "forced"
-        elif have is None:
-            reason = "never published"
-        elif any(u in changed_models for u in cp.nodes[t.model].upstream) if t.model in (
-                cp.nodes) else False:
-            reason = "upstream fingerprint changed"
-        else:
-            reason = "model fingerprint changed"
+        reason = reason.split(":", 1)[0]  # the kind of reason, not each upstream's name
         row["to_run"] += 1
         row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
         seconds += means.get(t.model, 0.0)
@@ -111,6 +125,9 @@ def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
         "models": models,
         "total": {"tasks": len(plan.tasks), "to_run": sum(m["to_run"] for m in models),
                   "skipped": sum(m["skipped"] for m in models)},
+        "blocked": [{"model": b.task.model, "interval": b.task.label,
+                     "upstream": b.upstream.model, "upstream_interval": b.upstream.label,
+                     "why": b.why} for b in decision.blocked],
         "estimated_task_seconds": round(seconds, 3),
         "estimate_known_for": sorted(m for m in per_model if m in means),
     }

@@ -113,6 +113,9 @@ class ConsoleReporter:
     def waiting_for_lock(self, holder: str) -> None:
         self.echo(f"waiting for the project lock held by {holder}", err=True)
 
+    def note(self, text: str) -> None:
+        self.echo(f"note: {text}", err=self.quiet)
+
     def start(self, total: int, skipped: int, label: str) -> None:
         if not self.quiet:
             self.echo(f"running {label}: {total} tasks, {skipped} already published")
