@@ -367,15 +367,18 @@ def run(project, target, interval, select, concurrency, force, execution_time, a
 @main.command()
 @click.option("--interval", "interval", help="Show this interval's tasks.")
 @click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
+              "default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
 @handle_errors
-def status(project, target, interval, limit, as_json):
-    """What ran, what failed and why, what is missing."""
+def status(project, target, interval, limit, execution_time, as_json):
+    """What ran, what failed and why, what is missing, stale, partial or late."""
     from .status import collect
 
     cp = _load(project, target)
-    report = collect(cp, intervals.parse_label(interval) if interval else None, limit)
+    report = collect(cp, intervals.parse_label(interval) if interval else None, limit,
+                     _execution_time(execution_time))
     cp.save_cache()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

@@ -58,9 +58,16 @@ def describe(key: Key) -> str:
     return f"{model} [{start}, {end})" if start else model
 
 
-def decide(tasks: Sequence[Task], context: Mapping[str, Task], ledger: Mapping[Key, Entry],
-           stale: Mapping[Key, Stale], *, execution_time: datetime, force: bool = False,
-           missing: frozenset[str] = frozenset()) -> Decision:
+def decide(
+    tasks: Sequence[Task],
+    context: Mapping[str, Task],
+    ledger: Mapping[Key, Entry],
+    stale: Mapping[Key, Stale],
+    *,
+    execution_time: datetime,
+    force: bool = False,
+    missing: frozenset[str] = frozenset(),
+) -> Decision:
     """`tasks`: the command's tasks, in plan order (upstream models first); `context`: every
     task of the expansion by id, for upstream tasks outside the selection; `ledger`: the
     published keys (without the models in `missing`, whose tables are gone)."""
@@ -94,8 +101,11 @@ def decide(tasks: Sequence[Task], context: Mapping[str, Task], ledger: Mapping[K
         # published: whatever read it was built without it.
         for u in t.upstream:
             up = context[u]
-            if u in run and (same_model or up.model != t.model) and (
-                    up.key in ledger or up.kind in ("incremental", "seed")):
+            if (
+                u in run
+                and (same_model or up.model != t.model)
+                and (up.key in ledger or up.kind in ("incremental", "seed"))
+            ):
                 return f"upstream rebuilt: {describe(up.key)}"
         return None
 
@@ -103,14 +113,22 @@ def decide(tasks: Sequence[Task], context: Mapping[str, Task], ledger: Mapping[K
     for t in tasks:
         by_model.setdefault(t.model, []).append(t)
     for model_tasks in by_model.values():
-        active = any(base(t) or upstream_runs(t, False) for t in model_tasks
-                     if not t.lookback and t.kind != "sensor")
-        for t in sorted(model_tasks, key=lambda t: (t.interval is not None,
-                                                   t.interval.start if t.interval else 0)):
+        active = any(
+            base(t) or upstream_runs(t, False)
+            for t in model_tasks
+            if not t.lookback and t.kind != "sensor"
+        )
+        for t in sorted(
+            model_tasks,
+            key=lambda t: (t.interval is not None, t.interval.start if t.interval else 0),
+        ):
             if t.kind == "sensor":
                 continue  # polled, never published: the runner decides when it is idle
-            why = base(t) or upstream_runs(t, True) or (
-                "lookback: rebuilt for late data" if t.lookback and active else None)
+            why = (
+                base(t)
+                or upstream_runs(t, True)
+                or ("lookback: rebuilt for late data" if t.lookback and active else None)
+            )
             if why:
                 run[t.id] = why
 
@@ -130,8 +148,9 @@ def decide(tasks: Sequence[Task], context: Mapping[str, Task], ledger: Mapping[K
     return Decision(run, skip, tuple(blocked), partial)
 
 
-def _unusable(key: Key, fingerprint: str, ledger: Mapping[Key, Entry],
-              stale: Mapping[Key, Stale]) -> str | None:
+def _unusable(
+    key: Key, fingerprint: str, ledger: Mapping[Key, Entry], stale: Mapping[Key, Stale]
+) -> str | None:
     entry = ledger.get(key)
     if entry is None:
         return "is not published"

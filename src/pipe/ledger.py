@@ -87,8 +87,12 @@ def late_rows(entries: Mapping[Key, Entry], incremental: set[str]) -> dict[str, 
     incremental models: rows that arrived after an interval was first published."""
     out: dict[str, tuple[int, int]] = {}
     for (model, _, _), e in entries.items():
-        if model in incremental and e.replaced is not None and e.rows is not None \
-                and e.rows != e.replaced:
+        if (
+            model in incremental
+            and e.replaced is not None
+            and e.rows is not None
+            and e.rows != e.replaced
+        ):
             n, rows = out.get(model, (0, 0))
             out[model] = (n + 1, rows + e.rows - e.replaced)
     return out

@@ -117,6 +117,11 @@ class Adapter(ABC):
         self._in_tx = False
 
     # -- connections
+    @classmethod
+    def reader(cls, target: Target, root: Path) -> Adapter | None:
+        """A connection for reading the catalog only; None: the warehouse does not exist."""
+        return cls(target, root)
+
     @abstractmethod
     def worker(self) -> Adapter: ...
 
