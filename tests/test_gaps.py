@@ -291,7 +291,9 @@ def test_on_schema_change_adds_and_drops_columns(engine, policy):
     root = engine.project(
         {
             **EVENTS,
-            "models/staging/events.yml": f"kind: incremental\ntime_column: ts\non_schema_change: {policy}\n",
+            "models/staging/events.yml": (
+                f"kind: incremental\ntime_column: ts\non_schema_change: {policy}\n"
+            ),
         }
     )
     wh = engine.warehouse(root)
