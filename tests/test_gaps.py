@@ -326,3 +326,47 @@ def test_on_schema_change_adds_and_drops_columns(engine, policy):
         else ["id", "ts", "amount"]
     )
     assert wh.query("select count(*) from staging.events") == [(9,)]
+
+
+# ---------------------------------------------------------------- --full-refresh
+
+
+def test_full_refresh_swaps_in_a_rebuilt_table_only_when_every_interval_passed(engine):
+    root = engine.project(EVENTS)
+    wh = engine.warehouse(root)
+    load_events(wh, {"2026-06-01": 1, "2026-06-02": 2, "2026-06-03": 3})
+    for day in ("2026-06-01", "2026-06-02"):
+        assert pipe(root, "run", "--interval", day)[0] == 0
+    (root / "models/staging/events.sql").write_text(WIDER)
+    (root / "models/staging/events.yml").write_text(
+        "kind: incremental\ntime_column: ts\nchecks:\n  - expression: doubled < 6\n")
+    before = wh.query("select id, amount from staging.events order by id")
+    assert pipe(root, "compile", "--start", "2026-06-01", "--end", "2026-06-04")[0] == 0
+
+    # 06-03 fails its check: the swap never happens, readers keep the old table
+    code, out = pipe(root, "backfill", "--full-refresh", "--select", "staging.events",
+                     "--start", "2026-06-03", "--end", "2026-06-04")
+    assert code == 1, out
+    assert "check failed: expression(doubled < 6)" in out
+    assert wh.query("select id, amount from staging.events order by id") == before
+    assert wh.temp_tables() == []
+    assert status(root)["stale"] == []
+
+    (root / "models/staging/events.yml").write_text("kind: incremental\ntime_column: ts\n")
+    assert pipe(root, "compile", "--start", "2026-06-01", "--end", "2026-06-04")[0] == 0
+    code, out = pipe(root, "backfill", "--full-refresh", "--select", "staging.events",
+                     "--start", "2026-06-03", "--end", "2026-06-04")
+    assert code == 0, out
+    assert "full refresh: staging.events replaced by the rebuild of 3 interval(s)" in out
+    assert wh.query("select cast(ts as date), count(*), max(doubled) from staging.events "
+                    "group by 1 order by 1") == wh.query(
+        "select cast(ts as date), count(*), max(amount * 2) from raw.events group by 1 "
+        "order by 1")
+    assert wh.temp_tables() == []
+    # the downstream that read the old table is stale now, and says how to repair it
+    assert {(s["model"], s["start"][:10]) for s in status(root)["stale"]} == {
+        ("marts.daily", "2026-06-01"), ("marts.daily", "2026-06-02")}
+    code, out = pipe(root, "backfill", "--start", "2026-06-01", "--end", "2026-06-04")
+    assert code == 0, out
+    assert status(root)["stale"] == []
+    assert daily(wh) == [("2026-06-01", 3, 3), ("2026-06-02", 3, 6), ("2026-06-03", 3, 9)]

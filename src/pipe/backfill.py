@@ -17,17 +17,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from . import plan as planmod
+from .adapters.base import TEMP_MARK
 from .compiler import CompiledProject, Node
 from .decide import decide
 from .errors import IntervalError, StalePlanError, UserError
 from .intervals import Interval, expand, floor, iso
 from .ledger import stale
-from .plan import Plan, Task
+from .plan import Plan, Task, task_id
 from .state import StateStore
 
 EXPLOSION_LIMIT = 10_000
@@ -53,6 +54,42 @@ def expand_stubs(cp: CompiledProject, span: Interval, models: Iterable[str] | No
         return node.kind != "incremental" or inside_one(cp, iv) is None or iv.start < span.start
 
     return planmod.build_plan(cp, span, models, full_interval=span, render=render)
+
+
+def shadow_name(model: str) -> str:
+    """The table a --full-refresh rebuilds `model` into; it carries the temp mark, so a
+    refresh that never reached its swap leaves nothing behind after the next run."""
+    schema, name = model.split(".", 1)
+    return f"{schema}.{name[:40]}{TEMP_MARK}refresh"
+
+
+def full_refresh(plan: Plan, models: Iterable[str]) -> Plan:
+    """The backfill `plan` with the incremental models among `models` rebuilt into shadow
+    tables: their tasks publish into the shadow, a `swap` task per model (after all of
+    them) puts it in place in one transaction, and every task that reads the model waits
+    for the swap. Until then readers see the old table; if any interval fails, they keep
+    it (the swap never runs)."""
+    wanted = set(models)
+    by_model: dict[str, list[str]] = {}
+    for t in plan.tasks:
+        if t.model in wanted and t.kind == "incremental":
+            by_model.setdefault(t.model, []).append(t.id)
+    swaps = {m: task_id(f"{m}#full-refresh", plan.interval) for m in by_model}
+    refreshed = {tid: m for m, ids in by_model.items() for tid in ids}
+    tasks: list[Task] = []
+    for t in plan.tasks:
+        if t.id in refreshed:
+            tasks.append(replace(t, table=shadow_name(t.model), refresh=True))
+            continue
+        waits = sorted({swaps[refreshed[u]] for u in t.upstream if u in refreshed})
+        tasks.append(replace(t, upstream=tuple(sorted(set(t.upstream) | set(waits))))
+                     if waits else t)
+    for model, ids in sorted(by_model.items()):
+        last = max(i for i, t in enumerate(tasks) if t.model == model)
+        fp = tasks[last].fingerprint
+        tasks.insert(last + 1, Task(swaps[model], model, "swap", plan.interval, tuple(ids), fp,
+                                    model, temp=shadow_name(model)))
+    return replace(plan, tasks=tuple(tasks))
 
 
 def complete_part(cp: CompiledProject, span: Interval, execution_time: datetime,
@@ -195,7 +232,7 @@ class PlanFiles:
         self._lock = threading.Lock()
 
     def hydrate(self, task: Task) -> Task:
-        if task.sql or task.kind in ("seed", "sensor"):
+        if task.sql or task.kind in ("seed", "sensor", "swap"):
             return task
         outer = inside_one(self.cp, task.interval)
         path = planmod.plan_path(self.root, self.cp.target.name, outer)
@@ -212,7 +249,7 @@ class PlanFiles:
         if found is None or found.fingerprint != task.fingerprint:
             raise UserError(f"{planmod.relpath(self.root, path)} has no task {task.id} for "
                             f"{task.model} {task.label}: recompile the plans")
-        return found
+        return replace(found, table=task.table, refresh=True) if task.refresh else found
 
 
 def newest_first(plan: Plan) -> Callable[[Task], tuple]:

@@ -399,6 +399,8 @@ def status(project, target, interval, limit, execution_time, as_json):
               "default: now). Intervals ending after it are left out.")
 @click.option("--allow-partial", is_flag=True, help="Also build the incomplete intervals at "
               "the end, recorded as partial.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild the selected incremental models "
+              "from the project's start into a new table, swapped in when all passed.")
 @click.option("--yes", is_flag=True, help=f"Allow a model to expand past "
               f"{10_000:,} intervals.")
 @click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
@@ -406,7 +408,7 @@ def status(project, target, interval, limit, execution_time, as_json):
 @common
 @handle_errors
 def backfill(project, target, start, end, select, concurrency, dry_run, newest_first, force,
-             execution_time, allow_partial, yes, no_wait, as_json):
+             execution_time, allow_partial, full_refresh, yes, no_wait, as_json):
     """Run every interval in [start, end) under the concurrency caps; resumable."""
     from . import backfill as bf
     from .graph import with_upstream
@@ -415,6 +417,8 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     cp = _load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
     now = _execution_time(execution_time)
     span = _after_start(cp, intervals.parse_range(start, end))
+    if full_refresh and cp.raw.config.start is not None:  # the whole table, from the start
+        span = intervals.Interval(cp.raw.config.start, span.end)
     span, left_out = bf.complete_part(cp, span, now, allow_partial)
     echo = (lambda *a, **k: None) if as_json else click.echo
     if left_out is not None:
@@ -431,8 +435,10 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
                         "if you mean it")
     # the upstream of a selection too: what a selected task reads must be published
     stubs = bf.expand_stubs(cp, span, with_upstream(cp.graph, models) if models else None)
-    context = {t.id: t for t in stubs.tasks}
     selected = stubs.select(models)
+    if full_refresh:
+        selected = bf.full_refresh(selected, models or cp.graph.order)
+    context = {t.id: t for t in (*stubs.tasks, *selected.tasks)}
     if dry_run:
         report = bf.dry_run(cp, selected, context, force, now)
         cp.save_cache()
@@ -457,7 +463,8 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
                            force=force, wait=not no_wait, reporter=reporter, priority=order,
                            hydrate=files.hydrate, context=context, execution_time=now,
                            args={"select": select, "force": force, "newest_first": newest_first,
-                                 "concurrency": concurrency, "allow_partial": allow_partial})
+                                 "concurrency": concurrency, "allow_partial": allow_partial,
+                                 "full_refresh": full_refresh})
     except LockBusy as exc:
         _fail(console.format_user_error(exc), 1)
     _finish(result, as_json)

@@ -6,6 +6,7 @@ A task is skipped only when its key is published with its fingerprint, complete 
 partial), not stale, and nothing it reads is rebuilt by the same command (SPEC §7). Every
 task that runs has one reason, in this order of precedence:
 
+    full refresh         backfill --full-refresh: rebuilt into a shadow table, swapped in
     forced               --force
     table missing        its model's table was dropped outside pipe
     never published
@@ -76,6 +77,8 @@ def decide(
 
     def base(t: Task) -> str | None:
         entry = ledger.get(t.key)
+        if t.refresh or t.kind == "swap":
+            return "full refresh"
         if force:
             return "forced"
         if entry is None:
@@ -137,7 +140,7 @@ def decide(
         if t.id not in run:
             continue
         for u in t.upstream:
-            if u in selected or u not in context or context[u].kind == "sensor":
+            if u in selected or u not in context or context[u].kind in ("sensor", "swap"):
                 continue
             up = context[u]
             why = _unusable(up.key, up.fingerprint, ledger, stale)

@@ -52,6 +52,8 @@ class TaskResult:
     retryable: bool = True  # check failures are data, not flakiness: no retry
     warnings: tuple[str, ...] = field(default=())
     entry: Entry | None = None  # the ledger entry written with the publish
+    # a swap's ledger changes: (key, entry) published, (key, None) no longer published
+    ledger: tuple = ()
 
 
 class TaskFailed(Exception):
@@ -117,6 +119,9 @@ def _execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp,
              tries: int = 5) -> TaskResult:
     if task.kind == "sensor":
         raise TaskFailed("sensor tasks are polled by the scheduler", retryable=False)
+    if task.kind == "swap":
+        with adapter.transaction():
+            return _swap(adapter, task, stamp)
     lock = _creation_lock(adapter, task)
     if lock:
         lock.acquire()
@@ -169,14 +174,42 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
         adapter.publish_full(task.temp, task.table)
     entry = Entry(task.fingerprint, stamp.published_at, rows, stamp.reads, stamp.partial,
                   replaced if stamp.republish else None)
-    adapter.record_published(task.key, entry)
+    # a --full-refresh interval is recorded under its shadow table until the swap
+    adapter.record_published((task.table, *task.key[1:]), entry)
     if leaked:
         warnings.append(f"{leaked} rows outside [{iso(task.interval.start)}, "
                         f"{iso(task.interval.end)}) by {task.time_column} were not published:"
                         " does the model filter on its interval?")
     warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks
                  if c.status == "warn"]
-    return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings), entry=entry)
+    return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings),
+                      entry=None if task.refresh else entry)
+
+
+def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:
+    """--full-refresh, last step, one transaction: the shadow table every interval was
+    rebuilt into becomes the model's table; its ledger rows become the model's, and the
+    model's intervals the refresh did not rebuild are no longer published."""
+    shadow, table = task.temp, task.table
+    ledger = adapter.read_ledger()
+    rebuilt = sorted((k[1:], e) for k, e in ledger.items() if k[0] == shadow)
+    if not rebuilt:
+        raise TaskFailed(f"the full refresh of {task.model} rebuilt no interval; the table "
+                         "was left as it was", retryable=False)
+    adapter.publish_full(shadow, table)
+    changes: list = []
+    for i, (span, e) in enumerate(rebuilt):
+        entry = Entry(e.fingerprint, stamp.published_at + i * 1e-6, e.rows, e.reads, e.partial)
+        adapter.record_published((table, *span), entry)
+        changes.append(((table, *span), entry))
+    spans = {span for span, _ in rebuilt}
+    gone = sorted(k for k in ledger if k[0] == table and k[1:] not in spans)
+    adapter.record_removed(gone, stamp.published_at + len(rebuilt) * 1e-6)
+    adapter.forget_ledger(shadow)
+    changes += [(k, None) for k in gone]
+    return TaskResult("success", sum(e.rows or 0 for _, e in rebuilt), ledger=tuple(changes),
+                      warnings=(f"full refresh: {table} replaced by the rebuild of "
+                                f"{len(rebuilt)} interval(s)",))
 
 
 def sync_columns(adapter: Adapter, task: Task) -> list[str]:

@@ -49,7 +49,7 @@ class CheckSpec:
 class Task:
     id: str
     model: str
-    kind: str  # full | incremental | view | seed | sensor
+    kind: str  # full | incremental | view | seed | sensor | swap (--full-refresh)
     interval: Interval | None
     upstream: tuple[str, ...]
     fingerprint: str
@@ -70,6 +70,8 @@ class Task:
     wait_timeout: float | None = None
     lookback: bool = False  # an interval before the run's, rebuilt for late data
     on_schema_change: str = "fail"
+    # backfill --full-refresh: publishes into `table`, a shadow the `swap` task renames in
+    refresh: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .adapters import Adapter, open_adapter
-from .adapters.base import LEDGER, AdapterError, expand_env
+from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
 from .config import Target
 from .decide import Blocked, Decision, decide, describe
 from .errors import UserError
@@ -114,10 +114,16 @@ class _Recorder(Listener):
                                     result.rows, result.leaked, result.error)
         if result.checks:
             self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks)
-        if result.status == "success" and result.entry is not None:
-            # before the downstream tasks start: they read this version (runner.work)
-            self.current[task.key] = result.entry
-            self.state.mark_published(self.target, task.key, result.entry, self.run_id)
+        if result.status == "success":
+            # before the downstream tasks start: they read these versions (runner.work)
+            changes = ((task.key, result.entry),) if result.entry is not None else ()
+            for key, entry in changes + result.ledger:
+                if entry is None:
+                    self.current.pop(key, None)
+                    self.state.forget_published(self.target, key)
+                else:
+                    self.current[key] = entry
+                    self.state.mark_published(self.target, key, entry, self.run_id)
         self.reporter.task_finished(task, result, attempt, finished_at - started_at, final)
         self._maybe_commit()
 
@@ -296,6 +302,12 @@ def _published(adapter: Adapter, schemas: list[str], reporter: Reporter,
     published = adapter.read_ledger()
     if adapter.count(LEDGER) > 2 * len(published) + 1000:
         adapter.compact_ledger()
+    shadows = sorted({m for m, _, _ in published if TEMP_MARK in m})
+    if shadows:  # a --full-refresh that did not reach its swap: its shadow is gone
+        with adapter.transaction():
+            for shadow in shadows:
+                adapter.forget_ledger(shadow)
+        published = {k: e for k, e in published.items() if k[0] not in shadows}
     models = sorted({m for m, _, _ in published})
     adapter.prefetch_catalog(set(schemas) | {m.split(".", 1)[0] for m in models})
     gone = [m for m in models if adapter.relation_kind(m) is None]
@@ -340,7 +352,7 @@ class _Stamper:
 
     def stamp(self, task: Task) -> Stamp:
         keys = [self.context[u].key for u in task.upstream
-                if u in self.context and self.context[u].kind != "sensor"]
+                if u in self.context and self.context[u].kind not in ("sensor", "swap")]
         if task.past is not None:
             keys.append((task.model, iso(task.past.start), iso(task.past.end)))
         reads = []

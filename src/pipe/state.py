@@ -201,6 +201,10 @@ class StateStore:
         self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
                         "?, ?)", (target, *key, *self._row(entry, run_id)))
 
+    def forget_published(self, target: str, key: Key) -> None:
+        self.db.execute("DELETE FROM published WHERE target = ? AND model = ? AND "
+                        "interval_start = ? AND interval_end = ?", (target, *key))
+
     @staticmethod
     def _row(entry: Entry, run_id: int) -> tuple:
         return (entry.fingerprint, run_id, entry.rows, entry.published_at,

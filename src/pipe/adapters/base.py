@@ -221,6 +221,12 @@ class Adapter(ABC):
                      f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
                      f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})")
 
+    def forget_ledger(self, model: str) -> None:
+        """Delete every ledger row of `model` (a --full-refresh shadow's, once swapped in or
+        abandoned)."""
+        self.execute(f"DELETE FROM {LEDGER} WHERE model = "
+                     f"{sqlmod.literal(model, self.dialect)}")
+
     def record_removed(self, keys, at: float) -> None:
         """Tombstones: these keys are no longer published (their table is gone)."""
         lit = functools.partial(sqlmod.literal, dialect=self.dialect)
