@@ -8,11 +8,16 @@ the message and `pipe status --json`.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
+
 import pytest
 
-from conftest import run_cli, run_cli_json
+from conftest import PIPE_YML, pipe_executable, run_cli, run_cli_json
 from runner_helpers import statuses_by_model
-from test_contract import engine, load_events  # noqa: F401 - the fixture, per engine
+from test_contract import Run, engine, load_events  # noqa: F401 - the fixture, per engine
 
 EVENTS = {
     "sources.yml": "sources:\n  - name: raw.events\n",
@@ -370,3 +375,67 @@ def test_full_refresh_swaps_in_a_rebuilt_table_only_when_every_interval_passed(e
     assert code == 0, out
     assert status(root)["stale"] == []
     assert daily(wh) == [("2026-06-01", 3, 3), ("2026-06-02", 3, 6), ("2026-06-03", 3, 9)]
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+class Backfill(Run):
+    """`pipe backfill ARGS` in a subprocess, read line by line like test_contract.Run."""
+
+    def __init__(self, root, *args: str, timeout: float = 120):
+        self.root = root
+        self.err = open(root / f"stderr-{id(self)}.txt", "w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [pipe_executable(), "backfill", *args], cwd=root, stdout=subprocess.PIPE,
+            stderr=self.err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.watchdog = threading.Timer(timeout, self.proc.kill)
+        self.watchdog.start()
+        self.lines = []
+
+
+LATE = {
+    **EVENTS,
+    "models/staging/events.yml": "kind: incremental\ntime_column: ts\nlookback: 2\n",
+    "models/marts/total.sql": "select count(*) as n, sum(total) as total from marts.daily\n",
+    "models/reports/busy_days.sql": "select day, n from marts.daily where n > 3\n",
+    "models/reports/busy_days.yml": "kind: view\n",
+}
+DAYS = {f"2026-06-{d:02d}": d for d in range(1, 10)}
+
+
+def late_data_project(engine, name: str):
+    """Six days published, then late rows for two of them."""
+    root = engine.project(LATE, PIPE_YML.replace("schedule: daily\n",
+                                                 "schedule: daily\nconcurrency: 2\n"), name)
+    wh = engine.warehouse(root)
+    load_events(wh, DAYS)
+    code, out = pipe(root, "backfill", "--start", "2026-06-01", "--end", "2026-06-07")
+    assert code == 0, out
+    wh.execute("insert into raw.events values (100, timestamp '2026-06-05 13:00:00', 50), "
+               "(101, timestamp '2026-06-06 02:00:00', 60)")
+    return root, wh
+
+
+def test_kill_9_during_a_backfill_with_lookback_resumes_to_the_tables_of_a_clean_run(engine):
+    ref, ref_wh = late_data_project(engine, "reference")
+    code, out = pipe(ref, "backfill", "--start", "2026-06-07", "--end", "2026-06-10")
+    assert code == 0, out
+    reference = ref_wh.snapshot()
+    assert ("2026-06-05", 4, 65) in daily(ref_wh)  # the late rows made it downstream
+
+    root, wh = late_data_project(engine, "killed")
+    for seen in (0, 2, 5):
+        r = Backfill(root, "--start", "2026-06-07", "--end", "2026-06-10")
+        try:
+            r.read_until(seen)
+            r.signal(signal.SIGKILL)
+            code, out = r.finish()
+        finally:
+            r.close()
+        assert code == -signal.SIGKILL, out
+    code, out = pipe(root, "backfill", "--start", "2026-06-07", "--end", "2026-06-10")
+    assert code == 0, out
+    assert wh.snapshot() == reference
+    report = status(root)
+    assert (report["stale"], report["partial"], report["missing_tables"]) == ([], [], [])

@@ -214,6 +214,7 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
         intervals = [full_iv]
     out = []
     prev_id = None
+    looked_back: list[str] = []  # this model's lookback tasks so far
     for iv in intervals:
         tid = task_id(node.name, iv)
         temp = temp_name(node.name, tid)
@@ -225,6 +226,12 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
                       ch.warn_if, ch.error_if)
             for ch in c.checks)
         upstream = _upstream_ids(node, iv, by_model)
+        own_lookback = iv.start < run.start and c.lookback > 0
+        if looked_back and not own_lookback:
+            # the first interval of the run waits for the late-data rebuilds: once it is
+            # published they are too, so a resume after a crash knows what is left
+            upstream = tuple(sorted(set(upstream) | set(looked_back)))
+            looked_back = []
         past = None
         if c.depends_on_past and node.kind == "incremental":
             if prev_id is not None:
@@ -240,9 +247,11 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
             checks, c.pool, c.max_concurrency, c.retries, c.retry_delay, c.timeout, past,
             # its own late-data intervals; an interval before the run's that it has only
             # because an upstream looks back is rebuilt when that upstream's is
-            lookback=iv.start < run.start and c.lookback > 0,
+            lookback=own_lookback,
             on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail"))
         prev_id = tid
+        if own_lookback:
+            looked_back.append(tid)
     return out
 
 

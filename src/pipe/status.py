@@ -150,7 +150,10 @@ def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> d
     and the rows that arrived late. Each entry says why and, where one exists, the command
     that repairs it."""
     out_stale = []
+    superseded = _superseded(cp, entries)
     for key, why in sorted(stale(entries).items()):
+        if key in superseded:
+            continue
         since = (f" at {_when(why.since)}" if why.since is not None else "")
         reason = (f"{describe(why.upstream)} was published again{since} after this was built"
                   if why.since is not None else f"it read {describe(why.upstream)}, "
@@ -170,6 +173,18 @@ def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> d
             for m, (n, rows) in sorted(late_rows(entries, incremental).items())]
     return {"stale": out_stale, "partial": partial, "missing_tables": missing_tables,
             "tables_checked": probe, "late_rows": late}
+
+
+def _superseded(cp: CompiledProject, entries: dict[Key, Entry]) -> set[Key]:
+    """Keys of full models and views older than the model's latest publish: the table holds
+    the latest build only, so an older label's promise is history, not a gap."""
+    latest: dict[str, Key] = {}
+    whole = {n.name for n in cp.models() if n.kind in ("full", "view")}
+    for key, e in entries.items():
+        if key[0] in whole and (key[0] not in latest
+                                or e.published_at > entries[latest[key[0]]].published_at):
+            latest[key[0]] = key
+    return {k for k in entries if k[0] in whole and latest[k[0]] != k}
 
 
 def _when(t: float) -> str:
