@@ -188,8 +188,8 @@ def _complete_only(iv, execution_time, allow_partial: bool) -> None:
         raise IntervalError(
             f"interval {iv.label} is not complete: it ends at {intervals.iso(iv.end)}Z, after "
             f"the execution time {intervals.iso(execution_time)}Z; its data may still arrive",
-            hint="run it after it ends, or pass --allow-partial to build it now as partial "
-            "(the first run that covers it once it is complete rebuilds it)")
+            hint="run it after it ends, or pass --allow-partial to build it now as partial; "
+            "the first run that covers it once it is complete rebuilds it")
 
 
 def _unsafe_label(stem: str) -> str:

@@ -78,7 +78,7 @@ class Task:
         """(model, start, end) as the state store keys published work."""
         if self.interval is None:
             return (self.model, "", "")
-        return (self.model, iso(self.interval.start), iso(self.interval.end))
+        return (self.model, *_isos(self.interval))  # hot: the scheduler loop asks often
 
     @property
     def label(self) -> str:
@@ -108,7 +108,7 @@ def task_id(model: str, interval: Interval | None) -> str:
     return hashlib.sha1(f"{model}|{span}".encode()).hexdigest()[:12]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 16)
 def _isos(interval: Interval) -> tuple[str, str]:
     """(iso(start), iso(end)): the same few intervals are spelled for every task."""
     return iso(interval.start), iso(interval.end)

@@ -72,8 +72,10 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5,
                 progress = {"run_id": last, "status": runs[0]["status"], "done": done,
                             "total": runs[0]["tasks"]}
         entries = state.published_entries(target)
-        published = {k: e.fingerprint for k, e in entries.items()}
         now = execution_time or datetime.now(UTC).replace(tzinfo=None)
+        found = promises(cp, entries, now)
+        gone = {t["model"] for t in found["missing_tables"]}  # their intervals are gaps too
+        published = {k: e.fingerprint for k, e in entries.items() if k[0] not in gone}
         missing = _missing(cp, interval, published, now)
         backfill = None
         if runs and runs[0]["kind"] == "backfill":
@@ -82,7 +84,7 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5,
                                          published)
         return {"project": cp.name, "target": target, "runs": runs, "failures": failures,
                 "missing": missing, "in_progress": progress, "backfill": backfill,
-                "execution_time": iso(now), **promises(cp, entries, now)}
+                "execution_time": iso(now), **found}
     finally:
         state.close()
 
