@@ -501,3 +501,62 @@ def test_served_page_reloads_after_a_rebuild(browser, example_project):
         context.close()
         served.stop()
     assert errors == []
+
+
+def grid_cells(data: dict, state: str) -> set[tuple[str, str]]:
+    """(model, interval label) of every grid cell in `state`."""
+    grid = data["grid"]
+    code = str(grid["states"].index(state))
+    return {
+        (row["model"], grid["intervals"][i])
+        for row in grid["rows"]
+        for i, c in enumerate(row["states"])
+        if c == code
+    }
+
+
+def test_grid_shows_what_status_calls_stale_and_partial(example_project):
+    root = example_project
+    assert run_cli(["run", "--interval", "2026-06-01", "--project", root])[0] == 0
+    code, out = run_cli(
+        [
+            "run",
+            "--interval",
+            "2026-06-01",
+            "--select",
+            "staging.customers",
+            "--force",
+            "--project",
+            root,
+        ]
+    )
+    assert code == 0, out
+    status = run_cli_json(["status", "--json", "--project", root])
+    assert status["stale"], "republishing staging.customers makes its readers stale"
+    assert run_cli(["docs", "--project", root])[0] == 0
+    data = site_data(root / ".pipe" / "site")
+    stale = {(s["model"], s["start"][:10]) for s in status["stale"]}
+    assert grid_cells(data, "stale") == stale
+    assert ("marts.customer_orders", "2026-06-01") in stale
+
+    code, out = run_cli(
+        [
+            "run",
+            "--interval",
+            "2026-06-02",
+            "--allow-partial",
+            "--execution-time",
+            "2026-06-02T12:00",
+            "--project",
+            root,
+        ]
+    )
+    assert code == 0, out
+    status = run_cli_json(["status", "--json", "--project", root])
+    assert run_cli(["docs", "--project", root])[0] == 0
+    data = site_data(root / ".pipe" / "site")
+    partial = grid_cells(data, "partial")
+    want = {(p["model"], p["start"][:10]) for p in status["partial"]}
+    assert ("staging.orders", "2026-06-02") in partial
+    # a daily cell is partial when one of its intervals is (an hourly model: 12 of 24)
+    assert {m for m, _ in want} == {m for m, _ in partial}

@@ -12,6 +12,7 @@ import json
 from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 
+from . import ledger
 from . import plan as planmod
 from .compiler import CompiledProject
 from .errors import UserError
@@ -25,9 +26,10 @@ EXPAND_LIMIT = 50_000  # tasks: a run's edges come from expanding the project ov
 CHAIN_GAP = 0.05  # s: a task queued this soon after another finished was waiting for it
 
 # The backfill grid's cell states, one character each in a model's row string: the index
-# in this tuple. A new state (stale, partial: issue 8's ledger) is one line here, one rule
-# in `_incremental_row` / `_span_row`, and one colour in style.css (.st-<name>).
-STATES = ("published", "failed", "missing")
+# in this tuple. A new state is one name here, one rule where a cell is decided
+# (`_published`, `_incremental_row`, `_span_row`) and one colour in style.css (.st-<name>).
+STATES = ("published", "failed", "missing", "stale", "partial")
+PUBLISHED, STALE, PARTIAL = "0", "3", "4"
 FAILED = ("failed", "upstream_failed")
 
 
@@ -198,14 +200,15 @@ def critical_path(attempts, upstream_ids: dict[str, list[str]]) -> list[str]:
 
 
 def _published(store: StateStore, target: str) -> dict[str, dict[tuple, tuple]]:
-    """model -> {(start, end): (run_id, rows, published_at)}."""
+    """model -> {(start, end): (grid code, rows, published_at)}: the ledger's mirror, each
+    key published, stale (built from an upstream publish that is no longer current) or
+    partial (built before its interval was complete), as `pipe status` reads them."""
+    entries = store.published_entries(target)
+    stale = ledger.stale(entries)
     out: dict[str, dict[tuple, tuple]] = {}
-    for m, s, e, run_id, rows, at in store.db.execute(
-        "SELECT model, interval_start, interval_end, run_id, rows, published_at FROM "
-        "published WHERE target = ?",
-        (target,),
-    ):
-        out.setdefault(m, {})[(s, e)] = (run_id, rows, at)
+    for (m, s, e), entry in entries.items():
+        code = PARTIAL if entry.partial else STALE if (m, s, e) in stale else PUBLISHED
+        out.setdefault(m, {})[(s, e)] = (code, entry.rows, entry.published_at)
     return out
 
 
@@ -249,7 +252,8 @@ def _incremental_row(keys, published: dict, failed: dict) -> str:
     out = []
     for k in keys:
         if all(map(published.__contains__, k)):
-            out.append("0")
+            codes = {published[x][0] for x in k}
+            out.append(PARTIAL if PARTIAL in codes else STALE if STALE in codes else PUBLISHED)
         elif any(map(failed.__contains__, k)):
             out.append("1")
         else:
@@ -262,15 +266,17 @@ def _span_row(spelled: list[tuple[str, str]], published: dict, failed: dict) -> 
     seed (loaded once: every cell)."""
     out = ["2"] * len(spelled)
     starts = [s for s, _ in spelled]
-    for rows, code in ((failed, "1"), (published, "0")):  # published wins
-        for ps, pe in rows:
-            if ps == "":
-                out = [code] * len(spelled)
-                continue
-            i = bisect_left(starts, ps)
-            while i < len(spelled) and spelled[i][1] <= pe:
-                out[i] = code
-                i += 1
+    spans = [((fs, fe), "1") for fs, fe in failed]
+    newest_last = sorted(published.items(), key=lambda kv: kv[1][2])
+    spans += [(k, v[0]) for k, v in newest_last]
+    for (ps, pe), code in spans:  # a publish wins over a failure, a newer one over an older
+        if ps == "":
+            out = [code] * len(spelled)
+            continue
+        i = bisect_left(starts, ps)
+        while i < len(spelled) and spelled[i][1] <= pe:
+            out[i] = code
+            i += 1
     return "".join(out)
 
 

@@ -23,4 +23,11 @@ def open_adapter(target: Target, root: Path) -> Adapter:
     return getattr(importlib.import_module(module), cls)(target, root)
 
 
-__all__ = ["Adapter", "AdapterError", "Interrupted", "open_adapter"]
+def open_reader(target: Target, root: Path) -> Adapter | None:
+    """A connection that only reads (`pipe status`), or None when the warehouse does not
+    exist at all; raises UserError when it cannot be opened now (a run holds it)."""
+    module, cls = _CLASSES[target.adapter]
+    return getattr(importlib.import_module(module), cls).reader(target, root)
+
+
+__all__ = ["Adapter", "AdapterError", "Interrupted", "open_adapter", "open_reader"]

