@@ -538,6 +538,8 @@ def test_grid_shows_what_status_calls_stale_and_partial(example_project):
     stale = {(s["model"], s["start"][:10]) for s in status["stale"]}
     assert grid_cells(data, "stale") == stale
     assert ("marts.customer_orders", "2026-06-01") in stale
+    late = {f["model"]: f["late_rows"] for f in data["freshness"] if f["late_rows"]}
+    assert late == {r["model"]: [r["intervals"], r["rows"]] for r in status["late_rows"]}
 
     code, out = run_cli(
         [

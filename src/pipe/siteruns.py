@@ -41,10 +41,13 @@ def runs_data(
         _run(store, row, {**upstream_ids, **_edges(cp, row[3], row[7])})
         for row in store.runs(RUNS, target)
     ]
-    published = _published(store, target)
+    entries = store.published_entries(target)
+    published = _published(entries)
     failed = _failed(store, target)
     grid = _grid(cp, published, failed, now)
-    return runs, grid, _freshness(cp, published, now), _latest_checks(store, target)
+    incremental = {n.name for n in cp.models() if n.kind == "incremental"}
+    late = ledger.late_rows(entries, incremental)
+    return runs, grid, _freshness(cp, published, late, now), _latest_checks(store, target)
 
 
 # ---------------------------------------------------------------- runs
@@ -199,11 +202,10 @@ def critical_path(attempts, upstream_ids: dict[str, list[str]]) -> list[str]:
 # ---------------------------------------------------------------- ledger views
 
 
-def _published(store: StateStore, target: str) -> dict[str, dict[tuple, tuple]]:
+def _published(entries: dict) -> dict[str, dict[tuple, tuple]]:
     """model -> {(start, end): (grid code, rows, published_at)}: the ledger's mirror, each
     key published, stale (built from an upstream publish that is no longer current) or
     partial (built before its interval was complete), as `pipe status` reads them."""
-    entries = store.published_entries(target)
     stale = ledger.stale(entries)
     out: dict[str, dict[tuple, tuple]] = {}
     for (m, s, e), entry in entries.items():
@@ -314,9 +316,10 @@ def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> 
     return {"states": list(STATES), "intervals": [c.label for c in cells], "rows": rows}
 
 
-def _freshness(cp: CompiledProject, published: dict, now: datetime) -> list[dict]:
-    """Per model: the newest data interval published, when, and how far behind the last
-    complete interval of its grain it is."""
+def _freshness(cp: CompiledProject, published: dict, late: dict, now: datetime) -> list[dict]:
+    """Per model: the newest data interval published, when, how far behind the last
+    complete interval of its grain it is, and the rows that arrived late (intervals
+    republished with another row count, as `pipe status` reports them)."""
     out = []
     for node in cp.models():
         pub = published.get(node.name, {})
@@ -345,6 +348,7 @@ def _freshness(cp: CompiledProject, published: dict, now: datetime) -> list[dict
                 if at
                 else None,
                 "status": status,
+                "late_rows": late.get(node.name),
             }
         )
     return out

@@ -472,8 +472,8 @@
     main.innerHTML = `<h1>Freshness</h1><p class="sub">The newest data interval each model has published on ${esc(D.project.target)}, against the last complete interval of its grain (as of ${esc(D.project.generated_at)}).</p>
       <p>${filterBox("fq", "", "models")}</p><div id="ft"></div>`;
     wireFilter("fq", (chosen) => {
-      document.getElementById("ft").innerHTML = `<table id="fresh"><thead><tr><th>model</th><th>kind</th><th>status</th><th>newest data up to</th><th>due up to</th><th class="num">intervals behind</th><th>published at</th></tr></thead><tbody>${
-        rows.filter((f) => !chosen || chosen.has(f.model)).map((f) => `<tr><td>${modelLink(f.model)}</td><td>${badge(f.kind)}</td><td>${st(f.status)}</td><td>${esc(f.newest_end || "–")}</td><td>${esc(f.kind === "seed" ? "–" : f.due_end)}</td><td class="num">${f.behind ?? "–"}</td><td>${esc(f.published_at || "–")}</td></tr>`).join("")}</tbody></table>`;
+      document.getElementById("ft").innerHTML = `<table id="fresh"><thead><tr><th>model</th><th>kind</th><th>status</th><th>newest data up to</th><th>due up to</th><th class="num">intervals behind</th><th>published at</th><th class="num">late rows</th></tr></thead><tbody>${
+        rows.filter((f) => !chosen || chosen.has(f.model)).map((f) => `<tr><td>${modelLink(f.model)}</td><td>${badge(f.kind)}</td><td>${st(f.status)}</td><td>${esc(f.newest_end || "–")}</td><td>${esc(f.kind === "seed" ? "–" : f.due_end)}</td><td class="num">${f.behind ?? "–"}</td><td>${esc(f.published_at || "–")}</td><td class="num">${f.late_rows ? `${f.late_rows[1] > 0 ? "+" : ""}${f.late_rows[1]} in ${f.late_rows[0]} interval${f.late_rows[0] === 1 ? "" : "s"}` : "–"}</td></tr>`).join("")}</tbody></table>`;
     });
   }
 
