@@ -562,3 +562,31 @@ def test_grid_shows_what_status_calls_stale_and_partial(example_project):
     assert ("staging.orders", "2026-06-02") in partial
     # a daily cell is partial when one of its intervals is (an hourly model: 12 of 24)
     assert {m for m, _ in want} == {m for m, _ in partial}
+
+
+OUTPUT_CASES = [
+    ("select a, b as c, count(*) as n from t group by 1, 2", ["a", "c", "n"]),
+    ("with x as (select 1 as a from y) select x.a, t.* from x, t", ["a", "*"]),
+    ("select a from t union all select b from u", ["a"]),
+    ("(select a from t) union all (select b from u)", ["a"]),
+    ("select (select max(v) from w) as m, extract(year from ts) as y from t", ["m", "y"]),
+    ("select trim(both 'x' from s) as s2, 'from' as word, \"from\" from t", ["s2", "word", "from"]),
+    ("select distinct on (a) a, b from t order by a, b desc limit 3", ["a", "b"]),
+    (
+        "select a, row_number() over (partition by b order by c) as r from t qualify r = 1",
+        ["a", "r"],
+    ),
+    ("select count(*) filter (where a > 1) as k, sum(x) total from t", ["k", "total"]),
+    ("select case when a then 1 else 2 end as c from t where a", ["c"]),
+    ("select -- from here\n a /* from */ as b from t", ["b"]),
+    ("select *", ["*"]),
+    ("select from where", []),
+]
+
+
+@pytest.mark.parametrize(("sql", "want"), OUTPUT_CASES)
+def test_output_columns_agree_with_a_full_parse(sql, want):
+    from pipe import sql as sqlmod
+
+    assert sqlmod.output_columns(sql, "duckdb") == want
+    assert sqlmod.output_columns_parsed(sql, "duckdb") == want

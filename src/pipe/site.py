@@ -39,6 +39,7 @@ ASSETS = ("index.html", "app.js", "style.css")
 DEFAULT_OUT = Path(".pipe") / "site"
 PLAN_FILES = 14  # newest plan files whose SQL the model pages offer
 SQL_PER_MODEL = 30  # intervals of compiled SQL kept per model (an hourly model has 24 a day)
+POOL_MIN = 2000  # new column parses worth forking worker processes for
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def _parse_chunk(bounds: tuple[int, int]) -> list[tuple[int, list[str]]]:
 def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, list[str]]:
     """model -> the columns its newest compiled SQL returns. Parsing is the one slow step
     of a build (a millisecond a model), so results are kept in .pipe/cache/site-columns.json
-    by a hash of the SQL, and a build with many new ones parses them on every core."""
+    by a hash of the SQL, and a build with thousands of new ones parses them on every core."""
     global _JOBS
     dialect = cp.target.dialect
     path = cp.raw.root / ".pipe" / "cache" / "site-columns.json"
@@ -226,7 +227,7 @@ def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, lis
         _JOBS = [(sql_of[m], dialect) for _k, m in missing]
         found: dict[int, list[str]] = {}
         n = len(_JOBS)
-        if n >= 200 and workers() > 1:
+        if n >= POOL_MIN and workers() > 1:
             step = -(-n // (workers() * 4))
             try:
                 with fork_pool(n) as pool:

@@ -211,13 +211,57 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
 @lru_cache(maxsize=8192)
 def output_columns(text: str, dialect: str) -> list[str]:
     """The names of the columns a query returns, in order ('*' where it selects a star);
-    [] when the text does not parse. For the docs site: no error, no location."""
+    [] when the text does not parse. For the docs site: no error, no location.
+
+    Only the outermost SELECT's list decides the names (the first SELECT of a UNION), so
+    that list alone is parsed when the tokens show where it is: a fraction of the cost of
+    parsing a query with its CTEs. The whole query is parsed when they do not."""
+    _sqlglot()
+    d = get_dialect(dialect)
+    try:
+        head = _outer_select_list(text, d)
+        tree = sqlglot.parse_one(head if head is not None else text, dialect=d)
+    except (ParseError, TokenError):
+        if head is None:
+            return []
+        return output_columns_parsed(text, dialect)
+    return [name for name in getattr(tree, "named_selects", []) if name]
+
+
+def output_columns_parsed(text: str, dialect: str) -> list[str]:
+    """`output_columns` by parsing the whole query (the reference it must agree with)."""
     _sqlglot()
     try:
         tree = sqlglot.parse_one(text, dialect=get_dialect(dialect))
     except (ParseError, TokenError):
         return []
     return [name for name in getattr(tree, "named_selects", []) if name]
+
+
+_LIST_ENDS = {"FROM", "WHERE", "GROUP_BY", "HAVING", "WINDOW", "QUALIFY", "ORDER_BY", "LIMIT",
+              "UNION", "INTERSECT", "EXCEPT", "SEMICOLON", "INTO", "FETCH", "OFFSET"}
+
+
+def _outer_select_list(text: str, d) -> str | None:
+    """'SELECT <list>' of the outermost query, cut from `text` at token boundaries; None
+    when there is no SELECT outside parentheses (then the caller parses it all)."""
+    from sqlglot.tokens import TokenType
+
+    depth = 0
+    start = None
+    for tok in d.tokenize(text):
+        kind = tok.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0:
+            if start is None:
+                if kind == TokenType.SELECT:
+                    start = tok.start
+            elif kind.name in _LIST_ENDS:
+                return text[start:tok.start]
+    return text[start:] if start is not None else None
 
 
 def quote_table(name: str, dialect: str) -> str:
