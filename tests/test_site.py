@@ -581,6 +581,7 @@ OUTPUT_CASES = [
     ("select -- from here\n a /* from */ as b from t", ["b"]),
     ("select *", ["*"]),
     ("select from where", []),
+    ("select 'unterminated from t", []),
 ]
 
 

@@ -218,6 +218,7 @@ def output_columns(text: str, dialect: str) -> list[str]:
     parsing a query with its CTEs. The whole query is parsed when they do not."""
     _sqlglot()
     d = get_dialect(dialect)
+    head = None
     try:
         head = _outer_select_list(text, d)
         tree = sqlglot.parse_one(head if head is not None else text, dialect=d)
