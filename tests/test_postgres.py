@@ -11,8 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import run_cli
+from conftest import PIPE_YML, run_cli
 from runner_helpers import snapshot as duckdb_snapshot
+from runner_helpers import state
 
 PG_YML = """\
 name: t
@@ -125,3 +126,64 @@ def test_example_project_gives_the_same_tables_on_duckdb_and_postgres(
                          "--target", "pg"])
     assert code == 0
     assert "35 skipped" in out
+
+
+def test_a_connection_killed_mid_task_is_replaced_for_the_retry_and_later_tasks(
+        write_project, pg_dsn, monkeypatch):
+    """pg_terminate_backend (a server restart, a network blip): the retry reconnects, and
+    the tasks the same worker runs afterwards do not inherit the dead connection."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        con.execute("create sequence public.kills")
+    monkeypatch.setenv("PIPE_PG_DSN", pg_dsn)
+    root = write_project({
+        # the first attempt kills its own connection; nextval is not rolled back
+        "models/a/victim.sql": "select case when nextval('public.kills') = 1 then "
+                               "pg_terminate_backend(pg_backend_pid()) else true end as ok",
+        "models/a/victim.yml": "retries: 1\nretry_delay: 0.01s\n",
+        "models/a/after.sql": "select ok from a.victim",
+        "models/a/other.sql": "select 1 as x",
+    }, pipe_yml=PIPE_YML.replace("dev: {adapter: duckdb, path: warehouse.duckdb}",
+                                 'dev: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}')
+       + "concurrency: 1\n")
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    assert "RETRY a.victim" in out or "RETRY" in out, out
+    assert "3 succeeded" in out, out
+    with psycopg.connect(pg_dsn) as con:
+        assert con.execute("select ok from a.after").fetchall() == [(True,)]
+
+
+def test_a_worker_that_cannot_connect_fails_its_tasks_and_the_run_is_recorded(
+        write_project, pg_dsn, monkeypatch):
+    """The server refuses a worker's connection (max_connections, a role's limit): the tasks
+    fail with the server's reason, the run exits 1 and is recorded as failed (never left
+    'running'), and no traceback."""
+    import os
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    role = f"pipe_limited_{os.getpid()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        con.execute(f"create role {role} login connection limit 1")
+        con.execute(f"grant all on database {conninfo_to_dict(pg_dsn)['dbname']} to {role}")
+        con.execute(f"grant create on schema public to {role}")
+    try:
+        monkeypatch.setenv("PIPE_PG_DSN", make_conninfo(pg_dsn, user=role))
+        root = write_project({"models/a/b.sql": "select 1 as x"}, pipe_yml=PIPE_YML.replace(
+            "dev: {adapter: duckdb, path: warehouse.duckdb}",
+            'dev: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}'))
+        code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+        assert code == 1, out
+        assert "Traceback" not in out and "bug in pipe" not in out, out
+        assert "cannot connect to target 'dev' (postgres)" in out, out
+        assert "too many connections for role" in out, out
+        assert state(root, "select status from runs") == [("failed",)]
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as con:
+            con.execute(f"select pg_terminate_backend(pid) from pg_stat_activity "
+                        f"where usename = '{role}'")
+            con.execute(f"drop owned by {role}")
+            con.execute(f"drop role {role}")

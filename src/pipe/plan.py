@@ -27,7 +27,7 @@ from pathlib import Path
 from . import checks as checkmod
 from . import sql as sqlmod
 from .compiler import CompiledProject, Node
-from .errors import StalePlanError, UserError, raise_collected
+from .errors import PlanFileError, SourceLocation, UserError, raise_collected
 from .intervals import Interval, expand, floor, from_iso, iso, next_start, previous
 from .loader import frozen_gc
 from .templating import render_snippet
@@ -492,16 +492,49 @@ def write_recorded(cp: CompiledProject, plan: Plan) -> tuple[Path, bool]:
 def stale_reason(root: Path, plan: Plan) -> str | None:
     """Why the plan file on disk does not match `plan` (freshly compiled), or None."""
     path = plan_path(root, plan.target, plan.interval)
-    if not path.is_file():
+    if not path.exists():
         return "missing"
-    if path.read_bytes() != dumps(plan):
+    data = path.read_bytes() if path.is_file() else None
+    if data != dumps(plan):
+        load(path)  # a file pipe cannot read says so, rather than "stale"
         return "stale"
     return None
 
 
 def load(path: Path) -> Plan:
+    """The plan in `path`; a file that is not a readable plan is a PlanFileError saying
+    exactly what is wrong with it (never "stale": it may be no plan at all)."""
+    where = SourceLocation(_shown(path))
+    fix = "delete it and run 'pipe compile' for its interval"
+    if path.is_dir():
+        raise PlanFileError("this is a directory, not a plan file", at=where, hint=fix)
     try:
-        return from_json(json.loads(path.read_bytes()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StalePlanError(f"unreadable plan file: {exc}", hint="recompile it with "
-                             "'pipe compile'") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanFileError(f"cannot read this plan file: {exc.strerror}", at=where) from None
+    if not data.strip():
+        raise PlanFileError("this plan file is empty", at=where, hint=fix)
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise PlanFileError(f"this plan file is not valid JSON: {getattr(exc, 'msg', exc)}",
+                            at=SourceLocation(where.path, line), hint=fix) from None
+    if not isinstance(doc, dict) or "pipe_plan" not in doc:
+        raise PlanFileError("this is not a pipe plan (no 'pipe_plan' format key)", at=where,
+                            hint=fix)
+    if doc["pipe_plan"] != PLAN_FORMAT:
+        raise PlanFileError(f"this plan has format {doc['pipe_plan']!r}; this pipe reads format "
+                            f"{PLAN_FORMAT}", at=where, hint="recompile it with this pipe: "
+                            "'pipe compile' for its interval")
+    try:
+        return from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PlanFileError(f"this plan file is damaged: {type(exc).__name__} {exc}",
+                            at=where, hint=fix) from None
+
+
+def _shown(path: Path) -> str:
+    """plans/<target>/<file> relative to the project, as messages name files."""
+    parts = path.parts
+    return "/".join(parts[parts.index("plans"):]) if "plans" in parts else str(path)

@@ -128,6 +128,10 @@ class Adapter(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def healthy(self) -> bool:
+        """False once the connection is known to be unusable (closed by the server)."""
+        return True
+
     @abstractmethod
     def interrupt(self) -> None: ...
 

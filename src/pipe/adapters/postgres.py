@@ -65,6 +65,9 @@ class PostgresAdapter(Adapter):
     def close(self) -> None:
         self.con.close()
 
+    def healthy(self) -> bool:
+        return not (self.con.closed or self.con.broken)
+
     def interrupt(self) -> None:
         try:
             self.con.cancel_safe()
