@@ -187,3 +187,46 @@ def test_a_worker_that_cannot_connect_fails_its_tasks_and_the_run_is_recorded(
                         f"where usename = '{role}'")
             con.execute(f"drop owned by {role}")
             con.execute(f"drop role {role}")
+
+
+def test_a_republish_keeps_the_tables_grants_and_grants_in_a_sidecar_are_applied(
+        write_project, pg_dsn, monkeypatch):
+    import os
+
+    import psycopg
+
+    reader, declared = f"pipe_reader_{os.getpid()}", f"pipe_declared_{os.getpid()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        for role in (reader, declared):
+            con.execute(f"drop role if exists {role}")
+            con.execute(f"create role {role} nologin")
+    monkeypatch.setenv("PIPE_PG_DSN", pg_dsn)
+    root = write_project({
+        "models/a/base.sql": "select 1 as x",
+        "models/a/view.sql": "select x from a.base",
+        "models/a/view.yml": f"kind: view\ngrants: {{select: [{declared}]}}\n",
+    }, pipe_yml=PIPE_YML.replace("dev: {adapter: duckdb, path: warehouse.duckdb}",
+                                 'dev: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}'))
+
+    def can(role, table):
+        with psycopg.connect(pg_dsn) as con:
+            return con.execute("select has_table_privilege(%s, %s, 'SELECT')",
+                               (role, table)).fetchone()[0]
+
+    try:
+        code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+        assert code == 0, out
+        assert can(declared, "a.view")
+        with psycopg.connect(pg_dsn, autocommit=True) as con:
+            con.execute(f"grant usage on schema a to {reader}")
+            con.execute(f"grant select on a.base to {reader}")
+        code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01",
+                             "--force"])
+        assert code == 0, out
+        assert can(reader, "a.base")  # carried to the new table in the publish's transaction
+        assert can(declared, "a.view")
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as con:
+            for role in (reader, declared):
+                con.execute(f"drop owned by {role}")
+                con.execute(f"drop role {role}")

@@ -95,8 +95,10 @@ class ModelConfig:
     depends_on_lines: tuple[int, ...] = ()
     lookback: int = 0
     on_schema_change: str = "fail"
+    grants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (privilege, roles), sorted
 
 
+PRIVILEGES = ("select", "insert", "update", "delete", "truncate", "references", "trigger")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")
 
 
@@ -313,7 +315,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
 
 _MODEL_KEYS = {"kind", "time_column", "grain", "depends_on_past", "depends_on", "pool",
                "max_concurrency", "retries", "retry_delay", "timeout", "checks", "columns",
-               "tags", "description", "lookback", "on_schema_change"}
+               "tags", "description", "lookback", "on_schema_change", "grants"}
 _CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
@@ -343,6 +345,7 @@ def parse_model_config(data, path: str, errors: list[UserError],
         if used and kind != "incremental":
             ctx.err(f"'{key}' applies to incremental models only (this one is {kind})",
                     m.line_of(key), "remove it, or make the model kind: incremental")
+    grants = _grants(ctx, m)
     return ModelConfig(
         kind=kind,
         time_column=time_column,
@@ -361,7 +364,29 @@ def parse_model_config(data, path: str, errors: list[UserError],
         depends_on_lines=(m.line_of("depends_on"),) * len(depends_on),
         lookback=lookback,
         on_schema_change=on_schema_change,
+        grants=grants,
     )
+
+
+def _grants(ctx: _Ctx, m: YMap) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`grants: {select: [analyst, reporting]}` (dbt's shape): privilege -> roles."""
+    if "grants" not in m:
+        return ()
+    g = ctx.mapping(m["grants"], "'grants'", m.line_of("grants"))
+    if g is None:
+        return ()
+    out = []
+    for privilege in g:
+        if str(privilege).lower() not in PRIVILEGES:
+            close = difflib.get_close_matches(str(privilege).lower(), PRIVILEGES, n=1)
+            ctx.err(f"unknown privilege '{privilege}' in 'grants'", g.line_of(privilege),
+                    f"did you mean '{close[0]}'?" if close else
+                    "privileges: " + ", ".join(PRIVILEGES))
+            continue
+        roles = ctx.str_list(g, privilege)
+        if roles:
+            out.append((str(privilege).lower(), tuple(sorted(set(roles)))))
+    return tuple(sorted(out))
 
 
 def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:

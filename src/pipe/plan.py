@@ -72,6 +72,7 @@ class Task:
     on_schema_change: str = "fail"
     # backfill --full-refresh: publishes into `table`, a shadow the `swap` task renames in
     refresh: bool = False
+    grants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (privilege, roles) to grant
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -248,7 +249,8 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
             # its own late-data intervals; an interval before the run's that it has only
             # because an upstream looks back is rebuilt when that upstream's is
             lookback=own_lookback,
-            on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail"))
+            on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail",
+            grants=c.grants))
         prev_id = tid
         if own_lookback:
             looked_back.append(tid)
@@ -305,6 +307,8 @@ def to_json(plan: Plan) -> dict:
             d["lookback"] = True
         if t.on_schema_change != "fail":
             d["on_schema_change"] = t.on_schema_change
+        if t.grants:
+            d["grants"] = {p: list(roles) for p, roles in t.grants}
         tasks.append(d)
     return {"pipe_plan": PLAN_FORMAT, "project": plan.project, "target": plan.target,
             "dialect": plan.dialect,
@@ -411,7 +415,8 @@ def from_json(data: dict) -> Plan:
             column_types=tuple(sorted(d.get("column_types", {}).items())),
             poke_every=d.get("poke_every"), wait_timeout=d.get("wait_timeout"),
             lookback=d.get("lookback", False),
-            on_schema_change=d.get("on_schema_change", "fail")))
+            on_schema_change=d.get("on_schema_change", "fail"),
+            grants=tuple((p, tuple(r)) for p, r in sorted(d.get("grants", {}).items()))))
     return Plan(data["project"], data["target"], data["dialect"],
                 _interval(data["interval"]), tuple(tasks))
 

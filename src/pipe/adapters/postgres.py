@@ -127,7 +127,30 @@ class PostgresAdapter(Adapter):
             self.execute(self.insert_sql(temp, table))
             self.drop(temp, "table")
             return
+        kept = self._grants_on(table)
         super().publish_full(temp, table)
+        self._grant(table, kept)
+
+    # -- grants: a republish replaces the table, so its grants are carried to the new one
+    # in the same transaction; an analyst who could read it still can after every run
+    has_grants = True
+
+    def _grants_on(self, table: str) -> list[tuple[str, str]]:
+        """(privilege, role or PUBLIC) granted on `table` to others than its owner."""
+        _, rows = self._run(
+            "SELECT a.privilege_type, coalesce(r.rolname, 'PUBLIC') FROM pg_class c "
+            "CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = "
+            "a.grantee WHERE c.oid = to_regclass(%s) AND a.grantee <> c.relowner "
+            "ORDER BY 1, 2", True, (self.q(table),))
+        return [(p, r) for p, r in rows]
+
+    def _grant(self, table: str, grants) -> None:
+        for privilege, role in grants:
+            who = "PUBLIC" if role == "PUBLIC" else self.col(role)
+            self.execute(f"GRANT {privilege} ON {self.q(table)} TO {who}")
+
+    def apply_grants(self, table: str, grants) -> None:
+        self._grant(table, [(p.upper(), r) for p, roles in grants for r in roles])
 
     def insert_sql(self, temp: str, table: str) -> str:
         cols = ", ".join(self.col(c) for c, _ in self.columns(temp))
@@ -145,8 +168,10 @@ class PostgresAdapter(Adapter):
             self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
         except AdapterError:
             self.execute("ROLLBACK TO SAVEPOINT pipe_view")
+            kept = self._grants_on(table)
             self.drop(table, "view")
             self.execute(f"CREATE VIEW {self.q(table)} AS\n{select_sql}")
+            self._grant(table, kept)
         self._changed(table, "view")
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
