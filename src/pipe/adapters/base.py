@@ -397,12 +397,11 @@ class Adapter(ABC):
         self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
         self._changed(table, "view")
 
-    # -- grants: engines with privileges override these (DuckDB has none)
-    #: GRANT exists on this engine; `grants:` in a sidecar is applied on every publish
-    has_grants = False
-
+    # -- grants: engines with privileges override this (DuckDB has none)
     def apply_grants(self, table: str, grants) -> None:
-        """Grant (privilege, roles) on `table`, inside the publishing transaction."""
+        """Grant (privilege, roles) on `table`, inside the publishing transaction; a no-op
+        on an engine without privileges."""
+        return None
 
     def is_conflict(self, exc: AdapterError) -> bool:
         """A concurrent-write conflict: the same publish can simply be tried again."""

@@ -133,7 +133,6 @@ class PostgresAdapter(Adapter):
 
     # -- grants: a republish replaces the table, so its grants are carried to the new one
     # in the same transaction; an analyst who could read it still can after every run
-    has_grants = True
 
     def _grants_on(self, table: str) -> list[tuple[str, str]]:
         """(privilege, role or PUBLIC) granted on `table` to others than its owner."""
