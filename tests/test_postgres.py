@@ -81,6 +81,22 @@ def test_a_password_never_appears_in_plans_or_errors(write_project, monkeypatch)
             assert secret not in path.read_text()
 
 
+@pytest.mark.parametrize("dsn, secret", [
+    ("postgresql://pipe:pa%zzsecret-1@127.0.0.1:1/nowhere", "zzsecret-1"),  # a stray %
+    ("host=127.0.0.1 port=1 password=top s3cret-2 user=pipe", "s3cret-2"),  # unquoted space
+    ("host=127.0.0.1 port=1 password='quoted s3cret-3' user=pipe", "s3cret-3"),
+])
+def test_a_password_the_driver_quotes_in_its_error_is_masked(write_project, monkeypatch, dsn,
+                                                             secret):
+    monkeypatch.setenv("PIPE_PG_DSN", dsn)
+    root = write_project({"models/a/m.sql": "select 1 as x"}, pipe_yml=PG_YML)
+    code, out = run_cli(["run", "--project", root, "--target", "pg", "--interval",
+                         "2026-06-01"])
+    assert code == 2, out
+    assert "cannot connect to target 'pg' (postgres)" in out
+    assert secret not in out and "Traceback" not in out, out
+
+
 def _pg_snapshot(dsn: str) -> dict[str, list[tuple]]:
     import psycopg
 

@@ -24,8 +24,30 @@ from .duckdb import read_csv
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
 
-def mask(text: str) -> str:
-    """Hide passwords in a DSN or an error message."""
+_URL_PASSWORD = re.compile(r"://[^:/@\s]*:(?P<pw>.*)@")
+_KEY_PASSWORD = re.compile(r"password\s*=\s*(?P<pw>'(?:[^'\\]|\\.)*'|.*?)(?=\s+\w+\s*=|\s*$)",
+                           re.IGNORECASE)
+
+
+def secrets_of(dsn: str) -> list[str]:
+    """The password in a DSN as written, decoded, and each piece of it: a driver's error
+    may quote any of them (a stray '%' in a URL, an unquoted space in a keyword DSN)."""
+    from urllib.parse import unquote
+
+    found = []
+    for rx in (_URL_PASSWORD, _KEY_PASSWORD):
+        for m in rx.finditer(dsn):
+            pw = m["pw"].strip()
+            if pw.startswith("'") and pw.endswith("'") and len(pw) > 1:
+                pw = pw[1:-1]
+            found += [pw, unquote(pw), *pw.split()]
+    return sorted({x for x in found if len(x) >= 2}, key=len, reverse=True)
+
+
+def mask(text: str, secrets=()) -> str:
+    """Hide passwords in a DSN or an error message: by shape, and by value when known."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
     return _PASSWORD.sub(lambda m: (m[1] or m[2]) + "***" + ("@" if m[1] else ""), text)
 
 
@@ -35,6 +57,7 @@ class PostgresAdapter(Adapter):
     def __init__(self, target, root: Path, dsn: str | None = None):
         super().__init__(target, root)
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
+        self._secrets = secrets_of(self.dsn)
         try:
             self.con = psycopg.connect(self.dsn, autocommit=True)
             # SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
@@ -42,7 +65,7 @@ class PostgresAdapter(Adapter):
             self.con.execute("SET TIME ZONE 'UTC'")
         except psycopg.Error as exc:
             raise UserError(f"cannot connect to target '{target.name}' (postgres): "
-                            f"{mask(str(exc)).strip()}") from None
+                            f"{mask(str(exc), self._secrets).strip()}") from None
         self._abort_when_the_client_dies()
 
     def _abort_when_the_client_dies(self) -> None:
@@ -90,7 +113,7 @@ class PostgresAdapter(Adapter):
         except pgerrors.QueryCanceled as exc:
             raise Interrupted(str(exc)) from None
         except psycopg.Error as exc:
-            error = AdapterError(mask(str(exc)).strip() or type(exc).__name__)
+            error = AdapterError(mask(str(exc), self._secrets).strip() or type(exc).__name__)
             error.sqlstate = getattr(exc, "sqlstate", None)
             raise error from None
 
@@ -174,26 +197,29 @@ class PostgresAdapter(Adapter):
         self._changed(table, "view")
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
-        """Type the CSV as DuckDB would (the contract of seeds), then COPY it in."""
+        """DuckDB reads the CSV (the contract of seeds: its dialect sniffing, its types, its
+        NULLs), and its rows are COPYed in: the same values on every target, whatever the
+        delimiter or quoting (Postgres's own CSV reader would read "" as '' and assume ',')."""
         con = duckdb.connect()
         try:
-            described = con.execute(
-                f"DESCRIBE SELECT * FROM {read_csv(csv_path, column_types)}").fetchall()
+            rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
+            cols = [(d[0], sqlmod.transpile_type(str(d[1]), "duckdb", "postgres"))
+                    for d in rel.description]
+            rows = rel.fetchall()
+        except duckdb.Error as exc:
+            raise AdapterError(f"reading {csv_path.name}: {str(exc).splitlines()[0]}") from None
         finally:
             con.close()
-        cols = [(name, sqlmod.transpile_type(dtype, "duckdb", "postgres"))
-                for name, dtype, *_ in described]
         ddl = ", ".join(f"{self.col(n)} {t}" for n, t in cols)
         self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
         self._changed(temp, "table")
         names = ", ".join(self.col(n) for n, _ in cols)
         try:
             with self.con.cursor() as cur:
-                with cur.copy(f"COPY {self.q(temp)} ({names}) FROM STDIN WITH (FORMAT csv, "
-                              "HEADER true)".encode()) as copy:
-                    with open(csv_path, "rb") as f:
-                        while chunk := f.read(1 << 16):
-                            copy.write(chunk)
+                with cur.copy(f"COPY {self.q(temp)} ({names}) FROM STDIN".encode()) as copy:
+                    for row in rows:
+                        copy.write_row(row)
         except psycopg.Error as exc:
-            raise AdapterError(f"loading {csv_path.name}: {mask(str(exc)).strip()}") from None
-        return self.count(temp)
+            raise AdapterError(f"loading {csv_path.name}: "
+                               f"{mask(str(exc), self._secrets).strip()}") from None
+        return len(rows)
