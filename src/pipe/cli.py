@@ -351,6 +351,36 @@ def status(project, target, interval, limit, as_json):
 
 
 @main.command()
+@click.argument("name", metavar="SCHEMA.MODEL[.COLUMN]")
+@click.option("--downstream", is_flag=True, help="What the column feeds (its impact) "
+              "instead of where it comes from.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object for a column, "
+              "an array for a model.")
+@common
+@handle_errors
+def lineage(project, target, name, downstream, as_json):
+    """Column-level lineage: a column's parents and seed/source columns, or its impact."""
+    from . import lineage as lin
+
+    cp = _load(project, target)
+    model, column = lin.parse_target(cp, name)
+    only = lin.with_downstream(cp.graph.upstream, model) if downstream else [model]
+    found = lin.compute(cp, only)
+    cp.save_cache()
+    table = found.table(model)
+    for c in [column] if column else table.columns[:1] or [""]:
+        lin.check_column(table, c)  # unknown column, or a model whose columns are unknown
+    rows = lin.report(found, model, [column] if column else table.columns, downstream)
+    if as_json:
+        click.echo(json.dumps(rows[0] if column else rows, indent=2))
+        return
+    note = None if table.complete else (
+        f"note: some inputs of {model} are not known (a star or column over a source "
+        "without 'columns:' in sources.yml)")
+    click.echo(console.lineage_text(rows, downstream, note))
+
+
+@main.command()
 @click.option("--start", required=True, help="First day (or hour) to backfill, UTC.")
 @click.option("--end", required=True, help="End of the range (exclusive).")
 @click.option("--select", "select", help="Backfill only these models.")

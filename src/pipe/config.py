@@ -103,6 +103,7 @@ class SourceConfig:
     wait_timeout: float = 3600.0
     description: str | None = None
     line: int | None = None
+    columns: tuple[tuple[str, str], ...] = ()  # column -> documentation; names feed lineage
 
 
 @dataclass(frozen=True)
@@ -493,8 +494,16 @@ def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
             wait_timeout=ctx.duration(item, "wait_timeout", 3600.0),
             description=ctx.typed(item, "description", str),
             line=item.line_of("name"),
+            columns=_in_order(ctx, item, "columns"),
         ))
     return tuple(out)
+
+
+def _in_order(ctx: _Ctx, m: YMap, key: str) -> tuple[tuple[str, str], ...]:
+    """A column -> text mapping in the order written (a table's column order), names
+    lowercased as SQL compares them."""
+    found = dict(ctx.str_map(m, key))
+    return tuple((str(k).lower(), found[str(k)]) for k in m.get(key) or {} if str(k) in found)
 
 
 def parse_seed_config(data, path: str, errors: list[UserError]) -> SeedConfig:

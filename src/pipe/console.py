@@ -263,3 +263,16 @@ class Counter:
         if total > 20 and (step != self.last or done == total):
             self.last = step
             self.echo(f"{self.what}: {done}/{total}")
+
+
+def lineage_text(rows: list[dict], downstream: bool, note: str | None = None) -> str:
+    """`pipe lineage`: per column, its parents and sources (or children and downstream)."""
+    keys = ("children", "downstream") if downstream else ("parents", "sources")
+    lines = []
+    for row in rows:
+        lines.append(row["column"])
+        for key in keys:
+            lines.append(f"  {key + ':':<11} {', '.join(row[key]) or '-'}")
+    if note:
+        lines.append(note)
+    return "\n".join(lines)

@@ -27,6 +27,23 @@ def read_csv(csv_path: Path, column_types: dict[str, str]) -> str:
     return f"read_csv('{path}', header = true, auto_detect = true{types})"
 
 
+def describe_csvs(seeds: list[tuple[Path, dict[str, str]]]) -> list[tuple[tuple[str, str], ...]]:
+    """The (column, type) pairs of each seed CSV as `read_csv` types it; () for a file
+    DuckDB cannot read (loading it reports why). For lineage and OpenLineage schemas."""
+    con = duckdb.connect()
+    try:
+        out = []
+        for path, column_types in seeds:
+            try:
+                rows = con.execute(f"DESCRIBE SELECT * FROM {read_csv(path, column_types)}")
+                out.append(tuple((r[0], r[1]) for r in rows.fetchall()))
+            except duckdb.Error:
+                out.append(())
+        return out
+    finally:
+        con.close()
+
+
 class DuckDBAdapter(Adapter):
     dialect = "duckdb"
 
