@@ -263,6 +263,13 @@ def _selected(cp, select: str | None):
     return graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
 
 
+def _observed(reporter, cp):
+    """The run's reporter, emitting OpenLineage events when the project asks for them."""
+    from .openlineage import observe
+
+    return observe(reporter, cp, lambda message: click.echo(message, err=True))
+
+
 def _finish(result, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_result_json(result), indent=2, default=str))
@@ -319,7 +326,7 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
             "'git diff plans/', then run again")
     cp.save_cache()
     plan = planmod.load(path).select(_selected(cp, select))
-    reporter = console.ConsoleReporter(click.echo, quiet=as_json)
+    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp)
     try:
         result = run_tasks(root, cp.target, plan.tasks, kind="run", label=iv.label,
                            start=intervals.iso(iv.start), end=intervals.iso(iv.end),
@@ -429,7 +436,8 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     order = bf.newest_first(stubs) if newest_first else bf.oldest_first(stubs)
     by_interval = {t.id: outer.label for t in stubs.tasks
                    if (outer := bf.inside_one(cp, t.interval)) is not None}
-    reporter = console.ConsoleReporter(click.echo, quiet=as_json, intervals=by_interval)
+    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json,
+                                                 intervals=by_interval), cp)
     try:
         result = run_tasks(cp.raw.root, cp.target, stubs.tasks, kind="backfill",
                            label=span.label, start=intervals.iso(span.start),

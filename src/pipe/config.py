@@ -8,6 +8,7 @@ system, no environment variables (targets keep `${VAR}` until a run connects).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,17 @@ class Target:
 
 
 @dataclass(frozen=True)
+class OpenLineageSettings:
+    """`openlineage:` in pipe.yml: the namespace of pipe's jobs (None: the project name) and
+    the openlineage-python client's own `transport` config, as canonical JSON (None: the
+    client's environment variables or openlineage.yml decide). `${VAR}` stays unexpanded
+    until a run builds the client."""
+
+    namespace: str | None = None
+    transport: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     name: str
     dialect: str = "duckdb"
@@ -54,6 +66,7 @@ class ProjectConfig:
     targets: tuple[Target, ...] = ()
     vars: tuple[tuple[str, object], ...] = ()
     backfill_concurrency: int | None = None
+    openlineage: OpenLineageSettings | None = None
 
     def target(self, name: str | None) -> Target:
         name = name or self.default_target
@@ -233,7 +246,7 @@ def _typename(value) -> str:
 # ---------------------------------------------------------------- pipe.yml
 
 _PROJECT_KEYS = {"name", "dialect", "start", "schedule", "concurrency", "pools",
-                 "default_target", "targets", "vars", "backfill"}
+                 "default_target", "targets", "vars", "backfill", "openlineage"}
 _TARGET_KEYS = {"adapter", "path", "dsn", "dialect", "schema", "threads"}
 
 
@@ -290,6 +303,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
     backfill = ctx.mapping(m.get("backfill"), "'backfill'", m.line_of("backfill")) or YMap()
     if backfill:
         ctx.keys(backfill, {"concurrency"}, what="backfill")
+    openlineage = _openlineage(ctx, m)
     return ProjectConfig(
         name=name,
         dialect=dialect,
@@ -302,7 +316,26 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         vars=tuple(sorted(vars_.items())),
         backfill_concurrency=ctx.positive_int(backfill, "concurrency", None)
         if backfill else None,
+        openlineage=openlineage,
     )
+
+
+def _openlineage(ctx: _Ctx, m: YMap) -> OpenLineageSettings | None:
+    if "openlineage" not in m:
+        return None
+    ol = ctx.mapping(m.get("openlineage"), "'openlineage'", m.line_of("openlineage"))
+    if ol is None:
+        return OpenLineageSettings()
+    ctx.keys(ol, {"namespace", "transport"}, what="openlineage")
+    transport = ctx.mapping(ol.get("transport"), "'openlineage.transport'",
+                            ol.line_of("transport"))
+    if transport is not None and not isinstance(transport.get("type"), str):
+        ctx.err("'openlineage.transport' needs 'type' (http, file, console, kafka, ... as the "
+                "openlineage-python client names them)", ol.line_of("transport"))
+        transport = None
+    return OpenLineageSettings(
+        namespace=ctx.typed(ol, "namespace", str),
+        transport=json.dumps(transport, sort_keys=True, default=str) if transport else None)
 
 
 # ---------------------------------------------------------------- model sidecars

@@ -148,6 +148,9 @@ class ConsoleReporter:
         else:
             self.echo(text)
 
+    def task_started(self, task, attempt) -> None:
+        pass
+
     def task_finished(self, task, result, attempt, seconds, final) -> None:
         if not self.quiet:
             self._print(task_line(task, result, attempt, seconds, final))

@@ -18,9 +18,13 @@ _CLASSES = {
 }
 
 
-def open_adapter(target: Target, root: Path) -> Adapter:
+def adapter_class(target: Target) -> type[Adapter]:
     module, cls = _CLASSES[target.adapter]
-    return getattr(importlib.import_module(module), cls)(target, root)
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["Adapter", "AdapterError", "Interrupted", "open_adapter"]
+def open_adapter(target: Target, root: Path) -> Adapter:
+    return adapter_class(target)(target, root)
+
+
+__all__ = ["Adapter", "AdapterError", "Interrupted", "adapter_class", "open_adapter"]

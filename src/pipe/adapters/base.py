@@ -104,6 +104,13 @@ class Adapter(ABC):
         self._pending: dict[str, str | None] = {}  # relations this transaction changed
         self._in_tx = False
 
+    @classmethod
+    def lineage_namespace(cls, target: Target, root: Path) -> tuple[str, str]:
+        """(OpenLineage dataset namespace, prefix of dataset names) for this target's
+        tables, following OpenLineage's naming where it names the engine; never a
+        credential. Needs no connection."""
+        return f"{target.adapter}://{target.name}", ""
+
     # -- connections
     @abstractmethod
     def worker(self) -> Adapter: ...

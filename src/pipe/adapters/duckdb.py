@@ -69,6 +69,14 @@ class DuckDBAdapter(Adapter):
         # local zone and a setting is per connection (each worker cursor is one)
         self.execute("SET TimeZone = 'UTC'")
 
+    @classmethod
+    def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
+        path = expand_env(str(target.option("path", "warehouse.duckdb")),
+                          f"target '{target.name}' path")
+        if path == ":memory:":
+            return "duckdb://memory", ""
+        return f"duckdb://{(root / path).resolve().as_posix()}", ""
+
     def worker(self) -> DuckDBAdapter:
         worker = DuckDBAdapter(self.target, self.root, self.con.cursor())
         worker.catalog = self.catalog
