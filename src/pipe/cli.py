@@ -341,14 +341,19 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
 @main.command()
 @click.option("--interval", "interval", help="Show this interval's tasks.")
 @click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--freshness", is_flag=True, help="Only the age of each model's and source's "
+              "newest data; exit 1 when any is past its error_after.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
 @handle_errors
-def status(project, target, interval, limit, as_json):
+def status(project, target, interval, limit, freshness, as_json):
     """What ran, what failed and why, what is missing."""
     from .status import collect
 
     cp = _load(project, target)
+    if freshness:
+        _freshness(cp, as_json)
+        return
     report = collect(cp, intervals.parse_label(interval) if interval else None, limit)
     cp.save_cache()
     if as_json:
@@ -385,6 +390,19 @@ def lineage(project, target, name, downstream, as_json):
         f"note: some inputs of {model} are not known (a star or column over a source "
         "without 'columns:' in sources.yml)")
     click.echo(console.lineage_text(rows, downstream, note))
+
+
+def _freshness(cp, as_json: bool) -> None:
+    from . import freshness
+
+    report = freshness.collect(cp)
+    cp.save_cache()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(console.freshness_text(report.as_json()))
+    if report.failed:
+        sys.exit(1)
 
 
 @main.command()

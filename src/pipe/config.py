@@ -90,6 +90,15 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """`freshness: {warn_after: 26h, error_after: 48h}`: how old (seconds) a table's newest
+    data may get before `pipe status --freshness` warns or fails."""
+
+    warn_after: float | None = None
+    error_after: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     kind: str = "full"
     time_column: str | None = None
@@ -106,6 +115,7 @@ class ModelConfig:
     tags: tuple[str, ...] = ()
     description: str | None = None
     depends_on_lines: tuple[int, ...] = ()
+    freshness: Freshness | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,8 @@ class SourceConfig:
     description: str | None = None
     line: int | None = None
     columns: tuple[tuple[str, str], ...] = ()  # column -> documentation; names feed lineage
+    freshness: Freshness | None = None
+    loaded_at: str | None = None  # a column of the source, or a query returning one timestamp
 
 
 @dataclass(frozen=True)
@@ -342,7 +354,7 @@ def _openlineage(ctx: _Ctx, m: YMap) -> OpenLineageSettings | None:
 
 _MODEL_KEYS = {"kind", "time_column", "grain", "depends_on_past", "depends_on", "pool",
                "max_concurrency", "retries", "retry_delay", "timeout", "checks", "columns",
-               "tags", "description"}
+               "tags", "description", "freshness"}
 _CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
@@ -382,7 +394,23 @@ def parse_model_config(data, path: str, errors: list[UserError],
         tags=ctx.str_list(m, "tags"),
         description=ctx.typed(m, "description", str),
         depends_on_lines=(m.line_of("depends_on"),) * len(depends_on),
+        freshness=_freshness(ctx, m),
     )
+
+
+def _freshness(ctx: _Ctx, m: YMap) -> Freshness | None:
+    f = ctx.mapping(m.get("freshness"), "'freshness'", m.line_of("freshness"))
+    if f is None:
+        return None
+    ctx.keys(f, {"warn_after", "error_after"}, what="freshness")
+    warn, error = ctx.duration(f, "warn_after"), ctx.duration(f, "error_after")
+    if warn is None and error is None:
+        ctx.err("'freshness' needs 'warn_after' or 'error_after' (a duration like 26h)",
+                m.line_of("freshness"))
+        return None
+    if warn is not None and error is not None and warn > error:
+        ctx.err("'freshness.warn_after' is longer than 'error_after'", f.line_of("warn_after"))
+    return Freshness(warn, error)
 
 
 def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:
@@ -494,7 +522,8 @@ def _check_args(ctx: _Ctx, ctype: str, value, line: int):
 
 # ---------------------------------------------------------------- sources.yml and seeds
 
-_SOURCE_KEYS = {"name", "wait_for", "poke_every", "wait_timeout", "description", "columns"}
+_SOURCE_KEYS = {"name", "wait_for", "poke_every", "wait_timeout", "description", "columns",
+                "freshness", "loaded_at"}
 
 
 def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
@@ -528,8 +557,18 @@ def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
             description=ctx.typed(item, "description", str),
             line=item.line_of("name"),
             columns=_in_order(ctx, item, "columns"),
+            freshness=_source_freshness(ctx, item),
+            loaded_at=ctx.typed(item, "loaded_at", str),
         ))
     return tuple(out)
+
+
+def _source_freshness(ctx: _Ctx, item: YMap) -> Freshness | None:
+    freshness = _freshness(ctx, item)
+    if freshness is not None and not item.get("loaded_at"):
+        ctx.err("a source with 'freshness' needs 'loaded_at': the column holding when a row "
+                "was loaded, or a query returning that time", item.line_of("freshness"))
+    return freshness
 
 
 def _in_order(ctx: _Ctx, m: YMap, key: str) -> tuple[tuple[str, str], ...]:

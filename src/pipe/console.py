@@ -279,3 +279,29 @@ def lineage_text(rows: list[dict], downstream: bool, note: str | None = None) ->
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+def age(seconds: float | None) -> str:
+    """A data age for people: 45m, 26h, 3d 4h."""
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 72:
+        return f"{hours}h"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+def freshness_text(report: dict) -> str:
+    """`pipe status --freshness`: one row per model and source with `freshness:`."""
+    rows = [[r["name"], r["kind"], (r["latest"] or r["reason"] or "-").replace("T", " "),
+             age(r["age_seconds"]), age(r["warn_after"]), age(r["error_after"]), r["status"]]
+            for r in report["freshness"]]
+    text = table(rows, ["name", "kind", "latest data", "age", "warn_after", "error_after",
+                        "status"])
+    bad = [r["name"] for r in report["freshness"] if r["status"] == "error"]
+    if bad:
+        text += f"\n{len(bad)} past error_after: {', '.join(bad)}"
+    return text
