@@ -341,18 +341,29 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
 @main.command()
 @click.option("--interval", "interval", help="Show this interval's tasks.")
 @click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--run", "run_id", type=int, help="One run's record: every attempt with its "
+              "queue wait and execution time, the critical path, failed dependencies, late "
+              "rows, backfill progress.")
 @click.option("--freshness", is_flag=True, help="Only the age of each model's and source's "
               "newest data; exit 1 when any is past its error_after.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
 @handle_errors
-def status(project, target, interval, limit, freshness, as_json):
+def status(project, target, interval, limit, run_id, freshness, as_json):
     """What ran, what failed and why, what is missing."""
     from .status import collect
 
     cp = _load(project, target)
     if freshness:
         _freshness(cp, as_json)
+        return
+    if run_id is not None:
+        from . import runrecord
+
+        record = runrecord.collect(cp, run_id)
+        cp.save_cache()
+        found = runrecord.as_json(record)
+        click.echo(json.dumps(found, indent=2) if as_json else console.run_record_text(found))
         return
     report = collect(cp, intervals.parse_label(interval) if interval else None, limit)
     cp.save_cache()

@@ -305,3 +305,43 @@ def freshness_text(report: dict) -> str:
     if bad:
         text += f"\n{len(bad)} past error_after: {', '.join(bad)}"
     return text
+
+
+def _secs(value) -> str:
+    return "-" if value is None else duration(value)
+
+
+def run_record_text(rec: dict) -> str:
+    """`pipe status --run N`: the run, its critical path, then every attempt."""
+    lines = [f"run {rec['run_id']}  {rec['kind']}  {rec['label']}  {rec['status']}  "
+             f"started {rec['started_at']}  took {_secs(rec['seconds'])}"]
+    path = rec["critical_path"]
+    if path["tasks"]:
+        chain = " -> ".join(t["model"] + (f" {t['interval'][0][:16]}" if t["interval"][0]
+                                          else "") for t in path["tasks"])
+        lines.append(f"critical path ({_secs(path['seconds'])}): {chain}")
+    lines.append(f"failed dependencies: {rec['failed_dependencies']}")
+    late = rec["late_rows"]
+    lines.append(f"late rows: {late['total']:+d}" + (
+        f" over {len(late['intervals'])} republished interval(s)" if late["intervals"] else ""))
+    if rec["backfill"]:
+        b = rec["backfill"]
+        lines.append(f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
+                     f"intervals, {b['tasks_done']}/{b['tasks_total']} tasks published")
+    rows = []
+    for t in rec["tasks"]:
+        where = (t["interval"][0] or "-")[:16]
+        if not t["attempts"]:
+            rows.append([t["model"], where, "-", t["status"], "-", "-", "-", "-",
+                         t["reason"] or ""])
+        for a in t["attempts"]:
+            bad = [c["name"] for c in a["checks"] if c["status"] != "pass"]
+            checks = f"{len(a['checks']) - len(bad)}/{len(a['checks'])}" if a["checks"] else "-"
+            note = a["error"] or (", ".join(bad) if bad else "")
+            rows.append([t["model"], where, str(a["attempt"]), a["status"],
+                         _secs(a["queue_wait"]), _secs(a["execution"]),
+                         "-" if a["rows"] is None else str(a["rows"]), checks,
+                         note.splitlines()[0][:60] if note else ""])
+    lines.append(table(rows, ["model", "interval", "attempt", "status", "wait", "exec", "rows",
+                              "checks", "error"]))
+    return "\n".join(lines)
