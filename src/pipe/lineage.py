@@ -131,7 +131,8 @@ def compute(cp, only: Iterable[str] | None = None) -> ProjectLineage:
             sql = cp.model_sql(
                 name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
             )
-            t = _model(name, node.kind, node.path, sql, cp.target.dialect, schema)
+            t = _model(name, node.kind, node.path, sql, cp.target.dialect,
+                       _schema_of(schema, node.upstream))
         tables[name] = t
         if t.known:
             types = dict(t.types)
@@ -164,6 +165,17 @@ def _model(
     )
     complete = not any(c.unresolved or c.column == "*" for c in found)
     return TableLineage(name, kind, path, columns, parents=parents, complete=complete)
+
+
+def _schema_of(schema: dict, names: Iterable[str]) -> dict:
+    """The part of `schema` a model reads: qualify normalises every table it is given."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for name in names:
+        db, table = name.split(".", 1)
+        found = schema.get(db, {}).get(table)
+        if found is not None:
+            out.setdefault(db, {})[table] = found
+    return out
 
 
 def _seed_types(root: Path, seeds) -> dict[str, tuple[tuple[str, str], ...]]:

@@ -335,7 +335,8 @@ def column_lineage(text: str, dialect: str,
     read = _dialect_of(dialect)
     try:
         tree = sqlglot.parse_one(text, read=read)
-        found = lineage(None, tree, schema, dialect=read, copy=False)
+        # trim_selects=False: the trimmed copies are only for display and cost most of the time
+        found = lineage(None, tree, schema, dialect=read, copy=False, trim_selects=False)
     except (SqlglotError, ValueError, KeyError) as exc:  # sqlglot raises all of these
         raise SqlError(f"column lineage: {str(exc).splitlines()[0]}") from None
     out = []
