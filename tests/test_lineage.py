@@ -216,3 +216,30 @@ def test_json_is_one_object_per_column(example_project):
         "reports.vip_customers.country_rank",
     ]
     assert json.loads(json.dumps(rows)) == rows
+
+
+def test_a_source_without_columns_takes_them_from_the_warehouse(write_project):
+    import duckdb
+
+    root = write_project({**AROUND, "models/cases/subject.sql": "select * from ext.blob\n"})
+    code, out = run_cli(["lineage", "cases.subject", "--project", root])
+    assert code == 2, out
+    assert "the columns of cases.subject are not known (it selects * from a source" in out
+    assert not (root / "warehouse.duckdb").exists()  # looking never creates the warehouse
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    con.execute("create schema ext")
+    con.execute("create table ext.blob (Payload varchar, order_id int)")
+    con.close()
+    rows = run_cli_json(["lineage", "cases.subject", "--json", "--project", root])
+    assert rows == [
+        {
+            "column": "cases.subject.payload",
+            "parents": ["ext.blob.payload"],
+            "sources": ["ext.blob.payload"],
+        },
+        {
+            "column": "cases.subject.order_id",
+            "parents": ["ext.blob.order_id"],
+            "sources": ["ext.blob.order_id"],
+        },
+    ]

@@ -263,3 +263,53 @@ def test_dataset_namespaces_follow_openlineage_naming_without_credentials(tmp_pa
         f"duckdb://{(tmp_path / 'w.duckdb').resolve().as_posix()}",
         "",
     )
+
+
+@pytest.mark.postgres
+def test_postgres_run_events_and_catalog_lineage(write_project, pg_dsn, monkeypatch):
+    """On Postgres: datasets are named database.schema.table under postgres://host:port,
+    with no credential; a source without columns: takes them from the catalog."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from conftest import run_cli_json
+
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        con.execute("create schema ext")
+        con.execute("create table ext.blob (payload text, n int)")
+        con.execute("insert into ext.blob values ('a', 1), ('b', 2)")
+    monkeypatch.setenv("PIPE_TEST_OL_PG", pg_dsn)
+    yml = PIPE_YML.replace(
+        "dev: {adapter: duckdb, path: warehouse.duckdb}",
+        'dev: {adapter: postgres, dsn: "${PIPE_TEST_OL_PG}"}',
+    )
+    root = write_project(
+        {
+            "sources.yml": "sources:\n  - name: ext.blob\n",
+            "models/s/a.sql": "select *, n * 2 as n2 from ext.blob\n",
+        },
+        pipe_yml=yml,
+    )
+    log = with_openlineage(root)
+    rows = run_cli_json(["lineage", "s.a", "--json", "--project", root])
+    assert [(r["column"], r["parents"]) for r in rows] == [
+        ("s.a.payload", ["ext.blob.payload"]),
+        ("s.a.n", ["ext.blob.n"]),
+        ("s.a.n2", ["ext.blob.n"]),
+    ]
+    code, out = run_cli(["run", "--interval", DAY, "--project", root])
+    assert code == 0, out
+    info = conninfo_to_dict(pg_dsn)
+    namespace = f"postgres://{info.get('host') or 'localhost'}:{info.get('port') or 5432}"
+    events = events_of(log)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    done = events[1]
+    assert (done["outputs"][0]["namespace"], done["outputs"][0]["name"]) == (
+        namespace,
+        f"{info['dbname']}.s.a",
+    )
+    assert done["inputs"][0]["name"] == f"{info['dbname']}.ext.blob"
+    assert done["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 2
+    fields = done["outputs"][0]["facets"]["columnLineage"]["fields"]
+    assert sorted(fields) == ["n", "n2", "payload"]  # the source's columns from the catalog
+    assert "password" not in log.read_text()

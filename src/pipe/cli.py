@@ -373,6 +373,13 @@ def status(project, target, interval, limit, run_id, freshness, as_json):
         click.echo(console.status_text(report))
 
 
+def _catalog(cp):
+    """The warehouse's columns of tables, when it can be reached (else none)."""
+    from .adapters import adapter_class
+
+    return lambda tables: adapter_class(cp.target).peek_columns(cp.target, cp.raw.root, tables)
+
+
 @main.command()
 @click.argument("name", metavar="SCHEMA.MODEL[.COLUMN]")
 @click.option("--downstream", is_flag=True, help="What the column feeds (its impact) "
@@ -388,7 +395,7 @@ def lineage(project, target, name, downstream, as_json):
     cp = _load(project, target)
     model, column = lin.parse_target(cp, name)
     only = lin.with_downstream(cp.graph.upstream, model) if downstream else [model]
-    found = lin.compute(cp, only)
+    found = lin.compute(cp, only, catalog=_catalog(cp))
     cp.save_cache()
     table = found.table(model)
     for c in [column] if column else table.columns[:1] or [""]:

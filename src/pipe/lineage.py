@@ -7,9 +7,10 @@ every model's SQL again through sqlglot's qualify and lineage walk (sql.column_l
 which a compile does not need. Tables are visited in topological order, so each model's
 output columns are the schema its downstream models are qualified with, and `SELECT *`
 expands wherever the upstream columns are known: seeds (their CSV header, typed as DuckDB
-types them), sources that declare `columns:` in sources.yml, and models whose own
-projection is known. A star over a source without `columns:` stays unexpanded: that model's
-lineage is marked incomplete and its columns are not guessed for its downstream models.
+types them), sources that declare `columns:` in sources.yml (else, when the command gives
+a `catalog`, the warehouse's own catalog), and models whose own projection is known. A
+star over a source of unknown columns stays unexpanded: that model's lineage is marked
+incomplete and its columns are not guessed for its downstream models.
 
 Value lineage only: WHERE, join keys and GROUP BY do not make a column a parent. This
 module prints nothing and writes nothing; its values are frozen.
@@ -18,7 +19,7 @@ module prints nothing and writes nothing; its values are frozen.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,16 +108,28 @@ class ProjectLineage:
         return tuple(sorted(seen))
 
 
-def compute(cp, only: Iterable[str] | None = None) -> ProjectLineage:
+def compute(
+    cp,
+    only: Iterable[str] | None = None,
+    catalog: Callable[[list[str]], Mapping[str, tuple]] | None = None,
+) -> ProjectLineage:
     """Lineage of the models in `only` and of everything upstream of them (default: the
-    whole project), from a CompiledProject. Raises only what rendering a model raises;
-    a model sqlglot cannot follow gets a TableLineage with `error` set."""
+    whole project), from a CompiledProject. `catalog(tables)`, when given, is asked once
+    for the (column, type) pairs of the sources that declare no `columns:` (the
+    warehouse's catalog; it returns what it finds). Raises only what rendering a model
+    raises; a model sqlglot cannot follow gets a TableLineage with `error` set."""
     from .compiler import reference_interval
 
     wanted = _with_upstream(cp.graph.upstream, only) if only is not None else None
     names = [n for n in cp.graph.order if wanted is None or n in wanted]
     seeds = [cp.nodes[n] for n in names if cp.nodes[n].kind == "seed"]
     seed_types = _seed_types(cp.raw.root, seeds)
+    bare = [
+        n
+        for n in names
+        if cp.nodes[n].kind == "source" and not (cp.nodes[n].source and cp.nodes[n].source.columns)
+    ]
+    found = dict(catalog(bare)) if catalog and bare else {}
     schema: dict[str, dict[str, dict[str, str]]] = {}
     tables: dict[str, TableLineage] = {}
     for name in names:
@@ -125,14 +138,23 @@ def compute(cp, only: Iterable[str] | None = None) -> ProjectLineage:
             types = seed_types.get(name, ())
             t = TableLineage(name, "seed", node.path, tuple(c for c, _ in types), types)
         elif node.kind == "source":
-            cols = tuple(c for c, _ in node.source.columns) if node.source else ()
-            t = TableLineage(name, "source", "sources.yml", cols, complete=bool(cols))
+            types = tuple(found.get(name, ()))
+            cols = (tuple(c for c, _ in node.source.columns) if node.source else ()) or tuple(
+                c for c, _ in types
+            )
+            t = TableLineage(name, "source", "sources.yml", cols, types)
         else:
             sql = cp.model_sql(
                 name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
             )
-            t = _model(name, node.kind, node.path, sql, cp.target.dialect,
-                       _schema_of(schema, node.upstream))
+            t = _model(
+                name,
+                node.kind,
+                node.path,
+                sql,
+                cp.target.dialect,
+                _schema_of(schema, node.upstream),
+            )
         tables[name] = t
         if t.known:
             types = dict(t.types)
@@ -253,7 +275,10 @@ def check_column(table: TableLineage, column: str) -> None:
         raise UserError(
             f"the columns of {table.name} are not known",
             at=at,
-            hint="declare them with 'columns:' in sources.yml" if table.kind == "source" else None,
+            hint="declare them with 'columns:' in sources.yml"
+            if table.kind == "source"
+            else "it selects * from a source whose columns are not known: declare them with "
+            "'columns:' in sources.yml",
         )
     close = difflib.get_close_matches(column, table.columns, n=1, cutoff=0.5)
     raise UserError(

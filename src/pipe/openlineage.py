@@ -241,7 +241,14 @@ class _Builder:
             from .lineage import compute
 
             models = [n for n, node in self.cp.nodes.items() if node.kind != "source"]
-            self._lineage = compute(self.cp, models)
+            from .adapters import adapter_class
+
+            target, root = self.cp.target, self.cp.raw.root
+            self._lineage = compute(
+                self.cp,
+                models,
+                catalog=lambda tables: adapter_class(target).peek_columns(target, root, tables),
+            )
         return self._lineage
 
     def event(self, state: str, task, result, when: str):

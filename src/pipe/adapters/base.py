@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import sql as sqlmod
 from ..config import Target
-from ..errors import ConfigError, SourceLocation
+from ..errors import ConfigError, SourceLocation, UserError
 
 TEMP_MARK = "__pipe_tmp_"
 LEDGER = "_pipe.ledger"
@@ -238,6 +238,34 @@ class Adapter(ABC):
         if not rows:
             return None
         return "view" if rows[0][0] == "VIEW" else "table"
+
+    def columns_of(self, tables) -> dict[str, tuple[tuple[str, str], ...]]:
+        """(column, type) pairs, in table order, of each of `tables` the warehouse has."""
+        out = {}
+        for table in tables:
+            schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
+            _, rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
+                                 f"WHERE table_schema = {schema} AND table_name = {name} "
+                                 "ORDER BY ordinal_position")
+            if rows:
+                out[table] = tuple((str(c).lower(), str(t)) for c, t in rows)
+        return out
+
+    @classmethod
+    def peek_columns(cls, target: Target, root: Path, tables) -> dict:
+        """`columns_of` through a connection of its own, for a command that only reads
+        (`pipe lineage`, for sources that declare no columns); {} when the warehouse
+        cannot be reached. Creates nothing."""
+        try:
+            adapter = cls(target, root)
+        except (AdapterError, UserError):
+            return {}
+        try:
+            return adapter.columns_of(tables)
+        except AdapterError:
+            return {}
+        finally:
+            adapter.close()
 
     def temp_relations(self) -> list[tuple[str, str]]:
         """Every (name, kind) whose table name carries TEMP_MARK, in any schema."""

@@ -70,6 +70,26 @@ class DuckDBAdapter(Adapter):
         self.execute("SET TimeZone = 'UTC'")
 
     @classmethod
+    def peek_columns(cls, target, root: Path, tables) -> dict:
+        """Read-only, and only when the warehouse file exists: never creates it, and a
+        file another process writes to is simply not reachable now."""
+        path = expand_env(str(target.option("path", "warehouse.duckdb")),
+                          f"target '{target.name}' path")
+        full = root / path
+        if path == ":memory:" or not full.is_file():
+            return {}
+        try:
+            con = duckdb.connect(str(full), read_only=True)
+        except duckdb.Error:
+            return {}
+        try:
+            return cls(target, root, con=con).columns_of(tables)
+        except AdapterError:
+            return {}
+        finally:
+            con.close()
+
+    @classmethod
     def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
         path = expand_env(str(target.option("path", "warehouse.duckdb")),
                           f"target '{target.name}' path")
