@@ -313,3 +313,28 @@ def test_postgres_run_events_and_catalog_lineage(write_project, pg_dsn, monkeypa
     fields = done["outputs"][0]["facets"]["columnLineage"]["fields"]
     assert sorted(fields) == ["n", "n2", "payload"]  # the source's columns from the catalog
     assert "password" not in log.read_text()
+
+
+def test_a_backfill_emits_each_task_with_its_own_sql(write_project):
+    root = write_project(
+        {
+            "seeds/raw/e.csv": "ts,v\n2026-06-01 10:00:00,1\n2026-06-02 10:00:00,2\n",
+            "models/s/inc.sql": "select ts, v from raw.e where ts >= {{ interval_start }} and "
+            "ts < {{ interval_end }}\n",
+            "models/s/inc.yml": "kind: incremental\ntime_column: ts\n",
+        }
+    )
+    log = with_openlineage(root)
+    code, out = run_cli(
+        ["backfill", "--start", "2026-06-01", "--end", "2026-06-03", "--project", root]
+    )
+    assert code == 0, out
+    done = {
+        e["run"]["facets"]["nominalTime"]["nominalStartTime"]: e
+        for e in events_of(log)
+        if e["job"]["name"] == "s.inc" and e["eventType"] == "COMPLETE"
+    }
+    assert sorted(done) == ["2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"]
+    for start, e in done.items():
+        assert f"TIMESTAMP '{start[:10]} 00:00:00'" in e["job"]["facets"]["sql"]["query"]
+        assert e["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 1

@@ -233,7 +233,7 @@ class _Builder:
         )
         self.parent_run = str(_uuid())
         self._lineage = None
-        self._sql: dict[str, str] = {}
+        self._sql: dict[tuple, str] = {}
 
     @property
     def lineage(self):
@@ -303,17 +303,12 @@ class _Builder:
     def _query(self, task) -> str:
         if task.sql:
             return task.sql
-        if task.kind == "seed":
+        if task.kind == "seed" or task.interval is None:
             return ""
-        if task.model not in self._sql:  # a backfill's stub: the model's reference SQL
-            from .compiler import reference_interval
-
-            node = self.cp.nodes[task.model]
-            self._sql[task.model] = self.cp.model_sql(
-                task.model,
-                reference_interval(self.cp.raw, node.grain or self.cp.raw.config.schedule),
-            )
-        return self._sql[task.model]
+        key = (task.model, task.interval)  # a backfill's stub: its SQL, made as a plan would
+        if key not in self._sql:
+            self._sql = {key: self.cp.model_sql(task.model, task.interval)}  # keep one
+        return self._sql[key]
 
     def _dataset(self, name: str) -> tuple[str, str]:
         return self.ds_namespace, self.prefix + name
