@@ -54,7 +54,16 @@ def test_a_run_emits_start_and_complete_per_task(example_project):
     code, out = run_cli(["run", "--interval", DAY, "--json", "--project", example_project])
     assert code == 0, out
     result = json.loads(out)
-    events = events_of(log)
+    everything = events_of(log)
+    # the pipe run itself: the parent job, first and last
+    first, last = everything[0], everything[-1]
+    assert [(e["job"]["name"], e["eventType"]) for e in (first, last)] == [
+        ("shop", "START"),
+        ("shop", "COMPLETE"),
+    ]
+    assert first["run"]["runId"] == last["run"]["runId"]
+    assert first["run"]["facets"]["nominalTime"]["nominalStartTime"] == "2026-06-01T00:00:00Z"
+    events = everything[1:-1]
     ran = {t["id"]: t for t in result["tasks"] if t["status"] == "success"}
     assert len(events) == 2 * len(ran)
     by_run: dict[str, list[dict]] = {}
@@ -68,7 +77,7 @@ def test_a_run_emits_start_and_complete_per_task(example_project):
         parent = run_events[0]["run"]["facets"]["parent"]
         parents.add((parent["run"]["runId"], parent["job"]["namespace"], parent["job"]["name"]))
         assert {e["job"]["namespace"] for e in run_events} == {"shop-dev"}
-    assert len(parents) == 1 and next(iter(parents))[1:] == ("shop-dev", "shop")
+    assert parents == {(first["run"]["runId"], "shop-dev", "shop")}
 
     # staging.orders: inputs, interval, SQL, rows, checks and column lineage
     [done] = [
@@ -143,8 +152,9 @@ def test_a_failed_task_emits_fail_with_its_error(write_project):
         "raw.n": ["START", "COMPLETE"],
         "s.good": ["START", "COMPLETE"],
         "s.bad": ["START", "FAIL"],
+        "t": ["START", "FAIL"],  # the pipe run: a task failed
     }  # s.after never started: no events
-    [fail] = [e for e in events if e["eventType"] == "FAIL"]
+    [fail] = [e for e in events if e["eventType"] == "FAIL" and e["job"]["name"] == "s.bad"]
     assert "expression(id > 1)" in fail["run"]["facets"]["errorMessage"]["message"]
     assert fail["run"]["facets"]["errorMessage"]["programmingLanguage"] == "SQL"
     [assertion] = fail["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
@@ -160,7 +170,7 @@ def test_a_failing_transport_never_fails_the_run(write_project):
     warnings = [line for line in out.splitlines() if "OpenLineage" in line]
     assert len(warnings) == 1, out
     assert warnings[0].startswith("warning: OpenLineage events could not be sent")
-    assert "8 event(s) dropped, the run itself is unaffected" in warnings[0]
+    assert "10 event(s) dropped, the run itself is unaffected" in warnings[0]
 
 
 def test_environment_variables_configure_the_client(write_project, monkeypatch):
@@ -173,7 +183,7 @@ def test_environment_variables_configure_the_client(write_project, monkeypatch):
     code, out = run_cli(["run", "--interval", DAY, "--project", root])
     assert code == 0, out
     events = events_of(log)
-    assert len(events) == 8
+    assert len(events) == 10
     assert {e["job"]["namespace"] for e in events} == {"from-env"}
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
     log.unlink()
@@ -238,10 +248,12 @@ def test_interrupted_tasks_end_with_abort(write_project):
     reporter.done()
     assert warnings == []
     assert [(e["job"]["name"], e["eventType"]) for e in events_of(log)] == [
+        ("t", "START"),
         ("s.good", "START"),
         ("s.bad", "START"),
         ("s.bad", "ABORT"),
         ("s.good", "ABORT"),
+        ("t", "ABORT"),
     ]
 
 
@@ -302,8 +314,13 @@ def test_postgres_run_events_and_catalog_lineage(write_project, pg_dsn, monkeypa
     info = conninfo_to_dict(pg_dsn)
     namespace = f"postgres://{info.get('host') or 'localhost'}:{info.get('port') or 5432}"
     events = events_of(log)
-    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
-    done = events[1]
+    assert [(e["job"]["name"], e["eventType"]) for e in events] == [
+        ("t", "START"),
+        ("s.a", "START"),
+        ("s.a", "COMPLETE"),
+        ("t", "COMPLETE"),
+    ]
+    done = events[2]
     assert (done["outputs"][0]["namespace"], done["outputs"][0]["name"]) == (
         namespace,
         f"{info['dbname']}.s.a",

@@ -3,7 +3,9 @@
 `observe(reporter, cp, warn)` returns the runner Reporter to use: `reporter` itself when
 OpenLineage is not configured, else a wrapper that forwards every hook to it and emits, for
 each task that starts, a START event and then one COMPLETE, FAIL or ABORT event (a task
-interrupted by Ctrl-C, or still running when the run ends, is ABORT). A task retried after a
+interrupted by Ctrl-C, or still running when the run ends, is ABORT); and for the pipe run
+itself (job: the project's name), the parent of every task's run, START when it begins and
+COMPLETE, FAIL (a task failed) or ABORT (interrupted) when it ends. A task retried after a
 failed attempt stays one OpenLineage run: START at its first attempt, the terminal event at
 its last. Sensors and tasks that never start (skipped, upstream failed) emit nothing.
 
@@ -126,6 +128,8 @@ class LineageReporter:
         self._lock = threading.Lock()
         self._open: dict[str, object] = {}  # task id -> the task, between START and the end
         self._stopping = False
+        self._failed = False
+        self._label: str | None = None  # the run's label, once it started
         self.failure: str | None = None
         self.dropped = 0
         self.sent = 0
@@ -137,6 +141,8 @@ class LineageReporter:
         self.inner.waiting_for_lock(holder)
 
     def start(self, total, skipped, label):
+        self._label = label
+        self._queue.put(("RUN", "START", label, _now()))
         self.inner.start(total, skipped, label)
 
     def skipped(self, task_ids):
@@ -165,6 +171,9 @@ class LineageReporter:
         self.inner.task_finished(task, result, attempt, seconds, final)
 
     def task_settled(self, task, outcome):
+        if outcome.status in ("failed", "upstream_failed"):
+            with self._lock:
+                self._failed = True
         self.inner.task_settled(task, outcome)
 
     def stopping(self, running):
@@ -177,6 +186,9 @@ class LineageReporter:
             left, self._open = list(self._open.values()), {}
         for task in left:  # started, never finished: the run ended around it
             self._queue.put(("ABORT", task, None, _now()))
+        if self._label is not None:
+            state = "ABORT" if self._stopping else "FAIL" if self._failed else "COMPLETE"
+            self._queue.put(("RUN", state, self._label, _now()))
         self._queue.put(_DONE)
         self._thread.join(FLUSH_SECONDS)
         try:
@@ -200,7 +212,10 @@ class LineageReporter:
                 self.dropped += 1
                 continue
             try:
-                self.client.emit(self.builder.event(*item))
+                if item[0] == "RUN":
+                    self.client.emit(self.builder.run_event(*item[1:]))
+                else:
+                    self.client.emit(self.builder.event(*item))
                 self.sent += 1
             except Exception as exc:  # noqa: BLE001 - any transport error: stop sending
                 self.failure = _one_line(exc)
@@ -294,6 +309,34 @@ class _Builder:
             job=Job(namespace=self.namespace, name=task.model, facets=job_facets),
             inputs=self._inputs(task),
             outputs=[self._output(task, result)],
+        )
+
+    def run_event(self, state: str, label: str, when: str):
+        """The pipe run itself: the parent job (the project) of every task's run."""
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.facet_v2 import job_type_job, nominal_time_run
+
+        from .intervals import parse_label
+
+        facets = {}
+        try:
+            span = parse_label(label)
+            facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
+                nominalStartTime=iso(span.start) + "Z", nominalEndTime=iso(span.end) + "Z"
+            )
+        except UserError:
+            pass
+        job_type = job_type_job.JobTypeJobFacet(
+            processingType="BATCH", integration="PIPE", jobType="RUN"
+        )
+        return RunEvent(
+            eventType=getattr(RunState, state),
+            eventTime=when,
+            producer=PRODUCER,
+            run=Run(runId=self.parent_run, facets=facets),
+            job=Job(namespace=self.namespace, name=self.cp.name, facets={"jobType": job_type}),
+            inputs=[],
+            outputs=[],
         )
 
     def _run_id(self, task) -> str:
