@@ -355,3 +355,18 @@ def test_a_backfill_emits_each_task_with_its_own_sql(write_project):
     for start, e in done.items():
         assert f"TIMESTAMP '{start[:10]} 00:00:00'" in e["job"]["facets"]["sql"]["query"]
         assert e["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 1
+
+
+def test_openlineage_without_a_transport_warns_and_runs(write_project, monkeypatch):
+    monkeypatch.chdir(write_project({}, name="elsewhere"))  # no openlineage.yml here
+    root = write_project(
+        FAILING | {"models/s/bad.yml": ""}, pipe_yml=PIPE_YML + "openlineage:\n  namespace: n\n"
+    )
+    code, out = run_cli(["run", "--interval", DAY, "--project", root])
+    assert code == 0, out
+    assert [
+        line for line in out.splitlines() if "OpenLineage" in line or "openlineage" in line
+    ] == [
+        "warning: 'openlineage' in pipe.yml has no transport and no OPENLINEAGE_URL "
+        "(or other OPENLINEAGE_ variable) is set; no events are sent"
+    ]

@@ -27,6 +27,7 @@ events were not sent. This module prints nothing itself.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import re
@@ -48,12 +49,17 @@ def wanted(settings, env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     if env.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
         return False
-    if settings is not None:
-        return True
+    return settings is not None or configured_by_environment(env)
+
+
+def configured_by_environment(env: Mapping[str, str]) -> bool:
+    """Whether the client finds a transport of its own: its environment variables, or
+    the openlineage.yml it looks for in the working directory."""
     return bool(
         env.get("OPENLINEAGE_URL")
         or env.get("OPENLINEAGE_CONFIG")
         or any(k.startswith("OPENLINEAGE__TRANSPORT") for k in env)
+        or os.path.isfile("openlineage.yml")
     )
 
 
@@ -64,6 +70,13 @@ def observe(reporter, cp, warn: Callable[[str], None]):
     the client is not installed or refuses the transport config."""
     settings = cp.raw.config.openlineage
     if not wanted(settings):
+        return reporter
+    if not (settings and settings.transport) and not configured_by_environment(os.environ):
+        # the client would fall back to logging events nobody sees: say so instead
+        warn(
+            "warning: 'openlineage' in pipe.yml has no transport and no OPENLINEAGE_URL "
+            "(or other OPENLINEAGE_ variable) is set; no events are sent"
+        )
         return reporter
     client = _client(settings)
     if client is None:
@@ -92,6 +105,9 @@ def _client(settings):
             at=at,
             hint="pip install 'pipe[openlineage]'",
         ) from None
+    # the client logs; without a handler of the user's, Python would print its warnings
+    # on stderr beside pipe's own single warning
+    logging.getLogger("openlineage").addHandler(logging.NullHandler())
     config = None
     if settings is not None and settings.transport:
         config = {"transport": _expand(json.loads(settings.transport))}
