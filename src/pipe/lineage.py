@@ -156,11 +156,8 @@ def compute(
                 _schema_of(schema, node.upstream),
             )
         tables[name] = t
-        if t.known:
-            types = dict(t.types)
-            schema.setdefault(node.schema, {})[node.table] = {
-                c: types.get(c, UNKNOWN_TYPE) for c in t.columns
-            }
+        if t.known:  # names only: a catalog's type names need not parse as SQL types
+            schema.setdefault(node.schema, {})[node.table] = dict.fromkeys(t.columns, UNKNOWN_TYPE)
     children: dict[Column, set[Column]] = {}
     for t in tables.values():
         for column, parents in t.parents:
