@@ -243,3 +243,17 @@ def test_a_source_without_columns_takes_them_from_the_warehouse(write_project):
             "sources": ["ext.blob.order_id"],
         },
     ]
+
+
+def test_lineage_is_cached_and_follows_edits(write_project):
+    root = write_project({**AROUND, "models/cases/subject.sql": "select cents from marts.orders\n"})
+    first = run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root])
+    assert first["parents"] == ["marts.orders.cents"]
+    assert (root / ".pipe/cache/lineage.pickle").is_file()
+    assert run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root]) == first
+    # an upstream model changes its columns: the downstream answer changes with it
+    (root / "models/staging/orders.sql").write_text(
+        "select id, customer_id, amount * 100 + id as cents, status, ts from raw.orders\n"
+    )
+    again = run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root])
+    assert again["sources"] == ["raw.orders.amount", "raw.orders.id"]

@@ -377,7 +377,11 @@ def _catalog(cp):
     """The warehouse's columns of tables, when it can be reached (else none)."""
     from .adapters import adapter_class
 
-    return lambda tables: adapter_class(cp.target).peek_columns(cp.target, cp.raw.root, tables)
+    @functools.cache
+    def columns(tables: tuple[str, ...]):
+        return adapter_class(cp.target).peek_columns(cp.target, cp.raw.root, tables)
+
+    return lambda tables: columns(tuple(tables))
 
 
 @main.command()
@@ -394,12 +398,19 @@ def lineage(project, target, name, downstream, as_json):
 
     cp = _load(project, target)
     model, column = lin.parse_target(cp, name)
-    only = lin.with_downstream(cp.graph.upstream, model) if downstream else [model]
-    found = lin.compute(cp, only, catalog=_catalog(cp))
-    cp.save_cache()
+    root = cp.raw.root
+    cache = lin.load_cache(root)
+    before = len(cache)
+    catalog = _catalog(cp)
+    found = lin.compute(cp, [model], catalog=catalog, cache=cache)
     table = found.table(model)
     for c in [column] if column else table.columns[:1] or [""]:
         lin.check_column(table, c)  # unknown column, or a model whose columns are unknown
+    if downstream:
+        found = lin.compute(cp, lin.with_downstream(cp.graph.upstream, model),
+                            catalog=catalog, cache=cache)
+    cp.save_cache()
+    lin.save_cache(root, cache, before)
     rows = lin.report(found, model, [column] if column else table.columns, downstream)
     if as_json:
         click.echo(json.dumps(rows[0] if column else rows, indent=2))

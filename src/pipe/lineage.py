@@ -19,7 +19,9 @@ module prints nothing and writes nothing; its values are frozen.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,12 +114,15 @@ def compute(
     cp,
     only: Iterable[str] | None = None,
     catalog: Callable[[list[str]], Mapping[str, tuple]] | None = None,
+    cache: MutableMapping[str, object] | None = None,
 ) -> ProjectLineage:
     """Lineage of the models in `only` and of everything upstream of them (default: the
     whole project), from a CompiledProject. `catalog(tables)`, when given, is asked once
     for the (column, type) pairs of the sources that declare no `columns:` (the
-    warehouse's catalog; it returns what it finds). Raises only what rendering a model
-    raises; a model sqlglot cannot follow gets a TableLineage with `error` set."""
+    warehouse's catalog; it returns what it finds). `cache`, when given, maps a model's
+    SQL and the columns of the tables it reads to sqlglot's answer, and gains the answers
+    it lacked (a persisted dict makes the next command fast). Raises only what rendering
+    a model raises; a model sqlglot cannot follow gets a TableLineage with `error` set."""
     from .compiler import reference_interval
 
     wanted = _with_upstream(cp.graph.upstream, only) if only is not None else None
@@ -154,6 +159,7 @@ def compute(
                 sql,
                 cp.target.dialect,
                 _schema_of(schema, node.upstream),
+                cache,
             )
         tables[name] = t
         if t.known:  # names only: a catalog's type names need not parse as SQL types
@@ -167,12 +173,30 @@ def compute(
 
 
 def _model(
-    name: str, kind: str, path: str | None, sql: str, dialect: str, schema: dict
+    name: str,
+    kind: str,
+    path: str | None,
+    sql: str,
+    dialect: str,
+    schema: dict,
+    cache: MutableMapping[str, object] | None,
 ) -> TableLineage:
-    try:
-        found = sqlmod.column_lineage(sql, dialect, schema)
-    except SqlError as exc:
-        return TableLineage(name, kind, path, (), complete=False, error=exc.message)
+    key = None
+    found = None
+    if cache is not None:
+        key = hashlib.sha1(
+            f"{dialect}\0{sql}\0{json.dumps(schema, sort_keys=True)}".encode()
+        ).hexdigest()
+        found = cache.get(key)
+    if found is None:
+        try:
+            found = sqlmod.column_lineage(sql, dialect, schema)
+        except SqlError as exc:
+            found = exc.message
+        if key is not None:
+            cache[key] = found
+    if isinstance(found, str):  # what sqlglot could not follow
+        return TableLineage(name, kind, path, (), complete=False, error=found)
     columns = tuple(c.column for c in found if c.column != "*")
     parents = tuple(
         (
@@ -311,3 +335,34 @@ def report(
                 }
             )
     return rows
+
+
+# ---------------------------------------------------------------- the persisted cache
+
+CACHE_FILE = "lineage.pickle"
+CACHE_LIMIT = 200_000  # entries kept besides the ones a command used
+
+
+def load_cache(root: Path) -> dict:
+    """The lineage cache under .pipe/cache ({} when missing, corrupt or from another
+    pipe or sqlglot: `code_version` covers both)."""
+    from .loader import code_version, read_pickle
+
+    stored = read_pickle(root / ".pipe" / "cache" / CACHE_FILE)
+    if isinstance(stored, dict) and stored.get("version") == code_version():
+        return dict(stored["entries"])
+    return {}
+
+
+def save_cache(root: Path, cache: dict, before: int) -> None:
+    """Write the cache back when `compute` added to it (it held `before` entries)."""
+    from .loader import code_version, write_pickle
+
+    if len(cache) == before:
+        return
+    entries = cache
+    if len(cache) > CACHE_LIMIT:  # newest last: keep the newest
+        entries = dict(list(cache.items())[-CACHE_LIMIT:])
+    write_pickle(
+        root / ".pipe" / "cache" / CACHE_FILE, {"version": code_version(), "entries": entries}
+    )
