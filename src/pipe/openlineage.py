@@ -269,17 +269,19 @@ class _Builder:
     @property
     def lineage(self):
         if self._lineage is None:
-            from .lineage import compute
-
-            models = [n for n, node in self.cp.nodes.items() if node.kind != "source"]
+            from . import lineage as lin
             from .adapters import adapter_class
 
             target, root = self.cp.target, self.cp.raw.root
-            self._lineage = compute(
+            cache = lin.load_cache(root)
+            before = len(cache)
+            self._lineage = lin.compute(
                 self.cp,
-                models,
+                [n for n, node in self.cp.nodes.items() if node.kind != "source"],
                 catalog=lambda tables: adapter_class(target).peek_columns(target, root, tables),
+                cache=cache,
             )
+            lin.save_cache(root, cache, before)
         return self._lineage
 
     def event(self, state: str, task, result, when: str):
