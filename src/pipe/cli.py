@@ -263,11 +263,12 @@ def _selected(cp, select: str | None):
     return graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
 
 
-def _observed(reporter, cp):
+def _observed(reporter, cp, tasks):
     """The run's reporter, emitting OpenLineage events when the project asks for them."""
     from .openlineage import observe
 
-    return observe(reporter, cp, lambda message: click.echo(message, err=True))
+    return observe(reporter, cp, lambda message: click.echo(message, err=True),
+                   {t.model for t in tasks})
 
 
 def _finish(result, as_json: bool) -> None:
@@ -326,7 +327,7 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
             "'git diff plans/', then run again")
     cp.save_cache()
     plan = planmod.load(path).select(_selected(cp, select))
-    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp)
+    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.tasks)
     try:
         result = run_tasks(root, cp.target, plan.tasks, kind="run", label=iv.label,
                            start=intervals.iso(iv.start), end=intervals.iso(iv.end),
@@ -484,7 +485,7 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     by_interval = {t.id: outer.label for t in stubs.tasks
                    if (outer := bf.inside_one(cp, t.interval)) is not None}
     reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json,
-                                                 intervals=by_interval), cp)
+                                                 intervals=by_interval), cp, stubs.tasks)
     try:
         result = run_tasks(cp.raw.root, cp.target, stubs.tasks, kind="backfill",
                            label=span.label, start=intervals.iso(span.start),

@@ -63,8 +63,10 @@ def configured_by_environment(env: Mapping[str, str]) -> bool:
     )
 
 
-def observe(reporter, cp, warn: Callable[[str], None]):
+def observe(reporter, cp, warn: Callable[[str], None], models=None):
     """The Reporter for a run of `cp`: `reporter`, wrapped when OpenLineage is on.
+    `models` are the models the run may build (default: all): their column lineage is
+    computed once, on the first event.
 
     Raises a UserError (before anything runs) when pipe.yml configures OpenLineage but
     the client is not installed or refuses the transport config."""
@@ -90,7 +92,7 @@ def observe(reporter, cp, warn: Callable[[str], None]):
         if settings and settings.namespace
         else os.environ.get("OPENLINEAGE_NAMESPACE") or cp.name
     )
-    return LineageReporter(reporter, _Builder(cp, namespace), client, warn)
+    return LineageReporter(reporter, _Builder(cp, namespace, models), client, warn)
 
 
 def _client(settings):
@@ -207,6 +209,11 @@ class LineageReporter:
             self._queue.put(("RUN", state, self._label, _now()))
         self._queue.put(_DONE)
         self._thread.join(FLUSH_SECONDS)
+        if self._thread.is_alive():
+            self.warn(
+                f"warning: OpenLineage events still unsent after {FLUSH_SECONDS:.0f}s "
+                f"(about {self._queue.qsize()}) are dropped; the run itself is unaffected"
+            )
         try:
             self.client.close(1.0)
         except Exception:  # noqa: BLE001 - closing a broken transport is not the run's failure
@@ -254,10 +261,11 @@ class _Builder:
     """Builds events for one project; what is per model is computed once, on first use,
     in the sender thread (lineage parses every model again)."""
 
-    def __init__(self, cp, namespace: str):
+    def __init__(self, cp, namespace: str, models=None):
         from .adapters import adapter_class
 
         self.cp = cp
+        self.models = sorted(models) if models is not None else None
         self.namespace = namespace
         self.ds_namespace, self.prefix = adapter_class(cp.target).lineage_namespace(
             cp.target, cp.raw.root
@@ -277,7 +285,9 @@ class _Builder:
             before = len(cache)
             self._lineage = lin.compute(
                 self.cp,
-                [n for n, node in self.cp.nodes.items() if node.kind != "source"],
+                self.models
+                if self.models is not None
+                else [n for n, node in self.cp.nodes.items() if node.kind != "source"],
                 catalog=lambda tables: adapter_class(target).peek_columns(target, root, tables),
                 cache=cache,
             )
