@@ -142,3 +142,23 @@ def test_freshness_config_errors(write_project, files, message):
     code, out = run_cli(["status", "--freshness", "--project", root])
     assert code == 2, out
     assert message in out
+
+
+def test_a_partial_interval_is_not_fresh_data(project):
+    code, out = run_cli(
+        [
+            "run",
+            "--interval",
+            "2026-06-02",
+            "--select",
+            "+s.daily",
+            "--execution-time",
+            "2026-06-02T12:00",
+            "--allow-partial",
+            "--project",
+            project,
+        ]
+    )
+    assert code == 0, out
+    got = statuses(project, "2026-06-02T13:00:00")
+    assert got["s.daily"][2] == "2026-06-02T00:00:00"  # not 06-03: that one is partial

@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from pipe.executor import CheckResult
+from pipe.ledger import Entry, Read
 from pipe.state import LockHeld, ProjectLock, StateStore
 
 KEY = ("m.a", "2026-06-01T00:00:00", "2026-06-02T00:00:00")
@@ -49,7 +50,7 @@ def test_uncommitted_work_vanishes_whole(tmp_path):
     run_id = store.start_run("run", "dev", "x", KEY[1], KEY[2], {}, 1)
     store.begin()
     store.attempt_started(run_id, "t1", 1, KEY, 1.0, 2.0)
-    store.mark_published("dev", KEY, "fp", run_id, 3)
+    store.mark_published("dev", KEY, Entry("fp", 1.0, 3), run_id)
     store.db.close()  # no commit
     store = StateStore(tmp_path)
     assert store.attempts(run_id) == []
@@ -59,13 +60,27 @@ def test_uncommitted_work_vanishes_whole(tmp_path):
 
 def test_published_fingerprints_by_target_and_model(tmp_path):
     store = StateStore(tmp_path)
-    store.mark_published("dev", KEY, "fp1", 1, 3)
-    store.mark_published("dev", KEY, "fp2", 2, 3)  # a republish replaces
-    store.mark_published("prod", KEY, "fp9", 3, 3)
-    store.mark_published("dev", ("m.b", "", ""), "fpb", 2, 1)
+    store.mark_published("dev", KEY, Entry("fp1", 1.0, 3), 1)
+    store.mark_published("dev", KEY, Entry("fp2", 2.0, 3), 2)  # a republish replaces
+    store.mark_published("prod", KEY, Entry("fp9", 3.0, 3), 3)
+    store.mark_published("dev", ("m.b", "", ""), Entry("fpb", 2.5, 1), 2)
     assert store.published_fingerprints("dev") == {KEY: "fp2", ("m.b", "", ""): "fpb"}
     assert store.published_fingerprints("dev", {"m.b"}) == {("m.b", "", ""): "fpb"}
     assert store.published_fingerprints("prod") == {KEY: "fp9"}
+    store.close()
+
+
+def test_the_mirror_keeps_what_a_publish_read_and_follows_the_ledger(tmp_path):
+    store = StateStore(tmp_path)
+    up = ("m.up", "", "")
+    entry = Entry("fp", 5.0, 7, (Read(up, 4.0),), partial=True, replaced=6)
+    store.mark_published("dev", KEY, entry, 1)
+    assert store.published_entries("dev") == {KEY: entry}
+    # the warehouse ledger is the truth: the mirror becomes exactly it
+    ledger = {up: Entry("fpu", 4.0, 1)}
+    assert store.reconcile("dev", ledger) == 2
+    assert store.published_entries("dev") == ledger
+    assert store.reconcile("dev", ledger) == 0
     store.close()
 
 

@@ -17,14 +17,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from . import plan as planmod
+from .adapters.base import TEMP_MARK
 from .compiler import CompiledProject, Node
-from .errors import StalePlanError, UserError
-from .intervals import Interval, expand, iso
-from .plan import Plan, Task
+from .decide import decide
+from .errors import IntervalError, StalePlanError, UserError
+from .intervals import Interval, expand, floor, iso
+from .ledger import stale
+from .plan import Plan, Task, task_id
 from .state import StateStore
 
 EXPLOSION_LIMIT = 10_000
@@ -46,9 +50,61 @@ def expand_stubs(cp: CompiledProject, span: Interval, models: Iterable[str] | No
     interval come without SQL (their plan file has it)."""
 
     def render(node: Node, iv: Interval | None) -> bool:
-        return node.kind != "incremental" or inside_one(cp, iv) is None
+        # a lookback interval before the span has no plan file of the span: SQL inline
+        return node.kind != "incremental" or inside_one(cp, iv) is None or iv.start < span.start
 
     return planmod.build_plan(cp, span, models, full_interval=span, render=render)
+
+
+def shadow_name(model: str) -> str:
+    """The table a --full-refresh rebuilds `model` into; it carries the temp mark, so a
+    refresh that never reached its swap leaves nothing behind after the next run."""
+    schema, name = model.split(".", 1)
+    return f"{schema}.{name[:40]}{TEMP_MARK}refresh"
+
+
+def full_refresh(plan: Plan, models: Iterable[str]) -> Plan:
+    """The backfill `plan` with the incremental models among `models` rebuilt into shadow
+    tables: their tasks publish into the shadow, a `swap` task per model (after all of
+    them) puts it in place in one transaction, and every task that reads the model waits
+    for the swap. Until then readers see the old table; if any interval fails, they keep
+    it (the swap never runs)."""
+    wanted = set(models)
+    by_model: dict[str, list[str]] = {}
+    for t in plan.tasks:
+        if t.model in wanted and t.kind == "incremental":
+            by_model.setdefault(t.model, []).append(t.id)
+    swaps = {m: task_id(f"{m}#full-refresh", plan.interval) for m in by_model}
+    refreshed = {tid: m for m, ids in by_model.items() for tid in ids}
+    tasks: list[Task] = []
+    for t in plan.tasks:
+        if t.id in refreshed:
+            tasks.append(replace(t, table=shadow_name(t.model), refresh=True))
+            continue
+        waits = sorted({swaps[refreshed[u]] for u in t.upstream if u in refreshed})
+        tasks.append(replace(t, upstream=tuple(sorted(set(t.upstream) | set(waits))))
+                     if waits else t)
+    for model, ids in sorted(by_model.items()):
+        last = max(i for i, t in enumerate(tasks) if t.model == model)
+        fp = tasks[last].fingerprint
+        tasks.insert(last + 1, Task(swaps[model], model, "swap", plan.interval, tuple(ids), fp,
+                                    model, temp=shadow_name(model)))
+    return replace(plan, tasks=tuple(tasks))
+
+
+def complete_part(cp: CompiledProject, span: Interval, execution_time: datetime,
+                  allow_partial: bool) -> tuple[Interval, Interval | None]:
+    """(the span to backfill, the incomplete part left out or None): a backfill builds only
+    the schedule intervals that end by the execution time, unless --allow-partial (SPEC §7)."""
+    if allow_partial or span.end <= execution_time:
+        return span, None
+    end = floor(execution_time, cp.raw.config.schedule)
+    if end <= span.start:
+        raise IntervalError(
+            f"nothing to backfill: no {cp.raw.config.schedule} interval of {span.label} is "
+            f"complete at the execution time {iso(execution_time)}Z",
+            hint="backfill after they end, or pass --allow-partial to build them as partial")
+    return Interval(span.start, end), Interval(end, span.end)
 
 
 def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
@@ -72,16 +128,19 @@ def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
 # ---------------------------------------------------------------- dry run
 
 
-def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
-    """What the backfill would do, read from the state store; writes nothing."""
+def dry_run(cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bool,
+            execution_time: datetime) -> dict:
+    """What the backfill would do and why, decided as the run decides (decide.py) from the
+    state store's mirror of the ledger; writes nothing. Not known without the warehouse:
+    tables dropped by hand (the run finds and rebuilds them)."""
     state = StateStore(cp.raw.root, readonly=True)
     try:
-        published = state.published_fingerprints(cp.target.name)
+        published = state.published_entries(cp.target.name)
         means = state.mean_durations(cp.target.name)
     finally:
         state.close()
-    current = {n: node.fingerprint for n, node in cp.nodes.items()}
-    changed_models = {m for (m, _, _), fp in published.items() if current.get(m, fp) != fp}
+    decision = decide(plan.tasks, context, published, stale(published),
+                      execution_time=execution_time, force=force)
     per_model: dict[str, dict] = {}
     seconds = 0.0
     for t in plan.tasks:
@@ -89,19 +148,11 @@ def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
             "model": t.model, "kind": t.kind, "intervals": 0, "to_run": 0, "skipped": 0,
             "reasons": {}})
         row["intervals"] += 1
-        have = published.get(t.key)
-        if have == t.fingerprint and not force:
+        reason = decision.run.get(t.id)
+        if reason is None:
             row["skipped"] += 1
             continue
-        if have == t.fingerprint:
-            reason = "forced"
-        elif have is None:
-            reason = "never published"
-        elif any(u in changed_models for u in cp.nodes[t.model].upstream) if t.model in (
-                cp.nodes) else False:
-            reason = "upstream fingerprint changed"
-        else:
-            reason = "model fingerprint changed"
+        reason = reason.split(":", 1)[0]  # the kind of reason, not each upstream's name
         row["to_run"] += 1
         row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
         seconds += means.get(t.model, 0.0)
@@ -111,6 +162,9 @@ def dry_run(cp: CompiledProject, plan: Plan, force: bool) -> dict:
         "models": models,
         "total": {"tasks": len(plan.tasks), "to_run": sum(m["to_run"] for m in models),
                   "skipped": sum(m["skipped"] for m in models)},
+        "blocked": [{"model": b.task.model, "interval": b.task.label,
+                     "upstream": b.upstream.model, "upstream_interval": b.upstream.label,
+                     "why": b.why} for b in decision.blocked],
         "estimated_task_seconds": round(seconds, 3),
         "estimate_known_for": sorted(m for m in per_model if m in means),
     }
@@ -178,7 +232,7 @@ class PlanFiles:
         self._lock = threading.Lock()
 
     def hydrate(self, task: Task) -> Task:
-        if task.sql or task.kind in ("seed", "sensor"):
+        if task.sql or task.kind in ("seed", "sensor", "swap"):
             return task
         outer = inside_one(self.cp, task.interval)
         path = planmod.plan_path(self.root, self.cp.target.name, outer)
@@ -195,7 +249,7 @@ class PlanFiles:
         if found is None or found.fingerprint != task.fingerprint:
             raise UserError(f"{planmod.relpath(self.root, path)} has no task {task.id} for "
                             f"{task.model} {task.label}: recompile the plans")
-        return found
+        return replace(found, table=task.table, refresh=True) if task.refresh else found
 
 
 def newest_first(plan: Plan) -> Callable[[Task], tuple]:

@@ -169,6 +169,29 @@ def _after_start(cp, iv):
     return iv
 
 
+def _execution_time(value: str | None):
+    """--execution-time (UTC; default now): what pipe takes as the present. An interval
+    whose end lies after it is not complete (SPEC §7)."""
+    from .runner import utcnow
+
+    if value is None:
+        return utcnow()
+    try:
+        return intervals.parse_point(value.replace(" ", "T"), "--execution-time")
+    except UserError as exc:
+        raise UserError(f"--execution-time: {exc.message}",
+                        hint="a UTC time such as 2026-06-02T06:00 or 2026-06-02") from None
+
+
+def _complete_only(iv, execution_time, allow_partial: bool) -> None:
+    if iv.end > execution_time and not allow_partial:
+        raise IntervalError(
+            f"interval {iv.label} is not complete: it ends at {intervals.iso(iv.end)}Z, after "
+            f"the execution time {intervals.iso(execution_time)}Z; its data may still arrive",
+            hint="run it after it ends, or pass --allow-partial to build it now as partial; "
+            "the first run that covers it once it is complete rebuilds it")
+
+
 def _unsafe_label(stem: str) -> str:
     """Invert Interval.file_stem: '2026-06-15T0000/2026-06-17T0000' -> with colons."""
     parts = []
@@ -298,11 +321,16 @@ def _result_json(result) -> dict:
 @click.option("--select", "select", help="Run only these models (plan stays whole).")
 @click.option("--concurrency", type=int, help="Max tasks in flight (default: pipe.yml).")
 @click.option("--force", is_flag=True, help="Rerun tasks already published.")
+@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
+              "default: now). An interval ending after it is not complete.")
+@click.option("--allow-partial", is_flag=True, help="Build an incomplete interval anyway, "
+              "recorded as partial.")
 @click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common
 @handle_errors
-def run(project, target, interval, select, concurrency, force, no_wait, as_json):
+def run(project, target, interval, select, concurrency, force, execution_time, allow_partial,
+        no_wait, as_json):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
     from .errors import StalePlanError
     from .runner import LockBusy, check_env, run_tasks
@@ -310,6 +338,9 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
     cp = _load(project, target)
     root = cp.raw.root
     iv = _after_start(cp, intervals.parse_label(interval))
+    now = _execution_time(execution_time)
+    _complete_only(iv, now, allow_partial)
+    models = _selected(cp, select)
     check_env(cp.target)  # a missing ${VAR} is said before anything is written
     fresh = planmod.build_plan(cp, iv)
     path = planmod.plan_path(root, fresh.target, iv)
@@ -326,14 +357,17 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
             hint=f"review the change with 'pipe compile --interval {iv.label}' and "
             "'git diff plans/', then run again")
     cp.save_cache()
-    plan = planmod.load(path).select(_selected(cp, select))
-    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.tasks)
+    plan = planmod.load(path)
+    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp,
+                         plan.select(models).tasks)
     try:
-        result = run_tasks(root, cp.target, plan.tasks, kind="run", label=iv.label,
-                           start=intervals.iso(iv.start), end=intervals.iso(iv.end),
-                           caps=_caps(cp, concurrency), force=force, wait=not no_wait,
-                           reporter=reporter,
-                           args={"select": select, "force": force, "concurrency": concurrency})
+        result = run_tasks(root, cp.target, plan.select(models).tasks, kind="run",
+                           label=iv.label, start=intervals.iso(iv.start),
+                           end=intervals.iso(iv.end), caps=_caps(cp, concurrency), force=force,
+                           wait=not no_wait, reporter=reporter,
+                           context={t.id: t for t in plan.tasks}, execution_time=now,
+                           args={"select": select, "force": force, "concurrency": concurrency,
+                                 "allow_partial": allow_partial})
     except LockBusy as exc:
         _fail(console.format_user_error(exc), 1)
     _finish(result, as_json)
@@ -347,16 +381,18 @@ def run(project, target, interval, select, concurrency, force, no_wait, as_json)
               "rows, backfill progress.")
 @click.option("--freshness", is_flag=True, help="Only the age of each model's and source's "
               "newest data; exit 1 when any is past its error_after.")
+@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
+              "default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
 @handle_errors
-def status(project, target, interval, limit, run_id, freshness, as_json):
-    """What ran, what failed and why, what is missing."""
+def status(project, target, interval, limit, run_id, freshness, execution_time, as_json):
+    """What ran, what failed and why, what is missing, stale, partial or late."""
     from .status import collect
 
     cp = _load(project, target)
     if freshness:
-        _freshness(cp, as_json)
+        _freshness(cp, as_json, _execution_time(execution_time))
         return
     if run_id is not None:
         from . import runrecord
@@ -366,7 +402,8 @@ def status(project, target, interval, limit, run_id, freshness, as_json):
         found = runrecord.as_json(record)
         click.echo(json.dumps(found, indent=2) if as_json else console.run_record_text(found))
         return
-    report = collect(cp, intervals.parse_label(interval) if interval else None, limit)
+    report = collect(cp, intervals.parse_label(interval) if interval else None, limit,
+                     _execution_time(execution_time))
     cp.save_cache()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -422,10 +459,10 @@ def lineage(project, target, name, downstream, as_json):
     click.echo(console.lineage_text(rows, downstream, note))
 
 
-def _freshness(cp, as_json: bool) -> None:
+def _freshness(cp, as_json: bool, now) -> None:
     from . import freshness
 
-    report = freshness.collect(cp)
+    report = freshness.collect(cp, now)
     cp.save_cache()
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
@@ -444,6 +481,12 @@ def _freshness(cp, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the expansion; write nothing.")
 @click.option("--newest-first", is_flag=True, help="Start with the most recent intervals.")
 @click.option("--force", is_flag=True, help="Rebuild intervals already published.")
+@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
+              "default: now). Intervals ending after it are left out.")
+@click.option("--allow-partial", is_flag=True, help="Also build the incomplete intervals at "
+              "the end, recorded as partial.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild the selected incremental models "
+              "from the project's start into a new table, swapped in when all passed.")
 @click.option("--yes", is_flag=True, help=f"Allow a model to expand past "
               f"{10_000:,} intervals.")
 @click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
@@ -451,13 +494,23 @@ def _freshness(cp, as_json: bool) -> None:
 @common
 @handle_errors
 def backfill(project, target, start, end, select, concurrency, dry_run, newest_first, force,
-             yes, no_wait, as_json):
+             execution_time, allow_partial, full_refresh, yes, no_wait, as_json):
     """Run every interval in [start, end) under the concurrency caps; resumable."""
     from . import backfill as bf
+    from .graph import with_upstream
     from .runner import LockBusy, check_env, run_tasks
 
     cp = _load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
+    now = _execution_time(execution_time)
     span = _after_start(cp, intervals.parse_range(start, end))
+    if full_refresh and cp.raw.config.start is not None:  # the whole table, from the start
+        span = intervals.Interval(cp.raw.config.start, span.end)
+    span, left_out = bf.complete_part(cp, span, now, allow_partial)
+    echo = (lambda *a, **k: None) if as_json else click.echo
+    if left_out is not None:
+        echo(f"note: leaving out [{intervals.iso(left_out.start)}, {intervals.iso(left_out.end)})"
+             f": not complete at the execution time {intervals.iso(now)}Z (--allow-partial "
+             "builds it as partial)", err=True)
     models = _selected(cp, select)
     too_many = bf.explosion(cp, span, models)
     if too_many and not yes:
@@ -466,9 +519,14 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
         raise UserError(f"this backfill expands to more than {bf.EXPLOSION_LIMIT:,} intervals "
                         f"for {names}", hint="narrow --start/--end or --select, or pass --yes "
                         "if you mean it")
-    stubs = bf.expand_stubs(cp, span, models)
+    # the upstream of a selection too: what a selected task reads must be published
+    stubs = bf.expand_stubs(cp, span, with_upstream(cp.graph, models) if models else None)
+    selected = stubs.select(models)
+    if full_refresh:
+        selected = bf.full_refresh(selected, models or cp.graph.order)
+    context = {t.id: t for t in (*stubs.tasks, *selected.tasks)}
     if dry_run:
-        report = bf.dry_run(cp, stubs, force)
+        report = bf.dry_run(cp, selected, context, force, now)
         cp.save_cache()
         if as_json:
             click.echo(json.dumps(report, indent=2))
@@ -476,24 +534,24 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
             click.echo(console.dry_run_text(report, _caps(cp, concurrency, True).concurrency))
         return
     check_env(cp.target)
-    echo = (lambda *a, **k: None) if as_json else click.echo
     progress = console.Counter(echo, "compiling plans")
     bf.persist(cp, span, stubs, progress)
     cp.save_cache()
     files = bf.PlanFiles(cp)
-    order = bf.newest_first(stubs) if newest_first else bf.oldest_first(stubs)
-    by_interval = {t.id: outer.label for t in stubs.tasks
+    order = bf.newest_first(selected) if newest_first else bf.oldest_first(selected)
+    by_interval = {t.id: outer.label for t in selected.tasks
                    if (outer := bf.inside_one(cp, t.interval)) is not None}
     reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json,
-                                                 intervals=by_interval), cp, stubs.tasks)
+                                                 intervals=by_interval), cp, selected.tasks)
     try:
-        result = run_tasks(cp.raw.root, cp.target, stubs.tasks, kind="backfill",
+        result = run_tasks(cp.raw.root, cp.target, selected.tasks, kind="backfill",
                            label=span.label, start=intervals.iso(span.start),
                            end=intervals.iso(span.end), caps=_caps(cp, concurrency, True),
                            force=force, wait=not no_wait, reporter=reporter, priority=order,
-                           hydrate=files.hydrate,
+                           hydrate=files.hydrate, context=context, execution_time=now,
                            args={"select": select, "force": force, "newest_first": newest_first,
-                                 "concurrency": concurrency})
+                                 "concurrency": concurrency, "allow_partial": allow_partial,
+                                 "full_refresh": full_refresh})
     except LockBusy as exc:
         _fail(console.format_user_error(exc), 1)
     _finish(result, as_json)

@@ -116,6 +116,11 @@ class ModelConfig:
     description: str | None = None
     depends_on_lines: tuple[int, ...] = ()
     freshness: Freshness | None = None
+    lookback: int = 0
+    on_schema_change: str = "fail"
+
+
+ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")
 
 
 @dataclass(frozen=True)
@@ -354,7 +359,7 @@ def _openlineage(ctx: _Ctx, m: YMap) -> OpenLineageSettings | None:
 
 _MODEL_KEYS = {"kind", "time_column", "grain", "depends_on_past", "depends_on", "pool",
                "max_concurrency", "retries", "retry_delay", "timeout", "checks", "columns",
-               "tags", "description", "freshness"}
+               "tags", "description", "lookback", "on_schema_change", "freshness"}
 _CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
@@ -378,6 +383,12 @@ def parse_model_config(data, path: str, errors: list[UserError],
                 else "pools in pipe.yml: " + ", ".join(p for p, _ in pools))
     checks = _parse_checks(ctx, m)
     depends_on = ctx.str_list(m, "depends_on")
+    lookback = ctx.positive_int(m, "lookback", 0, minimum=0)
+    on_schema_change = ctx.choice(m, "on_schema_change", ON_SCHEMA_CHANGE, "fail")
+    for key, used in (("lookback", lookback), ("on_schema_change", on_schema_change != "fail")):
+        if used and kind != "incremental":
+            ctx.err(f"'{key}' applies to incremental models only (this one is {kind})",
+                    m.line_of(key), "remove it, or make the model kind: incremental")
     return ModelConfig(
         kind=kind,
         time_column=time_column,
@@ -394,6 +405,8 @@ def parse_model_config(data, path: str, errors: list[UserError],
         tags=ctx.str_list(m, "tags"),
         description=ctx.typed(m, "description", str),
         depends_on_lines=(m.line_of("depends_on"),) * len(depends_on),
+        lookback=lookback,
+        on_schema_change=on_schema_change,
         freshness=_freshness(ctx, m),
     )
 

@@ -113,6 +113,9 @@ class ConsoleReporter:
     def waiting_for_lock(self, holder: str) -> None:
         self.echo(f"waiting for the project lock held by {holder}", err=True)
 
+    def note(self, text: str) -> None:
+        self.echo(f"note: {text}", err=self.quiet)
+
     def start(self, total: int, skipped: int, label: str) -> None:
         if not self.quiet:
             self.echo(f"running {label}: {total} tasks, {skipped} already published")
@@ -227,7 +230,49 @@ def status_text(report: dict) -> str:
                 lines.append(f"  {model}: {shown}{more}")
     else:
         lines.append("nothing missing")
+    lines += _promises_text(report)
     return "\n".join(lines)
+
+
+def _promises_text(report: dict) -> list[str]:
+    """Stale, partial, missing tables, late rows: one block each, grouped by model, each
+    with what is wrong, since when, and the command that repairs it."""
+    lines: list[str] = []
+    for key, title in (("stale", "stale: built from upstream data that was published again"),
+                       ("partial", "partial: built before their interval was complete")):
+        items = report.get(key) or []
+        if not items:
+            continue
+        lines.append(f"{title} ({len(items)} interval(s)):")
+        by_model: dict[str, list[dict]] = {}
+        for item in items:
+            by_model.setdefault(item["model"], []).append(item)
+        for model, group in sorted(by_model.items()):
+            first = group[0]
+            span = f"[{first['start']}, {group[-1]['end']})" if first["start"] else ""
+            count = f"{len(group)} interval(s) " if len(group) > 1 else ""
+            lines.append(f"  {model} {count}{span}: {first['reason']}")
+            fixes = [g["fix"] for g in group if g.get("fix")]
+            if fixes:
+                start = fixes[0].split("--start ")[1].split()[0]
+                end = fixes[-1].split("--end ")[1].split()[0]
+                lines.append(f"    fix: pipe backfill --start {start} --end {end} "
+                             f"--select {model}")
+    for item in report.get("missing_tables") or []:
+        if item is (report.get("missing_tables") or [None])[0]:
+            lines.append("missing tables:")
+        lines.append(f"  {item['model']}: {item['reason']}")
+        if item.get("fix"):
+            lines.append(f"    fix: {item['fix']}")
+    checked = report.get("tables_checked", "yes")
+    if checked != "yes":
+        lines.append(f"tables not checked for drift ({checked.removeprefix('no: ')})")
+    if report.get("late_rows"):
+        lines.append("late rows (row-count change when an interval was published again):")
+        for item in report["late_rows"]:
+            lines.append(f"  {item['model']}: {item['rows']:+d} rows over {item['intervals']} "
+                         "republished interval(s)")
+    return lines
 
 
 def _indent(text: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from .adapters.base import Adapter, AdapterError, Interrupted
 from .checks import verdict
 from .intervals import iso
+from .ledger import Entry, Read
 from .plan import Task
 
 
@@ -31,6 +32,17 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """What the ledger row of a publish records besides the task's outcome: its version,
+    the upstream publishes the task read, and whether its data may be incomplete."""
+
+    published_at: float
+    reads: tuple[Read, ...] = ()
+    partial: bool = False
+    republish: bool = False  # the key was published before: record the rows it replaced
+
+
+@dataclass(frozen=True)
 class TaskResult:
     status: str  # success | failed
     rows: int | None = None
@@ -39,6 +51,9 @@ class TaskResult:
     error: str | None = None
     retryable: bool = True  # check failures are data, not flakiness: no retry
     warnings: tuple[str, ...] = field(default=())
+    entry: Entry | None = None  # the ledger entry written with the publish
+    # a swap's ledger changes: (key, entry) published, (key, None) no longer published
+    ledger: tuple = ()
 
 
 class TaskFailed(Exception):
@@ -62,10 +77,10 @@ def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
     return tuple(results)
 
 
-def execute(adapter: Adapter, task: Task, root: Path) -> TaskResult:
+def execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None) -> TaskResult:
     """Run one task to the end; never raises for a task failure (returns status=failed)."""
     try:
-        return _execute(adapter, task, root)
+        return _execute(adapter, task, root, stamp or Stamp(time.time()))
     except TaskFailed as exc:
         return TaskResult("failed", checks=tuple(exc.checks), error=str(exc),
                           retryable=exc.retryable)
@@ -100,9 +115,13 @@ def _creation_lock(adapter: Adapter, task: Task) -> threading.Lock | None:
         return _CREATING.setdefault(f"{adapter.target.name}:{task.table}", threading.Lock())
 
 
-def _execute(adapter: Adapter, task: Task, root: Path, tries: int = 5) -> TaskResult:
+def _execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp,
+             tries: int = 5) -> TaskResult:
     if task.kind == "sensor":
         raise TaskFailed("sensor tasks are polled by the scheduler", retryable=False)
+    if task.kind == "swap":
+        with adapter.transaction():
+            return _swap(adapter, task, stamp)
     lock = _creation_lock(adapter, task)
     if lock:
         lock.acquire()
@@ -110,7 +129,7 @@ def _execute(adapter: Adapter, task: Task, root: Path, tries: int = 5) -> TaskRe
         for attempt in range(tries):
             try:
                 with adapter.transaction():
-                    return _write_audit_publish(adapter, task, root)
+                    return _write_audit_publish(adapter, task, root, stamp)
             except AdapterError as exc:
                 if attempt == tries - 1 or not adapter.is_conflict(exc):
                     raise
@@ -121,7 +140,7 @@ def _execute(adapter: Adapter, task: Task, root: Path, tries: int = 5) -> TaskRe
     raise AssertionError("unreachable")
 
 
-def _write_audit_publish(adapter: Adapter, task: Task, root: Path) -> TaskResult:
+def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp) -> TaskResult:
     """Build, check, publish and record: the caller's transaction commits it all at once
     or (on TaskFailed, an error, a timeout) rolls it all back, temp table included."""
     leaked, warnings = 0, []
@@ -142,22 +161,94 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path) -> TaskResult
     if bad:
         names = ", ".join(f"{c.name} ({c.failures} failing rows)" for c in bad)
         raise TaskFailed(f"check failed: {names}", checks, retryable=False)
+    replaced = None
     if task.kind == "view":
         adapter.publish_view(task.temp, task.table, task.sql)
     elif task.kind == "incremental":
-        inserted = adapter.publish_interval(task.temp, task.table, task.time_column,
-                                            iso(task.interval.start), iso(task.interval.end))
+        warnings += sync_columns(adapter, task)
+        inserted, replaced = adapter.publish_interval(
+            task.temp, task.table, task.time_column, iso(task.interval.start),
+            iso(task.interval.end))
         leaked, rows = leaked + rows - inserted, inserted
     else:
         adapter.publish_full(task.temp, task.table)
-    adapter.record_published(task.key, task.fingerprint, rows)
+    entry = Entry(task.fingerprint, stamp.published_at, rows, stamp.reads, stamp.partial,
+                  replaced if stamp.republish else None)
+    # a --full-refresh interval is recorded under its shadow table until the swap
+    adapter.record_published((task.table, *task.key[1:]), entry)
     if leaked:
         warnings.append(f"{leaked} rows outside [{iso(task.interval.start)}, "
                         f"{iso(task.interval.end)}) by {task.time_column} were not published:"
                         " does the model filter on its interval?")
     warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks
                  if c.status == "warn"]
-    return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings))
+    return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings),
+                      entry=None if task.refresh else entry)
+
+
+def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:
+    """--full-refresh, last step, one transaction: the shadow table every interval was
+    rebuilt into becomes the model's table; its ledger rows become the model's, and the
+    model's intervals the refresh did not rebuild are no longer published."""
+    shadow, table = task.temp, task.table
+    ledger = adapter.read_ledger()
+    rebuilt = sorted((k[1:], e) for k, e in ledger.items() if k[0] == shadow)
+    if not rebuilt:
+        raise TaskFailed(f"the full refresh of {task.model} rebuilt no interval; the table "
+                         "was left as it was", retryable=False)
+    adapter.publish_full(shadow, table)
+    changes: list = []
+    for i, (span, e) in enumerate(rebuilt):
+        entry = Entry(e.fingerprint, stamp.published_at + i * 1e-6, e.rows, e.reads, e.partial)
+        adapter.record_published((table, *span), entry)
+        changes.append(((table, *span), entry))
+    spans = {span for span, _ in rebuilt}
+    gone = sorted(k for k in ledger if k[0] == table and k[1:] not in spans)
+    adapter.record_removed(gone, stamp.published_at + len(rebuilt) * 1e-6)
+    adapter.forget_ledger(shadow)
+    changes += [(k, None) for k in gone]
+    return TaskResult("success", sum(e.rows or 0 for _, e in rebuilt), ledger=tuple(changes),
+                      warnings=(f"full refresh: {table} replaced by the rebuild of "
+                                f"{len(rebuilt)} interval(s)",))
+
+
+def sync_columns(adapter: Adapter, task: Task) -> list[str]:
+    """Apply the model's `on_schema_change` when its query's columns differ from its
+    table's (dbt's names and meanings): `fail` fails the task, `append_new_columns` adds
+    the new ones, `sync_all_columns` also drops the ones gone. Column types are not
+    changed; a changed type surfaces as the engine's error on insert."""
+    if adapter.relation_kind(task.table) != "table":
+        return []
+    new = adapter.columns(task.temp)
+    old = adapter.table_columns(task.table)
+    have = {c.lower() for c, _ in old}
+    wanted = {c.lower() for c, _ in new}
+    added = [(c, t) for c, t in new if c.lower() not in have]
+    removed = [c for c, _ in old if c.lower() not in wanted]
+    if not added and not removed:
+        return []
+    said = "; ".join(part for part in (
+        "added " + ", ".join(f"{c} ({t})" for c, t in added) if added else "",
+        "removed " + ", ".join(removed) if removed else "") if part)
+    policy = task.on_schema_change
+    if policy == "fail":
+        raise TaskFailed(
+            f"the columns of {task.model} changed: {said}. Nothing was published; the table "
+            "keeps its columns. Set on_schema_change: append_new_columns (or "
+            "sync_all_columns) in the model's sidecar, or rebuild the table with 'pipe "
+            f"backfill --full-refresh --select {task.model} --start ... --end ...'",
+            retryable=False)
+    for column, dtype in added:
+        adapter.add_column(task.table, column, dtype)
+    if policy == "sync_all_columns":
+        for column in removed:
+            adapter.drop_column(task.table, column)
+    else:
+        removed = []
+    done = [f"added {', '.join(c for c, _ in added)}" if added else "",
+            f"dropped {', '.join(removed)}" if removed else ""]
+    return [f"on_schema_change {policy}: {'; '.join(d for d in done if d)} on {task.table}"] \
+        if any(done) else []
 
 
 class Deadline:
@@ -189,11 +280,12 @@ class Deadline:
             self._timer.cancel()
 
 
-def execute_with_timeout(adapter: Adapter, task: Task, root: Path) -> TaskResult:
+def execute_with_timeout(adapter: Adapter, task: Task, root: Path,
+                         stamp: Stamp | None = None) -> TaskResult:
     deadline = Deadline(adapter, task.timeout)
     started = time.monotonic()
     try:
-        result = execute(adapter, task, root)
+        result = execute(adapter, task, root, stamp)
     finally:
         deadline.cancel()
     if deadline.fired and result.status == "failed":

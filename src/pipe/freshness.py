@@ -1,13 +1,14 @@
 """Freshness: how old the newest data of each model and source is, against `freshness:`.
 
-A model's newest data is the end of its latest published interval, read from the state
-store (`.pipe/state.db`, as `pipe status` reads it): an incremental model that last
-published [06-14, 06-15) is as fresh as 06-15 00:00 UTC, however recently it ran, because
-a label is data time. A source declares `loaded_at`, a column (pipe asks the warehouse for
-its maximum) or a query returning one timestamp. Its age is `now` minus that time, and its
-status is `error` past `error_after`, `warn` past `warn_after`, `ok` below both, and `-` for
-a model without `freshness:` (listed, never failing). A model with `freshness:` that was
-never published is past both thresholds.
+A model's newest data is the end of its latest complete published interval (a partial
+one promises nothing yet, SPEC §7), read from the state store (`.pipe/state.db`, as
+`pipe status` reads it): an incremental model that last published [06-14, 06-15) is as
+fresh as 06-15 00:00 UTC, however recently it ran, because a label is data time. A
+source declares `loaded_at`, a column (pipe asks the warehouse for its maximum) or a
+query returning one timestamp. Its age is `now` minus that time, and its status is
+`error` past `error_after`, `warn` past `warn_after`, `ok` below both, and `-` for a
+model without `freshness:` (listed, never failing). A model with `freshness:` that was
+never published is past its thresholds.
 
 Prints nothing; `pipe status --freshness` shows the rows and exits 1 on any `error`.
 """
@@ -71,13 +72,13 @@ def collect(cp, now: datetime | None = None) -> FreshnessReport:
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
     state = StateStore(cp.raw.root, readonly=True)
     try:
-        published = state.published_fingerprints(cp.target.name)
+        published = state.published_entries(cp.target.name)
     finally:
         state.close()
     latest: dict[str, str] = {}
-    for model, _start, end in published:
-        if end and end > latest.get(model, ""):
-            latest[model] = end
+    for (model, _start, end), entry in published.items():
+        if end and not entry.partial and end > latest.get(model, ""):
+            latest[model] = end  # a partial interval promises nothing yet (SPEC §7)
     rows = []
     for node in sorted(cp.models(), key=lambda n: n.name):
         if node.kind == "seed":

@@ -67,6 +67,12 @@ def _closure(start: set[str], edges: Mapping[str, Iterable[str]]) -> set[str]:
     return seen
 
 
+def with_upstream(graph: Graph, names: Iterable[str]) -> list[str]:
+    """`names` and everything upstream of them, in topological order."""
+    chosen = _closure(set(names), graph.upstream)
+    return [n for n in graph.order if n in chosen]
+
+
 def select(graph: Graph, selector: str | None, tags: Mapping[str, Iterable[str]]) -> list[str]:
     """Names matched by `selector`, in topological order; None selects everything."""
     if not selector or not selector.strip():

@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from . import checks as checkmod
 from . import sql as sqlmod
 from .compiler import CompiledProject, Node
 from .errors import StalePlanError, UserError, raise_collected
-from .intervals import Interval, expand, from_iso, iso, previous
+from .intervals import Interval, expand, floor, from_iso, iso, next_start, previous
 from .loader import frozen_gc
 from .templating import render_snippet
 
@@ -48,7 +49,7 @@ class CheckSpec:
 class Task:
     id: str
     model: str
-    kind: str  # full | incremental | view | seed | sensor
+    kind: str  # full | incremental | view | seed | sensor | swap (--full-refresh)
     interval: Interval | None
     upstream: tuple[str, ...]
     fingerprint: str
@@ -67,13 +68,17 @@ class Task:
     column_types: tuple[tuple[str, str], ...] = ()
     poke_every: float | None = None
     wait_timeout: float | None = None
+    lookback: bool = False  # an interval before the run's, rebuilt for late data
+    on_schema_change: str = "fail"
+    # backfill --full-refresh: publishes into `table`, a shadow the `swap` task renames in
+    refresh: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
         """(model, start, end) as the state store keys published work."""
         if self.interval is None:
             return (self.model, "", "")
-        return (self.model, iso(self.interval.start), iso(self.interval.end))
+        return (self.model, *_isos(self.interval))  # hot: the scheduler loop asks often
 
     @property
     def label(self) -> str:
@@ -89,14 +94,13 @@ class Plan:
     tasks: tuple[Task, ...]
 
     def select(self, models: Iterable[str] | None) -> Plan:
-        """The same plan with only the tasks of `models` (None keeps all)."""
+        """The same plan with only the tasks of `models` (None keeps all). Upstream ids
+        outside the selection stay: what a selected task reads must be published already
+        (SPEC §7), and the runner checks that against the ledger."""
         if models is None:
             return self
         keep = set(models)
-        tasks = tuple(t for t in self.tasks if t.model in keep)
-        ids = {t.id for t in tasks}
-        return replace(self, tasks=tuple(
-            replace(t, upstream=tuple(u for u in t.upstream if u in ids)) for t in tasks))
+        return replace(self, tasks=tuple(t for t in self.tasks if t.model in keep))
 
 
 def task_id(model: str, interval: Interval | None) -> str:
@@ -104,7 +108,7 @@ def task_id(model: str, interval: Interval | None) -> str:
     return hashlib.sha1(f"{model}|{span}".encode()).hexdigest()[:12]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 16)
 def _isos(interval: Interval) -> tuple[str, str]:
     """(iso(start), iso(end)): the same few intervals are spelled for every task."""
     return iso(interval.start), iso(interval.end)
@@ -134,12 +138,15 @@ def _build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None
     tasks: list[Task] = []
     by_model: dict[str, list[Task]] = {}
     errors: list[UserError] = []
+    since: dict[str, datetime] = {}  # incremental model -> where its lookback range starts
     for name in cp.graph.order:
         if wanted is not None and name not in wanted:
             continue
         node = cp.nodes[name]
         try:
-            made = _tasks_of(cp, node, run, full_iv, by_model, render)
+            if node.kind == "incremental":
+                since[name] = _lookback_start(cp, node, run, since)
+            made = _tasks_of(cp, node, run, full_iv, by_model, render, since.get(name))
         except UserError as exc:
             errors.append(exc)
             continue
@@ -147,6 +154,27 @@ def _build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None
         tasks.extend(made)
     raise_collected(errors)
     return Plan(cp.name, cp.target.name, cp.target.dialect, run, tuple(tasks))
+
+
+def _lookback_start(cp: CompiledProject, node: Node, run: Interval,
+                    since: dict[str, datetime]) -> datetime:
+    """The first interval an incremental model rebuilds in a run of `run`: its own
+    `lookback` intervals back (never before the project's start), or as far back as an
+    incremental upstream rebuilds, since the intervals that read those are rebuilt too."""
+    first = floor(run.start, node.grain)
+    iv = Interval(first, next_start(first, node.grain))
+    for _ in range(node.config.lookback):
+        iv = previous(iv, node.grain)
+    start = iv.start
+    for up in node.upstream:
+        if up in since:
+            start = min(start, floor(since[up], node.grain))
+    project_start = cp.raw.config.start
+    if project_start is not None and start < project_start:
+        start = floor(project_start, node.grain)
+        if start < project_start:
+            start = next_start(start, node.grain)
+    return min(start, run.start)
 
 
 def _upstream_ids(node: Node, iv: Interval | None, by_model: dict[str, list[Task]]):
@@ -161,7 +189,8 @@ def _upstream_ids(node: Node, iv: Interval | None, by_model: dict[str, list[Task
 
 
 def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
-              by_model: dict[str, list[Task]], render=None) -> list[Task]:
+              by_model: dict[str, list[Task]], render=None,
+              since: datetime | None = None) -> list[Task]:
     if node.kind == "source":
         src = node.source
         if not src or not src.wait_for:
@@ -179,11 +208,13 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
                      column_types=node.seed.config.column_types)]
     c = node.config
     if node.kind == "incremental":
-        intervals = list(expand(run, node.grain))
+        intervals = list(expand(Interval(min(since or run.start, run.start), run.end),
+                                node.grain))
     else:
         intervals = [full_iv]
     out = []
     prev_id = None
+    looked_back: list[str] = []  # this model's lookback tasks so far
     for iv in intervals:
         tid = task_id(node.name, iv)
         temp = temp_name(node.name, tid)
@@ -195,6 +226,12 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
                       ch.warn_if, ch.error_if)
             for ch in c.checks)
         upstream = _upstream_ids(node, iv, by_model)
+        own_lookback = iv.start < run.start and c.lookback > 0
+        if looked_back and not own_lookback:
+            # the first interval of the run waits for the late-data rebuilds: once it is
+            # published they are too, so a resume after a crash knows what is left
+            upstream = tuple(sorted(set(upstream) | set(looked_back)))
+            looked_back = []
         past = None
         if c.depends_on_past and node.kind == "incremental":
             if prev_id is not None:
@@ -207,8 +244,14 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
             tid, node.name, node.kind, iv, upstream, node.fingerprint, node.name, temp,
             cp.model_sql(node.name, iv) if full else "",
             c.time_column if node.kind == "incremental" else None,
-            checks, c.pool, c.max_concurrency, c.retries, c.retry_delay, c.timeout, past))
+            checks, c.pool, c.max_concurrency, c.retries, c.retry_delay, c.timeout, past,
+            # its own late-data intervals; an interval before the run's that it has only
+            # because an upstream looks back is rebuilt when that upstream's is
+            lookback=own_lookback,
+            on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail"))
         prev_id = tid
+        if own_lookback:
+            looked_back.append(tid)
     return out
 
 
@@ -258,6 +301,10 @@ def to_json(plan: Plan) -> dict:
             d["retry_delay"] = t.retry_delay
         if t.column_types:
             d["column_types"] = dict(t.column_types)
+        if t.lookback:
+            d["lookback"] = True
+        if t.on_schema_change != "fail":
+            d["on_schema_change"] = t.on_schema_change
         tasks.append(d)
     return {"pipe_plan": PLAN_FORMAT, "project": plan.project, "target": plan.target,
             "dialect": plan.dialect,
@@ -362,7 +409,9 @@ def from_json(data: dict) -> Plan:
             timeout=d.get("timeout"), past=_interval(d.get("depends_on_past")),
             seed_path=d.get("seed_path"),
             column_types=tuple(sorted(d.get("column_types", {}).items())),
-            poke_every=d.get("poke_every"), wait_timeout=d.get("wait_timeout")))
+            poke_every=d.get("poke_every"), wait_timeout=d.get("wait_timeout"),
+            lookback=d.get("lookback", False),
+            on_schema_change=d.get("on_schema_change", "fail")))
     return Plan(data["project"], data["target"], data["dialect"],
                 _interval(data["interval"]), tuple(tasks))
 

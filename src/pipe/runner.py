@@ -13,16 +13,19 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .adapters import Adapter, open_adapter
-from .adapters.base import AdapterError, expand_env
+from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
 from .config import Target
+from .decide import Blocked, Decision, decide, describe
 from .errors import UserError
-from .executor import Deadline, TaskResult, execute_with_timeout
+from .executor import Deadline, Stamp, TaskResult, execute_with_timeout
 from .intervals import iso
+from .ledger import Entry, Key, Read, stale
 from .plan import Task
 from .scheduler import Caps, Listener, Outcome, Scheduler
 from .state import LockHeld, ProjectLock, StateStore
@@ -61,10 +64,17 @@ class LockBusy(UserError):
     """Another pipe process holds the project lock and --no-wait was given (exit 1)."""
 
 
+class UpstreamMissing(UserError):
+    """A selected task reads an upstream interval that is not published (SPEC §7)."""
+
+
 class Reporter:
     """Console hooks; console.py implements them."""
 
     def waiting_for_lock(self, holder: str) -> None: ...
+
+    def note(self, text: str) -> None:
+        """Something pipe decided that the user should know (a rebuilt dropped table)."""
 
     def start(self, total: int, skipped: int, label: str) -> None: ...
 
@@ -85,8 +95,10 @@ class Reporter:
 class _Recorder(Listener):
     """Scheduler events -> state store (batched commits) and the reporter."""
 
-    def __init__(self, state: StateStore, run_id: int, target: str, reporter: Reporter):
+    def __init__(self, state: StateStore, run_id: int, target: str, reporter: Reporter,
+                 current: dict[Key, Entry], why: Mapping[str, str]):
         self.state, self.run_id, self.target, self.reporter = state, run_id, target, reporter
+        self.current, self.why = current, why
         self.last_commit = time.monotonic()
         self.started_at: dict[str, float] = {}
         self.running = 0
@@ -106,13 +118,23 @@ class _Recorder(Listener):
         if result.checks:
             self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks)
         if result.status == "success":
-            self.state.mark_published(self.target, task.key, task.fingerprint, self.run_id,
-                                      result.rows)
+            # before the downstream tasks start: they read these versions (runner.work)
+            changes = ((task.key, result.entry),) if result.entry is not None else ()
+            for key, entry in changes + result.ledger:
+                if entry is None:
+                    self.current.pop(key, None)
+                    self.state.forget_published(self.target, key)
+                else:
+                    self.current[key] = entry
+                    self.state.mark_published(self.target, key, entry, self.run_id)
         self.reporter.task_finished(task, result, attempt, finished_at - started_at, final)
         self._maybe_commit()
 
     def settled(self, task, outcome):
-        self.state.outcome(self.run_id, task.id, task.key, outcome.status, outcome.reason)
+        # a success records why it ran: the ledger's decision, for `pipe status --run`
+        reason = outcome.reason or (self.why.get(task.id) if outcome.status == "success"
+                                    else None)
+        self.state.outcome(self.run_id, task.id, task.key, outcome.status, reason)
         self.reporter.task_settled(task, outcome)
 
     def _maybe_commit(self):
@@ -155,13 +177,19 @@ def check_env(target: Target) -> None:
 def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, label: str,
               start: str, end: str, caps: Caps, force: bool = False, wait: bool = True,
               reporter: Reporter | None = None, priority=None, args: dict | None = None,
-              handle_signals: bool = True, hydrate=None) -> RunResult:
+              handle_signals: bool = True, hydrate=None, context: Mapping[str, Task] | None = None,
+              execution_time: datetime | None = None) -> RunResult:
     """Execute `tasks` (one plan, or a backfill's expansion) under the project lock.
 
-    `hydrate(task)` turns a stub (a task without its SQL) into the full task just before
-    it runs; a backfill loads it from the persisted plan file."""
+    `context` holds every task of the expansion by id (default: `tasks`): a selected
+    task's upstream outside the selection must be published already. Tasks whose interval
+    ends after `execution_time` are recorded as partial (the CLI lets them through only
+    with --allow-partial). `hydrate(task)` turns a stub (a task without its SQL) into the
+    full task just before it runs; a backfill loads it from the persisted plan file."""
     reporter = reporter or Reporter()
     check_env(target)
+    context = context if context is not None else {t.id: t for t in tasks}
+    execution_time = execution_time or utcnow()
     lock = ProjectLock(root)
     try:
         lock.acquire(wait, reporter.waiting_for_lock, f"pipe {kind} {label}")
@@ -180,19 +208,17 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
         for schema in schemas:
             adapter.ensure_schema(schema)
-        adapter.prefetch_catalog(schemas)
-
-        # the warehouse's ledger is the truth (written in each publish's transaction); the
-        # state store catches up with it here after a crash between the two
-        adapter.ensure_ledger()
-        published = adapter.read_ledger()
-        if adapter.count("_pipe.ledger") > 2 * len(published) + 1000:
-            adapter.compact_ledger()
+        published, missing = _published(adapter, schemas, reporter, kind)
         state.reconcile(target.name, published)
-        done = set()
-        if not force:
-            done = {t.id for t in tasks if published.get(t.key) == t.fingerprint}
-            done |= _idle_sensors(tasks, done)
+        decision = decide(tasks, context, published, stale(published),
+                          execution_time=execution_time, force=force, missing=missing)
+        if decision.blocked:
+            raise _refusal(decision.blocked)
+        done = set(decision.skip) | _idle_sensors(tasks, decision.skip)
+        if decision.partial:
+            reporter.note(f"{len(decision.partial)} task(s) cover time after the execution "
+                          f"time {iso(execution_time)}Z: recorded as partial, rebuilt by the "
+                          "first run or backfill that covers them once complete")
         blocked = {}
         for t in tasks:
             if t.past is not None and t.id not in done:
@@ -202,9 +228,11 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
                                      "published yet; run that interval first")
 
         run_id = state.start_run(kind, target.name, label, start, end, args or {}, len(tasks))
-        recorder = _Recorder(state, run_id, target.name, reporter)
+        current = dict(published)
+        recorder = _Recorder(state, run_id, target.name, reporter, current, decision.run)
         state.outcomes(run_id, [(t.id, *t.key, "skipped", "already published")
                                 for t in tasks if t.id in done])
+        stamps = _Stamper(context, current, decision)
 
         def work(task: Task, attempt: int) -> TaskResult:
             ident = threading.get_ident()
@@ -213,7 +241,8 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
                 conn = adapter.worker()
                 with workers_lock:
                     workers[ident] = conn
-            return execute_with_timeout(conn, hydrate(task) if hydrate else task, root)
+            return execute_with_timeout(conn, hydrate(task) if hydrate else task, root,
+                                        stamps.stamp(task))
 
         def poke(task: Task) -> bool:
             # pokes run on the scheduler thread: one may not outlast the sensor's budget
@@ -262,7 +291,84 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         lock.release()
 
 
-def _idle_sensors(tasks: Sequence[Task], done: set[str]) -> set[str]:
+def utcnow() -> datetime:
+    """Now in UTC, zone-less like every interval bound: the default execution time."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _published(adapter: Adapter, schemas: list[str], reporter: Reporter,
+               kind: str) -> tuple[dict[Key, Entry], frozenset[str]]:
+    """The warehouse ledger (the truth, written in each publish's transaction), less the
+    models whose table is gone: a dropped table publishes nothing (SPEC §7, drift). Their
+    keys get tombstones, so a rebuild of some intervals does not revive the others."""
+    adapter.ensure_ledger()
+    published = adapter.read_ledger()
+    if adapter.count(LEDGER) > 2 * len(published) + 1000:
+        adapter.compact_ledger()
+    shadows = sorted({m for m, _, _ in published if TEMP_MARK in m})
+    if shadows:  # a --full-refresh that did not reach its swap: its shadow is gone
+        with adapter.transaction():
+            for shadow in shadows:
+                adapter.forget_ledger(shadow)
+        published = {k: e for k, e in published.items() if k[0] not in shadows}
+    models = sorted({m for m, _, _ in published})
+    adapter.prefetch_catalog(set(schemas) | {m.split(".", 1)[0] for m in models})
+    gone = [m for m in models if adapter.relation_kind(m) is None]
+    if not gone:
+        return published, frozenset()
+    keys = [k for k in published if k[0] in gone]
+    with adapter.transaction():
+        adapter.record_removed(keys, time.time())
+    for model in gone:
+        n = sum(1 for k in keys if k[0] == model)
+        reporter.note(f"{model}: its table is missing from the warehouse (dropped outside "
+                      f"pipe?); its {n} published interval(s) no longer count, and this "
+                      f"{kind} rebuilds the ones it covers")
+    return {k: e for k, e in published.items() if k[0] not in gone}, frozenset(gone)
+
+
+def _refusal(blocked: Sequence[Blocked]) -> UpstreamMissing:
+    first = blocked[0]
+    more = len({b.task.id for b in blocked}) - 1
+    return UpstreamMissing(
+        f"{first.task.model} {first.task.label} reads {describe(first.upstream.key)}, which "
+        f"{first.why}" + (f" (and {more} more task(s) like it)" if more else "")
+        + "; nothing was run, so nothing is built from missing data",
+        hint=f"build the upstream in the same command: --select '+{first.task.model}'")
+
+
+class _Stamper:
+    """The ledger stamp of each task as it starts: a version newer than any before it,
+    the upstream publishes it reads (as they are now: upstream tasks of this command have
+    published already), and whether its data may be incomplete."""
+
+    def __init__(self, context: Mapping[str, Task], current: dict[Key, Entry],
+                 decision: Decision):
+        self.context, self.current, self.partial = context, current, decision.partial
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def version(self) -> float:
+        with self._lock:
+            self._last = max(time.time(), self._last + 1e-6)
+            return self._last
+
+    def stamp(self, task: Task) -> Stamp:
+        keys = [self.context[u].key for u in task.upstream
+                if u in self.context and self.context[u].kind not in ("sensor", "swap")]
+        if task.past is not None:
+            keys.append((task.model, iso(task.past.start), iso(task.past.end)))
+        reads = []
+        partial = task.id in self.partial
+        for key in keys:
+            entry = self.current.get(key)
+            if entry is not None:
+                reads.append(Read(key, entry.published_at))
+                partial = partial or entry.partial
+        return Stamp(self.version(), tuple(reads), partial, task.key in self.current)
+
+
+def _idle_sensors(tasks: Sequence[Task], done) -> set[str]:
     """Sensors whose every downstream task is already published: nothing to wait for."""
     waiting: dict[str, list[str]] = {}
     for t in tasks:

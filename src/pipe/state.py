@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ledger import Entry, Key, decode_reads, encode_reads
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY,
@@ -85,7 +87,10 @@ CREATE TABLE IF NOT EXISTS published (
     fingerprint TEXT NOT NULL,
     run_id INTEGER NOT NULL,
     rows INTEGER,
-    published_at REAL NOT NULL,
+    published_at REAL NOT NULL,    -- the publish's version in the warehouse ledger
+    reads TEXT,                    -- the upstream publishes it read (ledger.encode_reads)
+    partial INTEGER,
+    replaced INTEGER,
     PRIMARY KEY (target, model, interval_start, interval_end)
 );
 CREATE INDEX IF NOT EXISTS attempts_model ON attempts (model, interval_start);
@@ -122,6 +127,10 @@ class StateStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(published)")}
+        for column, dtype in (("reads", "TEXT"), ("partial", "INTEGER"), ("replaced", "INTEGER")):
+            if column not in have:  # a state store of an older pipe
+                self.db.execute(f"ALTER TABLE published ADD COLUMN {column} {dtype}")
 
     def close(self) -> None:
         self.db.close()
@@ -188,28 +197,46 @@ class StateStore:
         self.db.executemany("INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [(run_id, *r) for r in rows])
 
-    def mark_published(self, target: str, key, fingerprint: str, run_id: int,
-                       rows: int | None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (target, *key, fingerprint, run_id, rows, time.time()))
+    def mark_published(self, target: str, key: Key, entry: Entry, run_id: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "?, ?)", (target, *key, *self._row(entry, run_id)))
 
-    def reconcile(self, target: str, ledger: dict[tuple, str]) -> int:
-        """Make `published` agree with the warehouse's ledger; return how many rows changed."""
-        have = self.published_fingerprints(target)
-        stale = [k for k in have if k not in ledger]
-        fresh = [(k, fp) for k, fp in ledger.items() if have.get(k) != fp]
-        if stale or fresh:
+    def forget_published(self, target: str, key: Key) -> None:
+        self.db.execute("DELETE FROM published WHERE target = ? AND model = ? AND "
+                        "interval_start = ? AND interval_end = ?", (target, *key))
+
+    @staticmethod
+    def _row(entry: Entry, run_id: int) -> tuple:
+        return (entry.fingerprint, run_id, entry.rows, entry.published_at,
+                encode_reads(entry.reads) if entry.reads else None, int(entry.partial),
+                entry.replaced)
+
+    def reconcile(self, target: str, ledger: dict[Key, Entry]) -> int:
+        """Make `published` the warehouse ledger's mirror; return how many rows changed."""
+        have = self.published_entries(target)
+        gone = [k for k in have if k not in ledger]
+        fresh = [(k, e) for k, e in ledger.items() if have.get(k) != e]
+        if gone or fresh:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.executemany("DELETE FROM published WHERE target = ? AND model = ? AND "
                                     "interval_start = ? AND interval_end = ?",
-                                    [(target, *k) for k in stale])
+                                    [(target, *k) for k in gone])
                 self.db.executemany("INSERT OR REPLACE INTO published VALUES "
-                                    "(?, ?, ?, ?, ?, 0, NULL, ?)",
-                                    [(target, *k, fp, time.time()) for k, fp in fresh])
-        return len(stale) + len(fresh)
+                                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    [(target, *k, *self._row(e, 0)) for k, e in fresh])
+        return len(gone) + len(fresh)
 
     # -- reads
+    def published_entries(self, target: str) -> dict[Key, Entry]:
+        """The mirror of the warehouse ledger for `target` (as of the last run's start and
+        its publishes): readable while a run holds the warehouse."""
+        rows = self.db.execute("SELECT model, interval_start, interval_end, fingerprint, "
+                               "published_at, rows, reads, partial, replaced FROM published "
+                               "WHERE target = ?", (target,))
+        return {(m, s, e): Entry(fp, at, n, decode_reads(reads), bool(partial), replaced)
+                for m, s, e, fp, at, n, reads, partial, replaced in rows}
+
     def published_fingerprints(self, target: str, models=None) -> dict[tuple, str]:
         """(model, start, end) -> fingerprint of everything published on `target`."""
         rows = self.db.execute("SELECT model, interval_start, interval_end, fingerprint "

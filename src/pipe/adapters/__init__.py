@@ -27,4 +27,11 @@ def open_adapter(target: Target, root: Path) -> Adapter:
     return adapter_class(target)(target, root)
 
 
-__all__ = ["Adapter", "AdapterError", "Interrupted", "adapter_class", "open_adapter"]
+def open_reader(target: Target, root: Path) -> Adapter | None:
+    """A connection that only reads (`pipe status`), or None when the warehouse does not
+    exist at all; raises UserError when it cannot be opened now (a run holds it)."""
+    return adapter_class(target).reader(target, root)
+
+
+__all__ = ["Adapter", "AdapterError", "Interrupted", "adapter_class", "open_adapter",
+           "open_reader"]

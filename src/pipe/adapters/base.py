@@ -14,17 +14,18 @@ Capability flags tell the runner what an engine can do, never `if engine == ...`
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
-import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import sql as sqlmod
 from ..config import Target
-from ..errors import ConfigError, SourceLocation, UserError
+from ..errors import ConfigError, SourceLocation
+from ..ledger import Entry, Key, decode_reads, encode_reads
 
 TEMP_MARK = "__pipe_tmp_"
 LEDGER = "_pipe.ledger"
@@ -63,6 +64,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._kinds: dict[str, str] = {}
         self._complete: set[str] = set()
+        self._columns: dict[str, tuple] = {}  # published tables' columns, as last read
 
     def lookup(self, table: str) -> tuple[bool, str | None]:
         with self._lock:
@@ -73,6 +75,7 @@ class Catalog:
     def apply(self, changes: dict[str, str | None]) -> None:
         with self._lock:
             for table, kind in changes.items():
+                self._columns.pop(table, None)
                 if kind is None:
                     self._kinds.pop(table, None)
                 else:
@@ -82,7 +85,16 @@ class Catalog:
         with self._lock:
             for table in tables:
                 self._kinds.pop(table, None)
+                self._columns.pop(table, None)
                 self._complete.discard(table.split(".", 1)[0])
+
+    def columns(self, table: str) -> tuple | None:
+        with self._lock:
+            return self._columns.get(table)
+
+    def remember_columns(self, table: str, columns: tuple) -> None:
+        with self._lock:
+            self._columns[table] = columns
 
     def load(self, schemas, kinds: dict[str, str]) -> None:
         with self._lock:
@@ -112,6 +124,11 @@ class Adapter(ABC):
         return f"{target.adapter}://{target.name}", ""
 
     # -- connections
+    @classmethod
+    def reader(cls, target: Target, root: Path) -> Adapter | None:
+        """A connection for reading the catalog only; None: the warehouse does not exist."""
+        return cls(target, root)
+
     @abstractmethod
     def worker(self) -> Adapter: ...
 
@@ -158,35 +175,72 @@ class Adapter(ABC):
 
     # -- the ledger: what is published, kept in the warehouse, atomic with each publish
     # The ledger is append-only (an upsert costs 2-3x an insert, and the publish path is
-    # hot): the latest row of a key wins; `compact_ledger` folds the history away.
+    # hot): the latest row of a key wins; `compact_ledger` folds the history away. What a
+    # row means is ledger.py's business; here it is only written and read.
+    _LEDGER_COLUMNS = (("reads", "VARCHAR"), ("partial", "BOOLEAN"), ("replaced", "BIGINT"))
+
     def ensure_ledger(self) -> None:
         self.ensure_schema("_pipe")
+        extra = "".join(f", {c} {t}" for c, t in self._LEDGER_COLUMNS)
         self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR NOT NULL, "
                      "interval_start VARCHAR NOT NULL, interval_end VARCHAR NOT NULL, "
                      "fingerprint VARCHAR NOT NULL, rows BIGINT, published_at "
-                     "DOUBLE PRECISION NOT NULL)")
+                     f"DOUBLE PRECISION NOT NULL{extra})")
+        have = {c.lower() for c, _ in self.columns(LEDGER)}
+        for column, dtype in self._LEDGER_COLUMNS:  # a ledger written by an older pipe
+            if column not in have:
+                self.execute(f"ALTER TABLE {LEDGER} ADD COLUMN {column} {dtype}")
 
-    def read_ledger(self) -> dict[tuple[str, str, str], str]:
-        """(model, start, end) -> fingerprint of the latest publish of each key."""
-        _, rows = self.query(f"SELECT model, interval_start, interval_end, fingerprint "
-                             f"FROM {LEDGER} ORDER BY published_at")
-        return {(m, s, e): fp for m, s, e, fp in rows}
+    def read_ledger(self) -> dict[Key, Entry]:
+        """(model, start, end) -> the latest publish of each key still published."""
+        _, rows = self.query(f"SELECT model, interval_start, interval_end, fingerprint, "
+                             f"published_at, rows, reads, partial, replaced FROM {LEDGER} "
+                             "ORDER BY published_at")
+        out: dict[Key, Entry] = {}
+        for m, s, e, fp, at, n, reads, partial, replaced in rows:
+            if not fp:  # a tombstone: no longer published
+                out.pop((m, s, e), None)
+                continue
+            out[(m, s, e)] = Entry(fp, float(at), None if n is None else int(n),
+                                   decode_reads(reads), bool(partial),
+                                   None if replaced is None else int(replaced))
+        return out
 
     def compact_ledger(self) -> int:
-        """Delete superseded ledger rows; return how many."""
+        """Delete superseded ledger rows and tombstones; return how many."""
         with self.transaction():
             n = self.execute(
                 f"DELETE FROM {LEDGER} WHERE published_at < (SELECT max(l.published_at) FROM "
                 f"{LEDGER} AS l WHERE l.model = {LEDGER}.model AND l.interval_start = "
                 f"{LEDGER}.interval_start AND l.interval_end = {LEDGER}.interval_end)")
-        return int(n or 0)
+            n = int(n or 0) + int(self.execute(f"DELETE FROM {LEDGER} WHERE fingerprint = ''")
+                                  or 0)
+        return n
 
-    def record_published(self, key: tuple[str, str, str], fingerprint: str,
-                         rows: int | None) -> None:
+    def record_published(self, key: Key, entry: Entry) -> None:
         """Append the ledger row of `key`; call inside the publishing transaction."""
-        values = ", ".join(sqlmod.literal(v, self.dialect) for v in (*key, fingerprint))
-        self.execute(f"INSERT INTO {LEDGER} VALUES ({values}, "
-                     f"{'NULL' if rows is None else int(rows)}, {time.time()!r})")
+        lit = functools.partial(sqlmod.literal, dialect=self.dialect)
+        num = lambda v: "NULL" if v is None else str(int(v))
+        self.execute(f"INSERT INTO {LEDGER} (model, interval_start, interval_end, fingerprint, "
+                     "rows, published_at, reads, partial, replaced) VALUES ("
+                     f"{', '.join(lit(v) for v in (*key, entry.fingerprint))}, "
+                     f"{num(entry.rows)}, {entry.published_at!r}, "
+                     f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
+                     f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})")
+
+    def forget_ledger(self, model: str) -> None:
+        """Delete every ledger row of `model` (a --full-refresh shadow's, once swapped in or
+        abandoned)."""
+        self.execute(f"DELETE FROM {LEDGER} WHERE model = "
+                     f"{sqlmod.literal(model, self.dialect)}")
+
+    def record_removed(self, keys, at: float) -> None:
+        """Tombstones: these keys are no longer published (their table is gone)."""
+        lit = functools.partial(sqlmod.literal, dialect=self.dialect)
+        for i, key in enumerate(sorted(keys)):
+            self.execute(f"INSERT INTO {LEDGER} (model, interval_start, interval_end, "
+                         f"fingerprint, published_at) VALUES ({', '.join(map(lit, key))}, '', "
+                         f"{at + i * 1e-6!r})")
 
     # -- names
     def q(self, table: str) -> str:
@@ -253,12 +307,14 @@ class Adapter(ABC):
 
     @classmethod
     def peek_columns(cls, target: Target, root: Path, tables) -> dict:
-        """`columns_of` through a connection of its own, for a command that only reads
-        (`pipe lineage`, for sources that declare no columns); {} when the warehouse
-        cannot be reached. Creates nothing."""
+        """`columns_of` through a `reader` of its own, for a command that only reads
+        (`pipe lineage`, for sources that declare no columns); {} when the warehouse does
+        not exist or cannot be reached now. Creates nothing."""
         try:
-            adapter = cls(target, root)
-        except (AdapterError, UserError):
+            adapter = cls.reader(target, root)
+        except Exception:  # noqa: BLE001 - a probe: whatever stops it, lineage goes without
+            return {}
+        if adapter is None:
             return {}
         try:
             return adapter.columns_of(tables)
@@ -318,10 +374,10 @@ class Adapter(ABC):
         self._changed(table, "table")
 
     def publish_interval(self, temp: str, table: str, time_column: str, start: str,
-                         end: str) -> int:
+                         end: str) -> tuple[int, int]:
         """Replace the [start, end) rows of `table` by those of `temp` (rows of `temp`
-        outside the interval are left out); drop `temp`; return the rows inserted. The
-        first interval creates `table` with the temp's columns."""
+        outside the interval are left out); drop `temp`; return (rows inserted, rows the
+        interval held before). The first interval creates `table` with the temp's columns."""
         kind = self.relation_kind(table)
         if kind == "view":
             self.drop(table, kind)
@@ -330,10 +386,38 @@ class Adapter(ABC):
                          "WHERE 1 = 0")
             self._changed(table, "table")
         within = self._within(time_column, start, end)
-        self.execute(f"DELETE FROM {self.q(table)} WHERE {within}")
+        replaced = self.execute(f"DELETE FROM {self.q(table)} WHERE {within}")
         n = self.execute(self.insert_sql(temp, table) + f" WHERE {within}")
         self.drop(temp, "table")
-        return int(n or 0)
+        return int(n or 0), int(replaced or 0)
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, type) of each column of `table`, in order ([] when it does not exist).
+        Inside a transaction it sees the transaction's own tables (a temp table)."""
+        schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
+        _, rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
+                             f"WHERE table_schema = {schema} AND table_name = {name} "
+                             "ORDER BY ordinal_position")
+        return [(c, t) for c, t in rows]
+
+    def table_columns(self, table: str) -> tuple[tuple[str, str], ...]:
+        """`columns` of a published table, cached for the run (a table's columns change
+        only through this run's own transactions, which invalidate the cache)."""
+        if table in self._pending:
+            return tuple(self.columns(table))
+        found = self.catalog.columns(table)
+        if found is None:
+            found = tuple(self.columns(table))
+            self.catalog.remember_columns(table, found)
+        return found
+
+    def add_column(self, table: str, column: str, dtype: str) -> None:
+        self.execute(f"ALTER TABLE {self.q(table)} ADD COLUMN {self.col(column)} {dtype}")
+        self._changed(table, "table")
+
+    def drop_column(self, table: str, column: str) -> None:
+        self.execute(f"ALTER TABLE {self.q(table)} DROP COLUMN {self.col(column)}")
+        self._changed(table, "table")
 
     def insert_sql(self, temp: str, table: str) -> str:
         return f"INSERT INTO {self.q(table)} SELECT * FROM {self.q(temp)}"

@@ -44,20 +44,26 @@ def describe_csvs(seeds: list[tuple[Path, dict[str, str]]]) -> list[tuple[tuple[
         con.close()
 
 
+def _path(target, root: Path) -> str:
+    """The warehouse file of `target` (relative to the project), or ':memory:'."""
+    path = expand_env(str(target.option("path", "warehouse.duckdb")),
+                      f"target '{target.name}' path")
+    if path == ":memory:" or Path(path).is_absolute():
+        return path
+    return str(root / path)
+
+
 class DuckDBAdapter(Adapter):
     dialect = "duckdb"
 
-    def __init__(self, target, root: Path, con=None):
+    def __init__(self, target, root: Path, con=None, read_only: bool = False):
         super().__init__(target, root)
         if con is None:
-            path = expand_env(str(target.option("path", "warehouse.duckdb")),
-                              f"target '{target.name}' path")
-            if path != ":memory:":
-                full = Path(path) if Path(path).is_absolute() else root / path
-                full.parent.mkdir(parents=True, exist_ok=True)
-                path = str(full)
+            path = _path(target, root)
+            if path != ":memory:" and not read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             try:
-                con = duckdb.connect(path)
+                con = duckdb.connect(path, read_only=read_only)
             except duckdb.IOException as exc:
                 raise UserError(f"cannot open the DuckDB warehouse {target.option('path')}: "
                                 f"{exc}", hint="is another program holding it open?") from None
@@ -70,32 +76,18 @@ class DuckDBAdapter(Adapter):
         self.execute("SET TimeZone = 'UTC'")
 
     @classmethod
-    def peek_columns(cls, target, root: Path, tables) -> dict:
-        """Read-only, and only when the warehouse file exists: never creates it, and a
-        file another process writes to is simply not reachable now."""
-        path = expand_env(str(target.option("path", "warehouse.duckdb")),
-                          f"target '{target.name}' path")
-        full = root / path
-        if path == ":memory:" or not full.is_file():
-            return {}
-        try:
-            con = duckdb.connect(str(full), read_only=True)
-        except duckdb.Error:
-            return {}
-        try:
-            return cls(target, root, con=con).columns_of(tables)
-        except AdapterError:
-            return {}
-        finally:
-            con.close()
-
-    @classmethod
     def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
-        path = expand_env(str(target.option("path", "warehouse.duckdb")),
-                          f"target '{target.name}' path")
+        path = _path(target, root)
         if path == ":memory:":
             return "duckdb://memory", ""
-        return f"duckdb://{(root / path).resolve().as_posix()}", ""
+        return f"duckdb://{Path(path).resolve().as_posix()}", ""
+
+    @classmethod
+    def reader(cls, target, root: Path) -> DuckDBAdapter | None:
+        path = _path(target, root)
+        if path == ":memory:" or not Path(path).exists():
+            return None
+        return cls(target, root, read_only=True)
 
     def worker(self) -> DuckDBAdapter:
         worker = DuckDBAdapter(self.target, self.root, self.con.cursor())
@@ -128,6 +120,17 @@ class DuckDBAdapter(Adapter):
 
     def query(self, sql: str):
         return self._run(sql)
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """From a LIMIT 0 query's description: 8x cheaper than information_schema here,
+        and this is on the publish path of every incremental task."""
+        if self.relation_kind(table) is None:
+            return []
+        try:
+            self.con.execute(f"SELECT * FROM {self.q(table)} LIMIT 0")
+        except duckdb.Error as exc:
+            raise AdapterError(str(exc)) from None
+        return [(d[0], str(d[1])) for d in self.con.description]
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return "conflict" in str(exc).lower()

@@ -113,11 +113,11 @@ class PostgresAdapter(Adapter):
     def is_conflict(self, exc: AdapterError) -> bool:
         return getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
 
-    def _columns(self, table: str) -> list[tuple[str, str]]:
-        schema, name = table.split(".", 1)
-        _, rows = self._run("SELECT column_name, data_type FROM information_schema.columns "
-                            "WHERE table_schema = %s AND table_name = %s "
-                            "ORDER BY ordinal_position", True, (schema, name))
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """Types as Postgres spells them in DDL (`numeric(12,2)`, not `numeric`)."""
+        _, rows = self._run("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM "
+                            "pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
+                            " AND NOT a.attisdropped ORDER BY a.attnum", True, (self.q(table),))
         return [tuple(r) for r in rows]
 
     def _has_dependents(self, table: str) -> bool:
@@ -130,7 +130,7 @@ class PostgresAdapter(Adapter):
         """Drop-and-rename, unless views depend on `table`: Postgres binds a view to the
         table itself, so then the rows are replaced in place (same columns required)."""
         if self.relation_kind(table) == "table" and self._has_dependents(table):
-            if self._columns(temp) != self._columns(table):
+            if self.columns(temp) != self.columns(table):
                 raise AdapterError(f"the columns of {table} changed and views depend on it; "
                                    "drop those views (pipe recreates its own) and run again")
             self.execute(f"TRUNCATE {self.q(table)}")
@@ -140,7 +140,7 @@ class PostgresAdapter(Adapter):
         super().publish_full(temp, table)
 
     def insert_sql(self, temp: str, table: str) -> str:
-        cols = ", ".join(self.col(c) for c, _ in self._columns(temp))
+        cols = ", ".join(self.col(c) for c, _ in self.columns(temp))
         return f"INSERT INTO {self.q(table)} ({cols}) SELECT {cols} FROM {self.q(temp)}"
 
     def publish_view(self, temp: str, table: str, select_sql: str) -> None:

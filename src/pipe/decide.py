@@ -1,0 +1,164 @@
+"""What a command runs, and why: the ledger against the tasks, with no database and no clock.
+
+    decide(tasks, context, ledger, ...) -> Decision(run={id: why}, skip, blocked, partial)
+
+A task is skipped only when its key is published with its fingerprint, complete (not
+partial), not stale, and nothing it reads is rebuilt by the same command (SPEC §7). Every
+task that runs has one reason, in this order of precedence:
+
+    full refresh         backfill --full-refresh: rebuilt into a shadow table, swapped in
+    forced               --force
+    table missing        its model's table was dropped outside pipe
+    never published
+    fingerprint changed  the model or its config changed (model), or an upstream model
+                         did (upstream)
+    partial              built before its interval was complete (--allow-partial)
+    stale                an upstream interval it read was published again since
+    upstream rebuilt     an upstream task of this command runs
+    lookback             one of the model's `lookback` intervals, rebuilt for late data
+
+A selected task that reads a task outside the selection needs that task's key published,
+current and not stale; otherwise it is *blocked*: the command must not build it from
+nothing (the runner refuses before anything runs and names the upstream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .ledger import Entry, Key, Stale
+from .plan import Task
+
+
+@dataclass(frozen=True)
+class Blocked:
+    task: Task
+    upstream: Task
+    why: str  # "is not published" | "is stale" | ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    run: Mapping[str, str]  # task id -> why it runs
+    skip: frozenset[str]  # already published, current and complete
+    blocked: tuple[Blocked, ...]
+    partial: frozenset[str]  # tasks whose own interval is not complete yet
+
+
+def incomplete(task: Task, execution_time: datetime) -> bool:
+    """Whether the task's interval ends after the execution time (its data may still
+    arrive). Seeds have no interval: always complete."""
+    return task.interval is not None and task.interval.end > execution_time
+
+
+def describe(key: Key) -> str:
+    """'staging.orders [2026-06-01T00:00:00, 2026-06-02T00:00:00)' or the bare name."""
+    model, start, end = key
+    return f"{model} [{start}, {end})" if start else model
+
+
+def decide(
+    tasks: Sequence[Task],
+    context: Mapping[str, Task],
+    ledger: Mapping[Key, Entry],
+    stale: Mapping[Key, Stale],
+    *,
+    execution_time: datetime,
+    force: bool = False,
+    missing: frozenset[str] = frozenset(),
+) -> Decision:
+    """`tasks`: the command's tasks, in plan order (upstream models first); `context`: every
+    task of the expansion by id, for upstream tasks outside the selection; `ledger`: the
+    published keys (without the models in `missing`, whose tables are gone)."""
+    selected = {t.id for t in tasks}
+    run: dict[str, str] = {}
+
+    def base(t: Task) -> str | None:
+        entry = ledger.get(t.key)
+        if t.refresh or t.kind == "swap":
+            return "full refresh"
+        if force:
+            return "forced"
+        if entry is None:
+            return "table missing: rebuilt" if t.model in missing else "never published"
+        if entry.fingerprint != t.fingerprint:
+            for u in t.upstream:
+                up = context.get(u)
+                had = ledger.get(up.key) if up is not None else None
+                if had is not None and had.fingerprint != up.fingerprint:
+                    return "upstream fingerprint changed"
+            return "model fingerprint changed"
+        if entry.partial:
+            return "partial: built before its interval was complete"
+        found = stale.get(t.key)
+        if found is not None:
+            return f"stale: {describe(found.upstream)} was published again"
+        return None
+
+    def upstream_runs(t: Task, same_model: bool) -> str | None:
+        # A full model or view builds a new key for each run label or backfill span: a
+        # new label of it is no reason to rebuild what read an older one (SPEC §7). A key
+        # published again is, and so is an incremental interval or a seed that was never
+        # published: whatever read it was built without it.
+        for u in t.upstream:
+            up = context[u]
+            if (
+                u in run
+                and (same_model or up.model != t.model)
+                and (up.key in ledger or up.kind in ("incremental", "seed"))
+            ):
+                return f"upstream rebuilt: {describe(up.key)}"
+        return None
+
+    by_model: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_model.setdefault(t.model, []).append(t)
+    for model_tasks in by_model.values():
+        active = any(
+            base(t) or upstream_runs(t, False)
+            for t in model_tasks
+            if not t.lookback and t.kind != "sensor"
+        )
+        for t in sorted(
+            model_tasks,
+            key=lambda t: (t.interval is not None, t.interval.start if t.interval else 0),
+        ):
+            if t.kind == "sensor":
+                continue  # polled, never published: the runner decides when it is idle
+            why = (
+                base(t)
+                or upstream_runs(t, True)
+                or ("lookback: rebuilt for late data" if t.lookback and active else None)
+            )
+            if why:
+                run[t.id] = why
+
+    blocked = []
+    for t in tasks:
+        if t.id not in run:
+            continue
+        for u in t.upstream:
+            if u in selected or u not in context or context[u].kind in ("sensor", "swap"):
+                continue
+            up = context[u]
+            why = _unusable(up.key, up.fingerprint, ledger, stale)
+            if why:
+                blocked.append(Blocked(t, up, why))
+    skip = frozenset(t.id for t in tasks if t.id not in run and t.kind != "sensor")
+    partial = frozenset(t.id for t in tasks if t.id in run and incomplete(t, execution_time))
+    return Decision(run, skip, tuple(blocked), partial)
+
+
+def _unusable(
+    key: Key, fingerprint: str, ledger: Mapping[Key, Entry], stale: Mapping[Key, Stale]
+) -> str | None:
+    entry = ledger.get(key)
+    if entry is None:
+        return "is not published"
+    if entry.fingerprint != fingerprint:
+        return "was published by an older version of its model"
+    if key in stale:
+        return f"is stale ({describe(stale[key].upstream)} was published again)"
+    return None
