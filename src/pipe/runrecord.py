@@ -7,8 +7,8 @@ backoff ended), started and finished, its queue wait (started - queued) and exec
 tasks that set its wall time, found by walking back from the task that finished last to the
 upstream task that finished last before it was ready, and so on; the failed-dependency count
 (tasks not run because an upstream failed); late rows (the change in row count of each
-interval this run published again, against its previous publish; seeds, which have no
-interval, do not count); and for a backfill its
+interval of an incremental model this run published again, against its previous publish,
+as ledger.late_rows counts them for `pipe status`); and for a backfill its
 progress by interval.
 
 The edges come from the project as it is now (task ids are a hash of model and interval, so
@@ -198,7 +198,9 @@ def collect(cp, run_id: int) -> RunRecord:
     for t in tasks:
         done = [a for a in t.attempts if a.status == "success" and a.rows is not None]
         before = earlier.get((t.model, t.start, t.end))
-        if t.start and done and before is not None and done[-1].rows != before:
+        node = cp.nodes.get(t.model)
+        incremental = node is not None and node.kind == "incremental"
+        if incremental and done and before is not None and done[-1].rows != before:
             late.append((t.model, t.start, t.end, done[-1].rows - before))
     span = _span(cp, label)
     backfill = None
