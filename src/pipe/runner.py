@@ -80,6 +80,8 @@ class Reporter:
 
     def skipped(self, task_ids: set[str]) -> None: ...
 
+    def task_started(self, task: Task, attempt: int) -> None: ...
+
     def task_finished(self, task: Task, result: TaskResult, attempt: int, seconds: float,
                       final: bool) -> None: ...
 
@@ -106,6 +108,7 @@ class _Recorder(Listener):
         self.running += 1
         self.state.attempt_started(self.run_id, task.id, attempt, task.key, queued_at,
                                    started_at)
+        self.reporter.task_started(task, attempt)
         self._maybe_commit()
 
     def finished(self, task, attempt, result, started_at, finished_at, final):

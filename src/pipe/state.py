@@ -309,6 +309,35 @@ class StateStore:
             "FROM check_results WHERE run_id = ? AND status <> 'pass' "
             "ORDER BY model, interval_start, check_name", (run_id,)))
 
+    def run(self, run_id: int) -> tuple | None:
+        """One run as `runs()` gives it, or None."""
+        row = self.db.execute("SELECT run_id, kind, target, label, status, started_at, "
+                              "finished_at, total, summary, args, pid FROM runs WHERE "
+                              "run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        *row, pid = row
+        if row[4] == "running" and not _alive(pid):
+            row[4] = "crashed"
+        return tuple(row)
+
+    def checks_of(self, run_id: int) -> list[tuple]:
+        """Every check result of a run: (task_id, attempt, name, severity, status, failures)."""
+        return list(self.db.execute(
+            "SELECT task_id, attempt, check_name, severity, status, failures FROM "
+            "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name", (run_id,)))
+
+    def earlier_rows(self, run_id: int) -> dict[tuple[str, str, str], int]:
+        """(model, start, end) -> rows of its latest successful publish before `run_id`,
+        for the intervals `run_id` published: what a republish is compared with."""
+        rows = self.db.execute(
+            "SELECT a.model, a.interval_start, a.interval_end, a.rows FROM attempts a "
+            "JOIN (SELECT model, interval_start, interval_end FROM attempts WHERE run_id = ? "
+            "AND status = 'success') n USING (model, interval_start, interval_end) "
+            "WHERE a.run_id < ? AND a.status = 'success' AND a.rows IS NOT NULL "
+            "ORDER BY a.run_id", (run_id, run_id))
+        return {(m, s, e): n for m, s, e, n in rows}
+
     def mean_durations(self, target: str) -> dict[str, float]:
         """Mean successful attempt duration per model, for estimates."""
         rows = self.db.execute(

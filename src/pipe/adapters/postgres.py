@@ -68,6 +68,19 @@ class PostgresAdapter(Adapter):
                             f"{mask(str(exc), self._secrets).strip()}") from None
         self._abort_when_the_client_dies()
 
+    @classmethod
+    def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
+        """postgres://host:port, names database.schema.table (OpenLineage's naming)."""
+        dsn = expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            info = {}
+        host = str(info.get("host") or "localhost").split(",")[0]
+        port = str(info.get("port") or "5432").split(",")[0]
+        database = info.get("dbname") or info.get("user") or "postgres"
+        return f"postgres://{host}:{port}", f"{database}."
+
     def _abort_when_the_client_dies(self) -> None:
         """A client killed mid-statement (kill -9, a lost machine) leaves its statement
         running in the server until the statement ends, in a transaction that holds the
