@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import files_under, pipe_executable, run_cli, run_cli_json
 from pipe.state import ProjectLock
 from runner_helpers import outcomes, run, state
@@ -137,3 +139,43 @@ def test_status_before_any_run(example_project):
     report = run_cli_json(["status", "--json", "--project", example_project])
     assert report["runs"] == [] and report["failures"] == []
     assert report["missing"]["staging.customers"] == "never built"
+
+
+def test_a_damaged_state_store_is_explained_and_rebuilt_from_the_ledger(example_project):
+    root = example_project
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    (root / ".pipe" / "state.db").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (root / ".pipe" / f"state.db{suffix}").unlink(missing_ok=True)
+    code, out = run_cli(["status", "--project", root])
+    assert code == 2, out
+    assert ".pipe/state.db: the state store is damaged" in out and "Traceback" not in out
+    assert "rebuilds what is published from the warehouse's ledger" in out
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    assert "note: .pipe/state.db was damaged: kept as .pipe/state.db.damaged" in out
+    assert "35 skipped" in out  # nothing rebuilt: the ledger knows what is published
+    assert (root / ".pipe" / "state.db.damaged").exists()
+    assert run_cli(["status", "--project", root])[0] == 0
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"", "this plan file is empty"),
+    (b"{not json", "this plan file is not valid JSON"),
+    (b'{"pipe_plan": 99, "tasks": []}', "this plan has format 99; this pipe reads format 1"),
+    (b'["a list"]', "this is not a pipe plan"),
+    (None, "this is a directory, not a plan file"),
+])
+def test_a_plan_file_pipe_cannot_read_says_what_is_wrong_with_it(example_project, content,
+                                                                   said):
+    path = example_project / "plans" / "dev" / "2026-06-01.json"
+    path.parent.mkdir(parents=True)
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    code, out = run_cli(["run", "--project", example_project, "--interval", "2026-06-01"])
+    assert code == 2, out
+    assert "plans/dev/2026-06-01.json" in out and said in out, out
+    assert "stale" not in out and "Traceback" not in out

@@ -88,7 +88,7 @@ def full_refresh(plan: Plan, models: Iterable[str]) -> Plan:
         last = max(i for i, t in enumerate(tasks) if t.model == model)
         fp = tasks[last].fingerprint
         tasks.insert(last + 1, Task(swaps[model], model, "swap", plan.interval, tuple(ids), fp,
-                                    model, temp=shadow_name(model)))
+                                    model, temp=shadow_name(model), grants=tasks[last].grants))
     return replace(plan, tasks=tuple(tasks))
 
 

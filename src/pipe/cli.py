@@ -286,6 +286,14 @@ def _selected(cp, select: str | None):
     return graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
 
 
+def _observed(reporter, cp, tasks):
+    """The run's reporter, emitting OpenLineage events when the project asks for them."""
+    from .openlineage import observe
+
+    return observe(reporter, cp, lambda message: click.echo(message, err=True),
+                   {t.model for t in tasks})
+
+
 def _finish(result, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(_result_json(result), indent=2, default=str))
@@ -350,7 +358,8 @@ def run(project, target, interval, select, concurrency, force, execution_time, a
             "'git diff plans/', then run again")
     cp.save_cache()
     plan = planmod.load(path)
-    reporter = console.ConsoleReporter(click.echo, quiet=as_json)
+    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp,
+                         plan.select(models).tasks)
     try:
         result = run_tasks(root, cp.target, plan.select(models).tasks, kind="run",
                            label=iv.label, start=intervals.iso(iv.start),
@@ -367,16 +376,32 @@ def run(project, target, interval, select, concurrency, force, execution_time, a
 @main.command()
 @click.option("--interval", "interval", help="Show this interval's tasks.")
 @click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--run", "run_id", type=int, help="One run's record: every attempt with its "
+              "queue wait and execution time, the critical path, failed dependencies, late "
+              "rows, backfill progress.")
+@click.option("--freshness", is_flag=True, help="Only the age of each model's and source's "
+              "newest data; exit 1 when any is past its error_after.")
 @click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
               "default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
 @handle_errors
-def status(project, target, interval, limit, execution_time, as_json):
+def status(project, target, interval, limit, run_id, freshness, execution_time, as_json):
     """What ran, what failed and why, what is missing, stale, partial or late."""
     from .status import collect
 
     cp = _load(project, target)
+    if freshness:
+        _freshness(cp, as_json, _execution_time(execution_time))
+        return
+    if run_id is not None:
+        from . import runrecord
+
+        record = runrecord.collect(cp, run_id)
+        cp.save_cache()
+        found = runrecord.as_json(record)
+        click.echo(json.dumps(found, indent=2) if as_json else console.run_record_text(found))
+        return
     report = collect(cp, intervals.parse_label(interval) if interval else None, limit,
                      _execution_time(execution_time))
     cp.save_cache()
@@ -384,6 +409,67 @@ def status(project, target, interval, limit, execution_time, as_json):
         click.echo(json.dumps(report, indent=2, default=str))
     else:
         click.echo(console.status_text(report))
+
+
+def _catalog(cp):
+    """The warehouse's columns of tables, when it can be reached (else none)."""
+    from .adapters import adapter_class
+
+    @functools.cache
+    def columns(tables: tuple[str, ...]):
+        return adapter_class(cp.target).peek_columns(cp.target, cp.raw.root, tables)
+
+    return lambda tables: columns(tuple(tables))
+
+
+@main.command()
+@click.argument("name", metavar="SCHEMA.MODEL[.COLUMN]")
+@click.option("--downstream", is_flag=True, help="What the column feeds (its impact) "
+              "instead of where it comes from.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object for a column, "
+              "an array for a model.")
+@common
+@handle_errors
+def lineage(project, target, name, downstream, as_json):
+    """Column-level lineage: a column's parents and seed/source columns, or its impact."""
+    from . import lineage as lin
+
+    cp = _load(project, target)
+    model, column = lin.parse_target(cp, name)
+    root = cp.raw.root
+    cache = lin.load_cache(root)
+    before = len(cache)
+    catalog = _catalog(cp)
+    found = lin.compute(cp, [model], catalog=catalog, cache=cache)
+    table = found.table(model)
+    for c in [column] if column else table.columns[:1] or [""]:
+        lin.check_column(table, c)  # unknown column, or a model whose columns are unknown
+    if downstream:
+        found = lin.compute(cp, lin.with_downstream(cp.graph.upstream, model),
+                            catalog=catalog, cache=cache)
+    cp.save_cache()
+    lin.save_cache(root, cache, before)
+    rows = lin.report(found, model, [column] if column else table.columns, downstream)
+    if as_json:
+        click.echo(json.dumps(rows[0] if column else rows, indent=2))
+        return
+    note = None if table.complete else (
+        f"note: some inputs of {model} are not known (a star or column over a source "
+        "without 'columns:' in sources.yml)")
+    click.echo(console.lineage_text(rows, downstream, note))
+
+
+def _freshness(cp, as_json: bool, now) -> None:
+    from . import freshness
+
+    report = freshness.collect(cp, now)
+    cp.save_cache()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        click.echo(console.freshness_text(report.as_json()))
+    if report.failed:
+        sys.exit(1)
 
 
 @main.command()
@@ -455,7 +541,8 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     order = bf.newest_first(selected) if newest_first else bf.oldest_first(selected)
     by_interval = {t.id: outer.label for t in selected.tasks
                    if (outer := bf.inside_one(cp, t.interval)) is not None}
-    reporter = console.ConsoleReporter(click.echo, quiet=as_json, intervals=by_interval)
+    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json,
+                                                 intervals=by_interval), cp, selected.tasks)
     try:
         result = run_tasks(cp.raw.root, cp.target, selected.tasks, kind="backfill",
                            label=span.label, start=intervals.iso(span.start),

@@ -8,6 +8,7 @@ system, no environment variables (targets keep `${VAR}` until a run connects).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,17 @@ class Target:
 
 
 @dataclass(frozen=True)
+class OpenLineageSettings:
+    """`openlineage:` in pipe.yml: the namespace of pipe's jobs (None: the project name) and
+    the openlineage-python client's own `transport` config, as canonical JSON (None: the
+    client's environment variables or openlineage.yml decide). `${VAR}` stays unexpanded
+    until a run builds the client."""
+
+    namespace: str | None = None
+    transport: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     name: str
     dialect: str = "duckdb"
@@ -54,6 +66,7 @@ class ProjectConfig:
     targets: tuple[Target, ...] = ()
     vars: tuple[tuple[str, object], ...] = ()
     backfill_concurrency: int | None = None
+    openlineage: OpenLineageSettings | None = None
 
     def target(self, name: str | None) -> Target:
         name = name or self.default_target
@@ -77,6 +90,15 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """`freshness: {warn_after: 26h, error_after: 48h}`: how old (seconds) a table's newest
+    data may get before `pipe status --freshness` warns or fails."""
+
+    warn_after: float | None = None
+    error_after: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     kind: str = "full"
     time_column: str | None = None
@@ -93,10 +115,13 @@ class ModelConfig:
     tags: tuple[str, ...] = ()
     description: str | None = None
     depends_on_lines: tuple[int, ...] = ()
+    freshness: Freshness | None = None
     lookback: int = 0
     on_schema_change: str = "fail"
+    grants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (privilege, roles), sorted
 
 
+PRIVILEGES = ("select", "insert", "update", "delete", "truncate", "references", "trigger")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")
 
 
@@ -108,6 +133,9 @@ class SourceConfig:
     wait_timeout: float = 3600.0
     description: str | None = None
     line: int | None = None
+    columns: tuple[tuple[str, str], ...] = ()  # column -> documentation; names feed lineage
+    freshness: Freshness | None = None
+    loaded_at: str | None = None  # a column of the source, or a query returning one timestamp
 
 
 @dataclass(frozen=True)
@@ -237,7 +265,7 @@ def _typename(value) -> str:
 # ---------------------------------------------------------------- pipe.yml
 
 _PROJECT_KEYS = {"name", "dialect", "start", "schedule", "concurrency", "pools",
-                 "default_target", "targets", "vars", "backfill"}
+                 "default_target", "targets", "vars", "backfill", "openlineage"}
 _TARGET_KEYS = {"adapter", "path", "dsn", "dialect", "schema", "threads"}
 
 
@@ -294,6 +322,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
     backfill = ctx.mapping(m.get("backfill"), "'backfill'", m.line_of("backfill")) or YMap()
     if backfill:
         ctx.keys(backfill, {"concurrency"}, what="backfill")
+    openlineage = _openlineage(ctx, m)
     return ProjectConfig(
         name=name,
         dialect=dialect,
@@ -306,14 +335,34 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         vars=tuple(sorted(vars_.items())),
         backfill_concurrency=ctx.positive_int(backfill, "concurrency", None)
         if backfill else None,
+        openlineage=openlineage,
     )
+
+
+def _openlineage(ctx: _Ctx, m: YMap) -> OpenLineageSettings | None:
+    if "openlineage" not in m:
+        return None
+    ol = ctx.mapping(m.get("openlineage"), "'openlineage'", m.line_of("openlineage"))
+    if ol is None:
+        return OpenLineageSettings()
+    ctx.keys(ol, {"namespace", "transport"}, what="openlineage")
+    transport = ctx.mapping(ol.get("transport"), "'openlineage.transport'",
+                            ol.line_of("transport"))
+    if transport is not None and not isinstance(transport.get("type"), str):
+        ctx.err("'openlineage.transport' needs 'type' (http, file, console, kafka, ... as the "
+                "openlineage-python client names them)", ol.line_of("transport"))
+        transport = None
+    return OpenLineageSettings(
+        namespace=ctx.typed(ol, "namespace", str),
+        transport=json.dumps(transport, sort_keys=True, default=str) if transport else None)
 
 
 # ---------------------------------------------------------------- model sidecars
 
 _MODEL_KEYS = {"kind", "time_column", "grain", "depends_on_past", "depends_on", "pool",
                "max_concurrency", "retries", "retry_delay", "timeout", "checks", "columns",
-               "tags", "description", "lookback", "on_schema_change"}
+               "tags", "description", "lookback", "on_schema_change", "grants",
+               "freshness"}
 _CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
@@ -343,6 +392,7 @@ def parse_model_config(data, path: str, errors: list[UserError],
         if used and kind != "incremental":
             ctx.err(f"'{key}' applies to incremental models only (this one is {kind})",
                     m.line_of(key), "remove it, or make the model kind: incremental")
+    grants = _grants(ctx, m)
     return ModelConfig(
         kind=kind,
         time_column=time_column,
@@ -361,7 +411,45 @@ def parse_model_config(data, path: str, errors: list[UserError],
         depends_on_lines=(m.line_of("depends_on"),) * len(depends_on),
         lookback=lookback,
         on_schema_change=on_schema_change,
+        grants=grants,
+        freshness=_freshness(ctx, m),
     )
+
+
+def _grants(ctx: _Ctx, m: YMap) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`grants: {select: [analyst, reporting]}` (dbt's shape): privilege -> roles."""
+    if "grants" not in m:
+        return ()
+    g = ctx.mapping(m["grants"], "'grants'", m.line_of("grants"))
+    if g is None:
+        return ()
+    out = []
+    for privilege in g:
+        if str(privilege).lower() not in PRIVILEGES:
+            close = difflib.get_close_matches(str(privilege).lower(), PRIVILEGES, n=1)
+            ctx.err(f"unknown privilege '{privilege}' in 'grants'", g.line_of(privilege),
+                    f"did you mean '{close[0]}'?" if close else
+                    "privileges: " + ", ".join(PRIVILEGES))
+            continue
+        roles = ctx.str_list(g, privilege)
+        if roles:
+            out.append((str(privilege).lower(), tuple(sorted(set(roles)))))
+    return tuple(sorted(out))
+
+
+def _freshness(ctx: _Ctx, m: YMap) -> Freshness | None:
+    f = ctx.mapping(m.get("freshness"), "'freshness'", m.line_of("freshness"))
+    if f is None:
+        return None
+    ctx.keys(f, {"warn_after", "error_after"}, what="freshness")
+    warn, error = ctx.duration(f, "warn_after"), ctx.duration(f, "error_after")
+    if warn is None and error is None:
+        ctx.err("'freshness' needs 'warn_after' or 'error_after' (a duration like 26h)",
+                m.line_of("freshness"))
+        return None
+    if warn is not None and error is not None and warn > error:
+        ctx.err("'freshness.warn_after' is longer than 'error_after'", f.line_of("warn_after"))
+    return Freshness(warn, error)
 
 
 def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:
@@ -473,7 +561,8 @@ def _check_args(ctx: _Ctx, ctype: str, value, line: int):
 
 # ---------------------------------------------------------------- sources.yml and seeds
 
-_SOURCE_KEYS = {"name", "wait_for", "poke_every", "wait_timeout", "description", "columns"}
+_SOURCE_KEYS = {"name", "wait_for", "poke_every", "wait_timeout", "description", "columns",
+                "freshness", "loaded_at"}
 
 
 def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
@@ -506,8 +595,26 @@ def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
             wait_timeout=ctx.duration(item, "wait_timeout", 3600.0),
             description=ctx.typed(item, "description", str),
             line=item.line_of("name"),
+            columns=_in_order(ctx, item, "columns"),
+            freshness=_source_freshness(ctx, item),
+            loaded_at=ctx.typed(item, "loaded_at", str),
         ))
     return tuple(out)
+
+
+def _source_freshness(ctx: _Ctx, item: YMap) -> Freshness | None:
+    freshness = _freshness(ctx, item)
+    if freshness is not None and not item.get("loaded_at"):
+        ctx.err("a source with 'freshness' needs 'loaded_at': the column holding when a row "
+                "was loaded, or a query returning that time", item.line_of("freshness"))
+    return freshness
+
+
+def _in_order(ctx: _Ctx, m: YMap, key: str) -> tuple[tuple[str, str], ...]:
+    """A column -> text mapping in the order written (a table's column order), names
+    lowercased as SQL compares them."""
+    found = dict(ctx.str_map(m, key))
+    return tuple((str(k).lower(), found[str(k)]) for k in m.get(key) or {} if str(k) in found)
 
 
 def parse_seed_config(data, path: str, errors: list[UserError]) -> SeedConfig:

@@ -151,6 +151,9 @@ class ConsoleReporter:
         else:
             self.echo(text)
 
+    def task_started(self, task, attempt) -> None:
+        pass
+
     def task_finished(self, task, result, attempt, seconds, final) -> None:
         if not self.quiet:
             self._print(task_line(task, result, attempt, seconds, final))
@@ -308,3 +311,82 @@ class Counter:
         if total > 20 and (step != self.last or done == total):
             self.last = step
             self.echo(f"{self.what}: {done}/{total}")
+
+
+def lineage_text(rows: list[dict], downstream: bool, note: str | None = None) -> str:
+    """`pipe lineage`: per column, its parents and sources (or children and downstream)."""
+    keys = ("children", "downstream") if downstream else ("parents", "sources")
+    lines = []
+    for row in rows:
+        lines.append(row["column"])
+        for key in keys:
+            lines.append(f"  {key + ':':<11} {', '.join(row[key]) or '-'}")
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
+
+
+def age(seconds: float | None) -> str:
+    """A data age for people: 45m, 26h, 3d 4h."""
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 72:
+        return f"{hours}h"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+def freshness_text(report: dict) -> str:
+    """`pipe status --freshness`: one row per model and source with `freshness:`."""
+    rows = [[r["name"], r["kind"], (r["latest"] or r["reason"] or "-").replace("T", " "),
+             age(r["age_seconds"]), age(r["warn_after"]), age(r["error_after"]), r["status"]]
+            for r in report["freshness"]]
+    text = table(rows, ["name", "kind", "latest data", "age", "warn_after", "error_after",
+                        "status"])
+    bad = [r["name"] for r in report["freshness"] if r["status"] == "error"]
+    if bad:
+        text += f"\n{len(bad)} past error_after: {', '.join(bad)}"
+    return text
+
+
+def _secs(value) -> str:
+    return "-" if value is None else duration(value)
+
+
+def run_record_text(rec: dict) -> str:
+    """`pipe status --run N`: the run, its critical path, then every attempt."""
+    lines = [f"run {rec['run_id']}  {rec['kind']}  {rec['label']}  {rec['status']}  "
+             f"started {rec['started_at']}  took {_secs(rec['seconds'])}"]
+    path = rec["critical_path"]
+    if path["tasks"]:
+        chain = " -> ".join(t["model"] + (f" {t['interval'][0][:16]}" if t["interval"][0]
+                                          else "") for t in path["tasks"])
+        lines.append(f"critical path ({_secs(path['seconds'])}): {chain}")
+    lines.append(f"failed dependencies: {rec['failed_dependencies']}")
+    late = rec["late_rows"]
+    lines.append(f"late rows: {late['total']:+d}" + (
+        f" over {len(late['intervals'])} republished interval(s)" if late["intervals"] else ""))
+    if rec["backfill"]:
+        b = rec["backfill"]
+        lines.append(f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
+                     f"intervals, {b['tasks_done']}/{b['tasks_total']} tasks published")
+    rows = []
+    for t in rec["tasks"]:
+        where = (t["interval"][0] or "-")[:16]
+        if not t["attempts"]:
+            rows.append([t["model"], where, "-", t["status"], "-", "-", "-", "-",
+                         t["reason"] or ""])
+        for a in t["attempts"]:
+            bad = [c["name"] for c in a["checks"] if c["status"] != "pass"]
+            checks = f"{len(a['checks']) - len(bad)}/{len(a['checks'])}" if a["checks"] else "-"
+            note = a["error"] or (", ".join(bad) if bad else "")
+            rows.append([t["model"], where, str(a["attempt"]), a["status"],
+                         _secs(a["queue_wait"]), _secs(a["execution"]),
+                         "-" if a["rows"] is None else str(a["rows"]), checks,
+                         note.splitlines()[0][:60] if note else ""])
+    lines.append(table(rows, ["model", "interval", "attempt", "status", "wait", "exec", "rows",
+                              "checks", "error"]))
+    return "\n".join(lines)

@@ -9,6 +9,8 @@
     │   ├── CycleError       the dependency graph has a cycle
     │   ├── IntervalError    a run label or date that is not valid
     │   ├── StalePlanError   a plan on disk no longer matches the project
+    │   ├── PlanFileError    a plan file pipe cannot read: empty, not JSON, another format
+    │   ├── StateError       .pipe/state.db is damaged
     │   └── ErrorGroup       several user errors collected over one compile
     └── RunFailed            a run finished with failed tasks: exit 1
 
@@ -85,6 +87,14 @@ class IntervalError(UserError):
 
 
 class StalePlanError(UserError):
+    pass
+
+
+class PlanFileError(UserError):
+    pass
+
+
+class StateError(UserError):
     pass
 
 

@@ -172,6 +172,8 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
         leaked, rows = leaked + rows - inserted, inserted
     else:
         adapter.publish_full(task.temp, task.table)
+    if task.grants and not task.refresh:
+        adapter.apply_grants(task.table, task.grants)
     entry = Entry(task.fingerprint, stamp.published_at, rows, stamp.reads, stamp.partial,
                   replaced if stamp.republish else None)
     # a --full-refresh interval is recorded under its shadow table until the swap
@@ -197,6 +199,8 @@ def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:
         raise TaskFailed(f"the full refresh of {task.model} rebuilt no interval; the table "
                          "was left as it was", retryable=False)
     adapter.publish_full(shadow, table)
+    if task.grants:
+        adapter.apply_grants(table, task.grants)
     changes: list = []
     for i, (span, e) in enumerate(rebuilt):
         entry = Entry(e.fingerprint, stamp.published_at + i * 1e-6, e.rows, e.reads, e.partial)

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import checks as checkmod
 from . import sql as sqlmod
 from .compiler import CompiledProject, Node
-from .errors import StalePlanError, UserError, raise_collected
+from .errors import PlanFileError, SourceLocation, UserError, raise_collected
 from .intervals import Interval, expand, floor, from_iso, iso, next_start, previous
 from .loader import frozen_gc
 from .templating import render_snippet
@@ -72,6 +72,7 @@ class Task:
     on_schema_change: str = "fail"
     # backfill --full-refresh: publishes into `table`, a shadow the `swap` task renames in
     refresh: bool = False
+    grants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (privilege, roles) to grant
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -248,7 +249,8 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
             # its own late-data intervals; an interval before the run's that it has only
             # because an upstream looks back is rebuilt when that upstream's is
             lookback=own_lookback,
-            on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail"))
+            on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail",
+            grants=c.grants))
         prev_id = tid
         if own_lookback:
             looked_back.append(tid)
@@ -305,6 +307,8 @@ def to_json(plan: Plan) -> dict:
             d["lookback"] = True
         if t.on_schema_change != "fail":
             d["on_schema_change"] = t.on_schema_change
+        if t.grants:
+            d["grants"] = {p: list(roles) for p, roles in t.grants}
         tasks.append(d)
     return {"pipe_plan": PLAN_FORMAT, "project": plan.project, "target": plan.target,
             "dialect": plan.dialect,
@@ -411,7 +415,8 @@ def from_json(data: dict) -> Plan:
             column_types=tuple(sorted(d.get("column_types", {}).items())),
             poke_every=d.get("poke_every"), wait_timeout=d.get("wait_timeout"),
             lookback=d.get("lookback", False),
-            on_schema_change=d.get("on_schema_change", "fail")))
+            on_schema_change=d.get("on_schema_change", "fail"),
+            grants=tuple((p, tuple(r)) for p, r in sorted(d.get("grants", {}).items()))))
     return Plan(data["project"], data["target"], data["dialect"],
                 _interval(data["interval"]), tuple(tasks))
 
@@ -492,16 +497,49 @@ def write_recorded(cp: CompiledProject, plan: Plan) -> tuple[Path, bool]:
 def stale_reason(root: Path, plan: Plan) -> str | None:
     """Why the plan file on disk does not match `plan` (freshly compiled), or None."""
     path = plan_path(root, plan.target, plan.interval)
-    if not path.is_file():
+    if not path.exists():
         return "missing"
-    if path.read_bytes() != dumps(plan):
+    data = path.read_bytes() if path.is_file() else None
+    if data != dumps(plan):
+        load(path)  # a file pipe cannot read says so, rather than "stale"
         return "stale"
     return None
 
 
 def load(path: Path) -> Plan:
+    """The plan in `path`; a file that is not a readable plan is a PlanFileError saying
+    exactly what is wrong with it (never "stale": it may be no plan at all)."""
+    where = SourceLocation(_shown(path))
+    fix = "delete it and run 'pipe compile' for its interval"
+    if path.is_dir():
+        raise PlanFileError("this is a directory, not a plan file", at=where, hint=fix)
     try:
-        return from_json(json.loads(path.read_bytes()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StalePlanError(f"unreadable plan file: {exc}", hint="recompile it with "
-                             "'pipe compile'") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanFileError(f"cannot read this plan file: {exc.strerror}", at=where) from None
+    if not data.strip():
+        raise PlanFileError("this plan file is empty", at=where, hint=fix)
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise PlanFileError(f"this plan file is not valid JSON: {getattr(exc, 'msg', exc)}",
+                            at=SourceLocation(where.path, line), hint=fix) from None
+    if not isinstance(doc, dict) or "pipe_plan" not in doc:
+        raise PlanFileError("this is not a pipe plan (no 'pipe_plan' format key)", at=where,
+                            hint=fix)
+    if doc["pipe_plan"] != PLAN_FORMAT:
+        raise PlanFileError(f"this plan has format {doc['pipe_plan']!r}; this pipe reads format "
+                            f"{PLAN_FORMAT}", at=where, hint="recompile it with this pipe: "
+                            "'pipe compile' for its interval")
+    try:
+        return from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PlanFileError(f"this plan file is damaged: {type(exc).__name__} {exc}",
+                            at=where, hint=fix) from None
+
+
+def _shown(path: Path) -> str:
+    """plans/<target>/<file> relative to the project, as messages name files."""
+    parts = path.parts
+    return "/".join(parts[parts.index("plans"):]) if "plans" in parts else str(path)

@@ -80,6 +80,8 @@ class Reporter:
 
     def skipped(self, task_ids: set[str]) -> None: ...
 
+    def task_started(self, task: Task, attempt: int) -> None: ...
+
     def task_finished(self, task: Task, result: TaskResult, attempt: int, seconds: float,
                       final: bool) -> None: ...
 
@@ -106,6 +108,7 @@ class _Recorder(Listener):
         self.running += 1
         self.state.attempt_started(self.run_id, task.id, attempt, task.key, queued_at,
                                    started_at)
+        self.reporter.task_started(task, attempt)
         self._maybe_commit()
 
     def finished(self, task, attempt, result, started_at, finished_at, final):
@@ -194,6 +197,10 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         raise LockBusy(f"another pipe process is running on this project ({exc.holder})",
                        hint="wait for it, or drop --no-wait to queue behind it") from None
     state = StateStore(root)
+    if state.moved_aside is not None:
+        reporter.note(f".pipe/state.db was damaged: kept as .pipe/{state.moved_aside.name}; "
+                      "what is published is rebuilt from the warehouse's ledger, the run "
+                      "history before it is lost")
     adapter = None
     workers: dict[int, Adapter] = {}
     workers_lock = threading.Lock()
@@ -231,15 +238,36 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
                                 for t in tasks if t.id in done])
         stamps = _Stamper(context, current, decision)
 
-        def work(task: Task, attempt: int) -> TaskResult:
+        def connection() -> Adapter:
+            """This worker thread's connection; a new one when the last broke (a server
+            restart, pg_terminate_backend): a retry must not inherit a dead connection."""
             ident = threading.get_ident()
             conn = workers.get(ident)
+            if conn is not None and not conn.healthy():
+                with workers_lock:
+                    workers.pop(ident, None)
+                try:
+                    conn.close()
+                except AdapterError:
+                    pass
+                conn = None
             if conn is None:
                 conn = adapter.worker()
                 with workers_lock:
                     workers[ident] = conn
-            return execute_with_timeout(conn, hydrate(task) if hydrate else task, root,
-                                        stamps.stamp(task))
+            return conn
+
+        def work(task: Task, attempt: int) -> TaskResult:
+            """Always a TaskResult: a worker that cannot connect or load its task fails
+            that task (retried as any), and even a bug ends as a failed task, recorded."""
+            try:
+                return execute_with_timeout(connection(), hydrate(task) if hydrate else task,
+                                            root, stamps.stamp(task))
+            except (UserError, AdapterError) as exc:
+                return TaskResult("failed", error=_one_line(exc))
+            except Exception as exc:  # noqa: BLE001 - a bug in pipe: said, and not retried
+                return TaskResult("failed", retryable=False, error="internal error (a bug in "
+                                  f"pipe, please report it): {type(exc).__name__}: {exc}")
 
         def poke(task: Task) -> bool:
             # pokes run on the scheduler thread: one may not outlast the sensor's budget
@@ -258,10 +286,14 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             else None
         try:
             outcomes = scheduler.run()
+        except BaseException:
+            recorder.close()
+            state.finish_run(run_id, "crashed", {})  # never left 'running'
+            raise
         finally:
             if restore:
                 restore()
-            recorder.close()
+        recorder.close()
         reports = _reports(tasks, outcomes)
         counts: dict[str, int] = {}
         for r in reports:
@@ -286,6 +318,11 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             adapter.close()
         state.close()
         lock.release()
+
+
+def _one_line(exc: Exception) -> str:
+    text = exc.message if isinstance(exc, UserError) else str(exc)
+    return " ".join(text.split())[:500] or type(exc).__name__
 
 
 def utcnow() -> datetime:

@@ -201,7 +201,8 @@ class Scheduler:
                 tnow = now()
                 while delayed and delayed[0][0] <= tnow and not self._stop.is_set():
                     _, tid = heapq.heappop(delayed)
-                    push(tid)
+                    queued_at.pop(tid, None)  # a retry is ready again only now: its backoff
+                    push(tid)                 # and earlier attempts are no queue wait
                 fill()
                 if running == 0 and (self._stop.is_set() or not delayed):
                     break  # nothing runs and nothing more can start

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import SourceLocation, StateError
 from .ledger import Entry, Key, decode_reads, encode_reads
 
 SCHEMA = """
@@ -118,10 +119,24 @@ class StateStore:
     def __init__(self, root: Path, readonly: bool = False):
         folder = root / ".pipe"
         self.path = folder / "state.db"
+        self.moved_aside: Path | None = None  # a damaged store this one replaced
+        try:
+            self._open(readonly)
+        except sqlite3.DatabaseError as exc:
+            if readonly:
+                raise StateError(
+                    f"the state store is damaged ({exc})", at=SourceLocation(".pipe/state.db"),
+                    hint="the next 'pipe run' or 'pipe backfill' moves it aside and rebuilds "
+                    "what is published from the warehouse's ledger; only the run history is "
+                    "lost") from None
+            self.moved_aside = self._move_aside()
+            self._open(readonly)
+
+    def _open(self, readonly: bool) -> None:
         if readonly and not self.path.exists():
             self.db = sqlite3.connect(":memory:")
         else:
-            folder.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -131,6 +146,23 @@ class StateStore:
         for column, dtype in (("reads", "TEXT"), ("partial", "INTEGER"), ("replaced", "INTEGER")):
             if column not in have:  # a state store of an older pipe
                 self.db.execute(f"ALTER TABLE published ADD COLUMN {column} {dtype}")
+
+    def _move_aside(self) -> Path:
+        """Keep a damaged store for inspection (state.db.damaged, .damaged-2, ...)."""
+        try:
+            self.db.close()
+        except (AttributeError, sqlite3.Error):
+            pass
+        n, aside = 1, self.path.with_name("state.db.damaged")
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f"state.db.damaged-{n}")
+        os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm"):
+            extra = self.path.with_name(self.path.name + suffix)
+            if extra.exists():
+                os.replace(extra, aside.with_name(aside.name + suffix))
+        return aside
 
     def close(self) -> None:
         self.db.close()
@@ -276,6 +308,35 @@ class StateStore:
             "SELECT model, interval_start, check_name, severity, status, failures, sample "
             "FROM check_results WHERE run_id = ? AND status <> 'pass' "
             "ORDER BY model, interval_start, check_name", (run_id,)))
+
+    def run(self, run_id: int) -> tuple | None:
+        """One run as `runs()` gives it, or None."""
+        row = self.db.execute("SELECT run_id, kind, target, label, status, started_at, "
+                              "finished_at, total, summary, args, pid FROM runs WHERE "
+                              "run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        *row, pid = row
+        if row[4] == "running" and not _alive(pid):
+            row[4] = "crashed"
+        return tuple(row)
+
+    def checks_of(self, run_id: int) -> list[tuple]:
+        """Every check result of a run: (task_id, attempt, name, severity, status, failures)."""
+        return list(self.db.execute(
+            "SELECT task_id, attempt, check_name, severity, status, failures FROM "
+            "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name", (run_id,)))
+
+    def earlier_rows(self, run_id: int) -> dict[tuple[str, str, str], int]:
+        """(model, start, end) -> rows of its latest successful publish before `run_id`,
+        for the intervals `run_id` published: what a republish is compared with."""
+        rows = self.db.execute(
+            "SELECT a.model, a.interval_start, a.interval_end, a.rows FROM attempts a "
+            "JOIN (SELECT model, interval_start, interval_end FROM attempts WHERE run_id = ? "
+            "AND status = 'success') n USING (model, interval_start, interval_end) "
+            "WHERE a.run_id < ? AND a.status = 'success' AND a.rows IS NOT NULL "
+            "ORDER BY a.run_id", (run_id, run_id))
+        return {(m, s, e): n for m, s, e, n in rows}
 
     def mean_durations(self, target: str) -> dict[str, float]:
         """Mean successful attempt duration per model, for estimates."""

@@ -18,16 +18,20 @@ _CLASSES = {
 }
 
 
-def open_adapter(target: Target, root: Path) -> Adapter:
+def adapter_class(target: Target) -> type[Adapter]:
     module, cls = _CLASSES[target.adapter]
-    return getattr(importlib.import_module(module), cls)(target, root)
+    return getattr(importlib.import_module(module), cls)
+
+
+def open_adapter(target: Target, root: Path) -> Adapter:
+    return adapter_class(target)(target, root)
 
 
 def open_reader(target: Target, root: Path) -> Adapter | None:
     """A connection that only reads (`pipe status`), or None when the warehouse does not
     exist at all; raises UserError when it cannot be opened now (a run holds it)."""
-    module, cls = _CLASSES[target.adapter]
-    return getattr(importlib.import_module(module), cls).reader(target, root)
+    return adapter_class(target).reader(target, root)
 
 
-__all__ = ["Adapter", "AdapterError", "Interrupted", "open_adapter", "open_reader"]
+__all__ = ["Adapter", "AdapterError", "Interrupted", "adapter_class", "open_adapter",
+           "open_reader"]

@@ -116,6 +116,13 @@ class Adapter(ABC):
         self._pending: dict[str, str | None] = {}  # relations this transaction changed
         self._in_tx = False
 
+    @classmethod
+    def lineage_namespace(cls, target: Target, root: Path) -> tuple[str, str]:
+        """(OpenLineage dataset namespace, prefix of dataset names) for this target's
+        tables, following OpenLineage's naming where it names the engine; never a
+        credential. Needs no connection."""
+        return f"{target.adapter}://{target.name}", ""
+
     # -- connections
     @classmethod
     def reader(cls, target: Target, root: Path) -> Adapter | None:
@@ -127,6 +134,10 @@ class Adapter(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def healthy(self) -> bool:
+        """False once the connection is known to be unusable (closed by the server)."""
+        return True
 
     @abstractmethod
     def interrupt(self) -> None: ...
@@ -286,6 +297,36 @@ class Adapter(ABC):
             return None
         return "view" if rows[0][0] == "VIEW" else "table"
 
+    def columns_of(self, tables) -> dict[str, tuple[tuple[str, str], ...]]:
+        """(column, type) pairs, in table order, of each of `tables` the warehouse has."""
+        out = {}
+        for table in tables:
+            schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
+            _, rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
+                                 f"WHERE table_schema = {schema} AND table_name = {name} "
+                                 "ORDER BY ordinal_position")
+            if rows:
+                out[table] = tuple((str(c).lower(), str(t)) for c, t in rows)
+        return out
+
+    @classmethod
+    def peek_columns(cls, target: Target, root: Path, tables) -> dict:
+        """`columns_of` through a `reader` of its own, for a command that only reads
+        (`pipe lineage`, for sources that declare no columns); {} when the warehouse does
+        not exist or cannot be reached now. Creates nothing."""
+        try:
+            adapter = cls.reader(target, root)
+        except Exception:  # noqa: BLE001 - a probe: whatever stops it, lineage goes without
+            return {}
+        if adapter is None:
+            return {}
+        try:
+            return adapter.columns_of(tables)
+        except AdapterError:
+            return {}
+        finally:
+            adapter.close()
+
     def temp_relations(self) -> list[tuple[str, str]]:
         """Every (name, kind) whose table name carries TEMP_MARK, in any schema."""
         _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
@@ -392,6 +433,12 @@ class Adapter(ABC):
             self.drop(table, "table")
         self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
         self._changed(table, "view")
+
+    # -- grants: engines with privileges override this (DuckDB has none)
+    def apply_grants(self, table: str, grants) -> None:
+        """Grant (privilege, roles) on `table`, inside the publishing transaction; a no-op
+        on an engine without privileges."""
+        return None
 
     def is_conflict(self, exc: AdapterError) -> bool:
         """A concurrent-write conflict: the same publish can simply be tried again."""

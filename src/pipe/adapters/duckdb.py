@@ -27,6 +27,23 @@ def read_csv(csv_path: Path, column_types: dict[str, str]) -> str:
     return f"read_csv('{path}', header = true, auto_detect = true{types})"
 
 
+def describe_csvs(seeds: list[tuple[Path, dict[str, str]]]) -> list[tuple[tuple[str, str], ...]]:
+    """The (column, type) pairs of each seed CSV as `read_csv` types it; () for a file
+    DuckDB cannot read (loading it reports why). For lineage and OpenLineage schemas."""
+    con = duckdb.connect()
+    try:
+        out = []
+        for path, column_types in seeds:
+            try:
+                rows = con.execute(f"DESCRIBE SELECT * FROM {read_csv(path, column_types)}")
+                out.append(tuple((r[0], r[1]) for r in rows.fetchall()))
+            except duckdb.Error:
+                out.append(())
+        return out
+    finally:
+        con.close()
+
+
 def _path(target, root: Path) -> str:
     """The warehouse file of `target` (relative to the project), or ':memory:'."""
     path = expand_env(str(target.option("path", "warehouse.duckdb")),
@@ -57,6 +74,13 @@ class DuckDBAdapter(Adapter):
         # SPEC §2: sessions run in UTC, whatever the machine's zone; DuckDB's default is the
         # local zone and a setting is per connection (each worker cursor is one)
         self.execute("SET TimeZone = 'UTC'")
+
+    @classmethod
+    def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
+        path = _path(target, root)
+        if path == ":memory:":
+            return "duckdb://memory", ""
+        return f"duckdb://{Path(path).resolve().as_posix()}", ""
 
     @classmethod
     def reader(cls, target, root: Path) -> DuckDBAdapter | None:

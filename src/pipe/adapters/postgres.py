@@ -24,8 +24,30 @@ from .duckdb import read_csv
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
 
-def mask(text: str) -> str:
-    """Hide passwords in a DSN or an error message."""
+_URL_PASSWORD = re.compile(r"://[^:/@\s]*:(?P<pw>.*)@")
+_KEY_PASSWORD = re.compile(r"password\s*=\s*(?P<pw>'(?:[^'\\]|\\.)*'|.*?)(?=\s+\w+\s*=|\s*$)",
+                           re.IGNORECASE)
+
+
+def secrets_of(dsn: str) -> list[str]:
+    """The password in a DSN as written, decoded, and each piece of it: a driver's error
+    may quote any of them (a stray '%' in a URL, an unquoted space in a keyword DSN)."""
+    from urllib.parse import unquote
+
+    found = []
+    for rx in (_URL_PASSWORD, _KEY_PASSWORD):
+        for m in rx.finditer(dsn):
+            pw = m["pw"].strip()
+            if pw.startswith("'") and pw.endswith("'") and len(pw) > 1:
+                pw = pw[1:-1]
+            found += [pw, unquote(pw), *pw.split()]
+    return sorted({x for x in found if len(x) >= 2}, key=len, reverse=True)
+
+
+def mask(text: str, secrets=()) -> str:
+    """Hide passwords in a DSN or an error message: by shape, and by value when known."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
     return _PASSWORD.sub(lambda m: (m[1] or m[2]) + "***" + ("@" if m[1] else ""), text)
 
 
@@ -35,6 +57,7 @@ class PostgresAdapter(Adapter):
     def __init__(self, target, root: Path, dsn: str | None = None):
         super().__init__(target, root)
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
+        self._secrets = secrets_of(self.dsn)
         try:
             self.con = psycopg.connect(self.dsn, autocommit=True)
             # SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
@@ -42,8 +65,21 @@ class PostgresAdapter(Adapter):
             self.con.execute("SET TIME ZONE 'UTC'")
         except psycopg.Error as exc:
             raise UserError(f"cannot connect to target '{target.name}' (postgres): "
-                            f"{mask(str(exc)).strip()}") from None
+                            f"{mask(str(exc), self._secrets).strip()}") from None
         self._abort_when_the_client_dies()
+
+    @classmethod
+    def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
+        """postgres://host:port, names database.schema.table (OpenLineage's naming)."""
+        dsn = expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            info = {}
+        host = str(info.get("host") or "localhost").split(",")[0]
+        port = str(info.get("port") or "5432").split(",")[0]
+        database = info.get("dbname") or info.get("user") or "postgres"
+        return f"postgres://{host}:{port}", f"{database}."
 
     def _abort_when_the_client_dies(self) -> None:
         """A client killed mid-statement (kill -9, a lost machine) leaves its statement
@@ -64,6 +100,9 @@ class PostgresAdapter(Adapter):
 
     def close(self) -> None:
         self.con.close()
+
+    def healthy(self) -> bool:
+        return not (self.con.closed or self.con.broken)
 
     def interrupt(self) -> None:
         try:
@@ -87,7 +126,7 @@ class PostgresAdapter(Adapter):
         except pgerrors.QueryCanceled as exc:
             raise Interrupted(str(exc)) from None
         except psycopg.Error as exc:
-            error = AdapterError(mask(str(exc)).strip() or type(exc).__name__)
+            error = AdapterError(mask(str(exc), self._secrets).strip() or type(exc).__name__)
             error.sqlstate = getattr(exc, "sqlstate", None)
             raise error from None
 
@@ -124,7 +163,29 @@ class PostgresAdapter(Adapter):
             self.execute(self.insert_sql(temp, table))
             self.drop(temp, "table")
             return
+        kept = self._grants_on(table)
         super().publish_full(temp, table)
+        self._grant(table, kept)
+
+    # -- grants: a republish replaces the table, so its grants are carried to the new one
+    # in the same transaction; an analyst who could read it still can after every run
+
+    def _grants_on(self, table: str) -> list[tuple[str, str]]:
+        """(privilege, role or PUBLIC) granted on `table` to others than its owner."""
+        _, rows = self._run(
+            "SELECT a.privilege_type, coalesce(r.rolname, 'PUBLIC') FROM pg_class c "
+            "CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = "
+            "a.grantee WHERE c.oid = to_regclass(%s) AND a.grantee <> c.relowner "
+            "ORDER BY 1, 2", True, (self.q(table),))
+        return [(p, r) for p, r in rows]
+
+    def _grant(self, table: str, grants) -> None:
+        for privilege, role in grants:
+            who = "PUBLIC" if role == "PUBLIC" else self.col(role)
+            self.execute(f"GRANT {privilege} ON {self.q(table)} TO {who}")
+
+    def apply_grants(self, table: str, grants) -> None:
+        self._grant(table, [(p.upper(), r) for p, roles in grants for r in roles])
 
     def insert_sql(self, temp: str, table: str) -> str:
         cols = ", ".join(self.col(c) for c, _ in self.columns(temp))
@@ -142,31 +203,36 @@ class PostgresAdapter(Adapter):
             self.execute(f"CREATE OR REPLACE VIEW {self.q(table)} AS\n{select_sql}")
         except AdapterError:
             self.execute("ROLLBACK TO SAVEPOINT pipe_view")
+            kept = self._grants_on(table)
             self.drop(table, "view")
             self.execute(f"CREATE VIEW {self.q(table)} AS\n{select_sql}")
+            self._grant(table, kept)
         self._changed(table, "view")
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
-        """Type the CSV as DuckDB would (the contract of seeds), then COPY it in."""
+        """DuckDB reads the CSV (the contract of seeds: its dialect sniffing, its types, its
+        NULLs), and its rows are COPYed in: the same values on every target, whatever the
+        delimiter or quoting (Postgres's own CSV reader would read "" as '' and assume ',')."""
         con = duckdb.connect()
         try:
-            described = con.execute(
-                f"DESCRIBE SELECT * FROM {read_csv(csv_path, column_types)}").fetchall()
+            rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
+            cols = [(d[0], sqlmod.transpile_type(str(d[1]), "duckdb", "postgres"))
+                    for d in rel.description]
+            rows = rel.fetchall()
+        except duckdb.Error as exc:
+            raise AdapterError(f"reading {csv_path.name}: {str(exc).splitlines()[0]}") from None
         finally:
             con.close()
-        cols = [(name, sqlmod.transpile_type(dtype, "duckdb", "postgres"))
-                for name, dtype, *_ in described]
         ddl = ", ".join(f"{self.col(n)} {t}" for n, t in cols)
         self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
         self._changed(temp, "table")
         names = ", ".join(self.col(n) for n, _ in cols)
         try:
             with self.con.cursor() as cur:
-                with cur.copy(f"COPY {self.q(temp)} ({names}) FROM STDIN WITH (FORMAT csv, "
-                              "HEADER true)".encode()) as copy:
-                    with open(csv_path, "rb") as f:
-                        while chunk := f.read(1 << 16):
-                            copy.write(chunk)
+                with cur.copy(f"COPY {self.q(temp)} ({names}) FROM STDIN".encode()) as copy:
+                    for row in rows:
+                        copy.write_row(row)
         except psycopg.Error as exc:
-            raise AdapterError(f"loading {csv_path.name}: {mask(str(exc)).strip()}") from None
-        return self.count(temp)
+            raise AdapterError(f"loading {csv_path.name}: "
+                               f"{mask(str(exc), self._secrets).strip()}") from None
+        return len(rows)

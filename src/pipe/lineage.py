@@ -1,0 +1,368 @@
+"""Column-level lineage of a compiled project: for every column of every model, the
+columns of its direct upstream tables that its value is computed from, and through them
+the seed and source columns it derives from; and the reverse, what a column feeds.
+
+Computed on demand (`pipe lineage`, OpenLineage events), never by `pipe compile`: it reads
+every model's SQL again through sqlglot's qualify and lineage walk (sql.column_lineage),
+which a compile does not need. Tables are visited in topological order, so each model's
+output columns are the schema its downstream models are qualified with, and `SELECT *`
+expands wherever the upstream columns are known: seeds (their CSV header, typed as DuckDB
+types them), sources that declare `columns:` in sources.yml (else, when the command gives
+a `catalog`, the warehouse's own catalog), and models whose own projection is known. A
+star over a source of unknown columns stays unexpanded: that model's lineage is marked
+incomplete and its columns are not guessed for its downstream models.
+
+Value lineage only: WHERE, join keys and GROUP BY do not make a column a parent. This
+module prints nothing and writes nothing; its values are frozen.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import sql as sqlmod
+from .errors import SourceLocation, SqlError, UserError
+
+UNKNOWN_TYPE = "UNKNOWN"
+
+
+@dataclass(frozen=True, order=True)
+class Column:
+    """A column of a model, seed or source: `schema.table` and the column's name."""
+
+    table: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TableLineage:
+    """One model, seed or source: its columns in order (types where known) and, for a
+    model, each column's direct parents. `complete` is False when some input could not
+    be placed (a star or an unqualified column over a table of unknown columns);
+    `error` says why a model's lineage could not be computed at all."""
+
+    name: str
+    kind: str
+    path: str | None
+    columns: tuple[str, ...]
+    types: tuple[tuple[str, str], ...] = ()
+    parents: tuple[tuple[str, tuple[Column, ...]], ...] = ()
+    complete: bool = True
+    error: str | None = None
+
+    def parents_of(self, column: str) -> tuple[Column, ...]:
+        return dict(self.parents).get(column, ())
+
+    @property
+    def known(self) -> bool:
+        """Whether its columns are all known (a schema downstream models can rely on)."""
+        return self.error is None and self.complete and bool(self.columns)
+
+
+@dataclass(frozen=True)
+class ProjectLineage:
+    """Lineage of the tables computed, by name; `children` is the reverse of every
+    model's parents (column -> the model columns computed from it, sorted)."""
+
+    tables: Mapping[str, TableLineage]
+    children: Mapping[Column, tuple[Column, ...]]
+
+    def table(self, name: str) -> TableLineage:
+        return self.tables[name]
+
+    def parents(self, col: Column) -> tuple[Column, ...]:
+        found = self.tables.get(col.table)
+        return found.parents_of(col.name) if found else ()
+
+    def sources(self, col: Column) -> tuple[Column, ...]:
+        """The seed and source columns `col` derives from, transitively, sorted."""
+        out: set[Column] = set()
+        seen: set[Column] = {col}
+        todo = list(self.parents(col))
+        while todo:
+            c = todo.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            table = self.tables.get(c.table)
+            if table is not None and table.kind in ("seed", "source"):
+                out.add(c)
+            todo.extend(self.parents(c))
+        return tuple(sorted(out))
+
+    def downstream(self, col: Column) -> tuple[Column, ...]:
+        """Every model column computed from `col`, transitively, sorted."""
+        seen: set[Column] = set()
+        todo = list(self.children.get(col, ()))
+        while todo:
+            c = todo.pop()
+            if c not in seen and c != col:
+                seen.add(c)
+                todo.extend(self.children.get(c, ()))
+        return tuple(sorted(seen))
+
+
+def compute(
+    cp,
+    only: Iterable[str] | None = None,
+    catalog: Callable[[list[str]], Mapping[str, tuple]] | None = None,
+    cache: MutableMapping[str, object] | None = None,
+) -> ProjectLineage:
+    """Lineage of the models in `only` and of everything upstream of them (default: the
+    whole project), from a CompiledProject. `catalog(tables)`, when given, is asked once
+    for the (column, type) pairs of the sources that declare no `columns:` (the
+    warehouse's catalog; it returns what it finds). `cache`, when given, maps a model's
+    SQL and the columns of the tables it reads to sqlglot's answer, and gains the answers
+    it lacked (a persisted dict makes the next command fast). Raises only what rendering
+    a model raises; a model sqlglot cannot follow gets a TableLineage with `error` set."""
+    from .compiler import reference_interval
+
+    wanted = _with_upstream(cp.graph.upstream, only) if only is not None else None
+    names = [n for n in cp.graph.order if wanted is None or n in wanted]
+    seeds = [cp.nodes[n] for n in names if cp.nodes[n].kind == "seed"]
+    seed_types = _seed_types(cp.raw.root, seeds)
+    bare = [
+        n
+        for n in names
+        if cp.nodes[n].kind == "source" and not (cp.nodes[n].source and cp.nodes[n].source.columns)
+    ]
+    found = dict(catalog(bare)) if catalog and bare else {}
+    schema: dict[str, dict[str, dict[str, str]]] = {}
+    tables: dict[str, TableLineage] = {}
+    for name in names:
+        node = cp.nodes[name]
+        if node.kind == "seed":
+            types = seed_types.get(name, ())
+            t = TableLineage(name, "seed", node.path, tuple(c for c, _ in types), types)
+        elif node.kind == "source":
+            types = tuple(found.get(name, ()))
+            cols = (tuple(c for c, _ in node.source.columns) if node.source else ()) or tuple(
+                c for c, _ in types
+            )
+            t = TableLineage(name, "source", "sources.yml", cols, types)
+        else:
+            sql = cp.model_sql(
+                name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
+            )
+            t = _model(
+                name,
+                node.kind,
+                node.path,
+                sql,
+                cp.target.dialect,
+                _schema_of(schema, node.upstream),
+                cache,
+            )
+        tables[name] = t
+        if t.known:  # names only: a catalog's type names need not parse as SQL types
+            schema.setdefault(node.schema, {})[node.table] = dict.fromkeys(t.columns, UNKNOWN_TYPE)
+    children: dict[Column, set[Column]] = {}
+    for t in tables.values():
+        for column, parents in t.parents:
+            for p in parents:
+                children.setdefault(p, set()).add(Column(t.name, column))
+    return ProjectLineage(tables, {c: tuple(sorted(v)) for c, v in sorted(children.items())})
+
+
+def _model(
+    name: str,
+    kind: str,
+    path: str | None,
+    sql: str,
+    dialect: str,
+    schema: dict,
+    cache: MutableMapping[str, object] | None,
+) -> TableLineage:
+    key = None
+    found = None
+    if cache is not None:
+        key = hashlib.sha1(
+            f"{dialect}\0{sql}\0{json.dumps(schema, sort_keys=True)}".encode()
+        ).hexdigest()
+        found = cache.get(key)
+    if found is None:
+        try:
+            found = sqlmod.column_lineage(sql, dialect, schema)
+        except SqlError as exc:
+            found = exc.message
+        if key is not None:
+            cache[key] = found
+    if isinstance(found, str):  # what sqlglot could not follow
+        return TableLineage(name, kind, path, (), complete=False, error=found)
+    columns = tuple(c.column for c in found if c.column != "*")
+    parents = tuple(
+        (
+            c.column,
+            tuple(sorted({Column(f"{s}.{t}", col) for s, t, col in c.reads if f"{s}.{t}" != name})),
+        )
+        for c in found
+        if c.column != "*"
+    )
+    complete = not any(c.unresolved or c.column == "*" for c in found)
+    return TableLineage(name, kind, path, columns, parents=parents, complete=complete)
+
+
+def _schema_of(schema: dict, names: Iterable[str]) -> dict:
+    """The part of `schema` a model reads: qualify normalises every table it is given."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for name in names:
+        db, table = name.split(".", 1)
+        found = schema.get(db, {}).get(table)
+        if found is not None:
+            out.setdefault(db, {})[table] = found
+    return out
+
+
+def _seed_types(root: Path, seeds) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each seed's columns and types as the DuckDB CSV sniffer (every adapter's seed
+    contract) sees them; a CSV it cannot read has no known columns."""
+    if not seeds:
+        return {}
+    from .adapters.duckdb import describe_csvs
+
+    found = describe_csvs([(root / s.path, dict(s.seed.config.column_types)) for s in seeds])
+    return {s.name: cols for s, cols in zip(seeds, found, strict=True)}
+
+
+def _with_upstream(upstream: Mapping[str, tuple[str, ...]], names: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(upstream.get(n, ()))
+    return seen
+
+
+def with_downstream(upstream: Mapping[str, tuple[str, ...]], name: str) -> set[str]:
+    """`name` and every node that reads it, directly or not."""
+    down: dict[str, list[str]] = {}
+    for n, ups in upstream.items():
+        for u in ups:
+            down.setdefault(u, []).append(n)
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(down.get(n, ()))
+    return seen
+
+
+# ---------------------------------------------------------------- names on the command line
+
+
+def parse_target(cp, text: str) -> tuple[str, str | None]:
+    """`schema.model` or `schema.model.column` -> (node name, column or None); an unknown
+    model is a UserError with a suggestion. The column is checked by `check_column`."""
+    parts = (
+        text.strip().lower().split(".")
+        if text == text.lower() or '"' not in text
+        else text.split(".")
+    )
+    if len(parts) == 2:
+        name, column = ".".join(parts), None
+    elif len(parts) == 3:
+        name, column = ".".join(parts[:2]), parts[2]
+    else:
+        raise UserError(f"'{text}' is not SCHEMA.MODEL or SCHEMA.MODEL.COLUMN")
+    if name not in cp.nodes:
+        close = difflib.get_close_matches(name, sorted(cp.nodes), n=1, cutoff=0.6)
+        raise UserError(
+            f"unknown model '{name}': not a model, a seed or a source",
+            hint=f"did you mean '{close[0]}'?" if close else "'pipe list' shows every name",
+        )
+    return name, column
+
+
+def check_column(table: TableLineage, column: str) -> None:
+    """Raise a UserError naming the model's file when `column` is not one of its columns."""
+    if column in table.columns:
+        return
+    at = SourceLocation(table.path) if table.path else None
+    if table.error:
+        raise UserError(f"the lineage of {table.name} is not known: {table.error}", at=at)
+    if not table.columns:
+        raise UserError(
+            f"the columns of {table.name} are not known",
+            at=at,
+            hint="declare them with 'columns:' in sources.yml"
+            if table.kind == "source"
+            else "it selects * from a source whose columns are not known: declare them with "
+            "'columns:' in sources.yml",
+        )
+    close = difflib.get_close_matches(column, table.columns, n=1, cutoff=0.5)
+    raise UserError(
+        f"{table.name} has no column '{column}'",
+        at=at,
+        hint=f"did you mean '{close[0]}'?" if close else "its columns: " + ", ".join(table.columns),
+    )
+
+
+def report(
+    pl: ProjectLineage, name: str, columns: Iterable[str], downstream: bool = False
+) -> list[dict]:
+    """What `pipe lineage` shows, one dict per column: `column`, `parents` and `sources`
+    (upstream), or `children` and `downstream` (impact); every column `schema.table.col`,
+    each list sorted."""
+    rows = []
+    for column in columns:
+        col = Column(name, column)
+        if downstream:
+            rows.append(
+                {
+                    "column": str(col),
+                    "children": [str(c) for c in pl.children.get(col, ())],
+                    "downstream": [str(c) for c in pl.downstream(col)],
+                }
+            )
+        else:
+            rows.append(
+                {
+                    "column": str(col),
+                    "parents": [str(c) for c in pl.parents(col)],
+                    "sources": [str(c) for c in pl.sources(col)],
+                }
+            )
+    return rows
+
+
+# ---------------------------------------------------------------- the persisted cache
+
+CACHE_FILE = "lineage.pickle"
+CACHE_LIMIT = 200_000  # entries kept besides the ones a command used
+
+
+def load_cache(root: Path) -> dict:
+    """The lineage cache under .pipe/cache ({} when missing, corrupt or from another
+    pipe or sqlglot: `code_version` covers both)."""
+    from .loader import code_version, read_pickle
+
+    stored = read_pickle(root / ".pipe" / "cache" / CACHE_FILE)
+    if isinstance(stored, dict) and stored.get("version") == code_version():
+        return dict(stored["entries"])
+    return {}
+
+
+def save_cache(root: Path, cache: dict, before: int) -> None:
+    """Write the cache back when `compute` added to it (it held `before` entries)."""
+    from .loader import code_version, write_pickle
+
+    if len(cache) == before:
+        return
+    entries = cache
+    if len(cache) > CACHE_LIMIT:  # newest last: keep the newest
+        entries = dict(list(cache.items())[-CACHE_LIMIT:])
+    write_pickle(
+        root / ".pipe" / "cache" / CACHE_FILE, {"version": code_version(), "entries": entries}
+    )
