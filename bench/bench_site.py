@@ -7,9 +7,9 @@ runs it (so the site has a run with 1,000 tasks and a published row per model), 
 
 - compile: `pipe list --json` after the compile (warm parse cache), the part of `pipe docs`
   that is compile, timed as a subprocess (best of --repeat);
-- pipe docs: the whole command as a subprocess, cold (the site's caches in .pipe/cache
-  removed first, so every model's SQL is parsed) and warm; minus compile, what the site
-  costs;
+- pipe docs: the whole command as a subprocess, cold (the site's and lineage's caches in
+  .pipe/cache removed first, so every model's SQL is read again for its columns and their
+  lineage) and warm; minus compile, what the site costs;
 - build: `site.build` in-process (the first call pays for importing and warming sqlglot);
 - first render: chromium opens index.html from file://; the time from navigation start to
   the first animation frame after every DAG node is in the page (median of --repeat
@@ -63,13 +63,15 @@ def main() -> None:
     compile_s = min(sh([PIPE, "list", "--json"], root) for _ in range(args.repeat))
     cold_s = []
     for _ in range(args.repeat):  # no site cache: every model's SQL parsed again
-        for cached in (root / ".pipe" / "cache").glob("site-*.json"):
-            cached.unlink()
+        for cached in (root / ".pipe" / "cache").glob("*"):
+            if cached.name.startswith("site-") or cached.name == "lineage.pickle":
+                cached.unlink()
         cold_s.append(sh([PIPE, "docs"], root))
     cold_s = []
     for _ in range(args.repeat):  # no site cache: every model's SQL parsed again
-        for cached in (root / ".pipe" / "cache").glob("site-*.json"):
-            cached.unlink()
+        for cached in (root / ".pipe" / "cache").glob("*"):
+            if cached.name.startswith("site-") or cached.name == "lineage.pickle":
+                cached.unlink()
         cold_s.append(sh([PIPE, "docs"], root))
     docs_s = [sh([PIPE, "docs"], root) for _ in range(args.repeat)]
 

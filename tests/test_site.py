@@ -8,7 +8,6 @@ chromium or playwright the browser tests skip with the reason; under CI=true the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -168,15 +167,22 @@ def test_site_data_matches_the_project(shop_site):
             assert models[u]["xy"][0] < m["xy"][0]
     checks = data["checks"]["staging.orders"]
     assert checks["unique(order_id)"]["status"] == "pass"
-    if importlib.util.find_spec("pipe.lineage") is None:  # issue 12 not merged yet
-        assert data["lineage"] is None
-    else:
-        lineage = data["lineage"]
-        assert lineage["staging.orders"]["order_id"]["upstream"] == [["raw.orders", "order_id"]]
-        assert ["staging.orders", "order_id"] in lineage["raw.orders"]["order_id"]["downstream"]
-        assert ["marts.customer_orders", "lifetime_value"] in (
-            lineage["staging.orders"]["amount"]["downstream"]
+    lineage = data["lineage"]  # what `pipe lineage` says, both ways
+    for model, column in (("marts.customer_orders", "country_rank"), ("staging.orders", "amount")):
+        up = run_cli_json(["lineage", f"{model}.{column}", "--json", "--project", root])
+        down = run_cli_json(
+            ["lineage", f"{model}.{column}", "--downstream", "--json", "--project", root]
         )
+        site_up = lineage[model][column]["upstream"]
+        site_down = lineage[model][column]["downstream"]
+        assert [".".join(c) for c in site_up] == up["parents"]
+        assert [".".join(c) for c in site_down] == down["children"]
+    assert lineage["staging.orders"]["order_id"]["upstream"] == [["raw.orders", "order_id"]]
+    assert ["staging.orders", "order_id"] in lineage["raw.orders"]["order_id"]["downstream"]
+    assert ["marts.customer_orders", "lifetime_value"] in (
+        lineage["staging.orders"]["amount"]["downstream"]
+    )
+    assert data["lineage_errors"] == {}
 
 
 def test_site_runs_show_the_failure_and_the_critical_path(shop_site):

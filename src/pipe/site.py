@@ -27,6 +27,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+from . import lineage as lineagemod
 from . import sql as sqlmod
 from .compiler import CompiledProject
 from .errors import UserError
@@ -76,7 +77,8 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
     cfg = cp.raw.config
     down = cp.graph.downstream_map()
     pos = layout(cp.graph.upstream, cp.graph.order)
-    lineage = column_lineage(cp)  # its columns, where known, are better: stars expanded
+    lineage_errors: dict[str, str] = {}
+    lineage = column_lineage(cp, lineage_errors)  # its columns are better: stars expanded
     known = {m: list(cols) for m, cols in (lineage or {}).items() if cols}
     outputs = output_columns(
         cp, {m: s[0]["sql"] for m, s in sql_of.items() if s and m not in known}
@@ -145,48 +147,36 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
         "grid": grid,
         "freshness": freshness,
         "checks": checks,
-        # LINEAGE HOOK (issue 12): {model: {column: {"upstream": [[model, column], ...],
-        # "downstream": [[model, column], ...]}}} from the `pipe lineage` module once it
-        # exists; the model pages show a "Column lineage" section whenever this is set.
+        # {model: {column: {"upstream": [[model, column], ...], "downstream": [...]}}}
         "lineage": lineage,
+        "lineage_errors": lineage_errors,
     }
 
 
-def column_lineage(cp: CompiledProject) -> dict | None:
+def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
     """Column lineage both ways, in the shape `collect` documents, from `pipe lineage`'s
-    module (issue 12) when it is there; None otherwise (the site then says lineage is not
-    available). Lineage reads every model again through sqlglot's qualify (seconds at a
-    thousand models), so it is kept in .pipe/cache/site-lineage.json for the compile key."""
-    try:
-        from . import lineage  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    compute = getattr(lineage, "compute", None)
-    column = getattr(lineage, "Column", None)
-    if compute is None or column is None:
-        return None
-    path = cp.raw.root / ".pipe" / "cache" / "site-lineage.json"
-    if cp.key:
-        try:
-            found = json.loads(path.read_text())
-            if found.get("key") == cp.key:
-                return found["lineage"]
-        except (OSError, ValueError, AttributeError, KeyError):
-            pass
-    project = compute(cp)
+    module, with its per-model cache in .pipe/cache (the first build of a large project
+    pays for lineage as `pipe lineage` does; later builds only for what an edit changed).
+    A model whose lineage sqlglot cannot follow has no entry, and why goes to `errors`."""
+    cache = lineagemod.load_cache(cp.raw.root)
+    before = len(cache)
+    project = lineagemod.compute(cp, cache=cache)
+    lineagemod.save_cache(cp.raw.root, cache, before)
     out: dict[str, dict] = {}
     for name, table in project.tables.items():
-        cols = {}
-        for col in table.columns:
-            cols[col] = {
+        if table.error is not None:
+            errors[name] = table.error
+            continue
+        out[name] = {
+            col: {
                 "upstream": [[p.table, p.name] for p in table.parents_of(col)],
                 "downstream": [
-                    [c.table, c.name] for c in project.children.get(column(name, col), ())
+                    [c.table, c.name]
+                    for c in project.children.get(lineagemod.Column(name, col), ())
                 ],
             }
-        out[name] = cols
-    if cp.key:
-        _write_json(path, {"key": cp.key, "lineage": out})
+            for col in table.columns
+        }
     return out
 
 

@@ -309,7 +309,8 @@
       </div>
       <h2>Columns</h2>
       ${m.columns.length ? `<table id="columns"><thead><tr><th>column</th><th>description</th>${D.lineage ? "<th>comes from</th><th>feeds</th>" : ""}</tr></thead><tbody>${colRows}</tbody></table>` : empty("No columns known: compile a plan for an interval to see them.")}
-      ${D.lineage ? "" : `<p class="empty" id="lineage-na">Column lineage is not available in this build.</p>`}
+      ${!D.lineage ? `<p class="empty" id="lineage-na">Column lineage is not available in this build.</p>`
+        : (D.lineage_errors || {})[name] ? `<p class="empty" id="lineage-na">Column lineage could not be followed: ${esc(D.lineage_errors[name])}</p>` : ""}
       <h2>Checks</h2>
       ${m.checks.length ? `<table id="checks"><thead><tr><th>check</th><th>type</th><th>severity</th><th>latest result</th></tr></thead><tbody>${m.checks.map((c) => {
         const r = checks[c.name];
