@@ -156,8 +156,18 @@ def collect(cp: CompiledProject, now: datetime) -> dict:
 def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
     """Column lineage both ways, in the shape `collect` documents, from `pipe lineage`'s
     module, with its per-model cache in .pipe/cache (the first build of a large project
-    pays for lineage as `pipe lineage` does; later builds only for what an edit changed).
+    pays for lineage as `pipe lineage` does; later builds only for what an edit changed),
+    and the whole answer kept for the compile key in .pipe/cache/site-lineage.json.
     A model whose lineage sqlglot cannot follow has no entry, and why goes to `errors`."""
+    path = cp.raw.root / ".pipe" / "cache" / "site-lineage.json"
+    if cp.key:  # an unchanged project: not even lineage's own cache needs reading
+        try:
+            found = json.loads(path.read_text())
+            if found.get("key") == cp.key:
+                errors.update(found["errors"])
+                return found["lineage"]
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            pass
     cache = lineagemod.load_cache(cp.raw.root)
     before = len(cache)
     project = lineagemod.compute(cp, cache=cache)
@@ -177,6 +187,8 @@ def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
             }
             for col in table.columns
         }
+    if cp.key:
+        _write_json(path, {"key": cp.key, "lineage": out, "errors": errors})
     return out
 
 
