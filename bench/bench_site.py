@@ -9,7 +9,7 @@ runs it (so the site has a run with 1,000 tasks and a published row per model), 
   that is compile, timed as a subprocess (best of --repeat);
 - pipe docs: the whole command as a subprocess, cold (the site's and lineage's caches in
   .pipe/cache removed first, so every model's SQL is read again for its columns and their
-  lineage) and warm; minus compile, what the site costs;
+  lineage), cold with --no-lineage, and warm; minus compile, what the site costs;
 - build: `site.build` in-process (the first call pays for importing and warming sqlglot);
 - first render: chromium opens index.html from file://; the time from navigation start to
   the first animation frame after every DAG node is in the page (median of --repeat
@@ -73,6 +73,11 @@ def main() -> None:
             if cached.name.startswith("site-") or cached.name == "lineage.pickle":
                 cached.unlink()
         cold_s.append(sh([PIPE, "docs"], root))
+    plain_s = []
+    for _ in range(args.repeat):  # the same, without lineage
+        for cached in (root / ".pipe" / "cache").glob("site-*.json"):
+            cached.unlink()
+        plain_s.append(sh([PIPE, "docs", "--no-lineage"], root))
     docs_s = [sh([PIPE, "docs"], root) for _ in range(args.repeat)]
 
     from pipe import site
@@ -121,6 +126,9 @@ def main() -> None:
                 "pipe_docs_cold_seconds_median": round(statistics.median(cold_s), 3),
                 "pipe_docs_cold_beyond_compile_median": round(
                     statistics.median(cold_s) - compile_s, 3
+                ),
+                "pipe_docs_cold_no_lineage_beyond_compile_median": round(
+                    statistics.median(plain_s) - compile_s, 3
                 ),
                 "pipe_docs_seconds_median": round(statistics.median(docs_s), 3),
                 "pipe_docs_beyond_compile_median": round(statistics.median(docs_s) - compile_s, 3),

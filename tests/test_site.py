@@ -226,6 +226,12 @@ def test_docs_out_option_and_no_project(tmp_path, example_project):
     assert code == 0, out
     data = site_data(tmp_path / "elsewhere")
     assert data["runs"] == [] and data["plans"] == []
+    assert data["lineage"]["staging.orders"]["order_id"]["upstream"]
+    code, out = run_cli(
+        ["docs", "--project", example_project, "--out", tmp_path / "e2", "--no-lineage"]
+    )
+    assert code == 0, out
+    assert site_data(tmp_path / "e2")["lineage"] is None
     assert not (example_project / ".pipe" / "state.db").exists()  # read-only: nothing made
     code, out = run_cli(["docs", "--project", tmp_path / "nothing"])
     assert code == 2, out

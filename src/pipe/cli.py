@@ -564,16 +564,18 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
               "the project, its plans or its runs change.")
 @click.option("--port", type=int, default=8000, show_default=True,
               help="Port for --serve (0 takes a free one).")
+@click.option("--no-lineage", is_flag=True, help="Leave column lineage out (a faster first "
+              "build of a large project).")
 @common
 @handle_errors
-def docs(project, target, out, serve, port):
+def docs(project, target, out, serve, port, no_lineage):
     """Write a static site of the project and its runs (opens from file://, no network)."""
     from . import site
 
     cp = _load(project, target)
     cp.save_cache()
     dest = Path(out) if out else cp.raw.root / site.DEFAULT_OUT
-    result = site.build(cp, dest)
+    result = site.build(cp, dest, lineage=not no_lineage)
     click.echo(f"wrote {dest / 'index.html'} ({result.models} nodes, {result.runs} runs, "
                f"{result.plans} plans) in {result.seconds:.2f}s")
     if not serve:
@@ -582,7 +584,7 @@ def docs(project, target, out, serve, port):
     def rebuild() -> None:
         again = _load(project, target)
         again.save_cache()
-        done = site.build(again, dest)
+        done = site.build(again, dest, lineage=not no_lineage)
         click.echo(f"rebuilt ({done.models} nodes, {done.runs} runs) in {done.seconds:.2f}s")
 
     def failed(exc: Exception) -> None:

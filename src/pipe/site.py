@@ -52,11 +52,14 @@ class SiteResult:
     seconds: float
 
 
-def build(cp: CompiledProject, out: Path, now: datetime | None = None) -> SiteResult:
-    """Write the site for `cp` into `out` (created; files of an earlier build replaced)."""
+def build(
+    cp: CompiledProject, out: Path, now: datetime | None = None, lineage: bool = True
+) -> SiteResult:
+    """Write the site for `cp` into `out` (created; files of an earlier build replaced);
+    `lineage=False` leaves column lineage out (the slow part of a first build)."""
     began = time.perf_counter()
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    data = collect(cp, now)
+    data = collect(cp, now, lineage)
     out.mkdir(parents=True, exist_ok=True)
     folder = resources.files("pipe.templates") / "site"
     for name in ASSETS:
@@ -71,14 +74,15 @@ def build(cp: CompiledProject, out: Path, now: datetime | None = None) -> SiteRe
     )
 
 
-def collect(cp: CompiledProject, now: datetime) -> dict:
+def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> dict:
     """Everything the site shows, as one JSON-ready value."""
     plans, sql_of, upstream_ids = _plans(cp)
     cfg = cp.raw.config
     down = cp.graph.downstream_map()
     pos = layout(cp.graph.upstream, cp.graph.order)
     lineage_errors: dict[str, str] = {}
-    lineage = column_lineage(cp, lineage_errors)  # its columns are better: stars expanded
+    # lineage's columns are better than a parse's: stars expanded
+    lineage = column_lineage(cp, lineage_errors) if lineage else None
     known = {m: list(cols) for m, cols in (lineage or {}).items() if cols}
     outputs = output_columns(
         cp, {m: s[0]["sql"] for m, s in sql_of.items() if s and m not in known}
