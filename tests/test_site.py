@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _no_server, copy_example, run_cli, run_cli_json
+from conftest import _no_server, copy_example, run_cli, run_cli_json, run_pipe
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -529,6 +529,8 @@ def grid_cells(data: dict, state: str) -> set[tuple[str, str]]:
 
 def test_grid_shows_what_status_calls_stale_and_partial(example_project):
     root = example_project
+    sidecar = root / "models" / "staging" / "orders.yml"
+    sidecar.write_text(sidecar.read_text() + "freshness: {warn_after: 26h, error_after: 48h}\n")
     assert run_cli(["run", "--interval", "2026-06-01", "--project", root])[0] == 0
     code, out = run_cli(
         [
@@ -550,6 +552,13 @@ def test_grid_shows_what_status_calls_stale_and_partial(example_project):
     stale = {(s["model"], s["start"][:10]) for s in status["stale"]}
     assert grid_cells(data, "stale") == stale
     assert ("marts.customer_orders", "2026-06-01") in stale
+    done = run_pipe(["status", "--freshness", "--json"], root)
+    assert done.returncode == 1, done.stderr  # staging.orders is past error_after
+    verdicts = json.loads(done.stdout)
+    want = {r["name"]: r["status"] for r in verdicts["freshness"] if r["kind"] != "source"}
+    have = {f["model"]: f["check"]["status"] for f in data["freshness"] if f["check"]}
+    assert have == want
+    assert have["staging.orders"] == "error"  # data of June, thresholds of hours
     late = {f["model"]: f["late_rows"] for f in data["freshness"] if f["late_rows"]}
     assert late == {r["model"]: [r["intervals"], r["rows"]] for r in status["late_rows"]}
 

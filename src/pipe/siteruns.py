@@ -16,6 +16,7 @@ from . import ledger
 from . import plan as planmod
 from .compiler import CompiledProject
 from .errors import UserError
+from .freshness import _row as freshness_row  # one verdict for the CLI and the site
 from .intervals import Interval, expand, floor, iso, next_start, parse_label
 from .state import StateStore
 
@@ -325,13 +326,31 @@ def _freshness(cp: CompiledProject, published: dict, late: dict, now: datetime) 
         pub = published.get(node.name, {})
         grain = node.grain or cp.raw.config.schedule
         due = floor(now, grain)
-        ends = [e for (_s, e) in pub if e]
+        # a partial interval promises nothing yet (SPEC §7), as in `pipe status --freshness`
+        ends = [e for (_s, e), v in pub.items() if e and v[0] != PARTIAL]
         newest = max(ends) if ends else None
         at = max((v[2] for v in pub.values()), default=None)
+        check = None
+        if node.kind != "seed":  # the verdict of `pipe status --freshness`
+            row = freshness_row(
+                node.name,
+                node.kind,
+                datetime.fromisoformat(newest) if newest else None,
+                node.config.freshness,
+                now,
+            )
+            check = {
+                "status": row.status,
+                "warn_after": row.warn_after,
+                "error_after": row.error_after,
+                "age": row.age,
+            }
         if not pub:
             status, behind = "never built", None
         elif node.kind == "seed":
             status, behind = "loaded", None
+        elif newest is None:
+            status, behind = "partial only", None
         else:
             lag = due - datetime.fromisoformat(newest)
             behind = max(0, _intervals_in(lag, grain))
@@ -349,6 +368,7 @@ def _freshness(cp: CompiledProject, published: dict, late: dict, now: datetime) 
                 else None,
                 "status": status,
                 "late_rows": late.get(node.name),
+                "check": check,
             }
         )
     return out

@@ -18,7 +18,8 @@
   const modelLink = (n) => byName.has(n) ? `<a href="#/model/${enc(n)}">${esc(n)}</a>` : esc(n);
   const badge = (k) => `<span class="badge kind-${esc(k)}">${esc(k)}</span>`;
   const st = (s) => `<span class="s-${esc(String(s).split(" ")[0])}">${esc(s)}</span>`;
-  const secs = (s) => s == null ? "–" : s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(2)} s` : `${(s / 60).toFixed(1)} min`;
+  const secs = (s) => s == null ? "–" : s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(2)} s`
+    : s < 7200 ? `${(s / 60).toFixed(1)} min` : s < 172800 ? `${+(s / 3600).toFixed(1)} h` : `${+(s / 86400).toFixed(1)} d`;
   const empty = (text) => `<p class="empty">${esc(text)}</p>`;
 
   // the newest run's verdict per model, for the graph (a red outline on what failed last)
@@ -468,14 +469,20 @@
 
   // ------------------------------------------------------------ freshness
   function pageFreshness() {
-    const order = { late: 0, "never built": 1, fresh: 2, loaded: 3 };
+    const order = { late: 0, "never built": 1, "partial only": 2, fresh: 3, loaded: 4 };
     const rows = D.freshness.slice().sort((a, b) => (order[a.status] - order[b.status]) || ((b.behind || 0) - (a.behind || 0)) || a.model.localeCompare(b.model));
     main.innerHTML = `<h1>Freshness</h1><p class="sub">The newest data interval each model has published on ${esc(D.project.target)}, against the last complete interval of its grain (as of ${esc(D.project.generated_at)}).</p>
       <p>${filterBox("fq", "", "models")}</p><div id="ft"></div>`;
     wireFilter("fq", (chosen) => {
-      document.getElementById("ft").innerHTML = `<table id="fresh"><thead><tr><th>model</th><th>kind</th><th>status</th><th>newest data up to</th><th>due up to</th><th class="num">intervals behind</th><th>published at</th><th class="num">late rows</th></tr></thead><tbody>${
-        rows.filter((f) => !chosen || chosen.has(f.model)).map((f) => `<tr><td>${modelLink(f.model)}</td><td>${badge(f.kind)}</td><td>${st(f.status)}</td><td>${esc(f.newest_end || "–")}</td><td>${esc(f.kind === "seed" ? "–" : f.due_end)}</td><td class="num">${f.behind ?? "–"}</td><td>${esc(f.published_at || "–")}</td><td class="num">${f.late_rows ? `${f.late_rows[1] > 0 ? "+" : ""}${f.late_rows[1]} in ${f.late_rows[0]} interval${f.late_rows[0] === 1 ? "" : "s"}` : "–"}</td></tr>`).join("")}</tbody></table>`;
+      document.getElementById("ft").innerHTML = `<table id="fresh"><thead><tr><th>model</th><th>kind</th><th>status</th><th>newest data up to</th><th>due up to</th><th class="num">intervals behind</th><th>published at</th><th class="num">late rows</th><th>freshness check</th></tr></thead><tbody>${
+        rows.filter((f) => !chosen || chosen.has(f.model)).map((f) => `<tr><td>${modelLink(f.model)}</td><td>${badge(f.kind)}</td><td>${st(f.status)}</td><td>${esc(f.newest_end || "–")}</td><td>${esc(f.kind === "seed" ? "–" : f.due_end)}</td><td class="num">${f.behind ?? "–"}</td><td>${esc(f.published_at || "–")}</td><td class="num">${f.late_rows ? `${f.late_rows[1] > 0 ? "+" : ""}${f.late_rows[1]} in ${f.late_rows[0]} interval${f.late_rows[0] === 1 ? "" : "s"}` : "–"}</td><td>${checkText(f.check)}</td></tr>`).join("")}</tbody></table>`;
     });
+  }
+  function checkText(c) {  // pipe status --freshness: ok | warn | error | - (no thresholds)
+    if (!c || c.status === "-") return '<span class="hint">no freshness: set</span>';
+    const limits = [c.warn_after != null ? `warn after ${secs(c.warn_after)}` : "", c.error_after != null ? `error after ${secs(c.error_after)}` : ""].filter(Boolean).join(", ");
+    const cls = { ok: "fresh", warn: "late", error: "failed" }[c.status] || "";
+    return `<span class="s-${cls}" title="${esc(limits)}">${esc(c.status)}</span> <span class="hint">${esc(limits)}</span>`;
   }
 
   // ------------------------------------------------------------ routing, keys, theme
