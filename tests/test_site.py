@@ -360,15 +360,16 @@ def test_click_through_dag_model_run_failed_task(watched, shop_site, tmp_path):
     expect(page.locator("#sql")).to_contain_text("TIMESTAMP '2026-06-01 00:00:00'")
     shoot(page, tmp_path, "model")
 
-    # column lineage: both ways when `pipe lineage` feeds the site, else said to be missing
-    if data["lineage"]:
-        link = page.locator("#columns .lin-up a").first
-        target = link.inner_text()
-        link.click()
-        expect(page.locator("main h1")).to_contain_text(target.rsplit(".", 1)[0])
-        page.go_back()
-    else:
-        expect(page.locator("#lineage-na")).to_be_visible()
+    # column lineage, both ways: from a column to the one it comes from, and what that feeds
+    page.locator("#col-amount .lin-down a", has_text="marts.customer_orders.lifetime_value").click()
+    expect(page.locator("main h1")).to_contain_text("marts.customer_orders")
+    row = page.locator("#col-lifetime_value")
+    expect(row).to_have_class("hit")
+    expect(row.locator(".lin-up")).to_have_text("staging.orders.amount")
+    expect(row.locator(".lin-down")).to_contain_text("reports.vip_customers.lifetime_value")
+    shoot(page, tmp_path, "lineage")
+    row.locator(".lin-up a").click()
+    expect(page.locator("main h1")).to_contain_text("staging.orders")
 
     # model -> the run that failed (its recent tasks) -> the failed task
     page.locator("#recent a", has_text="run 2").first.click()
