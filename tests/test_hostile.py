@@ -25,6 +25,7 @@ def test_an_impossible_date_in_yaml_is_located(write_project):
 @pytest.mark.parametrize("check, said", [
     ('sql: "drop table a.b"', "a check's sql must be one read-only SELECT, not DROP"),
     ('sql: "select * into x from {{ this }}"', "not SELECT ... INTO"),
+    ('sql: "select 1; drop table a.b"', "not several statements"),
     ("row_count: {min: 5, max: 1}", "'row_count' can never pass: min 5, max 1"),
 ])
 def test_impossible_or_destructive_checks_are_compile_errors(write_project, check, said):

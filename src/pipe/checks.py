@@ -13,7 +13,6 @@ from functools import cache, lru_cache
 
 from . import sql as sqlmod
 from .config import Check
-from .errors import SourceLocation, SqlError
 from .intervals import Interval
 from .templating import render_snippet
 
@@ -68,37 +67,19 @@ def _templated(check: Check, dialect: str) -> tuple[str, int]:
     return _render(check, _THIS, dialect), source.count("{{ this }}")
 
 
-def read_only_select(text: str, dialect: str, where: str, line: int | None, what: str) -> None:
-    """`text` must be one SELECT that writes nothing: a check or a sensor only reads (a
-    sensor that could drop a table would leave the ledger listing what is gone)."""
-    try:
-        tree = sqlmod.parse_select(text, dialect, where)
-    except SqlError as exc:
-        if not exc.message.startswith("a model is one SELECT"):
-            raise SqlError(exc.message, at=SourceLocation(where, line), hint=exc.hint) from None
-        found = exc.message.rsplit(" ", 1)[-1] if "not " in exc.message else "statements"
-        raise SqlError(f"{what} must be one read-only SELECT, not {found}",
-                       at=SourceLocation(where, line),
-                       hint="it is run as a query: write the SELECT that returns what it "
-                       "looks for") from None
-    if tree.find(sqlmod.exp.Into) is not None:
-        raise SqlError(f"{what} must be one read-only SELECT, not SELECT ... INTO",
-                       at=SourceLocation(where, line))
-
-
 def _check_sql(check: Check, this: str, dialect: str, target_dialect: str, where: str,
                interval: Interval | None = None) -> str:
     if check.type == "sql":
         text = render_snippet(check.args, interval, where, check.line,
                               this=sqlmod.quote_table(this, dialect))
-        read_only_select(text, dialect, where, check.line, "a check's sql")
     else:
         if check.type == "expression":
             sqlmod.parse_expression(check.args, dialect, where, check.line)
         text = _render(check, sqlmod.quote_table(this, dialect), dialect)
     if target_dialect != dialect or check.type in ("sql", "expression"):
         # parsing also validates the user's SQL at compile time
-        text = sqlmod.transpile(text, dialect, target_dialect, where, check.line)
+        text = sqlmod.transpile(text, dialect, target_dialect, where, check.line,
+                                only_select="a check's sql" if check.type == "sql" else None)
     return text
 
 

@@ -8,8 +8,8 @@ system, no environment variables (targets keep `${VAR}` until a run connects).
 from __future__ import annotations
 
 import difflib
-import os
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime

@@ -187,11 +187,21 @@ def parse_expression(text: str, dialect: str, path: str, line: int | None) -> ex
                        at=SourceLocation(path, line)) from None
 
 
-def transpile(text: str, read: str, write: str, path: str, line: int | None = None) -> str:
-    """Transpile one statement written in `read` into `write` (used for check SQL)."""
+def transpile(text: str, read: str, write: str, path: str, line: int | None = None,
+              only_select: str | None = None) -> str:
+    """Transpile one statement written in `read` into `write` (used for check SQL).
+
+    `only_select` names what the text is ("a check's sql"): then it must be one SELECT
+    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse."""
     _sqlglot()
     try:
         stmt = sqlglot.parse_one(text, read=_dialect_of(read))
+        if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
+            found = ("several statements" if isinstance(stmt, exp.Block) else
+                     "SELECT ... INTO" if isinstance(stmt, _SELECTS) else stmt.key.upper())
+            raise SqlError(f"{only_select} must be one read-only SELECT, not {found}",
+                           at=SourceLocation(path, line), hint="it is run as a query: write "
+                           "the SELECT that returns what it looks for")
         return stmt.sql(dialect=_dialect_of(write), pretty=True,
                         unsupported_level=ErrorLevel.RAISE)
     except ParseError as exc:
