@@ -8,6 +8,7 @@ literals and comments never become tables because they are not Table nodes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,9 +85,23 @@ def _dialect_of(name: str):
 
 def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
     """Parse one SELECT (WITH/UNION allowed); anything else is an SqlError at path:line."""
+    return parse_canonical(text, dialect, path)[0]
+
+
+def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression, str]:
+    """`parse_select`, and a digest of the query that ignores comments, whitespace and
+    the case of keywords and function names (see `canonical_digest`), made from the
+    tokens the parse reads: the text is tokenized once."""
     read = _dialect_of(dialect)
+    digest = ""
     try:
-        statements = [s for s in sqlglot.parse(text, read=read) if s is not None]
+        if isinstance(read, str):  # an unknown dialect: sqlglot says so
+            statements = sqlglot.parse(text, read=read)
+        else:
+            tokens = read.tokenize(text)
+            digest = canonical_digest(tokens)
+            statements = read.parser().parse(tokens, text)
+        statements = [s for s in statements if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -114,7 +129,38 @@ def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
         raise SqlError(f"a model is one SELECT statement, not {stmt.key.upper()}",
                        at=SourceLocation(path, 1),
                        hint="pipe creates and replaces the table itself")
-    return stmt
+    return stmt, digest
+
+
+def canonical_digest(tokens) -> str:
+    """A hash of a token stream that two spellings of one query share: comments (sqlglot
+    attaches them to tokens, they are no tokens) and whitespace are not in it, keywords,
+    operators and function names count by their upper-cased text. Identifiers, quoted
+    or not, strings, numbers and parameters keep their text and their token type
+    (`x`, `"x"` and `'x'` differ)."""
+    keep, var, l_paren = _token_kinds()
+    parts = []
+    last = len(tokens) - 1
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        if kind not in keep or (kind is var and i < last
+                                and tokens[i + 1].token_type is l_paren):
+            parts.append(token.text.upper())  # a keyword; a function name: sum(x) is SUM(x)
+        else:
+            parts.append(f"{kind.name}:{token.text}")
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _token_kinds() -> tuple:
+    """(token types whose text is the user's, not the language's; VAR; L_PAREN)."""
+    from sqlglot.tokens import TokenType
+
+    names = ("VAR", "IDENTIFIER", "STRING", "NUMBER", "PARAMETER", "PLACEHOLDER",
+             "BIT_STRING", "HEX_STRING", "BYTE_STRING", "NATIONAL_STRING",
+             "NATIONAL_RAW_STRING", "RAW_STRING", "HEREDOC_STRING", "UNICODE_STRING")
+    keep = frozenset(getattr(TokenType, n) for n in names if hasattr(TokenType, n))
+    return keep, TokenType.VAR, TokenType.L_PAREN
 
 
 _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
