@@ -263,3 +263,33 @@ def test_a_comment_only_edit_reruns_nothing(project):
     code, out = run(project)
     assert code == 0, out
     assert {a["model"] for a in attempts(project)} == MODELS
+
+
+BRANCHED = {
+    "models/a/b.sql": (
+        "select 1 as id,\n"
+        "{% if ds >= \"DATE '2026-07-01'\" %}\n"
+        "  2 as later -- from July\n"
+        "{% else %}\n"
+        "  1 as later\n"
+        "{% endif %}\n"
+    ),
+}
+
+
+def test_an_edit_in_a_branch_the_reference_interval_does_not_take_counts(write_project):
+    """The rendering for the first interval shows one branch; the template's other
+    branches count too (they run for other intervals), by their SQL's meaning."""
+    root = write_project(BRANCHED)
+    before = fingerprints(root)
+    edit(root, "models/a/b.sql", "  2 as later -- from July\n", "  2  AS later\n")
+    assert changed(before, fingerprints(root)) == set()
+    edit(root, "models/a/b.sql", "  2  AS later\n", "  3 as later\n")
+    assert changed(before, fingerprints(root)) == {"a.b"}
+
+
+def test_comments_and_whitespace_inside_a_used_macro_change_nothing(project):
+    before = fingerprints(project)
+    edit(project, "macros/m.sql", "{{ c }} * 2", "{{ c }}  *  2 /* twice */")
+    edit(project, "macros/m.sql", "{% macro inner(c) -%}", "{# doubles #}{% macro inner(c) -%}")
+    assert changed(before, fingerprints(project)) == set()

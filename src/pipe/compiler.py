@@ -221,21 +221,24 @@ class SqlBuilder:
         """A hash of the macros and vars a Jinja model uses (Renderer.inputs_digest); what
         the model text and each macro file use is kept in the parse cache."""
         data = self.cache.data
-        key = "jinja:" + hashlib.sha1(text.encode()).hexdigest()
+        key = "jinja:" + self._key(text)
         uses = data.get(key)
         if uses is None:
-            uses = data[key] = self.renderer.uses(text)
+            uses = data[key] = self.renderer.uses(text, self._fragment)
             self.cache.dirty = True
         if self._macro_defs is None:
             self._macro_defs = []
             for mpath, source in self.raw.macros:
-                mkey = "macros:" + hashlib.sha1(f"{mpath}\0{source}".encode()).hexdigest()
+                mkey = "macros:" + self._key(f"{mpath}\0{source}")
                 found = data.get(mkey)
                 if found is None:
-                    found = data[mkey] = self.renderer.macro_defs(mpath)
+                    found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
                     self.cache.dirty = True
                 self._macro_defs.append((mpath, found))
         return self.renderer.inputs_digest(uses, self._macro_defs)
+
+    def _fragment(self, text: str) -> str:
+        return sqlmod.fragment_key(text, self.dialect)
 
     def prefetch(self, models: list[tuple[str, str, str, Interval]]) -> None:
         """Do ahead, in a pool of worker processes, the slow part of `build` for many

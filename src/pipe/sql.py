@@ -151,6 +151,24 @@ def canonical_digest(tokens) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
 
 
+def fragment_key(text: str, dialect: str) -> str:
+    """What counts of a piece of SQL between two Jinja tags (a template's literal text):
+    `canonical_digest` of its tokens, and whether it starts and ends with whitespace
+    (`a{{ x }}` is not `a {{ x }}`). The text itself when it cannot be read alone: a quote
+    or a comment left open (what follows the tag is then inside it)."""
+    try:
+        tokenizer = get_dialect(dialect).tokenizer_class
+        last = text.rsplit("\n", 1)[-1]
+        for mark in tokenizer.COMMENTS:
+            if isinstance(mark, str) and mark in last or not isinstance(mark, str) and (
+                    text.count(mark[0]) != text.count(mark[1])):
+                return "text:" + text
+        tokens = get_dialect(dialect).tokenize(text)
+    except Exception:  # noqa: BLE001 - an open quote, an unknown dialect: the text counts
+        return "text:" + text
+    return f"{text[:1].isspace():d}{text[-1:].isspace():d}{canonical_digest(tokens)}"
+
+
 @lru_cache(maxsize=1)
 def _token_kinds() -> tuple:
     """(token types whose text is the user's, not the language's; VAR; L_PAREN)."""

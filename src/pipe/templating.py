@@ -303,9 +303,12 @@ class Renderer:
         return h.hexdigest()
 
     # -- what a model uses (its fingerprint hashes only that, SPEC §7)
-    def uses(self, text: str) -> tuple:
-        """What a model's Jinja uses, see `_uses_of`. The common `{{ ref('x') }}` /
-        `{{ name }}` templates are read without parsing them."""
+    def uses(self, text: str, fragment: Callable[[str], str]) -> tuple:
+        """What a model's Jinja uses, see `_uses_of`, and a digest of the template's
+        shape (see `_shape`; `fragment` gives what counts of its literal SQL text), which
+        the rendering for one interval does not show: a branch not taken. The common
+        `{{ ref('x') }}` / `{{ name }}` templates, whose rendering shows all of them, are
+        read without parsing them and have no shape digest."""
         if "\r" not in text and "{" not in _PLAIN_EXPR.sub("", text):
             names, vars_ = set(), set()
             for m in _PLAIN_EXPR.finditer(text):
@@ -315,18 +318,20 @@ class Renderer:
                     if args:
                         vars_.add(args[0])
                     else:  # var(): an error when rendered, all vars to be safe
-                        return tuple(sorted(names)), (), True, False
-            return tuple(sorted(names)), tuple(sorted(vars_)), False, False
+                        return tuple(sorted(names)), (), True, False, ""
+            return tuple(sorted(names)), tuple(sorted(vars_)), False, False, ""
         try:
-            return _uses_of(self.env.parse(text))
+            tree = self.env.parse(text)
         except Exception:  # noqa: BLE001 - rendering reports it; hash everything meanwhile
-            return (), (), True, True
+            return (), (), True, True, _digest(text)
+        return (*_uses_of(tree), _digest(_shape(tree, fragment)))
 
-    def macro_defs(self, path: str) -> tuple | None:
+    def macro_defs(self, path: str, fragment: Callable[[str], str]) -> tuple | None:
         """What a macro file defines, for `inputs_digest`: ((name, digest, uses) of each
         top-level macro, `set` and `set` block; (digest, uses) of the other top-level
-        statements). A digest hashes the definition's Jinja syntax tree, in which Jinja
-        comments and line numbers are not. None when the file does not parse."""
+        statements). A digest hashes the definition's Jinja syntax tree (`_shape`), in
+        which Jinja comments, line numbers and the spelling of the SQL text are not. None
+        when the file does not parse."""
         try:
             from jinja2 import nodes
 
@@ -342,11 +347,11 @@ class Renderer:
                     node.target, nodes.Name):
                 name = node.target.name
             if name is not None:
-                defs.append((name, _digest(repr(node)), _uses_of(node)))
+                defs.append((name, _digest(_shape(node, fragment)), _uses_of(node)))
             elif not (isinstance(node, nodes.Output) and all(
                     isinstance(n, nodes.TemplateData) for n in node.nodes)):
                 rest.append(node)  # text between definitions renders nowhere
-        return tuple(defs), (_digest(repr(rest)), _uses_of(nodes.Template(rest)))
+        return tuple(defs), (_digest(_shape(rest, fragment)), _uses_of(nodes.Template(rest)))
 
     def inputs_digest(self, uses: tuple, files: list[tuple[str, tuple | None]]) -> str:
         """A hash of the macros and vars a model with these `uses` depends on: the macros
@@ -363,7 +368,7 @@ class Renderer:
             for name, digest, used in found[0]:
                 defs.setdefault(name, []).append((path, digest, used))
             rests[path] = found[1]
-        names, var_names, all_vars, opaque = uses
+        names, var_names, all_vars, opaque, shape = uses
         todo = [n for n in names if n in defs]
         seen: set[str] = set()
         parts: list = []
@@ -386,7 +391,23 @@ class Renderer:
             values = sorted(self._vars.items())
         else:
             values = [(v, self._vars.get(v, "\0undefined")) for v in sorted(vars_)]
-        return _digest(_json([sorted(set(parts)), values]))
+        return _digest(_json([shape, sorted(set(parts)), values]))
+
+
+def _shape(node, fragment: Callable[[str], str]) -> str:
+    """A Jinja syntax tree written out like its repr (node types and fields, no line
+    numbers), each piece of literal text as `fragment(text)`: the SQL's comments,
+    whitespace and keyword case do not count in a template either."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.TemplateData):
+        return f"T({fragment(node.data)})"
+    if isinstance(node, nodes.Node):
+        fields = ",".join(_shape(getattr(node, f, None), fragment) for f in node.fields)
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list | tuple):
+        return "[" + ",".join(_shape(n, fragment) for n in node) + "]"
+    return repr(node)
 
 
 def _uses_of(tree) -> tuple:
