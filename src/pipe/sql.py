@@ -139,15 +139,20 @@ def canonical_digest(tokens) -> str:
     or not, strings, numbers and parameters keep their text and their token type
     (`x`, `"x"` and `'x'` differ)."""
     keep, var, l_paren = _token_kinds()
-    parts = []
-    last = len(tokens) - 1
-    for i, token in enumerate(tokens):
+    parts: list[str] = []
+    append = parts.append
+    prefix_of = keep.get
+    previous = None
+    for token in tokens:
         kind = token.token_type
-        if kind not in keep or (kind is var and i < last
-                                and tokens[i + 1].token_type is l_paren):
-            parts.append(token.text.upper())  # a keyword; a function name: sum(x) is SUM(x)
+        prefix = prefix_of(kind)
+        if prefix is None:  # the language's: a keyword, an operator
+            if kind is l_paren and previous is var:  # a function name: sum(x) is SUM(x)
+                parts[-1] = parts[-1][4:].upper()  # without "VAR:"
+            append(token.text.upper())
         else:
-            parts.append(f"{kind.name}:{token.text}")
+            append(prefix + token.text)
+        previous = kind
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -171,13 +176,14 @@ def fragment_key(text: str, dialect: str) -> str:
 
 @lru_cache(maxsize=1)
 def _token_kinds() -> tuple:
-    """(token types whose text is the user's, not the language's; VAR; L_PAREN)."""
+    """({token type whose text is the user's, not the language's: "NAME:"}, VAR,
+    L_PAREN)."""
     from sqlglot.tokens import TokenType
 
     names = ("VAR", "IDENTIFIER", "STRING", "NUMBER", "PARAMETER", "PLACEHOLDER",
              "BIT_STRING", "HEX_STRING", "BYTE_STRING", "NATIONAL_STRING",
              "NATIONAL_RAW_STRING", "RAW_STRING", "HEREDOC_STRING", "UNICODE_STRING")
-    keep = frozenset(getattr(TokenType, n) for n in names if hasattr(TokenType, n))
+    keep = {getattr(TokenType, n): f"{n}:" for n in names if hasattr(TokenType, n)}
     return keep, TokenType.VAR, TokenType.L_PAREN
 
 
