@@ -293,3 +293,33 @@ def test_comments_and_whitespace_inside_a_used_macro_change_nothing(project):
     edit(project, "macros/m.sql", "{{ c }} * 2", "{{ c }}  *  2 /* twice */")
     edit(project, "macros/m.sql", "{% macro inner(c) -%}", "{# doubles #}{% macro inner(c) -%}")
     assert changed(before, fingerprints(project)) == set()
+
+
+def test_worker_processes_give_the_fingerprints_of_one_process(write_project, monkeypatch):
+    """A cold compile of many models parses them in forked workers (compiler.PARALLEL_MIN);
+    their canonical digests and Jinja uses are the ones the parent would make."""
+    import pipe.compiler
+    import pipe.loader
+
+    files = {"macros/m.sql": MACROS}
+    for i in range(pipe.compiler.PARALLEL_MIN + 20):
+        files[f"models/m/t{i}.sql"] = (
+            f"select {i} as id -- model {i}\n"
+            if i % 3
+            else f"{{% if true %}}select {{{{ scaled('{i}') }}}} as id{{% endif %}}\n"
+        )
+    root = write_project(files, pipe_yml=VARS_YML)
+    monkeypatch.setattr(pipe.loader, "workers", lambda: 2)
+    monkeypatch.setattr(pipe.compiler, "workers", lambda: 2)
+    pools = []
+    real_pool = pipe.compiler.fork_pool
+
+    def counting_pool(*args):
+        pools.append(args)
+        return real_pool(*args)
+
+    monkeypatch.setattr(pipe.compiler, "fork_pool", counting_pool)
+    pooled = fingerprints(root)
+    assert pools  # the workers parsed
+    monkeypatch.setattr(pipe.compiler, "PARALLEL_MIN", 10**9)
+    assert fingerprints(root, use_cache=False) == pooled
