@@ -123,6 +123,8 @@ class SqlBuilder:
         # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
         self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
         self._macro_defs: list | None = None  # (path, Renderer.macro_defs(path)) per file
+        self._inputs: dict[tuple, str] = {}  # Renderer.uses(...) -> inputs_digest: most
+        # Jinja models use the same few names
 
     # -- names
     def resolve(self, name: str, at: SourceLocation | None) -> str:
@@ -235,7 +237,10 @@ class SqlBuilder:
                     found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
                     self.cache.dirty = True
                 self._macro_defs.append((mpath, found))
-        return self.renderer.inputs_digest(uses, self._macro_defs)
+        found = self._inputs.get(uses)
+        if found is None:
+            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self._macro_defs)
+        return found
 
     def _fragment(self, text: str) -> str:
         return sqlmod.fragment_key(text, self.dialect)
