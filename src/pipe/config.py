@@ -217,9 +217,8 @@ class _Ctx:
             return default
         try:
             return parse_duration(m[key], key)
-        except ValueError:
-            self.err(f"'{key}' must be a duration like 30s, 10m or 2h, got '{m[key]}'",
-                     m.line_of(key))
+        except UserError as exc:
+            self.err(exc.message, m.line_of(key))
             return default
 
     def str_list(self, m: YMap, key: str) -> tuple[str, ...]:
