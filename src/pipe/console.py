@@ -382,11 +382,13 @@ def run_record_text(rec: dict) -> str:
         for a in t["attempts"]:
             bad = [c["name"] for c in a["checks"] if c["status"] != "pass"]
             checks = f"{len(a['checks']) - len(bad)}/{len(a['checks'])}" if a["checks"] else "-"
-            note = a["error"] or (", ".join(bad) if bad else "")
+            # a failure says what went wrong; a success why it ran (the ledger's decision)
+            note = a["error"] or (", ".join(bad) if bad else "") or (
+                t["reason"] or "" if a["status"] == "success" else "")
             rows.append([t["model"], where, str(a["attempt"]), a["status"],
                          _secs(a["queue_wait"]), _secs(a["execution"]),
                          "-" if a["rows"] is None else str(a["rows"]), checks,
                          note.splitlines()[0][:60] if note else ""])
     lines.append(table(rows, ["model", "interval", "attempt", "status", "wait", "exec", "rows",
-                              "checks", "error"]))
+                              "checks", "why / error"]))
     return "\n".join(lines)
