@@ -388,7 +388,7 @@ def run_record_text(rec: dict) -> str:
             rows.append([t["model"], where, str(a["attempt"]), a["status"],
                          _secs(a["queue_wait"]), _secs(a["execution"]),
                          "-" if a["rows"] is None else str(a["rows"]), checks,
-                         note.splitlines()[0][:60] if note else ""])
+                         note.splitlines()[0][:100] if note else ""])
     lines.append(table(rows, ["model", "interval", "attempt", "status", "wait", "exec", "rows",
                               "checks", "why / error"]))
     return "\n".join(lines)
