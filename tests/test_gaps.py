@@ -442,3 +442,26 @@ def test_kill_9_during_a_backfill_with_lookback_resumes_to_the_tables_of_a_clean
     assert wh.snapshot() == reference
     report = status(root)
     assert (report["stale"], report["partial"], report["missing_tables"]) == ([], [], [])
+
+
+# ---------------------------------------------------------------- fingerprints follow meaning
+
+
+def test_an_edit_that_changes_no_meaning_reruns_nothing(engine):
+    from runner_helpers import attempts
+    from test_fingerprints import MODELS, PROJECT, VARS_YML, edit
+
+    root = engine.project(PROJECT, VARS_YML)
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0
+    edit(root, "models/staging/orders.sql", "-- the orders, cleaned\n", "/* the orders */\n")
+    edit(root, "models/marts/uses_macro.sql", "select id,", "SELECT id, -- scaled\n")
+    edit(root, "macros/m.sql", "{{ c }} * 3", "{{ c }} * 4")  # a macro nothing uses
+    edit(root, "pipe.yml", "unused: 2", "unused: 3")  # a var nothing uses
+    assert pipe(root, "compile", "--interval", "2026-06-01")[0] == 0
+    code, out = pipe(root, "run", "--interval", "2026-06-01")
+    assert code == 0 and "7 skipped" in out, out
+    assert attempts(root) == []
+    edit(root, "models/staging/orders.sql", "amount >= 0", "amount > 0")
+    assert pipe(root, "compile", "--interval", "2026-06-01")[0] == 0
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0
+    assert {a["model"] for a in attempts(root)} == MODELS
