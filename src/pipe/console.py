@@ -290,6 +290,14 @@ def dry_run_text(report: dict, concurrency: int) -> str:
         rows.append([m["model"], m["kind"], str(m["intervals"]), str(m["to_run"]),
                      str(m["skipped"]), reasons or "-"])
     lines.append(table(rows, ["model", "kind", "tasks", "to run", "skipped", "why"]))
+    blocked = report.get("blocked") or []
+    if blocked:
+        first = blocked[0]
+        lines.append(f"blocked: {len(blocked)} task(s) read upstream intervals that are not "
+                     f"usable, e.g. {first['model']} {first['interval']} reads "
+                     f"{first['upstream']} {first['upstream_interval']}, which {first['why']}; "
+                     f"the backfill would refuse to start: add the upstream with "
+                     f"--select '+{first['model']}'")
     secs = report["estimated_task_seconds"]
     if report["estimate_known_for"]:
         lines.append(f"estimated: {duration(secs)} of task time, about "
