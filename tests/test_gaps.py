@@ -149,10 +149,11 @@ def test_a_selected_task_whose_upstream_is_missing_does_not_run(engine):
     code, out = pipe(root, "run", "--interval", "2026-06-01", "--select", "+marts.daily")
     assert code == 0, out
     assert daily(wh) == [("2026-06-01", 3, 3)]
-    # and a backfill says the same before it runs anything
-    code, out = pipe(
-        root, "backfill", "--start", "2026-06-02", "--end", "2026-06-03", "--select", "marts.daily"
-    )
+    # and a backfill says the same before it runs anything, and its dry run foresees it
+    span = ("--start", "2026-06-02", "--end", "2026-06-03", "--select", "marts.daily")
+    code, out = pipe(root, "backfill", *span, "--dry-run")
+    assert code == 0 and "blocked: 1 task(s)" in out and "--select '+marts.daily'" in out, out
+    code, out = pipe(root, "backfill", *span)
     assert code == 2 and "which is not published" in out, out
 
 
