@@ -149,10 +149,11 @@ def test_a_selected_task_whose_upstream_is_missing_does_not_run(engine):
     code, out = pipe(root, "run", "--interval", "2026-06-01", "--select", "+marts.daily")
     assert code == 0, out
     assert daily(wh) == [("2026-06-01", 3, 3)]
-    # and a backfill says the same before it runs anything
-    code, out = pipe(
-        root, "backfill", "--start", "2026-06-02", "--end", "2026-06-03", "--select", "marts.daily"
-    )
+    # and a backfill says the same before it runs anything, and its dry run foresees it
+    span = ("--start", "2026-06-02", "--end", "2026-06-03", "--select", "marts.daily")
+    code, out = pipe(root, "backfill", *span, "--dry-run")
+    assert code == 0 and "blocked: 1 task(s)" in out and "--select '+marts.daily'" in out, out
+    code, out = pipe(root, "backfill", *span)
     assert code == 2 and "which is not published" in out, out
 
 
@@ -193,6 +194,9 @@ def test_republishing_an_upstream_makes_downstream_stale_until_the_next_run(engi
     assert statuses_by_model(root) == {"staging.events": {"skipped"}, "marts.daily": {"success"}}
     assert daily(wh) == [("2026-06-01", 3, 30), ("2026-06-02", 3, 6)]
     assert status(root)["stale"] == []
+    # the run record says why it ran: the ledger explains its decision
+    record = pipe(root, "status", "--run", str(status(root)["runs"][0]["run_id"]))[1]
+    assert "stale: staging.events [2026-06-01T00:00:00, 2026-06-02T00:00:00) was" in record
 
 
 def test_a_new_label_of_a_full_model_leaves_older_downstream_current(engine, example_project):
@@ -439,3 +443,26 @@ def test_kill_9_during_a_backfill_with_lookback_resumes_to_the_tables_of_a_clean
     assert wh.snapshot() == reference
     report = status(root)
     assert (report["stale"], report["partial"], report["missing_tables"]) == ([], [], [])
+
+
+# ---------------------------------------------------------------- fingerprints follow meaning
+
+
+def test_an_edit_that_changes_no_meaning_reruns_nothing(engine):
+    from runner_helpers import attempts
+    from test_fingerprints import MODELS, PROJECT, VARS_YML, edit
+
+    root = engine.project(PROJECT, VARS_YML)
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0
+    edit(root, "models/staging/orders.sql", "-- the orders, cleaned\n", "/* the orders */\n")
+    edit(root, "models/marts/uses_macro.sql", "select id,", "SELECT id, -- scaled\n")
+    edit(root, "macros/m.sql", "{{ c }} * 3", "{{ c }} * 4")  # a macro nothing uses
+    edit(root, "pipe.yml", "unused: 2", "unused: 3")  # a var nothing uses
+    assert pipe(root, "compile", "--interval", "2026-06-01")[0] == 0
+    code, out = pipe(root, "run", "--interval", "2026-06-01")
+    assert code == 0 and "7 skipped" in out, out
+    assert attempts(root) == []
+    edit(root, "models/staging/orders.sql", "amount >= 0", "amount > 0")
+    assert pipe(root, "compile", "--interval", "2026-06-01")[0] == 0
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0
+    assert {a["model"] for a in attempts(root)} == MODELS

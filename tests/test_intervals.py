@@ -214,7 +214,10 @@ def test_parse_duration(value, seconds):
     assert parse_duration(value) == seconds
 
 
-@pytest.mark.parametrize("value", ["soon", "10 minutes", "-5s", True, "h"])
+@pytest.mark.parametrize("value", ["soon", "10 minutes", "-5s", True, "h", -3])
 def test_parse_duration_rejects(value):
-    with pytest.raises(ValueError):
-        parse_duration(value)
+    # a user's mistake is a UserError, never a bare ValueError (that would read as a bug)
+    with pytest.raises(IntervalError) as info:
+        parse_duration(value, "timeout")
+    assert not isinstance(info.value, ValueError)
+    assert info.value.message.startswith("'timeout' must be a duration like 30s")

@@ -315,13 +315,13 @@ def test_start_and_end_write_one_plan_per_interval(example_project):
 class ParseCounter:
     def __init__(self, monkeypatch):
         self.calls = 0
-        real = pipe.sql.parse_select
+        real = pipe.sql.parse_canonical  # parse_select calls it too
 
         def counting(*args, **kwargs):
             self.calls += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(pipe.sql, "parse_select", counting)
+        monkeypatch.setattr(pipe.sql, "parse_canonical", counting)
 
 
 def test_warm_compile_parses_nothing(example_project, monkeypatch):

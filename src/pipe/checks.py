@@ -78,7 +78,8 @@ def _check_sql(check: Check, this: str, dialect: str, target_dialect: str, where
         text = _render(check, sqlmod.quote_table(this, dialect), dialect)
     if target_dialect != dialect or check.type in ("sql", "expression"):
         # parsing also validates the user's SQL at compile time
-        text = sqlmod.transpile(text, dialect, target_dialect, where, check.line)
+        text = sqlmod.transpile(text, dialect, target_dialect, where, check.line,
+                                only_select="a check's sql" if check.type == "sql" else None)
     return text
 
 

@@ -78,6 +78,8 @@ def _load(project: str, target: str | None, write_cache: bool = True):
     from .loader import load_project
 
     raw = load_project(Path(project), use_cache=True, write_cache=write_cache)
+    for warning in raw.config.warnings:
+        click.echo(f"warning: {warning}", err=True)
     return compile_project(raw, target, write_cache=write_cache)
 
 

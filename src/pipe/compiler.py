@@ -46,7 +46,7 @@ from .loader import (
 )
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
-CACHE_VERSION = "2"  # 2: columns point at the start of a name
+CACHE_VERSION = "3"  # 3: entries hold (tables read, canonical digest)
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 # Uncached models (to parse, or Jinja models to render) from which compile_project works
@@ -78,7 +78,9 @@ class Node:
 
 
 class ParseCache:
-    """Rendered-SQL hash -> tables read (with offsets), persisted as one pickle file."""
+    """Rendered-SQL hash -> (tables read (with offsets), canonical digest of the SQL),
+    persisted as one pickle file. It also keeps what each Jinja model text and macro file
+    uses ("jinja:" and "macros:" keys), for fingerprints."""
 
     def __init__(self, path: Path | None, readonly: bool = False):
         self.path = path
@@ -120,6 +122,9 @@ class SqlBuilder:
         self.sources = {s.name for s in raw.sources}
         # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
         self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
+        self._macro_defs: list | None = None  # (path, Renderer.macro_defs(path)) per file
+        self._inputs: dict[tuple, str] = {}  # Renderer.uses(...) -> inputs_digest: most
+        # Jinja models use the same few names
 
     # -- names
     def resolve(self, name: str, at: SourceLocation | None) -> str:
@@ -178,14 +183,15 @@ class SqlBuilder:
         return normalise(self.renderer.render(path, text, interval, model), interval), None
 
     def build(self, model: str, path: str, text: str, interval: Interval,
-              errors: list[UserError] | None = None) -> tuple[str, tuple[str, ...]]:
-        """(SQL for the target with interval placeholders, tables read) of one rendering.
+              errors: list[UserError] | None = None) -> tuple[str, tuple[str, ...], str]:
+        """(SQL for the target with interval placeholders, tables read, canonical digest
+        of the rendering, see sql.canonical_digest) of one rendering.
 
         Unknown tables are appended to `errors` when given (compile collects them all),
         raised otherwise."""
         normalised, key = self.normalised(model, path, text, interval)
         try:
-            refs = self._refs(normalised, path, key)
+            refs, digest = self._refs(normalised, path, key)
         except SqlError as exc:
             exc.at = _in_source(exc.at, text, normalised)
             raise
@@ -211,7 +217,33 @@ class SqlBuilder:
                 out = out[:start] + full + out[end + 1:]
         else:
             out = self._transpile(normalised, path, splices)
-        return out, tuple(sorted(set(reads)))
+        return out, tuple(sorted(set(reads))), digest
+
+    def jinja_inputs(self, path: str, text: str) -> str:
+        """A hash of the macros and vars a Jinja model uses (Renderer.inputs_digest); what
+        the model text and each macro file use is kept in the parse cache."""
+        data = self.cache.data
+        key = "jinja:" + self._key(text)
+        uses = data.get(key)
+        if uses is None:
+            uses = data[key] = self.renderer.uses(text, self._fragment)
+            self.cache.dirty = True
+        if self._macro_defs is None:
+            self._macro_defs = []
+            for mpath, source in self.raw.macros:
+                mkey = "macros:" + self._key(f"{mpath}\0{source}")
+                found = data.get(mkey)
+                if found is None:
+                    found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
+                    self.cache.dirty = True
+                self._macro_defs.append((mpath, found))
+        found = self._inputs.get(uses)
+        if found is None:
+            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self._macro_defs)
+        return found
+
+    def _fragment(self, text: str) -> str:
+        return sqlmod.fragment_key(text, self.dialect)
 
     def prefetch(self, models: list[tuple[str, str, str, Interval]]) -> None:
         """Do ahead, in a pool of worker processes, the slow part of `build` for many
@@ -308,10 +340,10 @@ class SqlBuilder:
 
 def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
-    table it reads."""
-    tree = sqlmod.parse_select(normalised, dialect, path)
+    table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
+    tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
     return tuple((r.parts, r.line, r.col, t.this.meta.get("start"), t.this.meta.get("end"))
-                 for r, t in sqlmod.table_refs(tree))
+                 for r, t in sqlmod.table_refs(tree)), digest
 
 
 # SqlBuilder.prefetch's work, inherited by the forked workers (never pickled)
@@ -489,7 +521,7 @@ class CompiledProject:
         if plain is not None and not _mentions(text, interval):
             # no Jinja, no interval value: the SQL compile_project made for its start
             return plain
-        out, reads = self.builder.build(name, node.path, text, interval)
+        out, reads, _ = self.builder.build(name, node.path, text, interval)
         extra = set(reads) - set(node.upstream)
         if extra:
             raise SqlError(f"for interval {interval.label} this model reads "
@@ -611,7 +643,7 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
                       for m in raw.models])
 
     upstream: dict[str, tuple[str, ...]] = {}
-    sql_for_hash: dict[str, str] = {}
+    sql_digest: dict[str, str] = {}  # canonical digest of the reference rendering
     plain: dict[str, str] = {}  # plain models: their SQL for every interval
     configs: dict[str, ModelConfig] = {}  # checks' table names resolved
     locate: dict[str, SourceLocation] = {}
@@ -619,7 +651,8 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
         grain = m.config.grain or schedule
         locate[m.name] = SourceLocation(m.path, 1)
         try:
-            out, reads = builder.build(m.name, m.path, m.sql, reference(grain), errors)
+            out, reads, digest = builder.build(m.name, m.path, m.sql, reference(grain),
+                                               errors)
         except UserError as exc:
             errors.append(exc)
             continue
@@ -648,7 +681,7 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
         configs[m.name] = m.config if checks == m.config.checks else replace(
             m.config, checks=checks)
         upstream[m.name] = tuple(sorted(set(reads) | set(extra) - {m.name}))
-        sql_for_hash[m.name] = out
+        sql_digest[m.name] = digest
         if _plain_sql(m.sql, out, reference(grain)):
             plain[m.name] = out
     for s in raw.seeds:
@@ -662,7 +695,6 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
     by_model = {m.name: m for m in raw.models}
     seeds = {s.name: s for s in raw.seeds}
     sources = {s.name: s for s in raw.sources}
-    macro_hash = builder.renderer.fingerprint_inputs()
     for name in graph.order:
         ups = graph.upstream[name]
         if name in seeds:
@@ -677,12 +709,14 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
         else:
             m = by_model[name]
             c = configs[name]
+            # SPEC §7: what the model means, not how it is spelled. The upstream names
+            # count: a bare name that resolves to another table changes no token.
             fp = _hash({
-                "sql": sql_for_hash[name],
-                "macros": macro_hash if "{" in m.sql else "",
+                "sql": sql_digest[name],
+                "macros": builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else "",
                 "kind": c.kind, "time_column": c.time_column, "grain": c.grain or schedule,
                 "checks": _check_tuples(c),
-                "upstream": [nodes[u].fingerprint for u in ups],
+                "upstream": [[u, nodes[u].fingerprint] for u in ups],
                 "target": target.dialect,
             })
             nodes[name] = Node(name, c.kind, m.path, ups, fp,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,7 @@ class ProjectConfig:
     vars: tuple[tuple[str, object], ...] = ()
     backfill_concurrency: int | None = None
     openlineage: OpenLineageSettings | None = None
+    warnings: tuple[str, ...] = ()  # shown by every command; they stop nothing
 
     def target(self, name: str | None) -> Target:
         name = name or self.default_target
@@ -215,9 +217,8 @@ class _Ctx:
             return default
         try:
             return parse_duration(m[key], key)
-        except ValueError:
-            self.err(f"'{key}' must be a duration like 30s, 10m or 2h, got '{m[key]}'",
-                     m.line_of(key))
+        except UserError as exc:
+            self.err(exc.message, m.line_of(key))
             return default
 
     def str_list(self, m: YMap, key: str) -> tuple[str, ...]:
@@ -297,6 +298,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         else:
             pools.append((str(k), v))
     targets = []
+    warnings: list[str] = []
     tmap = ctx.mapping(m.get("targets"), "'targets'", m.line_of("targets"))
     for tname, tval in (tmap or {}).items():
         t = ctx.mapping(tval, f"target '{tname}'", tmap.line_of(tname))
@@ -304,9 +306,14 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
             ctx.err(f"target '{tname}' needs at least 'adapter'", tmap.line_of(tname))
             continue
         ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{tname}'")
+        if not _NAME.match(str(tname)):
+            ctx.err(f"target name '{tname}' must be letters, digits and _ (it names the folder "
+                    "plans/<target>/)", tmap.line_of(tname))
+            continue
         adapter = ctx.choice(t, "adapter", tuple(ADAPTER_DIALECTS), None)
         if adapter is None:
             continue
+        _check_target_paths(ctx, str(tname), t, warnings)
         tdialect = ctx.typed(t, "dialect", str, ADAPTER_DIALECTS[adapter])
         if adapter == "postgres" and "dsn" not in t:
             ctx.err(f"target '{tname}' (postgres) needs 'dsn'", t.line)
@@ -336,7 +343,35 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         backfill_concurrency=ctx.positive_int(backfill, "concurrency", None)
         if backfill else None,
         openlineage=openlineage,
+        warnings=tuple(warnings),
     )
+
+
+_ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_URL_SECRET = re.compile(r"://[^:/@\s]*:(?P<pw>[^@\s]+)@")
+_KEY_SECRET = re.compile(r"password\s*=\s*(?P<pw>\S+)", re.IGNORECASE)
+
+
+def _check_target_paths(ctx: _Ctx, name: str, t: YMap, warnings: list[str]) -> None:
+    """A warehouse file outside the project must be explicit (an absolute path), never a
+    relative path that climbs out; a password written into pipe.yml gets a warning."""
+    path = t.get("path")
+    if isinstance(path, str) and path != ":memory:" and "${" not in path:
+        norm = os.path.normpath(path)
+        if not os.path.isabs(norm) and (norm == ".." or norm.startswith(".." + os.sep)):
+            ctx.err(f"target '{name}' path '{path}' leads outside the project",
+                    t.line_of("path"), "write an absolute path if the warehouse lives "
+                    "elsewhere on purpose")
+    dsn = t.get("dsn")
+    if isinstance(dsn, str):
+        for rx in (_URL_SECRET, _KEY_SECRET):
+            m = rx.search(dsn)
+            if m and not _ENV_ONLY.match(m["pw"]):
+                warnings.append(f"{ctx.path}:{t.line_of('dsn')}: target '{name}' has a "
+                                "password written into its dsn: anyone who reads pipe.yml or "
+                                "its git history has it; use ${PIPE_PG_PASSWORD} or put the "
+                                "whole dsn in an environment variable")
+                break
 
 
 def _openlineage(ctx: _Ctx, m: YMap) -> OpenLineageSettings | None:
@@ -550,6 +585,11 @@ def _check_args(ctx: _Ctx, ctype: str, value, line: int):
         bounds = tuple((k, value[k]) for k in ("min", "max") if isinstance(value.get(k), int))
         if not bounds and len(ctx.errors) == before:  # else a misspelt key says it already
             ctx.err("'row_count' needs 'min' or 'max' as a whole number", line)
+            return
+        lo, hi = dict(bounds).get("min"), dict(bounds).get("max")
+        if (lo is not None and lo < 0) or (hi is not None and lo is not None and lo > hi):
+            ctx.err(f"'row_count' can never pass: min {lo}, max {hi}", line,
+                    "min must be >= 0 and at most max")
             return
         yield "row_count", bounds
     elif ctype in ("expression", "sql"):

@@ -290,6 +290,14 @@ def dry_run_text(report: dict, concurrency: int) -> str:
         rows.append([m["model"], m["kind"], str(m["intervals"]), str(m["to_run"]),
                      str(m["skipped"]), reasons or "-"])
     lines.append(table(rows, ["model", "kind", "tasks", "to run", "skipped", "why"]))
+    blocked = report.get("blocked") or []
+    if blocked:
+        first = blocked[0]
+        lines.append(f"blocked: {len(blocked)} task(s) read upstream intervals that are not "
+                     f"usable, e.g. {first['model']} {first['interval']} reads "
+                     f"{first['upstream']} {first['upstream_interval']}, which {first['why']}; "
+                     f"the backfill would refuse to start: add the upstream with "
+                     f"--select '+{first['model']}'")
     secs = report["estimated_task_seconds"]
     if report["estimate_known_for"]:
         lines.append(f"estimated: {duration(secs)} of task time, about "
@@ -382,11 +390,13 @@ def run_record_text(rec: dict) -> str:
         for a in t["attempts"]:
             bad = [c["name"] for c in a["checks"] if c["status"] != "pass"]
             checks = f"{len(a['checks']) - len(bad)}/{len(a['checks'])}" if a["checks"] else "-"
-            note = a["error"] or (", ".join(bad) if bad else "")
+            # a failure says what went wrong; a success why it ran (the ledger's decision)
+            note = a["error"] or (", ".join(bad) if bad else "") or (
+                t["reason"] or "" if a["status"] == "success" else "")
             rows.append([t["model"], where, str(a["attempt"]), a["status"],
                          _secs(a["queue_wait"]), _secs(a["execution"]),
                          "-" if a["rows"] is None else str(a["rows"]), checks,
-                         note.splitlines()[0][:60] if note else ""])
+                         note.splitlines()[0][:100] if note else ""])
     lines.append(table(rows, ["model", "interval", "attempt", "status", "wait", "exec", "rows",
-                              "checks", "error"]))
+                              "checks", "why / error"]))
     return "\n".join(lines)

@@ -188,14 +188,13 @@ def parse_range(start: str, end: str) -> Interval:
 
 
 def parse_duration(value, what: str = "duration") -> float:
-    """'30s', '10m', '2h', '1d', '250ms' or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(what)  # noqa: TRY004 - callers report every bad duration alike
-    if isinstance(value, int | float):
+    """'30s', '10m', '2h', '1d', '250ms' or a number of seconds -> seconds; anything else
+    is an IntervalError (a user's mistake, never a bare ValueError)."""
+    m = None if isinstance(value, bool) else _DURATION.match(str(value))
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    m = _DURATION.match(str(value))
     if not m:
-        raise ValueError(what)
+        raise IntervalError(f"'{what}' must be a duration like 30s, 10m or 2h, got '{value}'")
     return float(m[1]) * _UNIT_SECONDS[m[2]]
 
 

@@ -401,6 +401,7 @@ def _walk(root: Path, top: str) -> dict[str, os.DirEntry]:
     if not (root / top).is_dir():
         return found
     base = str(root)
+    inside = os.path.realpath(base)
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -413,6 +414,11 @@ def _walk(root: Path, top: str) -> dict[str, os.DirEntry]:
             if entry.name.startswith("."):
                 continue
             rel = f"{folder}/{entry.name}"
+            if entry.is_symlink() and os.path.commonpath(
+                    [inside, os.path.realpath(entry.path)]) != inside:
+                raise ConfigError(f"this is a symlink to {os.path.realpath(entry.path)}, "
+                                  "outside the project", at=SourceLocation(rel),
+                                  hint="a project reads only its own files: copy the file in")
             found[rel] = entry
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)

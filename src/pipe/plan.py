@@ -198,7 +198,7 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
             return []
         text = render_snippet(src.wait_for, run, "sources.yml", src.line)
         sql = sqlmod.transpile(text, cp.raw.config.dialect, cp.target.dialect, "sources.yml",
-                               src.line)
+                               src.line, only_select=f"the wait_for of source '{src.name}'")
         tid = task_id(node.name, run)
         return [Task(tid, node.name, "sensor", run, (), node.fingerprint, node.name, sql=sql,
                      poke_every=src.poke_every, wait_timeout=src.wait_timeout)]

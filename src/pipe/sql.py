@@ -8,6 +8,7 @@ literals and comments never become tables because they are not Table nodes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,9 +85,23 @@ def _dialect_of(name: str):
 
 def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
     """Parse one SELECT (WITH/UNION allowed); anything else is an SqlError at path:line."""
+    return parse_canonical(text, dialect, path)[0]
+
+
+def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression, str]:
+    """`parse_select`, and a digest of the query that ignores comments, whitespace and
+    the case of keywords and function names (see `canonical_digest`), made from the
+    tokens the parse reads: the text is tokenized once."""
     read = _dialect_of(dialect)
+    digest = ""
     try:
-        statements = [s for s in sqlglot.parse(text, read=read) if s is not None]
+        if isinstance(read, str):  # an unknown dialect: sqlglot says so
+            statements = sqlglot.parse(text, read=read)
+        else:
+            tokens = read.tokenize(text)
+            digest = canonical_digest(tokens)
+            statements = read.parser().parse(tokens, text)
+        statements = [s for s in statements if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -114,7 +129,62 @@ def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
         raise SqlError(f"a model is one SELECT statement, not {stmt.key.upper()}",
                        at=SourceLocation(path, 1),
                        hint="pipe creates and replaces the table itself")
-    return stmt
+    return stmt, digest
+
+
+def canonical_digest(tokens) -> str:
+    """A hash of a token stream that two spellings of one query share: comments (sqlglot
+    attaches them to tokens, they are no tokens) and whitespace are not in it, keywords,
+    operators and function names count by their upper-cased text. Identifiers, quoted
+    or not, strings, numbers and parameters keep their text and their token type
+    (`x`, `"x"` and `'x'` differ)."""
+    keep, var, l_paren = _token_kinds()
+    parts: list[str] = []
+    append = parts.append
+    prefix_of = keep.get
+    previous = None
+    for token in tokens:
+        kind = token.token_type
+        prefix = prefix_of(kind)
+        if prefix is None:  # the language's: a keyword, an operator
+            if kind is l_paren and previous is var:  # a function name: sum(x) is SUM(x)
+                parts[-1] = parts[-1][4:].upper()  # without "VAR:"
+            append(token.text.upper())
+        else:
+            append(prefix + token.text)
+        previous = kind
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
+
+
+def fragment_key(text: str, dialect: str) -> str:
+    """What counts of a piece of SQL between two Jinja tags (a template's literal text):
+    `canonical_digest` of its tokens, and whether it starts and ends with whitespace
+    (`a{{ x }}` is not `a {{ x }}`). The text itself when it cannot be read alone: a quote
+    or a comment left open (what follows the tag is then inside it)."""
+    try:
+        tokenizer = get_dialect(dialect).tokenizer_class
+        last = text.rsplit("\n", 1)[-1]
+        for mark in tokenizer.COMMENTS:
+            if isinstance(mark, str) and mark in last or not isinstance(mark, str) and (
+                    text.count(mark[0]) != text.count(mark[1])):
+                return "text:" + text
+        tokens = get_dialect(dialect).tokenize(text)
+    except Exception:  # noqa: BLE001 - an open quote, an unknown dialect: the text counts
+        return "text:" + text
+    return f"{text[:1].isspace():d}{text[-1:].isspace():d}{canonical_digest(tokens)}"
+
+
+@lru_cache(maxsize=1)
+def _token_kinds() -> tuple:
+    """({token type whose text is the user's, not the language's: "NAME:"}, VAR,
+    L_PAREN)."""
+    from sqlglot.tokens import TokenType
+
+    names = ("VAR", "IDENTIFIER", "STRING", "NUMBER", "PARAMETER", "PLACEHOLDER",
+             "BIT_STRING", "HEX_STRING", "BYTE_STRING", "NATIONAL_STRING",
+             "NATIONAL_RAW_STRING", "RAW_STRING", "HEREDOC_STRING", "UNICODE_STRING")
+    keep = {getattr(TokenType, n): f"{n}:" for n in names if hasattr(TokenType, n)}
+    return keep, TokenType.VAR, TokenType.L_PAREN
 
 
 _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
@@ -187,11 +257,21 @@ def parse_expression(text: str, dialect: str, path: str, line: int | None) -> ex
                        at=SourceLocation(path, line)) from None
 
 
-def transpile(text: str, read: str, write: str, path: str, line: int | None = None) -> str:
-    """Transpile one statement written in `read` into `write` (used for check SQL)."""
+def transpile(text: str, read: str, write: str, path: str, line: int | None = None,
+              only_select: str | None = None) -> str:
+    """Transpile one statement written in `read` into `write` (used for check SQL).
+
+    `only_select` names what the text is ("a check's sql"): then it must be one SELECT
+    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse."""
     _sqlglot()
     try:
         stmt = sqlglot.parse_one(text, read=_dialect_of(read))
+        if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
+            found = ("several statements" if isinstance(stmt, exp.Block) else
+                     "SELECT ... INTO" if isinstance(stmt, _SELECTS) else stmt.key.upper())
+            raise SqlError(f"{only_select} must be one read-only SELECT, not {found}",
+                           at=SourceLocation(path, line), hint="it is run as a query: write "
+                           "the SELECT that returns what it looks for")
         return stmt.sql(dialect=_dialect_of(write), pretty=True,
                         unsupported_level=ErrorLevel.RAISE)
     except ParseError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -294,12 +295,153 @@ class Renderer:
         return "".join(out)
 
     def fingerprint_inputs(self) -> str:
-        """A hash of the macros and vars: what every rendering depends on."""
+        """A hash of all macros and vars: what any rendering may depend on."""
         h = hashlib.sha256()
         for path in self._macro_paths:
             h.update(path.encode() + b"\0" + self._sources[path].encode() + b"\0")
-        h.update(repr(sorted(self._vars.items())).encode())
+        h.update(_json(sorted(self._vars.items())).encode())
         return h.hexdigest()
+
+    # -- what a model uses (its fingerprint hashes only that, SPEC §7)
+    def uses(self, text: str, fragment: Callable[[str], str]) -> tuple:
+        """What a model's Jinja uses, see `_uses_of`, and a digest of the template's
+        shape (see `_shape`; `fragment` gives what counts of its literal SQL text), which
+        the rendering for one interval does not show: a branch not taken. The common
+        `{{ ref('x') }}` / `{{ name }}` templates, whose rendering shows all of them, are
+        read without parsing them and have no shape digest."""
+        if "\r" not in text and "{" not in _PLAIN_EXPR.sub("", text):
+            names, vars_ = set(), set()
+            for m in _PLAIN_EXPR.finditer(text):
+                names.add(m["name"])
+                if m["name"] == "var" and m["call"] is not None:
+                    args = _PLAIN_ARG.findall(m["args"] or "")
+                    if args:
+                        vars_.add(args[0])
+                    else:  # var(): an error when rendered, all vars to be safe
+                        return tuple(sorted(names)), (), True, False, ""
+            return tuple(sorted(names)), tuple(sorted(vars_)), False, False, ""
+        try:
+            tree = self.env.parse(text)
+        except Exception:  # noqa: BLE001 - rendering reports it; hash everything meanwhile
+            return (), (), True, True, _digest(text)
+        return (*_uses_of(tree), _digest(_shape(tree, fragment)))
+
+    def macro_defs(self, path: str, fragment: Callable[[str], str]) -> tuple | None:
+        """What a macro file defines, for `inputs_digest`: ((name, digest, uses) of each
+        top-level macro, `set` and `set` block; (digest, uses) of the other top-level
+        statements). A digest hashes the definition's Jinja syntax tree (`_shape`), in
+        which Jinja comments, line numbers and the spelling of the SQL text are not. None
+        when the file does not parse."""
+        try:
+            from jinja2 import nodes
+
+            tree = self.env.parse(self._sources[path])
+        except Exception:  # noqa: BLE001 - rendering reports it
+            return None
+        defs, rest = [], []
+        for node in tree.body:
+            name = None
+            if isinstance(node, nodes.Macro):
+                name = node.name
+            elif isinstance(node, nodes.Assign | nodes.AssignBlock) and isinstance(
+                    node.target, nodes.Name):
+                name = node.target.name
+            if name is not None:
+                defs.append((name, _digest(_shape(node, fragment)), _uses_of(node)))
+            elif not (isinstance(node, nodes.Output) and all(
+                    isinstance(n, nodes.TemplateData) for n in node.nodes)):
+                rest.append(node)  # text between definitions renders nowhere
+        return tuple(defs), (_digest(_shape(rest, fragment)), _uses_of(nodes.Template(rest)))
+
+    def inputs_digest(self, uses: tuple, files: list[tuple[str, tuple | None]]) -> str:
+        """A hash of the macros and vars a model with these `uses` depends on: the macros
+        it names, those they name in turn, the other top-level statements of their files,
+        and the values of the vars any of them reads (all vars when one reads a var by a
+        name that is not a literal). Everything, as `fingerprint_inputs`, when a template
+        imports or includes another. `files`: (path, `macro_defs(path)`) of every macro
+        file."""
+        defs: dict[str, list[tuple]] = {}
+        rests: dict[str, tuple] = {}
+        for path, found in files:
+            if found is None:
+                return self.fingerprint_inputs()
+            for name, digest, used in found[0]:
+                defs.setdefault(name, []).append((path, digest, used))
+            rests[path] = found[1]
+        names, var_names, all_vars, opaque, shape = uses
+        todo = [n for n in names if n in defs]
+        seen: set[str] = set()
+        parts: list = []
+        vars_ = set(var_names)
+        while todo and not opaque:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for path, digest, used in defs[name]:
+                parts.append((path, name, digest))
+                for u in (used, rests[path][1]):
+                    todo.extend(n for n in u[0] if n in defs)
+                    vars_.update(u[1])
+                    all_vars, opaque = all_vars or u[2], opaque or u[3]
+                parts.append((path, "", rests[path][0]))
+        if opaque:
+            return self.fingerprint_inputs()
+        if all_vars:
+            values = sorted(self._vars.items())
+        else:
+            values = [(v, self._vars.get(v, "\0undefined")) for v in sorted(vars_)]
+        return _digest(_json([shape, sorted(set(parts)), values]))
+
+
+def _shape(node, fragment: Callable[[str], str]) -> str:
+    """A Jinja syntax tree written out like its repr (node types and fields, no line
+    numbers), each piece of literal text as `fragment(text)`: the SQL's comments,
+    whitespace and keyword case do not count in a template either."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.TemplateData):
+        return f"T({fragment(node.data)})"
+    if isinstance(node, nodes.Node):
+        fields = ",".join(_shape(getattr(node, f, None), fragment) for f in node.fields)
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list | tuple):
+        return "[" + ",".join(_shape(n, fragment) for n in node) + "]"
+    return repr(node)
+
+
+def _uses_of(tree) -> tuple:
+    """(names a template loads, sorted; names of the vars it reads as `var('literal')`;
+    whether it reads a var any other way (all vars count); whether it imports, includes
+    or extends another template (all macros count))."""
+    from jinja2 import nodes
+
+    vars_: set[str] = set()
+    literal: set[int] = set()  # the `var` names of var('literal') calls
+    for call in tree.find_all(nodes.Call):
+        if (isinstance(call.node, nodes.Name) and call.node.name == "var" and call.args
+                and isinstance(call.args[0], nodes.Const)
+                and isinstance(call.args[0].value, str) and not call.kwargs
+                and call.dyn_args is None and call.dyn_kwargs is None):
+            vars_.add(call.args[0].value)
+            literal.add(id(call.node))
+    names: set[str] = set()
+    all_vars = False
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load":
+            names.add(name.name)
+            all_vars = all_vars or (name.name == "var" and id(name) not in literal)
+    opaque = any(True for _ in tree.find_all(
+        (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)))
+    return tuple(sorted(names)), tuple(sorted(vars_)), all_vars, opaque
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 _PACKAGE = str(Path(__file__).parent)
