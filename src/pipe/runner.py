@@ -152,7 +152,8 @@ class _Recorder(Listener):
         self.state.commit()
 
 
-def clean_temp(adapter: Adapter, tasks: Sequence[Task]) -> list[str]:
+def clean_temp(adapter: Adapter, tasks: Sequence[Task],
+               relations: dict[str, str] | None = None) -> list[str]:
     """Drop the temp relations of these tasks that an older run left behind.
 
     A task builds its temp table inside its own transaction, so on engines with
@@ -161,10 +162,12 @@ def clean_temp(adapter: Adapter, tasks: Sequence[Task]) -> list[str]:
     on the same database keeps its own."""
     mine = {t.temp for t in tasks if t.temp}
     dropped = []
-    for name, kind in adapter.temp_relations():
+    for name, kind in adapter.temp_relations(relations):
         if name in mine:
             adapter.drop(name, kind)
             dropped.append(name)
+            if relations is not None:
+                relations.pop(name, None)
     return dropped
 
 
@@ -207,12 +210,15 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
     try:
         state.recover()
         adapter = open_adapter(target, root)
-        clean_temp(adapter, tasks)
+        relations = adapter.relations()  # one catalog query for all of the start
+        clean_temp(adapter, tasks, relations)
         # a sensor's table is a source: pipe neither builds it nor creates its schema
         schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
+        have = {name.split(".", 1)[0] for name in relations}
         for schema in schemas:
-            adapter.ensure_schema(schema)
-        published, missing = _published(adapter, schemas, reporter, kind)
+            if schema not in have:  # a schema holding a relation exists
+                adapter.ensure_schema(schema)
+        published, missing = _published(adapter, schemas, reporter, kind, relations)
         state.reconcile(target.name, published)
         decision = decide(tasks, context, published, stale(published),
                           execution_time=execution_time, force=force, missing=missing)
@@ -311,10 +317,15 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             except AdapterError:
                 pass
         if adapter is not None:
-            try:
-                clean_temp(adapter, tasks)
-            except AdapterError:
-                pass
+            # with transactional DDL a temp relation lives and dies with its task's
+            # transaction: only an engine without it, or a --full-refresh that did not
+            # reach its swap (its shadow table), can have left one behind
+            if not adapter.transactional_ddl or any(t.refresh or t.kind == "swap"
+                                                    for t in tasks):
+                try:
+                    clean_temp(adapter, tasks)
+                except AdapterError:
+                    pass
             adapter.close()
         state.close()
         lock.release()
@@ -330,14 +341,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _published(adapter: Adapter, schemas: list[str], reporter: Reporter,
-               kind: str) -> tuple[dict[Key, Entry], frozenset[str]]:
+def _published(adapter: Adapter, schemas: list[str], reporter: Reporter, kind: str,
+               relations: dict[str, str]) -> tuple[dict[Key, Entry], frozenset[str]]:
     """The warehouse ledger (the truth, written in each publish's transaction), less the
     models whose table is gone: a dropped table publishes nothing (SPEC §7, drift). Their
-    keys get tombstones, so a rebuild of some intervals does not revive the others."""
-    adapter.ensure_ledger()
-    published = adapter.read_ledger()
-    if adapter.count(LEDGER) > 2 * len(published) + 1000:
+    keys get tombstones, so a rebuild of some intervals does not revive the others.
+    `relations`: the warehouse's relations as listed at the start (the catalog's source)."""
+    published = adapter.open_ledger(relations.get(LEDGER) == "table")
+    if adapter.ledger_rows > 2 * len(published) + 1000:
         adapter.compact_ledger()
     shadows = sorted({m for m, _, _ in published if TEMP_MARK in m})
     if shadows:  # a --full-refresh that did not reach its swap: its shadow is gone
@@ -346,7 +357,9 @@ def _published(adapter: Adapter, schemas: list[str], reporter: Reporter,
                 adapter.forget_ledger(shadow)
         published = {k: e for k, e in published.items() if k[0] not in shadows}
     models = sorted({m for m, _, _ in published})
-    adapter.prefetch_catalog(set(schemas) | {m.split(".", 1)[0] for m in models})
+    listed = set(schemas) | {m.split(".", 1)[0] for m in models}
+    adapter.catalog.load(listed, {n: k for n, k in relations.items()
+                                  if n.split(".", 1)[0] in listed})
     gone = [m for m in models if adapter.relation_kind(m) is None]
     if not gone:
         return published, frozenset()

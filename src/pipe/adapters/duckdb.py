@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+try:  # the engine's own module: the `duckdb` package around it also loads its relational
+    # API and looks its version up through importlib.metadata, three times the import time,
+    # paid by every run before its first task. Same connect(), same exceptions.
+    import _duckdb as duckdb
+except ImportError:  # a duckdb release without it
+    import duckdb
 
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
