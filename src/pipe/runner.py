@@ -92,6 +92,14 @@ class Reporter:
     def done(self) -> None: ...
 
 
+COMMIT_EVERY = 0.2  # seconds between state-store commits during a run
+
+
+def _changes(result: TaskResult, key: Key) -> tuple:
+    """The ledger changes of a task's success: (key, entry), or (key, None) unpublished."""
+    return (((key, result.entry),) if result.entry is not None else ()) + result.ledger
+
+
 class _Recorder(Listener):
     """Scheduler events -> state store (batched commits) and the reporter."""
 
@@ -99,7 +107,7 @@ class _Recorder(Listener):
                  current: dict[Key, Entry], why: Mapping[str, str]):
         self.state, self.run_id, self.target, self.reporter = state, run_id, target, reporter
         self.current, self.why = current, why
-        self.last_commit = time.monotonic()
+        self.last_commit = 0.0  # the first commit is not put off
         self.started_at: dict[str, float] = {}
         self.running = 0
         state.begin()
@@ -118,14 +126,11 @@ class _Recorder(Listener):
         if result.checks:
             self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks)
         if result.status == "success":
-            # before the downstream tasks start: they read these versions (runner.work)
-            changes = ((task.key, result.entry),) if result.entry is not None else ()
-            for key, entry in changes + result.ledger:
+            # `current` was updated by the worker (_Stamper.published) before it reported
+            for key, entry in _changes(result, task.key):
                 if entry is None:
-                    self.current.pop(key, None)
                     self.state.forget_published(self.target, key)
                 else:
-                    self.current[key] = entry
                     self.state.mark_published(self.target, key, entry, self.run_id)
         self.reporter.task_finished(task, result, attempt, finished_at - started_at, final)
         self._maybe_commit()
@@ -141,12 +146,19 @@ class _Recorder(Listener):
         if time.monotonic() - self.last_commit > 0.25:  # a long burst still commits
             self.idle()
 
-    def idle(self) -> None:
+    def idle(self) -> float | None:
         """Commit: the scheduler is about to wait for a worker, so the commit overlaps the
-        workers' statements instead of delaying them."""
+        workers' statements instead of delaying them. At most every COMMIT_EVERY seconds
+        (a commit per task was 3% of a run of small tasks): otherwise say when to call
+        again. The history may lag that much behind a kill -9; what is published does not
+        (the warehouse's ledger is the truth, reconciled at the next start)."""
+        due = self.last_commit + COMMIT_EVERY - time.monotonic()
+        if due > 0:
+            return due
         self.state.commit()
         self.state.begin()
         self.last_commit = time.monotonic()
+        return None
 
     def close(self):
         self.state.commit()
@@ -267,8 +279,11 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             """Always a TaskResult: a worker that cannot connect or load its task fails
             that task (retried as any), and even a bug ends as a failed task, recorded."""
             try:
-                return execute_with_timeout(connection(), hydrate(task) if hydrate else task,
-                                            root, stamps.stamp(task))
+                result = execute_with_timeout(connection(), hydrate(task) if hydrate else
+                                              task, root, stamps.stamp(task))
+                if result.status == "success":
+                    stamps.published(task, result)  # before the downstream tasks start
+                return result
             except (UserError, AdapterError) as exc:
                 return TaskResult("failed", error=_one_line(exc))
             except Exception as exc:  # noqa: BLE001 - a bug in pipe: said, and not retried
@@ -399,6 +414,15 @@ class _Stamper:
         with self._lock:
             self._last = max(time.time(), self._last + 1e-6)
             return self._last
+
+    def published(self, task: Task, result: TaskResult) -> None:
+        """What the task published becomes current: its downstream tasks read it."""
+        with self._lock:
+            for key, entry in _changes(result, task.key):
+                if entry is None:
+                    self.current.pop(key, None)
+                else:
+                    self.current[key] = entry
 
     def stamp(self, task: Task) -> Stamp:
         keys = [self.context[u].key for u in task.upstream
