@@ -161,7 +161,7 @@ class PostgresAdapter(Adapter):
             self.execute(self.insert_sql(temp, table))
             self.drop(temp, "table")
             return
-        kept = self._grants_on(table)
+        kept = self._grants_on(table) if self.relation_kind(table) else []  # a new table: none
         super().publish_full(temp, table)
         self._grant(table, kept)
 
