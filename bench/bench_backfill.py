@@ -12,6 +12,11 @@
 4. Peak memory (max RSS) of `pipe backfill --dry-run` over the same days for
    --dry-run-models models.
 All in one run, so the figures compare. A benchmark, not a test.
+
+`--before SRC` (the `src/` of another checkout, first on PYTHONPATH for its runs) with
+`--pairs N`: each version backfills its own copy of the project, before then after at each
+concurrency, N times, with the floor measured again in each pair, and prints the medians
+and the after/before ratios (as bench_run.py does).
 """
 
 from __future__ import annotations
@@ -85,7 +90,17 @@ def pipe(*args: str) -> list[str]:
     return [str(exe), *args]
 
 
-def backfill(root: Path, days: int, concurrency: int) -> float:
+def _env(src: str | None) -> dict:
+    import os
+
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed pipe runs from .pyc files
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def backfill(root: Path, days: int, concurrency: int, src: str | None = None) -> float:
     for p in (root / ".pipe", root / "plans"):
         shutil.rmtree(p, ignore_errors=True)
     (root / "warehouse.duckdb").unlink(missing_ok=True)
@@ -93,8 +108,36 @@ def backfill(root: Path, days: int, concurrency: int) -> float:
     t0 = time.perf_counter()
     subprocess.run(pipe("backfill", "--project", str(root), "--start", "2025-01-01",
                         "--end", f"{end:%Y-%m-%d}", "--concurrency", str(concurrency)),
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, env=_env(src))
     return time.perf_counter() - t0
+
+
+def paired(args, tasks: int) -> dict:
+    """Before and after, alternating, `--pairs` times; the floor again in each pair."""
+    import statistics
+
+    versions = {"before": str(Path(args.before).resolve()), "after": None}
+    roots = {v: generate(OUT / f"project-{v}", args.models) for v in versions}
+    figures: dict[str, list[float]] = {}
+    for n in range(args.pairs):
+        f = floor(args.days, args.models)
+        figures.setdefault("floor tasks/min", []).append(tasks / f * 60)
+        print(f"pair {n + 1}: floor {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
+        for c in args.concurrency:
+            got = {}
+            for v, root in roots.items():
+                s = backfill(root, args.days, c, versions[v])
+                got[v] = s
+                figures.setdefault(f"{v} c{c} tasks/min", []).append(tasks / s * 60)
+                figures.setdefault(f"{v} c{c} vs floor", []).append(f / s)
+                print(f"  {v} --concurrency {c}: {s:.1f}s, {tasks / s * 60:,.0f} tasks/min, "
+                      f"{f / s:.2f}x the floor's throughput", flush=True)
+            figures.setdefault(f"c{c} after/before throughput", []).append(
+                got["before"] / got["after"])
+    print("medians:")
+    for name, xs in figures.items():
+        print(f"  {name}: {statistics.median(xs):.2f}  ({', '.join(f'{x:.2f}' for x in xs)})")
+    return {"pairs": args.pairs, "figures": figures}
 
 
 def dry_run_rss(root: Path, days: int) -> tuple[float, float]:
@@ -119,10 +162,16 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--dry-run-models", type=int, default=1000)
     ap.add_argument("--dry-run-only", action="store_true", help="Only the dry-run memory.")
+    ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
+    ap.add_argument("--pairs", type=int, default=3, help="with --before: rounds of pairs")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tasks = args.days * args.models
     result = {"days": args.days, "models": args.models, "tasks": tasks}
+    if args.before:
+        result.update(paired(args, tasks))
+        (OUT / "result-paired.json").write_text(json.dumps(result, indent=2))
+        return
     if args.dry_run_only:
         args.concurrency = []
     else:

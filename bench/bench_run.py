@@ -1,7 +1,8 @@
 """`pipe run` against the floor: the same CREATE TABLE AS statements run one by one.
 
-    python bench/bench_run.py [--models 1000] [--concurrency 1 2]
+    python bench/bench_run.py [--models 1000] [--concurrency 1 2] [--before SRC] [--pairs 3]
     python bench/bench_run.py --engine postgres --dsn postgresql://... [--models 200]
+    python bench/bench_run.py --first-task [--before SRC] [--pairs 9]
 
 1. Generates a synthetic project of N full models (bench/gen_project.py) and compiles its
    plan for one interval (not timed: `pipe run` finds the plan on disk, as after a
@@ -11,15 +12,32 @@
    connection, in a fresh warehouse, timed.
 3. `pipe run --interval` of the same plan in a fresh warehouse and state, at each
    concurrency, as a subprocess, whole-process wall time (write-audit-publish, checks,
-   ledger and state store included).
-All in one run so the figures compare. A benchmark, not a test.
+   ledger and state store included), and the time from spawning the process to the
+   start of its first task (the earliest `attempts.started_at` in .pipe/state.db).
+
+`--before SRC` compares two versions of pipe on a busy machine: SRC is the `src/` folder
+of another checkout (e.g. `git archive REV src | tar -x -C /tmp/before`), put first on
+PYTHONPATH for the "before" runs. Each version gets its own copy of the project (their
+caches differ), and every measurement is taken in pairs, before then after, `--pairs`
+times, with the floor measured again in each pair: the ratios come from runs minutes
+apart, not from separate sittings.
+
+`--first-task`: no floor; on a warehouse where the whole plan is published already,
+`pipe run --force --select raw.customers` (one seed task, everything else of the
+1,000-model project loaded, checked and decided as usual): process start to the first
+task's start, and whole-process wall time.
+
+A benchmark, not a test: it prints and writes bench/out/run/result-*.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -36,8 +54,19 @@ def pipe(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("pipe")), *args]
 
 
-def generate(models: int, engine: str, dsn: str | None) -> Path:
-    root = OUT / f"{engine}-{models}"
+def _env(dsn: str | None, src: str | None = None) -> dict:
+    env = dict(os.environ)
+    # an installed pipe runs from .pyc files; without them every module is compiled again
+    # at each start, which is not what a user waits for
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if dsn:
+        env["PIPE_PG_DSN"] = dsn
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def generate(root: Path, models: int, engine: str, dsn: str | None, src: str | None) -> Path:
     if root.exists():
         shutil.rmtree(root)
     subprocess.run([sys.executable, str(HERE / "gen_project.py"), str(root), "--models",
@@ -50,18 +79,8 @@ def generate(models: int, engine: str, dsn: str | None) -> Path:
     args = ["compile", "--project", str(root), "--interval", LABEL]
     if engine == "postgres":
         args += ["--target", "pg"]
-    subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL,
-                   env=_env(dsn))
+    subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=_env(dsn, src))
     return root
-
-
-def _env(dsn: str | None) -> dict:
-    import os
-
-    env = dict(os.environ)
-    if dsn:
-        env["PIPE_PG_DSN"] = dsn
-    return env
 
 
 def plan_tasks(root: Path, target: str) -> list[dict]:
@@ -125,20 +144,36 @@ def floor_postgres(root: Path, tasks: list[dict], dsn: str) -> float:
     return seconds
 
 
-def run_pipe(root: Path, concurrency: int, engine: str, dsn: str | None) -> float:
-    shutil.rmtree(root / ".pipe" / "state.db", ignore_errors=True)
+def _fresh(root: Path, engine: str, dsn: str | None) -> None:
+    """A fresh warehouse and state store (the compile caches and the plan stay)."""
     for p in (root / ".pipe").glob("state.db*"):
         p.unlink()
     (root / ".pipe" / "lock").unlink(missing_ok=True)
-    (root / "warehouse.duckdb").unlink(missing_ok=True)
-    args = ["run", "--project", str(root), "--interval", LABEL, "--concurrency",
-            str(concurrency)]
+    for p in root.glob("warehouse.duckdb*"):
+        p.unlink()
     if engine == "postgres":
         _reset_pg(dsn)
+
+
+def run_pipe(root: Path, args: list[str], engine: str, dsn: str | None,
+             src: str | None) -> tuple[float, float]:
+    """(whole-process seconds, seconds from spawning pipe to its first task's start)."""
+    args = ["run", "--project", str(root), "--interval", LABEL, *args]
+    if engine == "postgres":
         args += ["--target", "pg"]
-    t0 = time.perf_counter()
-    subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=_env(dsn))
-    return time.perf_counter() - t0
+    env = _env(dsn, src)
+    t0 = time.time()
+    p0 = time.perf_counter()
+    subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=env)
+    seconds = time.perf_counter() - p0
+    with sqlite3.connect(root / ".pipe" / "state.db") as db:
+        (first,) = db.execute("SELECT min(started_at) FROM attempts WHERE run_id = "
+                              "(SELECT max(run_id) FROM runs)").fetchone()
+    return seconds, first - t0
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
 
 
 def main() -> None:
@@ -147,27 +182,72 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb")
     ap.add_argument("--dsn", help="postgres: a database this benchmark may wipe")
+    ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
+    ap.add_argument("--pairs", type=int, default=1, help="rounds of (before, after)")
+    ap.add_argument("--first-task", action="store_true",
+                    help="only the time to the first task of a one-seed run")
     args = ap.parse_args()
     if args.engine == "postgres" and not args.dsn:
         ap.error("--engine postgres needs --dsn")
     OUT.mkdir(parents=True, exist_ok=True)
-    root = generate(args.models, args.engine, args.dsn)
+    versions = {"after": None}
+    if args.before:
+        versions = {"before": str(Path(args.before).resolve()), "after": None}
+    roots = {v: generate(OUT / f"{args.engine}-{args.models}-{v}", args.models, args.engine,
+                         args.dsn, src) for v, src in versions.items()}
     target = "pg" if args.engine == "postgres" else "dev"
-    tasks = plan_tasks(root, target)
-    if args.engine == "postgres":
-        f = floor_postgres(root, tasks, args.dsn)
-    else:
-        f = floor_duckdb(root, tasks)
+    tasks = plan_tasks(roots["after"], target)
+    figures: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        figures.setdefault(name, []).append(value)
+
+    if args.first_task:
+        for v, root in roots.items():  # publish everything once, untimed
+            _fresh(root, args.engine, args.dsn)
+            run_pipe(root, ["--concurrency", "2"], args.engine, args.dsn, versions[v])
+    for n in range(args.pairs):
+        if args.first_task:
+            for v, root in roots.items():
+                s, first = run_pipe(root, ["--force", "--select", "raw.customers"],
+                                    args.engine, args.dsn, versions[v])
+                add(f"{v} first task ms", first * 1000)
+                add(f"{v} seconds", s)
+                print(f"pair {n + 1} {v}: first task after {first * 1000:.0f} ms, "
+                      f"process {s:.2f}s", flush=True)
+            continue
+        if args.engine == "postgres":
+            f = floor_postgres(roots["after"], tasks, args.dsn)
+        else:
+            f = floor_duckdb(roots["after"], tasks)
+        add("floor seconds", f)
+        print(f"pair {n + 1}: {args.engine}, {len(tasks)} tasks: floor {f:.2f}s "
+              f"({f / len(tasks) * 1000:.1f} ms a task)", flush=True)
+        for c in args.concurrency:
+            for v, root in roots.items():
+                _fresh(root, args.engine, args.dsn)
+                s, first = run_pipe(root, ["--concurrency", str(c)], args.engine, args.dsn,
+                                    versions[v])
+                add(f"{v} c{c} seconds", s)
+                add(f"{v} c{c} vs floor", s / f)
+                add(f"{v} first task ms", first * 1000)
+                print(f"  {v} pipe run --concurrency {c}: {s:.2f}s = {s / f:.2f}x the floor, "
+                      f"first task after {first * 1000:.0f} ms", flush=True)
+            if args.before:
+                add(f"c{c} after/before", figures[f"after c{c} seconds"][-1]
+                    / figures[f"before c{c} seconds"][-1])
+    if args.first_task and args.before:
+        figures["first task after/before"] = [
+            a / b for a, b in zip(figures["after first task ms"],
+                                  figures["before first task ms"], strict=True)]
+    print("medians:")
+    for name, xs in figures.items():
+        print(f"  {name}: {_median(xs):.3f}  ({', '.join(f'{x:.3f}' for x in xs)})")
     result = {"engine": args.engine, "models": args.models, "tasks": len(tasks),
-              "floor_seconds": round(f, 2)}
-    print(f"{args.engine}, {len(tasks)} tasks: floor {f:.2f}s "
-          f"({f / len(tasks) * 1000:.1f} ms a task)", flush=True)
-    for c in args.concurrency:
-        s = run_pipe(root, c, args.engine, args.dsn)
-        result[f"pipe_c{c}_seconds"] = round(s, 2)
-        result[f"pipe_c{c}_vs_floor"] = round(s / f, 2)
-        print(f"pipe run --concurrency {c}: {s:.2f}s = {s / f:.2f}x the floor", flush=True)
-    (OUT / f"result-{args.engine}-{args.models}.json").write_text(json.dumps(result, indent=2))
+              "pairs": args.pairs, "figures": figures,
+              "medians": {k: round(_median(v), 4) for k, v in figures.items()}}
+    name = f"result-{args.engine}-{args.models}{'-first' if args.first_task else ''}.json"
+    (OUT / name).write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -344,20 +344,22 @@ def run(project, target, interval, select, concurrency, force, execution_time, a
     _complete_only(iv, now, allow_partial)
     models = _selected(cp, select)
     check_env(cp.target)  # a missing ${VAR} is said before anything is written
-    fresh = planmod.build_plan(cp, iv)
-    path = planmod.plan_path(root, fresh.target, iv)
+    path = planmod.plan_path(root, cp.target.name, iv)
     rel = planmod.relpath(root, path)
-    reason = planmod.stale_reason(root, fresh)
-    if reason == "missing":
-        planmod.write(root, fresh)
-        if not as_json:
+    # the compile's record says whether the file on disk is what compiling would write
+    # now; only without one is the plan built in memory to compare it
+    if planmod.known_unchanged(cp, iv) is None:
+        fresh = planmod.build_plan(cp, iv)
+        reason = planmod.stale_reason(root, fresh)
+        if reason == "stale":
+            raise StalePlanError(
+                "this plan is stale: the project changed since it was compiled",
+                at=SourceLocation(rel),
+                hint=f"review the change with 'pipe compile --interval {iv.label}' and "
+                "'git diff plans/', then run again")
+        planmod.write_recorded(cp, fresh)  # missing: written; up to date: recorded
+        if reason == "missing" and not as_json:
             click.echo(f"compiled {rel} ({len(fresh.tasks)} tasks)")
-    elif reason == "stale":
-        raise StalePlanError(
-            "this plan is stale: the project changed since it was compiled",
-            at=SourceLocation(rel),
-            hint=f"review the change with 'pipe compile --interval {iv.label}' and "
-            "'git diff plans/', then run again")
     cp.save_cache()
     plan = planmod.load(path)
     reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp,

@@ -391,7 +391,13 @@ def _encode(value, newline: str, out: list[str]) -> None:
 
 
 def _interval(d) -> Interval | None:
-    return Interval(from_iso(d["start"]), from_iso(d["end"])) if d else None
+    return _interval_of(d["start"], d["end"]) if d else None
+
+
+@lru_cache(maxsize=1 << 12)
+def _interval_of(start: str, end: str) -> Interval:
+    """The tasks of a plan share a few intervals: each is parsed once."""
+    return Interval(from_iso(start), from_iso(end))
 
 
 def from_json(data: dict) -> Plan:

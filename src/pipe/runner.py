@@ -92,6 +92,14 @@ class Reporter:
     def done(self) -> None: ...
 
 
+COMMIT_EVERY = 0.2  # seconds between state-store commits during a run
+
+
+def _changes(result: TaskResult, key: Key) -> tuple:
+    """The ledger changes of a task's success: (key, entry), or (key, None) unpublished."""
+    return (((key, result.entry),) if result.entry is not None else ()) + result.ledger
+
+
 class _Recorder(Listener):
     """Scheduler events -> state store (batched commits) and the reporter."""
 
@@ -99,7 +107,7 @@ class _Recorder(Listener):
                  current: dict[Key, Entry], why: Mapping[str, str]):
         self.state, self.run_id, self.target, self.reporter = state, run_id, target, reporter
         self.current, self.why = current, why
-        self.last_commit = time.monotonic()
+        self.last_commit = 0.0  # the first commit is not put off
         self.started_at: dict[str, float] = {}
         self.running = 0
         state.begin()
@@ -118,14 +126,11 @@ class _Recorder(Listener):
         if result.checks:
             self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks)
         if result.status == "success":
-            # before the downstream tasks start: they read these versions (runner.work)
-            changes = ((task.key, result.entry),) if result.entry is not None else ()
-            for key, entry in changes + result.ledger:
+            # `current` was updated by the worker (_Stamper.published) before it reported
+            for key, entry in _changes(result, task.key):
                 if entry is None:
-                    self.current.pop(key, None)
                     self.state.forget_published(self.target, key)
                 else:
-                    self.current[key] = entry
                     self.state.mark_published(self.target, key, entry, self.run_id)
         self.reporter.task_finished(task, result, attempt, finished_at - started_at, final)
         self._maybe_commit()
@@ -141,18 +146,26 @@ class _Recorder(Listener):
         if time.monotonic() - self.last_commit > 0.25:  # a long burst still commits
             self.idle()
 
-    def idle(self) -> None:
+    def idle(self) -> float | None:
         """Commit: the scheduler is about to wait for a worker, so the commit overlaps the
-        workers' statements instead of delaying them."""
+        workers' statements instead of delaying them. At most every COMMIT_EVERY seconds
+        (a commit per task was 3% of a run of small tasks): otherwise say when to call
+        again. The history may lag that much behind a kill -9; what is published does not
+        (the warehouse's ledger is the truth, reconciled at the next start)."""
+        due = self.last_commit + COMMIT_EVERY - time.monotonic()
+        if due > 0:
+            return due
         self.state.commit()
         self.state.begin()
         self.last_commit = time.monotonic()
+        return None
 
     def close(self):
         self.state.commit()
 
 
-def clean_temp(adapter: Adapter, tasks: Sequence[Task]) -> list[str]:
+def clean_temp(adapter: Adapter, tasks: Sequence[Task],
+               relations: dict[str, str] | None = None) -> list[str]:
     """Drop the temp relations of these tasks that an older run left behind.
 
     A task builds its temp table inside its own transaction, so on engines with
@@ -161,10 +174,12 @@ def clean_temp(adapter: Adapter, tasks: Sequence[Task]) -> list[str]:
     on the same database keeps its own."""
     mine = {t.temp for t in tasks if t.temp}
     dropped = []
-    for name, kind in adapter.temp_relations():
+    for name, kind in adapter.temp_relations(relations):
         if name in mine:
             adapter.drop(name, kind)
             dropped.append(name)
+            if relations is not None:
+                relations.pop(name, None)
     return dropped
 
 
@@ -207,12 +222,15 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
     try:
         state.recover()
         adapter = open_adapter(target, root)
-        clean_temp(adapter, tasks)
+        relations = adapter.relations()  # one catalog query for all of the start
+        clean_temp(adapter, tasks, relations)
         # a sensor's table is a source: pipe neither builds it nor creates its schema
         schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
+        have = {name.split(".", 1)[0] for name in relations}
         for schema in schemas:
-            adapter.ensure_schema(schema)
-        published, missing = _published(adapter, schemas, reporter, kind)
+            if schema not in have:  # a schema holding a relation exists
+                adapter.ensure_schema(schema)
+        published, missing = _published(adapter, schemas, reporter, kind, relations)
         state.reconcile(target.name, published)
         decision = decide(tasks, context, published, stale(published),
                           execution_time=execution_time, force=force, missing=missing)
@@ -261,8 +279,11 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             """Always a TaskResult: a worker that cannot connect or load its task fails
             that task (retried as any), and even a bug ends as a failed task, recorded."""
             try:
-                return execute_with_timeout(connection(), hydrate(task) if hydrate else task,
-                                            root, stamps.stamp(task))
+                result = execute_with_timeout(connection(), hydrate(task) if hydrate else
+                                              task, root, stamps.stamp(task))
+                if result.status == "success":
+                    stamps.published(task, result)  # before the downstream tasks start
+                return result
             except (UserError, AdapterError) as exc:
                 return TaskResult("failed", error=_one_line(exc))
             except Exception as exc:  # noqa: BLE001 - a bug in pipe: said, and not retried
@@ -311,10 +332,15 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             except AdapterError:
                 pass
         if adapter is not None:
-            try:
-                clean_temp(adapter, tasks)
-            except AdapterError:
-                pass
+            # with transactional DDL a temp relation lives and dies with its task's
+            # transaction: only an engine without it, or a --full-refresh that did not
+            # reach its swap (its shadow table), can have left one behind
+            if not adapter.transactional_ddl or any(t.refresh or t.kind == "swap"
+                                                    for t in tasks):
+                try:
+                    clean_temp(adapter, tasks)
+                except AdapterError:
+                    pass
             adapter.close()
         state.close()
         lock.release()
@@ -330,14 +356,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _published(adapter: Adapter, schemas: list[str], reporter: Reporter,
-               kind: str) -> tuple[dict[Key, Entry], frozenset[str]]:
+def _published(adapter: Adapter, schemas: list[str], reporter: Reporter, kind: str,
+               relations: dict[str, str]) -> tuple[dict[Key, Entry], frozenset[str]]:
     """The warehouse ledger (the truth, written in each publish's transaction), less the
     models whose table is gone: a dropped table publishes nothing (SPEC §7, drift). Their
-    keys get tombstones, so a rebuild of some intervals does not revive the others."""
-    adapter.ensure_ledger()
-    published = adapter.read_ledger()
-    if adapter.count(LEDGER) > 2 * len(published) + 1000:
+    keys get tombstones, so a rebuild of some intervals does not revive the others.
+    `relations`: the warehouse's relations as listed at the start (the catalog's source)."""
+    published = adapter.open_ledger(relations.get(LEDGER) == "table")
+    if adapter.ledger_rows > 2 * len(published) + 1000:
         adapter.compact_ledger()
     shadows = sorted({m for m, _, _ in published if TEMP_MARK in m})
     if shadows:  # a --full-refresh that did not reach its swap: its shadow is gone
@@ -346,7 +372,9 @@ def _published(adapter: Adapter, schemas: list[str], reporter: Reporter,
                 adapter.forget_ledger(shadow)
         published = {k: e for k, e in published.items() if k[0] not in shadows}
     models = sorted({m for m, _, _ in published})
-    adapter.prefetch_catalog(set(schemas) | {m.split(".", 1)[0] for m in models})
+    listed = set(schemas) | {m.split(".", 1)[0] for m in models}
+    adapter.catalog.load(listed, {n: k for n, k in relations.items()
+                                  if n.split(".", 1)[0] in listed})
     gone = [m for m in models if adapter.relation_kind(m) is None]
     if not gone:
         return published, frozenset()
@@ -386,6 +414,15 @@ class _Stamper:
         with self._lock:
             self._last = max(time.time(), self._last + 1e-6)
             return self._last
+
+    def published(self, task: Task, result: TaskResult) -> None:
+        """What the task published becomes current: its downstream tasks read it."""
+        with self._lock:
+            for key, entry in _changes(result, task.key):
+                if entry is None:
+                    self.current.pop(key, None)
+                else:
+                    self.current[key] = entry
 
     def stamp(self, task: Task) -> Stamp:
         keys = [self.context[u].key for u in task.upstream

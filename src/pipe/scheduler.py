@@ -223,8 +223,16 @@ class Scheduler:
                 o = outcomes[t.id]
                 o.result = result
                 if result.status == "success":
+                    # the worker that reported is idle: hand it the next task first, then
+                    # record, while it runs (a worker waited ~7% of a c1 run on this)
+                    for d in downstream[t.id]:
+                        remaining[d] -= 1
+                        if remaining[d] == 0 and outcomes[d].status == "pending":
+                            push(d)
+                    o.status = "success"
+                    fill()
                     self.listener.finished(t, attempt, result, started, finished, True)
-                    settle(t.id, "success")
+                    self.listener.settled(t, o)
                 elif (getattr(result, "retryable", True) and attempt <= t.retries
                       and not self._stop.is_set()):
                     self.listener.finished(t, attempt, result, started, finished, False)

@@ -288,6 +288,35 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
                        at=SourceLocation(path, line)) from None
 
 
+# Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and
+# writes a ledger row per task, and importing sqlglot alone costs more than a run's start.
+# For the dialects below, a name that is a plain identifier and not one of the generator's
+# reserved words is written as is, and a string without a backslash is quoted with its
+# quotes doubled: exactly what sqlglot writes (tests/test_sql_fast.py compares them).
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
+_RESERVED = {  # sqlglot's Generator.RESERVED_KEYWORDS of each dialect
+    "postgres": frozenset(),
+    "duckdb": frozenset("""
+        all analyse analyze and anti any array as asc asof asymmetric at authorization binary
+        both by case cast check collate collation column columns concurrently constraint
+        create cross current_catalog current_date current_role current_time current_timestamp
+        current_user default deferrable desc describe distinct do else end except false fetch
+        for foreign freeze from full generated glob grant group having ilike in initially inner
+        intersect into is isnull join lambda lateral leading left like limit localtime
+        localtimestamp map natural not notnull null offset on only or order outer overlaps
+        pivot pivot_longer pivot_wider placing positional primary qualify references returning
+        right select semi session_user show similar some struct summarize symmetric table
+        tablesample then to trailing true try_cast tuple union unique unpack unpivot user using
+        variadic verbose when where window with""".split()),
+}
+
+
+def _plain_name(name: str, dialect: str) -> bool:
+    reserved = _RESERVED.get(dialect)
+    return (reserved is not None and _PLAIN_NAME.fullmatch(name) is not None
+            and not any(part.lower() in reserved for part in name.split(".")))
+
+
 @lru_cache(maxsize=8192)
 def output_columns(text: str, dialect: str) -> list[str]:
     """The names of the columns a query returns, in order ('*' where it selects a star);
@@ -347,6 +376,8 @@ def _outer_select_list(text: str, d) -> str | None:
 
 def quote_table(name: str, dialect: str) -> str:
     """schema.table -> the dialect's spelling of that table name."""
+    if _plain_name(name, dialect):
+        return name
     _sqlglot()
     # to_table parses with sqlglot's default dialect, as to_table(name) does; the fresh
     # tree needs no copy before it is written
@@ -356,11 +387,15 @@ def quote_table(name: str, dialect: str) -> str:
 
 @lru_cache(maxsize=8192)
 def column(name: str, dialect: str) -> str:
+    if "." not in name and _plain_name(name, dialect):
+        return name
     _sqlglot()
     return exp.to_identifier(name).sql(dialect=_dialect_of(dialect), copy=False)
 
 
 def literal(value, dialect: str) -> str:
+    if type(value) is str and dialect in _RESERVED and "\\" not in value:
+        return "'" + value.replace("'", "''") + "'"
     _sqlglot()
     if isinstance(value, bool):
         return exp.Boolean(this=value).sql(dialect=dialect)

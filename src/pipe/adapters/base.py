@@ -108,6 +108,9 @@ class Adapter(ABC):
     transactional_ddl = True
     #: several connections can write at once
     concurrent_writers = True
+    #: a full model without checks may be built straight into its table inside the task's
+    #: transaction (`replace_table`): nobody sees it before the commit, as with a temp
+    build_in_place = False
 
     def __init__(self, target: Target, root: Path):
         self.target = target
@@ -115,6 +118,7 @@ class Adapter(ABC):
         self.catalog = Catalog()  # shared with this adapter's workers: see worker()
         self._pending: dict[str, str | None] = {}  # relations this transaction changed
         self._in_tx = False
+        self.ledger_rows = 0  # rows in the ledger at the last read_ledger
 
     @classmethod
     def lineage_namespace(cls, target: Target, root: Path) -> tuple[str, str]:
@@ -195,11 +199,24 @@ class Adapter(ABC):
             if column not in have:
                 self.execute(f"ALTER TABLE {LEDGER} ADD COLUMN {column} {dtype}")
 
+    def open_ledger(self, exists: bool) -> dict[Key, Entry]:
+        """`read_ledger`, creating the ledger or adding the columns an older pipe's lacks
+        first when needed: when it `exists`, one query at a run's start, not three."""
+        if exists:
+            try:
+                return self.read_ledger()
+            except AdapterError:
+                pass  # an older pipe's ledger: its columns are added below
+        self.ensure_ledger()
+        return self.read_ledger()
+
     def read_ledger(self) -> dict[Key, Entry]:
-        """(model, start, end) -> the latest publish of each key still published."""
+        """(model, start, end) -> the latest publish of each key still published. Sets
+        `ledger_rows`, the rows the ledger holds (superseded ones included)."""
         _, rows = self.query(f"SELECT model, interval_start, interval_end, fingerprint, "
                              f"published_at, rows, reads, partial, replaced FROM {LEDGER} "
                              "ORDER BY published_at")
+        self.ledger_rows = len(rows)
         out: dict[Key, Entry] = {}
         for m, s, e, fp, at, n, reads, partial, replaced in rows:
             if not fp:  # a tombstone: no longer published
@@ -288,6 +305,15 @@ class Adapter(ABC):
         self.catalog.load(schemas, {f"{sch}.{n}": "view" if t == "VIEW" else "table"
                                     for sch, n, t in rows})
 
+    def relations(self) -> dict[str, str]:
+        """Every relation of the warehouse outside the engine's own schemas: 'schema.name' ->
+        'table' or 'view'. One catalog query: what a run's start needs to know (temp
+        relations left behind, schemas to create, the ledger, the catalog) at once."""
+        _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
+                             "information_schema.tables WHERE table_schema NOT IN "
+                             "('information_schema', 'pg_catalog')")
+        return {f"{sch}.{n}": "view" if t == "VIEW" else "table" for sch, n, t in rows}
+
     def _relation_kind(self, table: str) -> str | None:
         """Ask the catalog: 'table', 'view' or None."""
         schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
@@ -327,8 +353,12 @@ class Adapter(ABC):
         finally:
             adapter.close()
 
-    def temp_relations(self) -> list[tuple[str, str]]:
-        """Every (name, kind) whose table name carries TEMP_MARK, in any schema."""
+    def temp_relations(self, relations: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        """Every (name, kind) whose table name carries TEMP_MARK, in any schema (of
+        `relations`, a listing already made, when given)."""
+        if relations is not None:
+            return sorted((n, k) for n, k in relations.items()
+                          if TEMP_MARK in n.split(".", 1)[-1])
         _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
                              "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
                              "ORDER BY 1, 2")
@@ -351,6 +381,11 @@ class Adapter(ABC):
         n = self.execute(f"CREATE TABLE {self.q(temp)} AS\n{select_sql}")
         self._changed(temp, "table")
         return n if n is not None else int(self.scalar(f"SELECT count(*) FROM {self.q(temp)}"))
+
+    def replace_table(self, table: str, select_sql: str) -> int:
+        """Build `table` from a SELECT in place of whatever it was, inside the caller's
+        transaction (engines with `build_in_place`); return its row count."""
+        raise NotImplementedError
 
     def create_temp_view(self, temp: str, select_sql: str) -> None:
         self.execute(f"CREATE VIEW {self.q(temp)} AS\n{select_sql}")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import psycopg
 from psycopg import errors as pgerrors
 
 from .. import sql as sqlmod
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
-from .duckdb import read_csv
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
@@ -163,7 +161,7 @@ class PostgresAdapter(Adapter):
             self.execute(self.insert_sql(temp, table))
             self.drop(temp, "table")
             return
-        kept = self._grants_on(table)
+        kept = self._grants_on(table) if self.relation_kind(table) else []  # a new table: none
         super().publish_full(temp, table)
         self._grant(table, kept)
 
@@ -213,6 +211,8 @@ class PostgresAdapter(Adapter):
         """DuckDB reads the CSV (the contract of seeds: its dialect sniffing, its types, its
         NULLs), and its rows are COPYed in: the same values on every target, whatever the
         delimiter or quoting (Postgres's own CSV reader would read "" as '' and assume ',')."""
+        from .duckdb import duckdb, read_csv  # only seeds need it: not on every start
+
         con = duckdb.connect()
         try:
             rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
