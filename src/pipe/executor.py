@@ -149,8 +149,6 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
     elif task.kind == "view":
         adapter.create_temp_view(task.temp, task.sql)
         rows = None
-    elif task.kind == "full" and not task.checks and adapter.build_in_place:
-        rows = adapter.replace_table(task.table, task.sql)  # nothing to audit
     else:
         rows = adapter.create_temp(task.temp, task.sql)
     if task.kind == "incremental" and task.checks:
@@ -172,7 +170,7 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
             task.temp, task.table, task.time_column, iso(task.interval.start),
             iso(task.interval.end))
         leaked, rows = leaked + rows - inserted, inserted
-    elif task.kind != "full" or task.checks or not adapter.build_in_place:
+    else:
         adapter.publish_full(task.temp, task.table)
     if task.grants and not task.refresh:
         adapter.apply_grants(task.table, task.grants)

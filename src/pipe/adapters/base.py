@@ -108,9 +108,6 @@ class Adapter(ABC):
     transactional_ddl = True
     #: several connections can write at once
     concurrent_writers = True
-    #: a full model without checks may be built straight into its table inside the task's
-    #: transaction (`replace_table`): nobody sees it before the commit, as with a temp
-    build_in_place = False
 
     def __init__(self, target: Target, root: Path):
         self.target = target
@@ -381,11 +378,6 @@ class Adapter(ABC):
         n = self.execute(f"CREATE TABLE {self.q(temp)} AS\n{select_sql}")
         self._changed(temp, "table")
         return n if n is not None else int(self.scalar(f"SELECT count(*) FROM {self.q(temp)}"))
-
-    def replace_table(self, table: str, select_sql: str) -> int:
-        """Build `table` from a SELECT in place of whatever it was, inside the caller's
-        transaction (engines with `build_in_place`); return its row count."""
-        raise NotImplementedError
 
     def create_temp_view(self, temp: str, select_sql: str) -> None:
         self.execute(f"CREATE VIEW {self.q(temp)} AS\n{select_sql}")

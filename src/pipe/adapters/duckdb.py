@@ -60,7 +60,6 @@ def _path(target, root: Path) -> str:
 
 class DuckDBAdapter(Adapter):
     dialect = "duckdb"
-    build_in_place = True
 
     def __init__(self, target, root: Path, con=None, read_only: bool = False):
         super().__init__(target, root)
@@ -137,18 +136,6 @@ class DuckDBAdapter(Adapter):
         except duckdb.Error as exc:
             raise AdapterError(str(exc)) from None
         return [(d[0], str(d[1])) for d in self.con.description]
-
-    def replace_table(self, table: str, select_sql: str) -> int:
-        """One statement where temp, drop and rename were three (a full model without
-        checks has nothing to audit): DuckDB's DDL is transactional, so readers see the
-        old table until the task's commit, as they would with a temp table."""
-        kind = self.relation_kind(table)
-        if kind == "view":
-            self.drop(table, kind)
-        replace = "OR REPLACE " if kind == "table" else ""
-        n = self.execute(f"CREATE {replace}TABLE {self.q(table)} AS\n{select_sql}")
-        self._changed(table, "table")
-        return n if n is not None else self.count(table)
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return "conflict" in str(exc).lower()
