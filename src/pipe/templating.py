@@ -28,7 +28,7 @@ from .intervals import Interval, date_literal, timestamp_literal
 # Values substituted for the interval while normalising a rendering (see `normalise`).
 PLACEHOLDERS = ("'__pipe_interval_start__'", "'__pipe_interval_end__'", "'__pipe_ds__'")
 
-BYTECODE_VERSION = "1"
+BYTECODE_VERSION = "2"  # 2: compiled for the sandbox (calls go through it)
 _NO_DEFAULT = object()
 
 
@@ -145,7 +145,7 @@ class Renderer:
             bcc = None
             if self._cache_path is not None:
                 bcc = _bytecode_cache_class()(self._cache_path, self._readonly)
-            self._env = jinja2.Environment(
+            self._env = _sandbox_class()(
                 loader=_loader_class()(self._sources),
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
@@ -506,11 +506,17 @@ def _called_from(at: SourceLocation, path: str, exc: BaseException) -> str:
 
 def _located(exc: Exception, path: str) -> TemplateError:
     import jinja2
+    from jinja2.sandbox import SecurityError
 
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return TemplateError(f"Jinja syntax error: {exc.message}",
                              at=SourceLocation(exc.filename or path, exc.lineno))
     at = _line_in(exc, path)
+    if isinstance(exc, jinja2.UndefinedError | SecurityError) and "unsafe" in str(exc):
+        return TemplateError(f"Jinja sandbox: {exc.message}" + _called_from(at, path, exc),
+                             at=at, hint="model and macro Jinja runs sandboxed: no attribute"
+                             " that starts with '_', no access to Python, the environment or"
+                             " files")
     if isinstance(exc, jinja2.UndefinedError):
         return TemplateError(f"undefined name in Jinja: {exc.message}"
                              + _called_from(at, path, exc), at=at,
@@ -542,4 +548,15 @@ def render_snippet(text: str, interval: Interval | None, path: str, line: int | 
 def _snippet_env():
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return _sandbox_class()(undefined=jinja2.StrictUndefined)
+
+
+@cache
+def _sandbox_class():
+    """jinja2's SandboxedEnvironment, as dbt uses: no attribute that starts with '_' (so no
+    `''.__class__.__mro__`, no `cycler.__init__.__globals__`), no unsafe callables, no
+    mutation of built-in lists and dicts' internals; the context holds no module, so a
+    template reaches neither `os`, the environment nor the file system."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment
