@@ -49,3 +49,33 @@ def test_macro_jinja_cannot_reach_python(write_project):
     code, out = compile_(root)
     assert_located(code, out, "macros/m.sql:1", "unsafe")
     assert "models/a/b.sql:1" in out, out
+
+
+# -- 2. macros ------------------------------------------------------------------------------
+def test_a_macro_file_with_a_syntax_error_is_a_compile_error(write_project):
+    """Even when no model uses Jinja: the file is checked, not only what a model calls."""
+    root = write_project(
+        {
+            "macros/good.sql": "{% macro one() %}1{% endmacro %}\n",
+            "macros/bad.sql": "{% macro two() %}\n  2\n{% endmacr %}\n",
+            "models/a/b.sql": "select 1 as x\n",
+        }
+    )
+    code, out = compile_(root)
+    assert_located(code, out, "macros/bad.sql:3:", "Jinja syntax error")
+    assert "endmacr" in out, out
+    assert out.count("macros/bad.sql") == 1, out
+
+
+def test_two_macros_with_one_name_are_a_compile_error(write_project):
+    root = write_project(
+        {
+            "macros/a.sql": "{% macro cents(x) %}{{ x }} * 100{% endmacro %}\n",
+            "macros/b.sql": "-- money\n\n{% macro cents(x) %}{{ x }} * 100.0{% endmacro %}\n",
+            "models/a/b.sql": "select {{ cents('1') }} as x\n",
+        }
+    )
+    code, out = compile_(root)
+    assert_located(
+        code, out, "macros/b.sql:3:", "macro 'cents' is defined twice: here and at macros/a.sql:1"
+    )

@@ -228,7 +228,15 @@ class SqlBuilder:
         if uses is None:
             uses = data[key] = self.renderer.uses(text, self._fragment)
             self.cache.dirty = True
+        found = self._inputs.get(uses)
+        if found is None:
+            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self.macro_defs())
+        return found
+
+    def macro_defs(self) -> list:
+        """(path, Renderer.macro_defs(path)) of every macro file, through the parse cache."""
         if self._macro_defs is None:
+            data = self.cache.data
             self._macro_defs = []
             for mpath, source in self.raw.macros:
                 mkey = "macros:" + self._key(f"{mpath}\0{source}")
@@ -237,10 +245,33 @@ class SqlBuilder:
                     found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
                     self.cache.dirty = True
                 self._macro_defs.append((mpath, found))
-        found = self._inputs.get(uses)
-        if found is None:
-            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self._macro_defs)
-        return found
+        return self._macro_defs
+
+    def check_macros(self, errors: list[UserError]) -> None:
+        """Every macro file is valid Jinja and no two macros share a name (a model would
+        silently get whichever file sorts last). Each file is parsed once per version of
+        it: its macro names are kept in the parse cache."""
+        data = self.cache.data
+        first: dict[str, SourceLocation] = {}
+        for mpath, source in self.raw.macros:
+            mkey = "macro-names:" + self._key(f"{mpath}\0{source}")
+            found = data.get(mkey)
+            if found is None:
+                try:
+                    found = self.renderer.macro_names(mpath)
+                except TemplateError as exc:
+                    errors.append(exc)
+                    continue
+                data[mkey] = found
+                self.cache.dirty = True
+            for name, line in found:
+                at = SourceLocation(mpath, line)
+                if name in first:
+                    errors.append(TemplateError(
+                        f"macro '{name}' is defined twice: here and at {first[name]}", at=at,
+                        hint="rename one of them; a model would get whichever is read last"))
+                else:
+                    first[name] = at
 
     def _fragment(self, text: str) -> str:
         return sqlmod.fragment_key(text, self.dialect)
@@ -639,6 +670,9 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
             references[grain] = reference_interval(raw, grain)
         return references[grain]
 
+    builder.check_macros(errors)
+    if errors:  # a broken macro file would fail every Jinja model again
+        raise_collected(errors)
     builder.prefetch([(m.name, m.path, m.sql, reference(m.config.grain or schedule))
                       for m in raw.models])
 

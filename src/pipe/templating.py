@@ -353,6 +353,20 @@ class Renderer:
                 rest.append(node)  # text between definitions renders nowhere
         return tuple(defs), (_digest(_shape(rest, fragment)), _uses_of(nodes.Template(rest)))
 
+    def macro_names(self, path: str) -> tuple[tuple[str, int], ...]:
+        """(name, line) of every macro a macro file defines; TemplateError, located, when
+        the file is not valid Jinja."""
+        from jinja2 import nodes
+
+        try:
+            tree = self.env.parse(self._sources[path], path, path)
+        except Exception as exc:  # noqa: BLE001 - _from_template re-raises pipe's own bugs
+            located = _from_template(exc, path)
+            if located is exc:
+                raise
+            raise located from None
+        return tuple((m.name, m.lineno) for m in tree.find_all(nodes.Macro))
+
     def inputs_digest(self, uses: tuple, files: list[tuple[str, tuple | None]]) -> str:
         """A hash of the macros and vars a model with these `uses` depends on: the macros
         it names, those they name in turn, the other top-level statements of their files,
