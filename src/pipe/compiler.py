@@ -193,7 +193,7 @@ class SqlBuilder:
         try:
             refs, digest = self._refs(normalised, path, key)
         except SqlError as exc:
-            exc.at = _in_source(exc.at, text, normalised)
+            exc.at = self._in_template(exc.at, model, text, normalised, interval)
             raise
         reads: list[str] = []
         splices: list[tuple[int, int, str]] = []
@@ -202,7 +202,8 @@ class SqlBuilder:
             try:
                 full = self.resolve(name, None)
             except UnknownTable as exc:  # located only now: most names resolve
-                exc.at = _in_source(SourceLocation(path, line, col), text, normalised)
+                exc.at = self._in_template(SourceLocation(path, line, col), model, text,
+                                           normalised, interval)
                 if errors is None:
                     raise
                 errors.append(exc)
@@ -218,6 +219,25 @@ class SqlBuilder:
         else:
             out = self._transpile(normalised, path, splices)
         return out, tuple(sorted(set(reads))), digest
+
+    def _in_template(self, at: SourceLocation | None, model: str, text: str,
+                     normalised: str, interval: Interval) -> SourceLocation | None:
+        """A place in the rendering as a place in the model file (an error path only): a
+        Jinja loop or a macro's output adds lines, so the line is looked up in a marked
+        rendering (Renderer.line_map); the column is kept where the line was not changed."""
+        if at is None or at.line is None or "{" not in text:
+            return _in_source(at, text, normalised)
+        try:
+            lines = self.renderer.line_map(at.path, text, interval, model)
+        except Exception:  # noqa: BLE001 - it rendered once; keep the rendering's line
+            return _in_source(at, text, normalised)
+        out = normalised.splitlines()
+        if at.line > len(lines):
+            return replace(at, col=None)
+        line = lines[at.line - 1]
+        src = text.splitlines()
+        same = line <= len(src) and at.line <= len(out) and src[line - 1] == out[at.line - 1]
+        return SourceLocation(at.path, line, at.col if same else None)
 
     def jinja_inputs(self, path: str, text: str) -> str:
         """A hash of the macros and vars a Jinja model uses (Renderer.inputs_digest); what
@@ -354,6 +374,12 @@ class SqlBuilder:
         return out
 
     def _transpile_uncached(self, normalised: str, path: str) -> str:
+        try:
+            return self._transpile_tree(normalised, path)
+        except RecursionError:
+            raise sqlmod.too_deep(normalised, path) from None
+
+    def _transpile_tree(self, normalised: str, path: str) -> str:
         tree = sqlmod.parse_select(normalised, self.dialect, path)
         for ref, table in sqlmod.table_refs(tree):
             if ref.parts[0]:
@@ -373,8 +399,11 @@ def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
     table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
     tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
-    return tuple((r.parts, r.line, r.col, t.this.meta.get("start"), t.this.meta.get("end"))
-                 for r, t in sqlmod.table_refs(tree)), digest
+    try:
+        return tuple((r.parts, r.line, r.col, t.this.meta.get("start"),
+                      t.this.meta.get("end")) for r, t in sqlmod.table_refs(tree)), digest
+    except RecursionError:
+        raise sqlmod.too_deep(normalised, path) from None
 
 
 # SqlBuilder.prefetch's work, inherited by the forked workers (never pickled)

@@ -121,6 +121,8 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
         if "'" in what or '"' in what:
             desc += " (an unclosed quote?)"
         raise SqlError(f"SQL syntax error: {desc}", at=SourceLocation(path, line, col)) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
     if len(statements) != 1:
         raise SqlError(f"a model is one SELECT statement; found {len(statements)} statements",
                        at=SourceLocation(path, 1), hint="split it into several models")
@@ -190,10 +192,43 @@ def _token_kinds() -> tuple:
 _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
 
 
+# sqlglot writes a token as its repr: <Token token_type: TokenType.ON, text: on, ...>
+_TOKEN = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+, col: \d+,"
+                    r" start: \d+, end: \d+, comments: \[.*?\]>")
+
+
 def _plain(description: str) -> str:
-    """sqlglot's message without its class names: "incomplete ADD"."""
+    """sqlglot's message without its class names: "incomplete ADD", and a token as the
+    text it is ("expected table name but got 'on'", "... but the SQL ends")."""
     m = _MISSING.search(description)
-    return f"incomplete {m[2].upper()}" if m else description
+    if m:
+        return f"incomplete {m[2].upper()}"
+    description = re.sub(r"but got (?=<Token token_type: TokenType\.SENTINEL)",
+                         "but the SQL ends", description)
+    return _TOKEN.sub(lambda t: "" if t[1] == "SENTINEL" else f"'{t[2]}'", description)
+
+
+def too_deep(text: str, path: str) -> SqlError:
+    """The error for SQL nested deeper than the parser's recursion allows, located at the
+    first parenthesis of the deepest nesting."""
+    depth = deepest = 0
+    line, col, at = 1, 0, (None, None)
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch == "(":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if depth == 1:
+                    at = (line, col)
+        elif ch == ")":
+            depth -= 1
+    nested = f" ({deepest} parentheses deep)" if deepest > 50 else ""
+    return SqlError(f"the SQL is nested too deeply to parse{nested}",
+                    at=SourceLocation(path, *at) if at[0] else SourceLocation(path, 1),
+                    hint="flatten it: a CTE (WITH ...) or another model for each level")
 
 
 def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
@@ -245,6 +280,8 @@ def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this model in the {dialect} dialect: {exc}",
                        at=SourceLocation(path)) from None
+    except RecursionError:
+        raise too_deep("", path) from None
 
 
 def parse_expression(text: str, dialect: str, path: str, line: int | None) -> exp.Expression:
@@ -286,6 +323,8 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this SQL in the {write} dialect: {exc}",
                        at=SourceLocation(path, line)) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
 
 
 @lru_cache(maxsize=8192)

@@ -256,6 +256,33 @@ class Renderer:
                 raise
             raise located from None
 
+    def line_map(self, path: str, text: str, interval: Interval, this: str) -> list[int]:
+        """For each line of the rendering of `text`, the line of the template it comes
+        from (1-based). The template's syntax tree is rendered with a marker after every
+        newline of its literal text, which names the template line that follows; a line
+        without one (a loop's output, a macro's) belongs to the last marker before it.
+        For error messages only: it renders the model once more."""
+        from jinja2 import nodes
+
+        tree = self.env.parse(text, path, path)
+        for node in tree.find_all(nodes.TemplateData):
+            parts = node.data.split("\n")
+            node.data = "\n".join([parts[0]] + [
+                f"\x01{node.lineno + i}\x02{part}" for i, part in enumerate(parts[1:], 1)])
+        template = self.env.template_class.from_code(
+            self.env, self.env.compile(tree, path, path), self.env.make_globals(None))
+        start, end, ds = interval_values(interval)
+        context = dict(self._macros(interval))
+        context.update(interval_start=start, interval_end=end, ds=ds, this=this)
+        self._current_path = path
+        lines, current = [], 1
+        for out in template.render(context).split("\n"):
+            m = _MARK.match(out)
+            if m:
+                current = int(m[1])
+            lines.append(current)
+        return lines
+
     def _render_plain(self, text: str, values: dict, macros: dict) -> str | None:
         """What Jinja renders for a template whose only Jinja is `{{ name }}` (an interval
         value or `this`) and `{{ ref|var|source('literal', ...) }}`, the most common
@@ -465,6 +492,7 @@ _PLAIN_EXPR = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
     r"(?P<call>\(\s*(?P<args>'[A-Za-z0-9_.]*'\s*(?:,\s*'[A-Za-z0-9_.]*'\s*)*)?\))?"
     r"\s*\}\}")
+_MARK = re.compile(r"\x01(\d+)\x02")
 _PLAIN_ARG = re.compile(r"'([A-Za-z0-9_.]*)'")
 _PLAIN_CALLS = {"ref": "_ref", "var": "_var", "source": "_source"}
 
