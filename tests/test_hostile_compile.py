@@ -3,9 +3,11 @@ never access to the machine (issue 10, compile side)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from conftest import run_cli
+from conftest import PIPE_YML, run_cli
 
 
 def compile_(root, *args):
@@ -139,3 +141,148 @@ def test_deep_nesting_is_a_compile_error(write_project, sql, where, target):
     if code == 0 and "from (" in sql and target == "duckdb":
         return  # same dialect: nothing but the parse, which 600 subqueries pass
     assert_located(code, out, where, "the SQL is nested too deeply to parse")
+
+
+# -- 4. names -------------------------------------------------------------------------------
+PG_YML = PIPE_YML.replace(
+    "dev: {adapter: duckdb, path: warehouse.duckdb}",
+    'dev: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}',
+)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def target(request, monkeypatch):
+    """The pipe.yml of a project on each engine (Postgres: a fresh database)."""
+    if request.param == "duckdb":
+        return PIPE_YML
+    monkeypatch.setenv("PIPE_PG_DSN", request.getfixturevalue("pg_dsn"))
+    return PG_YML
+
+
+def _rows(root, pipe_yml, table):
+    if "postgres" in pipe_yml:
+        import psycopg
+
+        with psycopg.connect(os.environ["PIPE_PG_DSN"]) as con:
+            return con.execute(f"select * from {table} order by 1").fetchall()
+    import duckdb
+
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(f"select * from {table} order by 1").fetchall()
+
+
+def test_quoted_and_mixed_case_names_resolve_and_run(write_project, target):
+    root = write_project(
+        {
+            "models/s/orders.sql": "select 1 as x",
+            "models/a/quoted.sql": 'select x + 1 as x from "s"."ORDERS"',
+            "models/a/mixed.sql": "select x + 2 as x from S.Orders",
+            "models/a/bare.sql": 'select x + 3 as x from "ORDERS"',
+        },
+        pipe_yml=target,
+    )
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    plan = (root / "plans" / "dev" / "2026-06-01.json").read_text()
+    assert '"s".s.orders' not in plan and '\\"s\\".s.orders' not in plan, plan
+    for table, x in (("a.quoted", 2), ("a.mixed", 3), ("a.bare", 4)):
+        assert _rows(root, target, table) == [(x,)], table
+
+
+@pytest.mark.parametrize("word", ["user", "order", "all", "select", "full"])
+def test_reserved_words_cannot_name_a_table_or_schema(write_project, target, word):
+    root = write_project(
+        {
+            f"models/a/{word}.sql": "select 1 as x",
+            f"models/{word}/b.sql": "select 1 as x",
+            f"seeds/a/{word}_.csv": "x\n1\n",
+        },
+        pipe_yml=target,
+    )
+    code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+    assert_located(
+        code, out, f"models/a/{word}.sql:1: 'a.{word}': '{word}' is a reserved word in SQL", ""
+    )
+    assert f"models/{word}/b.sql:1: '{word}.b': '{word}' is a reserved word" in out, out
+    assert "cannot name a schema" in out and "cannot name a table" in out, out
+    assert not (root / "plans").exists()
+
+
+def test_the_reserved_word_list_is_what_postgres_and_duckdb_reserve():
+    import duckdb
+    import pglast.keywords
+
+    from pipe.sql import RESERVED_WORDS
+
+    duck = {
+        w
+        for (w,) in duckdb.sql(
+            "select keyword_name from duckdb_keywords()"
+            " where keyword_category in ('reserved', 'type_function')"
+        ).fetchall()
+    }
+    pg = set(pglast.keywords.RESERVED_KEYWORDS) | set(pglast.keywords.TYPE_FUNC_NAME_KEYWORDS)
+    assert RESERVED_WORDS == duck | pg
+
+
+def test_a_name_longer_than_the_target_keeps_is_a_compile_error(write_project, monkeypatch):
+    from pipe.plan import temp_name
+
+    monkeypatch.setenv("PIPE_PG_DSN", "postgresql:///unused")
+    long = "t" * 64
+    files = {f"models/a/{long}.sql": "select 1 as x", f"models/a/{'u' * 63}.sql": "select 1 as x"}
+    root = write_project(files, pipe_yml=PG_YML)
+    code, out = compile_(root)
+    assert_located(
+        code,
+        out,
+        f"models/a/{long}.sql:1: '{long}' is 64 characters long; postgres keeps 63",
+        "shorten it to at most 63",
+    )
+    assert "u" * 63 + ".sql" not in out
+    # what pipe derives from a name fits too: temp tables cut the name short
+    assert len(temp_name("a." + "u" * 63, "f" * 64).split(".")[1]) <= 63
+    # DuckDB has no such limit
+    root = write_project(files, name="duck")
+    assert compile_(root)[0] == 0
+
+
+def test_pipes_own_schema_is_refused_for_models_seeds_and_sources(write_project):
+    root = write_project(
+        {
+            "models/_pipe/ledger.sql": "select 1 as x",
+            "seeds/_pipe/s.csv": "x\n1\n",
+            "sources.yml": "sources:\n  - name: _pipe.runs\n",
+            "models/a/b.sql": "select 1 as x",
+        }
+    )
+    code, out = compile_(root)
+    assert_located(
+        code, out, "models/_pipe/ledger.sql:1: '_pipe.ledger': schema '_pipe' is pipe's own", ""
+    )
+    assert "seeds/_pipe/s.csv:1: '_pipe.s': schema '_pipe'" in out, out
+    assert "sources.yml:2: '_pipe.runs': schema '_pipe'" in out, out
+
+
+@pytest.mark.parametrize(
+    "sql, where",
+    [
+        ("select x\nfrom a.b", "models/a/b.sql:2:6"),
+        ("select x from b", "models/a/b.sql:1:15"),
+        ("select x from {{ ref('a.b') }}", "models/a/b.sql:1"),
+    ],
+)
+def test_a_model_that_reads_itself_is_a_cycle(write_project, sql, where):
+    root = write_project({"models/a/b.sql": sql})
+    code, out = compile_(root)
+    assert_located(code, out, where, "dependency cycle: a.b -> a.b (the model reads its own table)")
+
+
+def test_a_model_that_reads_itself_through_this_is_no_cycle(write_project):
+    root = write_project(
+        {"models/a/b.sql": "select 1 as x", "models/a/b.yml": "depends_on_past: true\n"}
+    )
+    (root / "models/a/b.sql").write_text(
+        "select 1 as x\n{% if false %}union all select x from {{ this }}{% endif %}\n"
+    )
+    assert compile_(root)[0] == 0

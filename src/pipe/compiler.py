@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from . import sql as sqlmod
 from .config import ModelConfig, SourceConfig, Target
 from .errors import (
     ConfigError,
+    CycleError,
     SourceLocation,
     SqlError,
     TemplateError,
@@ -46,7 +48,7 @@ from .loader import (
 )
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
-CACHE_VERSION = "3"  # 3: entries hold (tables read, canonical digest)
+CACHE_VERSION = "4"  # 4: a table read starts at its first name part
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 # Uncached models (to parse, or Jinja models to render) from which compile_project works
@@ -212,6 +214,15 @@ class SqlBuilder:
                 splices.append((start, end, full))
             if full != model:  # reading its own past ({{ this }}) is no edge
                 reads.append(full)
+            elif not _USES_THIS.search(text):
+                exc = CycleError(f"dependency cycle: {model} -> {model} (the model reads its"
+                                 " own table)", hint="read its published rows as {{ this }}"
+                                 " (with depends_on_past), or read another table")
+                exc.at = self._in_template(SourceLocation(path, line, col), model, text,
+                                           normalised, interval)
+                if errors is None:
+                    raise exc
+                errors.append(exc)
         if self.target.dialect == self.dialect:
             out = normalised
             for start, end, full in sorted(splices, reverse=True):
@@ -400,10 +411,18 @@ def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
     tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
     try:
-        return tuple((r.parts, r.line, r.col, t.this.meta.get("start"),
+        return tuple((r.parts, r.line, r.col, _first_part(t).meta.get("start"),
                       t.this.meta.get("end")) for r, t in sqlmod.table_refs(tree)), digest
     except RecursionError:
         raise sqlmod.too_deep(normalised, path) from None
+
+
+def _first_part(table):
+    """The first name part of a table reference: `"s"` of `"s"."ORDERS"`."""
+    for part in (table.args.get("catalog"), table.args.get("db")):
+        if part is not None and part.meta.get("start") is not None:
+            return part
+    return table.this
 
 
 # SqlBuilder.prefetch's work, inherited by the forked workers (never pickled)
@@ -436,6 +455,9 @@ def _prefetch_chunk(bounds: tuple[int, int]):
         except Exception:  # noqa: BLE001 - `build` does it again and reports it
             continue
     return out, builder.renderer.take_compiled()
+
+
+_USES_THIS = re.compile(r"\{[{%][^}]*\bthis\b")
 
 
 def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceLocation | None:
@@ -670,6 +692,10 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
     defined: dict[str, str] = {}  # name -> path that defines it
 
     def define(name: str, path: str, line: int | None, what: str) -> bool:
+        bad = _bad_name(name, target)
+        if bad:
+            errors.append(ConfigError(bad[0], at=SourceLocation(path, line), hint=bad[1]))
+            return False
         if name in defined:
             errors.append(ConfigError(f"duplicate name '{name}': {what} here and in "
                                       f"{defined[name]}", at=SourceLocation(path, line)))
@@ -791,6 +817,30 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
             "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
         }
     return CompiledProject(raw, target, nodes, graph, state)
+
+
+PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
+
+
+def _bad_name(name: str, target: Target) -> tuple[str, str] | None:
+    """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
+    reserved word, a part longer than the target keeps."""
+    schema, table = name.split(".", 1)
+    if schema == PIPE_SCHEMA:
+        return (f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
+                "use another schema")
+    for part in (schema, table):
+        if part in sqlmod.RESERVED_WORDS:
+            what = "schema" if part == schema else "table"
+            return (f"'{name}': '{part}' is a reserved word in SQL and cannot name a {what}",
+                    f"rename it, e.g. '{part}s' or '{part}_'; pipe writes names unquoted")
+    limit = sqlmod.MAX_IDENTIFIER.get(target.dialect)
+    for part in (schema, table):
+        if limit and len(part.encode()) > limit:
+            return (f"'{part}' is {len(part.encode())} characters long; {target.adapter} keeps"
+                    f" {limit} (target '{target.name}'), so the name would be cut short",
+                    f"shorten it to at most {limit}")
+    return None
 
 
 def _check_tuples(c: ModelConfig):

@@ -70,6 +70,30 @@ class TableRef:
         return ".".join(p for p in self.parts if p)
 
 
+# Words no table or schema may be named: PostgreSQL's reserved and type/function-name
+# keywords (pglast.keywords) and DuckDB's reserved and type_function ones
+# (duckdb_keywords()). Either engine refuses them as a bare schema or table name, and
+# pipe writes names bare; tests/test_hostile_compile.py checks the list against both.
+RESERVED_WORDS = frozenset("""
+    all analyse analyze and anti any array as asc asof asymmetric at authorization
+    binary both by case cast check collate collation column columns concurrently
+    constraint create cross current_catalog current_date current_role current_schema
+    current_time current_timestamp current_user default deferrable desc describe
+    distinct do else end except false fetch for foreign freeze from full generated glob
+    grant group having ilike in initially inner intersect into is isnull join lambda
+    lateral leading left like limit localtime localtimestamp map natural not notnull
+    null offset on only or order outer overlaps pivot pivot_longer pivot_wider placing
+    positional primary qualify references returning right select semi session_user show
+    similar some struct summarize symmetric system_user table tablesample then to
+    trailing true try_cast tuple union unique unpack unpivot user using variadic verbose
+    when where window with
+""".split())
+
+# The longest identifier each target keeps; a longer one is truncated (PostgreSQL's
+# NAMEDATALEN - 1 bytes), so two long names would become one table.
+MAX_IDENTIFIER = {"postgres": 63}
+
+
 def _ident(node) -> str:
     if not isinstance(node, exp.Identifier):
         return node.name if node is not None else ""
