@@ -286,3 +286,56 @@ def test_a_model_that_reads_itself_through_this_is_no_cycle(write_project):
         "select 1 as x\n{% if false %}union all select x from {{ this }}{% endif %}\n"
     )
     assert compile_(root)[0] == 0
+
+
+# -- 5. running totals -----------------------------------------------------------------------
+RUNNING_TOTAL = """\
+with sales as (
+    select * from (values (timestamp '2026-06-01 10:00', 5), (timestamp '2026-06-02 10:00', 7),
+                          (timestamp '2026-06-03 10:00', 11)) as t (day, amount)
+)
+select {{ interval_start }} as ts,
+       coalesce(sum(amount), 0)
+{%- if is_incremental() %}
+       + (select total from {{ this }} where ts = {{ interval_start }} - interval '1 day')
+{%- endif %} as total
+from sales
+where day >= {{ interval_start }} and day < {{ interval_end }}
+"""
+
+
+def test_a_running_total_starts_at_the_first_interval_with_is_incremental(write_project, target):
+    root = write_project(
+        {
+            "models/m/total.sql": RUNNING_TOTAL,
+            "models/m/total.yml": "kind: incremental\ntime_column: ts\ndepends_on_past: true\n",
+        },
+        pipe_yml=target,
+    )
+    code, out = run_cli(
+        ["compile", "--project", root, "--start", "2026-06-01", "--end", "2026-06-04"]
+    )
+    assert code == 0, out
+    first = (root / "plans/dev/2026-06-01.json").read_text().lower()
+    second = (root / "plans/dev/2026-06-02.json").read_text().lower()
+    assert "m.total" not in first.split('"sql"')[1].split("from sales")[0], first
+    assert "from m.total" in second, second
+    for day in ("2026-06-01", "2026-06-02", "2026-06-03"):
+        code, out = run_cli(["run", "--project", root, "--interval", day])
+        assert code == 0, out
+    assert [r[1] for r in _rows(root, target, "m.total")] == [5, 12, 23]
+
+
+def test_is_incremental_needs_depends_on_past(write_project):
+    root = write_project(
+        {
+            "models/m/total.sql": "select 1 as x\n{% if is_incremental() %}, 2 as y{% endif %}\n",
+        }
+    )
+    code, out = compile_(root)
+    assert_located(
+        code,
+        out,
+        "models/m/total.sql:2:",
+        "is_incremental() needs 'kind: incremental' and 'depends_on_past: true'",
+    )

@@ -34,7 +34,7 @@ from .errors import (
     UserError,
     raise_collected,
 )
-from .intervals import Interval, floor, next_start
+from .intervals import Interval, floor, next_start, previous
 from .loader import (
     RawProject,
     RawSeed,
@@ -120,7 +120,9 @@ class SqlBuilder:
         self.renderer = Renderer(raw.macros, dict(raw.config.vars), self.resolve_ref,
                                  self.resolve_source,
                                  raw.root / ".pipe" / "cache" / "jinja.pickle"
-                                 if cache.path else None, readonly=cache.readonly)
+                                 if cache.path else None, readonly=cache.readonly,
+                                 is_incremental=self.is_incremental)
+        self._configs = {m.name: m.config for m in raw.models}
         self.sources = {s.name for s in raw.sources}
         # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
         self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
@@ -161,6 +163,22 @@ class SqlBuilder:
             raise TemplateError(f"source('{name}') is not declared in sources.yml",
                                 hint=f"did you mean '{close[0]}'?" if close else None)
         return name
+
+    def is_incremental(self, model: str, interval: Interval) -> bool:
+        """`{{ is_incremental() }}`: whether the model's table holds published rows when
+        the task for `interval` runs. pipe knows it at compile time for an incremental
+        model with depends_on_past: every interval but the first waits for the one before
+        it to be published, and the first (the one that holds the project's `start`) waits
+        for nothing, as plan.build_plan chains them."""
+        c = self._configs.get(model)
+        if c is None or c.kind != "incremental" or not c.depends_on_past:
+            raise TemplateError(
+                "is_incremental() needs 'kind: incremental' and 'depends_on_past: true' in"
+                " the model's sidecar", hint="only then is the interval before this one"
+                " published whenever this one runs, so the answer is known when compiling")
+        start = self.raw.config.start
+        return start is None or previous(interval, c.grain or self.raw.config.schedule
+                                         ).start >= start
 
     # -- SQL
     def _key(self, normalised: str) -> str:

@@ -1,8 +1,9 @@
 """Jinja rendering of model SQL: the Environment (StrictUndefined) and the render context.
 
 Context (SPEC §2): interval_start, interval_end (TIMESTAMP literals), ds (DATE literal),
-var(name[, default]), ref(name), source(name) or source(schema, table), this, and every
-macro of macros/*.sql. Macros see the interval names, var, ref and source, not `this`.
+var(name[, default]), ref(name), source(name) or source(schema, table), this,
+is_incremental() and every macro of macros/*.sql. Macros see the interval names, var,
+ref and source, not `this`.
 Undefined names are errors. A model with no '{' in it is not rendered at all: Jinja
 compiles a template in ~2 ms, and most models of a parsed-dependency project are plain SQL.
 """
@@ -123,9 +124,12 @@ class Renderer:
     def __init__(self, macros: tuple[tuple[str, str], ...], vars_: dict,
                  resolve_ref: Callable[[str, str], str],
                  resolve_source: Callable[[str, str], str],
-                 cache_path: Path | None = None, readonly: bool = False):
+                 cache_path: Path | None = None, readonly: bool = False,
+                 is_incremental: Callable[[str, Interval], bool] | None = None):
         """`cache_path`: the file compiled templates are kept in between compiles;
-        `readonly` reads it but never writes it."""
+        `readonly` reads it but never writes it. `is_incremental(model, interval)` answers
+        `{{ is_incremental() }}` (it raises TemplateError where it has no answer)."""
+        self._is_incremental = is_incremental
         self._vars = vars_
         self._resolve_ref = resolve_ref
         self._resolve_source = resolve_source
@@ -209,6 +213,14 @@ class Renderer:
             raise TemplateError("source() takes 'schema.table' or 'schema', 'table'")
         return self._resolve_source(".".join(str(p) for p in parts), self._current_path)
 
+    def _incremental_of(self, model: str, interval: Interval) -> Callable[[], bool]:
+        def is_incremental() -> bool:
+            if self._is_incremental is None:
+                raise TemplateError("is_incremental() has no answer here")
+            return self._is_incremental(model, interval)
+
+        return is_incremental
+
     def _macros(self, interval: Interval) -> dict:
         found = self._macro_cache.get(interval)
         if found is None:
@@ -239,7 +251,8 @@ class Renderer:
         start, end, ds = interval_values(interval)
         try:
             macros = self._macros(interval)
-            values = {"interval_start": start, "interval_end": end, "ds": ds, "this": this}
+            values = {"interval_start": start, "interval_end": end, "ds": ds, "this": this,
+                      "is_incremental": self._incremental_of(this, interval)}
             quick = self._render_plain(text, values, macros)
             if quick is not None:
                 return quick
@@ -273,7 +286,8 @@ class Renderer:
             self.env, self.env.compile(tree, path, path), self.env.make_globals(None))
         start, end, ds = interval_values(interval)
         context = dict(self._macros(interval))
-        context.update(interval_start=start, interval_end=end, ds=ds, this=this)
+        context.update(interval_start=start, interval_end=end, ds=ds, this=this,
+                       is_incremental=self._incremental_of(this, interval))
         self._current_path = path
         lines, current = [], 1
         for out in template.render(context).split("\n"):
