@@ -191,28 +191,47 @@ def test_quoted_and_mixed_case_names_resolve_and_run(write_project, target):
 
 @pytest.mark.parametrize("word", ["user", "order", "all", "select", "full"])
 def test_reserved_words_cannot_name_a_table_or_schema(write_project, target, word):
+    """pipe writes names unquoted (`create schema s`, `alter table ... rename to t`), so a
+    reserved word would fail at run time on one engine or the other: refused up front."""
     root = write_project(
         {
             f"models/a/{word}.sql": "select 1 as x",
             f"models/{word}/b.sql": "select 1 as x",
-            f"seeds/a/{word}_.csv": "x\n1\n",
+            f"seeds/{word}/c.csv": "x\n1\n",
         },
         pipe_yml=target,
     )
     code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
     assert_located(
-        code, out, f"models/a/{word}.sql:1: 'a.{word}': '{word}' is a reserved word in SQL", ""
+        code,
+        out,
+        f"models/a/{word}.sql:1: 'a.{word}': '{word}' is a reserved word in SQL and cannot"
+        " name a table",
+        "",
     )
-    assert f"models/{word}/b.sql:1: '{word}.b': '{word}' is a reserved word" in out, out
-    assert "cannot name a schema" in out and "cannot name a table" in out, out
+    assert f"models/{word}/b.sql:1: '{word}.b': '{word}' is a reserved word in SQL and" in out
+    assert f"seeds/{word}/c.csv:1: '{word}.c': '{word}' is a reserved word" in out, out
+    assert "cannot name a schema" in out, out
     assert not (root / "plans").exists()
+
+
+def test_words_only_duckdb_functions_use_work_as_table_names(write_project, target):
+    words = sorted({"semi", "map", "columns", "struct", "anti"})
+    files = {f"models/a/{w}.sql": f"select {i} as x" for i, w in enumerate(words)}
+    files[f"models/a/{words[0]}.yml"] = "checks:\n  - not_null: x\n"
+    files["models/b/reader.sql"] = "\nunion all\n".join(f"select x from a.{w}" for w in words)
+    root = write_project(files, pipe_yml=target)
+    for force in ([], ["--force"]):  # a republish too
+        code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01", *force])
+        assert code == 0, out
+    assert _rows(root, target, "b.reader") == [(i,) for i in range(len(words))]
 
 
 def test_the_reserved_word_list_is_what_postgres_and_duckdb_reserve():
     import duckdb
     import pglast.keywords
 
-    from pipe.sql import RESERVED_WORDS
+    from pipe.sql import RESERVED_WORDS, TABLE_NAME_WORDS
 
     duck = {
         w
@@ -223,6 +242,23 @@ def test_the_reserved_word_list_is_what_postgres_and_duckdb_reserve():
     }
     pg = set(pglast.keywords.RESERVED_KEYWORDS) | set(pglast.keywords.TYPE_FUNC_NAME_KEYWORDS)
     assert RESERVED_WORDS == duck | pg
+    only_duck_functions = (
+        {
+            w
+            for (w,) in duckdb.sql(
+                "select keyword_name from duckdb_keywords()"
+                " where keyword_category = 'type_function'"
+            ).fetchall()
+        }
+        - pg
+        - {
+            w
+            for (w,) in duckdb.sql(
+                "select keyword_name from duckdb_keywords() where keyword_category = 'reserved'"
+            ).fetchall()
+        }
+    )
+    assert TABLE_NAME_WORDS == only_duck_functions
 
 
 def test_a_name_longer_than_the_target_keeps_is_a_compile_error(write_project, monkeypatch):

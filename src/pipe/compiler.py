@@ -710,7 +710,7 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
     defined: dict[str, str] = {}  # name -> path that defines it
 
     def define(name: str, path: str, line: int | None, what: str) -> bool:
-        bad = _bad_name(name, target)
+        bad = _bad_name(name, target, raw.config.dialect)
         if bad:
             errors.append(ConfigError(bad[0], at=SourceLocation(path, line), hint=bad[1]))
             return False
@@ -840,18 +840,22 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
 PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
 
 
-def _bad_name(name: str, target: Target) -> tuple[str, str] | None:
+def _bad_name(name: str, target: Target, dialect: str) -> tuple[str, str] | None:
     """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
-    reserved word, a part longer than the target keeps."""
+    reserved word (see sql.RESERVED_WORDS; `dialect` is the models'), a part longer than
+    the target keeps."""
     schema, table = name.split(".", 1)
     if schema == PIPE_SCHEMA:
         return (f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
                 "use another schema")
-    for part in (schema, table):
-        if part in sqlmod.RESERVED_WORDS:
-            what = "schema" if part == schema else "table"
-            return (f"'{name}': '{part}' is a reserved word in SQL and cannot name a {what}",
-                    f"rename it, e.g. '{part}s' or '{part}_'; pipe writes names unquoted")
+    if schema in sqlmod.RESERVED_WORDS:
+        return (f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
+                f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names"
+                " unquoted")
+    if table in sqlmod.RESERVED_WORDS and (table not in sqlmod.TABLE_NAME_WORDS
+                                           or not sqlmod.readable_after_schema(table, dialect)):
+        return (f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
+                f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted")
     limit = sqlmod.MAX_IDENTIFIER.get(target.dialect)
     for part in (schema, table):
         if limit and len(part.encode()) > limit:

@@ -70,10 +70,12 @@ class TableRef:
         return ".".join(p for p in self.parts if p)
 
 
-# Words no table or schema may be named: PostgreSQL's reserved and type/function-name
-# keywords (pglast.keywords) and DuckDB's reserved and type_function ones
-# (duckdb_keywords()). Either engine refuses them as a bare schema or table name, and
-# pipe writes names bare; tests/test_hostile_compile.py checks the list against both.
+# PostgreSQL's reserved and type/function-name keywords (pglast.keywords) and DuckDB's
+# reserved and type_function ones (duckdb_keywords()): either engine refuses them as a
+# bare name, so no schema may be named so (pipe writes `create schema s` and `s.t`
+# unquoted), nor a table (pipe writes `alter table ... rename to t`), except the
+# TABLE_NAME_WORDS when a query can name them (see readable_after_schema).
+# tests/test_hostile_compile.py checks the list against both engines.
 RESERVED_WORDS = frozenset("""
     all analyse analyze and anti any array as asc asof asymmetric at authorization
     binary both by case cast check collate collation column columns concurrently
@@ -88,6 +90,27 @@ RESERVED_WORDS = frozenset("""
     trailing true try_cast tuple union unique unpack unpivot user using variadic verbose
     when where window with
 """.split())
+
+@lru_cache(maxsize=256)
+def readable_after_schema(word: str, dialect: str) -> bool:
+    """Whether a query can name table `word` as `schema.word`: after a dot, PostgreSQL and
+    DuckDB take any keyword (`a.full`, `a.user`), but sqlglot does not parse some
+    (`a.select`, `a.from`), so no model could read that table."""
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(f"select 1 from s.{word} join s.{word} as t on true",
+                                 read=_dialect_of(dialect))
+    except (ParseError, TokenError):
+        return False
+    return [t.name for t in tree.find_all(exp.Table)] == [word, word]
+
+
+# DuckDB's type_function keywords that neither engine reserves otherwise: a table may
+# have these names (`raw.semi`), pipe's statements take them after a schema.
+TABLE_NAME_WORDS = frozenset(
+    "anti asof at by columns generated glob map positional semi struct try_cast tuple unpack"
+    .split())
+
 
 # The longest identifier each target keeps; a longer one is truncated (PostgreSQL's
 # NAMEDATALEN - 1 bytes), so two long names would become one table.
