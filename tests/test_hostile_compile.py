@@ -375,3 +375,42 @@ def test_is_incremental_needs_depends_on_past(write_project):
         "models/m/total.sql:2:",
         "is_incremental() needs 'kind: incremental' and 'depends_on_past: true'",
     )
+
+
+# -- 6. plain compile validates -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "files, where, said",
+    [
+        (
+            {"models/a/b.yml": 'checks:\n  - sql: "drop table a.b"\n'},
+            "models/a/b.yml:2:",
+            "a check's sql must be one read-only SELECT, not DROP",
+        ),
+        (
+            {"models/a/b.yml": 'checks:\n  - expression: "x >"\n'},
+            "models/a/b.yml:2:",
+            "check expression does not parse",
+        ),
+        (
+            {"sources.yml": 'sources:\n  - name: raw.e\n    wait_for: "delete from raw.e"\n'},
+            "sources.yml:2:",
+            "must be one read-only SELECT, not DELETE",
+        ),
+    ],
+)
+def test_plain_compile_validates_what_interval_validates(write_project, files, where, said):
+    root = write_project({"models/a/b.sql": "select 1 as x", **files})
+    for _ in range(2):  # a second, warm compile says it again
+        code, out = run_cli(["compile", "--project", root])
+        assert_located(code, out, where, said)
+    assert not (root / "plans").exists()
+
+
+def test_plain_compile_of_a_valid_project_writes_no_plan(write_project):
+    root = write_project(
+        {"models/a/b.sql": "select 1 as x", "models/a/b.yml": "checks:\n  - not_null: x\n"}
+    )
+    for _ in range(2):
+        code, out = run_cli(["compile", "--project", root])
+        assert code == 0, out
+    assert not (root / "plans").exists()
