@@ -127,6 +127,8 @@ def compile(project, target, interval, start, end, check, as_json):
                                 at=SourceLocation(planmod.relpath(root, path)),
                                 hint="plans/<target>/ holds only files pipe compile "
                                 "writes") from None
+    if not ivs and not check:
+        _validate(cp)
     results = []
     for iv in ivs:
         rel = planmod.relpath(root, planmod.plan_path(root, cp.target.name, iv))
@@ -158,6 +160,27 @@ def compile(project, target, interval, start, end, check, as_json):
                        "those intervals and commit plans/", err=True)
     if bad:
         sys.exit(1)
+
+
+def _validate(cp) -> None:
+    """Plain `pipe compile`: check what `--interval` checks (each model's SQL for the target,
+    every check's and sensor's SQL) by building, not writing, the plan of the project's
+    first interval: of the models and sources whose fingerprint (SPEC §7: their SQL,
+    macros, checks, upstream) it has not built since. A warm compile builds nothing."""
+    from .compiler import reference_interval
+
+    iv = reference_interval(cp.raw, cp.raw.config.schedule)
+    key = planmod.plan_key(cp, iv)
+    if key is not None and planmod.known_unchanged(cp, iv) is not None:
+        return
+    done_key = f"validated:{cp.target.name}:{intervals.iso(iv.start)}"
+    done = cp.state.records().get(done_key) or frozenset()
+    fingerprints = {n: node.fingerprint for n, node in cp.nodes.items()}
+    todo = [n for n, fp in fingerprints.items() if fp not in done]
+    if todo:
+        planmod.build_plan(cp, iv, models=todo)
+    if key is not None and todo:
+        cp.state.record(done_key, frozenset(fingerprints.values()))
 
 
 def _after_start(cp, iv):

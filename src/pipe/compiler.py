@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from . import sql as sqlmod
 from .config import ModelConfig, SourceConfig, Target
 from .errors import (
     ConfigError,
+    CycleError,
     SourceLocation,
     SqlError,
     TemplateError,
@@ -32,7 +34,7 @@ from .errors import (
     UserError,
     raise_collected,
 )
-from .intervals import Interval, floor, next_start
+from .intervals import Interval, floor, next_start, previous
 from .loader import (
     RawProject,
     RawSeed,
@@ -46,7 +48,7 @@ from .loader import (
 )
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
-CACHE_VERSION = "3"  # 3: entries hold (tables read, canonical digest)
+CACHE_VERSION = "4"  # 4: a table read starts at its first name part
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 # Uncached models (to parse, or Jinja models to render) from which compile_project works
@@ -118,7 +120,9 @@ class SqlBuilder:
         self.renderer = Renderer(raw.macros, dict(raw.config.vars), self.resolve_ref,
                                  self.resolve_source,
                                  raw.root / ".pipe" / "cache" / "jinja.pickle"
-                                 if cache.path else None, readonly=cache.readonly)
+                                 if cache.path else None, readonly=cache.readonly,
+                                 is_incremental=self.is_incremental)
+        self._configs = {m.name: m.config for m in raw.models}
         self.sources = {s.name for s in raw.sources}
         # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
         self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
@@ -160,6 +164,22 @@ class SqlBuilder:
                                 hint=f"did you mean '{close[0]}'?" if close else None)
         return name
 
+    def is_incremental(self, model: str, interval: Interval) -> bool:
+        """`{{ is_incremental() }}`: whether the model's table holds published rows when
+        the task for `interval` runs. pipe knows it at compile time for an incremental
+        model with depends_on_past: every interval but the first waits for the one before
+        it to be published, and the first (the one that holds the project's `start`) waits
+        for nothing, as plan.build_plan chains them."""
+        c = self._configs.get(model)
+        if c is None or c.kind != "incremental" or not c.depends_on_past:
+            raise TemplateError(
+                "is_incremental() needs 'kind: incremental' and 'depends_on_past: true' in"
+                " the model's sidecar", hint="only then is the interval before this one"
+                " published whenever this one runs, so the answer is known when compiling")
+        start = self.raw.config.start
+        return start is None or previous(interval, c.grain or self.raw.config.schedule
+                                         ).start >= start
+
     # -- SQL
     def _key(self, normalised: str) -> str:
         return hashlib.sha1(f"{self.dialect}\0{normalised}".encode()).hexdigest()
@@ -193,7 +213,7 @@ class SqlBuilder:
         try:
             refs, digest = self._refs(normalised, path, key)
         except SqlError as exc:
-            exc.at = _in_source(exc.at, text, normalised)
+            exc.at = self._in_template(exc.at, model, text, normalised, interval)
             raise
         reads: list[str] = []
         splices: list[tuple[int, int, str]] = []
@@ -202,7 +222,8 @@ class SqlBuilder:
             try:
                 full = self.resolve(name, None)
             except UnknownTable as exc:  # located only now: most names resolve
-                exc.at = _in_source(SourceLocation(path, line, col), text, normalised)
+                exc.at = self._in_template(SourceLocation(path, line, col), model, text,
+                                           normalised, interval)
                 if errors is None:
                     raise
                 errors.append(exc)
@@ -211,6 +232,15 @@ class SqlBuilder:
                 splices.append((start, end, full))
             if full != model:  # reading its own past ({{ this }}) is no edge
                 reads.append(full)
+            elif not _USES_THIS.search(text):
+                exc = CycleError(f"dependency cycle: {model} -> {model} (the model reads its"
+                                 " own table)", hint="read its published rows as {{ this }}"
+                                 " (with depends_on_past), or read another table")
+                exc.at = self._in_template(SourceLocation(path, line, col), model, text,
+                                           normalised, interval)
+                if errors is None:
+                    raise exc
+                errors.append(exc)
         if self.target.dialect == self.dialect:
             out = normalised
             for start, end, full in sorted(splices, reverse=True):
@@ -218,6 +248,25 @@ class SqlBuilder:
         else:
             out = self._transpile(normalised, path, splices)
         return out, tuple(sorted(set(reads))), digest
+
+    def _in_template(self, at: SourceLocation | None, model: str, text: str,
+                     normalised: str, interval: Interval) -> SourceLocation | None:
+        """A place in the rendering as a place in the model file (an error path only): a
+        Jinja loop or a macro's output adds lines, so the line is looked up in a marked
+        rendering (Renderer.line_map); the column is kept where the line was not changed."""
+        if at is None or at.line is None or "{" not in text:
+            return _in_source(at, text, normalised)
+        try:
+            lines = self.renderer.line_map(at.path, text, interval, model)
+        except Exception:  # noqa: BLE001 - it rendered once; keep the rendering's line
+            return _in_source(at, text, normalised)
+        out = normalised.splitlines()
+        if at.line > len(lines):
+            return replace(at, col=None)
+        line = lines[at.line - 1]
+        src = text.splitlines()
+        same = line <= len(src) and at.line <= len(out) and src[line - 1] == out[at.line - 1]
+        return SourceLocation(at.path, line, at.col if same else None)
 
     def jinja_inputs(self, path: str, text: str) -> str:
         """A hash of the macros and vars a Jinja model uses (Renderer.inputs_digest); what
@@ -228,7 +277,15 @@ class SqlBuilder:
         if uses is None:
             uses = data[key] = self.renderer.uses(text, self._fragment)
             self.cache.dirty = True
+        found = self._inputs.get(uses)
+        if found is None:
+            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self.macro_defs())
+        return found
+
+    def macro_defs(self) -> list:
+        """(path, Renderer.macro_defs(path)) of every macro file, through the parse cache."""
         if self._macro_defs is None:
+            data = self.cache.data
             self._macro_defs = []
             for mpath, source in self.raw.macros:
                 mkey = "macros:" + self._key(f"{mpath}\0{source}")
@@ -237,10 +294,33 @@ class SqlBuilder:
                     found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
                     self.cache.dirty = True
                 self._macro_defs.append((mpath, found))
-        found = self._inputs.get(uses)
-        if found is None:
-            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self._macro_defs)
-        return found
+        return self._macro_defs
+
+    def check_macros(self, errors: list[UserError]) -> None:
+        """Every macro file is valid Jinja and no two macros share a name (a model would
+        silently get whichever file sorts last). Each file is parsed once per version of
+        it: its macro names are kept in the parse cache."""
+        data = self.cache.data
+        first: dict[str, SourceLocation] = {}
+        for mpath, source in self.raw.macros:
+            mkey = "macro-names:" + self._key(f"{mpath}\0{source}")
+            found = data.get(mkey)
+            if found is None:
+                try:
+                    found = self.renderer.macro_names(mpath)
+                except TemplateError as exc:
+                    errors.append(exc)
+                    continue
+                data[mkey] = found
+                self.cache.dirty = True
+            for name, line in found:
+                at = SourceLocation(mpath, line)
+                if name in first:
+                    errors.append(TemplateError(
+                        f"macro '{name}' is defined twice: here and at {first[name]}", at=at,
+                        hint="rename one of them; a model would get whichever is read last"))
+                else:
+                    first[name] = at
 
     def _fragment(self, text: str) -> str:
         return sqlmod.fragment_key(text, self.dialect)
@@ -323,6 +403,12 @@ class SqlBuilder:
         return out
 
     def _transpile_uncached(self, normalised: str, path: str) -> str:
+        try:
+            return self._transpile_tree(normalised, path)
+        except RecursionError:
+            raise sqlmod.too_deep(normalised, path) from None
+
+    def _transpile_tree(self, normalised: str, path: str) -> str:
         tree = sqlmod.parse_select(normalised, self.dialect, path)
         for ref, table in sqlmod.table_refs(tree):
             if ref.parts[0]:
@@ -342,8 +428,19 @@ def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
     table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
     tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
-    return tuple((r.parts, r.line, r.col, t.this.meta.get("start"), t.this.meta.get("end"))
-                 for r, t in sqlmod.table_refs(tree)), digest
+    try:
+        return tuple((r.parts, r.line, r.col, _first_part(t).meta.get("start"),
+                      t.this.meta.get("end")) for r, t in sqlmod.table_refs(tree)), digest
+    except RecursionError:
+        raise sqlmod.too_deep(normalised, path) from None
+
+
+def _first_part(table):
+    """The first name part of a table reference: `"s"` of `"s"."ORDERS"`."""
+    for part in (table.args.get("catalog"), table.args.get("db")):
+        if part is not None and part.meta.get("start") is not None:
+            return part
+    return table.this
 
 
 # SqlBuilder.prefetch's work, inherited by the forked workers (never pickled)
@@ -376,6 +473,9 @@ def _prefetch_chunk(bounds: tuple[int, int]):
         except Exception:  # noqa: BLE001 - `build` does it again and reports it
             continue
     return out, builder.renderer.take_compiled()
+
+
+_USES_THIS = re.compile(r"\{[{%][^}]*\bthis\b")
 
 
 def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceLocation | None:
@@ -610,6 +710,10 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
     defined: dict[str, str] = {}  # name -> path that defines it
 
     def define(name: str, path: str, line: int | None, what: str) -> bool:
+        bad = _bad_name(name, target, raw.config.dialect)
+        if bad:
+            errors.append(ConfigError(bad[0], at=SourceLocation(path, line), hint=bad[1]))
+            return False
         if name in defined:
             errors.append(ConfigError(f"duplicate name '{name}': {what} here and in "
                                       f"{defined[name]}", at=SourceLocation(path, line)))
@@ -639,6 +743,9 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
             references[grain] = reference_interval(raw, grain)
         return references[grain]
 
+    builder.check_macros(errors)
+    if errors:  # a broken macro file would fail every Jinja model again
+        raise_collected(errors)
     builder.prefetch([(m.name, m.path, m.sql, reference(m.config.grain or schedule))
                       for m in raw.models])
 
@@ -728,6 +835,34 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
             "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
         }
     return CompiledProject(raw, target, nodes, graph, state)
+
+
+PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
+
+
+def _bad_name(name: str, target: Target, dialect: str) -> tuple[str, str] | None:
+    """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
+    reserved word (see sql.RESERVED_WORDS; `dialect` is the models'), a part longer than
+    the target keeps."""
+    schema, table = name.split(".", 1)
+    if schema == PIPE_SCHEMA:
+        return (f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
+                "use another schema")
+    if schema in sqlmod.RESERVED_WORDS:
+        return (f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
+                f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names"
+                " unquoted")
+    if table in sqlmod.RESERVED_WORDS and (table not in sqlmod.TABLE_NAME_WORDS
+                                           or not sqlmod.readable_after_schema(table, dialect)):
+        return (f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
+                f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted")
+    limit = sqlmod.MAX_IDENTIFIER.get(target.dialect)
+    for part in (schema, table):
+        if limit and len(part.encode()) > limit:
+            return (f"'{part}' is {len(part.encode())} characters long; {target.adapter} keeps"
+                    f" {limit} (target '{target.name}'), so the name would be cut short",
+                    f"shorten it to at most {limit}")
+    return None
 
 
 def _check_tuples(c: ModelConfig):

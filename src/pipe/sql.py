@@ -70,6 +70,53 @@ class TableRef:
         return ".".join(p for p in self.parts if p)
 
 
+# PostgreSQL's reserved and type/function-name keywords (pglast.keywords) and DuckDB's
+# reserved and type_function ones (duckdb_keywords()): either engine refuses them as a
+# bare name, so no schema may be named so (pipe writes `create schema s` and `s.t`
+# unquoted), nor a table (pipe writes `alter table ... rename to t`), except the
+# TABLE_NAME_WORDS when a query can name them (see readable_after_schema).
+# tests/test_hostile_compile.py checks the list against both engines.
+RESERVED_WORDS = frozenset("""
+    all analyse analyze and anti any array as asc asof asymmetric at authorization
+    binary both by case cast check collate collation column columns concurrently
+    constraint create cross current_catalog current_date current_role current_schema
+    current_time current_timestamp current_user default deferrable desc describe
+    distinct do else end except false fetch for foreign freeze from full generated glob
+    grant group having ilike in initially inner intersect into is isnull join lambda
+    lateral leading left like limit localtime localtimestamp map natural not notnull
+    null offset on only or order outer overlaps pivot pivot_longer pivot_wider placing
+    positional primary qualify references returning right select semi session_user show
+    similar some struct summarize symmetric system_user table tablesample then to
+    trailing true try_cast tuple union unique unpack unpivot user using variadic verbose
+    when where window with
+""".split())
+
+@lru_cache(maxsize=256)
+def readable_after_schema(word: str, dialect: str) -> bool:
+    """Whether a query can name table `word` as `schema.word`: after a dot, PostgreSQL and
+    DuckDB take any keyword (`a.full`, `a.user`), but sqlglot does not parse some
+    (`a.select`, `a.from`), so no model could read that table."""
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(f"select 1 from s.{word} join s.{word} as t on true",
+                                 read=_dialect_of(dialect))
+    except (ParseError, TokenError):
+        return False
+    return [t.name for t in tree.find_all(exp.Table)] == [word, word]
+
+
+# DuckDB's type_function keywords that neither engine reserves otherwise: a table may
+# have these names (`raw.semi`), pipe's statements take them after a schema.
+TABLE_NAME_WORDS = frozenset(
+    "anti asof at by columns generated glob map positional semi struct try_cast tuple unpack"
+    .split())
+
+
+# The longest identifier each target keeps; a longer one is truncated (PostgreSQL's
+# NAMEDATALEN - 1 bytes), so two long names would become one table.
+MAX_IDENTIFIER = {"postgres": 63}
+
+
 def _ident(node) -> str:
     if not isinstance(node, exp.Identifier):
         return node.name if node is not None else ""
@@ -121,6 +168,8 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
         if "'" in what or '"' in what:
             desc += " (an unclosed quote?)"
         raise SqlError(f"SQL syntax error: {desc}", at=SourceLocation(path, line, col)) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
     if len(statements) != 1:
         raise SqlError(f"a model is one SELECT statement; found {len(statements)} statements",
                        at=SourceLocation(path, 1), hint="split it into several models")
@@ -190,10 +239,43 @@ def _token_kinds() -> tuple:
 _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
 
 
+# sqlglot writes a token as its repr: <Token token_type: TokenType.ON, text: on, ...>
+_TOKEN = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+, col: \d+,"
+                    r" start: \d+, end: \d+, comments: \[.*?\]>")
+
+
 def _plain(description: str) -> str:
-    """sqlglot's message without its class names: "incomplete ADD"."""
+    """sqlglot's message without its class names: "incomplete ADD", and a token as the
+    text it is ("expected table name but got 'on'", "... but the SQL ends")."""
     m = _MISSING.search(description)
-    return f"incomplete {m[2].upper()}" if m else description
+    if m:
+        return f"incomplete {m[2].upper()}"
+    description = re.sub(r"but got (?=<Token token_type: TokenType\.SENTINEL)",
+                         "but the SQL ends", description)
+    return _TOKEN.sub(lambda t: "" if t[1] == "SENTINEL" else f"'{t[2]}'", description)
+
+
+def too_deep(text: str, path: str) -> SqlError:
+    """The error for SQL nested deeper than the parser's recursion allows, located at the
+    first parenthesis of the deepest nesting."""
+    depth = deepest = 0
+    line, col, at = 1, 0, (None, None)
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch == "(":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if depth == 1:
+                    at = (line, col)
+        elif ch == ")":
+            depth -= 1
+    nested = f" ({deepest} parentheses deep)" if deepest > 50 else ""
+    return SqlError(f"the SQL is nested too deeply to parse{nested}",
+                    at=SourceLocation(path, *at) if at[0] else SourceLocation(path, 1),
+                    hint="flatten it: a CTE (WITH ...) or another model for each level")
 
 
 def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
@@ -245,6 +327,8 @@ def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this model in the {dialect} dialect: {exc}",
                        at=SourceLocation(path)) from None
+    except RecursionError:
+        raise too_deep("", path) from None
 
 
 def parse_expression(text: str, dialect: str, path: str, line: int | None) -> exp.Expression:
@@ -286,6 +370,8 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this SQL in the {write} dialect: {exc}",
                        at=SourceLocation(path, line)) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
 
 
 # Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and

@@ -1,8 +1,9 @@
 """Jinja rendering of model SQL: the Environment (StrictUndefined) and the render context.
 
 Context (SPEC §2): interval_start, interval_end (TIMESTAMP literals), ds (DATE literal),
-var(name[, default]), ref(name), source(name) or source(schema, table), this, and every
-macro of macros/*.sql. Macros see the interval names, var, ref and source, not `this`.
+var(name[, default]), ref(name), source(name) or source(schema, table), this,
+is_incremental() and every macro of macros/*.sql. Macros see the interval names, var,
+ref and source, not `this`.
 Undefined names are errors. A model with no '{' in it is not rendered at all: Jinja
 compiles a template in ~2 ms, and most models of a parsed-dependency project are plain SQL.
 """
@@ -28,7 +29,7 @@ from .intervals import Interval, date_literal, timestamp_literal
 # Values substituted for the interval while normalising a rendering (see `normalise`).
 PLACEHOLDERS = ("'__pipe_interval_start__'", "'__pipe_interval_end__'", "'__pipe_ds__'")
 
-BYTECODE_VERSION = "1"
+BYTECODE_VERSION = "2"  # 2: compiled for the sandbox (calls go through it)
 _NO_DEFAULT = object()
 
 
@@ -123,9 +124,12 @@ class Renderer:
     def __init__(self, macros: tuple[tuple[str, str], ...], vars_: dict,
                  resolve_ref: Callable[[str, str], str],
                  resolve_source: Callable[[str, str], str],
-                 cache_path: Path | None = None, readonly: bool = False):
+                 cache_path: Path | None = None, readonly: bool = False,
+                 is_incremental: Callable[[str, Interval], bool] | None = None):
         """`cache_path`: the file compiled templates are kept in between compiles;
-        `readonly` reads it but never writes it."""
+        `readonly` reads it but never writes it. `is_incremental(model, interval)` answers
+        `{{ is_incremental() }}` (it raises TemplateError where it has no answer)."""
+        self._is_incremental = is_incremental
         self._vars = vars_
         self._resolve_ref = resolve_ref
         self._resolve_source = resolve_source
@@ -145,7 +149,7 @@ class Renderer:
             bcc = None
             if self._cache_path is not None:
                 bcc = _bytecode_cache_class()(self._cache_path, self._readonly)
-            self._env = jinja2.Environment(
+            self._env = _sandbox_class()(
                 loader=_loader_class()(self._sources),
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
@@ -209,6 +213,14 @@ class Renderer:
             raise TemplateError("source() takes 'schema.table' or 'schema', 'table'")
         return self._resolve_source(".".join(str(p) for p in parts), self._current_path)
 
+    def _incremental_of(self, model: str, interval: Interval) -> Callable[[], bool]:
+        def is_incremental() -> bool:
+            if self._is_incremental is None:
+                raise TemplateError("is_incremental() has no answer here")
+            return self._is_incremental(model, interval)
+
+        return is_incremental
+
     def _macros(self, interval: Interval) -> dict:
         found = self._macro_cache.get(interval)
         if found is None:
@@ -239,7 +251,8 @@ class Renderer:
         start, end, ds = interval_values(interval)
         try:
             macros = self._macros(interval)
-            values = {"interval_start": start, "interval_end": end, "ds": ds, "this": this}
+            values = {"interval_start": start, "interval_end": end, "ds": ds, "this": this,
+                      "is_incremental": self._incremental_of(this, interval)}
             quick = self._render_plain(text, values, macros)
             if quick is not None:
                 return quick
@@ -255,6 +268,34 @@ class Renderer:
             if located is exc:
                 raise
             raise located from None
+
+    def line_map(self, path: str, text: str, interval: Interval, this: str) -> list[int]:
+        """For each line of the rendering of `text`, the line of the template it comes
+        from (1-based). The template's syntax tree is rendered with a marker after every
+        newline of its literal text, which names the template line that follows; a line
+        without one (a loop's output, a macro's) belongs to the last marker before it.
+        For error messages only: it renders the model once more."""
+        from jinja2 import nodes
+
+        tree = self.env.parse(text, path, path)
+        for node in tree.find_all(nodes.TemplateData):
+            parts = node.data.split("\n")
+            node.data = "\n".join([parts[0]] + [
+                f"\x01{node.lineno + i}\x02{part}" for i, part in enumerate(parts[1:], 1)])
+        template = self.env.template_class.from_code(
+            self.env, self.env.compile(tree, path, path), self.env.make_globals(None))
+        start, end, ds = interval_values(interval)
+        context = dict(self._macros(interval))
+        context.update(interval_start=start, interval_end=end, ds=ds, this=this,
+                       is_incremental=self._incremental_of(this, interval))
+        self._current_path = path
+        lines, current = [], 1
+        for out in template.render(context).split("\n"):
+            m = _MARK.match(out)
+            if m:
+                current = int(m[1])
+            lines.append(current)
+        return lines
 
     def _render_plain(self, text: str, values: dict, macros: dict) -> str | None:
         """What Jinja renders for a template whose only Jinja is `{{ name }}` (an interval
@@ -352,6 +393,20 @@ class Renderer:
                     isinstance(n, nodes.TemplateData) for n in node.nodes)):
                 rest.append(node)  # text between definitions renders nowhere
         return tuple(defs), (_digest(_shape(rest, fragment)), _uses_of(nodes.Template(rest)))
+
+    def macro_names(self, path: str) -> tuple[tuple[str, int], ...]:
+        """(name, line) of every macro a macro file defines; TemplateError, located, when
+        the file is not valid Jinja."""
+        from jinja2 import nodes
+
+        try:
+            tree = self.env.parse(self._sources[path], path, path)
+        except Exception as exc:  # noqa: BLE001 - _from_template re-raises pipe's own bugs
+            located = _from_template(exc, path)
+            if located is exc:
+                raise
+            raise located from None
+        return tuple((m.name, m.lineno) for m in tree.find_all(nodes.Macro))
 
     def inputs_digest(self, uses: tuple, files: list[tuple[str, tuple | None]]) -> str:
         """A hash of the macros and vars a model with these `uses` depends on: the macros
@@ -451,6 +506,7 @@ _PLAIN_EXPR = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
     r"(?P<call>\(\s*(?P<args>'[A-Za-z0-9_.]*'\s*(?:,\s*'[A-Za-z0-9_.]*'\s*)*)?\))?"
     r"\s*\}\}")
+_MARK = re.compile(r"\x01(\d+)\x02")
 _PLAIN_ARG = re.compile(r"'([A-Za-z0-9_.]*)'")
 _PLAIN_CALLS = {"ref": "_ref", "var": "_var", "source": "_source"}
 
@@ -506,11 +562,17 @@ def _called_from(at: SourceLocation, path: str, exc: BaseException) -> str:
 
 def _located(exc: Exception, path: str) -> TemplateError:
     import jinja2
+    from jinja2.sandbox import SecurityError
 
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return TemplateError(f"Jinja syntax error: {exc.message}",
                              at=SourceLocation(exc.filename or path, exc.lineno))
     at = _line_in(exc, path)
+    if isinstance(exc, jinja2.UndefinedError | SecurityError) and "unsafe" in str(exc):
+        return TemplateError(f"Jinja sandbox: {exc.message}" + _called_from(at, path, exc),
+                             at=at, hint="model and macro Jinja runs sandboxed: no attribute"
+                             " that starts with '_', no access to Python, the environment or"
+                             " files")
     if isinstance(exc, jinja2.UndefinedError):
         return TemplateError(f"undefined name in Jinja: {exc.message}"
                              + _called_from(at, path, exc), at=at,
@@ -542,4 +604,15 @@ def render_snippet(text: str, interval: Interval | None, path: str, line: int | 
 def _snippet_env():
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return _sandbox_class()(undefined=jinja2.StrictUndefined)
+
+
+@cache
+def _sandbox_class():
+    """jinja2's SandboxedEnvironment, as dbt uses: no attribute that starts with '_' (so no
+    `''.__class__.__mro__`, no `cycler.__init__.__globals__`), no unsafe callables, no
+    mutation of built-in lists and dicts' internals; the context holds no module, so a
+    template reaches neither `os`, the environment nor the file system."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment
