@@ -1,6 +1,7 @@
 """`pipe docs` speed: building the site, and the DAG page's first render in headless chromium.
 
     python bench/bench_site.py [--models 1000] [--run] [--repeat 5]
+    python bench/bench_site.py --before OTHER/src [--pairs 5] [--run]
 
 Generates a synthetic project (gen_project.py), compiles one interval's plan, optionally
 runs it (so the site has a run with 1,000 tasks and a published row per model), then:
@@ -15,6 +16,10 @@ runs it (so the site has a run with 1,000 tasks and a published row per model), 
   the first animation frame after every DAG node is in the page (median of --repeat
   fresh pages), with chromium's own first-contentful-paint beside it.
 
+With --before, only first builds (`pipe docs` beyond compile, cold, with lineage) of the
+pipe in OTHER/src and of this one, in paired alternating runs (a loaded machine makes a
+lone figure meaningless), with the CPU seconds each used (its workers included).
+
 Needs chromium (apt-get install chromium) and playwright (the test extra). Prints JSON;
 figures worth keeping go to docs/benchmarks.md.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,10 +41,74 @@ HERE = Path(__file__).resolve().parent
 PIPE = str(Path(sys.executable).with_name("pipe"))
 
 
-def sh(args: list[str], cwd: Path) -> float:
+def sh(args: list[str], cwd: Path, env: dict | None = None) -> float:
     began = time.perf_counter()
-    subprocess.run(args, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True, env=env)
     return time.perf_counter() - began
+
+
+def cpu_sh(args: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and the processes it waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = sh(args, cwd, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def _forget(root: Path) -> None:
+    """Remove the site's and lineage's caches: the next `pipe docs` is a first build."""
+    for cached in (root / ".pipe" / "cache").glob("*"):
+        if cached.name.startswith("site-") or cached.name == "lineage.pickle":
+            cached.unlink()
+
+
+def _generate(root: Path, models: int, env: dict | None = None, run: bool = False) -> None:
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "gen_project.py"), str(root), "--models", str(models)],
+        check=True,
+        capture_output=True,
+    )
+    sh([PIPE, "compile", "--interval", "2026-06-01"], root, env)
+    if run:
+        sh([PIPE, "run", "--interval", "2026-06-01"], root, env)
+
+
+def paired(args) -> None:
+    """--before SRC: a first `pipe docs` with the pipe in SRC (a checkout's src/) and with
+    this one, alternating (the order swapped every pair), each in its own copy of the
+    project (its compile cache is warm for its own pipe)."""
+    sides = {
+        "before": {**os.environ, "PYTHONPATH": str(args.before.resolve())},
+        "after": {k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    }
+    roots = {side: args.out / f"p{args.models}-{side}" for side in sides}
+    for side, env in sides.items():
+        _generate(roots[side], args.models, env, args.run)
+    rows: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}
+    for i in range(args.pairs):
+        for side in sides if i % 2 == 0 else reversed(list(sides)):
+            env, root = sides[side], roots[side]
+            compile_s = min(sh([PIPE, "list", "--json"], root, env) for _ in range(2))
+            _forget(root)
+            wall, cpu = cpu_sh([PIPE, "docs"], root, env)
+            rows[side].append((round(wall - compile_s, 3), round(cpu, 3), round(compile_s, 3)))
+            print(side, rows[side][-1], "load", os.getloadavg()[0], file=sys.stderr, flush=True)
+    out: dict = {"models": args.models, "pairs": args.pairs}
+    for side, got in rows.items():
+        out[side] = {
+            "beyond_compile_median": round(statistics.median(r[0] for r in got), 3),
+            "beyond_compile_range": [min(r[0] for r in got), max(r[0] for r in got)],
+            "cpu_seconds_median": round(statistics.median(r[1] for r in got), 3),
+            "runs": got,
+        }
+    out["after_minus_before_per_pair"] = [
+        round(a[0] - b[0], 3) for a, b in zip(rows["after"], rows["before"], strict=True)
+    ]
+    out["load_average_1min"] = os.getloadavg()[0]
+    print(json.dumps(out, indent=2))
 
 
 def main() -> None:
@@ -47,31 +117,20 @@ def main() -> None:
     ap.add_argument("--run", action="store_true", help="run the interval before building")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=HERE / "out" / "site")
+    ap.add_argument("--before", type=Path, help="src/ of another pipe: compare first builds")
+    ap.add_argument("--pairs", type=int, default=5)
     args = ap.parse_args()
+    if args.before:
+        paired(args)
+        return
 
     root = args.out / f"p{args.models}"
-    if root.exists():
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, str(HERE / "gen_project.py"), str(root), "--models", str(args.models)],
-        check=True,
-        capture_output=True,
-    )
-    sh([PIPE, "compile", "--interval", "2026-06-01"], root)
+    _generate(root, args.models)
     ran = sh([PIPE, "run", "--interval", "2026-06-01"], root) if args.run else None
     compile_s = min(sh([PIPE, "list", "--json"], root) for _ in range(args.repeat))
     cold_s = []
     for _ in range(args.repeat):  # no site cache: every model's SQL parsed again
-        for cached in (root / ".pipe" / "cache").glob("*"):
-            if cached.name.startswith("site-") or cached.name == "lineage.pickle":
-                cached.unlink()
-        cold_s.append(sh([PIPE, "docs"], root))
-    cold_s = []
-    for _ in range(args.repeat):  # no site cache: every model's SQL parsed again
-        for cached in (root / ".pipe" / "cache").glob("*"):
-            if cached.name.startswith("site-") or cached.name == "lineage.pickle":
-                cached.unlink()
+        _forget(root)
         cold_s.append(sh([PIPE, "docs"], root))
     plain_s = []
     for _ in range(args.repeat):  # the same, without lineage

@@ -257,3 +257,129 @@ def test_lineage_is_cached_and_follows_edits(write_project):
     )
     again = run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root])
     assert again["sources"] == ["raw.orders.amount", "raw.orders.id"]
+
+
+# ---------------------------------------------------------------- the same answer in a pool
+# `compute` hands each model's sqlglot work to forked worker processes once enough models
+# wait at once (pipe.dagwork); which process computes a model never changes its answer.
+
+
+def _compiled(root: Path):
+    from pipe.compiler import compile_project
+    from pipe.loader import load_project
+
+    return compile_project(load_project(root), None, write_cache=False)
+
+
+def test_a_pool_gives_the_answer_of_one_process(write_project, monkeypatch):
+    """Every fixture case as its own model, and a model over each (its columns come from
+    a worker's answer), computed in one process and in a pool: identical, cache too."""
+    from pipe import dagwork, lineage
+    from pipe.loader import workers
+
+    files = dict(AROUND)
+    for i, (_, sql, _) in enumerate(CASES):
+        files[f"models/cases/case_{i:02}.sql"] = sql
+        files[f"models/over/over_{i:02}.sql"] = f"select * from cases.case_{i:02}\n"
+    cp = _compiled(write_project(files))
+    monkeypatch.setattr(dagwork, "PARALLEL_MIN", 10**9)
+    alone_cache: dict = {}
+    alone = lineage.compute(cp, cache=alone_cache)
+    monkeypatch.setattr(dagwork, "PARALLEL_MIN", 1)
+    pooled_cache: dict = {}
+    pooled = lineage.compute(cp, cache=pooled_cache)
+    assert workers() >= 2, "this machine cannot fork a pool: nothing compared"
+    assert list(pooled.tables.items()) == list(alone.tables.items())
+    assert list(pooled.children.items()) == list(alone.children.items())
+    assert sorted(pooled_cache.items()) == sorted(alone_cache.items())
+    over = pooled.table("over.over_00")
+    assert over.columns == pooled.table("cases.case_00").columns and over.columns
+    # a warm cache: every answer found, none computed
+    again = lineage.compute(cp, cache=pooled_cache)
+    assert list(again.tables.items()) == list(alone.tables.items())
+
+
+def _job_and_pid(job):
+    import os
+
+    return job, os.getpid()
+
+
+def _dies_in_a_worker(job):
+    """The work of a worker that is killed (out of memory, say) on its first job."""
+    import os
+
+    name, parent = job
+    if os.getpid() != parent:
+        os._exit(9)
+    return name
+
+
+def _dag(n: int) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """n names in topological order, each reading one to three earlier names."""
+    order = [f"t{i:03}" for i in range(n)]
+    upstream = {
+        name: tuple(sorted({order[(i * 7 + k) % i] for k in range(1 + i % 3)})) if i else ()
+        for i, name in enumerate(order)
+    }
+    return order, upstream
+
+
+def test_dagwork_prepares_a_name_after_its_upstream_is_finished():
+    import os
+
+    from pipe import dagwork
+
+    order, upstream = _dag(120)
+    finished: dict[str, object] = {}
+    prepared: list[str] = []
+
+    def prepare(name):
+        assert all(u in finished for u in upstream[name]), name
+        prepared.append(name)
+        if name.endswith("5"):  # a cache hit: no work
+            return True, ("hit", None)
+        return False, name
+
+    def finish(name, result):
+        assert name not in finished
+        finished[name] = result
+
+    dagwork.run(order, upstream, prepare, _job_and_pid, finish, parallel_min=1)
+    assert sorted(prepared) == order and sorted(finished) == order
+    for name, (job, _) in finished.items():
+        assert job == ("hit" if name.endswith("5") else name)
+    pids = {pid for _, pid in finished.values() if pid is not None}
+    assert pids - {os.getpid()}, "no work was done in a worker"
+
+
+def test_dagwork_does_what_a_dead_worker_left():
+    import os
+
+    from pipe import dagwork
+
+    order, upstream = _dag(60)
+    finished: dict[str, object] = {}
+    dagwork.run(
+        order,
+        upstream,
+        lambda name: (False, (name, os.getpid())),
+        _dies_in_a_worker,
+        finished.__setitem__,
+        parallel_min=1,
+    )
+    assert finished == {name: name for name in order}
+
+
+def test_dagwork_raises_what_the_work_raises():
+    from pipe import dagwork
+
+    order, upstream = _dag(40)
+    with pytest.raises(ZeroDivisionError):
+        dagwork.run(
+            order, upstream, lambda name: (False, 0), _divide, lambda n, r: None, parallel_min=1
+        )
+
+
+def _divide(job):
+    return 1 / job

@@ -12,6 +12,11 @@ a `catalog`, the warehouse's own catalog), and models whose own projection is kn
 star over a source of unknown columns stays unexpanded: that model's lineage is marked
 incomplete and its columns are not guessed for its downstream models.
 
+sqlglot's work is the cost (a few milliseconds a model): when many models wait for it at
+once (a first computation), it runs in forked worker processes, each model as soon as its
+upstream models are done (pipe.dagwork), while this process keeps the schema and the
+cache; the seed CSVs are typed by DuckDB in a thread meanwhile. Same answers either way.
+
 Value lineage only: WHERE, join keys and GROUP BY do not make a column a parent. This
 module prints nothing and writes nothing; its values are frozen.
 """
@@ -22,9 +27,11 @@ import difflib
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import dagwork
 from . import sql as sqlmod
 from .errors import SourceLocation, SqlError, UserError
 
@@ -128,42 +135,66 @@ def compute(
     wanted = _with_upstream(cp.graph.upstream, only) if only is not None else None
     names = [n for n in cp.graph.order if wanted is None or n in wanted]
     seeds = [cp.nodes[n] for n in names if cp.nodes[n].kind == "seed"]
-    seed_types = _seed_types(cp.raw.root, seeds)
     bare = [
         n
         for n in names
         if cp.nodes[n].kind == "source" and not (cp.nodes[n].source and cp.nodes[n].source.columns)
     ]
-    found = dict(catalog(bare)) if catalog and bare else {}
+    dialect = cp.target.dialect
+    sqls: dict[str, str] = {}
+    with ThreadPoolExecutor(1) as thread:  # DuckDB types the seeds while this thread
+        # renders the models and readies sqlglot
+        typing = thread.submit(_seed_types, cp.raw.root, seeds)
+        found = dict(catalog(bare)) if catalog and bare else {}
+        for name in names:  # all rendered first: one that fails raises as it always did
+            node = cp.nodes[name]
+            if node.kind not in ("seed", "source"):
+                sqls[name] = cp.model_sql(
+                    name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
+                )
+        if sqls:  # sqlglot imported and the dialect built once, before a worker is forked
+            _lineage_job(("SELECT 1 AS x", dialect, {}))
+        seed_types = typing.result()
     schema: dict[str, dict[str, dict[str, str]]] = {}
     tables: dict[str, TableLineage] = {}
+
+    def known(name: str, t: TableLineage) -> None:
+        tables[name] = t
+        if t.known:  # names only: a catalog's type names need not parse as SQL types
+            node = cp.nodes[name]
+            schema.setdefault(node.schema, {})[node.table] = dict.fromkeys(t.columns, UNKNOWN_TYPE)
+
     for name in names:
         node = cp.nodes[name]
         if node.kind == "seed":
             types = seed_types.get(name, ())
-            t = TableLineage(name, "seed", node.path, tuple(c for c, _ in types), types)
+            known(name, TableLineage(name, "seed", node.path, tuple(c for c, _ in types), types))
         elif node.kind == "source":
             types = tuple(found.get(name, ()))
             cols = (tuple(c for c, _ in node.source.columns) if node.source else ()) or tuple(
                 c for c, _ in types
             )
-            t = TableLineage(name, "source", "sources.yml", cols, types)
-        else:
-            sql = cp.model_sql(
-                name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
-            )
-            t = _model(
-                name,
-                node.kind,
-                node.path,
-                sql,
-                cp.target.dialect,
-                _schema_of(schema, node.upstream),
-                cache,
-            )
-        tables[name] = t
-        if t.known:  # names only: a catalog's type names need not parse as SQL types
-            schema.setdefault(node.schema, {})[node.table] = dict.fromkeys(t.columns, UNKNOWN_TYPE)
+            known(name, TableLineage(name, "source", "sources.yml", cols, types))
+    keys: dict[str, str] = {}
+
+    def prepare(name: str) -> tuple[bool, object]:
+        """A model's cached answer, or the job that computes it."""
+        sub = _schema_of(schema, cp.nodes[name].upstream)
+        if cache is not None:
+            keys[name] = key = _key(sqls[name], dialect, sub)
+            hit = cache.get(key)
+            if hit is not None:
+                return True, hit
+        return False, (sqls[name], dialect, sub)
+
+    def finish(name: str, answer: object) -> None:
+        if name in keys and keys[name] not in cache:
+            cache[keys[name]] = answer
+        node = cp.nodes[name]
+        known(name, _model(name, node.kind, node.path, answer))
+
+    dagwork.run(sqls, cp.graph.upstream, prepare, _lineage_job, finish)
+    tables = {n: tables[n] for n in names}  # upstream-first, as the models were visited
     children: dict[Column, set[Column]] = {}
     for t in tables.values():
         for column, parents in t.parents:
@@ -172,29 +203,24 @@ def compute(
     return ProjectLineage(tables, {c: tuple(sorted(v)) for c, v in sorted(children.items())})
 
 
-def _model(
-    name: str,
-    kind: str,
-    path: str | None,
-    sql: str,
-    dialect: str,
-    schema: dict,
-    cache: MutableMapping[str, object] | None,
-) -> TableLineage:
-    key = None
-    found = None
-    if cache is not None:
-        key = hashlib.sha1(
-            f"{dialect}\0{sql}\0{json.dumps(schema, sort_keys=True)}".encode()
-        ).hexdigest()
-        found = cache.get(key)
-    if found is None:
-        try:
-            found = sqlmod.column_lineage(sql, dialect, schema)
-        except SqlError as exc:
-            found = exc.message
-        if key is not None:
-            cache[key] = found
+def _key(sql: str, dialect: str, schema: dict) -> str:
+    """The cache key of a model's answer: its SQL and the columns of what it reads."""
+    return hashlib.sha1(
+        f"{dialect}\0{sql}\0{json.dumps(schema, sort_keys=True)}".encode()
+    ).hexdigest()
+
+
+def _lineage_job(job: tuple[str, str, dict]):
+    """sqlglot's answer for one model (maybe in a worker process): its columns' sources,
+    or why sqlglot could not follow it."""
+    sql, dialect, schema = job
+    try:
+        return sqlmod.column_lineage(sql, dialect, schema)
+    except SqlError as exc:
+        return exc.message
+
+
+def _model(name: str, kind: str, path: str | None, found) -> TableLineage:
     if isinstance(found, str):  # what sqlglot could not follow
         return TableLineage(name, kind, path, (), complete=False, error=found)
     columns = tuple(c.column for c in found if c.column != "*")
