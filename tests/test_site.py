@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -456,6 +457,9 @@ class Served:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        # a line that never comes must fail the test, not hang it
+        self.watchdog = threading.Timer(120, self.proc.kill)
+        self.watchdog.start()
         first, second = self.line(), self.line()
         assert first.startswith("wrote "), (first, second)
         assert second.startswith("serving http://127.0.0.1:"), (first, second)
@@ -468,6 +472,7 @@ class Served:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         rest, _ = self.proc.communicate(timeout=30)
+        self.watchdog.cancel()
         return rest
 
 

@@ -410,8 +410,10 @@ def serve(
         ) from None
     thread = threading.Thread(target=server.serve_forever, name="pipe-docs", daemon=True)
     thread.start()
-    on_ready(f"http://127.0.0.1:{server.server_address[1]}/")
+    # the snapshot comes before the announcement: an edit made as soon as the user (or a
+    # test) reads "serving ..." must be seen as a change
     seen = watched_mtime(root, out)
+    on_ready(f"http://127.0.0.1:{server.server_address[1]}/")
     try:
         while not stop.wait(poll):
             now = watched_mtime(root, out)
