@@ -41,6 +41,11 @@ class Warehouse:
     engine like a model's; `dialect=None` runs it as written (a plan's SQL already is)."""
 
     dialect = "duckdb"
+    cascade = " CASCADE"  # how DROP says "and what depends on it"
+
+    def ident(self, *parts: str) -> str:
+        """A quoted (schema-qualified) name in this engine's SQL."""
+        return ".".join(f'"{p}"' for p in parts)
 
     def connect(self):
         """A context manager yielding a DB-API connection in UTC."""
@@ -304,11 +309,12 @@ def replay_plans(root: Path, plan_files: list[Path], into: Warehouse) -> None:
             plan = json.loads(path.read_text())
             for task in plan["tasks"]:
                 schema, name = task["table"].split(".", 1)
-                target = f'"{schema}"."{name}"'
-                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                target = into.ident(schema, name)
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {into.ident(schema)}")
                 sql = "\n".join(task.get("sql", []))
                 kind = task["kind"]
-                drop = f"DROP {'VIEW' if kind == 'view' else 'TABLE'} IF EXISTS {target} CASCADE"
+                drop = f"DROP {'VIEW' if kind == 'view' else 'TABLE'} IF EXISTS {target}"
+                drop += into.cascade
                 if kind == "seed":
                     con.execute(drop)
                     into.load_csv(con, target, root / task["seed_path"],

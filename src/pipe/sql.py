@@ -169,6 +169,7 @@ def qualify(table: exp.Table, schema: str, name: str) -> None:
 def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     """Readable multi-line SQL in `dialect`; constructs it cannot express are SqlErrors."""
     _sqlglot()
+    expression = _for_target(expression, dialect)
     try:
         return expression.sql(dialect=_dialect_of(dialect), pretty=True,
                               unsupported_level=ErrorLevel.RAISE)
@@ -191,7 +192,7 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     """Transpile one statement written in `read` into `write` (used for check SQL)."""
     _sqlglot()
     try:
-        stmt = sqlglot.parse_one(text, read=_dialect_of(read))
+        stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
         return stmt.sql(dialect=_dialect_of(write), pretty=True,
                         unsupported_level=ErrorLevel.RAISE)
     except ParseError as exc:
@@ -206,6 +207,27 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     except UnsupportedError as exc:
         raise SqlError(f"cannot write this SQL in the {write} dialect: {exc}",
                        at=SourceLocation(path, line)) from None
+
+
+def _for_target(tree, dialect: str):
+    """Rewrites sqlglot does not make for a target. Spark: a series as a table source
+    (DuckDB's `range(3) t(i)`) becomes Spark's own `range(0, 3) t(i)`, where sqlglot would
+    write an EXPLODE(SEQUENCE(...)) that Spark cannot parse in a FROM clause."""
+    _sqlglot()
+    if dialect != "spark" or tree.find(exp.GenerateSeries) is None:
+        return tree
+    tree = tree.copy()
+    for series in list(tree.find_all(exp.GenerateSeries)):
+        if not isinstance(series.parent, exp.Table):
+            continue
+        start, end = series.args.get("start"), series.args.get("end")
+        if not series.args.get("is_end_exclusive"):
+            end = exp.Add(this=end.copy(), expression=exp.Literal.number(1))
+        args = [start.copy(), end.copy()]
+        if series.args.get("step"):
+            args.append(series.args["step"].copy())
+        series.replace(exp.Anonymous(this="range", expressions=args))
+    return tree
 
 
 @lru_cache(maxsize=8192)
