@@ -300,8 +300,31 @@ def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
             raise SqlError(f"SELECT * EXCLUDE/REPLACE cannot run on {dialect}",
                            at=SourceLocation(path, _line_of(star)),
                            hint="list the columns you want")
+    if dialect == "spark":
+        _validate_spark(tree, path)
     if dialect == "postgres":
         _validate_postgres(sql_text, path)
+
+
+def _spark_rules(node) -> str | None:
+    """What Spark cannot run although sqlglot writes it for Spark without complaint (found
+    by running DuckDB idioms on a Spark Connect server)."""
+    if isinstance(node, exp.SetOperation) and node.args.get("by_name"):
+        return "UNION BY NAME"
+    if isinstance(node, exp.Pivot) and node.args.get("using"):
+        return "DuckDB's PIVOT ... ON ... USING statement"
+    if isinstance(node, exp.Cast) and node.to.is_type("json"):
+        return "a cast to JSON (::json)"
+    return None
+
+
+def _validate_spark(tree: exp.Expression, path: str) -> None:
+    for node in tree.walk():
+        what = _spark_rules(node)
+        if what:
+            raise SqlError(f"{what} cannot run on spark", at=SourceLocation(
+                path, _line_of(node)), hint="write it in SQL both dialects share; see "
+                "docs/adapters.md")
 
 
 def _line_of(node: exp.Expression) -> int | None:
