@@ -2,13 +2,16 @@
 
     python bench/bench_run.py [--models 1000] [--concurrency 1 2]
     python bench/bench_run.py --engine postgres --dsn postgresql://... [--models 200]
+    python bench/bench_run.py --engine spark --remote sc://127.0.0.1:15002 --models 100 \
+        --concurrency 1 4
 
 1. Generates a synthetic project of N full models (bench/gen_project.py) and compiles its
    plan for one interval (not timed: `pipe run` finds the plan on disk, as after a
    `pipe compile` in CI).
 2. The floor: every task of the plan as a bare `CREATE TABLE ... AS <plan SQL>` (seeds as
-   CREATE TABLE AS read_csv on DuckDB, COPY on Postgres), in plan order, through one
-   connection, in a fresh warehouse, timed.
+   CREATE TABLE AS read_csv on DuckDB, COPY on Postgres, pipe's own seed load on Spark),
+   in plan order, through one connection (one Spark Connect session), in a fresh
+   warehouse, timed.
 3. `pipe run --interval` of the same plan in a fresh warehouse and state, at each
    concurrency, as a subprocess, whole-process wall time (write-audit-publish, checks,
    ledger and state store included).
@@ -36,20 +39,23 @@ def pipe(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("pipe")), *args]
 
 
+TARGETS = {"postgres": ("pg", 'pg: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}'),
+           "spark": ("spark", 'spark: {adapter: spark, remote: "${PIPE_SPARK_REMOTE}"}')}
+
+
 def generate(models: int, engine: str, dsn: str | None) -> Path:
     root = OUT / f"{engine}-{models}"
     if root.exists():
         shutil.rmtree(root)
     subprocess.run([sys.executable, str(HERE / "gen_project.py"), str(root), "--models",
                     str(models)], check=True, stdout=subprocess.DEVNULL)
-    if engine == "postgres":
+    if engine in TARGETS:
         yml = (root / "pipe.yml").read_text()
-        yml = yml.replace("targets:\n", "targets:\n  pg: {adapter: postgres, dsn: "
-                          "\"${PIPE_PG_DSN}\"}\n", 1)
+        yml = yml.replace("targets:\n", f"targets:\n  {TARGETS[engine][1]}\n", 1)
         (root / "pipe.yml").write_text(yml)
     args = ["compile", "--project", str(root), "--interval", LABEL]
-    if engine == "postgres":
-        args += ["--target", "pg"]
+    if engine in TARGETS:
+        args += ["--target", TARGETS[engine][0]]
     subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL,
                    env=_env(dsn))
     return root
@@ -60,7 +66,7 @@ def _env(dsn: str | None) -> dict:
 
     env = dict(os.environ)
     if dsn:
-        env["PIPE_PG_DSN"] = dsn
+        env["PIPE_PG_DSN"] = env["PIPE_SPARK_REMOTE"] = dsn
     return env
 
 
@@ -125,6 +131,45 @@ def floor_postgres(root: Path, tasks: list[dict], dsn: str) -> float:
     return seconds
 
 
+def _spark_session(remote: str):
+    from pyspark.sql.connect.session import SparkSession
+
+    s = SparkSession.builder.remote(remote).create()
+    s.conf.set("spark.sql.session.timeZone", "UTC")
+    return s
+
+
+def _reset_spark(remote: str) -> None:
+    s = _spark_session(remote)
+    for (db,) in [tuple(r) for r in s.sql("SHOW DATABASES").collect()]:
+        if db != "default":
+            s.sql(f"DROP DATABASE `{db}` CASCADE")
+    s.stop()
+
+
+def floor_spark(root: Path, tasks: list[dict], remote: str) -> float:
+    """The same statements through one Spark Connect session: CREATE TABLE AS each
+    model's plan SQL (Parquet, as pipe writes), seeds loaded the way pipe loads them."""
+    from pipe.adapters.spark import SparkAdapter
+    from pipe.config import Target
+
+    _reset_spark(remote)
+    seeder = SparkAdapter(Target("spark", "spark", "spark", (("remote", remote),)), root)
+    s = seeder.spark
+    t0 = time.perf_counter()
+    for schema in sorted({t["table"].split(".")[0] for t in tasks} | {"_pipe"}):
+        s.sql(f"CREATE SCHEMA {schema}")
+    for t in tasks:
+        if t["kind"] == "seed":
+            seeder.load_seed(t["table"] + "__pipe_tmp_x", root / t["seed_path"],
+                             dict(t.get("column_types", {})))
+        else:
+            s.sql(f"CREATE TABLE {t['table']} USING parquet AS\n" + "\n".join(t["sql"]))
+    seconds = time.perf_counter() - t0
+    seeder.close()
+    return seconds
+
+
 def run_pipe(root: Path, concurrency: int, engine: str, dsn: str | None) -> float:
     shutil.rmtree(root / ".pipe" / "state.db", ignore_errors=True)
     for p in (root / ".pipe").glob("state.db*"):
@@ -135,7 +180,10 @@ def run_pipe(root: Path, concurrency: int, engine: str, dsn: str | None) -> floa
             str(concurrency)]
     if engine == "postgres":
         _reset_pg(dsn)
-        args += ["--target", "pg"]
+    if engine == "spark":
+        _reset_spark(dsn)
+    if engine in TARGETS:
+        args += ["--target", TARGETS[engine][0]]
     t0 = time.perf_counter()
     subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=_env(dsn))
     return time.perf_counter() - t0
@@ -145,17 +193,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb")
+    ap.add_argument("--engine", choices=["duckdb", "postgres", "spark"], default="duckdb")
     ap.add_argument("--dsn", help="postgres: a database this benchmark may wipe")
+    ap.add_argument("--remote", help="spark: a Spark Connect server this benchmark may wipe")
     args = ap.parse_args()
     if args.engine == "postgres" and not args.dsn:
         ap.error("--engine postgres needs --dsn")
+    if args.engine == "spark":
+        if not args.remote:
+            ap.error("--engine spark needs --remote")
+        args.dsn = args.remote
     OUT.mkdir(parents=True, exist_ok=True)
     root = generate(args.models, args.engine, args.dsn)
-    target = "pg" if args.engine == "postgres" else "dev"
+    target = TARGETS.get(args.engine, ("dev",))[0]
     tasks = plan_tasks(root, target)
     if args.engine == "postgres":
         f = floor_postgres(root, tasks, args.dsn)
+    elif args.engine == "spark":
+        f = floor_spark(root, tasks, args.dsn)
     else:
         f = floor_duckdb(root, tasks)
     result = {"engine": args.engine, "models": args.models, "tasks": len(tasks),

@@ -77,6 +77,10 @@ class Warehouse:
             for statement in self._statements(sql, dialect):
                 con.execute(statement)
 
+    def overwrite(self, table: str, select_sql: str) -> None:
+        """Replace every row of `table` by those of a SELECT (project dialect)."""
+        self.execute(f"delete from {table}; insert into {table} {select_sql}")
+
     def exists(self) -> bool:
         """False while connecting would create the warehouse (a DuckDB file)."""
         return True

@@ -100,6 +100,10 @@ class SparkWarehouse(Warehouse):
             table.replace("`", "")
         )
 
+    def overwrite(self, table: str, select_sql: str) -> None:
+        """No DELETE or UPDATE on Parquet tables: INSERT OVERWRITE."""
+        self.execute(f"insert overwrite table {table} {select_sql}", "spark")
+
     def wipe(self) -> None:
         """Drop every database but `default` (and whatever is in them)."""
         with self.connect() as con:
