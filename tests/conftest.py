@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipe.cli import main
+from servers import start_postgres, start_spark_connect
 
 TESTS = Path(__file__).resolve().parent
 EXAMPLE = TESTS.parent / "example_project"
@@ -116,8 +117,23 @@ def files_under(root: Path) -> dict[str, bytes]:
 
 # ---------------------------------------------------------------- PostgreSQL
 
-def _pg_admin_dsn() -> str | None:
-    return os.environ.get("PIPE_TEST_PG_DSN")
+@pytest.fixture(scope="session")
+def _pg_admin():
+    """(admin DSN, None) of the server the tests use, or (None, why there is none):
+    PIPE_TEST_PG_DSN when set, else a throwaway cluster this session starts (initdb +
+    pg_ctl, see servers.py), first asked for by a test that needs it, stopped at the end."""
+    dsn = os.environ.get("PIPE_TEST_PG_DSN")
+    if dsn:
+        yield dsn, None
+        return
+    server, dsn_or_why = start_postgres()
+    if server is None:
+        yield None, dsn_or_why
+        return
+    try:
+        yield dsn_or_why, None
+    finally:
+        server.stop()
 
 
 def _no_server(message: str):
@@ -159,12 +175,12 @@ class PgServer:
 def pg_server(request):
     """Fresh PostgreSQL databases for this test (see PgServer).
 
-    Needs PIPE_TEST_PG_DSN (a server that lets us CREATE DATABASE; .ci/run sets it).
-    Without it the test skips with the reason, except under CI=true, where a skipped
-    server test is a failure."""
-    admin = _pg_admin_dsn()
+    The server is PIPE_TEST_PG_DSN's (one that lets us CREATE DATABASE) or, without it, a
+    cluster the session starts. Without either the test skips with the reason, except
+    under CI=true, where a skipped server test is a failure."""
+    admin, why = request.getfixturevalue("_pg_admin")
     if not admin:
-        _no_server("PIPE_TEST_PG_DSN is not set: no PostgreSQL server for this test")
+        _no_server(f"no PostgreSQL server for this test: {why}")
     import psycopg
 
     server = PgServer(admin, f"pipe_t_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}")
@@ -180,3 +196,34 @@ def pg_server(request):
 def pg_dsn(pg_server):
     """A DSN to a fresh, empty PostgreSQL database, dropped after the test."""
     return pg_server.database()
+
+
+# ---------------------------------------------------------------- Spark Connect
+
+@pytest.fixture(scope="session")
+def _spark_remote():
+    """('sc://...', None) of the Spark Connect server every Spark test shares, or (None,
+    why there is none): PIPE_TEST_SPARK_REMOTE when set, else a local server this session
+    starts from the installed pyspark (see servers.py) the first time a Spark test runs,
+    stopped at the end."""
+    remote = os.environ.get("PIPE_TEST_SPARK_REMOTE")
+    if remote:
+        yield remote, None
+        return
+    server, url_or_why = start_spark_connect()
+    if server is None:
+        yield None, url_or_why
+        return
+    try:
+        yield url_or_why, None
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def spark_remote(request) -> str:
+    """The shared Spark Connect server's URL; skips without one (fails under CI=true)."""
+    remote, why = request.getfixturevalue("_spark_remote")
+    if not remote:
+        _no_server(f"no Spark Connect server for this test: {why}")
+    return remote
