@@ -41,6 +41,11 @@ class Warehouse:
     engine like a model's; `dialect=None` runs it as written (a plan's SQL already is)."""
 
     dialect = "duckdb"
+    cascade = " CASCADE"  # how DROP says "and what depends on it"
+
+    def ident(self, *parts: str) -> str:
+        """A quoted (schema-qualified) name in this engine's SQL."""
+        return ".".join(f'"{p}"' for p in parts)
 
     def connect(self):
         """A context manager yielding a DB-API connection in UTC."""
@@ -71,6 +76,10 @@ class Warehouse:
         with self.connect() as con:
             for statement in self._statements(sql, dialect):
                 con.execute(statement)
+
+    def overwrite(self, table: str, select_sql: str) -> None:
+        """Replace every row of `table` by those of a SELECT (project dialect)."""
+        self.execute(f"delete from {table}; insert into {table} {select_sql}")
 
     def exists(self) -> bool:
         """False while connecting would create the warehouse (a DuckDB file)."""
@@ -304,11 +313,12 @@ def replay_plans(root: Path, plan_files: list[Path], into: Warehouse) -> None:
             plan = json.loads(path.read_text())
             for task in plan["tasks"]:
                 schema, name = task["table"].split(".", 1)
-                target = f'"{schema}"."{name}"'
-                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                target = into.ident(schema, name)
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {into.ident(schema)}")
                 sql = "\n".join(task.get("sql", []))
                 kind = task["kind"]
-                drop = f"DROP {'VIEW' if kind == 'view' else 'TABLE'} IF EXISTS {target} CASCADE"
+                drop = f"DROP {'VIEW' if kind == 'view' else 'TABLE'} IF EXISTS {target}"
+                drop += into.cascade
                 if kind == "seed":
                     con.execute(drop)
                     into.load_csv(con, target, root / task["seed_path"],

@@ -82,9 +82,12 @@ def _tail(log: Path | None, lines: int = 15) -> str:
 
 # ---------------------------------------------------------------- PostgreSQL
 
+
 def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -110,25 +113,52 @@ def start_postgres() -> tuple[Server | None, str]:
     port = free_port()
 
     def pg(*args: str, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([*run_as, *args], capture_output=True, text=True, check=False,
-                              cwd=home, **kw)
+        return subprocess.run(
+            [*run_as, *args], capture_output=True, text=True, check=False, cwd=home, **kw
+        )
 
-    done = pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-              "-E", "UTF8", "--no-sync", timeout=120)
+    done = pg(
+        str(bindir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        timeout=120,
+    )
     if done.returncode:
         shutil.rmtree(home, ignore_errors=True)
         return None, f"initdb failed: {done.stderr.strip()[-500:]}"
-    opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {home} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    done = pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w",
-              "-t", "60", "start", timeout=90)
+    opts = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {home} -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    done = pg(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(log),
+        "-o",
+        opts,
+        "-w",
+        "-t",
+        "60",
+        "start",
+        timeout=90,
+    )
     if done.returncode:
         text = done.stderr.strip() + _tail(log)
         shutil.rmtree(home, ignore_errors=True)
         return None, f"pg_ctl start failed: {text[-500:]}"
     stop = [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
-    return (Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", None, home, stop, log),
-            f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    return (
+        Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", None, home, stop, log),
+        f"postgresql://postgres@127.0.0.1:{port}/postgres",
+    )
 
 
 def _has_user(name: str) -> bool:
@@ -140,6 +170,7 @@ def _has_user(name: str) -> bool:
 
 
 # ---------------------------------------------------------------- Spark Connect
+
 
 def spark_home() -> Path | None:
     try:
@@ -159,18 +190,21 @@ def start_spark_connect(cores: int = 2, memory: str = "2g") -> tuple[Server | No
     if not script.exists():
         return None, f"{script} is missing from the pyspark package"
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        return None, "no Java runtime (java) for the Spark Connect server: apt-get install " \
-                     "openjdk-17-jre-headless"
+        return (
+            None,
+            "no Java runtime (java) for the Spark Connect server: apt-get install "
+            "openjdk-17-jre-headless",
+        )
     home = Path(tempfile.mkdtemp(prefix="pipe-spark-"))
     port = free_port()
     log = home / "server.log"
+    metastore = f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
     confs = {
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(port),
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home / "warehouse"),
-        "spark.hadoop.javax.jdo.option.ConnectionURL":
-            f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": metastore,
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
         "spark.driver.memory": memory,
         "spark.sql.shuffle.partitions": str(cores),
@@ -180,11 +214,23 @@ def start_spark_connect(cores: int = 2, memory: str = "2g") -> tuple[Server | No
     args = [str(script), "--wait", "--master", f"local[{cores}]"]
     for key, value in confs.items():
         args += ["--conf", f"{key}={value}"]
-    env = {**os.environ, "SPARK_HOME": str(home_spark), "SPARK_LOG_DIR": str(home),
-           "SPARK_PID_DIR": str(home), "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home_spark),
+        "SPARK_LOG_DIR": str(home),
+        "SPARK_PID_DIR": str(home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
     with open(log, "wb") as out:
-        proc = subprocess.Popen(args, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = Server(f"sc://127.0.0.1:{port}", proc, home, log=log)
     why = _wait_ready(proc, port, 180, log)
     if why:

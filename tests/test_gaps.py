@@ -17,7 +17,7 @@ import pytest
 
 from conftest import PIPE_YML, pipe_executable, run_cli, run_cli_json
 from runner_helpers import statuses_by_model
-from test_contract import Run, engine, load_events  # noqa: F401 - the fixture, per engine
+from test_contract import Run, engine, load_events, pytest_generate_tests  # noqa: F401
 
 EVENTS = {
     "sources.yml": "sources:\n  - name: raw.events\n",

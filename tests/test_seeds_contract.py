@@ -4,7 +4,7 @@ CSV is the contract (its dialect sniffing, type inference and `column_types`).""
 from __future__ import annotations
 
 from conftest import run_cli
-from test_contract import engine  # noqa: F401 - the fixture, per engine
+from test_contract import engine, pytest_generate_tests  # noqa: F401
 
 
 def test_a_semicolon_csv_with_quoted_empty_fields_loads_the_same_everywhere(engine):

@@ -29,7 +29,7 @@ CHECK_TYPES = (
     "expression",
     "sql",
 )
-ADAPTER_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres"}
+ADAPTER_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -267,7 +267,8 @@ def _typename(value) -> str:
 
 _PROJECT_KEYS = {"name", "dialect", "start", "schedule", "concurrency", "pools",
                  "default_target", "targets", "vars", "backfill", "openlineage"}
-_TARGET_KEYS = {"adapter", "path", "dsn", "dialect", "schema", "threads"}
+_TARGET_KEYS = {"adapter", "path", "dsn", "dialect", "schema", "threads", "remote", "master",
+                "warehouse"}
 
 
 def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> ProjectConfig | None:
@@ -317,6 +318,9 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         tdialect = ctx.typed(t, "dialect", str, ADAPTER_DIALECTS[adapter])
         if adapter == "postgres" and "dsn" not in t:
             ctx.err(f"target '{tname}' (postgres) needs 'dsn'", t.line)
+        if adapter == "spark" and ("remote" in t) == ("master" in t):
+            ctx.err(f"target '{tname}' (spark) needs either 'remote' (sc://HOST:PORT) or "
+                    "'master' (local[N]), not both", t.line)
         opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
         targets.append(Target(str(tname), adapter, tdialect, opts))
     if not targets:

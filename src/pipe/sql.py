@@ -321,6 +321,7 @@ def qualify(table: exp.Table, schema: str, name: str) -> None:
 def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     """Readable multi-line SQL in `dialect`; constructs it cannot express are SqlErrors."""
     _sqlglot()
+    expression = _for_target(expression, dialect)
     try:
         return expression.sql(dialect=_dialect_of(dialect), pretty=True,
                               unsupported_level=ErrorLevel.RAISE)
@@ -349,7 +350,7 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse."""
     _sqlglot()
     try:
-        stmt = sqlglot.parse_one(text, read=_dialect_of(read))
+        stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
         if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
             found = ("several statements" if isinstance(stmt, exp.Block) else
                      "SELECT ... INTO" if isinstance(stmt, _SELECTS) else stmt.key.upper())
@@ -401,6 +402,27 @@ def _plain_name(name: str, dialect: str) -> bool:
     reserved = _RESERVED.get(dialect)
     return (reserved is not None and _PLAIN_NAME.fullmatch(name) is not None
             and not any(part.lower() in reserved for part in name.split(".")))
+
+
+def _for_target(tree, dialect: str):
+    """Rewrites sqlglot does not make for a target. Spark: a series as a table source
+    (DuckDB's `range(3) t(i)`) becomes Spark's own `range(0, 3) t(i)`, where sqlglot would
+    write an EXPLODE(SEQUENCE(...)) that Spark cannot parse in a FROM clause."""
+    _sqlglot()
+    if dialect != "spark" or tree.find(exp.GenerateSeries) is None:
+        return tree
+    tree = tree.copy()
+    for series in list(tree.find_all(exp.GenerateSeries)):
+        if not isinstance(series.parent, exp.Table):
+            continue
+        start, end = series.args.get("start"), series.args.get("end")
+        if not series.args.get("is_end_exclusive"):
+            end = exp.Add(this=end.copy(), expression=exp.Literal.number(1))
+        args = [start.copy(), end.copy()]
+        if series.args.get("step"):
+            args.append(series.args["step"].copy())
+        series.replace(exp.Anonymous(this="range", expressions=args))
+    return tree
 
 
 @lru_cache(maxsize=8192)
@@ -535,8 +557,31 @@ def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
             raise SqlError(f"SELECT * EXCLUDE/REPLACE cannot run on {dialect}",
                            at=SourceLocation(path, _line_of(star)),
                            hint="list the columns you want")
+    if dialect == "spark":
+        _validate_spark(tree, path)
     if dialect == "postgres":
         _validate_postgres(sql_text, path)
+
+
+def _spark_rules(node) -> str | None:
+    """What Spark cannot run although sqlglot writes it for Spark without complaint (found
+    by running DuckDB idioms on a Spark Connect server)."""
+    if isinstance(node, exp.SetOperation) and node.args.get("by_name"):
+        return "UNION BY NAME"
+    if isinstance(node, exp.Pivot) and node.args.get("using"):
+        return "DuckDB's PIVOT ... ON ... USING statement"
+    if isinstance(node, exp.Cast) and node.to.is_type("json"):
+        return "a cast to JSON (::json)"
+    return None
+
+
+def _validate_spark(tree: exp.Expression, path: str) -> None:
+    for node in tree.walk():
+        what = _spark_rules(node)
+        if what:
+            raise SqlError(f"{what} cannot run on spark", at=SourceLocation(
+                path, _line_of(node)), hint="write it in SQL both dialects share; see "
+                "docs/adapters.md")
 
 
 def _line_of(node: exp.Expression) -> int | None:

@@ -15,6 +15,7 @@ from .base import Adapter, AdapterError, Interrupted
 _CLASSES = {
     "duckdb": ("pipe.adapters.duckdb", "DuckDBAdapter"),
     "postgres": ("pipe.adapters.postgres", "PostgresAdapter"),
+    "spark": ("pipe.adapters.spark", "SparkAdapter"),
 }
 
 
