@@ -217,6 +217,9 @@ def _spark_remote():
     try:
         yield url_or_why, None
     finally:
+        from spark_helpers import close_sessions
+
+        close_sessions()  # before the server goes: an open client would hang the exit
         server.stop()
 
 

@@ -40,6 +40,31 @@ def session(remote: str):
         return _SESSIONS[key]
 
 
+def close_sessions() -> None:
+    """Stop every session this module opened, and any other Spark Connect client still
+    open: a client left open runs cleanup RPCs at interpreter exit and, once the test
+    server is gone, retries them for minutes before the process can end."""
+    import gc
+
+    with _LOCK:
+        for s in _SESSIONS.values():
+            try:
+                s.stop()
+            except Exception:  # noqa: BLE001 - already gone is closed enough
+                pass
+        _SESSIONS.clear()
+    try:
+        from pyspark.sql.connect.client.core import SparkConnectClient
+    except ImportError:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, SparkConnectClient) and not obj.is_closed:
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
 class _Con:
     """A DB-API-like cursor over a session: execute() then fetchall()/fetchone()."""
 
