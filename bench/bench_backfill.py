@@ -51,11 +51,13 @@ def generate(root: Path, models: int) -> Path:
     (root / "models" / "bench").mkdir(parents=True)
     (root / "pipe.yml").write_text(
         "name: bench\nstart: 2025-01-01\nschedule: daily\nconcurrency: 4\n"
-        "targets:\n  dev: {adapter: duckdb, path: warehouse.duckdb}\n")
+        "targets:\n  dev: {adapter: duckdb, path: warehouse.duckdb}\n"
+    )
     for i in range(models):
         (root / "models" / "bench" / f"m{i:04d}.sql").write_text(MODEL.format(i=i))
         (root / "models" / "bench" / f"m{i:04d}.yml").write_text(
-            "kind: incremental\ntime_column: ts\n")
+            "kind: incremental\ntime_column: ts\n"
+        )
     return root
 
 
@@ -73,8 +75,11 @@ def floor(days: int, models: int) -> float:
         e = s + timedelta(days=1)
         lit_s, lit_e = f"TIMESTAMP '{s:%Y-%m-%d %H:%M:%S}'", f"TIMESTAMP '{e:%Y-%m-%d %H:%M:%S}'"
         for i in range(models):
-            sql = MODEL.format(i=i).replace("{{ interval_start }}", lit_s).replace(
-                "{{ interval_end }}", lit_e)
+            sql = (
+                MODEL.format(i=i)
+                .replace("{{ interval_start }}", lit_s)
+                .replace("{{ interval_end }}", lit_e)
+            )
             con.execute(f"create table bench.m{i:04d}__tmp as {sql}")
             con.execute("begin")
             con.execute(f"delete from bench.m{i:04d} where ts >= {lit_s} and ts < {lit_e}")
@@ -106,9 +111,22 @@ def backfill(root: Path, days: int, concurrency: int, src: str | None = None) ->
     (root / "warehouse.duckdb").unlink(missing_ok=True)
     end = START + timedelta(days=days)
     t0 = time.perf_counter()
-    subprocess.run(pipe("backfill", "--project", str(root), "--start", "2025-01-01",
-                        "--end", f"{end:%Y-%m-%d}", "--concurrency", str(concurrency)),
-                   check=True, stdout=subprocess.DEVNULL, env=_env(src))
+    subprocess.run(
+        pipe(
+            "backfill",
+            "--project",
+            str(root),
+            "--start",
+            "2025-01-01",
+            "--end",
+            f"{end:%Y-%m-%d}",
+            "--concurrency",
+            str(concurrency),
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=_env(src),
+    )
     return time.perf_counter() - t0
 
 
@@ -130,10 +148,14 @@ def paired(args, tasks: int) -> dict:
                 got[v] = s
                 figures.setdefault(f"{v} c{c} tasks/min", []).append(tasks / s * 60)
                 figures.setdefault(f"{v} c{c} vs floor", []).append(f / s)
-                print(f"  {v} --concurrency {c}: {s:.1f}s, {tasks / s * 60:,.0f} tasks/min, "
-                      f"{f / s:.2f}x the floor's throughput", flush=True)
+                print(
+                    f"  {v} --concurrency {c}: {s:.1f}s, {tasks / s * 60:,.0f} tasks/min, "
+                    f"{f / s:.2f}x the floor's throughput",
+                    flush=True,
+                )
             figures.setdefault(f"c{c} after/before throughput", []).append(
-                got["before"] / got["after"])
+                got["before"] / got["after"]
+            )
     print("medians:")
     for name, xs in figures.items():
         print(f"  {name}: {statistics.median(xs):.2f}  ({', '.join(f'{x:.2f}' for x in xs)})")
@@ -143,15 +165,26 @@ def paired(args, tasks: int) -> dict:
 def dry_run_rss(root: Path, days: int) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of a dry run, in a fresh process."""
     end = START + timedelta(days=days)
-    cmd = pipe("backfill", "--project", str(root), "--start", "2025-01-01", "--end",
-               f"{end:%Y-%m-%d}", "--dry-run", "--json")
+    cmd = pipe(
+        "backfill",
+        "--project",
+        str(root),
+        "--start",
+        "2025-01-01",
+        "--end",
+        f"{end:%Y-%m-%d}",
+        "--dry-run",
+        "--json",
+    )
     code = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
         f"subprocess.run({cmd!r}, "
         "check=True, stdout=subprocess.DEVNULL); "
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.split()
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[0]), int(out[1]) / 1024
 
 
@@ -181,18 +214,30 @@ def main() -> None:
         print(f"floor: {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
     for c in args.concurrency:
         s = backfill(root, args.days, c)
-        result[f"pipe_c{c}"] = {"seconds": round(s, 2), "tasks_per_minute": round(tasks / s * 60),
-                                "vs_floor": round(f / s, 2)}
-        print(f"pipe backfill --concurrency {c}: {s:.1f}s, {tasks / s * 60:,.0f} tasks/min, "
-              f"{f / s:.2f}x the floor's throughput", flush=True)
+        result[f"pipe_c{c}"] = {
+            "seconds": round(s, 2),
+            "tasks_per_minute": round(tasks / s * 60),
+            "vs_floor": round(f / s, 2),
+        }
+        print(
+            f"pipe backfill --concurrency {c}: {s:.1f}s, {tasks / s * 60:,.0f} tasks/min, "
+            f"{f / s:.2f}x the floor's throughput",
+            flush=True,
+        )
     if args.dry_run_models:
         big = generate(OUT / "dry_run_project", args.dry_run_models)
         s, rss = dry_run_rss(big, args.days)
-        result["dry_run"] = {"models": args.dry_run_models, "tasks": args.days *
-                             args.dry_run_models, "seconds": round(s, 2),
-                             "peak_rss_mib": round(rss)}
-        print(f"dry run of {args.days * args.dry_run_models:,} tasks: {s:.1f}s, "
-              f"peak RSS {rss:.0f} MiB", flush=True)
+        result["dry_run"] = {
+            "models": args.dry_run_models,
+            "tasks": args.days * args.dry_run_models,
+            "seconds": round(s, 2),
+            "peak_rss_mib": round(rss),
+        }
+        print(
+            f"dry run of {args.days * args.dry_run_models:,} tasks: {s:.1f}s, "
+            f"peak RSS {rss:.0f} MiB",
+            flush=True,
+        )
     (OUT / "result.json").write_text(json.dumps(result, indent=2))
 
 

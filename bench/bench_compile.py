@@ -250,12 +250,12 @@ def wait_idle() -> float:
 def measure(cmd: list[str], env: dict | None = None) -> dict:
     busy = wait_idle()
     load = os.getloadavg()[0]
-    out = subprocess.run([PYTHON, "-c", WRAPPER, *cmd], check=True, capture_output=True,
-                         text=True, env=env).stdout
+    out = subprocess.run(
+        [PYTHON, "-c", WRAPPER, *cmd], check=True, capture_output=True, text=True, env=env
+    ).stdout
     result = json.loads(out)
     if result["rc"] != 0:
-        raise SystemExit(f"command failed ({result['rc']}): {' '.join(cmd)}\n"
-                         f"{result['stderr']}")
+        raise SystemExit(f"command failed ({result['rc']}): {' '.join(cmd)}\n{result['stderr']}")
     result["load"] = load
     result["busy_before"] = busy
     return result
@@ -276,16 +276,35 @@ def machine() -> dict:
     except OSError:
         pass
     probe = subprocess.run(
-        [PYTHON, "-c", ("import sys, sqlglot, sqlglot.parser as p; "
-                        "print(sqlglot.__version__); print(p.__file__.endswith('.so')); "
-                        "print(sys.version.split()[0])")],
-        check=True, capture_output=True, text=True).stdout.split()
-    git = subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"],
-                         check=False, capture_output=True, text=True).stdout.strip()
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": probe[2], "git": git or "unknown",
-            "sqlglot": probe[0], "sqlglot_build": "mypyc (sqlglot[c])" if probe[1] == "True"
-            else "pure Python", "platform": platform.platform(),
-            "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+        [
+            PYTHON,
+            "-c",
+            (
+                "import sys, sqlglot, sqlglot.parser as p; "
+                "print(sqlglot.__version__); print(p.__file__.endswith('.so')); "
+                "print(sys.version.split()[0])"
+            ),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    git = subprocess.run(
+        ["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": probe[2],
+        "git": git or "unknown",
+        "sqlglot": probe[0],
+        "sqlglot_build": "mypyc (sqlglot[c])" if probe[1] == "True" else "pure Python",
+        "platform": platform.platform(),
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def pure_env(path: Path | None) -> dict | None:
@@ -295,8 +314,15 @@ def pure_env(path: Path | None) -> dict | None:
     return {**os.environ, "PYTHONPATH": str(path.resolve())}
 
 
-def bench_size(n: int, repeat: int, seed: int, kind: str, out: Path,
-               pure: Path | None = None, serial: bool = False) -> dict:
+def bench_size(
+    n: int,
+    repeat: int,
+    seed: int,
+    kind: str,
+    out: Path,
+    pure: Path | None = None,
+    serial: bool = False,
+) -> dict:
     project = out / "projects" / f"p{n}" if kind == "full" else out / "projects" / f"p{n}-{kind}"
     files, summary = gen_project.generate(n, seed, kind)
     project.mkdir(parents=True, exist_ok=True)
@@ -313,57 +339,68 @@ def bench_size(n: int, repeat: int, seed: int, kind: str, out: Path,
     for i in range(repeat):
         runs["sqlglot"].append(measure([PYTHON, "-c", SQLGLOT_ONLY, str(project)]))
         if pure:
-            runs["sqlglot_pure"].append(measure([PYTHON, "-c", SQLGLOT_ONLY, str(project)],
-                                                env=pure_env(pure)))
+            runs["sqlglot_pure"].append(
+                measure([PYTHON, "-c", SQLGLOT_ONLY, str(project)], env=pure_env(pure))
+            )
         clean(project)
         runs["cold"].append(measure(pipe_cmd))
         runs["warm"].append(measure(pipe_cmd))
         if serial:
             clean(project)
             runs["serial"].append(measure([PYTHON, "-c", SERIAL, *pipe_cmd[1:]]))
-        print(f"  N={n} run {i + 1}/{repeat}: " + ", ".join(
-            f"{k} {v[-1]['wall']:.2f}s" for k, v in runs.items())
-            + f" (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+        print(
+            f"  N={n} run {i + 1}/{repeat}: "
+            + ", ".join(f"{k} {v[-1]['wall']:.2f}s" for k, v in runs.items())
+            + f" (load {os.getloadavg()[0]:.1f})",
+            file=sys.stderr,
+        )
     plan = project / "plans" / "dev" / f"{INTERVAL}.json"
     med = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
     cpu = {k: statistics.median(r["cpu"] for r in v) for k, v in runs.items()}
     rss = {k: max(r["maxrss_kib"] for r in v) / 1024 for k, v in runs.items()}
     return {
-        "models": n, "project": summary,
+        "models": n,
+        "project": summary,
         "seconds": {k: round(v, 3) for k, v in med.items()},
         "cpu_seconds": {k: round(v, 3) for k, v in cpu.items()},
         "all_seconds": {k: [round(r["wall"], 3) for r in v] for k, v in runs.items()},
         "load_average_1m": {k: [round(r["load"], 2) for r in v] for k, v in runs.items()},
-        "cpu_busy_before": {k: [round(r["busy_before"], 2) for r in v]
-                            for k, v in runs.items()},
+        "cpu_busy_before": {k: [round(r["busy_before"], 2) for r in v] for k, v in runs.items()},
         "peak_rss_mib": {k: round(v, 1) for k, v in rss.items()},
         "cold_over_sqlglot": round(med["cold"] / med["sqlglot"], 2),
         "cold_over_sqlglot_cpu": round(cpu["cold"] / cpu["sqlglot"], 2),
         "warm_over_sqlglot": round(med["warm"] / med["sqlglot"], 2),
         "plan_bytes": plan.stat().st_size,
-        "parse_cache_bytes": sum(p.stat().st_size for p in (project / ".pipe").rglob("*")
-                                 if p.is_file()),
+        "parse_cache_bytes": sum(
+            p.stat().st_size for p in (project / ".pipe").rglob("*") if p.is_file()
+        ),
     }
 
 
 def table(results: list[dict]) -> str:
     pure = all("sqlglot_pure" in r["seconds"] for r in results)
     serial = all("serial" in r["seconds"] for r in results)
-    rows = [("| models | sqlglot only | pipe cold | pipe warm | cold / sqlglot | "
-             "cold / sqlglot (CPU) | peak RSS cold |"
-             + (" cold, no pool | no pool / sqlglot |" if serial else "")
-             + (" sqlglot only, pure Python |" if pure else "")),
-            "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if serial else "")
-            + ("---:|" if pure else "")]
+    rows = [
+        (
+            "| models | sqlglot only | pipe cold | pipe warm | cold / sqlglot | "
+            "cold / sqlglot (CPU) | peak RSS cold |"
+            + (" cold, no pool | no pool / sqlglot |" if serial else "")
+            + (" sqlglot only, pure Python |" if pure else "")
+        ),
+        "|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---:|---:|" if serial else "")
+        + ("---:|" if pure else ""),
+    ]
     for r in results:
         s = r["seconds"]
-        rows.append(f"| {r['models']:,} | {s['sqlglot']:.2f} s | {s['cold']:.2f} s | "
-                    f"{s['warm']:.2f} s | {r['cold_over_sqlglot']:.2f}x | "
-                    f"{r['cold_over_sqlglot_cpu']:.2f}x | "
-                    f"{r['peak_rss_mib']['cold']:.0f} MiB |"
-                    + (f" {s['serial']:.2f} s | {s['serial'] / s['sqlglot']:.2f}x |"
-                       if serial else "")
-                    + (f" {s['sqlglot_pure']:.2f} s |" if pure else ""))
+        rows.append(
+            f"| {r['models']:,} | {s['sqlglot']:.2f} s | {s['cold']:.2f} s | "
+            f"{s['warm']:.2f} s | {r['cold_over_sqlglot']:.2f}x | "
+            f"{r['cold_over_sqlglot_cpu']:.2f}x | "
+            f"{r['peak_rss_mib']['cold']:.0f} MiB |"
+            + (f" {s['serial']:.2f} s | {s['serial'] / s['sqlglot']:.2f}x |" if serial else "")
+            + (f" {s['sqlglot_pure']:.2f} s |" if pure else "")
+        )
     return "\n".join(rows)
 
 
@@ -376,14 +413,24 @@ def breakdown(n: int, seed: int, out: Path) -> tuple[dict, str]:
     found = {}
     for mode in ("cold", "warm"):
         wait_idle()
-        text = subprocess.run([PYTHON, "-c", BREAKDOWN, str(project), mode, INTERVAL],
-                              check=True, capture_output=True, text=True).stdout
+        text = subprocess.run(
+            [PYTHON, "-c", BREAKDOWN, str(project), mode, INTERVAL],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         found[mode] = json.loads(text.strip().splitlines()[-1])
-    lines = [f"Unprofiled breakdown, {n:,} models (in process, interpreter start excluded):",
-             "", "| phase | cold | warm |", "|---|---:|---:|"]
+    lines = [
+        f"Unprofiled breakdown, {n:,} models (in process, interpreter start excluded):",
+        "",
+        "| phase | cold | warm |",
+        "|---|---:|---:|",
+    ]
     for key in found["cold"]["phases"]:
-        lines.append(f"| {key} | {found['cold']['phases'][key]:.2f} s | "
-                     f"{found['warm']['phases'].get(key, 0):.2f} s |")
+        lines.append(
+            f"| {key} | {found['cold']['phases'][key]:.2f} s | "
+            f"{found['warm']['phases'].get(key, 0):.2f} s |"
+        )
     lines += ["", "| function (inclusive) | calls | cold | warm |", "|---|---:|---:|---:|"]
     funcs = found["cold"]["functions"]
     for key, (sec, count) in sorted(funcs.items(), key=lambda kv: -kv[1][0]):
@@ -395,17 +442,22 @@ def breakdown(n: int, seed: int, out: Path) -> tuple[dict, str]:
 def targets(results: list[dict]) -> list[str]:
     out = []
     for r in results:
-        out.append(f"N={r['models']}: cold <= 1.5x sqlglot: "
-                   f"{'yes' if r['cold_over_sqlglot'] <= 1.5 else 'NO'} "
-                   f"({r['cold_over_sqlglot']}x)")
+        out.append(
+            f"N={r['models']}: cold <= 1.5x sqlglot: "
+            f"{'yes' if r['cold_over_sqlglot'] <= 1.5 else 'NO'} "
+            f"({r['cold_over_sqlglot']}x)"
+        )
         if r["models"] == 10000:
             s, rss = r["seconds"], r["peak_rss_mib"]["cold"]
-            out.append(f"N=10000: cold < 5 s: {'yes' if s['cold'] < 5 else 'NO'} "
-                       f"({s['cold']:.2f} s)")
-            out.append(f"N=10000: warm < 1 s: {'yes' if s['warm'] < 1 else 'NO'} "
-                       f"({s['warm']:.2f} s)")
-            out.append(f"N=10000: peak RSS < 1 GiB: {'yes' if rss < 1024 else 'NO'} "
-                       f"({rss:.0f} MiB)")
+            out.append(
+                f"N=10000: cold < 5 s: {'yes' if s['cold'] < 5 else 'NO'} ({s['cold']:.2f} s)"
+            )
+            out.append(
+                f"N=10000: warm < 1 s: {'yes' if s['warm'] < 1 else 'NO'} ({s['warm']:.2f} s)"
+            )
+            out.append(
+                f"N=10000: peak RSS < 1 GiB: {'yes' if rss < 1024 else 'NO'} ({rss:.0f} MiB)"
+            )
     return out
 
 
@@ -418,13 +470,21 @@ def profile(n: int, seed: int, out: Path, top: int = 25) -> str:
         gen_project.write_project(project, files, force=True)
     clean(project)
     prof_path = out / f"compile-{n}.prof"
-    subprocess.run([PYTHON, "-c", PROFILE, str(project), INTERVAL, str(prof_path)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PYTHON, "-c", PROFILE, str(project), INTERVAL, str(prof_path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     stats = pstats.Stats(str(prof_path))
     total = stats.total_tt
-    lines = [f"cProfile of a cold compile, {n:,} models: {total:.2f} s under the profiler",
-             "", "In src/pipe, by cumulative time:", "",
-             "| cumulative | share | calls | function |", "|---:|---:|---:|---|"]
+    lines = [
+        f"cProfile of a cold compile, {n:,} models: {total:.2f} s under the profiler",
+        "",
+        "In src/pipe, by cumulative time:",
+        "",
+        "| cumulative | share | calls | function |",
+        "|---:|---:|---:|---|",
+    ]
     src = str((HERE.parent / "src" / "pipe").resolve())
     rows = []
     for (file, line, func), (_cc, nc, _tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
@@ -432,11 +492,20 @@ def profile(n: int, seed: int, out: Path, top: int = 25) -> str:
             rows.append((ct, nc, f"{Path(file).name}:{line} {func}"))
     for ct, nc, name in sorted(rows, reverse=True)[:top]:
         lines.append(f"| {ct:.2f} s | {100 * ct / total:.0f}% | {nc:,} | {name} |")
-    lines += ["", "Everywhere, by own time:", "", "| own | share | calls | function |",
-              "|---:|---:|---:|---|"]
-    own = sorted(((tt, nc, f"{Path(file).name}:{line} {func}")
-                  for (file, line, func), (cc, nc, tt, ct, _)
-                  in stats.stats.items()), reverse=True)  # type: ignore[attr-defined]
+    lines += [
+        "",
+        "Everywhere, by own time:",
+        "",
+        "| own | share | calls | function |",
+        "|---:|---:|---:|---|",
+    ]
+    own = sorted(
+        (
+            (tt, nc, f"{Path(file).name}:{line} {func}")
+            for (file, line, func), (cc, nc, tt, ct, _) in stats.stats.items()
+        ),
+        reverse=True,
+    )  # type: ignore[attr-defined]
     for tt, nc, name in own[:top]:
         lines.append(f"| {tt:.2f} s | {100 * tt / total:.0f}% | {nc:,} | {name} |")
     return "\n".join(lines)
@@ -444,25 +513,50 @@ def profile(n: int, seed: int, out: Path, top: int = 25) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="1000,10000",
-                    help="comma-separated project sizes (default 1000,10000)")
+    ap.add_argument(
+        "--models", default="1000,10000", help="comma-separated project sizes (default 1000,10000)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     ap.add_argument("--seed", type=int, default=0, help="generator seed")
-    ap.add_argument("--kind", choices=("full", "incremental"), default="full",
-                    help="generator --kind (default full)")
-    ap.add_argument("--profile", type=int, metavar="N",
-                    help="also profile one cold compile of N models with cProfile")
-    ap.add_argument("--breakdown", type=int, metavar="N",
-                    help="also time the phases of one cold and one warm compile of N models "
-                    "in process, without a profiler")
-    ap.add_argument("--pure-sqlglot", type=Path, metavar="DIR",
-                    help="also time the sqlglot-only script with a pure-Python sqlglot "
-                    "installed in DIR (pip install --no-deps --target DIR sqlglot==VERSION)")
-    ap.add_argument("--serial", action="store_true",
-                    help="also time a cold compile with pipe's worker pool turned off")
-    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                    help="before each measurement, wait up to SECONDS until other processes "
-                    "use under 10%% of the cores (a shared machine); default: don't wait")
+    ap.add_argument(
+        "--kind",
+        choices=("full", "incremental"),
+        default="full",
+        help="generator --kind (default full)",
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="also profile one cold compile of N models with cProfile",
+    )
+    ap.add_argument(
+        "--breakdown",
+        type=int,
+        metavar="N",
+        help="also time the phases of one cold and one warm compile of N models "
+        "in process, without a profiler",
+    )
+    ap.add_argument(
+        "--pure-sqlglot",
+        type=Path,
+        metavar="DIR",
+        help="also time the sqlglot-only script with a pure-Python sqlglot "
+        "installed in DIR (pip install --no-deps --target DIR sqlglot==VERSION)",
+    )
+    ap.add_argument(
+        "--serial",
+        action="store_true",
+        help="also time a cold compile with pipe's worker pool turned off",
+    )
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to SECONDS until other processes "
+        "use under 10%% of the cores (a shared machine); default: don't wait",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "out")
     args = ap.parse_args(argv)
     WAIT_IDLE.update(busy=0.10, timeout=args.wait_idle)
@@ -475,15 +569,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for n in (int(x) for x in args.models.split(",") if x):
         print(f"N={n}: generating and measuring", file=sys.stderr)
-        results.append(bench_size(n, args.repeat, args.seed, args.kind, out,
-                                  args.pure_sqlglot, args.serial))
-    report = {"machine": info, "interval": INTERVAL, "repeat": args.repeat,
-              "wait_idle": args.wait_idle,
-              "seed": args.seed, "kind": args.kind, "results": results,
-              "bench_seconds": round(time.perf_counter() - started, 1)}
-    print(f"\n{info['cpu']}, {info['nproc']} cores, Python {info['python']}, sqlglot "
-          f"{info['sqlglot']} ({info['sqlglot_build']}), pipe {info['git']}, "
-          f"{info['date_utc']}, median of {args.repeat}, --kind {args.kind}\n")
+        results.append(
+            bench_size(n, args.repeat, args.seed, args.kind, out, args.pure_sqlglot, args.serial)
+        )
+    report = {
+        "machine": info,
+        "interval": INTERVAL,
+        "repeat": args.repeat,
+        "wait_idle": args.wait_idle,
+        "seed": args.seed,
+        "kind": args.kind,
+        "results": results,
+        "bench_seconds": round(time.perf_counter() - started, 1),
+    }
+    print(
+        f"\n{info['cpu']}, {info['nproc']} cores, Python {info['python']}, sqlglot "
+        f"{info['sqlglot']} ({info['sqlglot_build']}), pipe {info['git']}, "
+        f"{info['date_utc']}, median of {args.repeat}, --kind {args.kind}\n"
+    )
     print(table(results))
     print()
     for line in targets(results):

@@ -69,12 +69,16 @@ def _env(dsn: str | None, src: str | None = None) -> dict:
 def generate(root: Path, models: int, engine: str, dsn: str | None, src: str | None) -> Path:
     if root.exists():
         shutil.rmtree(root)
-    subprocess.run([sys.executable, str(HERE / "gen_project.py"), str(root), "--models",
-                    str(models)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(HERE / "gen_project.py"), str(root), "--models", str(models)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     if engine == "postgres":
         yml = (root / "pipe.yml").read_text()
-        yml = yml.replace("targets:\n", "targets:\n  pg: {adapter: postgres, dsn: "
-                          "\"${PIPE_PG_DSN}\"}\n", 1)
+        yml = yml.replace(
+            "targets:\n", 'targets:\n  pg: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}\n', 1
+        )
         (root / "pipe.yml").write_text(yml)
     args = ["compile", "--project", str(root), "--interval", LABEL]
     if engine == "postgres":
@@ -97,8 +101,10 @@ def floor_duckdb(root: Path, tasks: list[dict]) -> float:
         con.execute(f"CREATE SCHEMA {schema}")
     for t in tasks:
         if t["kind"] == "seed":
-            con.execute(f"CREATE TABLE {t['table']} AS SELECT * FROM read_csv("
-                        f"'{root / t['seed_path']}', header = true)")
+            con.execute(
+                f"CREATE TABLE {t['table']} AS SELECT * FROM read_csv("
+                f"'{root / t['seed_path']}', header = true)"
+            )
         else:
             con.execute(f"CREATE TABLE {t['table']} AS\n" + "\n".join(t["sql"]))
     con.close()  # the checkpoint that writes the WAL into the file: pipe run pays it too
@@ -110,14 +116,17 @@ def _reset_pg(dsn: str) -> None:
 
     with psycopg.connect(dsn, autocommit=True) as con:
         for (schema,) in con.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
-                "AND nspname NOT IN ('information_schema', 'public')").fetchall():
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' "
+            "AND nspname NOT IN ('information_schema', 'public')"
+        ).fetchall():
             con.execute(f'DROP SCHEMA "{schema}" CASCADE')
         # the generated models round doubles, as DuckDB allows; Postgres rounds numerics
         # only. A shim in the bench database (not in pipe) lets the same models run.
-        con.execute("CREATE OR REPLACE FUNCTION public.round(double precision, integer) "
-                    "RETURNS numeric LANGUAGE sql IMMUTABLE AS "
-                    "'SELECT round($1::numeric, $2)'")
+        con.execute(
+            "CREATE OR REPLACE FUNCTION public.round(double precision, integer) "
+            "RETURNS numeric LANGUAGE sql IMMUTABLE AS "
+            "'SELECT round($1::numeric, $2)'"
+        )
 
 
 def floor_postgres(root: Path, tasks: list[dict], dsn: str) -> float:
@@ -135,8 +144,7 @@ def floor_postgres(root: Path, tasks: list[dict], dsn: str) -> float:
             con.execute(f"CREATE SCHEMA {schema}")
         for t in tasks:
             if t["kind"] == "seed":
-                seeder.load_seed(t["table"], root / t["seed_path"],
-                                 dict(t.get("column_types", {})))
+                seeder.load_seed(t["table"], root / t["seed_path"], dict(t.get("column_types", {})))
             else:
                 con.execute((f"CREATE TABLE {t['table']} AS\n" + "\n".join(t["sql"])).encode())
     seconds = time.perf_counter() - t0
@@ -155,8 +163,9 @@ def _fresh(root: Path, engine: str, dsn: str | None) -> None:
         _reset_pg(dsn)
 
 
-def run_pipe(root: Path, args: list[str], engine: str, dsn: str | None,
-             src: str | None) -> tuple[float, float]:
+def run_pipe(
+    root: Path, args: list[str], engine: str, dsn: str | None, src: str | None
+) -> tuple[float, float]:
     """(whole-process seconds, seconds from spawning pipe to its first task's start)."""
     args = ["run", "--project", str(root), "--interval", LABEL, *args]
     if engine == "postgres":
@@ -167,8 +176,9 @@ def run_pipe(root: Path, args: list[str], engine: str, dsn: str | None,
     subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=env)
     seconds = time.perf_counter() - p0
     with sqlite3.connect(root / ".pipe" / "state.db") as db:
-        (first,) = db.execute("SELECT min(started_at) FROM attempts WHERE run_id = "
-                              "(SELECT max(run_id) FROM runs)").fetchone()
+        (first,) = db.execute(
+            "SELECT min(started_at) FROM attempts WHERE run_id = (SELECT max(run_id) FROM runs)"
+        ).fetchone()
     return seconds, first - t0
 
 
@@ -184,8 +194,11 @@ def main() -> None:
     ap.add_argument("--dsn", help="postgres: a database this benchmark may wipe")
     ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
     ap.add_argument("--pairs", type=int, default=1, help="rounds of (before, after)")
-    ap.add_argument("--first-task", action="store_true",
-                    help="only the time to the first task of a one-seed run")
+    ap.add_argument(
+        "--first-task",
+        action="store_true",
+        help="only the time to the first task of a one-seed run",
+    )
     args = ap.parse_args()
     if args.engine == "postgres" and not args.dsn:
         ap.error("--engine postgres needs --dsn")
@@ -193,8 +206,12 @@ def main() -> None:
     versions = {"after": None}
     if args.before:
         versions = {"before": str(Path(args.before).resolve()), "after": None}
-    roots = {v: generate(OUT / f"{args.engine}-{args.models}-{v}", args.models, args.engine,
-                         args.dsn, src) for v, src in versions.items()}
+    roots = {
+        v: generate(
+            OUT / f"{args.engine}-{args.models}-{v}", args.models, args.engine, args.dsn, src
+        )
+        for v, src in versions.items()
+    }
     target = "pg" if args.engine == "postgres" else "dev"
     tasks = plan_tasks(roots["after"], target)
     figures: dict[str, list[float]] = {}
@@ -209,43 +226,67 @@ def main() -> None:
     for n in range(args.pairs):
         if args.first_task:
             for v, root in roots.items():
-                s, first = run_pipe(root, ["--force", "--select", "raw.customers"],
-                                    args.engine, args.dsn, versions[v])
+                s, first = run_pipe(
+                    root,
+                    ["--force", "--select", "raw.customers"],
+                    args.engine,
+                    args.dsn,
+                    versions[v],
+                )
                 add(f"{v} first task ms", first * 1000)
                 add(f"{v} seconds", s)
-                print(f"pair {n + 1} {v}: first task after {first * 1000:.0f} ms, "
-                      f"process {s:.2f}s", flush=True)
+                print(
+                    f"pair {n + 1} {v}: first task after {first * 1000:.0f} ms, process {s:.2f}s",
+                    flush=True,
+                )
             continue
         if args.engine == "postgres":
             f = floor_postgres(roots["after"], tasks, args.dsn)
         else:
             f = floor_duckdb(roots["after"], tasks)
         add("floor seconds", f)
-        print(f"pair {n + 1}: {args.engine}, {len(tasks)} tasks: floor {f:.2f}s "
-              f"({f / len(tasks) * 1000:.1f} ms a task)", flush=True)
+        print(
+            f"pair {n + 1}: {args.engine}, {len(tasks)} tasks: floor {f:.2f}s "
+            f"({f / len(tasks) * 1000:.1f} ms a task)",
+            flush=True,
+        )
         for c in args.concurrency:
             for v, root in roots.items():
                 _fresh(root, args.engine, args.dsn)
-                s, first = run_pipe(root, ["--concurrency", str(c)], args.engine, args.dsn,
-                                    versions[v])
+                s, first = run_pipe(
+                    root, ["--concurrency", str(c)], args.engine, args.dsn, versions[v]
+                )
                 add(f"{v} c{c} seconds", s)
                 add(f"{v} c{c} vs floor", s / f)
                 add(f"{v} first task ms", first * 1000)
-                print(f"  {v} pipe run --concurrency {c}: {s:.2f}s = {s / f:.2f}x the floor, "
-                      f"first task after {first * 1000:.0f} ms", flush=True)
+                print(
+                    f"  {v} pipe run --concurrency {c}: {s:.2f}s = {s / f:.2f}x the floor, "
+                    f"first task after {first * 1000:.0f} ms",
+                    flush=True,
+                )
             if args.before:
-                add(f"c{c} after/before", figures[f"after c{c} seconds"][-1]
-                    / figures[f"before c{c} seconds"][-1])
+                add(
+                    f"c{c} after/before",
+                    figures[f"after c{c} seconds"][-1] / figures[f"before c{c} seconds"][-1],
+                )
     if args.first_task and args.before:
         figures["first task after/before"] = [
-            a / b for a, b in zip(figures["after first task ms"],
-                                  figures["before first task ms"], strict=True)]
+            a / b
+            for a, b in zip(
+                figures["after first task ms"], figures["before first task ms"], strict=True
+            )
+        ]
     print("medians:")
     for name, xs in figures.items():
         print(f"  {name}: {_median(xs):.3f}  ({', '.join(f'{x:.3f}' for x in xs)})")
-    result = {"engine": args.engine, "models": args.models, "tasks": len(tasks),
-              "pairs": args.pairs, "figures": figures,
-              "medians": {k: round(_median(v), 4) for k, v in figures.items()}}
+    result = {
+        "engine": args.engine,
+        "models": args.models,
+        "tasks": len(tasks),
+        "pairs": args.pairs,
+        "figures": figures,
+        "medians": {k: round(_median(v), 4) for k, v in figures.items()},
+    }
     name = f"result-{args.engine}-{args.models}{'-first' if args.first_task else ''}.json"
     (OUT / name).write_text(json.dumps(result, indent=2))
 

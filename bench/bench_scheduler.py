@@ -40,9 +40,19 @@ def make_tasks(days: int, models: int) -> list[Task]:
         for m in range(models):
             name = f"s{m % 10}.m{m:04d}"
             tid = task_id(name, iv)
-            tasks.append(Task(tid, name, "incremental", iv, (prev,) if prev else (),
-                              "f" * 16, name, pool="warehouse" if m % 3 == 0 else None,
-                              max_concurrency=2 if m % 5 == 0 else None))
+            tasks.append(
+                Task(
+                    tid,
+                    name,
+                    "incremental",
+                    iv,
+                    (prev,) if prev else (),
+                    "f" * 16,
+                    name,
+                    pool="warehouse" if m % 3 == 0 else None,
+                    max_concurrency=2 if m % 5 == 0 else None,
+                )
+            )
             prev = tid
     return tasks
 
@@ -62,13 +72,15 @@ def run(days: int, models: int, concurrency: int) -> dict:
 
         def work(task, attempt):
             stamp = stamps.stamp(task)
-            result = TaskResult("success", rows=1, entry=Entry(
-                task.fingerprint, stamp.published_at, 1, stamp.reads, stamp.partial))
+            result = TaskResult(
+                "success",
+                rows=1,
+                entry=Entry(task.fingerprint, stamp.published_at, 1, stamp.reads, stamp.partial),
+            )
             stamps.published(task, result)  # as the runner's worker does
             return result
 
-        scheduler = Scheduler(tasks, Caps(concurrency, {"warehouse": 2}), work,
-                              listener=recorder)
+        scheduler = Scheduler(tasks, Caps(concurrency, {"warehouse": 2}), work, listener=recorder)
         t0 = time.perf_counter()
         outcomes = scheduler.run()
         recorder.close()
@@ -76,9 +88,12 @@ def run(days: int, models: int, concurrency: int) -> dict:
         state.close()
     assert all(o.status == "success" for o in outcomes.values())
     assert len(current) == len(tasks)
-    return {"tasks": len(tasks), "seconds": round(seconds, 3),
-            "tasks_per_minute": round(len(tasks) / seconds * 60),
-            "decide_seconds": round(decide_seconds, 3)}
+    return {
+        "tasks": len(tasks),
+        "seconds": round(seconds, 3),
+        "tasks_per_minute": round(len(tasks) / seconds * 60),
+        "decide_seconds": round(decide_seconds, 3),
+    }
 
 
 def main() -> None:

@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pipe", default=str(Path(sys.executable).with_name("pipe")))
     args = ap.parse_args(argv)
     root = args.project.resolve()
-    subprocess.run([args.pipe, "compile", "--project", str(root), "--interval", args.interval],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [args.pipe, "compile", "--project", str(root), "--interval", args.interval],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     plan = json.loads((root / "plans" / "dev" / f"{args.interval}.json").read_text())
     con = duckdb.connect()
     failures: list[str] = []
@@ -45,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             types = task.get("column_types") or {}
             opts = f", types = {types!r}" if types else ""
             path = (root / task["seed_path"]).as_posix()
-            con.execute(f"create table {task['table']} as select * from "
-                        f"read_csv('{path}', header = true{opts})")
+            con.execute(
+                f"create table {task['table']} as select * from "
+                f"read_csv('{path}', header = true{opts})"
+            )
             continue
         sql = "\n".join(task["sql"])
         try:
@@ -70,10 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         if con.execute(f"select count(*) from {task['table']}").fetchone()[0] == 0:
             empty.append(task["model"])
     models = sum(1 for t in plan["tasks"] if t["kind"] != "seed")
-    print(json.dumps({"tasks": len(plan["tasks"]), "models": models, "failed": len(failures),
-                      "check_failures": check_failures, "empty_tables": len(empty),
-                      "rows_outside_interval": outside,
-                      "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "tasks": len(plan["tasks"]),
+                "models": models,
+                "failed": len(failures),
+                "check_failures": check_failures,
+                "empty_tables": len(empty),
+                "rows_outside_interval": outside,
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
+            indent=2,
+        )
+    )
     for f in failures[:20]:
         print("FAIL", f)
     shutil.rmtree(root / "plans", ignore_errors=True)

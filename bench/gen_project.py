@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-FACT = ("id", "customer_id", "product_id", "category", "status", "event_ts", "quantity",
-        "amount")
+FACT = ("id", "customer_id", "product_id", "category", "status", "event_ts", "quantity", "amount")
 DIM = ("customer_id", "full_name", "country", "segment", "signed_up_on", "lifetime_value")
 
 LAYERS = (  # (schema, prefix, share of the models)
@@ -56,9 +55,28 @@ LAYERS = (  # (schema, prefix, share of the models)
     ("marts", "mart", 0.12),
     ("reports", "rpt", 0.12),
 )
-TOPICS = ("orders", "revenue", "sessions", "payments", "returns", "churn", "funnel", "basket",
-          "refunds", "margin", "cohort", "retention", "traffic", "inventory", "campaign",
-          "pricing", "loyalty", "shipping", "support", "fraud")
+TOPICS = (
+    "orders",
+    "revenue",
+    "sessions",
+    "payments",
+    "returns",
+    "churn",
+    "funnel",
+    "basket",
+    "refunds",
+    "margin",
+    "cohort",
+    "retention",
+    "traffic",
+    "inventory",
+    "campaign",
+    "pricing",
+    "loyalty",
+    "shipping",
+    "support",
+    "fraud",
+)
 COUNTRIES = ("FR", "NL", "DE", "US", "GB", "ES", "IT", "SE", "PL", "JP")
 SEGMENTS = ("consumer", "smb", "enterprise", "partner")
 CATEGORIES = ("stationery", "books", "toys", "garden", "kitchen", "audio", "sports", "games")
@@ -66,10 +84,42 @@ STATUSES = ("placed", "shipped", "returned", "cancelled")
 EVENT_TYPES = ("view", "click", "cart", "purchase")
 METHODS = ("card", "transfer", "voucher", "wallet")
 PAGES = ("/", "/cart", "/checkout", "/product", "/search", "/account")
-FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Karen",
-         "Ken", "Margaret", "Niklaus", "Radia", "Tim", "Sophie", "Leslie")
-LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus",
-        "Jones", "Thompson", "Hamilton", "Wirth", "Perlman", "Lee", "Wilson", "Lamport")
+FIRST = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Karen",
+    "Ken",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Tim",
+    "Sophie",
+    "Leslie",
+)
+LAST = (
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Backus",
+    "Jones",
+    "Thompson",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Lee",
+    "Wilson",
+    "Lamport",
+)
 
 DATA_START = datetime(2026, 6, 1)
 DATA_DAYS = 14
@@ -122,37 +172,70 @@ def seed_files(rng: random.Random) -> dict[str, str]:
     for i in range(1, n + 1):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         signed = DATA_START - timedelta(days=rng.randrange(1, 400))
-        customers.append((i, f"{first} {last}", f"{first}.{last}{i}@example.com".lower(),
-                          rng.choice(COUNTRIES), rng.choice(SEGMENTS),
-                          signed.strftime("%Y-%m-%d")))
-    products = [(i, f"{rng.choice(CATEGORIES)}-item-{i}", rng.choice(CATEGORIES),
-                 rng.randrange(99, 20000)) for i in range(1, n + 1)]
-    orders = [(100000 + i, rng.randrange(1, n + 1), rng.randrange(1, n + 1),
-               rng.randrange(1, 6), rng.choice(STATUSES), _ts(rng)) for i in range(1, n + 1)]
-    events = [(i, rng.randrange(1, n + 1), rng.randrange(1, n + 1), rng.choice(EVENT_TYPES),
-               rng.choice(PAGES), _ts(rng)) for i in range(1, n + 1)]
+        customers.append(
+            (
+                i,
+                f"{first} {last}",
+                f"{first}.{last}{i}@example.com".lower(),
+                rng.choice(COUNTRIES),
+                rng.choice(SEGMENTS),
+                signed.strftime("%Y-%m-%d"),
+            )
+        )
+    products = [
+        (i, f"{rng.choice(CATEGORIES)}-item-{i}", rng.choice(CATEGORIES), rng.randrange(99, 20000))
+        for i in range(1, n + 1)
+    ]
+    orders = [
+        (
+            100000 + i,
+            rng.randrange(1, n + 1),
+            rng.randrange(1, n + 1),
+            rng.randrange(1, 6),
+            rng.choice(STATUSES),
+            _ts(rng),
+        )
+        for i in range(1, n + 1)
+    ]
+    events = [
+        (
+            i,
+            rng.randrange(1, n + 1),
+            rng.randrange(1, n + 1),
+            rng.choice(EVENT_TYPES),
+            rng.choice(PAGES),
+            _ts(rng),
+        )
+        for i in range(1, n + 1)
+    ]
     payments = []
     for i in range(1, n + 1):
         order = orders[rng.randrange(n)]
-        payments.append((500000 + i, order[0], rng.choice(METHODS), rng.randrange(50, 90000),
-                         _ts(rng)))
+        payments.append(
+            (500000 + i, order[0], rng.choice(METHODS), rng.randrange(50, 90000), _ts(rng))
+        )
     files = {
         "seeds/raw/customers.csv": _csv(
-            ("customer_id", "full_name", "email", "country", "segment", "signed_up_on"),
-            customers),
+            ("customer_id", "full_name", "email", "country", "segment", "signed_up_on"), customers
+        ),
         "seeds/raw/products.csv": _csv(
-            ("product_id", "product_name", "category", "price_cents"), products),
+            ("product_id", "product_name", "category", "price_cents"), products
+        ),
         "seeds/raw/orders.csv": _csv(
-            ("order_id", "customer_id", "product_id", "quantity", "status", "order_ts"), orders),
+            ("order_id", "customer_id", "product_id", "quantity", "status", "order_ts"), orders
+        ),
         "seeds/raw/events.csv": _csv(
-            ("event_id", "customer_id", "product_id", "event_type", "page", "event_ts"), events),
+            ("event_id", "customer_id", "product_id", "event_type", "page", "event_ts"), events
+        ),
         "seeds/raw/payments.csv": _csv(
-            ("payment_id", "order_id", "method", "amount_cents", "paid_ts"), payments),
+            ("payment_id", "order_id", "method", "amount_cents", "paid_ts"), payments
+        ),
     }
     for name, col in (("orders", "order_ts"), ("events", "event_ts"), ("payments", "paid_ts")):
         files[f"seeds/raw/{name}.yml"] = (
             f"description: Raw {name} as the backend exports them (generated).\n"
-            f"column_types: {{{col}: TIMESTAMP}}\n")
+            f"column_types: {{{col}: TIMESTAMP}}\n"
+        )
     files["seeds/raw/customers.yml"] = "column_types: {signed_up_on: DATE}\n"
     return files
 
@@ -186,11 +269,14 @@ class Ctx:
     def when(self, col: str) -> str:
         """Extra WHERE conditions on a timestamp column ('' or ' and ...')."""
         if self.m.incremental:
-            return (f"\n      and {col} >= {{{{ interval_start }}}}"
-                    f" and {col} < {{{{ interval_end }}}}")
+            return (
+                f"\n      and {col} >= {{{{ interval_start }}}} and {col} < {{{{ interval_end }}}}"
+            )
         if self.m.jinja:
-            return (f"\n      and {col} < {{{{ interval_end }}}} + interval "
-                    f"{self.rng.choice((7, 14, 30))} day")
+            return (
+                f"\n      and {col} < {{{{ interval_end }}}} + interval "
+                f"{self.rng.choice((7, 14, 30))} day"
+            )
         return ""
 
     def minimum(self, low: int, high: int) -> str:
@@ -218,9 +304,12 @@ def _header(ctx: Ctx, what: str) -> str:
 
 
 def stg_orders(ctx: Ctx) -> str:
-    status = ctx.pick(("'placed', 'shipped'", "'placed', 'shipped', 'returned'",
-                       "'shipped', 'returned'"))
-    return _header(ctx, "orders priced with their product") + f"""with orders as (
+    status = ctx.pick(
+        ("'placed', 'shipped'", "'placed', 'shipped', 'returned'", "'shipped', 'returned'")
+    )
+    return (
+        _header(ctx, "orders priced with their product")
+        + f"""with orders as (
     select
         o.order_id,
         o.customer_id,
@@ -228,8 +317,8 @@ def stg_orders(ctx: Ctx) -> str:
         o.quantity,
         lower(o.status) as status,
         o.order_ts
-    from {ctx.t('raw.orders')} as o
-    where o.quantity >= {ctx.rng.randrange(1, 3)}{ctx.when('o.order_ts')}
+    from {ctx.t("raw.orders")} as o
+    where o.quantity >= {ctx.rng.randrange(1, 3)}{ctx.when("o.order_ts")}
 ),
 priced as (
     select
@@ -237,7 +326,7 @@ priced as (
         p.category,
         p.price_cents
     from orders
-    join {ctx.t('raw.products')} as p on p.product_id = orders.product_id
+    join {ctx.t("raw.products")} as p on p.product_id = orders.product_id
 )
 select
     cast(order_id as bigint) as id,
@@ -247,15 +336,18 @@ select
     status,
     cast(order_ts as timestamp) as event_ts,
     cast(quantity as bigint) as quantity,
-    cast({ctx.dollars('quantity * price_cents')} as double) as amount
+    cast({ctx.dollars("quantity * price_cents")} as double) as amount
 from priced
 where status in ({status})
 """
+    )
 
 
 def stg_events(ctx: Ctx) -> str:
     pages = ctx.pick(("'/cart', '/checkout'", "'/product', '/search'", "'/', '/account'"))
-    return _header(ctx, "site events with the product they touch") + f"""with events as (
+    return (
+        _header(ctx, "site events with the product they touch")
+        + f"""with events as (
     select
         e.event_id,
         e.customer_id,
@@ -263,8 +355,8 @@ def stg_events(ctx: Ctx) -> str:
         e.event_type,
         e.page,
         e.event_ts
-    from {ctx.t('raw.events')} as e
-    where e.customer_id is not null{ctx.when('e.event_ts')}
+    from {ctx.t("raw.events")} as e
+    where e.customer_id is not null{ctx.when("e.event_ts")}
 )
 select
     cast(ev.event_id as bigint) as id,
@@ -279,27 +371,30 @@ select
     cast(ev.event_ts as timestamp) as event_ts,
     cast(1 as bigint) as quantity,
     cast(case when ev.event_type = 'purchase'
-              then {ctx.dollars('p.price_cents')} else 0 end as double) as amount
+              then {ctx.dollars("p.price_cents")} else 0 end as double) as amount
 from events as ev
-left join {ctx.t('raw.products')} as p on p.product_id = ev.product_id
+left join {ctx.t("raw.products")} as p on p.product_id = ev.product_id
 """
+    )
 
 
 def stg_payments(ctx: Ctx) -> str:
     large = ctx.rng.randrange(20000, 60000)
-    return _header(ctx, "payments matched to their order") + f"""with payments as (
+    return (
+        _header(ctx, "payments matched to their order")
+        + f"""with payments as (
     select
         pay.payment_id,
         pay.order_id,
         lower(pay.method) as method,
         pay.amount_cents,
         pay.paid_ts
-    from {ctx.t('raw.payments')} as pay
-    where pay.amount_cents > 0{ctx.when('pay.paid_ts')}
+    from {ctx.t("raw.payments")} as pay
+    where pay.amount_cents > 0{ctx.when("pay.paid_ts")}
 ),
 orders as (
     select order_id, customer_id, product_id, quantity
-    from {ctx.t('raw.orders')}
+    from {ctx.t("raw.orders")}
 )
 select
     cast(payments.payment_id as bigint) as id,
@@ -309,20 +404,23 @@ select
     case when payments.amount_cents > {large} then 'large' else 'regular' end as status,
     cast(payments.paid_ts as timestamp) as event_ts,
     cast(orders.quantity as bigint) as quantity,
-    cast({ctx.dollars('payments.amount_cents')} as double) as amount
+    cast({ctx.dollars("payments.amount_cents")} as double) as amount
 from payments
 join orders on orders.order_id = payments.order_id
 """
+    )
 
 
 def stg_customers(ctx: Ctx) -> str:
-    return _header(ctx, "customers with their lifetime spend") + f"""with spend as (
+    return (
+        _header(ctx, "customers with their lifetime spend")
+        + f"""with spend as (
     select
         o.customer_id,
         sum(o.quantity * p.price_cents) as spend_cents,
         count(*) as orders
-    from {ctx.t('raw.orders')} as o
-    join {ctx.t('raw.products')} as p on p.product_id = o.product_id
+    from {ctx.t("raw.orders")} as o
+    join {ctx.t("raw.products")} as p on p.product_id = o.product_id
     where o.status <> 'cancelled'
     group by o.customer_id
 )
@@ -335,15 +433,20 @@ select
         else c.segment
     end as segment,
     cast(c.signed_up_on as date) as signed_up_on,
-    cast({ctx.dollars('coalesce(s.spend_cents, 0)')} as double) as lifetime_value
-from {ctx.t('raw.customers')} as c
+    cast({ctx.dollars("coalesce(s.spend_cents, 0)")} as double) as lifetime_value
+from {ctx.t("raw.customers")} as c
 left join spend as s on s.customer_id = c.customer_id
 where c.email like '%@%'
 """
+    )
 
 
-STAGING = (("fact", stg_orders), ("fact", stg_events), ("fact", stg_payments),
-           ("dim", stg_customers))
+STAGING = (
+    ("fact", stg_orders),
+    ("fact", stg_events),
+    ("fact", stg_payments),
+    ("dim", stg_customers),
+)
 
 
 # ----------------------------------------------------------------------------- fact templates
@@ -363,8 +466,10 @@ def fact_enrich(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
 )"""
         join = "left join customers as c on c.customer_id = b.customer_id"
         cat = f"case when c.segment = '{seg}' then b.category || '+{seg[:3]}' else b.category end"
-        factor = (f"case when c.lifetime_value > {ctx.rng.randrange(50, 400)} "
-                  f"then {ctx.pick(('1.05', '1.1', '0.95'))} else 1.0 end")
+        factor = (
+            f"case when c.lifetime_value > {ctx.rng.randrange(50, 400)} "
+            f"then {ctx.pick(('1.05', '1.1', '0.95'))} else 1.0 end"
+        )
     else:
         side = f"""customers as (
     select customer_id, count(*) as events, avg(amount) as lifetime_value
@@ -374,11 +479,13 @@ def fact_enrich(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
         join = "left join customers as c on c.customer_id = b.customer_id"
         cat = "case when c.events > 2 then b.category else b.category || '+new' end"
         factor = "case when c.lifetime_value > b.amount then 1.02 else 1.0 end"
-    return _header(ctx, "enriched with customer attributes") + f"""with base as (
+    return (
+        _header(ctx, "enriched with customer attributes")
+        + f"""with base as (
     select
-        {_fact_cols('f')}
+        {_fact_cols("f")}
     from {ctx.t(f1)} as f
-    where f.amount >= {ctx.minimum(0, 3)}{ctx.when('f.event_ts')}
+    where f.amount >= {ctx.minimum(0, 3)}{ctx.when("f.event_ts")}
 ),
 {side}
 select
@@ -393,6 +500,7 @@ select
 from base as b
 {join}
 """
+    )
 
 
 def fact_union(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
@@ -403,14 +511,16 @@ def fact_union(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
         branches.append(f"""    select u.id, u.customer_id, u.product_id, u.category, u.status,
            u.event_ts, u.quantity, u.amount, {i} as source_rank
     from {ctx.t(src)} as u
-    where u.quantity > 0{ctx.when('u.event_ts')}""")
+    where u.quantity > 0{ctx.when("u.event_ts")}""")
     if len(sources) == 1:  # split one input in two slices
         branches.append(f"""    select u.id, u.customer_id, u.product_id, u.category, u.status,
            u.event_ts, u.quantity, u.amount, 1 as source_rank
     from {ctx.t(f1)} as u
-    where u.status <> '{ctx.pick(STATUSES)}'{ctx.when('u.event_ts')}""")
+    where u.status <> '{ctx.pick(STATUSES)}'{ctx.when("u.event_ts")}""")
     union = "\n    union all\n".join(branches)
-    return _header(ctx, "union of upstream facts, one row per id") + f"""with unioned as (
+    return (
+        _header(ctx, "union of upstream facts, one row per id")
+        + f"""with unioned as (
 {union}
 ),
 ranked as (
@@ -432,12 +542,15 @@ select
 from ranked
 where rn = 1
 """
+    )
 
 
 def fact_daily(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
     """Daily aggregate per customer, product and status, flagged by another input."""
     other = others[0] if others else f1
-    return _header(ctx, "daily totals per customer and product") + f"""with known as (
+    return (
+        _header(ctx, "daily totals per customer and product")
+        + f"""with known as (
     select customer_id, count(*) as n_seen
     from {ctx.t(other)}
     where amount > {ctx.rng.randrange(0, 5)}
@@ -454,7 +567,7 @@ daily as (
         sum(f.quantity) as quantity,
         sum(f.amount) as amount
     from {ctx.t(f1)} as f
-    where f.quantity >= 0{ctx.when('f.event_ts')}
+    where f.quantity >= 0{ctx.when("f.event_ts")}
     group by f.customer_id, f.product_id, f.category, f.status, date_trunc('day', f.event_ts)
     having count(*) >= 1
 )
@@ -470,6 +583,7 @@ select
 from daily as d
 left join known as k on k.customer_id = d.customer_id
 """
+    )
 
 
 def fact_window(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
@@ -481,9 +595,11 @@ def fact_window(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
           select customer_id from {ctx.t(others[0])}
           where status = '{ctx.pick(STATUSES)}' and amount > {ctx.rng.randrange(400, 900)}
       )"""
-    return _header(ctx, "running totals per customer") + f"""with windowed as (
+    return (
+        _header(ctx, "running totals per customer")
+        + f"""with windowed as (
     select
-        {_fact_cols('w')},
+        {_fact_cols("w")},
         sum(w.amount) over (
             partition by w.customer_id order by w.event_ts, w.id
             rows between unbounded preceding and current row
@@ -491,7 +607,7 @@ def fact_window(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
         lag(w.event_ts) over (partition by w.customer_id order by w.event_ts, w.id) as prev_ts,
         rank() over (partition by w.category order by w.amount desc, w.id) as category_rank
     from {ctx.t(f1)} as w
-    where w.id is not null{ctx.when('w.event_ts')}{filt}
+    where w.id is not null{ctx.when("w.event_ts")}{filt}
 )
 select
     id,
@@ -505,15 +621,18 @@ select
     round(running_amount, 2) as amount
 from windowed
 """
+    )
 
 
 def fact_scored(ctx: Ctx, f1: str, others: list[str], dim: str | None) -> str:
     """Joins per-customer and per-category statistics back onto the rows."""
     stats_src = others[0] if others else f1
-    return _header(ctx, "rows scored against customer and category stats") + f"""with rows_ as (
+    return (
+        _header(ctx, "rows scored against customer and category stats")
+        + f"""with rows_ as (
     select {", ".join(FACT)}
     from {ctx.t(f1)}
-    where quantity between 0 and {ctx.rng.randrange(50, 500)}{ctx.when('event_ts')}
+    where quantity between 0 and {ctx.rng.randrange(50, 500)}{ctx.when("event_ts")}
 ),
 per_customer as (
     select customer_id, count(*) as n, avg(amount) as avg_amount
@@ -531,7 +650,7 @@ select
     r.product_id,
     r.category,
     case
-        when r.amount > coalesce(pc.avg_amount, 0) * {ctx.pick(('1.5', '2', '3'))} then 'outlier'
+        when r.amount > coalesce(pc.avg_amount, 0) * {ctx.pick(("1.5", "2", "3"))} then 'outlier'
         when r.amount >= cat.max_amount then 'top'
         else r.status
     end as status,
@@ -542,6 +661,7 @@ from rows_ as r
 left join per_customer as pc on pc.customer_id = r.customer_id
 join per_category as cat on cat.category = r.category
 """
+    )
 
 
 FACT_TEMPLATES = (fact_enrich, fact_union, fact_daily, fact_window, fact_scored)
@@ -567,7 +687,9 @@ def dim_ltv(ctx: Ctx, d: str, facts: list[str], dim2: str | None) -> str:
     from {ctx.t(src)}
     group by customer_id
 )"""
-    return _header(ctx, "customers with lifetime value") + f"""with customers as (
+    return (
+        _header(ctx, "customers with lifetime value")
+        + f"""with customers as (
     select {", ".join(DIM)}
     from {ctx.t(d)}
 ),
@@ -594,12 +716,15 @@ select
     round(lifetime_value * 0.5 + total * 0.5, 2) as lifetime_value
 from ranked
 """
+    )
 
 
 def dim_merge(ctx: Ctx, d: str, facts: list[str], dim2: str | None) -> str:
     """Two customer dimensions merged, one row per customer."""
     other = dim2 or d
-    return _header(ctx, "customer dimensions merged") + f"""with merged as (
+    return (
+        _header(ctx, "customer dimensions merged")
+        + f"""with merged as (
     select {", ".join(DIM)}, 0 as priority
     from {ctx.t(d)}
     union all
@@ -628,6 +753,7 @@ from latest
 where rn = 1
   and customer_id is not null
 """
+    )
 
 
 DIM_TEMPLATES = (dim_ltv, dim_merge)
@@ -674,8 +800,7 @@ def choose_inputs(m: Model, by_layer: list[list[Model]], rng: random.Random) -> 
     earlier = [x for layer in by_layer[: m.layer] for x in layer]
     prev = by_layer[m.layer - 1]
     want = m.shape
-    primary_pool = [x for x in prev if x.shape == want] or [x for x in earlier
-                                                            if x.shape == want]
+    primary_pool = [x for x in prev if x.shape == want] or [x for x in earlier if x.shape == want]
     primary = rng.choice(primary_pool)
     facts = [x for x in earlier if x.shape == "fact" and x is not primary]
     dims = [x for x in earlier if x.shape == "dim" and x is not primary]
@@ -691,8 +816,7 @@ def choose_inputs(m: Model, by_layer: list[list[Model]], rng: random.Random) -> 
     m.inputs = [x.name for x in chosen]
 
 
-def render_model(m: Model, rng: random.Random, by_name: dict[str, Model],
-                 bare_ok: set[str]) -> str:
+def render_model(m: Model, rng: random.Random, by_name: dict[str, Model], bare_ok: set[str]) -> str:
     ctx = Ctx(m, rng, bare_ok)
     try:
         return _render(m, ctx, rng, by_name)
@@ -732,8 +856,10 @@ def sidecar(m: Model, rng: random.Random) -> str | None:
     want = m.incremental or rng.random() < SIDECAR_SHARE
     if not want:
         return None
-    lines = [f"description: Generated {m.shape} model {m.index} ({m.template}).",
-             f"tags: [{LAYERS[m.layer][0]}, {m.shape}]"]
+    lines = [
+        f"description: Generated {m.shape} model {m.index} ({m.template}).",
+        f"tags: [{LAYERS[m.layer][0]}, {m.shape}]",
+    ]
     if m.incremental:
         lines += ["kind: incremental", "time_column: event_ts"]
     if m.shape == "fact":
@@ -742,8 +868,13 @@ def sidecar(m: Model, rng: random.Random) -> str | None:
             lines.append(f"  - row_count: {{max: {SEED_ROWS * 10}}}")
         lines += ["columns:", "  id: Source row id", "  amount: Amount in dollars"]
     else:
-        lines += ["checks:", "  - not_null: [customer_id]", "  - unique: [customer_id]",
-                  "columns:", "  customer_id: One row per customer"]
+        lines += [
+            "checks:",
+            "  - not_null: [customer_id]",
+            "  - unique: [customer_id]",
+            "columns:",
+            "  customer_id: One row per customer",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -769,8 +900,10 @@ round({{ column }} / 100.0, 2)
 def generate(n: int, seed: int = 0, kind: str = "full") -> tuple[dict[str, str], dict]:
     """(relative path -> file text, summary) of one project."""
     rng = random.Random(f"pipe-bench:{seed}:{kind}")
-    files: dict[str, str] = {"pipe.yml": PIPE_YML.format(name=f"bench_{n}"),
-                             "macros/bench.sql": MACROS}
+    files: dict[str, str] = {
+        "pipe.yml": PIPE_YML.format(name=f"bench_{n}"),
+        "macros/bench.sql": MACROS,
+    }
     files.update(seed_files(random.Random(f"pipe-bench-seeds:{seed}")))
     models = plan_models(n, rng, kind)
     by_name = {m.name: m for m in models}
@@ -794,7 +927,9 @@ def generate(n: int, seed: int = 0, kind: str = "full") -> tuple[dict[str, str],
     for m in models:
         templates[m.template] = templates.get(m.template, 0) + 1
     summary = {
-        "models": n, "seed": seed, "kind": kind,
+        "models": n,
+        "seed": seed,
+        "kind": kind,
         "layers": [len(x) for x in layers],
         "jinja_models": sum(m.jinja for m in models),
         "jinja_share": round(sum(m.jinja for m in models) / n, 4),
@@ -802,10 +937,16 @@ def generate(n: int, seed: int = 0, kind: str = "full") -> tuple[dict[str, str],
         "incremental_models": sum(m.incremental for m in models),
         "dim_models": sum(m.shape == "dim" for m in models),
         "sidecars": sum(m.sidecar is not None for m in models),
-        "sql_lines": {"min": min(line_counts), "max": max(line_counts),
-                      "mean": round(sum(line_counts) / n, 1)},
-        "inputs_per_model": round(sum(len(m.inputs) for m in models if m.layer)
-                                  / max(1, sum(1 for m in models if m.layer)), 2),
+        "sql_lines": {
+            "min": min(line_counts),
+            "max": max(line_counts),
+            "mean": round(sum(line_counts) / n, 1),
+        },
+        "inputs_per_model": round(
+            sum(len(m.inputs) for m in models if m.layer)
+            / max(1, sum(1 for m in models if m.layer)),
+            2,
+        ),
         "templates": dict(sorted(templates.items())),
     }
     return files, summary
@@ -830,11 +971,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="directory to write the project into")
     ap.add_argument("--models", type=int, required=True, help="number of models")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--kind", choices=("full", "incremental"), default="full",
-                    help="full: every model full (default); incremental: fact models are "
-                    "incremental on event_ts")
-    ap.add_argument("--force", action="store_true",
-                    help="replace the generated files of an existing project in OUT")
+    ap.add_argument(
+        "--kind",
+        choices=("full", "incremental"),
+        default="full",
+        help="full: every model full (default); incremental: fact models are "
+        "incremental on event_ts",
+    )
+    ap.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the generated files of an existing project in OUT",
+    )
     args = ap.parse_args(argv)
     files, summary = generate(args.models, args.seed, args.kind)
     write_project(args.out, files, args.force)

@@ -59,8 +59,9 @@ def write_project(tmp_path):
 
 
 def copy_example(dest: Path) -> Path:
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(
-        ".pipe", "plans", "*.duckdb", "*.duckdb.wal"))
+    shutil.copytree(
+        EXAMPLE, dest, ignore=shutil.ignore_patterns(".pipe", "plans", "*.duckdb", "*.duckdb.wal")
+    )
     return dest
 
 
@@ -103,19 +104,30 @@ def pipe_executable() -> str:
 
 def run_pipe(args: list[str], cwd: Path, env: dict | None = None):
     """Run the real console script in a subprocess: a CompletedProcess with text output."""
-    return subprocess.run([pipe_executable(), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, check=False, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [pipe_executable(), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def files_under(root: Path) -> dict[str, bytes]:
     """Every file below root (relative posix path -> bytes); {} when root does not exist."""
     if not root.exists():
         return {}
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ---------------------------------------------------------------- PostgreSQL
+
 
 @pytest.fixture(scope="session")
 def _pg_admin():
@@ -199,6 +211,7 @@ def pg_dsn(pg_server):
 
 
 # ---------------------------------------------------------------- Spark Connect
+
 
 @pytest.fixture(scope="session")
 def _spark_remote():

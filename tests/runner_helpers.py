@@ -33,6 +33,7 @@ def run(root: Path, *args: str, interval: str = INTERVAL) -> tuple[int, str]:
 
 # ---------------------------------------------------------------- warehouses
 
+
 class Warehouse:
     """A warehouse the test reads and writes directly, without pipe: one connection per
     call (a pipe subprocess may hold the file or the tables in between).
@@ -125,17 +126,21 @@ class Warehouse:
 
 
 def _relations(con) -> dict[str, str]:
-    rows = con.execute("SELECT table_schema, table_name, table_type FROM "
-                       "information_schema.tables WHERE table_schema NOT IN "
-                       "('information_schema', 'pg_catalog') ORDER BY 1, 2").fetchall()
+    rows = con.execute(
+        "SELECT table_schema, table_name, table_type FROM "
+        "information_schema.tables WHERE table_schema NOT IN "
+        "('information_schema', 'pg_catalog') ORDER BY 1, 2"
+    ).fetchall()
     return {f"{s}.{n}": "view" if t == "VIEW" else "table" for s, n, t in rows}
 
 
 def _contents(con, table: str) -> tuple[list[tuple], list[tuple]]:
     schema, name = table.split(".", 1)
-    cols = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE "
-                       f"table_schema = '{schema}' AND table_name = '{name}' "
-                       "ORDER BY ordinal_position").fetchall()
+    cols = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE "
+        f"table_schema = '{schema}' AND table_name = '{name}' "
+        "ORDER BY ordinal_position"
+    ).fetchall()
     rows = con.execute(f'SELECT * FROM "{schema}"."{name}"').fetchall()
     return [tuple(c) for c in cols], sorted(map(_normal, rows), key=repr)
 
@@ -180,10 +185,14 @@ class PostgresWarehouse(Warehouse):
             yield con
 
     def busy_with(self, text: str) -> bool | None:
-        return bool(self.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-            f"state = 'active' AND pid <> pg_backend_pid() AND "
-            f"strpos(lower(query), lower('{text}')) > 0", None)[0][0])
+        return bool(
+            self.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                f"state = 'active' AND pid <> pg_backend_pid() AND "
+                f"strpos(lower(query), lower('{text}')) > 0",
+                None,
+            )[0][0]
+        )
 
     def load_csv(self, con, table: str, csv: Path, types: dict[str, str]) -> None:
         """DuckDB reads and types the file; the rows go in by plain INSERTs (not pipe's
@@ -191,12 +200,16 @@ class PostgresWarehouse(Warehouse):
         with duckdb.connect() as duck:
             columns = duck.execute(f"DESCRIBE SELECT * FROM {_read_csv(csv, types)}").fetchall()
             rows = duck.execute(f"SELECT * FROM {_read_csv(csv, types)}").fetchall()
-        ddl = ", ".join(f'"{name}" ' + sqlglot.exp.DataType.build(dtype, dialect="duckdb")
-                        .sql(dialect="postgres") for name, dtype, *_ in columns)
+        ddl = ", ".join(
+            f'"{name}" '
+            + sqlglot.exp.DataType.build(dtype, dialect="duckdb").sql(dialect="postgres")
+            for name, dtype, *_ in columns
+        )
         con.execute(f"CREATE TABLE {table} ({ddl})")
         with con.cursor() as cur:
-            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(columns))})",
-                            rows)
+            cur.executemany(
+                f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(columns))})", rows
+            )
 
 
 def _read_csv(csv: Path, types: dict[str, str]) -> str:
@@ -208,6 +221,7 @@ def _read_csv(csv: Path, types: dict[str, str]) -> str:
 
 # The DuckDB file of a project whose target is the default `dev` (PIPE_YML), for the
 # tests that are not about engines.
+
 
 def warehouse_of(root: Path, name: str = "warehouse.duckdb") -> DuckDBWarehouse:
     return DuckDBWarehouse(root / name)
@@ -221,8 +235,9 @@ def warehouse(root: Path, name: str = "warehouse.duckdb"):
 
 def tables_of(con) -> dict[str, str]:
     """schema.name -> 'BASE TABLE' | 'VIEW' for every relation of the database."""
-    rows = con.execute("SELECT table_schema, table_name, table_type FROM "
-                       "information_schema.tables ORDER BY 1, 2").fetchall()
+    rows = con.execute(
+        "SELECT table_schema, table_name, table_type FROM information_schema.tables ORDER BY 1, 2"
+    ).fetchall()
     return {f"{s}.{n}": t for s, n, t in rows}
 
 
@@ -239,6 +254,7 @@ def rows(root: Path, sql: str) -> list[tuple]:
 
 
 # ---------------------------------------------------------------- the state store
+
 
 def state(root: Path, sql: str, params: tuple = ()) -> list[tuple]:
     """Query .pipe/state.db read-only (safe while a run writes: WAL mode)."""
@@ -263,9 +279,14 @@ def last_run_id(root: Path) -> int:
 def outcomes(root: Path, run_id: int | None = None) -> dict[tuple[str, str], tuple]:
     """(model, interval_start) -> (status, reason) of one run (default: the last)."""
     rid = run_id or last_run_id(root)
-    return {(m, s): (st, r) for m, s, st, r in state(
-        root, "SELECT model, interval_start, status, reason FROM task_outcomes "
-        "WHERE run_id = ?", (rid,))}
+    return {
+        (m, s): (st, r)
+        for m, s, st, r in state(
+            root,
+            "SELECT model, interval_start, status, reason FROM task_outcomes WHERE run_id = ?",
+            (rid,),
+        )
+    }
 
 
 def statuses_by_model(root: Path, run_id: int | None = None) -> dict[str, set[str]]:
@@ -277,23 +298,37 @@ def statuses_by_model(root: Path, run_id: int | None = None) -> dict[str, set[st
 
 def attempts(root: Path, run_id: int | None = None, model: str | None = None) -> list[dict]:
     rid = run_id or last_run_id(root)
-    sql = ("SELECT task_id, attempt, model, interval_start, status, started_at, finished_at, "
-           "rows, leaked, error FROM attempts WHERE run_id = ?")
+    sql = (
+        "SELECT task_id, attempt, model, interval_start, status, started_at, finished_at, "
+        "rows, leaked, error FROM attempts WHERE run_id = ?"
+    )
     params: tuple = (rid,)
     if model:
         sql += " AND model = ?"
         params += (model,)
-    names = ["task_id", "attempt", "model", "interval_start", "status", "started_at",
-             "finished_at", "rows", "leaked", "error"]
-    return [dict(zip(names, r, strict=True)) for r in state(root, sql + " ORDER BY started_at",
-                                                              params)]
+    names = [
+        "task_id",
+        "attempt",
+        "model",
+        "interval_start",
+        "status",
+        "started_at",
+        "finished_at",
+        "rows",
+        "leaked",
+        "error",
+    ]
+    return [
+        dict(zip(names, r, strict=True)) for r in state(root, sql + " ORDER BY started_at", params)
+    ]
 
 
 def peak_overlap(spans: list[tuple[float, float]]) -> int:
     """The most [start, finish] spans open at one instant (a finish at t frees its slot
     before a start at the same t: the scheduler records the finish first)."""
-    events = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans], key=lambda e: (e[0], e[1])
+    )
     peak = n = 0
     for _, delta in events:
         n += delta
@@ -302,6 +337,7 @@ def peak_overlap(spans: list[tuple[float, float]]) -> int:
 
 
 # ---------------------------------------------------------------- the oracle
+
 
 def replay_plans(root: Path, plan_files: list[Path], into: Warehouse) -> None:
     """Run each plan's SQL directly in `into`, a fresh warehouse of the plans' engine, in
@@ -321,12 +357,14 @@ def replay_plans(root: Path, plan_files: list[Path], into: Warehouse) -> None:
                 drop += into.cascade
                 if kind == "seed":
                     con.execute(drop)
-                    into.load_csv(con, target, root / task["seed_path"],
-                                  task.get("column_types") or {})
+                    into.load_csv(
+                        con, target, root / task["seed_path"], task.get("column_types") or {}
+                    )
                 elif kind in ("full", "view"):
                     con.execute(drop)
-                    con.execute(f"CREATE {'VIEW' if kind == 'view' else 'TABLE'} {target} AS\n"
-                                f"{sql}")
+                    con.execute(
+                        f"CREATE {'VIEW' if kind == 'view' else 'TABLE'} {target} AS\n{sql}"
+                    )
                 elif kind == "incremental":
                     if target in created:
                         con.execute(f"INSERT INTO {target}\n{sql}")
@@ -338,6 +376,7 @@ def replay_plans(root: Path, plan_files: list[Path], into: Warehouse) -> None:
 
 
 # ---------------------------------------------------------------- waiting
+
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
     """Poll `predicate` until it returns something truthy (a condition, not a delay)."""

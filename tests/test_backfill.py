@@ -30,28 +30,34 @@ targets:
 
 
 def _incremental(src: str, extra: str = "") -> str:
-    return (f"select ts, v, (select n from {HEAVY}) as work from {src}\n"
-            "where ts >= {{ interval_start }} and ts < {{ interval_end }}\n" + extra)
+    return (
+        f"select ts, v, (select n from {HEAVY}) as work from {src}\n"
+        "where ts >= {{ interval_start }} and ts < {{ interval_end }}\n" + extra
+    )
 
 
-EVENTS = ("select (timestamp '2026-06-01' + i * interval 3 hour) as ts, i as v\n"
-          "from range(0, 160) t(i)\n")
+EVENTS = (
+    "select (timestamp '2026-06-01' + i * interval 3 hour) as ts, i as v\nfrom range(0, 160) t(i)\n"
+)
 
 
 @pytest.fixture
 def project(write_project):
-    return write_project({
-        "models/raw/events.sql": EVENTS,
-        "models/staging/a.sql": _incremental("raw.events"),
-        "models/staging/a.yml": "kind: incremental\ntime_column: ts\npool: narrow\n",
-        "models/staging/b.sql": _incremental("raw.events"),
-        "models/staging/b.yml": "kind: incremental\ntime_column: ts\npool: narrow\n"
-                                "max_concurrency: 1\n",
-        "models/staging/c.sql": _incremental("raw.events"),
-        "models/staging/c.yml": "kind: incremental\ntime_column: ts\ndepends_on_past: true\n",
-        "models/marts/total.sql": "select count(*) as n, sum(v) as v from staging.a\n"
-                                  "union all select count(*), sum(v) from staging.b\n",
-    }, pipe_yml=PIPE_YML)
+    return write_project(
+        {
+            "models/raw/events.sql": EVENTS,
+            "models/staging/a.sql": _incremental("raw.events"),
+            "models/staging/a.yml": "kind: incremental\ntime_column: ts\npool: narrow\n",
+            "models/staging/b.sql": _incremental("raw.events"),
+            "models/staging/b.yml": "kind: incremental\ntime_column: ts\npool: narrow\n"
+            "max_concurrency: 1\n",
+            "models/staging/c.sql": _incremental("raw.events"),
+            "models/staging/c.yml": "kind: incremental\ntime_column: ts\ndepends_on_past: true\n",
+            "models/marts/total.sql": "select count(*) as n, sum(v) as v from staging.a\n"
+            "union all select count(*), sum(v) from staging.b\n",
+        },
+        pipe_yml=PIPE_YML,
+    )
 
 
 def backfill(root, *args, start="2026-06-01", end="2026-06-09"):
@@ -59,8 +65,9 @@ def backfill(root, *args, start="2026-06-01", end="2026-06-09"):
 
 
 def spans(rows, model=None):
-    return [(r["started_at"], r["finished_at"]) for r in rows
-            if model is None or r["model"] == model]
+    return [
+        (r["started_at"], r["finished_at"]) for r in rows if model is None or r["model"] == model
+    ]
 
 
 def test_caps_hold_together(project):
@@ -98,16 +105,17 @@ def test_full_model_builds_once_after_every_upstream_interval(project):
 def test_depends_on_past_runs_intervals_in_order(project):
     code, out = backfill(project, "--concurrency", "4")
     assert code == 0, out
-    c = sorted((r for r in attempts(project) if r["model"] == "staging.c"),
-               key=lambda r: r["interval_start"])
+    c = sorted(
+        (r for r in attempts(project) if r["model"] == "staging.c"),
+        key=lambda r: r["interval_start"],
+    )
     assert len(c) == 8
     for before, after in zip(c, c[1:], strict=False):
         assert after["started_at"] >= before["finished_at"]
 
 
 def test_newest_first_starts_with_the_latest_interval(project):
-    code, out = backfill(project, "--concurrency", "1", "--newest-first", "--select",
-                         "+staging.a")
+    code, out = backfill(project, "--concurrency", "1", "--newest-first", "--select", "+staging.a")
     assert code == 0, out
     order = [r["interval_start"] for r in attempts(project) if r["model"] == "staging.a"]
     assert order == sorted(order, reverse=True)
@@ -128,35 +136,78 @@ def test_dry_run_shows_the_expansion_and_writes_nothing(project):
     assert backfill(project, "--end", "2026-06-05")[0] == 0
     state_before = files_under(project / ".pipe")
     warehouse_before = (project / "warehouse.duckdb").read_bytes()
-    report = run_cli_json(["backfill", "--project", project, "--start", "2026-06-01",
-                           "--end", "2026-06-09", "--dry-run", "--json"])
+    report = run_cli_json(
+        [
+            "backfill",
+            "--project",
+            project,
+            "--start",
+            "2026-06-01",
+            "--end",
+            "2026-06-09",
+            "--dry-run",
+            "--json",
+        ]
+    )
     by_model = {m["model"]: m for m in report["models"]}
-    assert by_model["staging.a"] == {"model": "staging.a", "kind": "incremental",
-                                     "intervals": 8, "to_run": 4, "skipped": 4,
-                                     "reasons": {"never published": 4}}
+    assert by_model["staging.a"] == {
+        "model": "staging.a",
+        "kind": "incremental",
+        "intervals": 8,
+        "to_run": 4,
+        "skipped": 4,
+        "reasons": {"never published": 4},
+    }
     assert report["estimate_known_for"]  # past attempts give an estimate
     assert files_under(project / ".pipe") == state_before
     assert (project / "warehouse.duckdb").read_bytes() == warehouse_before
     # a model change is a reason of its own, and so is --force
     (project / "models/staging/a.sql").write_text(_incremental("raw.events", "and v >= 0\n"))
-    report = run_cli_json(["backfill", "--project", project, "--start", "2026-06-01",
-                           "--end", "2026-06-05", "--dry-run", "--json"])
+    report = run_cli_json(
+        [
+            "backfill",
+            "--project",
+            project,
+            "--start",
+            "2026-06-01",
+            "--end",
+            "2026-06-05",
+            "--dry-run",
+            "--json",
+        ]
+    )
     by_model = {m["model"]: m for m in report["models"]}
     assert by_model["staging.a"]["reasons"] == {"model fingerprint changed": 4}
     assert by_model["staging.b"]["skipped"] == 4
-    report = run_cli_json(["backfill", "--project", project, "--start", "2026-06-01",
-                           "--end", "2026-06-05", "--dry-run", "--json", "--force"])
+    report = run_cli_json(
+        [
+            "backfill",
+            "--project",
+            project,
+            "--start",
+            "2026-06-01",
+            "--end",
+            "2026-06-05",
+            "--dry-run",
+            "--json",
+            "--force",
+        ]
+    )
     by_model = {m["model"]: m for m in report["models"]}
     assert by_model["staging.b"]["reasons"] == {"forced": 4}
 
 
 def test_interval_explosion_guard(write_project):
-    root = write_project({
-        "models/raw/e.sql": "select timestamp '2026-06-01' as ts",
-        "models/raw/e.yml": "kind: incremental\ntime_column: ts\ngrain: hourly\n",
-    }, pipe_yml=PIPE_YML.replace("2026-06-01", "1970-01-01"))
-    code, out = run_cli(["backfill", "--project", root, "--start", "1970-01-01",
-                         "--end", "2026-06-01", "--dry-run"])
+    root = write_project(
+        {
+            "models/raw/e.sql": "select timestamp '2026-06-01' as ts",
+            "models/raw/e.yml": "kind: incremental\ntime_column: ts\ngrain: hourly\n",
+        },
+        pipe_yml=PIPE_YML.replace("2026-06-01", "1970-01-01"),
+    )
+    code, out = run_cli(
+        ["backfill", "--project", root, "--start", "1970-01-01", "--end", "2026-06-01", "--dry-run"]
+    )
     assert code == 2
     assert "more than 10,000 intervals for raw.e" in out
     assert "--yes" in out
@@ -177,15 +228,19 @@ def test_force_rebuilds_published_intervals(project):
 def test_backfill_persists_one_plan_per_interval_and_the_once_tasks(project):
     assert backfill(project, "--end", "2026-06-04")[0] == 0
     plans = sorted(p.relative_to(project).as_posix() for p in (project / "plans").rglob("*.json"))
-    assert plans == ["plans/dev/2026-06-01.json", "plans/dev/2026-06-02.json",
-                     "plans/dev/2026-06-03.json",
-                     "plans/dev/backfill/2026-06-01T0000--2026-06-04T0000.json"]
+    assert plans == [
+        "plans/dev/2026-06-01.json",
+        "plans/dev/2026-06-02.json",
+        "plans/dev/2026-06-03.json",
+        "plans/dev/backfill/2026-06-01T0000--2026-06-04T0000.json",
+    ]
     once = json.loads((project / plans[-1]).read_text())
     assert sorted(t["model"] for t in once["tasks"]) == ["marts.total", "raw.events"]
     # the per-interval plans are exactly what `pipe compile` writes
     before = files_under(project / "plans")
-    code, out = run_cli(["compile", "--project", project, "--start", "2026-06-01",
-                         "--end", "2026-06-04", "--check"])
+    code, out = run_cli(
+        ["compile", "--project", project, "--start", "2026-06-01", "--end", "2026-06-04", "--check"]
+    )
     assert code == 0, out
     assert files_under(project / "plans") == before
 
@@ -202,9 +257,14 @@ def _published_in_warehouse(root) -> set[str]:
         out.add("raw.events2026-06-01T00:00:00")
     for model in ("staging.a", "staging.b", "staging.c"):
         if model in present:
-            out |= {model + d for (d,) in rows(
-                root, f"SELECT DISTINCT strftime(date_trunc('day', ts), '%Y-%m-%dT%H:%M:%S') "
-                f"FROM {model}")}
+            out |= {
+                model + d
+                for (d,) in rows(
+                    root,
+                    f"SELECT DISTINCT strftime(date_trunc('day', ts), '%Y-%m-%dT%H:%M:%S') "
+                    f"FROM {model}",
+                )
+            }
     return out
 
 
@@ -216,15 +276,30 @@ def _uninterrupted(write_project_copy):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupt_then_resume_finishes_exactly_the_remainder(project, write_project, sig):
-    reference_root = write_project({p.relative_to(project).as_posix(): p.read_text()
-                                    for p in project.rglob("*") if p.is_file()},
-                                   pipe_yml=None, name="reference")
+    reference_root = write_project(
+        {
+            p.relative_to(project).as_posix(): p.read_text()
+            for p in project.rglob("*")
+            if p.is_file()
+        },
+        pipe_yml=None,
+        name="reference",
+    )
     expected = _uninterrupted(reference_root)
 
-    cmd = [pipe_executable(), "backfill", "--project", str(project), "--start", "2026-06-01",
-           "--end", "2026-06-09", "--concurrency", "2"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as proc:
+    cmd = [
+        pipe_executable(),
+        "backfill",
+        "--project",
+        str(project),
+        "--start",
+        "2026-06-01",
+        "--end",
+        "2026-06-09",
+        "--concurrency",
+        "2",
+    ]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         seen = 0
         for line in proc.stdout:
             if line.startswith("OK "):
@@ -239,13 +314,15 @@ def test_interrupt_then_resume_finishes_exactly_the_remainder(project, write_pro
         assert "INTERRUPTED" in rest
         first = last_run_id(project)
         assert state(project, "SELECT status FROM runs WHERE run_id = ?", (first,)) == [
-            ("interrupted",)]
+            ("interrupted",)
+        ]
     else:
         assert code == -signal.SIGKILL
         first = last_run_id(project)
 
-    published_before = {r[0] for r in state(
-        project, "SELECT model || interval_start FROM published")}
+    published_before = {
+        r[0] for r in state(project, "SELECT model || interval_start FROM published")
+    }
     in_warehouse = _published_in_warehouse(project)
     assert 6 <= len(in_warehouse) < 26
     # the state store records a publish only after the warehouse commit; after SIGKILL it
@@ -258,22 +335,25 @@ def test_interrupt_then_resume_finishes_exactly_the_remainder(project, write_pro
     assert second == first + 1
     if sig == signal.SIGKILL:  # the killed run is recognised as crashed
         assert state(project, "SELECT status FROM runs WHERE run_id = ?", (first,)) == [
-            ("crashed",)]
+            ("crashed",)
+        ]
     rerun = {r["model"] + r["interval_start"] for r in attempts(project, second)}
     assert rerun.isdisjoint(in_warehouse)  # nothing published is run again
-    assert rerun | in_warehouse == {r[0] for r in state(
-        project, "SELECT model || interval_start FROM published")}
+    assert rerun | in_warehouse == {
+        r[0] for r in state(project, "SELECT model || interval_start FROM published")
+    }
     assert len(rerun | in_warehouse) == 26  # nothing skipped that was not published
     assert snapshot(project) == expected  # and no temp table left (snapshot asserts it)
 
 
-def test_a_rerun_does_not_wait_for_a_sensor_when_everything_after_it_is_published(
-        write_project):
-    root = write_project({
-        "sources.yml": "sources:\n  - name: ext.feed\n    wait_for: \"select count(*) > 0 "
-                       "from ext.feed\"\n    poke_every: 0.1s\n    wait_timeout: 1s\n",
-        "models/s/m.sql": "select count(*) as n from ext.feed",
-    })
+def test_a_rerun_does_not_wait_for_a_sensor_when_everything_after_it_is_published(write_project):
+    root = write_project(
+        {
+            "sources.yml": 'sources:\n  - name: ext.feed\n    wait_for: "select count(*) > 0 '
+            'from ext.feed"\n    poke_every: 0.1s\n    wait_timeout: 1s\n',
+            "models/s/m.sql": "select count(*) as n from ext.feed",
+        }
+    )
     import duckdb
 
     con = duckdb.connect(str(root / "warehouse.duckdb"))

@@ -21,8 +21,11 @@ EXAMPLE_GRAPH = {
     "reports.vip_customers": ("view", "daily", ["marts.customer_orders"]),
     "staging.customers": ("full", "daily", ["raw.customers"]),
     # staging.customers: its relationships check reads the published table
-    "staging.orders": ("incremental", "daily",
-                       ["raw.orders", "staging.customers", "staging.products"]),
+    "staging.orders": (
+        "incremental",
+        "daily",
+        ["raw.orders", "staging.customers", "staging.products"],
+    ),
     "staging.page_views": ("incremental", "hourly", ["raw.page_views"]),
     "staging.products": ("full", "daily", ["raw.products"]),
 }
@@ -49,11 +52,17 @@ def test_list_json_fields(example_project):
 
 
 def test_list_json_includes_sources(write_project):
-    root = write_project({"sources.yml": "sources:\n  - name: ext.events\n",
-                          "models/a/b.sql": "select * from ext.events\n"})
+    root = write_project(
+        {
+            "sources.yml": "sources:\n  - name: ext.events\n",
+            "models/a/b.sql": "select * from ext.events\n",
+        }
+    )
     rows = run_cli_json(["list", "--json", "--project", root])
     assert [(r["name"], r["kind"], r["depends_on"]) for r in rows] == [
-        ("a.b", "full", ["ext.events"]), ("ext.events", "source", [])]
+        ("a.b", "full", ["ext.events"]),
+        ("ext.events", "source", []),
+    ]
 
 
 def test_list_table(example_project):
@@ -67,39 +76,82 @@ def test_list_table(example_project):
     assert hourly.split() == ["staging.page_views", "incremental", "hourly", "raw.page_views"]
 
 
-@pytest.mark.parametrize(("selector", "expected"), [
-    ("marts.customer_orders", ["marts.customer_orders"]),
-    ("customer_orders", ["marts.customer_orders"]),  # the schema may be omitted
-    ("+marts.daily_revenue", ["marts.daily_revenue", "raw.customers", "raw.orders",
-                              "raw.products", "staging.customers", "staging.orders",
-                              "staging.products"]),
-    ("staging.orders+", ["marts.customer_orders", "marts.daily_revenue",
-                         "reports.vip_customers", "staging.orders"]),
-    ("+staging.page_views+", ["raw.page_views", "reports.traffic_by_page",
-                              "staging.page_views"]),
-    ("tag:finance", ["marts.customer_orders", "reports.vip_customers"]),
-    ("tag:core+", ["marts.customer_orders", "marts.daily_revenue", "reports.vip_customers",
-                   "staging.customers", "staging.orders"]),
-    ("staging.products raw.page_views", ["raw.page_views", "staging.products"]),
-    ("tag:finance  traffic_by_page", ["marts.customer_orders", "reports.traffic_by_page",
-                                      "reports.vip_customers"]),
-    ("vip_customers +vip_customers", ["marts.customer_orders", "raw.customers", "raw.orders",
-                                      "raw.products", "reports.vip_customers",
-                                      "staging.customers", "staging.orders",
-                                      "staging.products"]),
-])
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("marts.customer_orders", ["marts.customer_orders"]),
+        ("customer_orders", ["marts.customer_orders"]),  # the schema may be omitted
+        (
+            "+marts.daily_revenue",
+            [
+                "marts.daily_revenue",
+                "raw.customers",
+                "raw.orders",
+                "raw.products",
+                "staging.customers",
+                "staging.orders",
+                "staging.products",
+            ],
+        ),
+        (
+            "staging.orders+",
+            [
+                "marts.customer_orders",
+                "marts.daily_revenue",
+                "reports.vip_customers",
+                "staging.orders",
+            ],
+        ),
+        (
+            "+staging.page_views+",
+            ["raw.page_views", "reports.traffic_by_page", "staging.page_views"],
+        ),
+        ("tag:finance", ["marts.customer_orders", "reports.vip_customers"]),
+        (
+            "tag:core+",
+            [
+                "marts.customer_orders",
+                "marts.daily_revenue",
+                "reports.vip_customers",
+                "staging.customers",
+                "staging.orders",
+            ],
+        ),
+        ("staging.products raw.page_views", ["raw.page_views", "staging.products"]),
+        (
+            "tag:finance  traffic_by_page",
+            ["marts.customer_orders", "reports.traffic_by_page", "reports.vip_customers"],
+        ),
+        (
+            "vip_customers +vip_customers",
+            [
+                "marts.customer_orders",
+                "raw.customers",
+                "raw.orders",
+                "raw.products",
+                "reports.vip_customers",
+                "staging.customers",
+                "staging.orders",
+                "staging.products",
+            ],
+        ),
+    ],
+)
 def test_select(example_project, selector, expected):
     rows = run_cli_json(["list", "--json", "--select", selector, "--project", example_project])
     assert names(rows) == expected
 
 
-@pytest.mark.parametrize(("selector", "fragment"), [
-    ("marts.customer_order", "did you mean 'marts.customer_orders'?"),
-    ("nothing_like_it", "--select matches nothing: 'nothing_like_it'"),
-    ("orders", "'orders' is ambiguous"),
-    ("tag:nope", "no model has tag 'nope'"),
-    ("staging.orders +staging.custmers", "did you mean 'staging.customers'?"),
-])
+@pytest.mark.parametrize(
+    ("selector", "fragment"),
+    [
+        ("marts.customer_order", "did you mean 'marts.customer_orders'?"),
+        ("nothing_like_it", "--select matches nothing: 'nothing_like_it'"),
+        ("orders", "'orders' is ambiguous"),
+        ("tag:nope", "no model has tag 'nope'"),
+        ("staging.orders +staging.custmers", "did you mean 'staging.customers'?"),
+    ],
+)
 def test_select_errors(example_project, selector, fragment):
     code, out = run_cli(["list", "--select", selector, "--project", example_project])
     assert code == 2, out
@@ -111,12 +163,12 @@ def test_select_errors(example_project, selector, fragment):
 
 
 def test_project_and_target_anywhere_among_the_options(example_project, tmp_path):
-    for args in (["compile", "--project", example_project, "--interval", "2026-06-02",
-                  "--target", "dev"],
-                 ["compile", "--target", "dev", "--interval", "2026-06-02", "--project",
-                  example_project],
-                 ["list", "--json", "--project", example_project, "--target", "dev"],
-                 ["list", "--target", "dev", "--project", example_project, "--json"]):
+    for args in (
+        ["compile", "--project", example_project, "--interval", "2026-06-02", "--target", "dev"],
+        ["compile", "--target", "dev", "--interval", "2026-06-02", "--project", example_project],
+        ["list", "--json", "--project", example_project, "--target", "dev"],
+        ["list", "--target", "dev", "--project", example_project, "--json"],
+    ):
         code, out = run_cli(args, cwd=tmp_path)
         assert code == 0, (args, out)
     assert sorted(files_under(example_project / "plans")) == ["dev/2026-06-02.json"]
@@ -134,12 +186,25 @@ def test_compile_summary(example_project):
 
 
 def test_compile_json(example_project):
-    report = run_cli_json(["compile", "--json", "--start", "2026-06-01", "--end",
-                           "2026-06-03", "--project", example_project])
-    assert report == {"models": 12, "plans": [
-        {"path": "plans/dev/2026-06-01.json", "status": "written", "tasks": 35},
-        {"path": "plans/dev/2026-06-02.json", "status": "written", "tasks": 35},
-    ]}
+    report = run_cli_json(
+        [
+            "compile",
+            "--json",
+            "--start",
+            "2026-06-01",
+            "--end",
+            "2026-06-03",
+            "--project",
+            example_project,
+        ]
+    )
+    assert report == {
+        "models": 12,
+        "plans": [
+            {"path": "plans/dev/2026-06-01.json", "status": "written", "tasks": 35},
+            {"path": "plans/dev/2026-06-02.json", "status": "written", "tasks": 35},
+        ],
+    }
 
 
 def test_compile_without_interval_validates_only(example_project):
@@ -150,12 +215,16 @@ def test_compile_without_interval_validates_only(example_project):
 
 
 def test_compile_a_month(example_project):
-    report = run_cli_json(["compile", "--json", "--interval", "2026-06", "--project",
-                           example_project])
+    report = run_cli_json(
+        ["compile", "--json", "--interval", "2026-06", "--project", example_project]
+    )
     [plan] = report["plans"]
     # 4 seeds, 4 full and 1 view once, 30 days of 2 daily incrementals, 720 hours
-    assert plan == {"path": "plans/dev/2026-06.json", "status": "written",
-                    "tasks": 4 + 5 + 30 * 2 + 30 * 24}
+    assert plan == {
+        "path": "plans/dev/2026-06.json",
+        "status": "written",
+        "tasks": 4 + 5 + 30 * 2 + 30 * 24,
+    }
 
 
 def test_the_real_console_script(example_project):
@@ -191,8 +260,9 @@ def test_init_creates_a_project_that_compiles(tmp_path):
     assert code == 0, out
     assert files_under(root / "plans")
     rows = run_cli_json(["list", "--json", "--project", root])
-    assert rows and all(r["kind"] in ("full", "incremental", "view", "seed", "source")
-                        for r in rows)
+    assert rows and all(
+        r["kind"] in ("full", "incremental", "view", "seed", "source") for r in rows
+    )
 
 
 def test_init_refuses_an_existing_project(example_project):

@@ -65,15 +65,21 @@ def test_minimal_project_defaults(write_project):
     raw = load_project(write_project({}, pipe_yml="name: shop\n"))
     c = raw.config
     assert (c.name, c.dialect, c.schedule, c.concurrency, c.start) == (
-        "shop", "duckdb", "daily", 4, None)
+        "shop",
+        "duckdb",
+        "daily",
+        4,
+        None,
+    )
     assert c.default_target == "dev"
-    assert c.target(None) == cfg.Target("dev", "duckdb", "duckdb",
-                                        (("path", "warehouse.duckdb"),))
+    assert c.target(None) == cfg.Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),))
     assert (raw.models, raw.seeds, raw.sources, raw.macros) == ((), (), (), ())
 
 
 def test_full_project_config(write_project):
-    root = write_project({}, pipe_yml="""\
+    root = write_project(
+        {},
+        pipe_yml="""\
 name: shop
 dialect: duckdb
 start: 2026-06-01
@@ -86,7 +92,8 @@ targets:
   prod: {adapter: postgres, dsn: "${PIPE_PG_DSN}", schema: analytics}
 vars: {min_amount: 0, region: eu}
 backfill: {concurrency: 2}
-""")
+""",
+    )
     c = load_project(root).config
     assert c.start == parse_label("2026-06-01").start
     assert c.schedule == "hourly" and c.concurrency == 8
@@ -111,16 +118,19 @@ def test_environment_is_not_read_at_load(write_project, monkeypatch):
     assert "secret" not in repr(load_project(root))
 
 
-@pytest.mark.parametrize(("extra", "fragment"), [
-    ("pools: {warehouse: 0}\n", "pool 'warehouse' must be a whole number of slots"),
-    ("pools: [a]\n", "'pools' must be a mapping"),
-    ("vars: [a]\n", "'vars' must be a mapping"),
-    ("concurrency: 0\n", "'concurrency' must be at least 1"),
-    ("concurrency: true\n", "'concurrency' must be a whole number"),
-    ("name2: x\n", "unknown key 'name2'"),
-    ("backfill: {concurency: 2}\n", "did you mean 'concurrency'?"),
-    ("default_target: prod\n", "default_target 'prod' is not one of the targets"),
-])
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("pools: {warehouse: 0}\n", "pool 'warehouse' must be a whole number of slots"),
+        ("pools: [a]\n", "'pools' must be a mapping"),
+        ("vars: [a]\n", "'vars' must be a mapping"),
+        ("concurrency: 0\n", "'concurrency' must be at least 1"),
+        ("concurrency: true\n", "'concurrency' must be a whole number"),
+        ("name2: x\n", "unknown key 'name2'"),
+        ("backfill: {concurency: 2}\n", "did you mean 'concurrency'?"),
+        ("default_target: prod\n", "default_target 'prod' is not one of the targets"),
+    ],
+)
 def test_project_validation(write_project, extra, fragment):
     pipe_yml = PIPE_YML.replace("default_target: dev\n", "") + extra
     with pytest.raises(UserError) as info:
@@ -208,41 +218,44 @@ def test_a_single_string_is_a_list_of_one():
     assert model.checks[0].args == "id"
 
 
-@pytest.mark.parametrize(("text", "line", "fragment"), [
-    ("kind: table\n", 1, "'kind' must be one of full, incremental, view"),
-    ("kind: incremental\n", 1, "needs 'time_column'"),
-    ("grain: weekly\n", 1, "'grain' must be one of hourly, daily, monthly"),
-    ("depends_on_past: 1\n", 1, "'depends_on_past' must be true or false"),
-    ("depends_on: {a: b}\n", 1, "'depends_on' must be a list of names"),
-    ("pool: other\n", 1, "unknown pool 'other'"),
-    ("max_concurrency: 0\n", 1, "'max_concurrency' must be at least 1"),
-    ("retries: -1\n", 1, "'retries' must be at least 0"),
-    ("retries: 1.5\n", 1, "'retries' must be a whole number"),
-    ("timeout: forever\n", 1, "'timeout' must be a duration"),
-    ("tags: [1, 2]\n", 1, "'tags' must be a list of names"),
-    ("columns: [a]\n", 1, "'columns' must be a mapping"),
-    ("columns:\n  a: {b: c}\n", 2, "'columns.a' must be text"),
-    ("description: [a]\n", 1, "'description' must be text"),
-    ("time_column: 3\n", 1, "'time_column' must be text"),
-    ("checks: {not_null: [a]}\n", 1, "'checks' must be a list"),
-    ("checks:\n  - not_null\n", 1, "each check must be a mapping"),  # the list's line
-    ("checks:\n  - {severity: warn}\n", 2, "exactly one check type"),
-    ("checks:\n  - nonnull: [a]\n", 2, "unknown check type 'nonnull'"),
-    ("checks:\n  - not_null: []\n", 2, "'not_null' takes a list of columns"),
-    ("checks:\n  - unique: {a: 1}\n", 2, "'unique' takes a list"),
-    ("checks:\n  - accepted_values: [a]\n", 2, "'accepted_values' takes"),
-    ("checks:\n  - accepted_values: {column: a, values: []}\n", 2, "non-empty list of values"),
-    ("checks:\n  - accepted_values: {column: a}\n", 2, "missing required key 'values'"),
-    ("checks:\n  - relationships: {column: a, to: customers}\n", 2, "must be table.column"),
-    ("checks:\n  - row_count: {minimum: 1}\n", 2, "unknown key 'minimum'"),
-    ("checks:\n  - row_count: {min: many}\n", 2, "'row_count' needs 'min' or 'max'"),
-    ("checks:\n  - expression: ''\n", 2, "'expression' takes SQL text"),
-    ("checks:\n  - sql: 3\n", 2, "'sql' takes SQL text"),
-    ("checks:\n  - not_null: [a]\n    severity: fatal\n", 3, "'severity' must be one of"),
-    ("checks:\n  - not_null: [a]\n    warn_if: lots\n", 3, "'warn_if' must be a comparison"),
-    ("checks:\n  - not_null: [a]\n  - not_null: [a]\n", 3, "two checks are named"),
-    ("- kind: full\n", 1, "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("kind: table\n", 1, "'kind' must be one of full, incremental, view"),
+        ("kind: incremental\n", 1, "needs 'time_column'"),
+        ("grain: weekly\n", 1, "'grain' must be one of hourly, daily, monthly"),
+        ("depends_on_past: 1\n", 1, "'depends_on_past' must be true or false"),
+        ("depends_on: {a: b}\n", 1, "'depends_on' must be a list of names"),
+        ("pool: other\n", 1, "unknown pool 'other'"),
+        ("max_concurrency: 0\n", 1, "'max_concurrency' must be at least 1"),
+        ("retries: -1\n", 1, "'retries' must be at least 0"),
+        ("retries: 1.5\n", 1, "'retries' must be a whole number"),
+        ("timeout: forever\n", 1, "'timeout' must be a duration"),
+        ("tags: [1, 2]\n", 1, "'tags' must be a list of names"),
+        ("columns: [a]\n", 1, "'columns' must be a mapping"),
+        ("columns:\n  a: {b: c}\n", 2, "'columns.a' must be text"),
+        ("description: [a]\n", 1, "'description' must be text"),
+        ("time_column: 3\n", 1, "'time_column' must be text"),
+        ("checks: {not_null: [a]}\n", 1, "'checks' must be a list"),
+        ("checks:\n  - not_null\n", 1, "each check must be a mapping"),  # the list's line
+        ("checks:\n  - {severity: warn}\n", 2, "exactly one check type"),
+        ("checks:\n  - nonnull: [a]\n", 2, "unknown check type 'nonnull'"),
+        ("checks:\n  - not_null: []\n", 2, "'not_null' takes a list of columns"),
+        ("checks:\n  - unique: {a: 1}\n", 2, "'unique' takes a list"),
+        ("checks:\n  - accepted_values: [a]\n", 2, "'accepted_values' takes"),
+        ("checks:\n  - accepted_values: {column: a, values: []}\n", 2, "non-empty list of values"),
+        ("checks:\n  - accepted_values: {column: a}\n", 2, "missing required key 'values'"),
+        ("checks:\n  - relationships: {column: a, to: customers}\n", 2, "must be table.column"),
+        ("checks:\n  - row_count: {minimum: 1}\n", 2, "unknown key 'minimum'"),
+        ("checks:\n  - row_count: {min: many}\n", 2, "'row_count' needs 'min' or 'max'"),
+        ("checks:\n  - expression: ''\n", 2, "'expression' takes SQL text"),
+        ("checks:\n  - sql: 3\n", 2, "'sql' takes SQL text"),
+        ("checks:\n  - not_null: [a]\n    severity: fatal\n", 3, "'severity' must be one of"),
+        ("checks:\n  - not_null: [a]\n    warn_if: lots\n", 3, "'warn_if' must be a comparison"),
+        ("checks:\n  - not_null: [a]\n  - not_null: [a]\n", 3, "two checks are named"),
+        ("- kind: full\n", 1, "must be a mapping"),
+    ],
+)
 def test_sidecar_validation(text, line, fragment):
     _, errors = sidecar(text)
     assert len(errors) == 1, messages(errors)
@@ -259,8 +272,10 @@ def test_sidecar_collects_every_error():
 
 def test_pools_are_unchecked_when_pipe_yml_is_unreadable(write_project):
     """Invalid YAML in pipe.yml is one error, not one per model that names a pool."""
-    root = write_project({"models/a/b.sql": "select 1 as x\n", "models/a/b.yml": "pool: big\n"},
-                         pipe_yml=PIPE_YML + "pools: {big: 1\n")
+    root = write_project(
+        {"models/a/b.sql": "select 1 as x\n", "models/a/b.yml": "pool: big\n"},
+        pipe_yml=PIPE_YML + "pools: {big: 1\n",
+    )
     with pytest.raises(ConfigError) as info:
         load_project(root)
     assert str(info.value).startswith("pipe.yml:")
@@ -271,7 +286,9 @@ def test_pools_are_unchecked_when_pipe_yml_is_unreadable(write_project):
 
 
 def test_sources(write_project):
-    root = write_project({"sources.yml": """\
+    root = write_project(
+        {
+            "sources.yml": """\
 sources:
   - name: raw.events
     description: Clickstream.
@@ -279,22 +296,36 @@ sources:
     poke_every: 1m
     wait_timeout: 2h
   - name: raw.users
-"""})
+"""
+        }
+    )
     events, users = load_project(root).sources
     assert events == cfg.SourceConfig(
-        "raw.events", "select count(*) > 0 from raw.events where ts >= {{ interval_end }}",
-        60.0, 7200.0, "Clickstream.", 2)
+        "raw.events",
+        "select count(*) > 0 from raw.events where ts >= {{ interval_end }}",
+        60.0,
+        7200.0,
+        "Clickstream.",
+        2,
+    )
     assert (users.name, users.wait_for, users.poke_every, users.line) == (
-        "raw.users", None, 30.0, 7)
+        "raw.users",
+        None,
+        30.0,
+        7,
+    )
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("sources:\n  - name: events\n", "must be schema.table"),
-    ("sources:\n  - wait_for: x\n", "missing required key 'name'"),
-    ("sources:\n  - name: a.b\n    poke_every: often\n", "'poke_every' must be a duration"),
-    ("sources: {name: a.b}\n", "'sources' must be a list"),
-    ("tables: []\n", "unknown key 'tables'"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("sources:\n  - name: events\n", "must be schema.table"),
+        ("sources:\n  - wait_for: x\n", "missing required key 'name'"),
+        ("sources:\n  - name: a.b\n    poke_every: often\n", "'poke_every' must be a duration"),
+        ("sources: {name: a.b}\n", "'sources' must be a list"),
+        ("tables: []\n", "unknown key 'tables'"),
+    ],
+)
 def test_sources_validation(write_project, text, fragment):
     with pytest.raises(ConfigError) as info:
         load_project(write_project({"sources.yml": text}))
@@ -303,11 +334,13 @@ def test_sources_validation(write_project, text, fragment):
 
 
 def test_seed_config_and_digest(write_project):
-    root = write_project({
-        "seeds/raw/orders.csv": "id,ts\n1,2026-06-01\n",
-        "seeds/raw/orders.yml": "column_types: {ts: TIMESTAMP, id: BIGINT}\ndescription: x\n",
-        "seeds/raw/plain.csv": "a\n1\n",
-    })
+    root = write_project(
+        {
+            "seeds/raw/orders.csv": "id,ts\n1,2026-06-01\n",
+            "seeds/raw/orders.yml": "column_types: {ts: TIMESTAMP, id: BIGINT}\ndescription: x\n",
+            "seeds/raw/plain.csv": "a\n1\n",
+        }
+    )
     orders, plain = load_project(root).seeds
     assert orders.name == "raw.orders" and orders.path == "seeds/raw/orders.csv"
     assert orders.config.column_types == (("id", "BIGINT"), ("ts", "TIMESTAMP"))
@@ -319,70 +352,89 @@ def test_seed_config_and_digest(write_project):
 
 
 def test_loader_keeps_relative_paths_and_sorts(write_project):
-    root = write_project({
-        "models/b/z.sql": "select 1 as x\n",
-        "models/a/y.sql": "select 1 as x\n",
-        "models/a/y.yml": "kind: view\n",
-        "macros/z.sql": "{% macro z() %}1{% endmacro %}\n",
-        "macros/a.sql": "{% macro a() %}1{% endmacro %}\n",
-    })
+    root = write_project(
+        {
+            "models/b/z.sql": "select 1 as x\n",
+            "models/a/y.sql": "select 1 as x\n",
+            "models/a/y.yml": "kind: view\n",
+            "macros/z.sql": "{% macro z() %}1{% endmacro %}\n",
+            "macros/a.sql": "{% macro a() %}1{% endmacro %}\n",
+        }
+    )
     raw = load_project(root)
     assert [(m.name, m.path, m.sidecar) for m in raw.models] == [
-        ("a.y", "models/a/y.sql", "models/a/y.yml"), ("b.z", "models/b/z.sql", None)]
+        ("a.y", "models/a/y.sql", "models/a/y.yml"),
+        ("b.z", "models/b/z.sql", None),
+    ]
     assert raw.models[0].config.kind == "view"
     assert [p for p, _ in raw.macros] == ["macros/a.sql", "macros/z.sql"]
     assert raw.root == root
 
 
 def test_loader_reports_every_file_at_once(write_project):
-    root = write_project({
-        "models/a/b.sql": "select 1 as x\n",
-        "models/a/b.yml": "kind: table\n",
-        "models/a/c.sql": "select 1 as x\n",
-        "models/a/c.yml": "retries: many\n",
-        "models/deep/er/d.sql": "select 1 as x\n",
-    })
+    root = write_project(
+        {
+            "models/a/b.sql": "select 1 as x\n",
+            "models/a/b.yml": "kind: table\n",
+            "models/a/c.sql": "select 1 as x\n",
+            "models/a/c.yml": "retries: many\n",
+            "models/deep/er/d.sql": "select 1 as x\n",
+        }
+    )
     with pytest.raises(ErrorGroup) as info:
         load_project(root)
     assert [e.at.path for e in info.value.errors] == [
-        "models/a/b.yml", "models/a/c.yml", "models/deep/er/d.sql"]
+        "models/a/b.yml",
+        "models/a/c.yml",
+        "models/deep/er/d.sql",
+    ]
 
 
 def test_names_are_case_insensitive(write_project):
     """models/Marts/Daily.sql is the table marts.daily, however a query spells it."""
-    root = write_project({
-        "seeds/Raw/Orders.csv": "id\n1\n",
-        "sources.yml": "sources:\n  - name: Ext.Events\n",
-        "models/Marts/Daily.sql": "select * from RAW.orders join ext.EVENTS using (id)\n",
-        "models/marts/report.sql": "select * from Marts.DAILY\n",
-    })
+    root = write_project(
+        {
+            "seeds/Raw/Orders.csv": "id\n1\n",
+            "sources.yml": "sources:\n  - name: Ext.Events\n",
+            "models/Marts/Daily.sql": "select * from RAW.orders join ext.EVENTS using (id)\n",
+            "models/marts/report.sql": "select * from Marts.DAILY\n",
+        }
+    )
     rows = run_cli_json(["list", "--json", "--select", "+MARTS.report", "--project", root])
     assert [(r["name"], r["depends_on"]) for r in rows] == [
-        ("ext.events", []), ("marts.daily", ["ext.events", "raw.orders"]),
-        ("marts.report", ["marts.daily"]), ("raw.orders", [])]
+        ("ext.events", []),
+        ("marts.daily", ["ext.events", "raw.orders"]),
+        ("marts.report", ["marts.daily"]),
+        ("raw.orders", []),
+    ]
 
 
 def test_hidden_files_are_not_part_of_the_project(write_project):
-    root = write_project({
-        "models/a/b.sql": "select 1 as x\n",
-        "models/a/.#b.sql": "an editor's lock file\n",
-        "models/.ipynb_checkpoints/c.sql": "select nonsense from nowhere\n",
-        "seeds/raw/.~lock.x.csv#": "x\n",
-        "seeds/.cache/a/b.csv": "x\n1\n",
-    })
+    root = write_project(
+        {
+            "models/a/b.sql": "select 1 as x\n",
+            "models/a/.#b.sql": "an editor's lock file\n",
+            "models/.ipynb_checkpoints/c.sql": "select nonsense from nowhere\n",
+            "seeds/raw/.~lock.x.csv#": "x\n",
+            "seeds/.cache/a/b.csv": "x\n1\n",
+        }
+    )
     raw = load_project(root)
     assert [m.name for m in raw.models] == ["a.b"] and raw.seeds == ()
 
 
 def test_yaml_booleans_are_only_true_and_false():
     """YAML 1.1 would read NO (Norway), yes, on and off as booleans."""
-    model, errors = sidecar("checks:\n  - accepted_values: {column: country, "
-                            "values: [NL, NO, yes, off]}\ndepends_on_past: true\n")
+    model, errors = sidecar(
+        "checks:\n  - accepted_values: {column: country, "
+        "values: [NL, NO, yes, off]}\ndepends_on_past: true\n"
+    )
     assert errors == []
     assert dict(model.checks[0].args)["values"] == ("NL", "NO", "yes", "off")
     _, errors = sidecar("depends_on_past: yes\n")
     assert messages(errors) == [
-        "models/a/b.yml:1: 'depends_on_past' must be true or false, got 'yes'"]
+        "models/a/b.yml:1: 'depends_on_past' must be true or false, got 'yes'"
+    ]
 
 
 def test_pipe_yaml_is_named(tmp_path: Path):

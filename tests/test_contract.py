@@ -82,8 +82,7 @@ class Engine:
         assert DEV in text, "the dev target to replace is not in pipe.yml"
         return text.replace(DEV, f"  dev: {self.target(project)}\n")
 
-    def project(self, files: dict[str, str], pipe_yml: str = PIPE_YML,
-                name: str = "proj") -> Path:
+    def project(self, files: dict[str, str], pipe_yml: str = PIPE_YML, name: str = "proj") -> Path:
         """`write_project` with the dev target on this engine."""
         return self._write_project(files, pipe_yml=self.pipe_yml(pipe_yml, name), name=name)
 
@@ -153,8 +152,7 @@ class SparkEngine(Engine):
     run_overhead = 8.0  # catalog and ledger statements of ~0.1-0.5 s each
     # the recursive CTE stops at Spark's recursion limit (100 levels) at once; counting
     # 10^12 rows runs for minutes
-    slow_sql = ("select count(*) as s from range(1000000000000) t(i) "
-                "where (i * 7) % 1000003 = 99")
+    slow_sql = "select count(*) as s from range(1000000000000) t(i) where (i * 7) % 1000003 = 99"
 
     def __init__(self, write_project, remote: str):
         super().__init__(write_project)
@@ -212,12 +210,15 @@ def engine(request, tmp_path, monkeypatch, write_project) -> Engine:
 
 def sql_values(rows: list[tuple]) -> str:
     """Rows as a VALUES list (None is NULL, text is quoted)."""
+
     def lit(v):
         return "NULL" if v is None else f"'{v}'" if isinstance(v, str) else str(v)
+
     return ", ".join("(" + ", ".join(map(lit, r)) + ")" for r in rows)
 
 
 # ---------------------------------------------------------------- the oracle, reruns
+
 
 def test_tables_equal_the_plan_sql_run_directly(engine, example_project):
     root = engine.use(example_project)
@@ -234,13 +235,24 @@ def test_tables_equal_the_plan_sql_run_directly(engine, example_project):
     for table, want in expected.items():
         assert got[table] == want, table
     # the incremental models hold both days; nothing is empty by accident
-    assert [r[0] for r in got["marts.daily_revenue"][2]] == [
-        date.fromisoformat(d) for d in days]
-    assert all(got[t][2] for t in ("staging.orders", "marts.customer_orders",
-                                   "reports.vip_customers", "staging.page_views"))
+    assert [r[0] for r in got["marts.daily_revenue"][2]] == [date.fromisoformat(d) for d in days]
+    assert all(
+        got[t][2]
+        for t in (
+            "staging.orders",
+            "marts.customer_orders",
+            "reports.vip_customers",
+            "staging.page_views",
+        )
+    )
     # whatever else pipe keeps lives in schema _pipe
     assert {t.split(".")[0] for t in wh.relations()} <= {
-        "raw", "staging", "marts", "reports", "_pipe"}
+        "raw",
+        "staging",
+        "marts",
+        "reports",
+        "_pipe",
+    }
     if engine.name != "duckdb":  # and the same rows as on the embedded default
         duck_root = copy_example(root.parent / "duck")
         for day in days:
@@ -281,7 +293,8 @@ EVENTS_PROJECT = {
     "sources.yml": "sources:\n  - name: raw.events\n",
     "models/staging/events.sql": (
         "select id, ts, amount from raw.events\n"
-        "where ts >= {{ interval_start }} and ts < {{ interval_end }}\n"),
+        "where ts >= {{ interval_start }} and ts < {{ interval_end }}\n"
+    ),
     "models/staging/events.yml": "kind: incremental\ntime_column: ts\n",
     # a leaking filter: returns every row, whatever the interval
     "models/staging/leaky.sql": "select id, ts, amount from raw.events\n",
@@ -291,12 +304,15 @@ EVENTS_PROJECT = {
 
 def load_events(wh: Warehouse, amount_of_day: dict[str, int]) -> None:
     """raw.events: three rows on each given day (hours 1, 12, 23), with that day's amount."""
-    rows = [(day, hour, amount) for day, amount in sorted(amount_of_day.items())
-            for hour in (1, 12, 23)]
-    wh.execute("create schema if not exists raw; drop table if exists raw.events; "
-               "create table raw.events (id integer, ts timestamp, amount integer); "
-               "insert into raw.events values " + sql_values(
-                   [(i, f"{d} {h:02d}:00:00", a) for i, (d, h, a) in enumerate(rows, 1)]))
+    rows = [
+        (day, hour, amount) for day, amount in sorted(amount_of_day.items()) for hour in (1, 12, 23)
+    ]
+    wh.execute(
+        "create schema if not exists raw; drop table if exists raw.events; "
+        "create table raw.events (id integer, ts timestamp, amount integer); "
+        "insert into raw.events values "
+        + sql_values([(i, f"{d} {h:02d}:00:00", a) for i, (d, h, a) in enumerate(rows, 1)])
+    )
 
 
 def test_rerun_of_one_interval_replaces_exactly_that_intervals_rows(engine):
@@ -313,8 +329,10 @@ def test_rerun_of_one_interval_replaces_exactly_that_intervals_rows(engine):
     assert code == 0 and "1 skipped" in out, out  # same fingerprint: published already
     code, out = run(root, "--select", "staging.events", "--force", interval="2026-06-02")
     assert code == 0, out
-    got = wh.query("select cast(cast(ts as date) as varchar), count(*), min(amount), "
-                   "max(amount) from staging.events group by 1 order by 1")
+    got = wh.query(
+        "select cast(cast(ts as date) as varchar), count(*), min(amount), "
+        "max(amount) from staging.events group by 1 order by 1"
+    )
     assert got == [("2026-06-01", 3, 1, 1), ("2026-06-02", 3, 20, 20), ("2026-06-03", 3, 3, 3)]
     assert wh.temp_tables() == []
 
@@ -326,8 +344,7 @@ def test_rows_outside_the_interval_are_not_published_and_warn(engine):
     code, out = run(root, "--select", "staging.leaky")
     assert code == 0, out
     assert "warning: 6 rows outside [2026-06-01T00:00:00, 2026-06-02T00:00:00)" in out, out
-    assert wh.query("select id, amount from staging.leaky order by id") == [
-        (4, 2), (5, 2), (6, 2)]
+    assert wh.query("select id, amount from staging.leaky order by id") == [(4, 2), (5, 2), (6, 2)]
     [a] = attempts(root, model="staging.leaky")
     assert (a["status"], a["rows"], a["leaked"]) == ("success", 3, 6)
 
@@ -335,19 +352,27 @@ def test_rows_outside_the_interval_are_not_published_and_warn(engine):
 def test_sessions_run_in_utc_whatever_the_machine_zone(engine):
     """A timestamptz time column is cut at UTC midnight, not at the machine's (nor at the
     zone a server or a client library would pick from the environment)."""
-    root = engine.project({
-        "sources.yml": "sources:\n  - name: raw.tz_events\n",
-        "models/a/tz_events.sql": (
-            "select id, ts, cast(ts as timestamp) as local_ts from raw.tz_events\n"
-            "where ts >= {{ interval_start }} and ts < {{ interval_end }}"),
-        "models/a/tz_events.yml": "kind: incremental\ntime_column: ts\n",
-    })
+    root = engine.project(
+        {
+            "sources.yml": "sources:\n  - name: raw.tz_events\n",
+            "models/a/tz_events.sql": (
+                "select id, ts, cast(ts as timestamp) as local_ts from raw.tz_events\n"
+                "where ts >= {{ interval_start }} and ts < {{ interval_end }}"
+            ),
+            "models/a/tz_events.yml": "kind: incremental\ntime_column: ts\n",
+        }
+    )
     wh = engine.warehouse(root)
-    wh.execute("create schema raw; create table raw.tz_events (id integer, ts timestamptz); "
-               "insert into raw.tz_events values (1, '2026-06-01 02:00:00+00'), "
-               "(2, '2026-06-01 23:00:00+00'), (3, '2026-06-02 01:00:00+00')")
-    proc = run_pipe(["run", "--interval", "2026-06-01"], root,
-                    env={"TZ": "America/New_York", "PGTZ": "America/New_York"})
+    wh.execute(
+        "create schema raw; create table raw.tz_events (id integer, ts timestamptz); "
+        "insert into raw.tz_events values (1, '2026-06-01 02:00:00+00'), "
+        "(2, '2026-06-01 23:00:00+00'), (3, '2026-06-02 01:00:00+00')"
+    )
+    proc = run_pipe(
+        ["run", "--interval", "2026-06-01"],
+        root,
+        env={"TZ": "America/New_York", "PGTZ": "America/New_York"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning" not in proc.stdout, proc.stdout
     got = wh.query("select id, cast(local_ts as varchar) from a.tz_events order by id")
@@ -370,9 +395,11 @@ BRANCHES = {
 
 
 def fill_orders(wh: Warehouse, values: list[tuple]) -> None:
-    wh.execute("create schema if not exists raw; drop table if exists raw.orders; "
-               "create table raw.orders (id integer, customer varchar, amount integer); "
-               "insert into raw.orders values " + sql_values(values))
+    wh.execute(
+        "create schema if not exists raw; drop table if exists raw.orders; "
+        "create table raw.orders (id integer, customer varchar, amount integer); "
+        "insert into raw.orders values " + sql_values(values)
+    )
 
 
 def test_failing_error_check_leaves_target_identical_and_blocks_downstream(engine):
@@ -385,12 +412,13 @@ def test_failing_error_check_leaves_target_identical_and_blocks_downstream(engin
     before = {t: wh.contents(t) for t in published}
 
     # the source goes bad: a duplicate id and a missing customer (twice)
-    fill_orders(wh, [(1, "ann", 10), (2, "bob", 20), (2, "bob", 21), (3, None, 5),
-                     (4, None, 6)])
+    fill_orders(wh, [(1, "ann", 10), (2, "bob", 20), (2, "bob", 21), (3, None, 5), (4, None, 6)])
     code, out = run(root, interval="2026-06-02")
     assert code == 1, out
-    assert ("failed: a.orders 2026-06-02: check failed: unique(id) (1 failing rows), "
-            "not_null(customer) (2 failing rows)") in out, out
+    assert (
+        "failed: a.orders 2026-06-02: check failed: unique(id) (1 failing rows), "
+        "not_null(customer) (2 failing rows)"
+    ) in out, out
     assert "upstream failed (2 tasks): a.report, a.totals" in out, out
     assert "unique(id): {id=2, n_rows=2}" in out, out  # a sample of the offending rows
     assert {t: wh.contents(t) for t in published} == before
@@ -405,14 +433,20 @@ def test_failing_error_check_leaves_target_identical_and_blocks_downstream(engin
     # a check failure is data, not flakiness: one attempt, no retry
     [a] = attempts(root, model="a.orders")
     assert a["status"] == "failed" and "unique(id)" in a["error"]
-    assert state(root, "select model from published where interval_start = ? "
-                       "order by model", (iv,)) == [("b.other",)]
+    assert state(
+        root, "select model from published where interval_start = ? order by model", (iv,)
+    ) == [("b.other",)]
 
-    checks = state(root, "select check_name, severity, status, failures, sample "
-                         "from check_results where run_id = (select max(run_id) from runs) "
-                         "order by check_name")
-    assert [c[:4] for c in checks] == [("not_null(customer)", "error", "error", 2),
-                                       ("unique(id)", "error", "error", 1)]
+    checks = state(
+        root,
+        "select check_name, severity, status, failures, sample "
+        "from check_results where run_id = (select max(run_id) from runs) "
+        "order by check_name",
+    )
+    assert [c[:4] for c in checks] == [
+        ("not_null(customer)", "error", "error", 2),
+        ("unique(id)", "error", "error", 1),
+    ]
     assert json.loads(checks[1][4]) == [{"id": 2, "n_rows": 2}]
     assert sorted(r["id"] for r in json.loads(checks[0][4])) == [3, 4]
 
@@ -434,8 +468,9 @@ def test_fixing_the_data_and_rerunning_publishes_what_was_blocked(engine):
 
 def test_warn_check_only_reports(engine):
     files = dict(BRANCHES)
-    files["models/a/orders.yml"] = ("checks:\n  - unique: [id]\n    severity: warn\n"
-                                    "  - not_null: [customer]\n")
+    files["models/a/orders.yml"] = (
+        "checks:\n  - unique: [id]\n    severity: warn\n  - not_null: [customer]\n"
+    )
     root = engine.project(files)
     wh = engine.warehouse(root)
     fill_orders(wh, [(1, "ann", 10), (1, "ann", 11)])
@@ -443,9 +478,9 @@ def test_warn_check_only_reports(engine):
     assert code == 0, out
     assert "warning: check unique(id): 1 failing rows" in out, out
     assert wh.query("select * from a.totals") == [("ann", 21)]
-    assert state(root, "select check_name, status, failures from check_results "
-                       "order by check_name") == [("not_null(customer)", "pass", 0),
-                                                  ("unique(id)", "warn", 1)]
+    assert state(
+        root, "select check_name, status, failures from check_results order by check_name"
+    ) == [("not_null(customer)", "pass", 0), ("unique(id)", "warn", 1)]
 
 
 THRESHOLDS = {
@@ -478,12 +513,18 @@ def test_warn_if_and_error_if_thresholds(engine):
     root = engine.project(THRESHOLDS)
     wh = engine.warehouse(root)
     # 7 rows fail `ok`; the NULL one passes, as in dbt
-    wh.execute("create schema raw; create table raw.items as select i as id, "
-               "i >= 7 or i = 20 as ok from range(20) t(i) union all select 99, null")
+    wh.execute(
+        "create schema raw; create table raw.items as select i as id, "
+        "i >= 7 or i = 20 as ok from range(20) t(i) union all select 99, null"
+    )
     code, out = run(root)
     assert code == 1, out
-    got = {(m, c): (st, n) for m, c, st, n in state(
-        root, "select model, check_name, status, failures from check_results")}
+    got = {
+        (m, c): (st, n)
+        for m, c, st, n in state(
+            root, "select model, check_name, status, failures from check_results"
+        )
+    }
     assert got == {
         ("a.items", "below_both"): ("pass", 7),
         ("a.items", "warn_band"): ("warn", 7),
@@ -528,18 +569,21 @@ def test_every_check_kind_counts_its_failing_rows(engine):
     root = engine.project(EVERY_KIND)
     code, out = run(root)
     assert code == 1, out
-    got = {c: (st, n) for c, st, n in state(
-        root, "select check_name, status, failures from check_results "
-              "where model = 'a.facts'")}
+    got = {
+        c: (st, n)
+        for c, st, n in state(
+            root, "select check_name, status, failures from check_results where model = 'a.facts'"
+        )
+    }
     assert got == {
         "not_null(customer_id)": ("error", 1),
         "not_null(status)": ("error", 1),
-        "unique(id)": ("error", 1),          # id 1 twice
-        "unique(id, part)": ("error", 1),    # (1, x) twice
+        "unique(id)": ("error", 1),  # id 1 twice
+        "unique(id, part)": ("error", 1),  # (1, x) twice
         "unique(part, status)": ("pass", 0),
         "accepted_values(status)": ("error", 1),  # 'lost'; NULL passes
         "relationships(customer_id)": ("error", 2),  # 9 and 8; NULL passes
-        "row_count": ("error", 1),           # 5 rows < 6
+        "row_count": ("error", 1),  # 5 rows < 6
         "row_count_max": ("pass", 0),
         "expression(amount >= 0)": ("error", 1),  # -1; NULL passes
         "sql": ("error", 1),
@@ -550,18 +594,20 @@ def test_every_check_kind_counts_its_failing_rows(engine):
 @pytest.mark.parametrize("published_first", [False, True])
 def test_incremental_checks_see_only_their_interval(engine, published_first):
     """unique(id) on an incremental model: the same id in another interval is no failure."""
-    root = engine.project({
-        "models/a/daily.sql": "select 1 as id, {{ interval_start }} as ts",
-        "models/a/daily.yml": "kind: incremental\ntime_column: ts\nchecks:\n"
-                              "  - unique: [id]\n  - row_count: {max: 1}\n",
-    })
+    root = engine.project(
+        {
+            "models/a/daily.sql": "select 1 as id, {{ interval_start }} as ts",
+            "models/a/daily.yml": "kind: incremental\ntime_column: ts\nchecks:\n"
+            "  - unique: [id]\n  - row_count: {max: 1}\n",
+        }
+    )
     days = ["2026-06-01", "2026-06-02"]
-    for day in (days if published_first else days[::-1]):
+    for day in days if published_first else days[::-1]:
         code, out = run(root, interval=day)
         assert code == 0, out
     assert engine.warehouse(root).query(
-        "select id, cast(cast(ts as date) as varchar) from a.daily order by ts") == [
-        (1, "2026-06-01"), (1, "2026-06-02")]
+        "select id, cast(cast(ts as date) as varchar) from a.daily order by ts"
+    ) == [(1, "2026-06-01"), (1, "2026-06-02")]
 
 
 # ---------------------------------------------------------------- failures, retries, timeouts
@@ -580,8 +626,12 @@ def test_retry_after_a_failed_attempt_then_success(engine):
 
     def repair_after_first_failure():
         # the failed attempt is in the state store before the retry is due
-        wait_until(lambda: state(root, "select 1 from attempts where model = 'a.flaky' "
-                                       "and status = 'failed'"), what="the failed attempt")
+        wait_until(
+            lambda: state(
+                root, "select 1 from attempts where model = 'a.flaky' and status = 'failed'"
+            ),
+            what="the failed attempt",
+        )
         wh.execute("create schema if not exists raw; create table raw.flaky as select 7 as id")
         return time.time()
 
@@ -592,7 +642,11 @@ def test_retry_after_a_failed_attempt_then_success(engine):
     assert "RETRY a.flaky" in out and "(attempt 2)" in out, out
     first, second = attempts(root, model="a.flaky")
     assert (first["attempt"], first["status"], second["attempt"], second["status"]) == (
-        1, "failed", 2, "success")
+        1,
+        "failed",
+        2,
+        "success",
+    )
     assert "raw.flaky" in first["error"]
     gap = second["started_at"] - first["finished_at"]
     assert 1.0 <= gap <= 1.25 + 0.5, gap  # retry_delay, plus up to 25% jitter
@@ -602,39 +656,51 @@ def test_retry_after_a_failed_attempt_then_success(engine):
 
 
 def test_retries_exhausted_fail_the_task_with_exponential_backoff(engine):
-    root = engine.project({
-        "sources.yml": "sources:\n  - name: raw.never\n",
-        "models/a/never.sql": "select * from raw.never",
-        "models/a/never.yml": "retries: 2\nretry_delay: 100ms\n",
-        "models/a/down.sql": "select * from a.never",
-        "models/b/fine.sql": "select 1 as x",
-    })
+    root = engine.project(
+        {
+            "sources.yml": "sources:\n  - name: raw.never\n",
+            "models/a/never.sql": "select * from raw.never",
+            "models/a/never.yml": "retries: 2\nretry_delay: 100ms\n",
+            "models/a/down.sql": "select * from a.never",
+            "models/b/fine.sql": "select 1 as x",
+        }
+    )
     code, out = run(root)
     assert code == 1, out
     tries = attempts(root, model="a.never")
     assert [(a["attempt"], a["status"]) for a in tries] == [
-        (1, "failed"), (2, "failed"), (3, "failed")]
+        (1, "failed"),
+        (2, "failed"),
+        (3, "failed"),
+    ]
     gaps = [b["started_at"] - a["finished_at"] for a, b in itertools.pairwise(tries)]
     assert 0.1 <= gaps[0] <= 0.125 + 0.5, gaps  # retry_delay * 2**0, up to 25% jitter
     assert 0.2 <= gaps[1] <= 0.25 + 0.5, gaps  # retry_delay * 2**1
     assert out.count("RETRY a.never") == 2 and "FAIL  a.never" in out, out
-    assert statuses_by_model(root) == {"a.never": {"failed"}, "a.down": {"upstream_failed"},
-                                       "b.fine": {"success"}}
+    assert statuses_by_model(root) == {
+        "a.never": {"failed"},
+        "a.down": {"upstream_failed"},
+        "b.fine": {"success"},
+    }
 
 
 # Counting to 10^9 one row at a time: minutes on Postgres, hours on DuckDB.
-SLOW = ("with recursive c(n) as (select 1 union all select n + 1 from c where n < 1000000000)"
-        "\nselect count(*) as s from c")
+SLOW = (
+    "with recursive c(n) as (select 1 union all select n + 1 from c where n < 1000000000)"
+    "\nselect count(*) as s from c"
+)
 
 
 def test_timeout_interrupts_a_slow_query(engine):
-    root = engine.project({
-        "models/a/slow.sql": getattr(engine, "slow_sql", SLOW),
-        "models/a/slow.yml": "timeout: 1s\nretries: 1\nretry_delay: 100ms\n",
-        "models/a/after_slow.sql": "select * from a.slow",
-        # runs next on the same worker connection (--concurrency 1): the interrupt is spent
-        "models/b/fine.sql": "select 1 as x",
-    })
+    root = engine.project(
+        {
+            "models/a/slow.sql": getattr(engine, "slow_sql", SLOW),
+            "models/a/slow.yml": "timeout: 1s\nretries: 1\nretry_delay: 100ms\n",
+            "models/a/after_slow.sql": "select * from a.slow",
+            # runs next on the same worker connection (--concurrency 1): the interrupt is spent
+            "models/b/fine.sql": "select 1 as x",
+        }
+    )
     started = time.monotonic()
     code, out = run(root, "--concurrency", "1")
     took = time.monotonic() - started
@@ -647,8 +713,11 @@ def test_timeout_interrupts_a_slow_query(engine):
         assert "(timeout: 1s)" in a["error"]
         assert a["finished_at"] - a["started_at"] < 2.5 + engine.run_overhead / 4
     assert "failed: a.slow 2026-06-01: timeout after 1." in out, out
-    assert statuses_by_model(root) == {"a.slow": {"failed"}, "a.after_slow": {"upstream_failed"},
-                                       "b.fine": {"success"}}
+    assert statuses_by_model(root) == {
+        "a.slow": {"failed"},
+        "a.after_slow": {"upstream_failed"},
+        "b.fine": {"success"},
+    }
     wh = engine.warehouse(root)
     assert wh.query("select x from b.fine") == [(1,)]
     assert "a.slow" not in wh.relations() and wh.temp_tables() == []
@@ -658,11 +727,13 @@ TWO_LEVELS = {
     # hour 05 fails (a value that is no integer); every other hour publishes
     "models/a/hourly.sql": (
         "select cast(case when extract(hour from {{ interval_start }}) = 5 "
-        "then 'boom at five' else '1' end as integer) as x, {{ interval_start }} as ts"),
+        "then 'boom at five' else '1' end as integer) as x, {{ interval_start }} as ts"
+    ),
     "models/a/hourly.yml": "kind: incremental\ntime_column: ts\ngrain: hourly\n",
     "models/a/daily.sql": (
         "select sum(x) as x, {{ interval_start }} as ts from a.hourly "
-        "where ts >= {{ interval_start }} and ts < {{ interval_end }}"),
+        "where ts >= {{ interval_start }} and ts < {{ interval_end }}"
+    ),
     "models/a/daily.yml": "kind: incremental\ntime_column: ts\n",
     "models/a/top.sql": "select * from a.daily",
     "models/a/top_view.sql": "select * from a.top",
@@ -683,9 +754,13 @@ def test_upstream_failed_propagates_through_two_levels(engine):
     assert got[("a.hourly", five)][0] == "failed"
     assert "boom at five" in got[("a.hourly", five)][1]
     assert statuses_by_model(root) == {
-        "a.hourly": {"success", "failed"}, "a.daily": {"upstream_failed"},
-        "a.top": {"upstream_failed"}, "a.top_view": {"upstream_failed"},
-        "b.side": {"success"}, "b.side_total": {"success"}}
+        "a.hourly": {"success", "failed"},
+        "a.daily": {"upstream_failed"},
+        "a.top": {"upstream_failed"},
+        "a.top_view": {"upstream_failed"},
+        "b.side": {"success"},
+        "b.side_total": {"success"},
+    }
     for model in ("a.daily", "a.top", "a.top_view"):
         [(_, reason)] = [v for (m, _), v in got.items() if m == model]
         assert reason == "upstream a.hourly failed", (model, reason)
@@ -705,13 +780,18 @@ def test_every_warehouse_error_is_an_adapter_error(engine):
     adapter = open_adapter(load_project(root).config.target(None), root)
     assert adapter.relation_kind("main.nothing") is None
     adapter.close()
-    for call in (lambda: adapter.relation_kind("main.other"), adapter.temp_relations,
-                 lambda: adapter.execute("select 1"), lambda: adapter.query("select 1")):
+    for call in (
+        lambda: adapter.relation_kind("main.other"),
+        adapter.temp_relations,
+        lambda: adapter.execute("select 1"),
+        lambda: adapter.query("select 1"),
+    ):
         with pytest.raises(AdapterError):
             call()
 
 
 # ---------------------------------------------------------------- concurrent readers
+
 
 def readers_project(big: int) -> dict[str, str]:
     return {
@@ -721,8 +801,10 @@ def readers_project(big: int) -> dict[str, str]:
         "models/a/held.sql": f"select i, v from range({big}) t(i), raw.version",
         "models/a/held_view.sql": "select count(*) as n from a.held",
         "models/a/held_view.yml": "kind: view\n",
-        "models/a/inc.sql": ("select i, v, {{ interval_start }} + i * interval 1 second as ts\n"
-                             f"from range({big // 10}) t(i), raw.version"),
+        "models/a/inc.sql": (
+            "select i, v, {{ interval_start }} + i * interval 1 second as ts\n"
+            f"from range({big // 10}) t(i), raw.version"
+        ),
         "models/a/inc.yml": "kind: incremental\ntime_column: ts\n",
     }
 
@@ -739,12 +821,13 @@ def test_a_concurrent_reader_sees_the_old_contents_or_the_new_ones(engine):
         code, out = run(root, interval=day)
         assert code == 0, out
 
-    per_table = [f"select '{t}', count(*), min(v), max(v) from {t}"
-                 for t in ("a.big", "a.held")]
+    per_table = [f"select '{t}', count(*), min(v), max(v) from {t}" for t in ("a.big", "a.held")]
     # the incremental table: the day that is republished, and the day that is not
-    day = ("select 'a.inc', count(*), min(v), max(v), "
-           "sum(case when ts < timestamp '2026-06-02' then 1 else 0 end), "
-           "max(case when ts < timestamp '2026-06-02' then v else 0 end) from a.inc")
+    day = (
+        "select 'a.inc', count(*), min(v), max(v), "
+        "sum(case when ts < timestamp '2026-06-02' then 1 else 0 end), "
+        "max(case when ts < timestamp '2026-06-02' then v else 0 end) from a.inc"
+    )
     statements = [wh.spell(s) for s in (*per_table, day)]
     stop = threading.Event()
     seen = set()
@@ -787,20 +870,23 @@ def generated_project(busy: int) -> dict[str, str]:
     models, views, a daily incremental. Integer arithmetic only (and small enough for a
     32-bit integer): every run computes identical rows."""
     files = {
-        "models/s/base.sql": ("select i % 97 as k, cast(sum((i % 1000) * 7919 % 1000) "
-                              f"as bigint) as v\nfrom range({busy * 3 // 2}) t(i) group by 1"),
+        "models/s/base.sql": (
+            "select i % 97 as k, cast(sum((i % 1000) * 7919 % 1000) "
+            f"as bigint) as v\nfrom range({busy * 3 // 2}) t(i) group by 1"
+        ),
         "models/s/events.sql": (
             "select k, cast(sum(v) as bigint) as v, "
             "{{ interval_start }} + k * interval 1 minute as ts\n"
             "from (select i % 50 as k, (i % 1000) * 31 % 1000 as v "
-            f"from range({busy * 3 // 4}) t(i)) as e\ngroup by k"),
+            f"from range({busy * 3 // 4}) t(i)) as e\ngroup by k"
+        ),
         "models/s/events.yml": HOURLY,
         "models/s/daily.sql": (
             "select k, count(*) as n, cast(sum(v) as bigint) as v, min(ts) as ts "
             "from s.events\n"
-            "where ts >= {{ interval_start }} and ts < {{ interval_end }} group by k"),
-        "models/s/daily.yml": "kind: incremental\ntime_column: ts\n"
-                              "checks:\n  - unique: [k]\n",
+            "where ts >= {{ interval_start }} and ts < {{ interval_end }} group by k"
+        ),
+        "models/s/daily.yml": "kind: incremental\ntime_column: ts\nchecks:\n  - unique: [k]\n",
     }
     previous = "s.base"
     for i in range(1, 16):
@@ -809,12 +895,14 @@ def generated_project(busy: int) -> dict[str, str]:
             f"select b.k, b.v + p.v + w.n as v\n"
             f"from s.base as b join {previous} as p using (k)\n"
             f"cross join (select cast(sum(i % {i + 6}) as bigint) as n "
-            f"from range({busy}) t(i)) as w")
+            f"from range({busy}) t(i)) as w"
+        )
         files[f"models/m/step_{i:02d}.yml"] = "checks:\n  - unique: [k]\n  - row_count: {min: 1}\n"
         previous = name
     files["models/r/summary.sql"] = (
         "select d.k, d.n, d.v, e.n as hourly_rows from s.daily as d join "
-        "(select k, count(*) as n from s.events group by k) as e using (k)")
+        "(select k, count(*) as n from s.events group by k) as e using (k)"
+    )
     files["models/r/last_step.sql"] = f"select * from {previous}"
     files["models/r/last_step.yml"] = "kind: view\n"
     files["models/r/summary_view.sql"] = "select k, n from r.summary where k < 5"
@@ -823,7 +911,8 @@ def generated_project(busy: int) -> dict[str, str]:
 
 
 KILL_YML = PIPE_YML.replace("name: t\n", "name: killme\n").replace(
-    "default_target", "concurrency: 2\ndefault_target")
+    "default_target", "concurrency: 2\ndefault_target"
+)
 TASK_LINE = ("OK ", "FAIL ", "RETRY ")
 
 
@@ -835,9 +924,13 @@ class Run:
         self.root = root
         self.err = open(root / f"stderr-{id(self)}.txt", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [pipe_executable(), "run", "--interval", "2026-06-01", *args], cwd=root,
-            stdout=subprocess.PIPE, stderr=self.err, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [pipe_executable(), "run", "--interval", "2026-06-01", *args],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         # a hung run must fail the test, not hang it
         self.watchdog = threading.Timer(timeout, self.proc.kill)
         self.watchdog.start()
@@ -908,8 +1001,10 @@ def reference_tables(engine: Engine) -> dict:
     return engine.warehouse(root).snapshot()
 
 
-INCREMENTAL = {"s.events": lambda ts: ts.replace(minute=0, second=0),
-               "s.daily": lambda ts: ts.date()}
+INCREMENTAL = {
+    "s.events": lambda ts: ts.replace(minute=0, second=0),
+    "s.daily": lambda ts: ts.date(),
+}
 
 
 def assert_nothing_half_published(wh: Warehouse, reference: dict) -> None:
@@ -962,7 +1057,8 @@ def test_sigkill_at_several_moments_then_resume(engine, spawn):
     assert state(root, "select count(*) from attempts where status = 'running'") == [(0,)]
     # published exactly once per (model, interval): nothing recorded twice
     assert state(root, "select count(*) from published") == [
-        (len({(m, s) for m, s in state(root, "select model, interval_start from published")}),)]
+        (len({(m, s) for m, s in state(root, "select model, interval_start from published")}),)
+    ]
 
 
 def test_sigint_finishes_running_tasks_exits_130_and_rerun_completes(engine, spawn):
@@ -994,25 +1090,33 @@ def test_sigint_finishes_running_tasks_exits_130_and_rerun_completes(engine, spa
     assert f"{len(tries)} already published" in out, out
     assert wh.snapshot() == reference
     assert state(root, "select status from runs order by run_id") == [
-        ("interrupted",), ("success",)]
+        ("interrupted",),
+        ("success",),
+    ]
 
 
 def test_sigkill_during_a_long_statement_then_resume_at_once(engine, spawn):
     """A server may still be running the killed run's statement, inside the killed run's
     transaction: the resume must neither wait for it nor trip over what it holds."""
-    root = engine.project({
-        "sources.yml": "sources:\n  - name: raw.knob\n",
-        # counts to raw.knob's n: 10^9 (hours) in the killed run, 10 in the resume
-        "models/a/slow.sql": ("with recursive c(n) as (select 1 union all select n + 1 from c "
-                              "where n < (select max(n) from raw.knob))\n"
-                              "select count(*) as s from c"),
-    }, KILL_YML)
+    root = engine.project(
+        {
+            "sources.yml": "sources:\n  - name: raw.knob\n",
+            # counts to raw.knob's n: 10^9 (hours) in the killed run, 10 in the resume
+            "models/a/slow.sql": (
+                "with recursive c(n) as (select 1 union all select n + 1 from c "
+                "where n < (select max(n) from raw.knob))\n"
+                "select count(*) as s from c"
+            ),
+        },
+        KILL_YML,
+    )
     wh = engine.warehouse(root)
     wh.execute("create schema raw; create table raw.knob as select 1000000000 as n")
     r = spawn(root)
     r.read_until(0)
-    wait_until(lambda: state(root, "select 1 from attempts where model = 'a.slow'"),
-               what="a.slow started")
+    wait_until(
+        lambda: state(root, "select 1 from attempts where model = 'a.slow'"), what="a.slow started"
+    )
     # on a server, kill when the statement runs there (None: an engine that cannot tell)
     wait_until(lambda: wh.busy_with("recursive") is not False, what="the statement running")
     r.signal(signal.SIGKILL)
@@ -1027,16 +1131,18 @@ def test_sigkill_during_a_long_statement_then_resume_at_once(engine, spawn):
     assert wh.query("select s from a.slow") == [(10,)]
     assert not wh.busy_with("recursive")
     assert wh.temp_tables() == []
-    assert state(root, "select status from runs order by run_id") == [
-        ("crashed",), ("success",)]
+    assert state(root, "select status from runs order by run_id") == [("crashed",), ("success",)]
 
 
 def test_a_second_sigint_interrupts_running_tasks_which_roll_back(engine, spawn):
-    root = engine.project({
-        "models/a/slow.sql": SLOW,
-        "models/b/fast.sql": "select 1 as x",
-        "models/b/after_fast.sql": "select * from b.fast",
-    }, KILL_YML)
+    root = engine.project(
+        {
+            "models/a/slow.sql": SLOW,
+            "models/b/fast.sql": "select 1 as x",
+            "models/b/after_fast.sql": "select * from b.fast",
+        },
+        KILL_YML,
+    )
     r = spawn(root)
     r.read_until(2)  # b.fast and b.after_fast: a.slow is what still runs
     r.signal(signal.SIGINT)
@@ -1048,6 +1154,7 @@ def test_a_second_sigint_interrupts_running_tasks_which_roll_back(engine, spawn)
     [(status,)] = state(root, "select status from runs")
     assert status == "interrupted"
     assert state(root, "select model, status, error from attempts where model = 'a.slow'") == [
-        ("a.slow", "failed", "interrupted")]
+        ("a.slow", "failed", "interrupted")
+    ]
     tables = engine.warehouse(root).relations()
     assert "a.slow" not in tables and not [t for t in tables if TEMP_MARK in t], tables

@@ -40,8 +40,7 @@ def read_cases(path: Path) -> list[tuple[str, str, str | None, list[str]]]:
             sidecar = line.removeprefix("-- sidecar:").strip() + "\n"
         elif line.startswith("-- expect:"):
             names = [n.strip() for n in line.removeprefix("-- expect:").split(",")]
-            cases.append((title, "\n".join(lines).strip() + "\n", sidecar,
-                          [n for n in names if n]))
+            cases.append((title, "\n".join(lines).strip() + "\n", sidecar, [n for n in names if n]))
             title = None
         else:
             lines.append(line)
@@ -61,8 +60,9 @@ def test_fixture_file_is_well_formed():
         assert expect == sorted(expect), f"{title}: keep '-- expect:' sorted"
 
 
-@pytest.mark.parametrize(("sql", "sidecar", "expect"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("sql", "sidecar", "expect"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_depends_on(write_project, sql, sidecar, expect):
     files = {**AROUND, "models/cases/subject.sql": sql}
     if sidecar:
@@ -91,10 +91,12 @@ def test_ref_and_plain_name_give_the_same_plan_sql(write_project):
 
     from conftest import run_cli
 
-    plain = write_project({**AROUND, "models/cases/subject.sql": "select * from customers\n"},
-                          name="plain")
-    ref = write_project({**AROUND, "models/cases/subject.sql":
-                         "select * from {{ ref('customers') }}\n"}, name="ref")
+    plain = write_project(
+        {**AROUND, "models/cases/subject.sql": "select * from customers\n"}, name="plain"
+    )
+    ref = write_project(
+        {**AROUND, "models/cases/subject.sql": "select * from {{ ref('customers') }}\n"}, name="ref"
+    )
     sqls = []
     for root in (plain, ref):
         code, out = run_cli(["compile", "--interval", "2026-06-01", "--project", root])

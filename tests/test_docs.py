@@ -32,7 +32,8 @@ def test_every_command_and_option_is_in_the_cli_reference(name, command):
             continue  # common to every command: documented once, at the top of cli.md
         flags = [o for o in param.opts if o.startswith("--")]
         assert any(f in section for f in flags), (
-            f"docs/cli.md '## pipe {name}' does not mention {flags[0]}")
+            f"docs/cli.md '## pipe {name}' does not mention {flags[0]}"
+        )
 
 
 def quickstart() -> list[str]:
@@ -47,3 +48,8 @@ def test_readme_quickstart_is_two_lines_and_ci_runs_the_second():
     ci = (ROOT / ".ci" / "run").read_text()
     assert lines[1] in ci, f".ci/run does not run README's second Quickstart line: {lines[1]}"
     assert re.search(r"python -m pytest", lines[1])
+
+
+def test_ci_runs_the_house_style_checks():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "\nruff check ." in ci and "\nruff format --check ." in ci

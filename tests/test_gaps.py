@@ -348,13 +348,23 @@ def test_full_refresh_swaps_in_a_rebuilt_table_only_when_every_interval_passed(e
         assert pipe(root, "run", "--interval", day)[0] == 0
     (root / "models/staging/events.sql").write_text(WIDER)
     (root / "models/staging/events.yml").write_text(
-        "kind: incremental\ntime_column: ts\nchecks:\n  - expression: doubled < 6\n")
+        "kind: incremental\ntime_column: ts\nchecks:\n  - expression: doubled < 6\n"
+    )
     before = wh.query("select id, amount from staging.events order by id")
     assert pipe(root, "compile", "--start", "2026-06-01", "--end", "2026-06-04")[0] == 0
 
     # 06-03 fails its check: the swap never happens, readers keep the old table
-    code, out = pipe(root, "backfill", "--full-refresh", "--select", "staging.events",
-                     "--start", "2026-06-03", "--end", "2026-06-04")
+    code, out = pipe(
+        root,
+        "backfill",
+        "--full-refresh",
+        "--select",
+        "staging.events",
+        "--start",
+        "2026-06-03",
+        "--end",
+        "2026-06-04",
+    )
     assert code == 1, out
     assert "check failed: expression(doubled < 6)" in out
     assert wh.query("select id, amount from staging.events order by id") == before
@@ -363,18 +373,30 @@ def test_full_refresh_swaps_in_a_rebuilt_table_only_when_every_interval_passed(e
 
     (root / "models/staging/events.yml").write_text("kind: incremental\ntime_column: ts\n")
     assert pipe(root, "compile", "--start", "2026-06-01", "--end", "2026-06-04")[0] == 0
-    code, out = pipe(root, "backfill", "--full-refresh", "--select", "staging.events",
-                     "--start", "2026-06-03", "--end", "2026-06-04")
+    code, out = pipe(
+        root,
+        "backfill",
+        "--full-refresh",
+        "--select",
+        "staging.events",
+        "--start",
+        "2026-06-03",
+        "--end",
+        "2026-06-04",
+    )
     assert code == 0, out
     assert "full refresh: staging.events replaced by the rebuild of 3 interval(s)" in out
-    assert wh.query("select cast(ts as date), count(*), max(doubled) from staging.events "
-                    "group by 1 order by 1") == wh.query(
-        "select cast(ts as date), count(*), max(amount * 2) from raw.events group by 1 "
-        "order by 1")
+    assert wh.query(
+        "select cast(ts as date), count(*), max(doubled) from staging.events group by 1 order by 1"
+    ) == wh.query(
+        "select cast(ts as date), count(*), max(amount * 2) from raw.events group by 1 order by 1"
+    )
     assert wh.temp_tables() == []
     # the downstream that read the old table is stale now, and says how to repair it
     assert {(s["model"], s["start"][:10]) for s in status(root)["stale"]} == {
-        ("marts.daily", "2026-06-01"), ("marts.daily", "2026-06-02")}
+        ("marts.daily", "2026-06-01"),
+        ("marts.daily", "2026-06-02"),
+    }
     code, out = pipe(root, "backfill", "--start", "2026-06-01", "--end", "2026-06-04")
     assert code == 0, out
     assert status(root)["stale"] == []
@@ -391,8 +413,13 @@ class Backfill(Run):
         self.root = root
         self.err = open(root / f"stderr-{id(self)}.txt", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [pipe_executable(), "backfill", *args], cwd=root, stdout=subprocess.PIPE,
-            stderr=self.err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [pipe_executable(), "backfill", *args],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         self.watchdog = threading.Timer(timeout, self.proc.kill)
         self.watchdog.start()
         self.lines = []
@@ -410,14 +437,17 @@ DAYS = {f"2026-06-{d:02d}": d for d in range(1, 10)}
 
 def late_data_project(engine, name: str):
     """Six days published, then late rows for two of them."""
-    root = engine.project(LATE, PIPE_YML.replace("schedule: daily\n",
-                                                 "schedule: daily\nconcurrency: 2\n"), name)
+    root = engine.project(
+        LATE, PIPE_YML.replace("schedule: daily\n", "schedule: daily\nconcurrency: 2\n"), name
+    )
     wh = engine.warehouse(root)
     load_events(wh, DAYS)
     code, out = pipe(root, "backfill", "--start", "2026-06-01", "--end", "2026-06-07")
     assert code == 0, out
-    wh.execute("insert into raw.events values (100, timestamp '2026-06-05 13:00:00', 50), "
-               "(101, timestamp '2026-06-06 02:00:00', 60)")
+    wh.execute(
+        "insert into raw.events values (100, timestamp '2026-06-05 13:00:00', 50), "
+        "(101, timestamp '2026-06-06 02:00:00', 60)"
+    )
     return root, wh
 
 

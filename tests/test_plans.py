@@ -48,8 +48,7 @@ def tasks_of(plan: dict, model: str) -> list[dict]:
 def test_golden_plan_one_day(example_project, snapshot):
     out = compile_ok(example_project, "--interval", DAY)
     assert f"plans/dev/{DAY}.json" in out
-    snapshot.assert_match((example_project / f"plans/dev/{DAY}.json").read_bytes(),
-                          f"{DAY}.json")
+    snapshot.assert_match((example_project / f"plans/dev/{DAY}.json").read_bytes(), f"{DAY}.json")
 
 
 def test_golden_plan_explicit_range(example_project, snapshot):
@@ -62,8 +61,7 @@ def test_golden_plan_postgres_target(example_project, snapshot, monkeypatch):
     """The same day for the postgres target: SQL transpiled, names qualified."""
     monkeypatch.setenv("PIPE_PG_DSN", SECRET_DSN)
     compile_ok(example_project, "--interval", DAY, "--target", "pg")
-    snapshot.assert_match((example_project / f"plans/pg/{DAY}.json").read_bytes(),
-                          f"pg-{DAY}.json")
+    snapshot.assert_match((example_project / f"plans/pg/{DAY}.json").read_bytes(), f"pg-{DAY}.json")
 
 
 # ---------------------------------------------------------------- determinism and hygiene
@@ -77,8 +75,9 @@ def test_two_directories_give_byte_identical_plans(tmp_path):
     compile_ok(a, "--interval", RANGE)
     code, out = run_cli(["compile", "--interval", DAY], cwd=b)  # from inside the project
     assert code == 0, out
-    code, out = run_cli(["compile", "--interval", RANGE, "--project", "two"],
-                        cwd=tmp_path / "elsewhere")  # a relative --project
+    code, out = run_cli(
+        ["compile", "--interval", RANGE, "--project", "two"], cwd=tmp_path / "elsewhere"
+    )  # a relative --project
     assert code == 0, out
     assert files_under(a / "plans") == files_under(b / "plans")
     assert len(files_under(a / "plans")) == 2
@@ -106,17 +105,25 @@ def test_real_console_script_writes_the_same_plan(example_project, tmp_path):
     assert files_under(other / "plans") == files_under(example_project / "plans")
 
 
-@pytest.mark.parametrize(("target", "label"), [("dev", DAY), ("dev", RANGE), ("pg", DAY),
-                                               ("dev", "2026-06-01T10")])
+@pytest.mark.parametrize(
+    ("target", "label"), [("dev", DAY), ("dev", RANGE), ("pg", DAY), ("dev", "2026-06-01T10")]
+)
 def test_no_path_host_clock_or_secret_in_plans(example_project, monkeypatch, target, label):
     monkeypatch.setenv("PIPE_PG_DSN", SECRET_DSN)
     compile_ok(example_project, "--interval", label, "--target", target)
     [(name, data)] = files_under(example_project / "plans").items()
     text = data.decode()
     forbidden = [
-        str(example_project), str(example_project.parent), os.getcwd(), str(Path.home()),
-        date.today().isoformat(), "2026-11-22",
-        SECRET_DSN, "hunter2", "pipe_admin", "db-7.internal",
+        str(example_project),
+        str(example_project.parent),
+        os.getcwd(),
+        str(Path.home()),
+        date.today().isoformat(),
+        "2026-11-22",
+        SECRET_DSN,
+        "hunter2",
+        "pipe_admin",
+        "db-7.internal",
         "warehouse.duckdb",  # the target's path stays in pipe.yml
     ]
     for needle in forbidden:
@@ -133,8 +140,11 @@ def test_plan_files_are_readable_json_with_sql_as_lines(example_project):
     data = (example_project / f"plans/dev/{DAY}.json").read_bytes()
     assert data.endswith(b"}\n") and b"\r" not in data
     plan = json.loads(data)
-    assert plan["interval"] == {"label": DAY, "start": "2026-06-02T00:00:00",
-                                "end": "2026-06-03T00:00:00"}
+    assert plan["interval"] == {
+        "label": DAY,
+        "start": "2026-06-02T00:00:00",
+        "end": "2026-06-03T00:00:00",
+    }
     assert (plan["project"], plan["target"], plan["dialect"]) == ("shop", "dev", "duckdb")
     ids = [t["id"] for t in plan["tasks"]]
     assert len(ids) == len(set(ids))
@@ -172,8 +182,7 @@ def test_check_passes_on_fresh_plans_and_fails_after_an_edit(example_project):
 
 
 def test_check_fails_on_a_missing_plan(example_project):
-    code, out = run_cli(["compile", "--check", "--interval", DAY, "--project",
-                         example_project])
+    code, out = run_cli(["compile", "--check", "--interval", DAY, "--project", example_project])
     assert code == 1, out
     assert f"missing   plans/dev/{DAY}.json" in out
     assert not (example_project / "plans").exists()
@@ -196,22 +205,32 @@ def test_stale_reason(example_project):
     assert stale_reason(example_project, plan) is None
     (example_project / "models/staging/products.sql").write_text(
         "select product_id, product_name, category, price_cents * 2 as price_cents\n"
-        "from raw.products\n")
+        "from raw.products\n"
+    )
     cp2 = compile_project(load_project(example_project))
     assert stale_reason(example_project, build_plan(cp2, parse_label(DAY))) == "stale"
 
 
 def test_changing_one_model_changes_downstream_fingerprints_only(example_project):
-    before = {r["name"]: r["fingerprint"]
-              for r in run_cli_json(["list", "--json", "--project", example_project])}
+    before = {
+        r["name"]: r["fingerprint"]
+        for r in run_cli_json(["list", "--json", "--project", example_project])
+    }
     model = example_project / "models/staging/customers.sql"
     model.write_text(model.read_text().replace("lower(email)", "upper(email)"))
-    after = {r["name"]: r["fingerprint"]
-             for r in run_cli_json(["list", "--json", "--project", example_project])}
+    after = {
+        r["name"]: r["fingerprint"]
+        for r in run_cli_json(["list", "--json", "--project", example_project])
+    }
     changed = sorted(n for n in before if before[n] != after[n])
     # staging.orders reads staging.customers through its relationships check
-    assert changed == ["marts.customer_orders", "marts.daily_revenue", "reports.vip_customers",
-                       "staging.customers", "staging.orders"]
+    assert changed == [
+        "marts.customer_orders",
+        "marts.daily_revenue",
+        "reports.vip_customers",
+        "staging.customers",
+        "staging.orders",
+    ]
 
 
 # ---------------------------------------------------------------- expansion
@@ -222,10 +241,8 @@ def test_hourly_model_expands_to_24_tasks_in_a_daily_run(example_project):
     plan = load_plan(example_project, f"plans/dev/{DAY}.json")
     hours = tasks_of(plan, "staging.page_views")
     assert len(hours) == 24
-    assert [t["interval"]["start"] for t in hours] == [
-        f"{DAY}T{h:02d}:00:00" for h in range(24)]
-    assert all(t["interval"]["end"][11:13] == f"{(h + 1) % 24:02d}"
-               for h, t in enumerate(hours))
+    assert [t["interval"]["start"] for t in hours] == [f"{DAY}T{h:02d}:00:00" for h in range(24)]
+    assert all(t["interval"]["end"][11:13] == f"{(h + 1) % 24:02d}" for h, t in enumerate(hours))
     assert "where viewed_at >= TIMESTAMP '2026-06-02 05:00:00'" in hours[5]["sql"]
     assert "  and viewed_at < TIMESTAMP '2026-06-02 06:00:00'" in hours[5]["sql"]
     [daily] = tasks_of(plan, "staging.orders")
@@ -249,7 +266,9 @@ def test_a_range_expands_each_grain(example_project):
     plan = load_plan(example_project, RANGE_FILE)
     assert len(tasks_of(plan, "staging.page_views")) == 48
     assert [t["interval"]["start"] for t in tasks_of(plan, "staging.orders")] == [
-        "2026-06-01T00:00:00", "2026-06-02T00:00:00"]
+        "2026-06-01T00:00:00",
+        "2026-06-02T00:00:00",
+    ]
     [full] = tasks_of(plan, "marts.customer_orders")
     assert full["interval"] == {"start": "2026-06-01T00:00:00", "end": "2026-06-03T00:00:00"}
 
@@ -263,10 +282,8 @@ def test_depends_on_past_chains_intervals(example_project):
     assert "depends_on_past" not in first and "depends_on_past" not in second
     # a later run waits for the interval before it, published by an earlier run
     compile_ok(example_project, "--interval", "2026-06-05")
-    [day] = tasks_of(load_plan(example_project, "plans/dev/2026-06-05.json"),
-                     "marts.daily_revenue")
-    assert day["depends_on_past"] == {"start": "2026-06-04T00:00:00",
-                                      "end": "2026-06-05T00:00:00"}
+    [day] = tasks_of(load_plan(example_project, "plans/dev/2026-06-05.json"), "marts.daily_revenue")
+    assert day["depends_on_past"] == {"start": "2026-06-04T00:00:00", "end": "2026-06-05T00:00:00"}
     # a model without depends_on_past does not chain
     first, second = tasks_of(plan, "staging.orders")
     assert first["id"] not in second["upstream"]
@@ -305,7 +322,10 @@ def test_a_seed_task_does_not_depend_on_the_interval(example_project):
 def test_start_and_end_write_one_plan_per_interval(example_project):
     out = compile_ok(example_project, "--start", "2026-06-01", "--end", "2026-06-04")
     assert sorted(files_under(example_project / "plans")) == [
-        "dev/2026-06-01.json", "dev/2026-06-02.json", "dev/2026-06-03.json"]
+        "dev/2026-06-01.json",
+        "dev/2026-06-02.json",
+        "dev/2026-06-03.json",
+    ]
     assert out.count("written") == 3
 
 
@@ -379,14 +399,19 @@ def plan_of(write_project, files: dict[str, str], label: str = "2026-06-02") -> 
 
 
 def test_jinja_context_in_a_task(write_project):
-    plan = plan_of(write_project, {
-        "seeds/raw/orders.csv": "id,ts\n1,2026-06-01 10:00:00\n",
-        "macros/m.sql": "{% macro since_start(c) %}{{ c }} >= {{ interval_start }}{% endmacro %}\n",
-        "models/a/b.sql": "-- {{ this }}\nselect id, {{ ds }} as day, {{ var('k') }} as k,\n"
-                          "  {{ var('missing', 7) }} as fallback\nfrom {{ ref('orders') }}\n"
-                          "where {{ since_start('ts') }} and ts < {{ interval_end }}\n",
-        "pipe.yml": "name: t\nstart: 2026-06-01\nvars: {k: 'x'}\n",
-    })
+    plan = plan_of(
+        write_project,
+        {
+            "seeds/raw/orders.csv": "id,ts\n1,2026-06-01 10:00:00\n",
+            "macros/m.sql": (
+                "{% macro since_start(c) %}{{ c }} >= {{ interval_start }}{% endmacro %}\n"
+            ),
+            "models/a/b.sql": "-- {{ this }}\nselect id, {{ ds }} as day, {{ var('k') }} as k,\n"
+            "  {{ var('missing', 7) }} as fallback\nfrom {{ ref('orders') }}\n"
+            "where {{ since_start('ts') }} and ts < {{ interval_end }}\n",
+            "pipe.yml": "name: t\nstart: 2026-06-01\nvars: {k: 'x'}\n",
+        },
+    )
     [task] = tasks_of(plan, "a.b")
     assert task["sql"] == [
         "-- a.b",
@@ -398,20 +423,28 @@ def test_jinja_context_in_a_task(write_project):
 
 
 def test_a_bare_name_is_qualified_in_the_plan(write_project):
-    plan = plan_of(write_project, {
-        "seeds/raw/orders.csv": "id\n1\n",
-        "models/a/b.sql": 'select o.id from orders as o join "orders" using (id)\n',
-    })
+    plan = plan_of(
+        write_project,
+        {
+            "seeds/raw/orders.csv": "id\n1\n",
+            "models/a/b.sql": 'select o.id from orders as o join "orders" using (id)\n',
+        },
+    )
     [task] = tasks_of(plan, "a.b")
     assert task["sql"] == ["select o.id from raw.orders as o join raw.orders using (id)"]
 
 
 def test_relationships_check_reads_the_resolved_table(write_project):
-    plan = plan_of(write_project, {
-        "models/a/parent.sql": "select 1 as id\n",
-        "models/a/child.sql": "select 1 as id, 1 as parent_id\n",
-        "models/a/child.yml": "checks:\n  - relationships: {column: parent_id, to: parent.id}\n",
-    })
+    plan = plan_of(
+        write_project,
+        {
+            "models/a/parent.sql": "select 1 as id\n",
+            "models/a/child.sql": "select 1 as id, 1 as parent_id\n",
+            "models/a/child.yml": (
+                "checks:\n  - relationships: {column: parent_id, to: parent.id}\n"
+            ),
+        },
+    )
     [child] = tasks_of(plan, "a.child")
     [parent] = tasks_of(plan, "a.parent")
     assert child["upstream"] == [parent["id"]]
@@ -420,17 +453,25 @@ def test_relationships_check_reads_the_resolved_table(write_project):
 
 
 def test_a_source_sensor_gates_its_readers(write_project):
-    plan = plan_of(write_project, {
-        "sources.yml": "sources:\n  - name: ext.events\n    wait_for: \"select count(*) > 0 "
-                       "from ext.events where ts >= {{ interval_end }}\"\n    poke_every: 1m\n"
-                       "  - name: ext.users\n",
-        "models/a/hits.sql": "select * from ext.events join ext.users using (id)\n",
-        "models/a/hits.yml": "kind: incremental\ntime_column: ts\n",
-    })
+    plan = plan_of(
+        write_project,
+        {
+            "sources.yml": 'sources:\n  - name: ext.events\n    wait_for: "select count(*) > 0 '
+            'from ext.events where ts >= {{ interval_end }}"\n    poke_every: 1m\n'
+            "  - name: ext.users\n",
+            "models/a/hits.sql": "select * from ext.events join ext.users using (id)\n",
+            "models/a/hits.yml": "kind: incremental\ntime_column: ts\n",
+        },
+    )
     [sensor] = [t for t in plan["tasks"] if t["kind"] == "sensor"]
     assert sensor["model"] == "ext.events"
-    assert sensor["sql"] == ["SELECT", "  COUNT(*) > 0", "FROM ext.events", "WHERE",
-                             "  ts >= CAST('2026-06-03 00:00:00' AS TIMESTAMP)"]
+    assert sensor["sql"] == [
+        "SELECT",
+        "  COUNT(*) > 0",
+        "FROM ext.events",
+        "WHERE",
+        "  ts >= CAST('2026-06-03 00:00:00' AS TIMESTAMP)",
+    ]
     assert sensor["poke_every"] == 60.0
     assert not tasks_of(plan, "ext.users")  # no sensor, no task
     [hits] = tasks_of(plan, "a.hits")
@@ -445,8 +486,10 @@ def test_task_ids_and_temp_tables_are_stable_and_distinct(example_project, tmp_p
     assert all("tmp" in t for t in temps)
     # the same task in another run has the same id
     compile_ok(example_project, "--interval", DAY)
-    day = {(t["model"], json.dumps(t["interval"])): t["id"]
-           for t in load_plan(example_project, f"plans/dev/{DAY}.json")["tasks"]}
+    day = {
+        (t["model"], json.dumps(t["interval"])): t["id"]
+        for t in load_plan(example_project, f"plans/dev/{DAY}.json")["tasks"]
+    }
     again = {(t["model"], json.dumps(t["interval"])): t["id"] for t in plan["tasks"]}
     shared = set(day) & set(again)
     assert len(shared) == 4 + 24 + 2  # seeds, the hours and the daily tasks of DAY

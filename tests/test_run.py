@@ -70,8 +70,13 @@ def test_without_no_wait_a_run_waits_for_the_lock_saying_why(example_project):
     assert code == 0, out
     lock = ProjectLock(root)
     lock.acquire(False, what="the test")
-    proc = subprocess.Popen([pipe_executable(), "run", "--interval", "2026-06-01"], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [pipe_executable(), "run", "--interval", "2026-06-01"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()  # blocks until the run says it waits
         assert f"waiting for the project lock held by pid {os.getpid()}: the test" in line
@@ -125,9 +130,14 @@ def test_status_after_a_failed_run_shows_the_reason_and_what_is_missing(write_pr
 
 
 def test_run_json_output_is_one_document(example_project):
-    proc = subprocess.run([pipe_executable(), "run", "--interval", "2026-06-01", "--json"],
-                          cwd=example_project, capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [pipe_executable(), "run", "--interval", "2026-06-01", "--json"],
+        cwd=example_project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["status"] == "success" and doc["counts"] == {"success": 35}
@@ -160,15 +170,17 @@ def test_a_damaged_state_store_is_explained_and_rebuilt_from_the_ledger(example_
     assert run_cli(["status", "--project", root])[0] == 0
 
 
-@pytest.mark.parametrize("content, said", [
-    (b"", "this plan file is empty"),
-    (b"{not json", "this plan file is not valid JSON"),
-    (b'{"pipe_plan": 99, "tasks": []}', "this plan has format 99; this pipe reads format 1"),
-    (b'["a list"]', "this is not a pipe plan"),
-    (None, "this is a directory, not a plan file"),
-])
-def test_a_plan_file_pipe_cannot_read_says_what_is_wrong_with_it(example_project, content,
-                                                                   said):
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (b"", "this plan file is empty"),
+        (b"{not json", "this plan file is not valid JSON"),
+        (b'{"pipe_plan": 99, "tasks": []}', "this plan has format 99; this pipe reads format 1"),
+        (b'["a list"]', "this is not a pipe plan"),
+        (None, "this is a directory, not a plan file"),
+    ],
+)
+def test_a_plan_file_pipe_cannot_read_says_what_is_wrong_with_it(example_project, content, said):
     path = example_project / "plans" / "dev" / "2026-06-01.json"
     path.parent.mkdir(parents=True)
     if content is None:

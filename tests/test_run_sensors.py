@@ -23,9 +23,10 @@ def sensor_project(wait_timeout: str) -> dict[str, str]:
     return {
         "sources.yml": (
             "sources:\n  - name: raw.ready\n"
-            "    wait_for: \"select count(*) > 0 from raw.ready where ts >= "
-            "{{ interval_start }}\"\n"
-            f"    poke_every: 0.2s\n    wait_timeout: {wait_timeout}\n"),
+            '    wait_for: "select count(*) > 0 from raw.ready where ts >= '
+            '{{ interval_start }}"\n'
+            f"    poke_every: 0.2s\n    wait_timeout: {wait_timeout}\n"
+        ),
         "models/a/gated.sql": "select count(*) as n from raw.ready",
         "models/b/free.sql": "select 1 as x",
     }
@@ -37,8 +38,12 @@ def test_sensor_waits_then_proceeds(write_project):
     def make_ready():
         # b.free can only finish after the scheduler's first fill, which pokes the sensor
         # while raw.ready does not exist yet: from then on the sensor is waiting
-        wait_until(lambda: state(root, "select 1 from attempts where model = 'b.free' "
-                                       "and status = 'success'"), what="b.free")
+        wait_until(
+            lambda: state(
+                root, "select 1 from attempts where model = 'b.free' and status = 'success'"
+            ),
+            what="b.free",
+        )
         assert not state(root, "select 1 from attempts where model = 'a.gated'")
         created = time.time()
         with warehouse(root) as con:  # the run's own DuckDB instance: same process
@@ -68,24 +73,31 @@ def test_sensor_times_out_cleanly(write_project):
     assert 1.0 <= took < 5, took
     assert "failed: raw.ready 2026-06-01: sensor timed out after 1s" in out, out
     assert "(last error: Catalog Error: " in out, out  # why it was never true
-    assert statuses_by_model(root) == {"raw.ready": {"failed"}, "a.gated": {"upstream_failed"},
-                                       "b.free": {"success"}}
+    assert statuses_by_model(root) == {
+        "raw.ready": {"failed"},
+        "a.gated": {"upstream_failed"},
+        "b.free": {"success"},
+    }
     assert not attempts(root, model="a.gated")
     assert temp_tables(root) == []
     assert state(root, "select status from runs") == [("failed",)]
     with warehouse(root) as con:  # pipe does not create a source's schema
-        assert con.execute("select count(*) from information_schema.schemata "
-                           "where schema_name = 'raw'").fetchall() == [(0,)]
+        assert con.execute(
+            "select count(*) from information_schema.schemata where schema_name = 'raw'"
+        ).fetchall() == [(0,)]
 
 
 def test_a_hanging_sensor_query_is_interrupted_at_its_wait_timeout(write_project):
-    root = write_project({
-        "sources.yml": (
-            "sources:\n  - name: raw.slow\n"
-            "    wait_for: \"select sum(hash(i)) < 0 from range(10000000000) t(i)\"\n"
-            "    poke_every: 0.2s\n    wait_timeout: 1s\n"),
-        "models/a/gated.sql": "select 1 as x from raw.slow",
-    })
+    root = write_project(
+        {
+            "sources.yml": (
+                "sources:\n  - name: raw.slow\n"
+                '    wait_for: "select sum(hash(i)) < 0 from range(10000000000) t(i)"\n'
+                "    poke_every: 0.2s\n    wait_timeout: 1s\n"
+            ),
+            "models/a/gated.sql": "select 1 as x from raw.slow",
+        }
+    )
     started = time.monotonic()
     code, out = run(root)
     assert code == 1, out

@@ -60,10 +60,12 @@ class Tracker:
 
 
 def test_caps_hold_for_threads_pools_and_models():
-    tasks = ([task(f"p{i}", model="m.pooled", pool="p") for i in range(8)]
-             + [task(f"q{i}", model="m.other_pooled", pool="p") for i in range(4)]
-             + [task(f"s{i}", model="m.solo", max_concurrency=1) for i in range(6)]
-             + [task(f"f{i}", model="m.free") for i in range(8)])
+    tasks = (
+        [task(f"p{i}", model="m.pooled", pool="p") for i in range(8)]
+        + [task(f"q{i}", model="m.other_pooled", pool="p") for i in range(4)]
+        + [task(f"s{i}", model="m.solo", max_concurrency=1) for i in range(6)]
+        + [task(f"f{i}", model="m.free") for i in range(8)]
+    )
     work = Tracker()
     outcomes = Scheduler(tasks, Caps(4, {"p": 2}), work).run()
     assert {o.status for o in outcomes.values()} == {"success"}
@@ -74,15 +76,24 @@ def test_caps_hold_for_threads_pools_and_models():
 
 
 def test_upstream_failure_marks_all_downstream_and_spares_other_branches():
-    tasks = [task("a"), task("b", upstream=["a"]), task("c", upstream=["b"]),
-             task("d", upstream=["a", "x"]), task("x"), task("y", upstream=["x"])]
+    tasks = [
+        task("a"),
+        task("b", upstream=["a"]),
+        task("c", upstream=["b"]),
+        task("d", upstream=["a", "x"]),
+        task("x"),
+        task("y", upstream=["x"]),
+    ]
     outcomes = Scheduler(tasks, Caps(2), Tracker(hold=0, fail=frozenset({"a"}))).run()
     got = {tid: (o.status, o.reason) for tid, o in outcomes.items()}
-    assert got == {"a": ("failed", "boom"),
-                   "b": ("upstream_failed", "upstream m.a failed"),
-                   "c": ("upstream_failed", "upstream m.a failed"),
-                   "d": ("upstream_failed", "upstream m.a failed"),
-                   "x": ("success", None), "y": ("success", None)}
+    assert got == {
+        "a": ("failed", "boom"),
+        "b": ("upstream_failed", "upstream m.a failed"),
+        "c": ("upstream_failed", "upstream m.a failed"),
+        "d": ("upstream_failed", "upstream m.a failed"),
+        "x": ("success", None),
+        "y": ("success", None),
+    }
 
 
 def test_already_published_tasks_are_skipped_and_do_not_block():
@@ -112,8 +123,7 @@ def test_a_crashing_worker_fails_its_task_instead_of_hanging():
     def work(t, attempt):
         raise RuntimeError("bug in a worker")
 
-    outcomes = Scheduler([task("a", retries=2), task("b", upstream=["a"])], Caps(1),
-                         work).run()
+    outcomes = Scheduler([task("a", retries=2), task("b", upstream=["a"])], Caps(1), work).run()
     assert outcomes["a"].status == "failed" and outcomes["a"].attempts == 1
     assert "RuntimeError: bug in a worker" in outcomes["a"].reason
     assert outcomes["b"].status == "upstream_failed"
@@ -135,16 +145,24 @@ def test_a_sensor_is_polled_while_every_slot_is_busy():
             return Done() if second_poke.wait(10) else Done("failed", "sensor starved")
         return Done()
 
-    tasks = [task("long"), task("sense", kind="sensor", poke_every=0.01, wait_timeout=30),
-             task("gated", upstream=["sense"])]
+    tasks = [
+        task("long"),
+        task("sense", kind="sensor", poke_every=0.01, wait_timeout=30),
+        task("gated", upstream=["sense"]),
+    ]
     outcomes = Scheduler(tasks, Caps(1), work, poke=poke).run()
     assert {tid: o.status for tid, o in outcomes.items()} == {
-        "long": "success", "sense": "success", "gated": "success"}
+        "long": "success",
+        "sense": "success",
+        "gated": "success",
+    }
 
 
 def test_a_sensor_times_out():
-    tasks = [task("sense", kind="sensor", poke_every=0.05, wait_timeout=0.3),
-             task("gated", upstream=["sense"])]
+    tasks = [
+        task("sense", kind="sensor", poke_every=0.05, wait_timeout=0.3),
+        task("gated", upstream=["sense"]),
+    ]
     started = time.monotonic()
     outcomes = Scheduler(tasks, Caps(1), Tracker(hold=0), poke=lambda t: False).run()
     assert 0.3 <= time.monotonic() - started < 2
@@ -176,14 +194,16 @@ def test_stop_lets_running_tasks_finish_and_starts_nothing_new():
     assert not thread.is_alive()
     assert finished == ["a"]
     assert {tid: o.status for tid, o in result.items()} == {
-        "a": "success", "b": "not_run", "c": "not_run"}
+        "a": "success",
+        "b": "not_run",
+        "c": "not_run",
+    }
     assert result["b"].reason == "interrupted"
 
 
 # ---------------------------------------------------------------- real runs
 
-HEAVY = ("select sum(i % 7)::bigint as s, {{ interval_start }} as ts "
-         "from range(1500000) t(i)")
+HEAVY = "select sum(i % 7)::bigint as s, {{ interval_start }} as ts from range(1500000) t(i)"
 INCREMENTAL_HOURLY = "kind: incremental\ntime_column: ts\ngrain: hourly\n"
 CAPPED = {
     "models/a/pooled_one.sql": HEAVY,
@@ -212,8 +232,9 @@ targets:
 @pytest.mark.parametrize("concurrency", [3])
 def test_recorded_attempts_never_exceed_the_caps(write_project, concurrency):
     root = write_project(CAPPED, pipe_yml=PIPE_YML_POOLS)
-    code, out = run(root, "--concurrency", str(concurrency),
-                    interval="2026-06-01T00:00/2026-06-01T08:00")
+    code, out = run(
+        root, "--concurrency", str(concurrency), interval="2026-06-01T00:00/2026-06-01T08:00"
+    )
     assert code == 0, out
     done = attempts(root)
     assert len(done) == 5 * 8 and {a["status"] for a in done} == {"success"}
@@ -225,17 +246,24 @@ def test_recorded_attempts_never_exceed_the_caps(write_project, concurrency):
     assert peak_overlap(spans({"a.pooled_one", "a.pooled_two"})) == 2
     assert peak_overlap(spans({"b.solo"})) == 1
     # depends_on_past: each hour starts after the previous one finished
-    past = sorted((a["interval_start"], a["started_at"], a["finished_at"]) for a in done
-                  if a["model"] == "d.past")
+    past = sorted(
+        (a["interval_start"], a["started_at"], a["finished_at"])
+        for a in done
+        if a["model"] == "d.past"
+    )
     assert all(prev[2] <= nxt[1] for prev, nxt in itertools.pairwise(past))
-    assert statuses_by_model(root) == {m: {"success"} for m in (
-        "a.pooled_one", "a.pooled_two", "b.solo", "c.free", "d.past")}
+    assert statuses_by_model(root) == {
+        m: {"success"} for m in ("a.pooled_one", "a.pooled_two", "b.solo", "c.free", "d.past")
+    }
 
 
 def test_depends_on_past_refuses_an_interval_whose_previous_one_is_missing(write_project):
-    root = write_project({"models/d/past.sql": HEAVY.replace("1500000", "10"),
-                          "models/d/past.yml": "kind: incremental\ntime_column: ts\n"
-                                               "depends_on_past: true\n"})
+    root = write_project(
+        {
+            "models/d/past.sql": HEAVY.replace("1500000", "10"),
+            "models/d/past.yml": "kind: incremental\ntime_column: ts\ndepends_on_past: true\n",
+        }
+    )
     code, out = run(root, interval="2026-06-02")
     assert code == 1, out
     assert "depends_on_past: d.past 2026-06-01 is not published yet" in out, out

@@ -8,13 +8,17 @@ from test_contract import engine, pytest_generate_tests  # noqa: F401
 
 
 def test_a_semicolon_csv_with_quoted_empty_fields_loads_the_same_everywhere(engine):
-    root = engine.project({
-        "seeds/raw/semi.csv": 'id;name;note;amount\n1;a;"";1.50\n2;;x;2\n3;"c;d";;\n',
-        "seeds/raw/semi.yml": "column_types: {amount: 'DECIMAL(10,2)'}\n",
-    })
+    root = engine.project(
+        {
+            "seeds/raw/semi.csv": 'id;name;note;amount\n1;a;"";1.50\n2;;x;2\n3;"c;d";;\n',
+            "seeds/raw/semi.yml": "column_types: {amount: 'DECIMAL(10,2)'}\n",
+        }
+    )
     code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
     assert code == 0, out
     wh = engine.warehouse(root)
-    assert wh.query("select id, name, note, cast(amount as varchar) from raw.semi "
-                    "order by id") == [(1, "a", None, "1.50"), (2, None, "x", "2.00"),
-                                       (3, "c;d", None, None)]
+    assert wh.query("select id, name, note, cast(amount as varchar) from raw.semi order by id") == [
+        (1, "a", None, "1.50"),
+        (2, None, "x", "2.00"),
+        (3, "c;d", None, None),
+    ]

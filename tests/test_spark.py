@@ -28,21 +28,25 @@ targets:
 
 
 def test_a_spark_target_needs_remote_or_master(write_project):
-    root = write_project({"models/a/m.sql": "select 1 as x"}, pipe_yml=SPARK_YML.replace(
-        'remote: "${PIPE_SPARK_REMOTE}"', "warehouse: w"))
+    root = write_project(
+        {"models/a/m.sql": "select 1 as x"},
+        pipe_yml=SPARK_YML.replace('remote: "${PIPE_SPARK_REMOTE}"', "warehouse: w"),
+    )
     code, out = run_cli(["compile", "--project", root, "--interval", "2026-06-01"])
     assert code == 2, out
-    assert ("pipe.yml:5: target 'spark' (spark) needs either 'remote' (sc://HOST:PORT) or "
-            "'master' (local[N]), not both") in out
+    assert (
+        "pipe.yml:5: target 'spark' (spark) needs either 'remote' (sc://HOST:PORT) or "
+        "'master' (local[N]), not both"
+    ) in out
 
 
 def test_an_unreachable_server_is_a_user_error_that_never_shows_the_token(
-        write_project, monkeypatch):
+    write_project, monkeypatch
+):
     secret = "dapi-s3cr3t-314159"
     monkeypatch.setenv("PIPE_SPARK_REMOTE", f"sc://127.0.0.1:{free_port()}/;token={secret}")
     root = write_project({"models/a/m.sql": "select 1 as x"}, pipe_yml=SPARK_YML)
-    code, out = run_cli(["run", "--project", root, "--target", "spark", "--interval",
-                         "2026-06-01"])
+    code, out = run_cli(["run", "--project", root, "--target", "spark", "--interval", "2026-06-01"])
     assert code == 2, out
     assert "cannot connect to target 'spark' (spark): 127.0.0.1:" in out
     assert secret not in out
@@ -55,10 +59,18 @@ def test_without_pyspark_a_spark_target_says_what_to_install(write_project, monk
     """A Python where `import pyspark` fails (sys.modules entry None) runs the real CLI."""
     monkeypatch.setenv("PIPE_SPARK_REMOTE", "sc://127.0.0.1:15002")
     root = write_project({"models/a/m.sql": "select 1 as x"}, pipe_yml=SPARK_YML)
-    code = ("import sys; sys.modules['pyspark'] = None; from pipe.cli import main; "
-            "main(['run', '--target', 'spark', '--interval', '2026-06-01'])")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
-                          text=True, timeout=120, check=False)
+    code = (
+        "import sys; sys.modules['pyspark'] = None; from pipe.cli import main; "
+        "main(['run', '--target', 'spark', '--interval', '2026-06-01'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     assert "the spark adapter needs pyspark with Spark Connect" in out
@@ -66,16 +78,21 @@ def test_without_pyspark_a_spark_target_says_what_to_install(write_project, monk
     assert "Traceback" not in out
 
 
-@pytest.mark.parametrize(("sql", "line", "message"), [
-    ("select 1 as x\nunion by name\nselect 2 as x", 1, "UNION BY NAME cannot run on spark"),
-    ("select x,\n  x::json as j from a.base", 2, "a cast to JSON (::json) cannot run on spark"),
-    ("select *\nexclude (x) from a.base", 1, "SELECT * EXCLUDE/REPLACE cannot run on spark"),
-])
+@pytest.mark.parametrize(
+    ("sql", "line", "message"),
+    [
+        ("select 1 as x\nunion by name\nselect 2 as x", 1, "UNION BY NAME cannot run on spark"),
+        ("select x,\n  x::json as j from a.base", 2, "a cast to JSON (::json) cannot run on spark"),
+        ("select *\nexclude (x) from a.base", 1, "SELECT * EXCLUDE/REPLACE cannot run on spark"),
+    ],
+)
 def test_constructs_spark_cannot_run_are_compile_errors(write_project, sql, line, message):
-    root = write_project({"models/a/base.sql": "select 1 as x", "models/a/m.sql": sql},
-                         pipe_yml=SPARK_YML)
-    code, out = run_cli(["compile", "--project", root, "--target", "spark", "--interval",
-                         "2026-06-01"])
+    root = write_project(
+        {"models/a/base.sql": "select 1 as x", "models/a/m.sql": sql}, pipe_yml=SPARK_YML
+    )
+    code, out = run_cli(
+        ["compile", "--project", root, "--target", "spark", "--interval", "2026-06-01"]
+    )
     assert code == 2, out
     assert f"models/a/m.sql:{line}: {message}" in out, out
     assert "Traceback" not in out
@@ -83,31 +100,43 @@ def test_constructs_spark_cannot_run_are_compile_errors(write_project, sql, line
 
 
 def test_a_series_table_source_is_written_as_spark_range(write_project):
-    root = write_project({"models/a/m.sql": "select i from range(3) t(i)",
-                          "models/a/n.sql": "select i from generate_series(1, 3) t(i)"},
-                         pipe_yml=SPARK_YML)
-    code, out = run_cli(["compile", "--project", root, "--target", "spark", "--interval",
-                         "2026-06-01"])
+    root = write_project(
+        {
+            "models/a/m.sql": "select i from range(3) t(i)",
+            "models/a/n.sql": "select i from generate_series(1, 3) t(i)",
+        },
+        pipe_yml=SPARK_YML,
+    )
+    code, out = run_cli(
+        ["compile", "--project", root, "--target", "spark", "--interval", "2026-06-01"]
+    )
     assert code == 0, out
     plan = json.loads((root / "plans" / "spark" / "2026-06-01.json").read_text())
     sql = {t["table"]: " ".join("\n".join(t["sql"]).split()) for t in plan["tasks"]}
-    assert sql == {"a.m": "SELECT i FROM RANGE(0, 3) AS t(i)",
-                   "a.n": "SELECT i FROM RANGE(1, 3 + 1) AS t(i)"}
+    assert sql == {
+        "a.m": "SELECT i FROM RANGE(0, 3) AS t(i)",
+        "a.n": "SELECT i FROM RANGE(1, 3 + 1) AS t(i)",
+    }
 
 
 @pytest.mark.spark
 def test_the_embedded_local_session_writes_its_tables_under_the_warehouse_dir(
-        write_project, request):
+    write_project, request
+):
     """`master: local[1]` starts Spark inside the pipe process, with a Derby metastore and
     the tables under the warehouse directory. (One run: a JVM start costs a minute here.)"""
     if spark_home() is None or not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         request.getfixturevalue("spark_remote")  # skips, or fails under CI=true, with why
-    root = write_project({
-        "models/a/m.sql": "select i, i * 2 as j from range(3) t(i)",
-        "models/a/v.sql": "select sum(j) as s from a.m",
-        "models/a/v.yml": "kind: view\n",
-    }, pipe_yml=SPARK_YML.replace('remote: "${PIPE_SPARK_REMOTE}"',
-                                  'master: "local[1]", warehouse: sparkwh'))
+    root = write_project(
+        {
+            "models/a/m.sql": "select i, i * 2 as j from range(3) t(i)",
+            "models/a/v.sql": "select sum(j) as s from a.m",
+            "models/a/v.yml": "kind: view\n",
+        },
+        pipe_yml=SPARK_YML.replace(
+            'remote: "${PIPE_SPARK_REMOTE}"', 'master: "local[1]", warehouse: sparkwh'
+        ),
+    )
     proc = run_pipe(["run", "--target", "spark", "--interval", "2026-06-01"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 succeeded" in proc.stdout, proc.stdout

@@ -40,7 +40,9 @@ def test_recover_marks_a_dead_run_crashed_and_its_attempts_abandoned(tmp_path):
     assert store.recover() == [run_id]
     assert store.runs()[0][4] == "crashed"
     assert [(a.task_id, a.status) for a in store.attempts(run_id)] == [
-        ("t1", "abandoned"), ("t2", "success")]
+        ("t1", "abandoned"),
+        ("t2", "success"),
+    ]
     assert store.recover() == []
     store.close()
 
@@ -87,11 +89,19 @@ def test_the_mirror_keeps_what_a_publish_read_and_follows_the_ledger(tmp_path):
 def test_check_results_are_stored_per_attempt_with_samples(tmp_path):
     store = StateStore(tmp_path)
     run_id = store.start_run("run", "dev", "x", KEY[1], KEY[2], {}, 1)
-    store.check_results(run_id, "t1", 1, KEY, [
-        CheckResult("unique(id)", "error", "error", 2, [{"id": 1}, {"id": 2}]),
-        CheckResult("not_null(id)", "error", "pass", 0)])
+    store.check_results(
+        run_id,
+        "t1",
+        1,
+        KEY,
+        [
+            CheckResult("unique(id)", "error", "error", 2, [{"id": 1}, {"id": 2}]),
+            CheckResult("not_null(id)", "error", "pass", 0),
+        ],
+    )
     assert store.failed_checks(run_id) == [
-        ("m.a", KEY[1], "unique(id)", "error", "error", 2, '[{"id": 1}, {"id": 2}]')]
+        ("m.a", KEY[1], "unique(id)", "error", "error", 2, '[{"id": 1}, {"id": 2}]')
+    ]
     store.close()
 
 
@@ -124,8 +134,9 @@ def test_the_kernel_releases_the_lock_of_a_killed_process(tmp_path):
         print("locked", flush=True)
         sys.stdin.read()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(LockHeld) as caught:
@@ -145,8 +156,12 @@ def test_a_running_run_whose_process_is_gone_reads_as_crashed(tmp_path):
     store = StateStore(tmp_path)
     mine = store.start_run("run", "dev", "a", KEY[1], KEY[2], {}, 1)
     dead = store.start_run("run", "dev", "b", KEY[1], KEY[2], {}, 1)
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     store.db.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (int(gone.stdout), dead))
     assert {r[0]: r[4] for r in store.runs()} == {mine: "running", dead: "crashed"}
     store.close()

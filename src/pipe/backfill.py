@@ -82,18 +82,32 @@ def full_refresh(plan: Plan, models: Iterable[str]) -> Plan:
             tasks.append(replace(t, table=shadow_name(t.model), refresh=True))
             continue
         waits = sorted({swaps[refreshed[u]] for u in t.upstream if u in refreshed})
-        tasks.append(replace(t, upstream=tuple(sorted(set(t.upstream) | set(waits))))
-                     if waits else t)
+        tasks.append(
+            replace(t, upstream=tuple(sorted(set(t.upstream) | set(waits)))) if waits else t
+        )
     for model, ids in sorted(by_model.items()):
         last = max(i for i, t in enumerate(tasks) if t.model == model)
         fp = tasks[last].fingerprint
-        tasks.insert(last + 1, Task(swaps[model], model, "swap", plan.interval, tuple(ids), fp,
-                                    model, temp=shadow_name(model), grants=tasks[last].grants))
+        tasks.insert(
+            last + 1,
+            Task(
+                swaps[model],
+                model,
+                "swap",
+                plan.interval,
+                tuple(ids),
+                fp,
+                model,
+                temp=shadow_name(model),
+                grants=tasks[last].grants,
+            ),
+        )
     return replace(plan, tasks=tuple(tasks))
 
 
-def complete_part(cp: CompiledProject, span: Interval, execution_time: datetime,
-                  allow_partial: bool) -> tuple[Interval, Interval | None]:
+def complete_part(
+    cp: CompiledProject, span: Interval, execution_time: datetime, allow_partial: bool
+) -> tuple[Interval, Interval | None]:
     """(the span to backfill, the incomplete part left out or None): a backfill builds only
     the schedule intervals that end by the execution time, unless --allow-partial (SPEC §7)."""
     if allow_partial or span.end <= execution_time:
@@ -103,12 +117,14 @@ def complete_part(cp: CompiledProject, span: Interval, execution_time: datetime,
         raise IntervalError(
             f"nothing to backfill: no {cp.raw.config.schedule} interval of {span.label} is "
             f"complete at the execution time {iso(execution_time)}Z",
-            hint="backfill after they end, or pass --allow-partial to build them as partial")
+            hint="backfill after they end, or pass --allow-partial to build them as partial",
+        )
     return Interval(span.start, end), Interval(end, span.end)
 
 
-def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
-              limit: int = EXPLOSION_LIMIT) -> list[tuple[str, int]]:
+def explosion(
+    cp: CompiledProject, span: Interval, models: Iterable[str] | None, limit: int = EXPLOSION_LIMIT
+) -> list[tuple[str, int]]:
     """Models that would expand to more than `limit` intervals, checked before expanding."""
     out = []
     for name in models if models is not None else cp.graph.order:
@@ -128,8 +144,9 @@ def explosion(cp: CompiledProject, span: Interval, models: Iterable[str] | None,
 # ---------------------------------------------------------------- dry run
 
 
-def dry_run(cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bool,
-            execution_time: datetime) -> dict:
+def dry_run(
+    cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bool, execution_time: datetime
+) -> dict:
     """What the backfill would do and why, decided as the run decides (decide.py) from the
     state store's mirror of the ledger; writes nothing. Not known without the warehouse:
     tables dropped by hand (the run finds and rebuilds them)."""
@@ -139,14 +156,23 @@ def dry_run(cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bo
         means = state.mean_durations(cp.target.name)
     finally:
         state.close()
-    decision = decide(plan.tasks, context, published, stale(published),
-                      execution_time=execution_time, force=force)
+    decision = decide(
+        plan.tasks, context, published, stale(published), execution_time=execution_time, force=force
+    )
     per_model: dict[str, dict] = {}
     seconds = 0.0
     for t in plan.tasks:
-        row = per_model.setdefault(t.model, {
-            "model": t.model, "kind": t.kind, "intervals": 0, "to_run": 0, "skipped": 0,
-            "reasons": {}})
+        row = per_model.setdefault(
+            t.model,
+            {
+                "model": t.model,
+                "kind": t.kind,
+                "intervals": 0,
+                "to_run": 0,
+                "skipped": 0,
+                "reasons": {},
+            },
+        )
         row["intervals"] += 1
         reason = decision.run.get(t.id)
         if reason is None:
@@ -160,11 +186,21 @@ def dry_run(cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bo
     return {
         "span": {"start": iso(plan.interval.start), "end": iso(plan.interval.end)},
         "models": models,
-        "total": {"tasks": len(plan.tasks), "to_run": sum(m["to_run"] for m in models),
-                  "skipped": sum(m["skipped"] for m in models)},
-        "blocked": [{"model": b.task.model, "interval": b.task.label,
-                     "upstream": b.upstream.model, "upstream_interval": b.upstream.label,
-                     "why": b.why} for b in decision.blocked],
+        "total": {
+            "tasks": len(plan.tasks),
+            "to_run": sum(m["to_run"] for m in models),
+            "skipped": sum(m["skipped"] for m in models),
+        },
+        "blocked": [
+            {
+                "model": b.task.model,
+                "interval": b.task.label,
+                "upstream": b.upstream.model,
+                "upstream_interval": b.upstream.label,
+                "why": b.why,
+            }
+            for b in decision.blocked
+        ],
         "estimated_task_seconds": round(seconds, 3),
         "estimate_known_for": sorted(m for m in per_model if m in means),
     }
@@ -180,8 +216,12 @@ class PersistResult:
     files: int
 
 
-def persist(cp: CompiledProject, span: Interval, stubs: Plan,
-            on_progress: Callable[[int, int], None] | None = None) -> PersistResult:
+def persist(
+    cp: CompiledProject,
+    span: Interval,
+    stubs: Plan,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PersistResult:
     """Write (or verify) the plan of every schedule interval of the span, and the file of
     the tasks built once. A plan already on disk that no longer matches is refused, as
     `pipe run` refuses it: recompile and review first."""
@@ -203,12 +243,19 @@ def persist(cp: CompiledProject, span: Interval, stubs: Plan,
             on_progress(i + 1, len(days))
     if stale:
         shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
-        raise StalePlanError(f"plan files are stale: {shown}",
-                             hint="the project changed since they were compiled: run "
-                             f"'pipe compile --start {iso(span.start)[:10]} --end "
-                             f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill")
-    once = Plan(stubs.project, stubs.target, stubs.dialect, span,
-                tuple(t for t in stubs.tasks if t.sql or t.kind in ("seed", "sensor")))
+        raise StalePlanError(
+            f"plan files are stale: {shown}",
+            hint="the project changed since they were compiled: run "
+            f"'pipe compile --start {iso(span.start)[:10]} --end "
+            f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill",
+        )
+    once = Plan(
+        stubs.project,
+        stubs.target,
+        stubs.dialect,
+        span,
+        tuple(t for t in stubs.tasks if t.sql or t.kind in ("seed", "sensor")),
+    )
     path = backfill_path(root, stubs.target, span)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = planmod.dumps(once)
@@ -247,8 +294,10 @@ class PlanFiles:
                 self._cache.move_to_end(path)
         found = tasks.get(task.id)
         if found is None or found.fingerprint != task.fingerprint:
-            raise UserError(f"{planmod.relpath(self.root, path)} has no task {task.id} for "
-                            f"{task.model} {task.label}: recompile the plans")
+            raise UserError(
+                f"{planmod.relpath(self.root, path)} has no task {task.id} for "
+                f"{task.model} {task.label}: recompile the plans"
+            )
         return replace(found, table=task.table, refresh=True) if task.refresh else found
 
 

@@ -16,8 +16,14 @@ from .config import Check
 from .intervals import Interval
 from .templating import render_snippet
 
-_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-        "==": operator.eq, "!=": operator.ne}
+_OPS = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 # The table under check as a template is rendered with it; the task's temporary table
@@ -33,14 +39,24 @@ def _env():
     import jinja2
 
     folder = resources.files("pipe.templates") / "checks"
-    sources = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir()
-               if p.name.endswith(".sql")}
-    return jinja2.Environment(loader=jinja2.DictLoader(sources),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    sources = {
+        p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".sql")
+    }
+    return jinja2.Environment(
+        loader=jinja2.DictLoader(sources),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
 
 
-def check_sql(check: Check, this: str, dialect: str, target_dialect: str, where: str,
-              interval: Interval | None = None) -> str:
+def check_sql(
+    check: Check,
+    this: str,
+    dialect: str,
+    target_dialect: str,
+    where: str,
+    interval: Interval | None = None,
+) -> str:
     """The offending-rows query of one check against table `this`.
 
     `where` is the sidecar path, for error messages."""
@@ -67,27 +83,44 @@ def _templated(check: Check, dialect: str) -> tuple[str, int]:
     return _render(check, _THIS, dialect), source.count("{{ this }}")
 
 
-def _check_sql(check: Check, this: str, dialect: str, target_dialect: str, where: str,
-               interval: Interval | None = None) -> str:
+def _check_sql(
+    check: Check,
+    this: str,
+    dialect: str,
+    target_dialect: str,
+    where: str,
+    interval: Interval | None = None,
+) -> str:
     if check.type == "sql":
-        text = render_snippet(check.args, interval, where, check.line,
-                              this=sqlmod.quote_table(this, dialect))
+        text = render_snippet(
+            check.args, interval, where, check.line, this=sqlmod.quote_table(this, dialect)
+        )
     else:
         if check.type == "expression":
             sqlmod.parse_expression(check.args, dialect, where, check.line)
         text = _render(check, sqlmod.quote_table(this, dialect), dialect)
     if target_dialect != dialect or check.type in ("sql", "expression"):
         # parsing also validates the user's SQL at compile time
-        text = sqlmod.transpile(text, dialect, target_dialect, where, check.line,
-                                only_select="a check's sql" if check.type == "sql" else None)
+        text = sqlmod.transpile(
+            text,
+            dialect,
+            target_dialect,
+            where,
+            check.line,
+            only_select="a check's sql" if check.type == "sql" else None,
+        )
     return text
 
 
 def _render(check: Check, this_sql: str, dialect: str) -> str:
     """A built-in check's template rendered against `this_sql` (already quoted)."""
     col = lambda c: sqlmod.column(c, dialect)
-    args = dict(check.args) if isinstance(check.args, tuple) and check.type in (
-        "accepted_values", "relationships", "row_count") else check.args
+    args = (
+        dict(check.args)
+        if isinstance(check.args, tuple)
+        and check.type in ("accepted_values", "relationships", "row_count")
+        else check.args
+    )
     values = {"this": this_sql}
     if check.type == "not_null":
         values["column"] = col(args)
@@ -98,8 +131,11 @@ def _render(check: Check, this_sql: str, dialect: str) -> str:
         values["values"] = [sqlmod.literal(v, dialect) for v in args["values"]]
     elif check.type == "relationships":
         table, _, column = args["to"].rpartition(".")
-        values.update(column=col(args["column"]), to_table=sqlmod.quote_table(table, dialect),
-                      to_column=col(column))
+        values.update(
+            column=col(args["column"]),
+            to_table=sqlmod.quote_table(table, dialect),
+            to_column=col(column),
+        )
     elif check.type == "row_count":
         values.update(min=args.get("min"), max=args.get("max"))
     elif check.type == "expression":
@@ -107,8 +143,7 @@ def _render(check: Check, this_sql: str, dialect: str) -> str:
     return _env().get_template(f"{check.type}.sql").render(values)
 
 
-def verdict(check_severity: str, warn_if: str | None, error_if: str | None,
-            failures: int) -> str:
+def verdict(check_severity: str, warn_if: str | None, error_if: str | None, failures: int) -> str:
     """'pass', 'warn' or 'error' for a failing-row count, as dbt judges it."""
 
     def hit(rule: str | None) -> bool:

@@ -42,16 +42,23 @@ def handle_errors(fn):
         except RunFailed as exc:
             if debug:
                 raise
-            _fail(exc.result.failure_summary() if hasattr(exc.result, "failure_summary")
-                  else "run failed", 1)
+            _fail(
+                exc.result.failure_summary()
+                if hasattr(exc.result, "failure_summary")
+                else "run failed",
+                1,
+            )
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except Exception:
             if debug:
                 raise
             click.echo(traceback.format_exc(), err=True)
-            _fail(f"internal error: this is a bug in pipe {__version__}; please report it "
-                  "with the traceback above (--debug re-raises it)", 3)
+            _fail(
+                f"internal error: this is a bug in pipe {__version__}; please report it "
+                "with the traceback above (--debug re-raises it)",
+                3,
+            )
 
     return wrapper
 
@@ -59,10 +66,16 @@ def handle_errors(fn):
 def common(fn):
     """--project, --target and --debug on every subcommand, anywhere among its options."""
     fn = click.option("--debug", is_flag=True, hidden=True, help="Re-raise errors.")(fn)
-    fn = click.option("--target", "target", default=None,
-                      help="Target in pipe.yml (default: default_target).")(fn)
-    fn = click.option("--project", "project", default=".", type=click.Path(file_okay=False),
-                      help="Project directory (default: the current directory).")(fn)
+    fn = click.option(
+        "--target", "target", default=None, help="Target in pipe.yml (default: default_target)."
+    )(fn)
+    fn = click.option(
+        "--project",
+        "project",
+        default=".",
+        type=click.Path(file_okay=False),
+        help="Project directory (default: the current directory).",
+    )(fn)
     return fn
 
 
@@ -95,19 +108,22 @@ def _intervals_of(cp, interval: str | None, start: str | None, end: str | None):
         span = _after_start(cp, intervals.parse_range(start, end))
         found = list(intervals.expand(span, cp.raw.config.schedule))
         if not found:
-            raise UserError(f"no {cp.raw.config.schedule} interval lies wholly inside "
-                            f"[{start}, {end})")
+            raise UserError(
+                f"no {cp.raw.config.schedule} interval lies wholly inside [{start}, {end})"
+            )
         return found
     return []
 
 
 @main.command()
-@click.option("--interval", "interval", help="Run label: 2026-06-15, 2026-06-15T10, 2026-06, "
-              "or START/END.")
+@click.option(
+    "--interval", "interval", help="Run label: 2026-06-15, 2026-06-15T10, 2026-06, or START/END."
+)
 @click.option("--start", help="First day (or hour) of a range of intervals.")
 @click.option("--end", help="End of the range (exclusive).")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a plan on disk is "
-              "missing or stale.")
+@click.option(
+    "--check", is_flag=True, help="Write nothing; exit 1 if a plan on disk is missing or stale."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common
 @handle_errors
@@ -123,10 +139,11 @@ def compile(project, target, interval, start, end, check, as_json):
             try:
                 ivs.append(intervals.parse_label(label))
             except UserError as exc:
-                raise UserError(f"not a plan file name: {exc.message}",
-                                at=SourceLocation(planmod.relpath(root, path)),
-                                hint="plans/<target>/ holds only files pipe compile "
-                                "writes") from None
+                raise UserError(
+                    f"not a plan file name: {exc.message}",
+                    at=SourceLocation(planmod.relpath(root, path)),
+                    hint="plans/<target>/ holds only files pipe compile writes",
+                ) from None
     if not ivs and not check:
         _validate(cp)
     results = []
@@ -142,8 +159,13 @@ def compile(project, target, interval, start, end, check, as_json):
             results.append({"path": rel, "status": reason or "ok", "tasks": len(plan.tasks)})
         else:
             _, changed = planmod.write_recorded(cp, plan)
-            results.append({"path": rel, "status": "written" if changed else "unchanged",
-                            "tasks": len(plan.tasks)})
+            results.append(
+                {
+                    "path": rel,
+                    "status": "written" if changed else "unchanged",
+                    "tasks": len(plan.tasks),
+                }
+            )
     cp.save_cache()
     bad = [r for r in results if r["status"] in ("missing", "stale")]
     if as_json:
@@ -156,8 +178,11 @@ def compile(project, target, interval, start, end, check, as_json):
         if check and not results:
             click.echo("  no plans on disk to check")
         if bad:
-            click.echo(f"{len(bad)} plan file(s) missing or stale: run 'pipe compile' for "
-                       "those intervals and commit plans/", err=True)
+            click.echo(
+                f"{len(bad)} plan file(s) missing or stale: run 'pipe compile' for "
+                "those intervals and commit plans/",
+                err=True,
+            )
     if bad:
         sys.exit(1)
 
@@ -187,10 +212,11 @@ def _after_start(cp, iv):
     """An interval before the project's `start` does not exist (SPEC §1)."""
     first = cp.raw.config.start
     if first is not None and iv.start < first:
-        raise IntervalError(f"{iv.label} starts before the project's start "
-                            f"{intervals.iso(first)[:10]}", at=SourceLocation("pipe.yml"),
-                            hint="intervals before 'start' do not exist; move 'start' earlier "
-                            "to build them")
+        raise IntervalError(
+            f"{iv.label} starts before the project's start {intervals.iso(first)[:10]}",
+            at=SourceLocation("pipe.yml"),
+            hint="intervals before 'start' do not exist; move 'start' earlier to build them",
+        )
     return iv
 
 
@@ -204,8 +230,10 @@ def _execution_time(value: str | None):
     try:
         return intervals.parse_point(value.replace(" ", "T"), "--execution-time")
     except UserError as exc:
-        raise UserError(f"--execution-time: {exc.message}",
-                        hint="a UTC time such as 2026-06-02T06:00 or 2026-06-02") from None
+        raise UserError(
+            f"--execution-time: {exc.message}",
+            hint="a UTC time such as 2026-06-02T06:00 or 2026-06-02",
+        ) from None
 
 
 def _complete_only(iv, execution_time, allow_partial: bool) -> None:
@@ -214,7 +242,8 @@ def _complete_only(iv, execution_time, allow_partial: bool) -> None:
             f"interval {iv.label} is not complete: it ends at {intervals.iso(iv.end)}Z, after "
             f"the execution time {intervals.iso(execution_time)}Z; its data may still arrive",
             hint="run it after it ends, or pass --allow-partial to build it now as partial; "
-            "the first run that covers it once it is complete rebuilds it")
+            "the first run that covers it once it is complete rebuilds it",
+        )
 
 
 def _unsafe_label(stem: str) -> str:
@@ -250,15 +279,29 @@ def list_(project, target, select, as_json):
     rows = []
     for name in sorted(names):
         node = cp.nodes[name]
-        rows.append({"name": name, "kind": node.kind, "grain": node.grain,
-                     "depends_on": list(node.upstream), "path": node.path,
-                     "tags": list(node.config.tags), "fingerprint": node.fingerprint})
+        rows.append(
+            {
+                "name": name,
+                "kind": node.kind,
+                "grain": node.grain,
+                "depends_on": list(node.upstream),
+                "path": node.path,
+                "tags": list(node.config.tags),
+                "fingerprint": node.fingerprint,
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(console.table(
-        [[r["name"], r["kind"], r["grain"] or "-", ", ".join(r["depends_on"]) or "-"]
-         for r in rows], ["name", "kind", "grain", "depends_on"]))
+    click.echo(
+        console.table(
+            [
+                [r["name"], r["kind"], r["grain"] or "-", ", ".join(r["depends_on"]) or "-"]
+                for r in rows
+            ],
+            ["name", "kind", "grain", "depends_on"],
+        )
+    )
 
 
 @main.command()
@@ -269,16 +312,20 @@ def init(directory):
     """Create a working project in DIRECTORY from the scaffold."""
     dest = Path(directory)
     if (dest / "pipe.yml").exists():
-        raise UserError(f"{dest / 'pipe.yml'} already exists; pipe init never overwrites a "
-                        "project")
+        raise UserError(f"{dest / 'pipe.yml'} already exists; pipe init never overwrites a project")
     scaffold = resources.files("pipe.templates") / "project"
     with resources.as_file(scaffold) as src:
-        files = [p.relative_to(src) for p in sorted(src.rglob("*"))
-                 if p.is_file() and "__pycache__" not in p.parts]
+        files = [
+            p.relative_to(src)
+            for p in sorted(src.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
         clash = [f.as_posix() for f in files if (dest / f).exists()]
         if clash:
-            raise UserError(f"{dest} already has {', '.join(clash[:5])}; pipe init never "
-                            "overwrites a file", hint="use a new or empty directory")
+            raise UserError(
+                f"{dest} already has {', '.join(clash[:5])}; pipe init never overwrites a file",
+                hint="use a new or empty directory",
+            )
         for f in files:
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src / f, dest / f)
@@ -287,9 +334,11 @@ def init(directory):
         name = f"p_{name}"
     yml = dest / "pipe.yml"
     yml.write_text(yml.read_text().replace("name: my_project", f"name: {name}", 1))
-    click.echo(f"created a pipe project in {dest}\n"
-               f"next: cd {dest} && pipe compile --interval 2026-06-01 && "
-               "pipe run --interval 2026-06-01")
+    click.echo(
+        f"created a pipe project in {dest}\n"
+        f"next: cd {dest} && pipe compile --interval 2026-06-01 && "
+        "pipe run --interval 2026-06-01"
+    )
 
 
 def _caps(cp, concurrency: int | None, backfill: bool = False):
@@ -315,8 +364,9 @@ def _observed(reporter, cp, tasks):
     """The run's reporter, emitting OpenLineage events when the project asks for them."""
     from .openlineage import observe
 
-    return observe(reporter, cp, lambda message: click.echo(message, err=True),
-                   {t.model for t in tasks})
+    return observe(
+        reporter, cp, lambda message: click.echo(message, err=True), {t.model for t in tasks}
+    )
 
 
 def _finish(result, as_json: bool) -> None:
@@ -331,14 +381,28 @@ def _finish(result, as_json: bool) -> None:
 
 
 def _result_json(result) -> dict:
-    return {"run_id": result.run_id, "status": result.status, "counts": result.counts,
-            "seconds": round(result.seconds, 3),
-            "tasks": [{"id": r.task_id, "model": r.model, "interval": r.label,
-                       "status": r.status, "reason": r.reason, "rows": r.rows,
-                       "attempts": r.attempts, "warnings": list(r.warnings),
-                       "checks": [{"name": c.name, "status": c.status, "failures": c.failures}
-                                  for c in r.checks]}
-                      for r in result.reports]}
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "counts": result.counts,
+        "seconds": round(result.seconds, 3),
+        "tasks": [
+            {
+                "id": r.task_id,
+                "model": r.model,
+                "interval": r.label,
+                "status": r.status,
+                "reason": r.reason,
+                "rows": r.rows,
+                "attempts": r.attempts,
+                "warnings": list(r.warnings),
+                "checks": [
+                    {"name": c.name, "status": c.status, "failures": c.failures} for c in r.checks
+                ],
+            }
+            for r in result.reports
+        ],
+    }
 
 
 @main.command()
@@ -346,16 +410,32 @@ def _result_json(result) -> dict:
 @click.option("--select", "select", help="Run only these models (plan stays whole).")
 @click.option("--concurrency", type=int, help="Max tasks in flight (default: pipe.yml).")
 @click.option("--force", is_flag=True, help="Rerun tasks already published.")
-@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
-              "default: now). An interval ending after it is not complete.")
-@click.option("--allow-partial", is_flag=True, help="Build an incomplete interval anyway, "
-              "recorded as partial.")
+@click.option(
+    "--execution-time",
+    "execution_time",
+    help="What pipe takes as now (UTC; default: now). An interval ending after it is not complete.",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Build an incomplete interval anyway, recorded as partial.",
+)
 @click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common
 @handle_errors
-def run(project, target, interval, select, concurrency, force, execution_time, allow_partial,
-        no_wait, as_json):
+def run(
+    project,
+    target,
+    interval,
+    select,
+    concurrency,
+    force,
+    execution_time,
+    allow_partial,
+    no_wait,
+    as_json,
+):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
     from .errors import StalePlanError
     from .runner import LockBusy, check_env, run_tasks
@@ -379,22 +459,38 @@ def run(project, target, interval, select, concurrency, force, execution_time, a
                 "this plan is stale: the project changed since it was compiled",
                 at=SourceLocation(rel),
                 hint=f"review the change with 'pipe compile --interval {iv.label}' and "
-                "'git diff plans/', then run again")
+                "'git diff plans/', then run again",
+            )
         planmod.write_recorded(cp, fresh)  # missing: written; up to date: recorded
         if reason == "missing" and not as_json:
             click.echo(f"compiled {rel} ({len(fresh.tasks)} tasks)")
     cp.save_cache()
     plan = planmod.load(path)
-    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json), cp,
-                         plan.select(models).tasks)
+    reporter = _observed(
+        console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.select(models).tasks
+    )
     try:
-        result = run_tasks(root, cp.target, plan.select(models).tasks, kind="run",
-                           label=iv.label, start=intervals.iso(iv.start),
-                           end=intervals.iso(iv.end), caps=_caps(cp, concurrency), force=force,
-                           wait=not no_wait, reporter=reporter,
-                           context={t.id: t for t in plan.tasks}, execution_time=now,
-                           args={"select": select, "force": force, "concurrency": concurrency,
-                                 "allow_partial": allow_partial})
+        result = run_tasks(
+            root,
+            cp.target,
+            plan.select(models).tasks,
+            kind="run",
+            label=iv.label,
+            start=intervals.iso(iv.start),
+            end=intervals.iso(iv.end),
+            caps=_caps(cp, concurrency),
+            force=force,
+            wait=not no_wait,
+            reporter=reporter,
+            context={t.id: t for t in plan.tasks},
+            execution_time=now,
+            args={
+                "select": select,
+                "force": force,
+                "concurrency": concurrency,
+                "allow_partial": allow_partial,
+            },
+        )
     except LockBusy as exc:
         _fail(console.format_user_error(exc), 1)
     _finish(result, as_json)
@@ -403,13 +499,23 @@ def run(project, target, interval, select, concurrency, force, execution_time, a
 @main.command()
 @click.option("--interval", "interval", help="Show this interval's tasks.")
 @click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
-@click.option("--run", "run_id", type=int, help="One run's record: every attempt with its "
-              "queue wait and execution time, the critical path, failed dependencies, late "
-              "rows, backfill progress.")
-@click.option("--freshness", is_flag=True, help="Only the age of each model's and source's "
-              "newest data; exit 1 when any is past its error_after.")
-@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
-              "default: now).")
+@click.option(
+    "--run",
+    "run_id",
+    type=int,
+    help="One run's record: every attempt with its "
+    "queue wait and execution time, the critical path, failed dependencies, late "
+    "rows, backfill progress.",
+)
+@click.option(
+    "--freshness",
+    is_flag=True,
+    help="Only the age of each model's and source's "
+    "newest data; exit 1 when any is past its error_after.",
+)
+@click.option(
+    "--execution-time", "execution_time", help="What pipe takes as now (UTC; default: now)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @common
 @handle_errors
@@ -429,8 +535,12 @@ def status(project, target, interval, limit, run_id, freshness, execution_time, 
         found = runrecord.as_json(record)
         click.echo(json.dumps(found, indent=2) if as_json else console.run_record_text(found))
         return
-    report = collect(cp, intervals.parse_label(interval) if interval else None, limit,
-                     _execution_time(execution_time))
+    report = collect(
+        cp,
+        intervals.parse_label(interval) if interval else None,
+        limit,
+        _execution_time(execution_time),
+    )
     cp.save_cache()
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -451,10 +561,17 @@ def _catalog(cp):
 
 @main.command()
 @click.argument("name", metavar="SCHEMA.MODEL[.COLUMN]")
-@click.option("--downstream", is_flag=True, help="What the column feeds (its impact) "
-              "instead of where it comes from.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object for a column, "
-              "an array for a model.")
+@click.option(
+    "--downstream",
+    is_flag=True,
+    help="What the column feeds (its impact) instead of where it comes from.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: one object for a column, an array for a model.",
+)
 @common
 @handle_errors
 def lineage(project, target, name, downstream, as_json):
@@ -472,17 +589,23 @@ def lineage(project, target, name, downstream, as_json):
     for c in [column] if column else table.columns[:1] or [""]:
         lin.check_column(table, c)  # unknown column, or a model whose columns are unknown
     if downstream:
-        found = lin.compute(cp, lin.with_downstream(cp.graph.upstream, model),
-                            catalog=catalog, cache=cache)
+        found = lin.compute(
+            cp, lin.with_downstream(cp.graph.upstream, model), catalog=catalog, cache=cache
+        )
     cp.save_cache()
     lin.save_cache(root, cache, before)
     rows = lin.report(found, model, [column] if column else table.columns, downstream)
     if as_json:
         click.echo(json.dumps(rows[0] if column else rows, indent=2))
         return
-    note = None if table.complete else (
-        f"note: some inputs of {model} are not known (a star or column over a source "
-        "without 'columns:' in sources.yml)")
+    note = (
+        None
+        if table.complete
+        else (
+            f"note: some inputs of {model} are not known (a star or column over a source "
+            "without 'columns:' in sources.yml)"
+        )
+    )
     click.echo(console.lineage_text(rows, downstream, note))
 
 
@@ -503,25 +626,52 @@ def _freshness(cp, as_json: bool, now) -> None:
 @click.option("--start", required=True, help="First day (or hour) to backfill, UTC.")
 @click.option("--end", required=True, help="End of the range (exclusive).")
 @click.option("--select", "select", help="Backfill only these models.")
-@click.option("--concurrency", type=int, help="Max tasks in flight (default: backfill."
-              "concurrency, else concurrency, in pipe.yml).")
+@click.option(
+    "--concurrency",
+    type=int,
+    help="Max tasks in flight (default: backfill.concurrency, else concurrency, in pipe.yml).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the expansion; write nothing.")
 @click.option("--newest-first", is_flag=True, help="Start with the most recent intervals.")
 @click.option("--force", is_flag=True, help="Rebuild intervals already published.")
-@click.option("--execution-time", "execution_time", help="What pipe takes as now (UTC; "
-              "default: now). Intervals ending after it are left out.")
-@click.option("--allow-partial", is_flag=True, help="Also build the incomplete intervals at "
-              "the end, recorded as partial.")
-@click.option("--full-refresh", is_flag=True, help="Rebuild the selected incremental models "
-              "from the project's start into a new table, swapped in when all passed.")
-@click.option("--yes", is_flag=True, help=f"Allow a model to expand past "
-              f"{10_000:,} intervals.")
+@click.option(
+    "--execution-time",
+    "execution_time",
+    help="What pipe takes as now (UTC; default: now). Intervals ending after it are left out.",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Also build the incomplete intervals at the end, recorded as partial.",
+)
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Rebuild the selected incremental models "
+    "from the project's start into a new table, swapped in when all passed.",
+)
+@click.option("--yes", is_flag=True, help=f"Allow a model to expand past {10_000:,} intervals.")
 @click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common
 @handle_errors
-def backfill(project, target, start, end, select, concurrency, dry_run, newest_first, force,
-             execution_time, allow_partial, full_refresh, yes, no_wait, as_json):
+def backfill(
+    project,
+    target,
+    start,
+    end,
+    select,
+    concurrency,
+    dry_run,
+    newest_first,
+    force,
+    execution_time,
+    allow_partial,
+    full_refresh,
+    yes,
+    no_wait,
+    as_json,
+):
     """Run every interval in [start, end) under the concurrency caps; resumable."""
     from . import backfill as bf
     from .graph import with_upstream
@@ -535,17 +685,22 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     span, left_out = bf.complete_part(cp, span, now, allow_partial)
     echo = (lambda *a, **k: None) if as_json else click.echo
     if left_out is not None:
-        echo(f"note: leaving out [{intervals.iso(left_out.start)}, {intervals.iso(left_out.end)})"
-             f": not complete at the execution time {intervals.iso(now)}Z (--allow-partial "
-             "builds it as partial)", err=True)
+        echo(
+            f"note: leaving out [{intervals.iso(left_out.start)}, {intervals.iso(left_out.end)})"
+            f": not complete at the execution time {intervals.iso(now)}Z (--allow-partial "
+            "builds it as partial)",
+            err=True,
+        )
     models = _selected(cp, select)
     too_many = bf.explosion(cp, span, models)
     if too_many and not yes:
-        names = ", ".join(f"{m} ({n:,}+ intervals)" if n > bf.EXPLOSION_LIMIT else m
-                          for m, n in too_many)
-        raise UserError(f"this backfill expands to more than {bf.EXPLOSION_LIMIT:,} intervals "
-                        f"for {names}", hint="narrow --start/--end or --select, or pass --yes "
-                        "if you mean it")
+        names = ", ".join(
+            f"{m} ({n:,}+ intervals)" if n > bf.EXPLOSION_LIMIT else m for m, n in too_many
+        )
+        raise UserError(
+            f"this backfill expands to more than {bf.EXPLOSION_LIMIT:,} intervals for {names}",
+            hint="narrow --start/--end or --select, or pass --yes if you mean it",
+        )
     # the upstream of a selection too: what a selected task reads must be published
     stubs = bf.expand_stubs(cp, span, with_upstream(cp.graph, models) if models else None)
     selected = stubs.select(models)
@@ -566,33 +721,72 @@ def backfill(project, target, start, end, select, concurrency, dry_run, newest_f
     cp.save_cache()
     files = bf.PlanFiles(cp)
     order = bf.newest_first(selected) if newest_first else bf.oldest_first(selected)
-    by_interval = {t.id: outer.label for t in selected.tasks
-                   if (outer := bf.inside_one(cp, t.interval)) is not None}
-    reporter = _observed(console.ConsoleReporter(click.echo, quiet=as_json,
-                                                 intervals=by_interval), cp, selected.tasks)
+    by_interval = {
+        t.id: outer.label
+        for t in selected.tasks
+        if (outer := bf.inside_one(cp, t.interval)) is not None
+    }
+    reporter = _observed(
+        console.ConsoleReporter(click.echo, quiet=as_json, intervals=by_interval),
+        cp,
+        selected.tasks,
+    )
     try:
-        result = run_tasks(cp.raw.root, cp.target, selected.tasks, kind="backfill",
-                           label=span.label, start=intervals.iso(span.start),
-                           end=intervals.iso(span.end), caps=_caps(cp, concurrency, True),
-                           force=force, wait=not no_wait, reporter=reporter, priority=order,
-                           hydrate=files.hydrate, context=context, execution_time=now,
-                           args={"select": select, "force": force, "newest_first": newest_first,
-                                 "concurrency": concurrency, "allow_partial": allow_partial,
-                                 "full_refresh": full_refresh})
+        result = run_tasks(
+            cp.raw.root,
+            cp.target,
+            selected.tasks,
+            kind="backfill",
+            label=span.label,
+            start=intervals.iso(span.start),
+            end=intervals.iso(span.end),
+            caps=_caps(cp, concurrency, True),
+            force=force,
+            wait=not no_wait,
+            reporter=reporter,
+            priority=order,
+            hydrate=files.hydrate,
+            context=context,
+            execution_time=now,
+            args={
+                "select": select,
+                "force": force,
+                "newest_first": newest_first,
+                "concurrency": concurrency,
+                "allow_partial": allow_partial,
+                "full_refresh": full_refresh,
+            },
+        )
     except LockBusy as exc:
         _fail(console.format_user_error(exc), 1)
     _finish(result, as_json)
 
 
 @main.command()
-@click.option("--out", "out", type=click.Path(file_okay=False),
-              help="Folder to write the site into (default: .pipe/site in the project).")
-@click.option("--serve", is_flag=True, help="Serve the site on localhost and rebuild it when "
-              "the project, its plans or its runs change.")
-@click.option("--port", type=int, default=8000, show_default=True,
-              help="Port for --serve (0 takes a free one).")
-@click.option("--no-lineage", is_flag=True, help="Leave column lineage out (a faster first "
-              "build of a large project).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    help="Folder to write the site into (default: .pipe/site in the project).",
+)
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Serve the site on localhost and rebuild it when "
+    "the project, its plans or its runs change.",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=8000,
+    show_default=True,
+    help="Port for --serve (0 takes a free one).",
+)
+@click.option(
+    "--no-lineage",
+    is_flag=True,
+    help="Leave column lineage out (a faster first build of a large project).",
+)
 @common
 @handle_errors
 def docs(project, target, out, serve, port, no_lineage):
@@ -603,8 +797,10 @@ def docs(project, target, out, serve, port, no_lineage):
     cp.save_cache()
     dest = Path(out) if out else cp.raw.root / site.DEFAULT_OUT
     result = site.build(cp, dest, lineage=not no_lineage)
-    click.echo(f"wrote {dest / 'index.html'} ({result.models} nodes, {result.runs} runs, "
-               f"{result.plans} plans) in {result.seconds:.2f}s")
+    click.echo(
+        f"wrote {dest / 'index.html'} ({result.models} nodes, {result.runs} runs, "
+        f"{result.plans} plans) in {result.seconds:.2f}s"
+    )
     if not serve:
         return
 
@@ -619,8 +815,13 @@ def docs(project, target, out, serve, port, no_lineage):
         click.echo(f"rebuild failed, still serving the last site: {text}", err=True)
 
     try:
-        site.serve(dest, port, rebuild, cp.raw.root,
-                   on_ready=lambda url: click.echo(f"serving {url} (Ctrl-C stops)"),
-                   on_error=failed)
+        site.serve(
+            dest,
+            port,
+            rebuild,
+            cp.raw.root,
+            on_ready=lambda url: click.echo(f"serving {url} (Ctrl-C stops)"),
+            on_error=failed,
+        )
     except KeyboardInterrupt:
         click.echo("stopped")

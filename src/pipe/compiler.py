@@ -109,19 +109,29 @@ class ParseCache:
 class SqlBuilder:
     """Renders, parses (through the cache), resolves and writes one model's SQL."""
 
-    def __init__(self, raw: RawProject, target: Target, index: Mapping[str, list[str]],
-                 names: set[str], cache: ParseCache):
+    def __init__(
+        self,
+        raw: RawProject,
+        target: Target,
+        index: Mapping[str, list[str]],
+        names: set[str],
+        cache: ParseCache,
+    ):
         self.raw = raw
         self.dialect = raw.config.dialect
         self.target = target
         self.index = index  # bare table name -> full names
         self.names = names
         self.cache = cache
-        self.renderer = Renderer(raw.macros, dict(raw.config.vars), self.resolve_ref,
-                                 self.resolve_source,
-                                 raw.root / ".pipe" / "cache" / "jinja.pickle"
-                                 if cache.path else None, readonly=cache.readonly,
-                                 is_incremental=self.is_incremental)
+        self.renderer = Renderer(
+            raw.macros,
+            dict(raw.config.vars),
+            self.resolve_ref,
+            self.resolve_source,
+            raw.root / ".pipe" / "cache" / "jinja.pickle" if cache.path else None,
+            readonly=cache.readonly,
+            is_incremental=self.is_incremental,
+        )
         self._configs = {m.name: m.config for m in raw.models}
         self.sources = {s.name for s in raw.sources}
         # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
@@ -140,16 +150,22 @@ class SqlBuilder:
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
-                raise UnknownTable(f"table '{name}' is ambiguous", at=at,
-                                   hint="write one of " + ", ".join(sorted(found)))
+                raise UnknownTable(
+                    f"table '{name}' is ambiguous",
+                    at=at,
+                    hint="write one of " + ", ".join(sorted(found)),
+                )
         close = difflib.get_close_matches(name, sorted(self.names), n=1, cutoff=0.6)
         if not close and "." not in name:
             close = difflib.get_close_matches(name, sorted(self.index), n=1, cutoff=0.6)
             close = [self.index[close[0]][0]] if close else []
         raise UnknownTable(
-            f"unknown table '{name}': not a model, a seed or a source in sources.yml", at=at,
-            hint=f"did you mean '{close[0]}'?" if close else
-            "declare external tables in sources.yml")
+            f"unknown table '{name}': not a model, a seed or a source in sources.yml",
+            at=at,
+            hint=f"did you mean '{close[0]}'?"
+            if close
+            else "declare external tables in sources.yml",
+        )
 
     def resolve_ref(self, name: str, path: str) -> str:
         try:
@@ -160,8 +176,10 @@ class SqlBuilder:
     def resolve_source(self, name: str, path: str) -> str:
         if name not in self.sources:
             close = difflib.get_close_matches(name, sorted(self.sources), n=1)
-            raise TemplateError(f"source('{name}') is not declared in sources.yml",
-                                hint=f"did you mean '{close[0]}'?" if close else None)
+            raise TemplateError(
+                f"source('{name}') is not declared in sources.yml",
+                hint=f"did you mean '{close[0]}'?" if close else None,
+            )
         return name
 
     def is_incremental(self, model: str, interval: Interval) -> bool:
@@ -174,11 +192,14 @@ class SqlBuilder:
         if c is None or c.kind != "incremental" or not c.depends_on_past:
             raise TemplateError(
                 "is_incremental() needs 'kind: incremental' and 'depends_on_past: true' in"
-                " the model's sidecar", hint="only then is the interval before this one"
-                " published whenever this one runs, so the answer is known when compiling")
+                " the model's sidecar",
+                hint="only then is the interval before this one"
+                " published whenever this one runs, so the answer is known when compiling",
+            )
         start = self.raw.config.start
-        return start is None or previous(interval, c.grain or self.raw.config.schedule
-                                         ).start >= start
+        return (
+            start is None or previous(interval, c.grain or self.raw.config.schedule).start >= start
+        )
 
     # -- SQL
     def _key(self, normalised: str) -> str:
@@ -193,8 +214,9 @@ class SqlBuilder:
             self.cache.dirty = True
         return hit
 
-    def normalised(self, model: str, path: str, text: str,
-                   interval: Interval) -> tuple[str, str | None]:
+    def normalised(
+        self, model: str, path: str, text: str, interval: Interval
+    ) -> tuple[str, str | None]:
         """The model rendered for `interval`, its interval values replaced by placeholders,
         and its parse-cache key when already known."""
         ahead = self._pending.pop((path, interval), None)
@@ -202,8 +224,14 @@ class SqlBuilder:
             return ahead
         return normalise(self.renderer.render(path, text, interval, model), interval), None
 
-    def build(self, model: str, path: str, text: str, interval: Interval,
-              errors: list[UserError] | None = None) -> tuple[str, tuple[str, ...], str]:
+    def build(
+        self,
+        model: str,
+        path: str,
+        text: str,
+        interval: Interval,
+        errors: list[UserError] | None = None,
+    ) -> tuple[str, tuple[str, ...], str]:
         """(SQL for the target with interval placeholders, tables read, canonical digest
         of the rendering, see sql.canonical_digest) of one rendering.
 
@@ -222,8 +250,9 @@ class SqlBuilder:
             try:
                 full = self.resolve(name, None)
             except UnknownTable as exc:  # located only now: most names resolve
-                exc.at = self._in_template(SourceLocation(path, line, col), model, text,
-                                           normalised, interval)
+                exc.at = self._in_template(
+                    SourceLocation(path, line, col), model, text, normalised, interval
+                )
                 if errors is None:
                     raise
                 errors.append(exc)
@@ -233,24 +262,28 @@ class SqlBuilder:
             if full != model:  # reading its own past ({{ this }}) is no edge
                 reads.append(full)
             elif not _USES_THIS.search(text):
-                exc = CycleError(f"dependency cycle: {model} -> {model} (the model reads its"
-                                 " own table)", hint="read its published rows as {{ this }}"
-                                 " (with depends_on_past), or read another table")
-                exc.at = self._in_template(SourceLocation(path, line, col), model, text,
-                                           normalised, interval)
+                exc = CycleError(
+                    f"dependency cycle: {model} -> {model} (the model reads its own table)",
+                    hint="read its published rows as {{ this }}"
+                    " (with depends_on_past), or read another table",
+                )
+                exc.at = self._in_template(
+                    SourceLocation(path, line, col), model, text, normalised, interval
+                )
                 if errors is None:
                     raise exc
                 errors.append(exc)
         if self.target.dialect == self.dialect:
             out = normalised
             for start, end, full in sorted(splices, reverse=True):
-                out = out[:start] + full + out[end + 1:]
+                out = out[:start] + full + out[end + 1 :]
         else:
             out = self._transpile(normalised, path, splices)
         return out, tuple(sorted(set(reads))), digest
 
-    def _in_template(self, at: SourceLocation | None, model: str, text: str,
-                     normalised: str, interval: Interval) -> SourceLocation | None:
+    def _in_template(
+        self, at: SourceLocation | None, model: str, text: str, normalised: str, interval: Interval
+    ) -> SourceLocation | None:
         """A place in the rendering as a place in the model file (an error path only): a
         Jinja loop or a macro's output adds lines, so the line is looked up in a marked
         rendering (Renderer.line_map); the column is kept where the line was not changed."""
@@ -316,9 +349,13 @@ class SqlBuilder:
             for name, line in found:
                 at = SourceLocation(mpath, line)
                 if name in first:
-                    errors.append(TemplateError(
-                        f"macro '{name}' is defined twice: here and at {first[name]}", at=at,
-                        hint="rename one of them; a model would get whichever is read last"))
+                    errors.append(
+                        TemplateError(
+                            f"macro '{name}' is defined twice: here and at {first[name]}",
+                            at=at,
+                            hint="rename one of them; a model would get whichever is read last",
+                        )
+                    )
                 else:
                     first[name] = at
 
@@ -346,8 +383,9 @@ class SqlBuilder:
                     jobs.append((model, path, text, interval, None))
                     continue
                 try:  # cheap to render here, and then its parse-cache key is known
-                    normalised = normalise(self.renderer.render(path, text, interval, model),
-                                           interval)
+                    normalised = normalise(
+                        self.renderer.render(path, text, interval, model), interval
+                    )
                 except Exception:  # noqa: BLE001 - `build` renders it again and reports it
                     continue
             elif not data:  # nothing cached (a cold compile): all of it in the workers
@@ -379,7 +417,9 @@ class SqlBuilder:
                         _, path, text, interval, known = jobs[i]
                         if not known:  # rendered or normalised in the worker
                             self._pending[(path, interval)] = (
-                                text if normalised is None else normalised, key)
+                                text if normalised is None else normalised,
+                                key,
+                            )
                         if hit is not None and key not in data:
                             data[key] = hit
                             self.cache.dirty = True
@@ -392,9 +432,12 @@ class SqlBuilder:
     def _transpile(self, normalised: str, path: str, splices) -> str:
         """The model in the target dialect, names qualified; cached like the parse, since
         placeholders stand for the interval values (the resolved names are in the key)."""
-        key = "transpile:" + hashlib.sha1(
-            f"{self.dialect}\0{self.target.dialect}\0{sorted(splices)}\0{normalised}"
-            .encode()).hexdigest()
+        key = (
+            "transpile:"
+            + hashlib.sha1(
+                f"{self.dialect}\0{self.target.dialect}\0{sorted(splices)}\0{normalised}".encode()
+            ).hexdigest()
+        )
         out = self.cache.data.get(key)
         if out is None:
             out = self._transpile_uncached(normalised, path)
@@ -429,8 +472,10 @@ def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
     tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
     try:
-        return tuple((r.parts, r.line, r.col, _first_part(t).meta.get("start"),
-                      t.this.meta.get("end")) for r, t in sqlmod.table_refs(tree)), digest
+        return tuple(
+            (r.parts, r.line, r.col, _first_part(t).meta.get("start"), t.this.meta.get("end"))
+            for r, t in sqlmod.table_refs(tree)
+        ), digest
     except RecursionError:
         raise sqlmod.too_deep(normalised, path) from None
 
@@ -460,8 +505,9 @@ def _prefetch_chunk(bounds: tuple[int, int]):
         model, path, text, interval, key = _JOBS[i]
         try:
             if key is None:  # Jinja
-                normalised = normalise(builder.renderer.render(path, text, interval, model),
-                                       interval)
+                normalised = normalise(
+                    builder.renderer.render(path, text, interval, model), interval
+                )
             elif key == "":
                 normalised = normalise(text, interval)
             else:
@@ -509,9 +555,16 @@ class CompileState:
     hold for each plan file the key of the inputs it was last built from and the sha256
     of its bytes (see plan.known_unchanged)."""
 
-    def __init__(self, raw: RawProject, target: Target, use_cache: bool, write_cache: bool,
-                 key: str | None, builder: SqlBuilder | None = None,
-                 plain: dict[str, str] | None = None):
+    def __init__(
+        self,
+        raw: RawProject,
+        target: Target,
+        use_cache: bool,
+        write_cache: bool,
+        key: str | None,
+        builder: SqlBuilder | None = None,
+        plain: dict[str, str] | None = None,
+    ):
         self.raw = raw
         self.target = target
         self.use_cache = use_cache
@@ -539,8 +592,10 @@ class CompileState:
     def builder(self) -> SqlBuilder:
         if self._builder is None:
             names, index = _names(self.raw)
-            cache = ParseCache(self.cache_dir / "parse.pickle" if self.use_cache else None,
-                               readonly=not self.write_cache)
+            cache = ParseCache(
+                self.cache_dir / "parse.pickle" if self.use_cache else None,
+                readonly=not self.write_cache,
+            )
             self._builder = SqlBuilder(self.raw, self.target, index, names, cache)
         return self._builder
 
@@ -580,8 +635,10 @@ class CompileState:
             write_pickle(self.cache_dir / _compiled_name(self.target.name), self.pending)
             self.pending = None
         if self.records_dirty:
-            write_pickle(self.cache_dir / "plans.pickle",
-                          {"version": COMPILED_VERSION, "entries": self._records})
+            write_pickle(
+                self.cache_dir / "plans.pickle",
+                {"version": COMPILED_VERSION, "entries": self._records},
+            )
             self.records_dirty = False
 
 
@@ -624,10 +681,13 @@ class CompiledProject:
         out, reads, _ = self.builder.build(name, node.path, text, interval)
         extra = set(reads) - set(node.upstream)
         if extra:
-            raise SqlError(f"for interval {interval.label} this model reads "
-                           f"{', '.join(sorted(extra))}, which it does not read for the "
-                           "project's start interval", at=SourceLocation(node.path),
-                           hint="add them to 'depends_on' in the sidecar")
+            raise SqlError(
+                f"for interval {interval.label} this model reads "
+                f"{', '.join(sorted(extra))}, which it does not read for the "
+                "project's start interval",
+                at=SourceLocation(node.path),
+                hint="add them to 'depends_on' in the sidecar",
+            )
         return fill(out, interval)
 
     def sidecar(self, name: str) -> str | None:
@@ -645,8 +705,12 @@ def _mentions(text: str, interval: Interval) -> bool:
 def _plain_sql(text: str, out: str, interval: Interval) -> bool:
     """Whether `out`, made from `text` for `interval`, is the model's SQL for any interval
     whose values `text` does not mention: no Jinja, no interval value, no placeholder."""
-    return ("{" not in text and "__pipe_" not in text and "__pipe_" not in out
-            and not _mentions(text, interval))
+    return (
+        "{" not in text
+        and "__pipe_" not in text
+        and "__pipe_" not in out
+        and not _mentions(text, interval)
+    )
 
 
 def reference_interval(raw: RawProject, grain: str) -> Interval:
@@ -657,8 +721,9 @@ def reference_interval(raw: RawProject, grain: str) -> Interval:
 
 def _names(raw: RawProject) -> tuple[set[str], dict[str, list[str]]]:
     """Every node name, and bare table name -> the full names that have it."""
-    names = {m.name for m in raw.models} | {s.name for s in raw.seeds} | {
-        s.name for s in raw.sources}
+    names = (
+        {m.name for m in raw.models} | {s.name for s in raw.seeds} | {s.name for s in raw.sources}
+    )
     index: dict[str, list[str]] = {}
     for n in sorted(names):
         index.setdefault(n.split(".", 1)[1], []).append(n)
@@ -669,8 +734,9 @@ def _compile_key(raw: RawProject, target: Target) -> str | None:
     digest = getattr(raw, "digest", "")
     if not digest:
         return None
-    return hashlib.sha256(f"{COMPILED_VERSION}\0{code_version()}\0{digest}\0{target.name}"
-                          .encode()).hexdigest()
+    return hashlib.sha256(
+        f"{COMPILED_VERSION}\0{code_version()}\0{digest}\0{target.name}".encode()
+    ).hexdigest()
 
 
 def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool):
@@ -682,14 +748,19 @@ def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool):
         plain = {n: texts[n] if sql is None else sql for n, sql in found["plain"].items()}
         state = CompileState(raw, target, True, write_cache, key, plain=plain)
         state._texts = texts
-        return CompiledProject(raw, target, found["nodes"],
-                               graphmod.Graph(found["upstream"], found["order"]), state)
+        return CompiledProject(
+            raw, target, found["nodes"], graphmod.Graph(found["upstream"], found["order"]), state
+        )
     except Exception:  # noqa: BLE001 - a cache from another pipe: compile
         return None
 
 
-def compile_project(raw: RawProject, target_name: str | None = None,
-                    use_cache: bool = True, write_cache: bool = True) -> CompiledProject:
+def compile_project(
+    raw: RawProject,
+    target_name: str | None = None,
+    use_cache: bool = True,
+    write_cache: bool = True,
+) -> CompiledProject:
     """Resolve every dependency and check the graph; raise all user errors together.
 
     With `use_cache`, an unchanged project (the same file contents, see loader.FileCache)
@@ -704,8 +775,9 @@ def compile_project(raw: RawProject, target_name: str | None = None,
         return _compile(raw, target, key, use_cache, write_cache)
 
 
-def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
-             write_cache: bool) -> CompiledProject:
+def _compile(
+    raw: RawProject, target: Target, key: str | None, use_cache: bool, write_cache: bool
+) -> CompiledProject:
     errors: list[UserError] = []
     defined: dict[str, str] = {}  # name -> path that defines it
 
@@ -715,8 +787,12 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
             errors.append(ConfigError(bad[0], at=SourceLocation(path, line), hint=bad[1]))
             return False
         if name in defined:
-            errors.append(ConfigError(f"duplicate name '{name}': {what} here and in "
-                                      f"{defined[name]}", at=SourceLocation(path, line)))
+            errors.append(
+                ConfigError(
+                    f"duplicate name '{name}': {what} here and in {defined[name]}",
+                    at=SourceLocation(path, line),
+                )
+            )
             return False
         defined[name] = path
         return True
@@ -732,8 +808,10 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
     for n in sorted(names):
         index.setdefault(n.split(".", 1)[1], []).append(n)
 
-    cache = ParseCache(raw.root / ".pipe" / "cache" / "parse.pickle" if use_cache else None,
-                       readonly=not write_cache)
+    cache = ParseCache(
+        raw.root / ".pipe" / "cache" / "parse.pickle" if use_cache else None,
+        readonly=not write_cache,
+    )
     builder = SqlBuilder(raw, target, index, names, cache)
     schedule = raw.config.schedule
     references: dict[str, Interval] = {}
@@ -746,8 +824,9 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
     builder.check_macros(errors)
     if errors:  # a broken macro file would fail every Jinja model again
         raise_collected(errors)
-    builder.prefetch([(m.name, m.path, m.sql, reference(m.config.grain or schedule))
-                      for m in raw.models])
+    builder.prefetch(
+        [(m.name, m.path, m.sql, reference(m.config.grain or schedule)) for m in raw.models]
+    )
 
     upstream: dict[str, tuple[str, ...]] = {}
     sql_digest: dict[str, str] = {}  # canonical digest of the reference rendering
@@ -758,8 +837,7 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
         grain = m.config.grain or schedule
         locate[m.name] = SourceLocation(m.path, 1)
         try:
-            out, reads, digest = builder.build(m.name, m.path, m.sql, reference(grain),
-                                               errors)
+            out, reads, digest = builder.build(m.name, m.path, m.sql, reference(grain), errors)
         except UserError as exc:
             errors.append(exc)
             continue
@@ -781,12 +859,14 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
                     continue
                 extra.append(full)
                 # the check's SQL must read the resolved table, not a bare name
-                check = replace(check, args=(("column", args["column"]),
-                                             ("to", f"{full}.{column}")))
+                check = replace(
+                    check, args=(("column", args["column"]), ("to", f"{full}.{column}"))
+                )
             checks.append(check)
         checks = tuple(checks)
-        configs[m.name] = m.config if checks == m.config.checks else replace(
-            m.config, checks=checks)
+        configs[m.name] = (
+            m.config if checks == m.config.checks else replace(m.config, checks=checks)
+        )
         upstream[m.name] = tuple(sorted(set(reads) | set(extra) - {m.name}))
         sql_digest[m.name] = digest
         if _plain_sql(m.sql, out, reference(grain)):
@@ -806,32 +886,43 @@ def _compile(raw: RawProject, target: Target, key: str | None, use_cache: bool,
         ups = graph.upstream[name]
         if name in seeds:
             s = seeds[name]
-            fp = _hash({"seed": s.sha256, "types": s.config.column_types,
-                        "target": target.dialect})
+            fp = _hash({"seed": s.sha256, "types": s.config.column_types, "target": target.dialect})
             nodes[name] = Node(name, "seed", s.path, ups, fp, seed=s)
         elif name in sources:
             src = sources[name]
-            nodes[name] = Node(name, "source", "sources.yml", ups,
-                               _hash({"source": name, "wait_for": src.wait_for}), source=src)
+            nodes[name] = Node(
+                name,
+                "source",
+                "sources.yml",
+                ups,
+                _hash({"source": name, "wait_for": src.wait_for}),
+                source=src,
+            )
         else:
             m = by_model[name]
             c = configs[name]
             # SPEC §7: what the model means, not how it is spelled. The upstream names
             # count: a bare name that resolves to another table changes no token.
-            fp = _hash({
-                "sql": sql_digest[name],
-                "macros": builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else "",
-                "kind": c.kind, "time_column": c.time_column, "grain": c.grain or schedule,
-                "checks": _check_tuples(c),
-                "upstream": [[u, nodes[u].fingerprint] for u in ups],
-                "target": target.dialect,
-            })
-            nodes[name] = Node(name, c.kind, m.path, ups, fp,
-                               grain=c.grain or schedule, config=c)
+            fp = _hash(
+                {
+                    "sql": sql_digest[name],
+                    "macros": builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else "",
+                    "kind": c.kind,
+                    "time_column": c.time_column,
+                    "grain": c.grain or schedule,
+                    "checks": _check_tuples(c),
+                    "upstream": [[u, nodes[u].fingerprint] for u in ups],
+                    "target": target.dialect,
+                }
+            )
+            nodes[name] = Node(name, c.kind, m.path, ups, fp, grain=c.grain or schedule, config=c)
     state = CompileState(raw, target, use_cache, write_cache, key, builder, plain)
     if key is not None and write_cache:
         state.pending = {
-            "key": key, "nodes": nodes, "upstream": graph.upstream, "order": graph.order,
+            "key": key,
+            "nodes": nodes,
+            "upstream": graph.upstream,
+            "order": graph.order,
             "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
         }
     return CompiledProject(raw, target, nodes, graph, state)
@@ -846,28 +937,37 @@ def _bad_name(name: str, target: Target, dialect: str) -> tuple[str, str] | None
     the target keeps."""
     schema, table = name.split(".", 1)
     if schema == PIPE_SCHEMA:
-        return (f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
-                "use another schema")
+        return (
+            f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
+            "use another schema",
+        )
     if schema in sqlmod.RESERVED_WORDS:
-        return (f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
-                f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names"
-                " unquoted")
-    if table in sqlmod.RESERVED_WORDS and (table not in sqlmod.TABLE_NAME_WORDS
-                                           or not sqlmod.readable_after_schema(table, dialect)):
-        return (f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
-                f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted")
+        return (
+            f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
+            f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names unquoted",
+        )
+    if table in sqlmod.RESERVED_WORDS and (
+        table not in sqlmod.TABLE_NAME_WORDS or not sqlmod.readable_after_schema(table, dialect)
+    ):
+        return (
+            f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
+            f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted",
+        )
     limit = sqlmod.MAX_IDENTIFIER.get(target.dialect)
     for part in (schema, table):
         if limit and len(part.encode()) > limit:
-            return (f"'{part}' is {len(part.encode())} characters long; {target.adapter} keeps"
-                    f" {limit} (target '{target.name}'), so the name would be cut short",
-                    f"shorten it to at most {limit}")
+            return (
+                f"'{part}' is {len(part.encode())} characters long; {target.adapter} keeps"
+                f" {limit} (target '{target.name}'), so the name would be cut short",
+                f"shorten it to at most {limit}",
+            )
     return None
 
 
 def _check_tuples(c: ModelConfig):
-    return [[ch.type, ch.name, repr(ch.args), ch.severity, ch.warn_if, ch.error_if]
-            for ch in c.checks]
+    return [
+        [ch.type, ch.name, repr(ch.args), ch.severity, ch.warn_if, ch.error_if] for ch in c.checks
+    ]
 
 
 def _hash(value) -> str:

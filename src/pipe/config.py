@@ -76,8 +76,9 @@ class ProjectConfig:
             if t.name == name:
                 return t
         known = ", ".join(t.name for t in self.targets) or "none"
-        raise ConfigError(f"unknown target '{name}' (targets in pipe.yml: {known})",
-                          at=SourceLocation("pipe.yml"))
+        raise ConfigError(
+            f"unknown target '{name}' (targets in pipe.yml: {known})", at=SourceLocation("pipe.yml")
+        )
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,14 @@ class _Ctx:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
                 suggested.update(close)
-                hint = f"did you mean '{close[0]}'?" if close else (
-                    "allowed keys: " + ", ".join(sorted(allowed)))
-                self.err(f"unknown key '{key}'{' in ' + what if what else ''}",
-                         m.line_of(key), hint)
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else ("allowed keys: " + ", ".join(sorted(allowed)))
+                )
+                self.err(
+                    f"unknown key '{key}'{' in ' + what if what else ''}", m.line_of(key), hint
+                )
         for key in required:
             if key not in m and key not in suggested:  # a typo of it is reported already
                 self.err(f"missing required key '{key}'{' in ' + what if what else ''}", m.line)
@@ -191,8 +196,10 @@ class _Ctx:
         else:
             ok = isinstance(value, types)
         if not ok:
-            self.err(f"'{key}' must be {what or _typename_of(types)}, got {_typename(value)}",
-                     m.line_of(key))
+            self.err(
+                f"'{key}' must be {what or _typename_of(types)}, got {_typename(value)}",
+                m.line_of(key),
+            )
             return default
         return value
 
@@ -200,8 +207,11 @@ class _Ctx:
         value = self.typed(m, key, str, default)
         if value is not default and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1)
-            self.err(f"'{key}' must be one of {', '.join(choices)}, got '{value}'",
-                     m.line_of(key), f"did you mean '{close[0]}'?" if close else None)
+            self.err(
+                f"'{key}' must be one of {', '.join(choices)}, got '{value}'",
+                m.line_of(key),
+                f"did you mean '{close[0]}'?" if close else None,
+            )
             return default
         return value
 
@@ -250,25 +260,55 @@ def _as_tuple(types):
 
 
 def _typename_of(types) -> str:
-    names = {str: "text", int: "a whole number", float: "a number", bool: "true or false",
-             list: "a list", dict: "a mapping"}
+    names = {
+        str: "text",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a mapping",
+    }
     return " or ".join(names.get(t, t.__name__) for t in _as_tuple(types))
 
 
 def _typename(value) -> str:
     if value is None:
         return "nothing"
-    return {bool: "true/false", int: "a number", float: "a number", str: f"'{value}'",
-            list: "a list"}.get(type(value), "a mapping" if isinstance(value, dict)
-                                 else type(value).__name__)
+    return {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: f"'{value}'",
+        list: "a list",
+    }.get(type(value), "a mapping" if isinstance(value, dict) else type(value).__name__)
 
 
 # ---------------------------------------------------------------- pipe.yml
 
-_PROJECT_KEYS = {"name", "dialect", "start", "schedule", "concurrency", "pools",
-                 "default_target", "targets", "vars", "backfill", "openlineage"}
-_TARGET_KEYS = {"adapter", "path", "dsn", "dialect", "schema", "threads", "remote", "master",
-                "warehouse"}
+_PROJECT_KEYS = {
+    "name",
+    "dialect",
+    "start",
+    "schedule",
+    "concurrency",
+    "pools",
+    "default_target",
+    "targets",
+    "vars",
+    "backfill",
+    "openlineage",
+}
+_TARGET_KEYS = {
+    "adapter",
+    "path",
+    "dsn",
+    "dialect",
+    "schema",
+    "threads",
+    "remote",
+    "master",
+    "warehouse",
+}
 
 
 def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> ProjectConfig | None:
@@ -288,8 +328,9 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         try:
             start = as_datetime(m["start"])
         except UserError:
-            ctx.err(f"'start' must be a date like 2026-06-01, got '{m['start']}'",
-                    m.line_of("start"))
+            ctx.err(
+                f"'start' must be a date like 2026-06-01, got '{m['start']}'", m.line_of("start")
+            )
     schedule = ctx.choice(m, "schedule", GRAINS, "daily")
     concurrency = ctx.positive_int(m, "concurrency", 4)
     pools = []
@@ -308,8 +349,11 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
             continue
         ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{tname}'")
         if not _NAME.match(str(tname)):
-            ctx.err(f"target name '{tname}' must be letters, digits and _ (it names the folder "
-                    "plans/<target>/)", tmap.line_of(tname))
+            ctx.err(
+                f"target name '{tname}' must be letters, digits and _ (it names the folder "
+                "plans/<target>/)",
+                tmap.line_of(tname),
+            )
             continue
         adapter = ctx.choice(t, "adapter", tuple(ADAPTER_DIALECTS), None)
         if adapter is None:
@@ -319,16 +363,21 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         if adapter == "postgres" and "dsn" not in t:
             ctx.err(f"target '{tname}' (postgres) needs 'dsn'", t.line)
         if adapter == "spark" and ("remote" in t) == ("master" in t):
-            ctx.err(f"target '{tname}' (spark) needs either 'remote' (sc://HOST:PORT) or "
-                    "'master' (local[N]), not both", t.line)
+            ctx.err(
+                f"target '{tname}' (spark) needs either 'remote' (sc://HOST:PORT) or "
+                "'master' (local[N]), not both",
+                t.line,
+            )
         opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
         targets.append(Target(str(tname), adapter, tdialect, opts))
     if not targets:
         targets.append(Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),)))
     default_target = ctx.typed(m, "default_target", str, targets[0].name)
     if default_target not in {t.name for t in targets}:
-        ctx.err(f"default_target '{default_target}' is not one of the targets",
-                m.line_of("default_target"))
+        ctx.err(
+            f"default_target '{default_target}' is not one of the targets",
+            m.line_of("default_target"),
+        )
     vars_ = ctx.mapping(m.get("vars"), "'vars'", m.line_of("vars")) or {}
     backfill = ctx.mapping(m.get("backfill"), "'backfill'", m.line_of("backfill")) or YMap()
     if backfill:
@@ -344,8 +393,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
         default_target=default_target,
         targets=tuple(sorted(targets, key=lambda t: t.name)),
         vars=tuple(sorted(vars_.items())),
-        backfill_concurrency=ctx.positive_int(backfill, "concurrency", None)
-        if backfill else None,
+        backfill_concurrency=ctx.positive_int(backfill, "concurrency", None) if backfill else None,
         openlineage=openlineage,
         warnings=tuple(warnings),
     )
@@ -363,18 +411,22 @@ def _check_target_paths(ctx: _Ctx, name: str, t: YMap, warnings: list[str]) -> N
     if isinstance(path, str) and path != ":memory:" and "${" not in path:
         norm = os.path.normpath(path)
         if not os.path.isabs(norm) and (norm == ".." or norm.startswith(".." + os.sep)):
-            ctx.err(f"target '{name}' path '{path}' leads outside the project",
-                    t.line_of("path"), "write an absolute path if the warehouse lives "
-                    "elsewhere on purpose")
+            ctx.err(
+                f"target '{name}' path '{path}' leads outside the project",
+                t.line_of("path"),
+                "write an absolute path if the warehouse lives elsewhere on purpose",
+            )
     dsn = t.get("dsn")
     if isinstance(dsn, str):
         for rx in (_URL_SECRET, _KEY_SECRET):
             m = rx.search(dsn)
             if m and not _ENV_ONLY.match(m["pw"]):
-                warnings.append(f"{ctx.path}:{t.line_of('dsn')}: target '{name}' has a "
-                                "password written into its dsn: anyone who reads pipe.yml or "
-                                "its git history has it; use ${PIPE_PG_PASSWORD} or put the "
-                                "whole dsn in an environment variable")
+                warnings.append(
+                    f"{ctx.path}:{t.line_of('dsn')}: target '{name}' has a "
+                    "password written into its dsn: anyone who reads pipe.yml or "
+                    "its git history has it; use ${PIPE_PG_PASSWORD} or put the "
+                    "whole dsn in an environment variable"
+                )
                 break
 
 
@@ -385,29 +437,49 @@ def _openlineage(ctx: _Ctx, m: YMap) -> OpenLineageSettings | None:
     if ol is None:
         return OpenLineageSettings()
     ctx.keys(ol, {"namespace", "transport"}, what="openlineage")
-    transport = ctx.mapping(ol.get("transport"), "'openlineage.transport'",
-                            ol.line_of("transport"))
+    transport = ctx.mapping(ol.get("transport"), "'openlineage.transport'", ol.line_of("transport"))
     if transport is not None and not isinstance(transport.get("type"), str):
-        ctx.err("'openlineage.transport' needs 'type' (http, file, console, kafka, ... as the "
-                "openlineage-python client names them)", ol.line_of("transport"))
+        ctx.err(
+            "'openlineage.transport' needs 'type' (http, file, console, kafka, ... as the "
+            "openlineage-python client names them)",
+            ol.line_of("transport"),
+        )
         transport = None
     return OpenLineageSettings(
         namespace=ctx.typed(ol, "namespace", str),
-        transport=json.dumps(transport, sort_keys=True, default=str) if transport else None)
+        transport=json.dumps(transport, sort_keys=True, default=str) if transport else None,
+    )
 
 
 # ---------------------------------------------------------------- model sidecars
 
-_MODEL_KEYS = {"kind", "time_column", "grain", "depends_on_past", "depends_on", "pool",
-               "max_concurrency", "retries", "retry_delay", "timeout", "checks", "columns",
-               "tags", "description", "lookback", "on_schema_change", "grants",
-               "freshness"}
+_MODEL_KEYS = {
+    "kind",
+    "time_column",
+    "grain",
+    "depends_on_past",
+    "depends_on",
+    "pool",
+    "max_concurrency",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "checks",
+    "columns",
+    "tags",
+    "description",
+    "lookback",
+    "on_schema_change",
+    "grants",
+    "freshness",
+}
 _CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
 
-def parse_model_config(data, path: str, errors: list[UserError],
-                       pools: tuple | None = ()) -> ModelConfig:
+def parse_model_config(
+    data, path: str, errors: list[UserError], pools: tuple | None = ()
+) -> ModelConfig:
     ctx = _Ctx(path, errors)
     m = ctx.mapping(data, "a model's sidecar", 1)
     if m is None:
@@ -416,21 +488,31 @@ def parse_model_config(data, path: str, errors: list[UserError],
     kind = ctx.choice(m, "kind", KINDS, "full")
     time_column = ctx.typed(m, "time_column", str)
     if kind == "incremental" and not time_column:
-        ctx.err("an incremental model needs 'time_column' (the column whose "
-                "[interval_start, interval_end) rows each task owns)", m.line_of("kind"))
+        ctx.err(
+            "an incremental model needs 'time_column' (the column whose "
+            "[interval_start, interval_end) rows each task owns)",
+            m.line_of("kind"),
+        )
     pool = ctx.typed(m, "pool", str)
     if pool and pools is not None and pool not in dict(pools):
-        ctx.err(f"unknown pool '{pool}'", m.line_of("pool"),
-                "declare it under 'pools' in pipe.yml" if not pools
-                else "pools in pipe.yml: " + ", ".join(p for p, _ in pools))
+        ctx.err(
+            f"unknown pool '{pool}'",
+            m.line_of("pool"),
+            "declare it under 'pools' in pipe.yml"
+            if not pools
+            else "pools in pipe.yml: " + ", ".join(p for p, _ in pools),
+        )
     checks = _parse_checks(ctx, m)
     depends_on = ctx.str_list(m, "depends_on")
     lookback = ctx.positive_int(m, "lookback", 0, minimum=0)
     on_schema_change = ctx.choice(m, "on_schema_change", ON_SCHEMA_CHANGE, "fail")
     for key, used in (("lookback", lookback), ("on_schema_change", on_schema_change != "fail")):
         if used and kind != "incremental":
-            ctx.err(f"'{key}' applies to incremental models only (this one is {kind})",
-                    m.line_of(key), "remove it, or make the model kind: incremental")
+            ctx.err(
+                f"'{key}' applies to incremental models only (this one is {kind})",
+                m.line_of(key),
+                "remove it, or make the model kind: incremental",
+            )
     grants = _grants(ctx, m)
     return ModelConfig(
         kind=kind,
@@ -466,9 +548,11 @@ def _grants(ctx: _Ctx, m: YMap) -> tuple[tuple[str, tuple[str, ...]], ...]:
     for privilege in g:
         if str(privilege).lower() not in PRIVILEGES:
             close = difflib.get_close_matches(str(privilege).lower(), PRIVILEGES, n=1)
-            ctx.err(f"unknown privilege '{privilege}' in 'grants'", g.line_of(privilege),
-                    f"did you mean '{close[0]}'?" if close else
-                    "privileges: " + ", ".join(PRIVILEGES))
+            ctx.err(
+                f"unknown privilege '{privilege}' in 'grants'",
+                g.line_of(privilege),
+                f"did you mean '{close[0]}'?" if close else "privileges: " + ", ".join(PRIVILEGES),
+            )
             continue
         roles = ctx.str_list(g, privilege)
         if roles:
@@ -483,8 +567,10 @@ def _freshness(ctx: _Ctx, m: YMap) -> Freshness | None:
     ctx.keys(f, {"warn_after", "error_after"}, what="freshness")
     warn, error = ctx.duration(f, "warn_after"), ctx.duration(f, "error_after")
     if warn is None and error is None:
-        ctx.err("'freshness' needs 'warn_after' or 'error_after' (a duration like 26h)",
-                m.line_of("freshness"))
+        ctx.err(
+            "'freshness' needs 'warn_after' or 'error_after' (a duration like 26h)",
+            m.line_of("freshness"),
+        )
         return None
     if warn is not None and error is not None and warn > error:
         ctx.err("'freshness.warn_after' is longer than 'error_after'", f.line_of("warn_after"))
@@ -506,15 +592,18 @@ def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:
             continue
         types = [k for k in item if k not in _CHECK_OPTS]
         if len(types) != 1:
-            ctx.err("each check needs exactly one check type", line,
-                    "types: " + ", ".join(CHECK_TYPES))
+            ctx.err(
+                "each check needs exactly one check type", line, "types: " + ", ".join(CHECK_TYPES)
+            )
             continue
         ctype = types[0]
         if ctype not in CHECK_TYPES:
             close = difflib.get_close_matches(str(ctype), CHECK_TYPES, n=1)
-            ctx.err(f"unknown check type '{ctype}'", item.line_of(ctype),
-                    f"did you mean '{close[0]}'?" if close else
-                    "types: " + ", ".join(CHECK_TYPES))
+            ctx.err(
+                f"unknown check type '{ctype}'",
+                item.line_of(ctype),
+                f"did you mean '{close[0]}'?" if close else "types: " + ", ".join(CHECK_TYPES),
+            )
             continue
         severity = ctx.choice(item, "severity", SEVERITIES, "error")
         thresholds = {}
@@ -523,15 +612,25 @@ def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:
             if value is None:
                 continue
             if not _THRESHOLD.match(str(value)):
-                ctx.err(f"'{key}' must be a comparison like '> 10', got '{value}'",
-                        item.line_of(key))
+                ctx.err(
+                    f"'{key}' must be a comparison like '> 10', got '{value}'", item.line_of(key)
+                )
             else:
                 op, n = _THRESHOLD.match(str(value)).groups()
                 thresholds[key] = f"{'==' if op == '=' else op} {n}"
         explicit = ctx.typed(item, "name", str)
         for name, args in _check_args(ctx, ctype, item[ctype], item.line_of(ctype)):
-            out.append(Check(ctype, explicit or name, args, severity,
-                             thresholds.get("warn_if"), thresholds.get("error_if"), line))
+            out.append(
+                Check(
+                    ctype,
+                    explicit or name,
+                    args,
+                    severity,
+                    thresholds.get("warn_if"),
+                    thresholds.get("error_if"),
+                    line,
+                )
+            )
     seen: set[str] = set()
     for c in out:
         if c.name in seen:
@@ -592,8 +691,11 @@ def _check_args(ctx: _Ctx, ctype: str, value, line: int):
             return
         lo, hi = dict(bounds).get("min"), dict(bounds).get("max")
         if (lo is not None and lo < 0) or (hi is not None and lo is not None and lo > hi):
-            ctx.err(f"'row_count' can never pass: min {lo}, max {hi}", line,
-                    "min must be >= 0 and at most max")
+            ctx.err(
+                f"'row_count' can never pass: min {lo}, max {hi}",
+                line,
+                "min must be >= 0 and at most max",
+            )
             return
         yield "row_count", bounds
     elif ctype in ("expression", "sql"):
@@ -605,8 +707,16 @@ def _check_args(ctx: _Ctx, ctype: str, value, line: int):
 
 # ---------------------------------------------------------------- sources.yml and seeds
 
-_SOURCE_KEYS = {"name", "wait_for", "poke_every", "wait_timeout", "description", "columns",
-                "freshness", "loaded_at"}
+_SOURCE_KEYS = {
+    "name",
+    "wait_for",
+    "poke_every",
+    "wait_timeout",
+    "description",
+    "columns",
+    "freshness",
+    "loaded_at",
+}
 
 
 def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
@@ -632,25 +742,30 @@ def parse_sources(data, errors: list[UserError], path: str = "sources.yml"):
         if name.count(".") != 1:
             ctx.err(f"source name '{name}' must be schema.table", item.line_of("name"))
             continue
-        out.append(SourceConfig(
-            name=name,
-            wait_for=ctx.typed(item, "wait_for", str),
-            poke_every=ctx.duration(item, "poke_every", 30.0),
-            wait_timeout=ctx.duration(item, "wait_timeout", 3600.0),
-            description=ctx.typed(item, "description", str),
-            line=item.line_of("name"),
-            columns=_in_order(ctx, item, "columns"),
-            freshness=_source_freshness(ctx, item),
-            loaded_at=ctx.typed(item, "loaded_at", str),
-        ))
+        out.append(
+            SourceConfig(
+                name=name,
+                wait_for=ctx.typed(item, "wait_for", str),
+                poke_every=ctx.duration(item, "poke_every", 30.0),
+                wait_timeout=ctx.duration(item, "wait_timeout", 3600.0),
+                description=ctx.typed(item, "description", str),
+                line=item.line_of("name"),
+                columns=_in_order(ctx, item, "columns"),
+                freshness=_source_freshness(ctx, item),
+                loaded_at=ctx.typed(item, "loaded_at", str),
+            )
+        )
     return tuple(out)
 
 
 def _source_freshness(ctx: _Ctx, item: YMap) -> Freshness | None:
     freshness = _freshness(ctx, item)
     if freshness is not None and not item.get("loaded_at"):
-        ctx.err("a source with 'freshness' needs 'loaded_at': the column holding when a row "
-                "was loaded, or a query returning that time", item.line_of("freshness"))
+        ctx.err(
+            "a source with 'freshness' needs 'loaded_at': the column holding when a row "
+            "was loaded, or a query returning that time",
+            item.line_of("freshness"),
+        )
     return freshness
 
 
@@ -672,4 +787,3 @@ def parse_seed_config(data, path: str, errors: list[UserError]) -> SeedConfig:
         description=ctx.typed(m, "description", str),
         columns=ctx.str_map(m, "columns"),
     )
-

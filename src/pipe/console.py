@@ -74,12 +74,22 @@ def _row(row: dict) -> str:
 
 def run_summary(result) -> str:
     c = result.counts
-    parts = [f"{c.get(k, 0)} {label}" for k, label in (
-        ("success", "succeeded"), ("skipped", "skipped"), ("failed", "failed"),
-        ("upstream_failed", "upstream failed"), ("not_run", "not run")) if c.get(k)]
+    parts = [
+        f"{c.get(k, 0)} {label}"
+        for k, label in (
+            ("success", "succeeded"),
+            ("skipped", "skipped"),
+            ("failed", "failed"),
+            ("upstream_failed", "upstream failed"),
+            ("not_run", "not run"),
+        )
+        if c.get(k)
+    ]
     head = {"success": "done", "failed": "FAILED", "interrupted": "INTERRUPTED"}[result.status]
-    lines = [f"{head}: run {result.run_id}, {', '.join(parts) or 'nothing to do'} "
-             f"in {duration(result.seconds)}"]
+    lines = [
+        f"{head}: run {result.run_id}, {', '.join(parts) or 'nothing to do'} "
+        f"in {duration(result.seconds)}"
+    ]
     failed = [r for r in result.reports if r.status == "failed"]
     for r in failed:
         lines.append(f"  failed: {r.model} {r.label}: {r.reason}")
@@ -90,16 +100,23 @@ def run_summary(result) -> str:
     if result.status == "interrupted":
         lines.append("  run the same command again to resume where it stopped")
     elif failed:
-        lines.append("  fix the cause and run the same command again: published tasks are "
-                     "skipped ('pipe status' shows details)")
+        lines.append(
+            "  fix the cause and run the same command again: published tasks are "
+            "skipped ('pipe status' shows details)"
+        )
     return "\n".join(lines)
 
 
 class ConsoleReporter:
     """Plain lines per finished task; a rich progress bar too when stdout is a terminal."""
 
-    def __init__(self, echo, quiet: bool = False, progress: bool | None = None,
-                 intervals: dict[str, str] | None = None):
+    def __init__(
+        self,
+        echo,
+        quiet: bool = False,
+        progress: bool | None = None,
+        intervals: dict[str, str] | None = None,
+    ):
         self.echo = echo
         self.quiet = quiet
         self.progress = None
@@ -127,9 +144,14 @@ class ConsoleReporter:
                 TextColumn,
                 TimeRemainingColumn,
             )
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeRemainingColumn(),
-                                     transient=True)
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.progress.start()
             self._bar = self.progress.add_task("tasks", total=total - skipped)
             if self._left:
@@ -172,8 +194,10 @@ class ConsoleReporter:
             self._print(f"FAIL  {task.model:<32} {task.label:<16}\n      {outcome.reason}")
 
     def stopping(self, running: int) -> None:
-        self._print(f"stopping: no new tasks; waiting for {running} running task(s) to "
-                    "finish (Ctrl-C again to interrupt them)")
+        self._print(
+            f"stopping: no new tasks; waiting for {running} running task(s) to "
+            "finish (Ctrl-C again to interrupt them)"
+        )
 
     def done(self) -> None:
         if self.progress is not None:
@@ -190,29 +214,45 @@ def status_text(report: dict) -> str:
         rows = []
         for r in report["runs"]:
             counts = ", ".join(f"{v} {k}" for k, v in sorted((r["counts"] or {}).items()))
-            rows.append([str(r["run_id"]), r["kind"], r["label"], r["status"], r["started_at"],
-                         duration(r["seconds"]), counts or f"{r['tasks']} tasks"])
-        lines.append(_indent(table(rows, ["run", "kind", "interval", "status", "started",
-                                          "took", "tasks"])))
+            rows.append(
+                [
+                    str(r["run_id"]),
+                    r["kind"],
+                    r["label"],
+                    r["status"],
+                    r["started_at"],
+                    duration(r["seconds"]),
+                    counts or f"{r['tasks']} tasks",
+                ]
+            )
+        lines.append(
+            _indent(table(rows, ["run", "kind", "interval", "status", "started", "took", "tasks"]))
+        )
     if report.get("in_progress"):
         p = report["in_progress"]
         if p["status"] == "running":
             lines.append(f"run {p['run_id']} is running: {p['done']}/{p['total']} tasks done")
         else:
-            said = {"crashed": "crashed", "interrupted": "was interrupted"}.get(p["status"],
-                                                                               p["status"])
-            lines.append(f"run {p['run_id']} {said} with {p['done']}/{p['total']} tasks done; "
-                         "run the same command again to resume")
+            said = {"crashed": "crashed", "interrupted": "was interrupted"}.get(
+                p["status"], p["status"]
+            )
+            lines.append(
+                f"run {p['run_id']} {said} with {p['done']}/{p['total']} tasks done; "
+                "run the same command again to resume"
+            )
     if report.get("backfill"):
         b = report["backfill"]
-        lines.append(f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
-                     f"intervals complete, {b['tasks_done']}/{b['tasks_total']} tasks published")
+        lines.append(
+            f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
+            f"intervals complete, {b['tasks_done']}/{b['tasks_total']} tasks published"
+        )
         if b["intervals_partial"]:
             lines.append("  partly done: " + ", ".join(b["intervals_partial"][:10]))
         if b["intervals_pending"] and b["intervals_done"] < b["intervals_total"]:
             first, last = b["intervals_pending"][0], b["intervals_pending"][-1]
-            lines.append(f"  not started: {len(b['intervals_pending'])} intervals "
-                         f"({first} .. {last})")
+            lines.append(
+                f"  not started: {len(b['intervals_pending'])} intervals ({first} .. {last})"
+            )
     if report["failures"]:
         lines.append("failures in the last run:")
         for f in report["failures"]:
@@ -238,8 +278,10 @@ def _promises_text(report: dict) -> list[str]:
     """Stale, partial, missing tables, late rows: one block each, grouped by model, each
     with what is wrong, since when, and the command that repairs it."""
     lines: list[str] = []
-    for key, title in (("stale", "stale: built from upstream data that was published again"),
-                       ("partial", "partial: built before their interval was complete")):
+    for key, title in (
+        ("stale", "stale: built from upstream data that was published again"),
+        ("partial", "partial: built before their interval was complete"),
+    ):
         items = report.get(key) or []
         if not items:
             continue
@@ -256,8 +298,7 @@ def _promises_text(report: dict) -> list[str]:
             if fixes:
                 start = fixes[0].split("--start ")[1].split()[0]
                 end = fixes[-1].split("--end ")[1].split()[0]
-                lines.append(f"    fix: pipe backfill --start {start} --end {end} "
-                             f"--select {model}")
+                lines.append(f"    fix: pipe backfill --start {start} --end {end} --select {model}")
     for item in report.get("missing_tables") or []:
         if item is (report.get("missing_tables") or [None])[0]:
             lines.append("missing tables:")
@@ -270,8 +311,10 @@ def _promises_text(report: dict) -> list[str]:
     if report.get("late_rows"):
         lines.append("late rows (row-count change when an interval was published again):")
         for item in report["late_rows"]:
-            lines.append(f"  {item['model']}: {item['rows']:+d} rows over {item['intervals']} "
-                         "republished interval(s)")
+            lines.append(
+                f"  {item['model']}: {item['rows']:+d} rows over {item['intervals']} "
+                "republished interval(s)"
+            )
     return lines
 
 
@@ -281,28 +324,42 @@ def _indent(text: str) -> str:
 
 def dry_run_text(report: dict, concurrency: int) -> str:
     span = report["span"]
-    lines = [f"dry run: backfill [{span['start']}, {span['end']}) would run "
-             f"{report['total']['to_run']} of {report['total']['tasks']} tasks "
-             f"({report['total']['skipped']} already published); nothing was written"]
+    lines = [
+        f"dry run: backfill [{span['start']}, {span['end']}) would run "
+        f"{report['total']['to_run']} of {report['total']['tasks']} tasks "
+        f"({report['total']['skipped']} already published); nothing was written"
+    ]
     rows = []
     for m in report["models"]:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(m["reasons"].items()))
-        rows.append([m["model"], m["kind"], str(m["intervals"]), str(m["to_run"]),
-                     str(m["skipped"]), reasons or "-"])
+        rows.append(
+            [
+                m["model"],
+                m["kind"],
+                str(m["intervals"]),
+                str(m["to_run"]),
+                str(m["skipped"]),
+                reasons or "-",
+            ]
+        )
     lines.append(table(rows, ["model", "kind", "tasks", "to run", "skipped", "why"]))
     blocked = report.get("blocked") or []
     if blocked:
         first = blocked[0]
-        lines.append(f"blocked: {len(blocked)} task(s) read upstream intervals that are not "
-                     f"usable, e.g. {first['model']} {first['interval']} reads "
-                     f"{first['upstream']} {first['upstream_interval']}, which {first['why']}; "
-                     f"the backfill would refuse to start: add the upstream with "
-                     f"--select '+{first['model']}'")
+        lines.append(
+            f"blocked: {len(blocked)} task(s) read upstream intervals that are not "
+            f"usable, e.g. {first['model']} {first['interval']} reads "
+            f"{first['upstream']} {first['upstream_interval']}, which {first['why']}; "
+            f"the backfill would refuse to start: add the upstream with "
+            f"--select '+{first['model']}'"
+        )
     secs = report["estimated_task_seconds"]
     if report["estimate_known_for"]:
-        lines.append(f"estimated: {duration(secs)} of task time, about "
-                     f"{duration(secs / max(1, concurrency))} at concurrency {concurrency} "
-                     "(from past attempts)")
+        lines.append(
+            f"estimated: {duration(secs)} of task time, about "
+            f"{duration(secs / max(1, concurrency))} at concurrency {concurrency} "
+            "(from past attempts)"
+        )
     else:
         lines.append("estimated: unknown (no past attempts to learn from)")
     return "\n".join(lines)
@@ -349,11 +406,21 @@ def age(seconds: float | None) -> str:
 
 def freshness_text(report: dict) -> str:
     """`pipe status --freshness`: one row per model and source with `freshness:`."""
-    rows = [[r["name"], r["kind"], (r["latest"] or r["reason"] or "-").replace("T", " "),
-             age(r["age_seconds"]), age(r["warn_after"]), age(r["error_after"]), r["status"]]
-            for r in report["freshness"]]
-    text = table(rows, ["name", "kind", "latest data", "age", "warn_after", "error_after",
-                        "status"])
+    rows = [
+        [
+            r["name"],
+            r["kind"],
+            (r["latest"] or r["reason"] or "-").replace("T", " "),
+            age(r["age_seconds"]),
+            age(r["warn_after"]),
+            age(r["error_after"]),
+            r["status"],
+        ]
+        for r in report["freshness"]
+    ]
+    text = table(
+        rows, ["name", "kind", "latest data", "age", "warn_after", "error_after", "status"]
+    )
     bad = [r["name"] for r in report["freshness"] if r["status"] == "error"]
     if bad:
         text += f"\n{len(bad)} past error_after: {', '.join(bad)}"
@@ -366,37 +433,72 @@ def _secs(value) -> str:
 
 def run_record_text(rec: dict) -> str:
     """`pipe status --run N`: the run, its critical path, then every attempt."""
-    lines = [f"run {rec['run_id']}  {rec['kind']}  {rec['label']}  {rec['status']}  "
-             f"started {rec['started_at']}  took {_secs(rec['seconds'])}"]
+    lines = [
+        f"run {rec['run_id']}  {rec['kind']}  {rec['label']}  {rec['status']}  "
+        f"started {rec['started_at']}  took {_secs(rec['seconds'])}"
+    ]
     path = rec["critical_path"]
     if path["tasks"]:
-        chain = " -> ".join(t["model"] + (f" {t['interval'][0][:16]}" if t["interval"][0]
-                                          else "") for t in path["tasks"])
+        chain = " -> ".join(
+            t["model"] + (f" {t['interval'][0][:16]}" if t["interval"][0] else "")
+            for t in path["tasks"]
+        )
         lines.append(f"critical path ({_secs(path['seconds'])}): {chain}")
     lines.append(f"failed dependencies: {rec['failed_dependencies']}")
     late = rec["late_rows"]
-    lines.append(f"late rows: {late['total']:+d}" + (
-        f" over {len(late['intervals'])} republished interval(s)" if late["intervals"] else ""))
+    lines.append(
+        f"late rows: {late['total']:+d}"
+        + (f" over {len(late['intervals'])} republished interval(s)" if late["intervals"] else "")
+    )
     if rec["backfill"]:
         b = rec["backfill"]
-        lines.append(f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
-                     f"intervals, {b['tasks_done']}/{b['tasks_total']} tasks published")
+        lines.append(
+            f"backfill {b['span']}: {b['intervals_done']}/{b['intervals_total']} "
+            f"intervals, {b['tasks_done']}/{b['tasks_total']} tasks published"
+        )
     rows = []
     for t in rec["tasks"]:
         where = (t["interval"][0] or "-")[:16]
         if not t["attempts"]:
-            rows.append([t["model"], where, "-", t["status"], "-", "-", "-", "-",
-                         t["reason"] or ""])
+            rows.append(
+                [t["model"], where, "-", t["status"], "-", "-", "-", "-", t["reason"] or ""]
+            )
         for a in t["attempts"]:
             bad = [c["name"] for c in a["checks"] if c["status"] != "pass"]
             checks = f"{len(a['checks']) - len(bad)}/{len(a['checks'])}" if a["checks"] else "-"
             # a failure says what went wrong; a success why it ran (the ledger's decision)
-            note = a["error"] or (", ".join(bad) if bad else "") or (
-                t["reason"] or "" if a["status"] == "success" else "")
-            rows.append([t["model"], where, str(a["attempt"]), a["status"],
-                         _secs(a["queue_wait"]), _secs(a["execution"]),
-                         "-" if a["rows"] is None else str(a["rows"]), checks,
-                         note.splitlines()[0][:100] if note else ""])
-    lines.append(table(rows, ["model", "interval", "attempt", "status", "wait", "exec", "rows",
-                              "checks", "why / error"]))
+            note = (
+                a["error"]
+                or (", ".join(bad) if bad else "")
+                or (t["reason"] or "" if a["status"] == "success" else "")
+            )
+            rows.append(
+                [
+                    t["model"],
+                    where,
+                    str(a["attempt"]),
+                    a["status"],
+                    _secs(a["queue_wait"]),
+                    _secs(a["execution"]),
+                    "-" if a["rows"] is None else str(a["rows"]),
+                    checks,
+                    note.splitlines()[0][:100] if note else "",
+                ]
+            )
+    lines.append(
+        table(
+            rows,
+            [
+                "model",
+                "interval",
+                "attempt",
+                "status",
+                "wait",
+                "exec",
+                "rows",
+                "checks",
+                "why / error",
+            ],
+        )
+    )
     return "\n".join(lines)

@@ -71,9 +71,15 @@ def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
         if failures:
             names, rows = adapter.query(f"SELECT * FROM (\n{c.sql}\n) AS failing LIMIT 5")
             sample = [dict(zip(names, r, strict=True)) for r in rows]
-        results.append(CheckResult(c.name, c.severity,
-                                   verdict(c.severity, c.warn_if, c.error_if, failures),
-                                   failures, sample))
+        results.append(
+            CheckResult(
+                c.name,
+                c.severity,
+                verdict(c.severity, c.warn_if, c.error_if, failures),
+                failures,
+                sample,
+            )
+        )
     return tuple(results)
 
 
@@ -82,8 +88,9 @@ def execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None
     try:
         return _execute(adapter, task, root, stamp or Stamp(time.time()))
     except TaskFailed as exc:
-        return TaskResult("failed", checks=tuple(exc.checks), error=str(exc),
-                          retryable=exc.retryable)
+        return TaskResult(
+            "failed", checks=tuple(exc.checks), error=str(exc), retryable=exc.retryable
+        )
     except Interrupted:
         return TaskResult("failed", error="interrupted")
     except AdapterError as exc:
@@ -115,8 +122,7 @@ def _creation_lock(adapter: Adapter, task: Task) -> threading.Lock | None:
         return _CREATING.setdefault(f"{adapter.target.name}:{task.table}", threading.Lock())
 
 
-def _execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp,
-             tries: int = 5) -> TaskResult:
+def _execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp, tries: int = 5) -> TaskResult:
     if task.kind == "sensor":
         raise TaskFailed("sensor tasks are polled by the scheduler", retryable=False)
     if task.kind == "swap":
@@ -153,8 +159,9 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
         rows = adapter.create_temp(task.temp, task.sql)
     if task.kind == "incremental" and task.checks:
         # checks see only the interval's rows (SPEC §6), so the rest goes first
-        leaked = adapter.delete_outside(task.temp, task.time_column, iso(task.interval.start),
-                                        iso(task.interval.end))
+        leaked = adapter.delete_outside(
+            task.temp, task.time_column, iso(task.interval.start), iso(task.interval.end)
+        )
         rows -= leaked
     checks = run_checks(adapter, task)
     bad = [c for c in checks if c.status == "error"]
@@ -167,25 +174,42 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
     elif task.kind == "incremental":
         warnings += sync_columns(adapter, task)
         inserted, replaced = adapter.publish_interval(
-            task.temp, task.table, task.time_column, iso(task.interval.start),
-            iso(task.interval.end))
+            task.temp,
+            task.table,
+            task.time_column,
+            iso(task.interval.start),
+            iso(task.interval.end),
+        )
         leaked, rows = leaked + rows - inserted, inserted
     else:
         adapter.publish_full(task.temp, task.table)
     if task.grants and not task.refresh:
         adapter.apply_grants(task.table, task.grants)
-    entry = Entry(task.fingerprint, stamp.published_at, rows, stamp.reads, stamp.partial,
-                  replaced if stamp.republish else None)
+    entry = Entry(
+        task.fingerprint,
+        stamp.published_at,
+        rows,
+        stamp.reads,
+        stamp.partial,
+        replaced if stamp.republish else None,
+    )
     # a --full-refresh interval is recorded under its shadow table until the swap
     adapter.record_published((task.table, *task.key[1:]), entry)
     if leaked:
-        warnings.append(f"{leaked} rows outside [{iso(task.interval.start)}, "
-                        f"{iso(task.interval.end)}) by {task.time_column} were not published:"
-                        " does the model filter on its interval?")
-    warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks
-                 if c.status == "warn"]
-    return TaskResult("success", rows, leaked, checks, warnings=tuple(warnings),
-                      entry=None if task.refresh else entry)
+        warnings.append(
+            f"{leaked} rows outside [{iso(task.interval.start)}, "
+            f"{iso(task.interval.end)}) by {task.time_column} were not published:"
+            " does the model filter on its interval?"
+        )
+    warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks if c.status == "warn"]
+    return TaskResult(
+        "success",
+        rows,
+        leaked,
+        checks,
+        warnings=tuple(warnings),
+        entry=None if task.refresh else entry,
+    )
 
 
 def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:
@@ -196,8 +220,10 @@ def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:
     ledger = adapter.read_ledger()
     rebuilt = sorted((k[1:], e) for k, e in ledger.items() if k[0] == shadow)
     if not rebuilt:
-        raise TaskFailed(f"the full refresh of {task.model} rebuilt no interval; the table "
-                         "was left as it was", retryable=False)
+        raise TaskFailed(
+            f"the full refresh of {task.model} rebuilt no interval; the table was left as it was",
+            retryable=False,
+        )
     adapter.publish_full(shadow, table)
     if task.grants:
         adapter.apply_grants(table, task.grants)
@@ -211,9 +237,12 @@ def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:
     adapter.record_removed(gone, stamp.published_at + len(rebuilt) * 1e-6)
     adapter.forget_ledger(shadow)
     changes += [(k, None) for k in gone]
-    return TaskResult("success", sum(e.rows or 0 for _, e in rebuilt), ledger=tuple(changes),
-                      warnings=(f"full refresh: {table} replaced by the rebuild of "
-                                f"{len(rebuilt)} interval(s)",))
+    return TaskResult(
+        "success",
+        sum(e.rows or 0 for _, e in rebuilt),
+        ledger=tuple(changes),
+        warnings=(f"full refresh: {table} replaced by the rebuild of {len(rebuilt)} interval(s)",),
+    )
 
 
 def sync_columns(adapter: Adapter, task: Task) -> list[str]:
@@ -231,9 +260,14 @@ def sync_columns(adapter: Adapter, task: Task) -> list[str]:
     removed = [c for c, _ in old if c.lower() not in wanted]
     if not added and not removed:
         return []
-    said = "; ".join(part for part in (
-        "added " + ", ".join(f"{c} ({t})" for c, t in added) if added else "",
-        "removed " + ", ".join(removed) if removed else "") if part)
+    said = "; ".join(
+        part
+        for part in (
+            "added " + ", ".join(f"{c} ({t})" for c, t in added) if added else "",
+            "removed " + ", ".join(removed) if removed else "",
+        )
+        if part
+    )
     policy = task.on_schema_change
     if policy == "fail":
         raise TaskFailed(
@@ -241,7 +275,8 @@ def sync_columns(adapter: Adapter, task: Task) -> list[str]:
             "keeps its columns. Set on_schema_change: append_new_columns (or "
             "sync_all_columns) in the model's sidecar, or rebuild the table with 'pipe "
             f"backfill --full-refresh --select {task.model} --start ... --end ...'",
-            retryable=False)
+            retryable=False,
+        )
     for column, dtype in added:
         adapter.add_column(task.table, column, dtype)
     if policy == "sync_all_columns":
@@ -249,10 +284,15 @@ def sync_columns(adapter: Adapter, task: Task) -> list[str]:
             adapter.drop_column(task.table, column)
     else:
         removed = []
-    done = [f"added {', '.join(c for c, _ in added)}" if added else "",
-            f"dropped {', '.join(removed)}" if removed else ""]
-    return [f"on_schema_change {policy}: {'; '.join(d for d in done if d)} on {task.table}"] \
-        if any(done) else []
+    done = [
+        f"added {', '.join(c for c, _ in added)}" if added else "",
+        f"dropped {', '.join(removed)}" if removed else "",
+    ]
+    return (
+        [f"on_schema_change {policy}: {'; '.join(d for d in done if d)} on {task.table}"]
+        if any(done)
+        else []
+    )
 
 
 class Deadline:
@@ -284,8 +324,9 @@ class Deadline:
             self._timer.cancel()
 
 
-def execute_with_timeout(adapter: Adapter, task: Task, root: Path,
-                         stamp: Stamp | None = None) -> TaskResult:
+def execute_with_timeout(
+    adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None
+) -> TaskResult:
     deadline = Deadline(adapter, task.timeout)
     started = time.monotonic()
     try:
@@ -293,6 +334,8 @@ def execute_with_timeout(adapter: Adapter, task: Task, root: Path,
     finally:
         deadline.cancel()
     if deadline.fired and result.status == "failed":
-        return TaskResult("failed", error=f"timeout after {time.monotonic() - started:.1f}s "
-                          f"(timeout: {task.timeout:g}s)")
+        return TaskResult(
+            "failed",
+            error=f"timeout after {time.monotonic() - started:.1f}s (timeout: {task.timeout:g}s)",
+        )
     return result

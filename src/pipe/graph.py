@@ -31,8 +31,9 @@ class Graph:
         return down
 
 
-def build(upstream: Mapping[str, Iterable[str]],
-          locate: Mapping[str, SourceLocation] | None = None) -> Graph:
+def build(
+    upstream: Mapping[str, Iterable[str]], locate: Mapping[str, SourceLocation] | None = None
+) -> Graph:
     """Check for cycles and order the nodes; raise CycleError with the whole path."""
     ups = {n: tuple(sorted(set(us))) for n, us in upstream.items()}
     sorter = graphlib.TopologicalSorter(ups)
@@ -93,20 +94,24 @@ def select(graph: Graph, selector: str | None, tags: Mapping[str, Iterable[str]]
             base = {n for n in names if tag in tags.get(n, ())}
             if not base:
                 known = sorted({t for ts in tags.values() for t in ts})
-                raise UserError(f"no model has tag '{tag}'",
-                                hint="tags in use: " + (", ".join(known) or "none"))
+                raise UserError(
+                    f"no model has tag '{tag}'", hint="tags in use: " + (", ".join(known) or "none")
+                )
         elif core in names:
             base = {core}
         elif len(by_table.get(core, [])) == 1:
             base = set(by_table[core])
         else:
             if by_table.get(core):
-                raise UserError(f"'{core}' is ambiguous in --select",
-                                hint="write one of " + ", ".join(sorted(by_table[core])))
+                raise UserError(
+                    f"'{core}' is ambiguous in --select",
+                    hint="write one of " + ", ".join(sorted(by_table[core])),
+                )
             close = difflib.get_close_matches(core, sorted(names), n=1)
-            raise UserError(f"--select matches nothing: '{core}'",
-                            hint=f"did you mean '{close[0]}'?" if close else
-                            "see 'pipe list' for the names")
+            raise UserError(
+                f"--select matches nothing: '{core}'",
+                hint=f"did you mean '{close[0]}'?" if close else "see 'pipe list' for the names",
+            )
         sel = set(base)
         if up_too:
             sel |= _closure(base, graph.upstream)

@@ -62,9 +62,11 @@ def fork_pool(tasks: int):
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed or odd stream: nothing to copy
             pass
-    executor = ProcessPoolExecutor(max(1, min(workers(), tasks)),
-                                   mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_worker_signals)
+    executor = ProcessPoolExecutor(
+        max(1, min(workers(), tasks)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_signals,
+    )
     try:
         yield executor
     except BaseException:  # Ctrl-C: drop the queued jobs, the running ones end soon
@@ -156,8 +158,15 @@ def code_version() -> str:
         h.update(f"{origin}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
         site = origin.parent.parent
         try:  # the installed versions: sqlglot-30.30.0.dist-info, sqlglotc-...
-            h.update(repr(sorted(n for n in os.listdir(site) if n.lower().startswith(
-                (name, "sqlglotc", "pyyaml", "markupsafe")))).encode())
+            h.update(
+                repr(
+                    sorted(
+                        n
+                        for n in os.listdir(site)
+                        if n.lower().startswith((name, "sqlglotc", "pyyaml", "markupsafe"))
+                    )
+                ).encode()
+            )
         except OSError:
             pass
     for folder in folders:
@@ -220,16 +229,23 @@ class FileCache:
         if path is None:
             return
         stored = read_pickle(path)  # missing or corrupt: every file is read
-        if (isinstance(stored, dict) and stored.get("version") == FILES_VERSION
-                and stored.get("code") == code_version()):
+        if (
+            isinstance(stored, dict)
+            and stored.get("version") == FILES_VERSION
+            and stored.get("code") == code_version()
+        ):
             self.old = stored["entries"]
             self.trusted_before = stored["scan_ns"] - RACY_NS
 
     def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
         """Whether `get` would find `rel` (without noting anything)."""
         entry = self.old.get(rel) if st is not None else None
-        return (entry is not None and entry[0] == kind and entry[1] == _stat_key(st)
-                and st.st_ctime_ns < self.trusted_before)
+        return (
+            entry is not None
+            and entry[0] == kind
+            and entry[1] == _stat_key(st)
+            and st.st_ctime_ns < self.trusted_before
+        )
 
     def get(self, rel: str, st: os.stat_result | None, kind: str):
         """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
@@ -250,11 +266,17 @@ class FileCache:
             self.new[rel] = (kind, _stat_key(st), digest, value)
 
     def save(self) -> None:
-        if self.path is None or self.readonly or not (self.dirty or len(self.new) != len(
-                self.old)):
+        if self.path is None or self.readonly or not (self.dirty or len(self.new) != len(self.old)):
             return
-        write_pickle(self.path, {"version": FILES_VERSION, "code": code_version(),
-                                 "scan_ns": self.scan_ns, "entries": self.new})
+        write_pickle(
+            self.path,
+            {
+                "version": FILES_VERSION,
+                "code": code_version(),
+                "scan_ns": self.scan_ns,
+                "entries": self.new,
+            },
+        )
         self.old, self.dirty = self.new, False
 
 
@@ -339,7 +361,7 @@ def _read_chunk(bounds: tuple[int, int]) -> list[tuple[str, str, object]]:
     assert _READ is not None
     base, pools, jobs = _READ
     out = []
-    for rel, kind in jobs[bounds[0]:bounds[1]]:
+    for rel, kind in jobs[bounds[0] : bounds[1]]:
         try:
             text, digest = _read_text(base, rel)
             if kind == "text":
@@ -358,11 +380,16 @@ def find_project_root(path: Path) -> Path:
     path = Path(path)
     if not (path / "pipe.yml").is_file():
         if (path / "pipe.yaml").is_file():
-            raise ConfigError("pipe reads pipe.yml, not pipe.yaml",
-                              at=SourceLocation("pipe.yaml", 1), hint="rename it")
-        raise ConfigError(f"no pipe.yml in {path}",
-                          hint="run pipe inside a project, pass --project DIR, "
-                          "or create one with 'pipe init DIR'")
+            raise ConfigError(
+                "pipe reads pipe.yml, not pipe.yaml",
+                at=SourceLocation("pipe.yaml", 1),
+                hint="rename it",
+            )
+        raise ConfigError(
+            f"no pipe.yml in {path}",
+            hint="run pipe inside a project, pass --project DIR, "
+            "or create one with 'pipe init DIR'",
+        )
     return path
 
 
@@ -379,15 +406,21 @@ def _read_yaml(root: Path, rel: str, errors: list[UserError], text: str | None =
 def _stem_parts(rel: str, top: str, suffix: str, errors) -> tuple[str, str] | None:
     parts = rel.split("/")[1:]  # below top
     if len(parts) != 2:
-        errors.append(ConfigError(
-            f"{top} files live at {top}/<schema>/<name>{suffix}", at=SourceLocation(rel, 1)))
+        errors.append(
+            ConfigError(
+                f"{top} files live at {top}/<schema>/<name>{suffix}", at=SourceLocation(rel, 1)
+            )
+        )
         return None
     schema, stem = parts[0], parts[1][: -len(suffix)]
     for part in (schema, stem):
         if not cfg._NAME.match(part):
-            errors.append(ConfigError(
-                f"'{part}' is not a valid name: use letters, digits and _",
-                at=SourceLocation(rel, 1)))
+            errors.append(
+                ConfigError(
+                    f"'{part}' is not a valid name: use letters, digits and _",
+                    at=SourceLocation(rel, 1),
+                )
+            )
             return None
     return schema, stem
 
@@ -414,11 +447,15 @@ def _walk(root: Path, top: str) -> dict[str, os.DirEntry]:
             if entry.name.startswith("."):
                 continue
             rel = f"{folder}/{entry.name}"
-            if entry.is_symlink() and os.path.commonpath(
-                    [inside, os.path.realpath(entry.path)]) != inside:
-                raise ConfigError(f"this is a symlink to {os.path.realpath(entry.path)}, "
-                                  "outside the project", at=SourceLocation(rel),
-                                  hint="a project reads only its own files: copy the file in")
+            if (
+                entry.is_symlink()
+                and os.path.commonpath([inside, os.path.realpath(entry.path)]) != inside
+            ):
+                raise ConfigError(
+                    f"this is a symlink to {os.path.realpath(entry.path)}, outside the project",
+                    at=SourceLocation(rel),
+                    hint="a project reads only its own files: copy the file in",
+                )
             found[rel] = entry
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
@@ -454,8 +491,9 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
     (.pipe/cache/files.pickle), which CompiledProject.save_cache writes when
     `write_cache`."""
     root = find_project_root(root)
-    files = FileCache(root / ".pipe" / "cache" / "files.pickle" if use_cache else None,
-                      readonly=not write_cache)
+    files = FileCache(
+        root / ".pipe" / "cache" / "files.pickle" if use_cache else None, readonly=not write_cache
+    )
     reader = _Reader(root, files if use_cache else None)
     errors: list[UserError] = []
 
@@ -478,11 +516,19 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
         side = rel[: -len(".sql")] + ".yml"
         if side in found:
             stats[side] = _stat(found[side])
-    reader.read_ahead([(rel, "text" if rel.endswith(".sql") else "model_config")
-                       for rel, st in stats.items()
-                       if st is not None and not (files.fresh(
-                           rel, st, "text" if rel.endswith(".sql") else "model_config")
-                           if use_cache else False)], pools)
+    reader.read_ahead(
+        [
+            (rel, "text" if rel.endswith(".sql") else "model_config")
+            for rel, st in stats.items()
+            if st is not None
+            and not (
+                files.fresh(rel, st, "text" if rel.endswith(".sql") else "model_config")
+                if use_cache
+                else False
+            )
+        ],
+        pools,
+    )
     for rel in sql_files:
         parts = _stem_parts(rel, "models", ".sql", errors)
         if parts is None:
@@ -493,8 +539,9 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
         if side_st is not None:
             sidecars.discard(side)
             sidecar_rel = side
-            cached = reader.cached(side, side_st, "model_config",
-                                   lambda value: value[0] == pools)  # validated alike
+            cached = reader.cached(
+                side, side_st, "model_config", lambda value: value[0] == pools
+            )  # validated alike
             if cached is not None:
                 model_cfg = cached[1]
             else:
@@ -514,9 +561,12 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
             reader.keep(rel, sql_st, "text", digest, sql)
         models.append(RawModel(_node_name(parts), rel, sql, model_cfg, sidecar_rel))
     for orphan in sorted(sidecars, key=lambda r: r.split("/")):
-        errors.append(ConfigError(
-            f"sidecar without a model: no {Path(orphan).stem}.sql beside it",
-            at=SourceLocation(orphan, 1)))
+        errors.append(
+            ConfigError(
+                f"sidecar without a model: no {Path(orphan).stem}.sql beside it",
+                at=SourceLocation(orphan, 1),
+            )
+        )
 
     seeds: list[RawSeed] = []
     found_seeds = _walk(root, "seeds")
@@ -533,8 +583,7 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
             seed_cfg = reader.cached(side, side_st, "seed_config")
             if seed_cfg is None:
                 text, digest = reader.text(side)
-                seed_cfg = cfg.parse_seed_config(_read_yaml(root, side, errors, text), side,
-                                                 errors)
+                seed_cfg = cfg.parse_seed_config(_read_yaml(root, side, errors, text), side, errors)
                 reader.keep(side, side_st, "seed_config", digest, seed_cfg)
         csv_st = _stat(found_seeds[rel])
         sha = reader.cached(rel, csv_st, "csv")
@@ -543,17 +592,29 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
             reader.keep(rel, csv_st, "csv", sha, sha)
         seeds.append(RawSeed(_node_name(parts), rel, sha, seed_cfg))
     for orphan in sorted(seed_sidecars, key=lambda r: r.split("/")):
-        errors.append(ConfigError(
-            f"sidecar without a seed: no {Path(orphan).stem}.csv beside it",
-            at=SourceLocation(orphan, 1)))
+        errors.append(
+            ConfigError(
+                f"sidecar without a seed: no {Path(orphan).stem}.csv beside it",
+                at=SourceLocation(orphan, 1),
+            )
+        )
     for found_top in (found, found_seeds):
         for wrong in _files(found_top, ".yaml"):
-            errors.append(ConfigError("pipe reads sidecars named <name>.yml, not .yaml",
-                                      at=SourceLocation(wrong, 1),
-                                      hint=f"rename it to {Path(wrong).stem}.yml"))
+            errors.append(
+                ConfigError(
+                    "pipe reads sidecars named <name>.yml, not .yaml",
+                    at=SourceLocation(wrong, 1),
+                    hint=f"rename it to {Path(wrong).stem}.yml",
+                )
+            )
     if (root / "sources.yaml").is_file():
-        errors.append(ConfigError("pipe reads sources.yml, not sources.yaml",
-                                  at=SourceLocation("sources.yaml", 1), hint="rename it"))
+        errors.append(
+            ConfigError(
+                "pipe reads sources.yml, not sources.yaml",
+                at=SourceLocation("sources.yaml", 1),
+                hint="rename it",
+            )
+        )
 
     sources: tuple[cfg.SourceConfig, ...] = ()
     if (root / "sources.yml").is_file():
@@ -582,5 +643,13 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
 
     raise_collected(errors)
     assert project is not None
-    return RawProject(root, project, tuple(models), tuple(seeds), sources, tuple(macros),
-                      digest=reader.digest.hexdigest(), files=files if use_cache else None)
+    return RawProject(
+        root,
+        project,
+        tuple(models),
+        tuple(seeds),
+        sources,
+        tuple(macros),
+        digest=reader.digest.hexdigest(),
+        files=files if use_cache else None,
+    )

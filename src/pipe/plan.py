@@ -120,9 +120,13 @@ def temp_name(table: str, tid: str) -> str:
     return f"{schema}.{name[:40]}__pipe_tmp_{tid[:8]}"
 
 
-def build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None = None,
-               full_interval: Interval | None = None,
-               render: Callable[[Node, Interval | None], bool] | None = None) -> Plan:
+def build_plan(
+    cp: CompiledProject,
+    run: Interval,
+    models: Iterable[str] | None = None,
+    full_interval: Interval | None = None,
+    render: Callable[[Node, Interval | None], bool] | None = None,
+) -> Plan:
     """Expand the project over `run`: every task with its edges and SQL.
 
     `full_interval` is the interval full and view models are built for (the run's by
@@ -133,8 +137,9 @@ def build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None 
         return _build_plan(cp, run, models, full_interval or run, render)
 
 
-def _build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None,
-                full_iv: Interval, render) -> Plan:
+def _build_plan(
+    cp: CompiledProject, run: Interval, models: Iterable[str] | None, full_iv: Interval, render
+) -> Plan:
     wanted = set(models) if models is not None else None
     tasks: list[Task] = []
     by_model: dict[str, list[Task]] = {}
@@ -157,8 +162,9 @@ def _build_plan(cp: CompiledProject, run: Interval, models: Iterable[str] | None
     return Plan(cp.name, cp.target.name, cp.target.dialect, run, tuple(tasks))
 
 
-def _lookback_start(cp: CompiledProject, node: Node, run: Interval,
-                    since: dict[str, datetime]) -> datetime:
+def _lookback_start(
+    cp: CompiledProject, node: Node, run: Interval, since: dict[str, datetime]
+) -> datetime:
     """The first interval an incremental model rebuilds in a run of `run`: its own
     `lookback` intervals back (never before the project's start), or as far back as an
     incremental upstream rebuilds, since the intervals that read those are rebuilt too."""
@@ -182,35 +188,72 @@ def _upstream_ids(node: Node, iv: Interval | None, by_model: dict[str, list[Task
     ids: list[str] = []
     for up in node.upstream:
         for t in by_model.get(up, ()):
-            if node.kind == "incremental" and t.kind == "incremental" and not (
-                    t.interval.overlaps(iv)):
+            if (
+                node.kind == "incremental"
+                and t.kind == "incremental"
+                and not (t.interval.overlaps(iv))
+            ):
                 continue  # an incremental interval waits only for the upstream ones it reads
             ids.append(t.id)
     return tuple(sorted(ids))
 
 
-def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
-              by_model: dict[str, list[Task]], render=None,
-              since: datetime | None = None) -> list[Task]:
+def _tasks_of(
+    cp: CompiledProject,
+    node: Node,
+    run: Interval,
+    full_iv: Interval,
+    by_model: dict[str, list[Task]],
+    render=None,
+    since: datetime | None = None,
+) -> list[Task]:
     if node.kind == "source":
         src = node.source
         if not src or not src.wait_for:
             return []
         text = render_snippet(src.wait_for, run, "sources.yml", src.line)
-        sql = sqlmod.transpile(text, cp.raw.config.dialect, cp.target.dialect, "sources.yml",
-                               src.line, only_select=f"the wait_for of source '{src.name}'")
+        sql = sqlmod.transpile(
+            text,
+            cp.raw.config.dialect,
+            cp.target.dialect,
+            "sources.yml",
+            src.line,
+            only_select=f"the wait_for of source '{src.name}'",
+        )
         tid = task_id(node.name, run)
-        return [Task(tid, node.name, "sensor", run, (), node.fingerprint, node.name, sql=sql,
-                     poke_every=src.poke_every, wait_timeout=src.wait_timeout)]
+        return [
+            Task(
+                tid,
+                node.name,
+                "sensor",
+                run,
+                (),
+                node.fingerprint,
+                node.name,
+                sql=sql,
+                poke_every=src.poke_every,
+                wait_timeout=src.wait_timeout,
+            )
+        ]
     if node.kind == "seed":
         tid = task_id(node.name, None)
-        return [Task(tid, node.name, "seed", None, (), node.fingerprint, node.name,
-                     temp=temp_name(node.name, tid), seed_path=node.seed.path,
-                     column_types=node.seed.config.column_types)]
+        return [
+            Task(
+                tid,
+                node.name,
+                "seed",
+                None,
+                (),
+                node.fingerprint,
+                node.name,
+                temp=temp_name(node.name, tid),
+                seed_path=node.seed.path,
+                column_types=node.seed.config.column_types,
+            )
+        ]
     c = node.config
     if node.kind == "incremental":
-        intervals = list(expand(Interval(min(since or run.start, run.start), run.end),
-                                node.grain))
+        intervals = list(expand(Interval(min(since or run.start, run.start), run.end), node.grain))
     else:
         intervals = [full_iv]
     out = []
@@ -220,12 +263,23 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
         tid = task_id(node.name, iv)
         temp = temp_name(node.name, tid)
         full = render is None or render(node, iv)
-        checks = () if not full else tuple(
-            CheckSpec(ch.name, ch.type, ch.severity,
-                      checkmod.check_sql(ch, temp, cp.raw.config.dialect, cp.target.dialect,
-                                         _sidecar(cp, node), iv),
-                      ch.warn_if, ch.error_if)
-            for ch in c.checks)
+        checks = (
+            ()
+            if not full
+            else tuple(
+                CheckSpec(
+                    ch.name,
+                    ch.type,
+                    ch.severity,
+                    checkmod.check_sql(
+                        ch, temp, cp.raw.config.dialect, cp.target.dialect, _sidecar(cp, node), iv
+                    ),
+                    ch.warn_if,
+                    ch.error_if,
+                )
+                for ch in c.checks
+            )
+        )
         upstream = _upstream_ids(node, iv, by_model)
         own_lookback = iv.start < run.start and c.lookback > 0
         if looked_back and not own_lookback:
@@ -241,16 +295,32 @@ def _tasks_of(cp: CompiledProject, node: Node, run: Interval, full_iv: Interval,
                 prior = previous(iv, node.grain)
                 if cp.raw.config.start is None or prior.start >= cp.raw.config.start:
                     past = prior
-        out.append(Task(
-            tid, node.name, node.kind, iv, upstream, node.fingerprint, node.name, temp,
-            cp.model_sql(node.name, iv) if full else "",
-            c.time_column if node.kind == "incremental" else None,
-            checks, c.pool, c.max_concurrency, c.retries, c.retry_delay, c.timeout, past,
-            # its own late-data intervals; an interval before the run's that it has only
-            # because an upstream looks back is rebuilt when that upstream's is
-            lookback=own_lookback,
-            on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail",
-            grants=c.grants))
+        out.append(
+            Task(
+                tid,
+                node.name,
+                node.kind,
+                iv,
+                upstream,
+                node.fingerprint,
+                node.name,
+                temp,
+                cp.model_sql(node.name, iv) if full else "",
+                c.time_column if node.kind == "incremental" else None,
+                checks,
+                c.pool,
+                c.max_concurrency,
+                c.retries,
+                c.retry_delay,
+                c.timeout,
+                past,
+                # its own late-data intervals; an interval before the run's that it has only
+                # because an upstream looks back is rebuilt when that upstream's is
+                lookback=own_lookback,
+                on_schema_change=c.on_schema_change if node.kind == "incremental" else "fail",
+                grants=c.grants,
+            )
+        )
         prev_id = tid
         if own_lookback:
             looked_back.append(tid)
@@ -278,8 +348,15 @@ def _iv(iv: Interval | None):
 def to_json(plan: Plan) -> dict:
     tasks = []
     for t in plan.tasks:
-        d: dict = {"id": t.id, "model": t.model, "kind": t.kind, "interval": _iv(t.interval),
-                   "upstream": list(t.upstream), "fingerprint": t.fingerprint, "table": t.table}
+        d: dict = {
+            "id": t.id,
+            "model": t.model,
+            "kind": t.kind,
+            "interval": _iv(t.interval),
+            "upstream": list(t.upstream),
+            "fingerprint": t.fingerprint,
+            "table": t.table,
+        }
         if t.temp:
             d["temp"] = t.temp
         if t.time_column:
@@ -289,13 +366,29 @@ def to_json(plan: Plan) -> dict:
         if t.sql:
             d["sql"] = _lines(t.sql)
         if t.checks:
-            d["checks"] = [{k: v for k, v in (("name", c.name), ("type", c.type),
-                                              ("severity", c.severity), ("warn_if", c.warn_if),
-                                              ("error_if", c.error_if),
-                                              ("sql", _lines(c.sql))) if v is not None}
-                           for c in t.checks]
-        for key in ("pool", "max_concurrency", "timeout", "seed_path", "poke_every",
-                    "wait_timeout"):
+            d["checks"] = [
+                {
+                    k: v
+                    for k, v in (
+                        ("name", c.name),
+                        ("type", c.type),
+                        ("severity", c.severity),
+                        ("warn_if", c.warn_if),
+                        ("error_if", c.error_if),
+                        ("sql", _lines(c.sql)),
+                    )
+                    if v is not None
+                }
+                for c in t.checks
+            ]
+        for key in (
+            "pool",
+            "max_concurrency",
+            "timeout",
+            "seed_path",
+            "poke_every",
+            "wait_timeout",
+        ):
             if getattr(t, key) is not None:
                 d[key] = getattr(t, key)
         if t.retries:
@@ -310,10 +403,14 @@ def to_json(plan: Plan) -> dict:
         if t.grants:
             d["grants"] = {p: list(roles) for p, roles in t.grants}
         tasks.append(d)
-    return {"pipe_plan": PLAN_FORMAT, "project": plan.project, "target": plan.target,
-            "dialect": plan.dialect,
-            "interval": {"label": plan.interval.label, **plan.interval.to_json()},
-            "tasks": tasks}
+    return {
+        "pipe_plan": PLAN_FORMAT,
+        "project": plan.project,
+        "target": plan.target,
+        "dialect": plan.dialect,
+        "interval": {"label": plan.interval.label, **plan.interval.to_json()},
+        "tasks": tasks,
+    }
 
 
 def dumps(plan: Plan) -> bytes:
@@ -402,29 +499,53 @@ def _interval_of(start: str, end: str) -> Interval:
 
 def from_json(data: dict) -> Plan:
     if data.get("pipe_plan") != PLAN_FORMAT:
-        raise UserError(f"unsupported plan format {data.get('pipe_plan')!r}",
-                        hint="recompile with 'pipe compile'")
+        raise UserError(
+            f"unsupported plan format {data.get('pipe_plan')!r}",
+            hint="recompile with 'pipe compile'",
+        )
     tasks = []
     for d in data["tasks"]:
-        tasks.append(Task(
-            id=d["id"], model=d["model"], kind=d["kind"], interval=_interval(d["interval"]),
-            upstream=tuple(d["upstream"]), fingerprint=d["fingerprint"], table=d["table"],
-            temp=d.get("temp"), sql="\n".join(d.get("sql", [])),
-            time_column=d.get("time_column"),
-            checks=tuple(CheckSpec(c["name"], c["type"], c["severity"], "\n".join(c["sql"]),
-                                   c.get("warn_if"), c.get("error_if"))
-                         for c in d.get("checks", [])),
-            pool=d.get("pool"), max_concurrency=d.get("max_concurrency"),
-            retries=d.get("retries", 0), retry_delay=d.get("retry_delay", 1.0),
-            timeout=d.get("timeout"), past=_interval(d.get("depends_on_past")),
-            seed_path=d.get("seed_path"),
-            column_types=tuple(sorted(d.get("column_types", {}).items())),
-            poke_every=d.get("poke_every"), wait_timeout=d.get("wait_timeout"),
-            lookback=d.get("lookback", False),
-            on_schema_change=d.get("on_schema_change", "fail"),
-            grants=tuple((p, tuple(r)) for p, r in sorted(d.get("grants", {}).items()))))
-    return Plan(data["project"], data["target"], data["dialect"],
-                _interval(data["interval"]), tuple(tasks))
+        tasks.append(
+            Task(
+                id=d["id"],
+                model=d["model"],
+                kind=d["kind"],
+                interval=_interval(d["interval"]),
+                upstream=tuple(d["upstream"]),
+                fingerprint=d["fingerprint"],
+                table=d["table"],
+                temp=d.get("temp"),
+                sql="\n".join(d.get("sql", [])),
+                time_column=d.get("time_column"),
+                checks=tuple(
+                    CheckSpec(
+                        c["name"],
+                        c["type"],
+                        c["severity"],
+                        "\n".join(c["sql"]),
+                        c.get("warn_if"),
+                        c.get("error_if"),
+                    )
+                    for c in d.get("checks", [])
+                ),
+                pool=d.get("pool"),
+                max_concurrency=d.get("max_concurrency"),
+                retries=d.get("retries", 0),
+                retry_delay=d.get("retry_delay", 1.0),
+                timeout=d.get("timeout"),
+                past=_interval(d.get("depends_on_past")),
+                seed_path=d.get("seed_path"),
+                column_types=tuple(sorted(d.get("column_types", {}).items())),
+                poke_every=d.get("poke_every"),
+                wait_timeout=d.get("wait_timeout"),
+                lookback=d.get("lookback", False),
+                on_schema_change=d.get("on_schema_change", "fail"),
+                grants=tuple((p, tuple(r)) for p, r in sorted(d.get("grants", {}).items())),
+            )
+        )
+    return Plan(
+        data["project"], data["target"], data["dialect"], _interval(data["interval"]), tuple(tasks)
+    )
 
 
 def plan_path(root: Path, target: str, interval: Interval) -> Path:
@@ -466,8 +587,9 @@ def _write(root: Path, plan: Plan) -> tuple[Path, bool, bytes]:
 def plan_key(cp: CompiledProject, interval: Interval) -> str | None:
     if not cp.key:
         return None
-    return hashlib.sha256(f"{PLAN_FORMAT}\0{cp.key}\0{iso(interval.start)}\0"
-                          f"{iso(interval.end)}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{PLAN_FORMAT}\0{cp.key}\0{iso(interval.start)}\0{iso(interval.end)}".encode()
+    ).hexdigest()
 
 
 def known_unchanged(cp: CompiledProject, interval: Interval) -> int | None:
@@ -495,8 +617,9 @@ def write_recorded(cp: CompiledProject, plan: Plan) -> tuple[Path, bool]:
     path, changed, data = _write(root, plan)
     key = plan_key(cp, plan.interval)
     if key is not None and plan.target == cp.target.name:
-        cp.state.record(relpath(root, path),
-                        (key, hashlib.sha256(data).hexdigest(), len(plan.tasks)))
+        cp.state.record(
+            relpath(root, path), (key, hashlib.sha256(data).hexdigest(), len(plan.tasks))
+        )
     return path, changed
 
 
@@ -529,23 +652,30 @@ def load(path: Path) -> Plan:
         doc = json.loads(data)
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
-        raise PlanFileError(f"this plan file is not valid JSON: {getattr(exc, 'msg', exc)}",
-                            at=SourceLocation(where.path, line), hint=fix) from None
+        raise PlanFileError(
+            f"this plan file is not valid JSON: {getattr(exc, 'msg', exc)}",
+            at=SourceLocation(where.path, line),
+            hint=fix,
+        ) from None
     if not isinstance(doc, dict) or "pipe_plan" not in doc:
-        raise PlanFileError("this is not a pipe plan (no 'pipe_plan' format key)", at=where,
-                            hint=fix)
+        raise PlanFileError(
+            "this is not a pipe plan (no 'pipe_plan' format key)", at=where, hint=fix
+        )
     if doc["pipe_plan"] != PLAN_FORMAT:
-        raise PlanFileError(f"this plan has format {doc['pipe_plan']!r}; this pipe reads format "
-                            f"{PLAN_FORMAT}", at=where, hint="recompile it with this pipe: "
-                            "'pipe compile' for its interval")
+        raise PlanFileError(
+            f"this plan has format {doc['pipe_plan']!r}; this pipe reads format {PLAN_FORMAT}",
+            at=where,
+            hint="recompile it with this pipe: 'pipe compile' for its interval",
+        )
     try:
         return from_json(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PlanFileError(f"this plan file is damaged: {type(exc).__name__} {exc}",
-                            at=where, hint=fix) from None
+        raise PlanFileError(
+            f"this plan file is damaged: {type(exc).__name__} {exc}", at=where, hint=fix
+        ) from None
 
 
 def _shown(path: Path) -> str:
     """plans/<target>/<file> relative to the project, as messages name files."""
     parts = path.parts
-    return "/".join(parts[parts.index("plans"):]) if "plans" in parts else str(path)
+    return "/".join(parts[parts.index("plans") :]) if "plans" in parts else str(path)

@@ -82,8 +82,9 @@ class Reporter:
 
     def task_started(self, task: Task, attempt: int) -> None: ...
 
-    def task_finished(self, task: Task, result: TaskResult, attempt: int, seconds: float,
-                      final: bool) -> None: ...
+    def task_finished(
+        self, task: Task, result: TaskResult, attempt: int, seconds: float, final: bool
+    ) -> None: ...
 
     def task_settled(self, task: Task, outcome: Outcome) -> None: ...
 
@@ -103,8 +104,15 @@ def _changes(result: TaskResult, key: Key) -> tuple:
 class _Recorder(Listener):
     """Scheduler events -> state store (batched commits) and the reporter."""
 
-    def __init__(self, state: StateStore, run_id: int, target: str, reporter: Reporter,
-                 current: dict[Key, Entry], why: Mapping[str, str]):
+    def __init__(
+        self,
+        state: StateStore,
+        run_id: int,
+        target: str,
+        reporter: Reporter,
+        current: dict[Key, Entry],
+        why: Mapping[str, str],
+    ):
         self.state, self.run_id, self.target, self.reporter = state, run_id, target, reporter
         self.current, self.why = current, why
         self.last_commit = 0.0  # the first commit is not put off
@@ -114,15 +122,22 @@ class _Recorder(Listener):
 
     def started(self, task, attempt, queued_at, started_at):
         self.running += 1
-        self.state.attempt_started(self.run_id, task.id, attempt, task.key, queued_at,
-                                   started_at)
+        self.state.attempt_started(self.run_id, task.id, attempt, task.key, queued_at, started_at)
         self.reporter.task_started(task, attempt)
         self._maybe_commit()
 
     def finished(self, task, attempt, result, started_at, finished_at, final):
         self.running -= 1
-        self.state.attempt_finished(self.run_id, task.id, attempt, result.status, finished_at,
-                                    result.rows, result.leaked, result.error)
+        self.state.attempt_finished(
+            self.run_id,
+            task.id,
+            attempt,
+            result.status,
+            finished_at,
+            result.rows,
+            result.leaked,
+            result.error,
+        )
         if result.checks:
             self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks)
         if result.status == "success":
@@ -137,8 +152,7 @@ class _Recorder(Listener):
 
     def settled(self, task, outcome):
         # a success records why it ran: the ledger's decision, for `pipe status --run`
-        reason = outcome.reason or (self.why.get(task.id) if outcome.status == "success"
-                                    else None)
+        reason = outcome.reason or (self.why.get(task.id) if outcome.status == "success" else None)
         self.state.outcome(self.run_id, task.id, task.key, outcome.status, reason)
         self.reporter.task_settled(task, outcome)
 
@@ -164,8 +178,9 @@ class _Recorder(Listener):
         self.state.commit()
 
 
-def clean_temp(adapter: Adapter, tasks: Sequence[Task],
-               relations: dict[str, str] | None = None) -> list[str]:
+def clean_temp(
+    adapter: Adapter, tasks: Sequence[Task], relations: dict[str, str] | None = None
+) -> list[str]:
     """Drop the temp relations of these tasks that an older run left behind.
 
     A task builds its temp table inside its own transaction, so on engines with
@@ -189,11 +204,26 @@ def check_env(target: Target) -> None:
             expand_env(value, f"target '{target.name}' {key}")
 
 
-def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, label: str,
-              start: str, end: str, caps: Caps, force: bool = False, wait: bool = True,
-              reporter: Reporter | None = None, priority=None, args: dict | None = None,
-              handle_signals: bool = True, hydrate=None, context: Mapping[str, Task] | None = None,
-              execution_time: datetime | None = None) -> RunResult:
+def run_tasks(
+    root: Path,
+    target: Target,
+    tasks: Sequence[Task],
+    *,
+    kind: str,
+    label: str,
+    start: str,
+    end: str,
+    caps: Caps,
+    force: bool = False,
+    wait: bool = True,
+    reporter: Reporter | None = None,
+    priority=None,
+    args: dict | None = None,
+    handle_signals: bool = True,
+    hydrate=None,
+    context: Mapping[str, Task] | None = None,
+    execution_time: datetime | None = None,
+) -> RunResult:
     """Execute `tasks` (one plan, or a backfill's expansion) under the project lock.
 
     `context` holds every task of the expansion by id (default: `tasks`): a selected
@@ -209,13 +239,17 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
     try:
         lock.acquire(wait, reporter.waiting_for_lock, f"pipe {kind} {label}")
     except LockHeld as exc:
-        raise LockBusy(f"another pipe process is running on this project ({exc.holder})",
-                       hint="wait for it, or drop --no-wait to queue behind it") from None
+        raise LockBusy(
+            f"another pipe process is running on this project ({exc.holder})",
+            hint="wait for it, or drop --no-wait to queue behind it",
+        ) from None
     state = StateStore(root)
     if state.moved_aside is not None:
-        reporter.note(f".pipe/state.db was damaged: kept as .pipe/{state.moved_aside.name}; "
-                      "what is published is rebuilt from the warehouse's ledger, the run "
-                      "history before it is lost")
+        reporter.note(
+            f".pipe/state.db was damaged: kept as .pipe/{state.moved_aside.name}; "
+            "what is published is rebuilt from the warehouse's ledger, the run "
+            "history before it is lost"
+        )
     adapter = None
     workers: dict[int, Adapter] = {}
     workers_lock = threading.Lock()
@@ -232,28 +266,40 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
                 adapter.ensure_schema(schema)
         published, missing = _published(adapter, schemas, reporter, kind, relations)
         state.reconcile(target.name, published)
-        decision = decide(tasks, context, published, stale(published),
-                          execution_time=execution_time, force=force, missing=missing)
+        decision = decide(
+            tasks,
+            context,
+            published,
+            stale(published),
+            execution_time=execution_time,
+            force=force,
+            missing=missing,
+        )
         if decision.blocked:
             raise _refusal(decision.blocked)
         done = set(decision.skip) | _idle_sensors(tasks, decision.skip)
         if decision.partial:
-            reporter.note(f"{len(decision.partial)} task(s) cover time after the execution "
-                          f"time {iso(execution_time)}Z: recorded as partial, rebuilt by the "
-                          "first run or backfill that covers them once complete")
+            reporter.note(
+                f"{len(decision.partial)} task(s) cover time after the execution "
+                f"time {iso(execution_time)}Z: recorded as partial, rebuilt by the "
+                "first run or backfill that covers them once complete"
+            )
         blocked = {}
         for t in tasks:
             if t.past is not None and t.id not in done:
                 key = (t.model, iso(t.past.start), iso(t.past.end))
                 if key not in published:
-                    blocked[t.id] = (f"depends_on_past: {t.model} {t.past.label} is not "
-                                     "published yet; run that interval first")
+                    blocked[t.id] = (
+                        f"depends_on_past: {t.model} {t.past.label} is not "
+                        "published yet; run that interval first"
+                    )
 
         run_id = state.start_run(kind, target.name, label, start, end, args or {}, len(tasks))
         current = dict(published)
         recorder = _Recorder(state, run_id, target.name, reporter, current, decision.run)
-        state.outcomes(run_id, [(t.id, *t.key, "skipped", "already published")
-                                for t in tasks if t.id in done])
+        state.outcomes(
+            run_id, [(t.id, *t.key, "skipped", "already published") for t in tasks if t.id in done]
+        )
         stamps = _Stamper(context, current, decision)
 
         def connection() -> Adapter:
@@ -279,16 +325,21 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             """Always a TaskResult: a worker that cannot connect or load its task fails
             that task (retried as any), and even a bug ends as a failed task, recorded."""
             try:
-                result = execute_with_timeout(connection(), hydrate(task) if hydrate else
-                                              task, root, stamps.stamp(task))
+                result = execute_with_timeout(
+                    connection(), hydrate(task) if hydrate else task, root, stamps.stamp(task)
+                )
                 if result.status == "success":
                     stamps.published(task, result)  # before the downstream tasks start
                 return result
             except (UserError, AdapterError) as exc:
                 return TaskResult("failed", error=_one_line(exc))
             except Exception as exc:  # noqa: BLE001 - a bug in pipe: said, and not retried
-                return TaskResult("failed", retryable=False, error="internal error (a bug in "
-                                  f"pipe, please report it): {type(exc).__name__}: {exc}")
+                return TaskResult(
+                    "failed",
+                    retryable=False,
+                    error="internal error (a bug in "
+                    f"pipe, please report it): {type(exc).__name__}: {exc}",
+                )
 
         def poke(task: Task) -> bool:
             # pokes run on the scheduler thread: one may not outlast the sensor's budget
@@ -298,13 +349,22 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             finally:
                 deadline.cancel()
 
-        scheduler = Scheduler(tasks, caps, work, done=done, priority=priority, poke=poke,
-                              listener=recorder, blocked=blocked)
+        scheduler = Scheduler(
+            tasks,
+            caps,
+            work,
+            done=done,
+            priority=priority,
+            poke=poke,
+            listener=recorder,
+            blocked=blocked,
+        )
         reporter.start(len(tasks), len(done), label)
         reporter.skipped(done)
         started = time.monotonic()
-        restore = _install_sigint(scheduler, workers, reporter, recorder) if handle_signals \
-            else None
+        restore = (
+            _install_sigint(scheduler, workers, reporter, recorder) if handle_signals else None
+        )
         try:
             outcomes = scheduler.run()
         except BaseException:
@@ -319,8 +379,11 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
         counts: dict[str, int] = {}
         for r in reports:
             counts[r.status] = counts.get(r.status, 0) + 1
-        status = "interrupted" if scheduler.stopping else (
-            "failed" if counts.get("failed") or counts.get("upstream_failed") else "success")
+        status = (
+            "interrupted"
+            if scheduler.stopping
+            else ("failed" if counts.get("failed") or counts.get("upstream_failed") else "success")
+        )
         result = RunResult(run_id, status, tuple(reports), time.monotonic() - started, counts)
         state.finish_run(run_id, status, counts)
         reporter.done()
@@ -335,8 +398,7 @@ def run_tasks(root: Path, target: Target, tasks: Sequence[Task], *, kind: str, l
             # with transactional DDL a temp relation lives and dies with its task's
             # transaction: only an engine without it, or a --full-refresh that did not
             # reach its swap (its shadow table), can have left one behind
-            if not adapter.transactional_ddl or any(t.refresh or t.kind == "swap"
-                                                    for t in tasks):
+            if not adapter.transactional_ddl or any(t.refresh or t.kind == "swap" for t in tasks):
                 try:
                     clean_temp(adapter, tasks)
                 except AdapterError:
@@ -356,8 +418,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _published(adapter: Adapter, schemas: list[str], reporter: Reporter, kind: str,
-               relations: dict[str, str]) -> tuple[dict[Key, Entry], frozenset[str]]:
+def _published(
+    adapter: Adapter, schemas: list[str], reporter: Reporter, kind: str, relations: dict[str, str]
+) -> tuple[dict[Key, Entry], frozenset[str]]:
     """The warehouse ledger (the truth, written in each publish's transaction), less the
     models whose table is gone: a dropped table publishes nothing (SPEC §7, drift). Their
     keys get tombstones, so a rebuild of some intervals does not revive the others.
@@ -373,8 +436,9 @@ def _published(adapter: Adapter, schemas: list[str], reporter: Reporter, kind: s
         published = {k: e for k, e in published.items() if k[0] not in shadows}
     models = sorted({m for m, _, _ in published})
     listed = set(schemas) | {m.split(".", 1)[0] for m in models}
-    adapter.catalog.load(listed, {n: k for n, k in relations.items()
-                                  if n.split(".", 1)[0] in listed})
+    adapter.catalog.load(
+        listed, {n: k for n, k in relations.items() if n.split(".", 1)[0] in listed}
+    )
     gone = [m for m in models if adapter.relation_kind(m) is None]
     if not gone:
         return published, frozenset()
@@ -383,9 +447,11 @@ def _published(adapter: Adapter, schemas: list[str], reporter: Reporter, kind: s
         adapter.record_removed(keys, time.time())
     for model in gone:
         n = sum(1 for k in keys if k[0] == model)
-        reporter.note(f"{model}: its table is missing from the warehouse (dropped outside "
-                      f"pipe?); its {n} published interval(s) no longer count, and this "
-                      f"{kind} rebuilds the ones it covers")
+        reporter.note(
+            f"{model}: its table is missing from the warehouse (dropped outside "
+            f"pipe?); its {n} published interval(s) no longer count, and this "
+            f"{kind} rebuilds the ones it covers"
+        )
     return {k: e for k, e in published.items() if k[0] not in gone}, frozenset(gone)
 
 
@@ -394,9 +460,11 @@ def _refusal(blocked: Sequence[Blocked]) -> UpstreamMissing:
     more = len({b.task.id for b in blocked}) - 1
     return UpstreamMissing(
         f"{first.task.model} {first.task.label} reads {describe(first.upstream.key)}, which "
-        f"{first.why}" + (f" (and {more} more task(s) like it)" if more else "")
+        f"{first.why}"
+        + (f" (and {more} more task(s) like it)" if more else "")
         + "; nothing was run, so nothing is built from missing data",
-        hint=f"build the upstream in the same command: --select '+{first.task.model}'")
+        hint=f"build the upstream in the same command: --select '+{first.task.model}'",
+    )
 
 
 class _Stamper:
@@ -404,8 +472,7 @@ class _Stamper:
     the upstream publishes it reads (as they are now: upstream tasks of this command have
     published already), and whether its data may be incomplete."""
 
-    def __init__(self, context: Mapping[str, Task], current: dict[Key, Entry],
-                 decision: Decision):
+    def __init__(self, context: Mapping[str, Task], current: dict[Key, Entry], decision: Decision):
         self.context, self.current, self.partial = context, current, decision.partial
         self._lock = threading.Lock()
         self._last = 0.0
@@ -425,8 +492,11 @@ class _Stamper:
                     self.current[key] = entry
 
     def stamp(self, task: Task) -> Stamp:
-        keys = [self.context[u].key for u in task.upstream
-                if u in self.context and self.context[u].kind not in ("sensor", "swap")]
+        keys = [
+            self.context[u].key
+            for u in task.upstream
+            if u in self.context and self.context[u].kind not in ("sensor", "swap")
+        ]
         if task.past is not None:
             keys.append((task.model, iso(task.past.start), iso(task.past.end)))
         reads = []
@@ -445,8 +515,11 @@ def _idle_sensors(tasks: Sequence[Task], done) -> set[str]:
     for t in tasks:
         for u in t.upstream:
             waiting.setdefault(u, []).append(t.id)
-    return {t.id for t in tasks if t.kind == "sensor" and t.id not in done
-            and all(d in done for d in waiting.get(t.id, ()))}
+    return {
+        t.id
+        for t in tasks
+        if t.kind == "sensor" and t.id not in done and all(d in done for d in waiting.get(t.id, ()))
+    }
 
 
 def _install_sigint(scheduler: Scheduler, workers: dict, reporter: Reporter, recorder):
@@ -473,9 +546,19 @@ def _reports(tasks: Sequence[Task], outcomes: dict[str, Outcome]) -> list[TaskRe
     for t in tasks:
         o = outcomes[t.id]
         r = o.result
-        out.append(TaskReport(
-            t.id, t.model, t.kind, t.label, o.status,
-            o.reason or (getattr(r, "error", None) if o.status == "failed" else None),
-            getattr(r, "rows", None), None, o.attempts, getattr(r, "warnings", ()),
-            getattr(r, "checks", ())))
+        out.append(
+            TaskReport(
+                t.id,
+                t.model,
+                t.kind,
+                t.label,
+                o.status,
+                o.reason or (getattr(r, "error", None) if o.status == "failed" else None),
+                getattr(r, "rows", None),
+                None,
+                o.attempts,
+                getattr(r, "warnings", ()),
+                getattr(r, "checks", ()),
+            )
+        )
     return out

@@ -44,8 +44,9 @@ class Listener:
 
     def started(self, task, attempt: int, queued_at: float, started_at: float) -> None: ...
 
-    def finished(self, task, attempt: int, result, started_at: float,
-                 finished_at: float, final: bool) -> None: ...
+    def finished(
+        self, task, attempt: int, result, started_at: float, finished_at: float, final: bool
+    ) -> None: ...
 
     def settled(self, task, outcome: Outcome) -> None: ...
 
@@ -55,11 +56,19 @@ class Listener:
 
 
 class Scheduler:
-    def __init__(self, tasks: Sequence, caps: Caps, work: Callable, *,
-                 done: set[str] = frozenset(), priority: Callable | None = None,
-                 poke: Callable | None = None, listener: Listener | None = None,
-                 workers: ThreadPoolExecutor | None = None,
-                 blocked: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tasks: Sequence,
+        caps: Caps,
+        work: Callable,
+        *,
+        done: set[str] = frozenset(),
+        priority: Callable | None = None,
+        poke: Callable | None = None,
+        listener: Listener | None = None,
+        workers: ThreadPoolExecutor | None = None,
+        blocked: dict[str, str] | None = None,
+    ):
         self.tasks = {t.id: t for t in tasks}
         self.caps = caps
         self.work = work  # work(task, attempt) -> result with .status and .retryable
@@ -124,8 +133,9 @@ class Scheduler:
         delayed: list = []  # (due, task id): retries and sensor pokes
         sensor_since: dict[str, float] = {}
         own_pool = self._pool is None
-        pool = self._pool or ThreadPoolExecutor(max_workers=self.caps.concurrency,
-                                                thread_name_prefix="pipe-worker")
+        pool = self._pool or ThreadPoolExecutor(
+            max_workers=self.caps.concurrency, thread_name_prefix="pipe-worker"
+        )
         pools_cap = self.caps.pools
 
         def settle(tid: str, status: str, reason: str | None = None) -> None:
@@ -202,7 +212,7 @@ class Scheduler:
                 while delayed and delayed[0][0] <= tnow and not self._stop.is_set():
                     _, tid = heapq.heappop(delayed)
                     queued_at.pop(tid, None)  # a retry is ready again only now: its backoff
-                    push(tid)                 # and earlier attempts are no queue wait
+                    push(tid)  # and earlier attempts are no queue wait
                 fill()
                 if running == 0 and (self._stop.is_set() or not delayed):
                     break  # nothing runs and nothing more can start
@@ -233,8 +243,11 @@ class Scheduler:
                     fill()
                     self.listener.finished(t, attempt, result, started, finished, True)
                     self.listener.settled(t, o)
-                elif (getattr(result, "retryable", True) and attempt <= t.retries
-                      and not self._stop.is_set()):
+                elif (
+                    getattr(result, "retryable", True)
+                    and attempt <= t.retries
+                    and not self._stop.is_set()
+                ):
                     self.listener.finished(t, attempt, result, started, finished, False)
                     delay = t.retry_delay * 2 ** (attempt - 1) * (1 + random.uniform(0, 0.25))
                     heapq.heappush(delayed, (now() + delay, t.id))
@@ -271,8 +284,12 @@ class Scheduler:
             return
         waited = time.monotonic() - first
         if waited >= (t.wait_timeout or 0):
-            settle(t.id, "failed", f"sensor timed out after {waited:.0f}s"
-                   + (f" (last error: {error})" if error else ""))
+            settle(
+                t.id,
+                "failed",
+                f"sensor timed out after {waited:.0f}s"
+                + (f" (last error: {error})" if error else ""),
+            )
             return
         due = time.monotonic() + min(t.poke_every or 30.0, max(0.0, t.wait_timeout - waited))
         heapq.heappush(delayed, (due, t.id))

@@ -76,7 +76,8 @@ class TableRef:
 # unquoted), nor a table (pipe writes `alter table ... rename to t`), except the
 # TABLE_NAME_WORDS when a query can name them (see readable_after_schema).
 # tests/test_hostile_compile.py checks the list against both engines.
-RESERVED_WORDS = frozenset("""
+RESERVED_WORDS = frozenset(
+    """
     all analyse analyze and anti any array as asc asof asymmetric at authorization
     binary both by case cast check collate collation column columns concurrently
     constraint create cross current_catalog current_date current_role current_schema
@@ -89,7 +90,9 @@ RESERVED_WORDS = frozenset("""
     similar some struct summarize symmetric system_user table tablesample then to
     trailing true try_cast tuple union unique unpack unpivot user using variadic verbose
     when where window with
-""".split())
+""".split()
+)
+
 
 @lru_cache(maxsize=256)
 def readable_after_schema(word: str, dialect: str) -> bool:
@@ -98,8 +101,9 @@ def readable_after_schema(word: str, dialect: str) -> bool:
     (`a.select`, `a.from`), so no model could read that table."""
     _sqlglot()
     try:
-        tree = sqlglot.parse_one(f"select 1 from s.{word} join s.{word} as t on true",
-                                 read=_dialect_of(dialect))
+        tree = sqlglot.parse_one(
+            f"select 1 from s.{word} join s.{word} as t on true", read=_dialect_of(dialect)
+        )
     except (ParseError, TokenError):
         return False
     return [t.name for t in tree.find_all(exp.Table)] == [word, word]
@@ -108,8 +112,9 @@ def readable_after_schema(word: str, dialect: str) -> bool:
 # DuckDB's type_function keywords that neither engine reserves otherwise: a table may
 # have these names (`raw.semi`), pipe's statements take them after a schema.
 TABLE_NAME_WORDS = frozenset(
-    "anti asof at by columns generated glob map positional semi struct try_cast tuple unpack"
-    .split())
+    "anti asof at by columns generated glob map positional semi struct try_cast tuple"
+    " unpack".split()
+)
 
 
 # The longest identifier each target keeps; a longer one is truncated (PostgreSQL's
@@ -156,8 +161,10 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
         line, col = first.get("line"), first.get("col")
         if near and col is not None and "\n" not in near:
             col = max(1, col - len(near) + 1)  # sqlglot gives the column where `near` ends
-        raise SqlError(f"SQL syntax error: {desc}" + (f" near '{near}'" if near else ""),
-                       at=SourceLocation(path, line, col)) from None
+        raise SqlError(
+            f"SQL syntax error: {desc}" + (f" near '{near}'" if near else ""),
+            at=SourceLocation(path, line, col),
+        ) from None
     except TokenError as exc:
         # the mypyc tokenizer says where in its chained error: "Missing ' from 2:11"
         inner = str(exc.__context__ or "")
@@ -171,13 +178,18 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
     except RecursionError:
         raise too_deep(text, path) from None
     if len(statements) != 1:
-        raise SqlError(f"a model is one SELECT statement; found {len(statements)} statements",
-                       at=SourceLocation(path, 1), hint="split it into several models")
+        raise SqlError(
+            f"a model is one SELECT statement; found {len(statements)} statements",
+            at=SourceLocation(path, 1),
+            hint="split it into several models",
+        )
     stmt = statements[0]
     if not isinstance(stmt, _SELECTS):
-        raise SqlError(f"a model is one SELECT statement, not {stmt.key.upper()}",
-                       at=SourceLocation(path, 1),
-                       hint="pipe creates and replaces the table itself")
+        raise SqlError(
+            f"a model is one SELECT statement, not {stmt.key.upper()}",
+            at=SourceLocation(path, 1),
+            hint="pipe creates and replaces the table itself",
+        )
     return stmt, digest
 
 
@@ -214,8 +226,12 @@ def fragment_key(text: str, dialect: str) -> str:
         tokenizer = get_dialect(dialect).tokenizer_class
         last = text.rsplit("\n", 1)[-1]
         for mark in tokenizer.COMMENTS:
-            if isinstance(mark, str) and mark in last or not isinstance(mark, str) and (
-                    text.count(mark[0]) != text.count(mark[1])):
+            if (
+                isinstance(mark, str)
+                and mark in last
+                or not isinstance(mark, str)
+                and (text.count(mark[0]) != text.count(mark[1]))
+            ):
                 return "text:" + text
         tokens = get_dialect(dialect).tokenize(text)
     except Exception:  # noqa: BLE001 - an open quote, an unknown dialect: the text counts
@@ -229,9 +245,22 @@ def _token_kinds() -> tuple:
     L_PAREN)."""
     from sqlglot.tokens import TokenType
 
-    names = ("VAR", "IDENTIFIER", "STRING", "NUMBER", "PARAMETER", "PLACEHOLDER",
-             "BIT_STRING", "HEX_STRING", "BYTE_STRING", "NATIONAL_STRING",
-             "NATIONAL_RAW_STRING", "RAW_STRING", "HEREDOC_STRING", "UNICODE_STRING")
+    names = (
+        "VAR",
+        "IDENTIFIER",
+        "STRING",
+        "NUMBER",
+        "PARAMETER",
+        "PLACEHOLDER",
+        "BIT_STRING",
+        "HEX_STRING",
+        "BYTE_STRING",
+        "NATIONAL_STRING",
+        "NATIONAL_RAW_STRING",
+        "RAW_STRING",
+        "HEREDOC_STRING",
+        "UNICODE_STRING",
+    )
     keep = {getattr(TokenType, n): f"{n}:" for n in names if hasattr(TokenType, n)}
     return keep, TokenType.VAR, TokenType.L_PAREN
 
@@ -240,8 +269,10 @@ _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w
 
 
 # sqlglot writes a token as its repr: <Token token_type: TokenType.ON, text: on, ...>
-_TOKEN = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+, col: \d+,"
-                    r" start: \d+, end: \d+, comments: \[.*?\]>")
+_TOKEN = re.compile(
+    r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+, col: \d+,"
+    r" start: \d+, end: \d+, comments: \[.*?\]>"
+)
 
 
 def _plain(description: str) -> str:
@@ -250,8 +281,9 @@ def _plain(description: str) -> str:
     m = _MISSING.search(description)
     if m:
         return f"incomplete {m[2].upper()}"
-    description = re.sub(r"but got (?=<Token token_type: TokenType\.SENTINEL)",
-                         "but the SQL ends", description)
+    description = re.sub(
+        r"but got (?=<Token token_type: TokenType\.SENTINEL)", "but the SQL ends", description
+    )
     return _TOKEN.sub(lambda t: "" if t[1] == "SENTINEL" else f"'{t[2]}'", description)
 
 
@@ -273,9 +305,11 @@ def too_deep(text: str, path: str) -> SqlError:
         elif ch == ")":
             depth -= 1
     nested = f" ({deepest} parentheses deep)" if deepest > 50 else ""
-    return SqlError(f"the SQL is nested too deeply to parse{nested}",
-                    at=SourceLocation(path, *at) if at[0] else SourceLocation(path, 1),
-                    hint="flatten it: a CTE (WITH ...) or another model for each level")
+    return SqlError(
+        f"the SQL is nested too deeply to parse{nested}",
+        at=SourceLocation(path, *at) if at[0] else SourceLocation(path, 1),
+        hint="flatten it: a CTE (WITH ...) or another model for each level",
+    )
 
 
 def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
@@ -289,16 +323,26 @@ def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
             if not table.args.get("db") and _ident(table.this) in _cte_names(scope):
                 continue
             line, col = _start_of(table)
-            ref = TableRef((_ident(table.args.get("catalog")), _ident(table.args.get("db")),
-                            _ident(table.this)), line, col)
+            ref = TableRef(
+                (
+                    _ident(table.args.get("catalog")),
+                    _ident(table.args.get("db")),
+                    _ident(table.this),
+                ),
+                line,
+                col,
+            )
             seen.setdefault(id(table), (ref, table))
     return sorted(seen.values(), key=lambda rt: (rt[0].line or 0, rt[0].col or 0))
 
 
 def _start_of(table: exp.Table) -> tuple[int | None, int | None]:
     """Line and column where a table name starts (sqlglot's `col` is where a token ends)."""
-    first = next(p for p in (table.args.get("catalog"), table.args.get("db"), table.this)
-                 if isinstance(p, exp.Identifier))
+    first = next(
+        p
+        for p in (table.args.get("catalog"), table.args.get("db"), table.this)
+        if isinstance(p, exp.Identifier)
+    )
     meta = first.meta
     line, col = meta.get("line"), meta.get("col")
     if col is not None and meta.get("start") is not None and meta.get("end") is not None:
@@ -323,11 +367,13 @@ def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     _sqlglot()
     expression = _for_target(expression, dialect)
     try:
-        return expression.sql(dialect=_dialect_of(dialect), pretty=True,
-                              unsupported_level=ErrorLevel.RAISE)
+        return expression.sql(
+            dialect=_dialect_of(dialect), pretty=True, unsupported_level=ErrorLevel.RAISE
+        )
     except UnsupportedError as exc:
-        raise SqlError(f"cannot write this model in the {dialect} dialect: {exc}",
-                       at=SourceLocation(path)) from None
+        raise SqlError(
+            f"cannot write this model in the {dialect} dialect: {exc}", at=SourceLocation(path)
+        ) from None
     except RecursionError:
         raise too_deep("", path) from None
 
@@ -338,12 +384,19 @@ def parse_expression(text: str, dialect: str, path: str, line: int | None) -> ex
     try:
         return sqlglot.parse_one(text, read=_dialect_of(dialect), into=exp.Condition)
     except (ParseError, TokenError):
-        raise SqlError(f"check expression does not parse: '{text}'",
-                       at=SourceLocation(path, line)) from None
+        raise SqlError(
+            f"check expression does not parse: '{text}'", at=SourceLocation(path, line)
+        ) from None
 
 
-def transpile(text: str, read: str, write: str, path: str, line: int | None = None,
-              only_select: str | None = None) -> str:
+def transpile(
+    text: str,
+    read: str,
+    write: str,
+    path: str,
+    line: int | None = None,
+    only_select: str | None = None,
+) -> str:
     """Transpile one statement written in `read` into `write` (used for check SQL).
 
     `only_select` names what the text is ("a check's sql"): then it must be one SELECT
@@ -352,25 +405,35 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
     try:
         stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
         if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
-            found = ("several statements" if isinstance(stmt, exp.Block) else
-                     "SELECT ... INTO" if isinstance(stmt, _SELECTS) else stmt.key.upper())
-            raise SqlError(f"{only_select} must be one read-only SELECT, not {found}",
-                           at=SourceLocation(path, line), hint="it is run as a query: write "
-                           "the SELECT that returns what it looks for")
-        return stmt.sql(dialect=_dialect_of(write), pretty=True,
-                        unsupported_level=ErrorLevel.RAISE)
+            found = (
+                "several statements"
+                if isinstance(stmt, exp.Block)
+                else "SELECT ... INTO"
+                if isinstance(stmt, _SELECTS)
+                else stmt.key.upper()
+            )
+            raise SqlError(
+                f"{only_select} must be one read-only SELECT, not {found}",
+                at=SourceLocation(path, line),
+                hint="it is run as a query: write the SELECT that returns what it looks for",
+            )
+        return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
         near = first.get("highlight")
-        raise SqlError(f"SQL does not parse: {desc}" + (f" near '{near}'" if near else ""),
-                       at=SourceLocation(path, line)) from None
+        raise SqlError(
+            f"SQL does not parse: {desc}" + (f" near '{near}'" if near else ""),
+            at=SourceLocation(path, line),
+        ) from None
     except TokenError:
-        raise SqlError("SQL does not parse (an unclosed quote?)",
-                       at=SourceLocation(path, line)) from None
+        raise SqlError(
+            "SQL does not parse (an unclosed quote?)", at=SourceLocation(path, line)
+        ) from None
     except UnsupportedError as exc:
-        raise SqlError(f"cannot write this SQL in the {write} dialect: {exc}",
-                       at=SourceLocation(path, line)) from None
+        raise SqlError(
+            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
+        ) from None
     except RecursionError:
         raise too_deep(text, path) from None
 
@@ -383,7 +446,8 @@ def transpile(text: str, read: str, write: str, path: str, line: int | None = No
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
 _RESERVED = {  # sqlglot's Generator.RESERVED_KEYWORDS of each dialect
     "postgres": frozenset(),
-    "duckdb": frozenset("""
+    "duckdb": frozenset(
+        """
         all analyse analyze and anti any array as asc asof asymmetric at authorization binary
         both by case cast check collate collation column columns concurrently constraint
         create cross current_catalog current_date current_role current_time current_timestamp
@@ -394,14 +458,18 @@ _RESERVED = {  # sqlglot's Generator.RESERVED_KEYWORDS of each dialect
         pivot pivot_longer pivot_wider placing positional primary qualify references returning
         right select semi session_user show similar some struct summarize symmetric table
         tablesample then to trailing true try_cast tuple union unique unpack unpivot user using
-        variadic verbose when where window with""".split()),
+        variadic verbose when where window with""".split()
+    ),
 }
 
 
 def _plain_name(name: str, dialect: str) -> bool:
     reserved = _RESERVED.get(dialect)
-    return (reserved is not None and _PLAIN_NAME.fullmatch(name) is not None
-            and not any(part.lower() in reserved for part in name.split(".")))
+    return (
+        reserved is not None
+        and _PLAIN_NAME.fullmatch(name) is not None
+        and not any(part.lower() in reserved for part in name.split("."))
+    )
 
 
 def _for_target(tree, dialect: str):
@@ -456,8 +524,23 @@ def output_columns_parsed(text: str, dialect: str) -> list[str]:
     return [name for name in getattr(tree, "named_selects", []) if name]
 
 
-_LIST_ENDS = {"FROM", "WHERE", "GROUP_BY", "HAVING", "WINDOW", "QUALIFY", "ORDER_BY", "LIMIT",
-              "UNION", "INTERSECT", "EXCEPT", "SEMICOLON", "INTO", "FETCH", "OFFSET"}
+_LIST_ENDS = {
+    "FROM",
+    "WHERE",
+    "GROUP_BY",
+    "HAVING",
+    "WINDOW",
+    "QUALIFY",
+    "ORDER_BY",
+    "LIMIT",
+    "UNION",
+    "INTERSECT",
+    "EXCEPT",
+    "SEMICOLON",
+    "INTO",
+    "FETCH",
+    "OFFSET",
+}
 
 
 def _outer_select_list(text: str, d) -> str | None:
@@ -478,7 +561,7 @@ def _outer_select_list(text: str, d) -> str | None:
                 if kind == TokenType.SELECT:
                     start = tok.start
             elif kind.name in _LIST_ENDS:
-                return text[start:tok.start]
+                return text[start : tok.start]
     return text[start:] if start is not None else None
 
 
@@ -489,8 +572,7 @@ def quote_table(name: str, dialect: str) -> str:
     _sqlglot()
     # to_table parses with sqlglot's default dialect, as to_table(name) does; the fresh
     # tree needs no copy before it is written
-    return exp.to_table(name, dialect=get_dialect("")).sql(dialect=_dialect_of(dialect),
-                                                            copy=False)
+    return exp.to_table(name, dialect=get_dialect("")).sql(dialect=_dialect_of(dialect), copy=False)
 
 
 @lru_cache(maxsize=8192)
@@ -520,6 +602,7 @@ def transpile_type(dtype: str, read: str, write: str) -> str:
 
 # ---------------------------------------------------------------- target validation
 
+
 # Constructs sqlglot writes for a target that the target cannot run (it transpiles them
 # without complaint). Found by transpiling DuckDB idioms to Postgres; extend per dialect.
 def _not_on(exp) -> dict:
@@ -533,8 +616,13 @@ def _not_on(exp) -> dict:
     }
 
 
-def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
-                 source_tree: exp.Expression | None = None) -> None:
+def validate_for(
+    tree: exp.Expression,
+    sql_text: str,
+    dialect: str,
+    path: str,
+    source_tree: exp.Expression | None = None,
+) -> None:
     """Refuse, at compile time, SQL the target dialect cannot run: known constructs of
     the tree, then the target's own parser where one is installed (pglast: the real
     PostgreSQL grammar). Errors name the model, the line and the construct."""
@@ -544,19 +632,25 @@ def validate_for(tree: exp.Expression, sql_text: str, dialect: str, path: str,
             continue
         node = tree.find(kind)
         if node is not None:
-            raise SqlError(f"{what} cannot run on {dialect}", at=SourceLocation(
-                path, _line_of(node)), hint="write it "
-                "in SQL both dialects share")
+            raise SqlError(
+                f"{what} cannot run on {dialect}",
+                at=SourceLocation(path, _line_of(node)),
+                hint="write it in SQL both dialects share",
+            )
     for join in tree.find_all(exp.Join):
         if (join.args.get("kind") or "").upper() == "ASOF" or "ASOF" in (
-                join.text("method") or "").upper():
-            raise SqlError(f"ASOF JOIN cannot run on {dialect}",
-                           at=SourceLocation(path, _line_of(join)))
+            join.text("method") or ""
+        ).upper():
+            raise SqlError(
+                f"ASOF JOIN cannot run on {dialect}", at=SourceLocation(path, _line_of(join))
+            )
     for star in tree.find_all(exp.Star):
         if star.args.get("except_") or star.args.get("except") or star.args.get("replace"):
-            raise SqlError(f"SELECT * EXCLUDE/REPLACE cannot run on {dialect}",
-                           at=SourceLocation(path, _line_of(star)),
-                           hint="list the columns you want")
+            raise SqlError(
+                f"SELECT * EXCLUDE/REPLACE cannot run on {dialect}",
+                at=SourceLocation(path, _line_of(star)),
+                hint="list the columns you want",
+            )
     if dialect == "spark":
         _validate_spark(tree, path)
     if dialect == "postgres":
@@ -579,9 +673,11 @@ def _validate_spark(tree: exp.Expression, path: str) -> None:
     for node in tree.walk():
         what = _spark_rules(node)
         if what:
-            raise SqlError(f"{what} cannot run on spark", at=SourceLocation(
-                path, _line_of(node)), hint="write it in SQL both dialects share; see "
-                "docs/adapters.md")
+            raise SqlError(
+                f"{what} cannot run on spark",
+                at=SourceLocation(path, _line_of(node)),
+                hint="write it in SQL both dialects share; see docs/adapters.md",
+            )
 
 
 def _line_of(node: exp.Expression) -> int | None:
@@ -602,15 +698,18 @@ def _validate_postgres(sql_text: str, path: str) -> None:
     except pglast.parser.ParseError as exc:
         message, index = (exc.args + (None,))[:2]
         line = sql_text.count("\n", 0, index) + 1 if isinstance(index, int) else None
-        near = sql_text[index:index + 30].split("\n")[0] if isinstance(index, int) else ""
-        raise SqlError(f"the SQL written for postgres does not parse there: {message}"
-                       + (f" (plan SQL line {line}, near '{near}')" if line else ""),
-                       at=SourceLocation(path),
-                       hint="a construct of the project dialect with no postgres "
-                       "equivalent; see docs/adapters.md") from None
+        near = sql_text[index : index + 30].split("\n")[0] if isinstance(index, int) else ""
+        raise SqlError(
+            f"the SQL written for postgres does not parse there: {message}"
+            + (f" (plan SQL line {line}, near '{near}')" if line else ""),
+            at=SourceLocation(path),
+            hint="a construct of the project dialect with no postgres "
+            "equivalent; see docs/adapters.md",
+        ) from None
 
 
 # ---------------------------------------------------------------- column lineage
+
 
 @dataclass(frozen=True)
 class ColumnSources:
@@ -623,8 +722,9 @@ class ColumnSources:
     unresolved: bool = False
 
 
-def column_lineage(text: str, dialect: str,
-                   schema: dict[str, dict[str, dict[str, str]]]) -> tuple[ColumnSources, ...]:
+def column_lineage(
+    text: str, dialect: str, schema: dict[str, dict[str, dict[str, str]]]
+) -> tuple[ColumnSources, ...]:
     """The value lineage of every output column of one SELECT, in output order, through
     sqlglot's qualify (stars expanded where `schema` knows the tables: schema -> table ->
     column -> type) and lineage walk. Only what a projection computes counts: WHERE, join

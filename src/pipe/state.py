@@ -125,10 +125,12 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             if readonly:
                 raise StateError(
-                    f"the state store is damaged ({exc})", at=SourceLocation(".pipe/state.db"),
+                    f"the state store is damaged ({exc})",
+                    at=SourceLocation(".pipe/state.db"),
                     hint="the next 'pipe run' or 'pipe backfill' moves it aside and rebuilds "
                     "what is published from the warehouse's ledger; only the run history is "
-                    "lost") from None
+                    "lost",
+                ) from None
             self.moved_aside = self._move_aside()
             self._open(readonly)
 
@@ -137,8 +139,9 @@ class StateStore:
             self.db = sqlite3.connect(":memory:")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(
+                str(self.path), timeout=30, isolation_level=None, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
@@ -175,23 +178,34 @@ class StateStore:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
-                self.db.execute("UPDATE attempts SET status = 'abandoned' "
-                                "WHERE status = 'running'")
+                self.db.execute("UPDATE attempts SET status = 'abandoned' WHERE status = 'running'")
         return dead
 
-    def start_run(self, kind: str, target: str, label: str, start: str, end: str,
-                  args: dict, total: int) -> int:
+    def start_run(
+        self, kind: str, target: str, label: str, start: str, end: str, args: dict, total: int
+    ) -> int:
         cur = self.db.execute(
             "INSERT INTO runs (kind, target, label, interval_start, interval_end, args, pid, "
             "status, started_at, total) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-            (kind, target, label, start, end, json.dumps(args, sort_keys=True), os.getpid(),
-             time.time(), total))
+            (
+                kind,
+                target,
+                label,
+                start,
+                end,
+                json.dumps(args, sort_keys=True),
+                os.getpid(),
+                time.time(),
+                total,
+            ),
+        )
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str, summary: dict) -> None:
-        self.db.execute("UPDATE runs SET status = ?, finished_at = ?, summary = ? "
-                        "WHERE run_id = ?",
-                        (status, time.time(), json.dumps(summary, sort_keys=True), run_id))
+        self.db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+            (status, time.time(), json.dumps(summary, sort_keys=True), run_id),
+        )
 
     # -- attempts and outcomes (called by the scheduler thread only)
     def begin(self) -> None:
@@ -200,48 +214,88 @@ class StateStore:
     def commit(self) -> None:
         self.db.execute("COMMIT")
 
-    def attempt_started(self, run_id: int, task_id: str, attempt: int, key, queued_at: float,
-                        started_at: float) -> None:
+    def attempt_started(
+        self, run_id: int, task_id: str, attempt: int, key, queued_at: float, started_at: float
+    ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO attempts (run_id, task_id, attempt, model, interval_start, "
             "interval_end, status, queued_at, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running',"
-            " ?, ?)", (run_id, task_id, attempt, *key, queued_at, started_at))
+            " ?, ?)",
+            (run_id, task_id, attempt, *key, queued_at, started_at),
+        )
 
-    def attempt_finished(self, run_id: int, task_id: str, attempt: int, status: str,
-                         finished_at: float, rows: int | None, leaked: int | None,
-                         error: str | None) -> None:
+    def attempt_finished(
+        self,
+        run_id: int,
+        task_id: str,
+        attempt: int,
+        status: str,
+        finished_at: float,
+        rows: int | None,
+        leaked: int | None,
+        error: str | None,
+    ) -> None:
         self.db.execute(
             "UPDATE attempts SET status = ?, finished_at = ?, rows = ?, leaked = ?, error = ? "
             "WHERE run_id = ? AND task_id = ? AND attempt = ?",
-            (status, finished_at, rows, leaked, error, run_id, task_id, attempt))
+            (status, finished_at, rows, leaked, error, run_id, task_id, attempt),
+        )
 
     def check_results(self, run_id: int, task_id: str, attempt: int, key, results) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(run_id, task_id, attempt, *key, r.name, r.severity, r.status, r.failures,
-              json.dumps(r.sample, default=str) if r.sample else None) for r in results])
+            [
+                (
+                    run_id,
+                    task_id,
+                    attempt,
+                    *key,
+                    r.name,
+                    r.severity,
+                    r.status,
+                    r.failures,
+                    json.dumps(r.sample, default=str) if r.sample else None,
+                )
+                for r in results
+            ],
+        )
 
     def outcome(self, run_id: int, task_id: str, key, status: str, reason: str | None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, task_id, *key, status, reason))
+        self.db.execute(
+            "INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, task_id, *key, status, reason),
+        )
 
     def outcomes(self, run_id: int, rows: list[tuple]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [(run_id, *r) for r in rows])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *r) for r in rows],
+        )
 
     def mark_published(self, target: str, key: Key, entry: Entry, run_id: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                        "?, ?)", (target, *key, *self._row(entry, run_id)))
+        self.db.execute(
+            "INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (target, *key, *self._row(entry, run_id)),
+        )
 
     def forget_published(self, target: str, key: Key) -> None:
-        self.db.execute("DELETE FROM published WHERE target = ? AND model = ? AND "
-                        "interval_start = ? AND interval_end = ?", (target, *key))
+        self.db.execute(
+            "DELETE FROM published WHERE target = ? AND model = ? AND "
+            "interval_start = ? AND interval_end = ?",
+            (target, *key),
+        )
 
     @staticmethod
     def _row(entry: Entry, run_id: int) -> tuple:
-        return (entry.fingerprint, run_id, entry.rows, entry.published_at,
-                encode_reads(entry.reads) if entry.reads else None, int(entry.partial),
-                entry.replaced)
+        return (
+            entry.fingerprint,
+            run_id,
+            entry.rows,
+            entry.published_at,
+            encode_reads(entry.reads) if entry.reads else None,
+            int(entry.partial),
+            entry.replaced,
+        )
 
     def reconcile(self, target: str, ledger: dict[Key, Entry]) -> int:
         """Make `published` the warehouse ledger's mirror; return how many rows changed."""
@@ -251,34 +305,47 @@ class StateStore:
         if gone or fresh:
             with self.db:
                 self.db.execute("BEGIN")
-                self.db.executemany("DELETE FROM published WHERE target = ? AND model = ? AND "
-                                    "interval_start = ? AND interval_end = ?",
-                                    [(target, *k) for k in gone])
-                self.db.executemany("INSERT OR REPLACE INTO published VALUES "
-                                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                    [(target, *k, *self._row(e, 0)) for k, e in fresh])
+                self.db.executemany(
+                    "DELETE FROM published WHERE target = ? AND model = ? AND "
+                    "interval_start = ? AND interval_end = ?",
+                    [(target, *k) for k in gone],
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(target, *k, *self._row(e, 0)) for k, e in fresh],
+                )
         return len(gone) + len(fresh)
 
     # -- reads
     def published_entries(self, target: str) -> dict[Key, Entry]:
         """The mirror of the warehouse ledger for `target` (as of the last run's start and
         its publishes): readable while a run holds the warehouse."""
-        rows = self.db.execute("SELECT model, interval_start, interval_end, fingerprint, "
-                               "published_at, rows, reads, partial, replaced FROM published "
-                               "WHERE target = ?", (target,))
-        return {(m, s, e): Entry(fp, at, n, decode_reads(reads), bool(partial), replaced)
-                for m, s, e, fp, at, n, reads, partial, replaced in rows}
+        rows = self.db.execute(
+            "SELECT model, interval_start, interval_end, fingerprint, "
+            "published_at, rows, reads, partial, replaced FROM published "
+            "WHERE target = ?",
+            (target,),
+        )
+        return {
+            (m, s, e): Entry(fp, at, n, decode_reads(reads), bool(partial), replaced)
+            for m, s, e, fp, at, n, reads, partial, replaced in rows
+        }
 
     def published_fingerprints(self, target: str, models=None) -> dict[tuple, str]:
         """(model, start, end) -> fingerprint of everything published on `target`."""
-        rows = self.db.execute("SELECT model, interval_start, interval_end, fingerprint "
-                               "FROM published WHERE target = ?", (target,))
+        rows = self.db.execute(
+            "SELECT model, interval_start, interval_end, fingerprint "
+            "FROM published WHERE target = ?",
+            (target,),
+        )
         wanted = set(models) if models is not None else None
         return {(m, s, e): fp for m, s, e, fp in rows if wanted is None or m in wanted}
 
     def runs(self, limit: int = 10, target: str | None = None):
-        sql = ("SELECT run_id, kind, target, label, status, started_at, finished_at, total, "
-               "summary, args, pid FROM runs")
+        sql = (
+            "SELECT run_id, kind, target, label, status, started_at, finished_at, total, "
+            "summary, args, pid FROM runs"
+        )
         params: tuple = ()
         if target:
             sql += " WHERE target = ?"
@@ -292,28 +359,42 @@ class StateStore:
         return out
 
     def attempts(self, run_id: int) -> list[Attempt]:
-        rows = self.db.execute("SELECT run_id, task_id, attempt, model, interval_start, "
-                               "interval_end, status, queued_at, started_at, finished_at, rows,"
-                               " leaked, error FROM attempts WHERE run_id = ? "
-                               "ORDER BY started_at, task_id, attempt", (run_id,))
+        rows = self.db.execute(
+            "SELECT run_id, task_id, attempt, model, interval_start, "
+            "interval_end, status, queued_at, started_at, finished_at, rows,"
+            " leaked, error FROM attempts WHERE run_id = ? "
+            "ORDER BY started_at, task_id, attempt",
+            (run_id,),
+        )
         return [Attempt(*r) for r in rows]
 
     def task_outcomes(self, run_id: int) -> list[tuple]:
-        return list(self.db.execute(
-            "SELECT task_id, model, interval_start, interval_end, status, reason FROM "
-            "task_outcomes WHERE run_id = ? ORDER BY model, interval_start", (run_id,)))
+        return list(
+            self.db.execute(
+                "SELECT task_id, model, interval_start, interval_end, status, reason FROM "
+                "task_outcomes WHERE run_id = ? ORDER BY model, interval_start",
+                (run_id,),
+            )
+        )
 
     def failed_checks(self, run_id: int) -> list[tuple]:
-        return list(self.db.execute(
-            "SELECT model, interval_start, check_name, severity, status, failures, sample "
-            "FROM check_results WHERE run_id = ? AND status <> 'pass' "
-            "ORDER BY model, interval_start, check_name", (run_id,)))
+        return list(
+            self.db.execute(
+                "SELECT model, interval_start, check_name, severity, status, failures, sample "
+                "FROM check_results WHERE run_id = ? AND status <> 'pass' "
+                "ORDER BY model, interval_start, check_name",
+                (run_id,),
+            )
+        )
 
     def run(self, run_id: int) -> tuple | None:
         """One run as `runs()` gives it, or None."""
-        row = self.db.execute("SELECT run_id, kind, target, label, status, started_at, "
-                              "finished_at, total, summary, args, pid FROM runs WHERE "
-                              "run_id = ?", (run_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT run_id, kind, target, label, status, started_at, "
+            "finished_at, total, summary, args, pid FROM runs WHERE "
+            "run_id = ?",
+            (run_id,),
+        ).fetchone()
         if row is None:
             return None
         *row, pid = row
@@ -323,9 +404,13 @@ class StateStore:
 
     def checks_of(self, run_id: int) -> list[tuple]:
         """Every check result of a run: (task_id, attempt, name, severity, status, failures)."""
-        return list(self.db.execute(
-            "SELECT task_id, attempt, check_name, severity, status, failures FROM "
-            "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name", (run_id,)))
+        return list(
+            self.db.execute(
+                "SELECT task_id, attempt, check_name, severity, status, failures FROM "
+                "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name",
+                (run_id,),
+            )
+        )
 
     def earlier_rows(self, run_id: int) -> dict[tuple[str, str, str], int]:
         """(model, start, end) -> rows of its latest successful publish before `run_id`,
@@ -335,7 +420,9 @@ class StateStore:
             "JOIN (SELECT model, interval_start, interval_end FROM attempts WHERE run_id = ? "
             "AND status = 'success') n USING (model, interval_start, interval_end) "
             "WHERE a.run_id < ? AND a.status = 'success' AND a.rows IS NOT NULL "
-            "ORDER BY a.run_id", (run_id, run_id))
+            "ORDER BY a.run_id",
+            (run_id, run_id),
+        )
         return {(m, s, e): n for m, s, e, n in rows}
 
     def mean_durations(self, target: str) -> dict[str, float]:
@@ -343,7 +430,8 @@ class StateStore:
         rows = self.db.execute(
             "SELECT a.model, avg(a.finished_at - a.started_at) FROM attempts a JOIN runs r "
             "USING (run_id) WHERE a.status = 'success' AND r.target = ? GROUP BY a.model",
-            (target,))
+            (target,),
+        )
         return {m: d for m, d in rows}
 
 

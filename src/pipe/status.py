@@ -32,20 +32,42 @@ def _ranges(intervals: list[Interval]) -> list[list[str]]:
     return out
 
 
-def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5,
-            execution_time: datetime | None = None) -> dict:
+def collect(
+    cp: CompiledProject,
+    interval: Interval | None,
+    limit: int = 5,
+    execution_time: datetime | None = None,
+) -> dict:
     state = StateStore(cp.raw.root, readonly=True)
     try:
         target = cp.target.name
         runs = []
-        for (run_id, kind, _target, label, status, started, finished, total, summary,
-             _args) in state.runs(limit, target):
-            runs.append({
-                "run_id": run_id, "kind": kind, "label": label, "status": status,
-                "started_at": datetime.fromtimestamp(started, UTC).strftime(
-                    "%Y-%m-%d %H:%M:%SZ"),
-                "seconds": round(finished - started, 3) if finished else None,
-                "tasks": total, "counts": json.loads(summary) if summary else None})
+        for (
+            run_id,
+            kind,
+            _target,
+            label,
+            status,
+            started,
+            finished,
+            total,
+            summary,
+            _args,
+        ) in state.runs(limit, target):
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "kind": kind,
+                    "label": label,
+                    "status": status,
+                    "started_at": datetime.fromtimestamp(started, UTC).strftime(
+                        "%Y-%m-%d %H:%M:%SZ"
+                    ),
+                    "seconds": round(finished - started, 3) if finished else None,
+                    "tasks": total,
+                    "counts": json.loads(summary) if summary else None,
+                }
+            )
         if interval is not None:
             runs = [r for r in runs if r["label"] == interval.label] or runs
         failures = []
@@ -53,24 +75,40 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5,
         if runs:
             last = runs[0]["run_id"]
             for _tid, model, s, e, st, reason in state.task_outcomes(last):
-                if interval is not None and s and not (iso(interval.start) <= s < iso(
-                        interval.end)):
+                if (
+                    interval is not None
+                    and s
+                    and not (iso(interval.start) <= s < iso(interval.end))
+                ):
                     continue
                 if st in ("failed", "upstream_failed"):
-                    failures.append({"model": model, "interval": [s, e], "status": st,
-                                     "reason": reason})
+                    failures.append(
+                        {"model": model, "interval": [s, e], "status": st, "reason": reason}
+                    )
             for model, s, check, _severity, st, n, sample in state.failed_checks(last):
-                if interval is not None and s and not (iso(interval.start) <= s < iso(
-                        interval.end)):
+                if (
+                    interval is not None
+                    and s
+                    and not (iso(interval.start) <= s < iso(interval.end))
+                ):
                     continue
-                failures.append({"model": model, "interval": [s, None], "status": f"check {st}",
-                                 "reason": f"{check}: {n} failing rows",
-                                 "sample": json.loads(sample) if sample else None})
+                failures.append(
+                    {
+                        "model": model,
+                        "interval": [s, None],
+                        "status": f"check {st}",
+                        "reason": f"{check}: {n} failing rows",
+                        "sample": json.loads(sample) if sample else None,
+                    }
+                )
             if runs[0]["status"] in ("running", "interrupted", "crashed"):
-                done = sum(1 for o in state.task_outcomes(last) if o[4] in ("success",
-                                                                          "skipped"))
-                progress = {"run_id": last, "status": runs[0]["status"], "done": done,
-                            "total": runs[0]["tasks"]}
+                done = sum(1 for o in state.task_outcomes(last) if o[4] in ("success", "skipped"))
+                progress = {
+                    "run_id": last,
+                    "status": runs[0]["status"],
+                    "done": done,
+                    "total": runs[0]["tasks"],
+                }
         entries = state.published_entries(target)
         now = execution_time or datetime.now(UTC).replace(tzinfo=None)
         found = promises(cp, entries, now)
@@ -80,17 +118,27 @@ def collect(cp: CompiledProject, interval: Interval | None, limit: int = 5,
         backfill = None
         if runs and runs[0]["kind"] == "backfill":
             args = json.loads(state.runs(1, target)[0][9] or "{}")
-            backfill = backfill_progress(cp, parse_label(runs[0]["label"]), args.get("select"),
-                                         published)
-        return {"project": cp.name, "target": target, "runs": runs, "failures": failures,
-                "missing": missing, "in_progress": progress, "backfill": backfill,
-                "execution_time": iso(now), **found}
+            backfill = backfill_progress(
+                cp, parse_label(runs[0]["label"]), args.get("select"), published
+            )
+        return {
+            "project": cp.name,
+            "target": target,
+            "runs": runs,
+            "failures": failures,
+            "missing": missing,
+            "in_progress": progress,
+            "backfill": backfill,
+            "execution_time": iso(now),
+            **found,
+        }
     finally:
         state.close()
 
 
-def backfill_progress(cp: CompiledProject, span: Interval, select: str | None,
-                      published: dict) -> dict:
+def backfill_progress(
+    cp: CompiledProject, span: Interval, select: str | None, published: dict
+) -> dict:
     """Per schedule interval of a backfill: how many of its tasks are published."""
     from .backfill import expand_stubs, inside_one
     from .graph import select as graph_select
@@ -111,14 +159,20 @@ def backfill_progress(cp: CompiledProject, span: Interval, select: str | None,
             cell[1] += 1
     complete = sorted(label for label, (d, n) in per.items() if d == n)
     partial = sorted(label for label, (d, n) in per.items() if 0 < d < n)
-    return {"span": span.label, "tasks_done": done_tasks, "tasks_total": len(stubs),
-            "intervals_done": len(complete), "intervals_total": len(per),
-            "intervals_partial": partial,
-            "intervals_pending": sorted(label for label, (d, n) in per.items() if d == 0)}
+    return {
+        "span": span.label,
+        "tasks_done": done_tasks,
+        "tasks_total": len(stubs),
+        "intervals_done": len(complete),
+        "intervals_total": len(per),
+        "intervals_partial": partial,
+        "intervals_pending": sorted(label for label, (d, n) in per.items() if d == 0),
+    }
 
 
-def _missing(cp: CompiledProject, interval: Interval | None, published: dict,
-             now: datetime) -> dict:
+def _missing(
+    cp: CompiledProject, interval: Interval | None, published: dict, now: datetime
+) -> dict:
     cfg = cp.raw.config
     if interval is None:
         if cfg.start is None:
@@ -127,21 +181,21 @@ def _missing(cp: CompiledProject, interval: Interval | None, published: dict,
         if interval.end <= interval.start:
             return {}
     have: dict[str, set] = {}
-    for (model, s, e) in published:
+    for model, s, e in published:
         have.setdefault(model, set()).add((s, e))
     out = {}
     for node in cp.models():
         if node.kind == "incremental":
-            gaps = [iv for iv in expand(interval, node.grain)
-                    if (iso(iv.start), iso(iv.end)) not in have.get(node.name, ())]
+            gaps = [
+                iv
+                for iv in expand(interval, node.grain)
+                if (iso(iv.start), iso(iv.end)) not in have.get(node.name, ())
+            ]
             if gaps:
                 out[node.name] = _ranges(gaps)
         elif node.kind != "source" and node.name not in have:
             out[node.name] = "never built"
     return out
-
-
-
 
 
 # ---------------------------------------------------------------- broken promises (SPEC §7)
@@ -156,25 +210,36 @@ def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> d
     for key, why in sorted(stale(entries).items()):
         if key in superseded:
             continue
-        since = (f" at {_when(why.since)}" if why.since is not None else "")
-        reason = (f"{describe(why.upstream)} was published again{since} after this was built"
-                  if why.since is not None else f"it read {describe(why.upstream)}, "
-                  "which is stale itself")
+        since = f" at {_when(why.since)}" if why.since is not None else ""
+        reason = (
+            f"{describe(why.upstream)} was published again{since} after this was built"
+            if why.since is not None
+            else f"it read {describe(why.upstream)}, which is stale itself"
+        )
         out_stale.append(_item(key, reason))
     partial = []
     for key, e in sorted(entries.items()):
         if e.partial and key[2]:
             end = from_iso(key[2])
-            reason = ("built before its interval was complete; "
-                      + (f"complete since {key[2]}Z: the next run or backfill that covers it "
-                         "rebuilds it" if end <= now else f"its interval ends at {key[2]}Z"))
+            reason = "built before its interval was complete; " + (
+                f"complete since {key[2]}Z: the next run or backfill that covers it rebuilds it"
+                if end <= now
+                else f"its interval ends at {key[2]}Z"
+            )
             partial.append(_item(key, reason, fix=end <= now))
     missing_tables, probe = _missing_tables(cp, entries)
     incremental = {n.name for n in cp.models() if n.kind == "incremental"}
-    late = [{"model": m, "intervals": n, "rows": rows}
-            for m, (n, rows) in sorted(late_rows(entries, incremental).items())]
-    return {"stale": out_stale, "partial": partial, "missing_tables": missing_tables,
-            "tables_checked": probe, "late_rows": late}
+    late = [
+        {"model": m, "intervals": n, "rows": rows}
+        for m, (n, rows) in sorted(late_rows(entries, incremental).items())
+    ]
+    return {
+        "stale": out_stale,
+        "partial": partial,
+        "missing_tables": missing_tables,
+        "tables_checked": probe,
+        "late_rows": late,
+    }
 
 
 def _superseded(cp: CompiledProject, entries: dict[Key, Entry]) -> set[Key]:
@@ -183,8 +248,9 @@ def _superseded(cp: CompiledProject, entries: dict[Key, Entry]) -> set[Key]:
     latest: dict[str, Key] = {}
     whole = {n.name for n in cp.models() if n.kind in ("full", "view")}
     for key, e in entries.items():
-        if key[0] in whole and (key[0] not in latest
-                                or e.published_at > entries[latest[key[0]]].published_at):
+        if key[0] in whole and (
+            key[0] not in latest or e.published_at > entries[latest[key[0]]].published_at
+        ):
             latest[key[0]] = key
     return {k for k in entries if k[0] in whole and latest[k[0]] != k}
 
@@ -197,8 +263,7 @@ def _item(key: Key, reason: str, fix: bool = True) -> dict:
     model, start, end = key
     item = {"model": model, "start": start or None, "end": end or None, "reason": reason}
     if fix and start:
-        item["fix"] = (f"pipe backfill --start {_arg(start)} --end {_arg(end)} "
-                       f"--select {model}")
+        item["fix"] = f"pipe backfill --start {_arg(start)} --end {_arg(end)} --select {model}"
     return item
 
 
@@ -230,13 +295,18 @@ def _missing_tables(cp: CompiledProject, entries: dict[Key, Entry]) -> tuple[lis
     out = []
     for model in gone:
         keys = sorted(k for k in entries if k[0] == model)
-        item = {"model": model, "intervals": len(keys),
-                "reason": f"the table is missing from the warehouse (dropped outside pipe?): "
-                f"its {len(keys)} published interval(s) are gone; the next run or backfill "
-                "that covers them rebuilds them"}
+        item = {
+            "model": model,
+            "intervals": len(keys),
+            "reason": f"the table is missing from the warehouse (dropped outside pipe?): "
+            f"its {len(keys)} published interval(s) are gone; the next run or backfill "
+            "that covers them rebuilds them",
+        }
         spans = [k for k in keys if k[1]]
         if spans:
-            item["fix"] = (f"pipe backfill --start {_arg(spans[0][1])} --end "
-                           f"{_arg(max(k[2] for k in spans))} --select {model}")
+            item["fix"] = (
+                f"pipe backfill --start {_arg(spans[0][1])} --end "
+                f"{_arg(max(k[2] for k in spans))} --select {model}"
+            )
         out.append(item)
     return out, "yes"

@@ -86,8 +86,7 @@ def _bytecode_cache_class():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
             with open(tmp, "wb") as f:
-                pickle.dump({"version": BYTECODE_VERSION, "entries": self.data}, f,
-                            protocol=5)
+                pickle.dump({"version": BYTECODE_VERSION, "entries": self.data}, f, protocol=5)
             os.replace(tmp, self.path)
             self.dirty = False
 
@@ -96,8 +95,11 @@ def _bytecode_cache_class():
 
 @lru_cache(maxsize=256)
 def interval_values(interval: Interval) -> tuple[str, str, str]:
-    return timestamp_literal(interval.start), timestamp_literal(interval.end), date_literal(
-        interval.start)
+    return (
+        timestamp_literal(interval.start),
+        timestamp_literal(interval.end),
+        date_literal(interval.start),
+    )
 
 
 def normalise(rendered: str, interval: Interval) -> str:
@@ -115,17 +117,22 @@ def normalise(rendered: str, interval: Interval) -> str:
 @lru_cache(maxsize=256)
 def quoted_values(interval: Interval) -> tuple[str, str, str]:
     """The quoted strings inside the interval literals, longest (timestamps) first."""
-    return tuple(v[v.index("'"):] for v in interval_values(interval))  # type: ignore[return-value]
+    return tuple(v[v.index("'") :] for v in interval_values(interval))  # type: ignore[return-value]
 
 
 class Renderer:
     """Renders model SQL for (model, interval). One per compile; not thread-safe."""
 
-    def __init__(self, macros: tuple[tuple[str, str], ...], vars_: dict,
-                 resolve_ref: Callable[[str, str], str],
-                 resolve_source: Callable[[str, str], str],
-                 cache_path: Path | None = None, readonly: bool = False,
-                 is_incremental: Callable[[str, Interval], bool] | None = None):
+    def __init__(
+        self,
+        macros: tuple[tuple[str, str], ...],
+        vars_: dict,
+        resolve_ref: Callable[[str, str], str],
+        resolve_source: Callable[[str, str], str],
+        cache_path: Path | None = None,
+        readonly: bool = False,
+        is_incremental: Callable[[str, Interval], bool] | None = None,
+    ):
         """`cache_path`: the file compiled templates are kept in between compiles;
         `readonly` reads it but never writes it. `is_incremental(model, interval)` answers
         `{{ is_incremental() }}` (it raises TemplateError where it has no answer)."""
@@ -200,8 +207,10 @@ class Renderer:
         if default is not _NO_DEFAULT:
             return default
         close = difflib.get_close_matches(str(name), list(self._vars), n=1)
-        raise TemplateError(f"var('{name}') is not defined in pipe.yml 'vars'"
-                            + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise TemplateError(
+            f"var('{name}') is not defined in pipe.yml 'vars'"
+            + (f" (did you mean '{close[0]}'?)" if close else "")
+        )
 
     def _ref(self, *args):
         if len(args) != 1 or not isinstance(args[0], str):
@@ -229,7 +238,8 @@ class Renderer:
             for path in self._macro_paths:
                 try:
                     module = self.env.get_template(path).make_module(
-                        {"interval_start": start, "interval_end": end, "ds": ds})
+                        {"interval_start": start, "interval_end": end, "ds": ds}
+                    )
                 except UserError:
                     raise
                 except Exception as exc:
@@ -237,8 +247,7 @@ class Renderer:
                     if located is exc:
                         raise
                     raise located from None
-                found.update({k: getattr(module, k) for k in dir(module)
-                              if not k.startswith("_")})
+                found.update({k: getattr(module, k) for k in dir(module) if not k.startswith("_")})
             self._macro_cache = {interval: found}  # one interval at a time is the common case
         return found
 
@@ -251,8 +260,13 @@ class Renderer:
         start, end, ds = interval_values(interval)
         try:
             macros = self._macros(interval)
-            values = {"interval_start": start, "interval_end": end, "ds": ds, "this": this,
-                      "is_incremental": self._incremental_of(this, interval)}
+            values = {
+                "interval_start": start,
+                "interval_end": end,
+                "ds": ds,
+                "this": this,
+                "is_incremental": self._incremental_of(this, interval),
+            }
             quick = self._render_plain(text, values, macros)
             if quick is not None:
                 return quick
@@ -280,14 +294,22 @@ class Renderer:
         tree = self.env.parse(text, path, path)
         for node in tree.find_all(nodes.TemplateData):
             parts = node.data.split("\n")
-            node.data = "\n".join([parts[0]] + [
-                f"\x01{node.lineno + i}\x02{part}" for i, part in enumerate(parts[1:], 1)])
+            node.data = "\n".join(
+                [parts[0]]
+                + [f"\x01{node.lineno + i}\x02{part}" for i, part in enumerate(parts[1:], 1)]
+            )
         template = self.env.template_class.from_code(
-            self.env, self.env.compile(tree, path, path), self.env.make_globals(None))
+            self.env, self.env.compile(tree, path, path), self.env.make_globals(None)
+        )
         start, end, ds = interval_values(interval)
         context = dict(self._macros(interval))
-        context.update(interval_start=start, interval_end=end, ds=ds, this=this,
-                       is_incremental=self._incremental_of(this, interval))
+        context.update(
+            interval_start=start,
+            interval_end=end,
+            ds=ds,
+            this=this,
+            is_incremental=self._incremental_of(this, interval),
+        )
         self._current_path = path
         lines, current = [], 1
         for out in template.render(context).split("\n"):
@@ -312,7 +334,7 @@ class Renderer:
         pos = 0
         try:
             for m in _PLAIN_EXPR.finditer(text):
-                data = text[pos:m.start()]
+                data = text[pos : m.start()]
                 if "{" in data:
                     return None
                 out.append(data)
@@ -385,12 +407,15 @@ class Renderer:
             if isinstance(node, nodes.Macro):
                 name = node.name
             elif isinstance(node, nodes.Assign | nodes.AssignBlock) and isinstance(
-                    node.target, nodes.Name):
+                node.target, nodes.Name
+            ):
                 name = node.target.name
             if name is not None:
                 defs.append((name, _digest(_shape(node, fragment)), _uses_of(node)))
-            elif not (isinstance(node, nodes.Output) and all(
-                    isinstance(n, nodes.TemplateData) for n in node.nodes)):
+            elif not (
+                isinstance(node, nodes.Output)
+                and all(isinstance(n, nodes.TemplateData) for n in node.nodes)
+            ):
                 rest.append(node)  # text between definitions renders nowhere
         return tuple(defs), (_digest(_shape(rest, fragment)), _uses_of(nodes.Template(rest)))
 
@@ -474,10 +499,16 @@ def _uses_of(tree) -> tuple:
     vars_: set[str] = set()
     literal: set[int] = set()  # the `var` names of var('literal') calls
     for call in tree.find_all(nodes.Call):
-        if (isinstance(call.node, nodes.Name) and call.node.name == "var" and call.args
-                and isinstance(call.args[0], nodes.Const)
-                and isinstance(call.args[0].value, str) and not call.kwargs
-                and call.dyn_args is None and call.dyn_kwargs is None):
+        if (
+            isinstance(call.node, nodes.Name)
+            and call.node.name == "var"
+            and call.args
+            and isinstance(call.args[0], nodes.Const)
+            and isinstance(call.args[0].value, str)
+            and not call.kwargs
+            and call.dyn_args is None
+            and call.dyn_kwargs is None
+        ):
             vars_.add(call.args[0].value)
             literal.add(id(call.node))
     names: set[str] = set()
@@ -486,8 +517,9 @@ def _uses_of(tree) -> tuple:
         if name.ctx == "load":
             names.add(name.name)
             all_vars = all_vars or (name.name == "var" and id(name) not in literal)
-    opaque = any(True for _ in tree.find_all(
-        (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)))
+    opaque = any(
+        True for _ in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends))
+    )
     return tuple(sorted(names)), tuple(sorted(vars_)), all_vars, opaque
 
 
@@ -505,7 +537,8 @@ _PACKAGE = str(Path(__file__).parent)
 _PLAIN_EXPR = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
     r"(?P<call>\(\s*(?P<args>'[A-Za-z0-9_.]*'\s*(?:,\s*'[A-Za-z0-9_.]*'\s*)*)?\))?"
-    r"\s*\}\}")
+    r"\s*\}\}"
+)
 _MARK = re.compile(r"\x01(\d+)\x02")
 _PLAIN_ARG = re.compile(r"'([A-Za-z0-9_.]*)'")
 _PLAIN_CALLS = {"ref": "_ref", "var": "_var", "source": "_source"}
@@ -565,28 +598,36 @@ def _located(exc: Exception, path: str) -> TemplateError:
     from jinja2.sandbox import SecurityError
 
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return TemplateError(f"Jinja syntax error: {exc.message}",
-                             at=SourceLocation(exc.filename or path, exc.lineno))
+        return TemplateError(
+            f"Jinja syntax error: {exc.message}",
+            at=SourceLocation(exc.filename or path, exc.lineno),
+        )
     at = _line_in(exc, path)
     if isinstance(exc, jinja2.UndefinedError | SecurityError) and "unsafe" in str(exc):
-        return TemplateError(f"Jinja sandbox: {exc.message}" + _called_from(at, path, exc),
-                             at=at, hint="model and macro Jinja runs sandboxed: no attribute"
-                             " that starts with '_', no access to Python, the environment or"
-                             " files")
+        return TemplateError(
+            f"Jinja sandbox: {exc.message}" + _called_from(at, path, exc),
+            at=at,
+            hint="model and macro Jinja runs sandboxed: no attribute"
+            " that starts with '_', no access to Python, the environment or"
+            " files",
+        )
     if isinstance(exc, jinja2.UndefinedError):
-        return TemplateError(f"undefined name in Jinja: {exc.message}"
-                             + _called_from(at, path, exc), at=at,
-                             hint="the context has interval_start, interval_end, ds, var, ref,"
-                             " source, this and the macros of macros/*.sql")
+        return TemplateError(
+            f"undefined name in Jinja: {exc.message}" + _called_from(at, path, exc),
+            at=at,
+            hint="the context has interval_start, interval_end, ds, var, ref,"
+            " source, this and the macros of macros/*.sql",
+        )
     if isinstance(exc, jinja2.TemplateError):
         return TemplateError(f"Jinja error: {exc}" + _called_from(at, path, exc), at=at)
-    return TemplateError(f"Jinja error: {type(exc).__name__}: {exc}"
-                         + _called_from(at, path, exc), at=at)
+    return TemplateError(
+        f"Jinja error: {type(exc).__name__}: {exc}" + _called_from(at, path, exc), at=at
+    )
 
 
-
-def render_snippet(text: str, interval: Interval | None, path: str, line: int | None,
-                   **extra) -> str:
+def render_snippet(
+    text: str, interval: Interval | None, path: str, line: int | None, **extra
+) -> str:
     """Render a short SQL snippet from YAML (a sensor's wait_for, an sql check)."""
     import jinja2
 

@@ -61,22 +61,22 @@ def _construct_mapping(loader, node) -> YMap:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if key in out:
-            raise ConfigError(
-                f"duplicate key '{key}'", at=SourceLocation(loader.path, line)
-            )
+            raise ConfigError(f"duplicate key '{key}'", at=SourceLocation(loader.path, line))
         try:
             hash(key)
         except TypeError:
-            raise ConfigError("a key must be a plain value",
-                              at=SourceLocation(loader.path, line)) from None
+            raise ConfigError(
+                "a key must be a plain value", at=SourceLocation(loader.path, line)
+            ) from None
         try:
             out[key] = loader.construct_object(value_node, deep=True)
         except ValueError as exc:  # PyYAML's own: 2026-02-30 looks like a date but is none
             mark = value_node.start_mark
-            raise ConfigError(f"'{key}': {getattr(value_node, 'value', '')!r} is not a valid "
-                              f"value ({exc})", at=SourceLocation(loader.path, mark.line + 1,
-                                                                  mark.column + 1),
-                              hint="write a real date, e.g. 2026-02-28") from None
+            raise ConfigError(
+                f"'{key}': {getattr(value_node, 'value', '')!r} is not a valid value ({exc})",
+                at=SourceLocation(loader.path, mark.line + 1, mark.column + 1),
+                hint="write a real date, e.g. 2026-02-28",
+            ) from None
         out.key_lines[key] = line
     return out
 

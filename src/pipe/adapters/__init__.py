@@ -34,5 +34,4 @@ def open_reader(target: Target, root: Path) -> Adapter | None:
     return adapter_class(target).reader(target, root)
 
 
-__all__ = ["Adapter", "AdapterError", "Interrupted", "adapter_class", "open_adapter",
-           "open_reader"]
+__all__ = ["Adapter", "AdapterError", "Interrupted", "adapter_class", "open_adapter", "open_reader"]

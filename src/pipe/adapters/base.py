@@ -37,9 +37,11 @@ def expand_env(value: str, what: str) -> str:
 
     def sub(m: re.Match) -> str:
         if m[1] not in os.environ:
-            raise ConfigError(f"{what} uses ${{{m[1]}}} but the environment variable {m[1]} "
-                              "is not set", at=SourceLocation("pipe.yml"),
-                              hint=f"export {m[1]}=... before running pipe")
+            raise ConfigError(
+                f"{what} uses ${{{m[1]}}} but the environment variable {m[1]} is not set",
+                at=SourceLocation("pipe.yml"),
+                hint=f"export {m[1]}=... before running pipe",
+            )
         return os.environ[m[1]]
 
     return _ENV.sub(sub, str(value))
@@ -187,10 +189,12 @@ class Adapter(ABC):
     def ensure_ledger(self) -> None:
         self.ensure_schema("_pipe")
         extra = "".join(f", {c} {t}" for c, t in self._LEDGER_COLUMNS)
-        self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR NOT NULL, "
-                     "interval_start VARCHAR NOT NULL, interval_end VARCHAR NOT NULL, "
-                     "fingerprint VARCHAR NOT NULL, rows BIGINT, published_at "
-                     f"DOUBLE PRECISION NOT NULL{extra})")
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR NOT NULL, "
+            "interval_start VARCHAR NOT NULL, interval_end VARCHAR NOT NULL, "
+            "fingerprint VARCHAR NOT NULL, rows BIGINT, published_at "
+            f"DOUBLE PRECISION NOT NULL{extra})"
+        )
         have = {c.lower() for c, _ in self.columns(LEDGER)}
         for column, dtype in self._LEDGER_COLUMNS:  # a ledger written by an older pipe
             if column not in have:
@@ -210,18 +214,25 @@ class Adapter(ABC):
     def read_ledger(self) -> dict[Key, Entry]:
         """(model, start, end) -> the latest publish of each key still published. Sets
         `ledger_rows`, the rows the ledger holds (superseded ones included)."""
-        _, rows = self.query(f"SELECT model, interval_start, interval_end, fingerprint, "
-                             f"published_at, rows, reads, partial, replaced FROM {LEDGER} "
-                             "ORDER BY published_at")
+        _, rows = self.query(
+            f"SELECT model, interval_start, interval_end, fingerprint, "
+            f"published_at, rows, reads, partial, replaced FROM {LEDGER} "
+            "ORDER BY published_at"
+        )
         self.ledger_rows = len(rows)
         out: dict[Key, Entry] = {}
         for m, s, e, fp, at, n, reads, partial, replaced in rows:
             if not fp:  # a tombstone: no longer published
                 out.pop((m, s, e), None)
                 continue
-            out[(m, s, e)] = Entry(fp, float(at), None if n is None else int(n),
-                                   decode_reads(reads), bool(partial),
-                                   None if replaced is None else int(replaced))
+            out[(m, s, e)] = Entry(
+                fp,
+                float(at),
+                None if n is None else int(n),
+                decode_reads(reads),
+                bool(partial),
+                None if replaced is None else int(replaced),
+            )
         return out
 
     def compact_ledger(self) -> int:
@@ -230,35 +241,38 @@ class Adapter(ABC):
             n = self.execute(
                 f"DELETE FROM {LEDGER} WHERE published_at < (SELECT max(l.published_at) FROM "
                 f"{LEDGER} AS l WHERE l.model = {LEDGER}.model AND l.interval_start = "
-                f"{LEDGER}.interval_start AND l.interval_end = {LEDGER}.interval_end)")
-            n = int(n or 0) + int(self.execute(f"DELETE FROM {LEDGER} WHERE fingerprint = ''")
-                                  or 0)
+                f"{LEDGER}.interval_start AND l.interval_end = {LEDGER}.interval_end)"
+            )
+            n = int(n or 0) + int(self.execute(f"DELETE FROM {LEDGER} WHERE fingerprint = ''") or 0)
         return n
 
     def record_published(self, key: Key, entry: Entry) -> None:
         """Append the ledger row of `key`; call inside the publishing transaction."""
         lit = functools.partial(sqlmod.literal, dialect=self.dialect)
         num = lambda v: "NULL" if v is None else str(int(v))
-        self.execute(f"INSERT INTO {LEDGER} (model, interval_start, interval_end, fingerprint, "
-                     "rows, published_at, reads, partial, replaced) VALUES ("
-                     f"{', '.join(lit(v) for v in (*key, entry.fingerprint))}, "
-                     f"{num(entry.rows)}, {entry.published_at!r}, "
-                     f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
-                     f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})")
+        self.execute(
+            f"INSERT INTO {LEDGER} (model, interval_start, interval_end, fingerprint, "
+            "rows, published_at, reads, partial, replaced) VALUES ("
+            f"{', '.join(lit(v) for v in (*key, entry.fingerprint))}, "
+            f"{num(entry.rows)}, {entry.published_at!r}, "
+            f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
+            f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})"
+        )
 
     def forget_ledger(self, model: str) -> None:
         """Delete every ledger row of `model` (a --full-refresh shadow's, once swapped in or
         abandoned)."""
-        self.execute(f"DELETE FROM {LEDGER} WHERE model = "
-                     f"{sqlmod.literal(model, self.dialect)}")
+        self.execute(f"DELETE FROM {LEDGER} WHERE model = {sqlmod.literal(model, self.dialect)}")
 
     def record_removed(self, keys, at: float) -> None:
         """Tombstones: these keys are no longer published (their table is gone)."""
         lit = functools.partial(sqlmod.literal, dialect=self.dialect)
         for i, key in enumerate(sorted(keys)):
-            self.execute(f"INSERT INTO {LEDGER} (model, interval_start, interval_end, "
-                         f"fingerprint, published_at) VALUES ({', '.join(map(lit, key))}, '', "
-                         f"{at + i * 1e-6!r})")
+            self.execute(
+                f"INSERT INTO {LEDGER} (model, interval_start, interval_end, "
+                f"fingerprint, published_at) VALUES ({', '.join(map(lit, key))}, '', "
+                f"{at + i * 1e-6!r})"
+            )
 
     # -- names
     def q(self, table: str) -> str:
@@ -297,25 +311,32 @@ class Adapter(ABC):
         if not schemas:
             return
         names = ", ".join(sqlmod.literal(x, self.dialect) for x in schemas)
-        _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
-                             f"information_schema.tables WHERE table_schema IN ({names})")
-        self.catalog.load(schemas, {f"{sch}.{n}": "view" if t == "VIEW" else "table"
-                                    for sch, n, t in rows})
+        _, rows = self.query(
+            "SELECT table_schema, table_name, table_type FROM "
+            f"information_schema.tables WHERE table_schema IN ({names})"
+        )
+        self.catalog.load(
+            schemas, {f"{sch}.{n}": "view" if t == "VIEW" else "table" for sch, n, t in rows}
+        )
 
     def relations(self) -> dict[str, str]:
         """Every relation of the warehouse outside the engine's own schemas: 'schema.name' ->
         'table' or 'view'. One catalog query: what a run's start needs to know (temp
         relations left behind, schemas to create, the ledger, the catalog) at once."""
-        _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
-                             "information_schema.tables WHERE table_schema NOT IN "
-                             "('information_schema', 'pg_catalog')")
+        _, rows = self.query(
+            "SELECT table_schema, table_name, table_type FROM "
+            "information_schema.tables WHERE table_schema NOT IN "
+            "('information_schema', 'pg_catalog')"
+        )
         return {f"{sch}.{n}": "view" if t == "VIEW" else "table" for sch, n, t in rows}
 
     def _relation_kind(self, table: str) -> str | None:
         """Ask the catalog: 'table', 'view' or None."""
         schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
-        _, rows = self.query("SELECT table_type FROM information_schema.tables "
-                             f"WHERE table_schema = {schema} AND table_name = {name}")
+        _, rows = self.query(
+            "SELECT table_type FROM information_schema.tables "
+            f"WHERE table_schema = {schema} AND table_name = {name}"
+        )
         if not rows:
             return None
         return "view" if rows[0][0] == "VIEW" else "table"
@@ -325,9 +346,11 @@ class Adapter(ABC):
         out = {}
         for table in tables:
             schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
-            _, rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
-                                 f"WHERE table_schema = {schema} AND table_name = {name} "
-                                 "ORDER BY ordinal_position")
+            _, rows = self.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                f"WHERE table_schema = {schema} AND table_name = {name} "
+                "ORDER BY ordinal_position"
+            )
             if rows:
                 out[table] = tuple((str(c).lower(), str(t)) for c, t in rows)
         return out
@@ -354,13 +377,15 @@ class Adapter(ABC):
         """Every (name, kind) whose table name carries TEMP_MARK, in any schema (of
         `relations`, a listing already made, when given)."""
         if relations is not None:
-            return sorted((n, k) for n, k in relations.items()
-                          if TEMP_MARK in n.split(".", 1)[-1])
-        _, rows = self.query("SELECT table_schema, table_name, table_type FROM "
-                             "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
-                             "ORDER BY 1, 2")
-        return [(f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows
-                if TEMP_MARK in n]
+            return sorted((n, k) for n, k in relations.items() if TEMP_MARK in n.split(".", 1)[-1])
+        _, rows = self.query(
+            "SELECT table_schema, table_name, table_type FROM "
+            "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
+            "ORDER BY 1, 2"
+        )
+        return [
+            (f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows if TEMP_MARK in n
+        ]
 
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {sqlmod.column(schema, self.dialect)}")
@@ -390,8 +415,10 @@ class Adapter(ABC):
     def delete_outside(self, temp: str, time_column: str, start: str, end: str) -> int:
         """Remove the rows of `temp` outside [start, end); return how many there were."""
         c = self.col(time_column)
-        n = self.execute(f"DELETE FROM {self.q(temp)} WHERE NOT "
-                         f"({self._within(time_column, start, end)}) OR {c} IS NULL")
+        n = self.execute(
+            f"DELETE FROM {self.q(temp)} WHERE NOT "
+            f"({self._within(time_column, start, end)}) OR {c} IS NULL"
+        )
         return int(n or 0)
 
     def count(self, table: str) -> int:
@@ -404,8 +431,9 @@ class Adapter(ABC):
         self._changed(temp, None)
         self._changed(table, "table")
 
-    def publish_interval(self, temp: str, table: str, time_column: str, start: str,
-                         end: str) -> tuple[int, int]:
+    def publish_interval(
+        self, temp: str, table: str, time_column: str, start: str, end: str
+    ) -> tuple[int, int]:
         """Replace the [start, end) rows of `table` by those of `temp` (rows of `temp`
         outside the interval are left out); drop `temp`; return (rows inserted, rows the
         interval held before). The first interval creates `table` with the temp's columns."""
@@ -413,8 +441,9 @@ class Adapter(ABC):
         if kind == "view":
             self.drop(table, kind)
         if kind != "table":
-            self.execute(f"CREATE TABLE {self.q(table)} AS SELECT * FROM {self.q(temp)} "
-                         "WHERE 1 = 0")
+            self.execute(
+                f"CREATE TABLE {self.q(table)} AS SELECT * FROM {self.q(temp)} WHERE 1 = 0"
+            )
             self._changed(table, "table")
         within = self._within(time_column, start, end)
         replaced = self.execute(f"DELETE FROM {self.q(table)} WHERE {within}")
@@ -426,9 +455,11 @@ class Adapter(ABC):
         """(name, type) of each column of `table`, in order ([] when it does not exist).
         Inside a transaction it sees the transaction's own tables (a temp table)."""
         schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
-        _, rows = self.query("SELECT column_name, data_type FROM information_schema.columns "
-                             f"WHERE table_schema = {schema} AND table_name = {name} "
-                             "ORDER BY ordinal_position")
+        _, rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = {schema} AND table_name = {name} "
+            "ORDER BY ordinal_position"
+        )
         return [(c, t) for c, t in rows]
 
     def table_columns(self, table: str) -> tuple[tuple[str, str], ...]:

@@ -51,8 +51,9 @@ def describe_csvs(seeds: list[tuple[Path, dict[str, str]]]) -> list[tuple[tuple[
 
 def _path(target, root: Path) -> str:
     """The warehouse file of `target` (relative to the project), or ':memory:'."""
-    path = expand_env(str(target.option("path", "warehouse.duckdb")),
-                      f"target '{target.name}' path")
+    path = expand_env(
+        str(target.option("path", "warehouse.duckdb")), f"target '{target.name}' path"
+    )
     if path == ":memory:" or Path(path).is_absolute():
         return path
     return str(root / path)
@@ -70,8 +71,10 @@ class DuckDBAdapter(Adapter):
             try:
                 con = duckdb.connect(path, read_only=read_only)
             except duckdb.IOException as exc:
-                raise UserError(f"cannot open the DuckDB warehouse {target.option('path')}: "
-                                f"{exc}", hint="is another program holding it open?") from None
+                raise UserError(
+                    f"cannot open the DuckDB warehouse {target.option('path')}: {exc}",
+                    hint="is another program holding it open?",
+                ) from None
             self._owner = True
         else:
             self._owner = False

@@ -23,8 +23,9 @@ _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNOR
 
 
 _URL_PASSWORD = re.compile(r"://[^:/@\s]*:(?P<pw>.*)@")
-_KEY_PASSWORD = re.compile(r"password\s*=\s*(?P<pw>'(?:[^'\\]|\\.)*'|.*?)(?=\s+\w+\s*=|\s*$)",
-                           re.IGNORECASE)
+_KEY_PASSWORD = re.compile(
+    r"password\s*=\s*(?P<pw>'(?:[^'\\]|\\.)*'|.*?)(?=\s+\w+\s*=|\s*$)", re.IGNORECASE
+)
 
 
 def secrets_of(dsn: str) -> list[str]:
@@ -62,8 +63,10 @@ class PostgresAdapter(Adapter):
             # PGTZ from the environment after the startup options, and it would win
             self.con.execute("SET TIME ZONE 'UTC'")
         except psycopg.Error as exc:
-            raise UserError(f"cannot connect to target '{target.name}' (postgres): "
-                            f"{mask(str(exc), self._secrets).strip()}") from None
+            raise UserError(
+                f"cannot connect to target '{target.name}' (postgres): "
+                f"{mask(str(exc), self._secrets).strip()}"
+            ) from None
         self._abort_when_the_client_dies()
 
     @classmethod
@@ -139,15 +142,23 @@ class PostgresAdapter(Adapter):
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         """Types as Postgres spells them in DDL (`numeric(12,2)`, not `numeric`)."""
-        _, rows = self._run("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM "
-                            "pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
-                            " AND NOT a.attisdropped ORDER BY a.attnum", True, (self.q(table),))
+        _, rows = self._run(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM "
+            "pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
+            " AND NOT a.attisdropped ORDER BY a.attnum",
+            True,
+            (self.q(table),),
+        )
         return [tuple(r) for r in rows]
 
     def _has_dependents(self, table: str) -> bool:
-        _, rows = self._run("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r "
-                            "ON r.oid = d.objid WHERE d.refobjid = %s::regclass "
-                            "AND r.ev_class <> d.refobjid)", True, (self.q(table),))
+        _, rows = self._run(
+            "SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r "
+            "ON r.oid = d.objid WHERE d.refobjid = %s::regclass "
+            "AND r.ev_class <> d.refobjid)",
+            True,
+            (self.q(table),),
+        )
         return bool(rows[0][0])
 
     def publish_full(self, temp: str, table: str) -> None:
@@ -155,8 +166,10 @@ class PostgresAdapter(Adapter):
         table itself, so then the rows are replaced in place (same columns required)."""
         if self.relation_kind(table) == "table" and self._has_dependents(table):
             if self.columns(temp) != self.columns(table):
-                raise AdapterError(f"the columns of {table} changed and views depend on it; "
-                                   "drop those views (pipe recreates its own) and run again")
+                raise AdapterError(
+                    f"the columns of {table} changed and views depend on it; "
+                    "drop those views (pipe recreates its own) and run again"
+                )
             self.execute(f"TRUNCATE {self.q(table)}")
             self.execute(self.insert_sql(temp, table))
             self.drop(temp, "table")
@@ -174,7 +187,10 @@ class PostgresAdapter(Adapter):
             "SELECT a.privilege_type, coalesce(r.rolname, 'PUBLIC') FROM pg_class c "
             "CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = "
             "a.grantee WHERE c.oid = to_regclass(%s) AND a.grantee <> c.relowner "
-            "ORDER BY 1, 2", True, (self.q(table),))
+            "ORDER BY 1, 2",
+            True,
+            (self.q(table),),
+        )
         return [(p, r) for p, r in rows]
 
     def _grant(self, table: str, grants) -> None:
@@ -216,8 +232,10 @@ class PostgresAdapter(Adapter):
         con = duckdb.connect()
         try:
             rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
-            cols = [(d[0], sqlmod.transpile_type(str(d[1]), "duckdb", "postgres"))
-                    for d in rel.description]
+            cols = [
+                (d[0], sqlmod.transpile_type(str(d[1]), "duckdb", "postgres"))
+                for d in rel.description
+            ]
             rows = rel.fetchall()
         except duckdb.Error as exc:
             raise AdapterError(f"reading {csv_path.name}: {str(exc).splitlines()[0]}") from None
@@ -233,6 +251,7 @@ class PostgresAdapter(Adapter):
                     for row in rows:
                         copy.write_row(row)
         except psycopg.Error as exc:
-            raise AdapterError(f"loading {csv_path.name}: "
-                               f"{mask(str(exc), self._secrets).strip()}") from None
+            raise AdapterError(
+                f"loading {csv_path.name}: {mask(str(exc), self._secrets).strip()}"
+            ) from None
         return len(rows)

@@ -277,11 +277,15 @@ class SparkAdapter(Adapter):
         return f"{PHYSICAL}.{self._version_prefix(table)}{token}"
 
     # -- the ledger: Spark types; compaction and deletion without DELETE
-    _COLUMNS = ("model STRING, interval_start STRING, interval_end STRING, fingerprint STRING, "
-                "rows BIGINT, published_at DOUBLE, reads STRING, partial BOOLEAN, "
-                "replaced BIGINT")
-    _NAMES = ("model, interval_start, interval_end, fingerprint, rows, published_at, reads, "
-              "partial, replaced")
+    _COLUMNS = (
+        "model STRING, interval_start STRING, interval_end STRING, fingerprint STRING, "
+        "rows BIGINT, published_at DOUBLE, reads STRING, partial BOOLEAN, "
+        "replaced BIGINT"
+    )
+    _NAMES = (
+        "model, interval_start, interval_end, fingerprint, rows, published_at, reads, "
+        "partial, replaced"
+    )
 
     def ensure_ledger(self) -> None:
         self.ensure_schema(PHYSICAL)
@@ -298,8 +302,10 @@ class SparkAdapter(Adapter):
         lit = lambda v: sqlmod.literal(v, "spark")
         with self.shared.ledger_lock:
             for i, key in enumerate(sorted(keys)):
-                self.execute(f"INSERT INTO {LEDGER} VALUES ({', '.join(map(lit, key))}, '', "
-                             f"NULL, {at + i * 1e-6!r}, NULL, NULL, NULL)")
+                self.execute(
+                    f"INSERT INTO {LEDGER} VALUES ({', '.join(map(lit, key))}, '', "
+                    f"NULL, {at + i * 1e-6!r}, NULL, NULL, NULL)"
+                )
 
     def _rewrite_ledger(self, where: str) -> int:
         """Keep only the ledger rows `where` selects. Parquet tables have no DELETE: the
@@ -309,8 +315,9 @@ class SparkAdapter(Adapter):
         side = f"{PHYSICAL}.ledger_compact"
         with self.shared.ledger_lock:
             self.execute(f"DROP TABLE IF EXISTS {side}")
-            self.execute(f"CREATE TABLE {side} USING parquet AS SELECT {self._NAMES} FROM "
-                         f"{LEDGER} {where}")
+            self.execute(
+                f"CREATE TABLE {side} USING parquet AS SELECT {self._NAMES} FROM {LEDGER} {where}"
+            )
             self.execute(f"INSERT OVERWRITE TABLE {LEDGER} SELECT {self._NAMES} FROM {side}")
             self.execute(f"DROP TABLE {side}")
         return before - self.count(LEDGER)
@@ -320,7 +327,8 @@ class SparkAdapter(Adapter):
         return self._rewrite_ledger(
             f"AS l WHERE fingerprint <> '' AND NOT EXISTS (SELECT 1 FROM {LEDGER} AS n WHERE "
             "n.model = l.model AND n.interval_start = l.interval_start AND n.interval_end = "
-            "l.interval_end AND n.published_at > l.published_at)")
+            "l.interval_end AND n.published_at > l.published_at)"
+        )
 
     def forget_ledger(self, model: str) -> None:
         self._rewrite_ledger(f"WHERE model <> {sqlmod.literal(model, 'spark')}")
@@ -470,8 +478,11 @@ class SparkAdapter(Adapter):
         kind = self.relation_kind(table)
         if previous is None and kind == "table":
             self.execute(f"DROP TABLE {self.q(table)}")
-        self._define_view(table, f"SELECT * FROM {self.q(physical)}",
-                          exists=previous is not None or kind == "view")
+        self._define_view(
+            table,
+            f"SELECT * FROM {self.q(physical)}",
+            exists=previous is not None or kind == "view",
+        )
         with self.shared.lock:
             self.shared.published[table] = physical
         self._changed(table, "table")
@@ -541,8 +552,10 @@ class SparkAdapter(Adapter):
         return out
 
     def add_column(self, table: str, column: str, dtype: str | None = None) -> None:
-        raise AdapterError("on_schema_change other than 'fail' is not supported on Spark yet: "
-                           "rebuild the model with 'pipe backfill --full-refresh'")
+        raise AdapterError(
+            "on_schema_change other than 'fail' is not supported on Spark yet: "
+            "rebuild the model with 'pipe backfill --full-refresh'"
+        )
 
     drop_column = add_column
 
