@@ -8,23 +8,12 @@ rendered with the same `this`. Thresholds (`warn_if`, `error_if`) are judged by 
 
 from __future__ import annotations
 
-import operator
 from functools import cache, lru_cache
 
 from . import sql as sqlmod
 from .config import Check
 from .intervals import Interval
 from .templating import render_snippet
-
-_OPS = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-
 
 # The table under check as a template is rendered with it; the task's temporary table
 # replaces it afterwards, so a model's check is rendered once, not once per task.
@@ -141,17 +130,3 @@ def _render(check: Check, this_sql: str, dialect: str) -> str:
     elif check.type == "expression":
         values["expression"] = args
     return _env().get_template(f"{check.type}.sql").render(values)
-
-
-def verdict(check_severity: str, warn_if: str | None, error_if: str | None, failures: int) -> str:
-    """'pass', 'warn' or 'error' for a failing-row count, as dbt judges it."""
-
-    def hit(rule: str | None) -> bool:
-        op, n = (rule or "!= 0").split()
-        return _OPS[op](failures, int(n))
-
-    if check_severity == "error" and hit(error_if):
-        return "error"
-    if hit(warn_if):
-        return "warn"
-    return "pass"

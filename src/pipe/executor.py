@@ -10,13 +10,13 @@ reported as a warning.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .adapters.base import Adapter, AdapterError, Interrupted
-from .checks import verdict
 from .intervals import iso
 from .ledger import Entry, Read
 from .plan import Task
@@ -61,6 +61,30 @@ class TaskFailed(Exception):
         super().__init__(message)
         self.checks = checks
         self.retryable = retryable
+
+
+_OPS = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def verdict(check_severity: str, warn_if: str | None, error_if: str | None, failures: int) -> str:
+    """'pass', 'warn' or 'error' for a failing-row count, as dbt judges it."""
+
+    def hit(rule: str | None) -> bool:
+        op, n = (rule or "!= 0").split()
+        return _OPS[op](failures, int(n))
+
+    if check_severity == "error" and hit(error_if):
+        return "error"
+    if hit(warn_if):
+        return "warn"
+    return "pass"
 
 
 def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
