@@ -150,6 +150,10 @@ t0 = time.perf_counter()
 from pathlib import Path
 from pipe import checks, compiler, intervals, loader, templating, yamlio
 from pipe import plan as planmod, sql as sqlmod
+try:  # the layout after issue 9; before it plan.py held all three
+    from pipe import planfile, planner, workspace
+except ImportError:
+    planfile = planner = workspace = planmod
 t_import = time.perf_counter() - t0
 acc, calls = collections.defaultdict(float), collections.Counter()
 
@@ -174,10 +178,11 @@ for owner, name, label in [
         (compiler.SqlBuilder, "prefetch", "SqlBuilder.prefetch (worker pool: render, parse)"),
         (compiler.CompiledProject, "model_sql", "CompiledProject.model_sql (re-render)"),
         (planmod, "_sidecar", "plan._sidecar"),
+        (planner, "_checks_of", "planner._checks_of"),
         (checks, "check_sql", "checks.check_sql"),
         (yamlio, "load", "yamlio.load (YAML)"),
         (compiler, "_hash", "compiler._hash (fingerprints)"),
-        (planmod, "to_json", "plan.to_json")]:
+        (planfile, "to_json", "plan.to_json")]:
     wrap(owner, name, label)
 root, mode = Path(sys.argv[1]), sys.argv[2]
 if mode == "cold":
@@ -198,13 +203,13 @@ raw = phase("load_project", load)
 cp = phase("compile_project", lambda: compiler.compile_project(raw))
 iv = intervals.parse_label(sys.argv[3])
 known = None
-if hasattr(planmod, "known_unchanged"):
-    known = phase("plan up to date (known_unchanged)", lambda: planmod.known_unchanged(cp, iv))
+if hasattr(workspace, "known_unchanged"):
+    known = phase("plan up to date (known_unchanged)", lambda: workspace.known_unchanged(cp, iv))
 if known is None:
-    plan = phase("build_plan", lambda: planmod.build_plan(cp, iv))
-    write = getattr(planmod, "write_recorded", None)
+    plan = phase("build_plan", lambda: planner.build_plan(cp, iv))
+    write = getattr(workspace, "write_recorded", None)
     phase("plan.write (JSON)", (lambda: write(cp, plan)) if write else
-          (lambda: planmod.write(root, plan)))
+          (lambda: planfile.write(root, plan)))
 phase("save caches", cp.save_cache)
 phases["total"] = time.perf_counter() - t0
 me = resource.getrusage(resource.RUSAGE_SELF)

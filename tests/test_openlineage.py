@@ -227,7 +227,7 @@ def test_openlineage_config_errors_are_exit_2(write_project, yml, message):
 def test_interrupted_tasks_end_with_abort(write_project):
     """Driven through the runner's Reporter hooks, as the runner calls them: a task that
     fails after Ctrl-C, and one still open when the run ends, both end with ABORT."""
-    from pipe import intervals, plan
+    from pipe import intervals, planner
     from pipe.compiler import compile_project
     from pipe.executor import TaskResult
     from pipe.loader import load_project
@@ -237,7 +237,7 @@ def test_interrupted_tasks_end_with_abort(write_project):
     root = write_project(FAILING)
     log = with_openlineage(root)
     cp = compile_project(load_project(root))
-    tasks = {t.model: t for t in plan.build_plan(cp, intervals.parse_label(DAY)).tasks}
+    tasks = {t.model: t for t in planner.build_plan(cp, intervals.parse_label(DAY)).tasks}
     warnings: list[str] = []
     reporter = observe(Reporter(), cp, warnings.append)
     reporter.start(len(tasks), 0, DAY)

@@ -20,7 +20,8 @@ from conftest import copy_example, files_under, run_cli, run_cli_json, run_pipe
 from pipe.compiler import compile_project
 from pipe.intervals import parse_label
 from pipe.loader import load_project
-from pipe.plan import build_plan, dumps, stale_reason
+from pipe.planfile import dumps, stale_reason
+from pipe.planner import build_plan
 
 DAY = "2026-06-02"
 RANGE = "2026-06-01T00:00/2026-06-03T00:00"

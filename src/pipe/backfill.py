@@ -21,14 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from . import plan as planmod
+from . import planfile, workspace
 from .adapters.base import TEMP_MARK
 from .compiler import CompiledProject, Node
 from .decide import decide
-from .errors import IntervalError, StalePlanError, UserError
+from .errors import IntervalError, UserError
 from .intervals import Interval, expand, floor, iso
 from .ledger import stale
 from .plan import Plan, Task, task_id
+from .planner import build_plan
 from .state import StateStore
 
 EXPLOSION_LIMIT = 10_000
@@ -53,7 +54,7 @@ def expand_stubs(cp: CompiledProject, span: Interval, models: Iterable[str] | No
         # a lookback interval before the span has no plan file of the span: SQL inline
         return node.kind != "incremental" or inside_one(cp, iv) is None or iv.start < span.start
 
-    return planmod.build_plan(cp, span, models, full_interval=span, render=render)
+    return build_plan(cp, span, models, full_interval=span, render=render)
 
 
 def shadow_name(model: str) -> str:
@@ -227,28 +228,14 @@ def persist(
     `pipe run` refuses it: recompile and review first."""
     root = cp.raw.root
     days = list(expand(span, cp.raw.config.schedule))
-    written = unchanged = 0
-    stale: list[str] = []
-    for i, day in enumerate(days):
-        plan = planmod.build_plan(cp, day)
-        reason = planmod.stale_reason(root, plan)
-        if reason == "stale":
-            stale.append(planmod.relpath(root, planmod.plan_path(root, plan.target, day)))
-        elif reason == "missing":
-            planmod.write(root, plan)
-            written += 1
-        else:
-            unchanged += 1
-        if on_progress:
-            on_progress(i + 1, len(days))
-    if stale:
-        shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
-        raise StalePlanError(
-            f"plan files are stale: {shown}",
-            hint="the project changed since they were compiled: run "
-            f"'pipe compile --start {iso(span.start)[:10]} --end "
-            f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill",
-        )
+    hint = (
+        "the project changed since they were compiled: run "
+        f"'pipe compile --start {iso(span.start)[:10]} --end "
+        f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill"
+    )
+    made = workspace.ensure_plans(cp, days, hint, on_progress)
+    written = sum(1 for m in made if m.status == "written")
+    unchanged = len(made) - written
     once = Plan(
         stubs.project,
         stubs.target,
@@ -258,9 +245,9 @@ def persist(
     )
     path = backfill_path(root, stubs.target, span)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = planmod.dumps(once)
+    data = planfile.dumps(once)
     if not path.is_file() or path.read_bytes() != data:
-        path.write_bytes(data)
+        planfile.write_bytes(path, data)
     return PersistResult(written, unchanged, len(days) + 1)
 
 
@@ -282,11 +269,11 @@ class PlanFiles:
         if task.sql or task.kind in ("seed", "sensor", "swap"):
             return task
         outer = inside_one(self.cp, task.interval)
-        path = planmod.plan_path(self.root, self.cp.target.name, outer)
+        path = planfile.plan_path(self.root, self.cp.target.name, outer)
         with self._lock:
             tasks = self._cache.get(path)
             if tasks is None:
-                tasks = {t.id: t for t in planmod.load(path).tasks}
+                tasks = {t.id: t for t in planfile.load(path).tasks}
                 self._cache[path] = tasks
                 while len(self._cache) > self.size:
                     self._cache.popitem(last=False)
@@ -295,7 +282,7 @@ class PlanFiles:
         found = tasks.get(task.id)
         if found is None or found.fingerprint != task.fingerprint:
             raise UserError(
-                f"{planmod.relpath(self.root, path)} has no task {task.id} for "
+                f"{planfile.relpath(self.root, path)} has no task {task.id} for "
                 f"{task.model} {task.label}: recompile the plans"
             )
         return replace(found, table=task.table, refresh=True) if task.refresh else found

@@ -6,6 +6,7 @@ and line), 3 a bug in pipe (with the traceback), 130 interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -17,8 +18,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, console, intervals
-from . import plan as planmod
+from . import __version__, console, intervals, planfile, workspace
 from .errors import IntervalError, RunFailed, SourceLocation, UserError
 
 
@@ -87,13 +87,10 @@ def main() -> None:
 
 
 def _load(project: str, target: str | None, write_cache: bool = True):
-    from .compiler import compile_project
-    from .loader import load_project
+    def warn(message: str) -> None:
+        click.echo(f"warning: {message}", err=True)
 
-    raw = load_project(Path(project), use_cache=True, write_cache=write_cache)
-    for warning in raw.config.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    return compile_project(raw, target, write_cache=write_cache)
+    return workspace.load(Path(project), target, write_cache, warn)
 
 
 def _intervals_of(cp, interval: str | None, start: str | None, end: str | None):
@@ -141,31 +138,12 @@ def compile(project, target, interval, start, end, check, as_json):
             except UserError as exc:
                 raise UserError(
                     f"not a plan file name: {exc.message}",
-                    at=SourceLocation(planmod.relpath(root, path)),
+                    at=SourceLocation(planfile.relpath(root, path)),
                     hint="plans/<target>/ holds only files pipe compile writes",
                 ) from None
     if not ivs and not check:
-        _validate(cp)
-    results = []
-    for iv in ivs:
-        rel = planmod.relpath(root, planmod.plan_path(root, cp.target.name, iv))
-        known = None if check else planmod.known_unchanged(cp, iv)
-        if known is not None:  # built from these very inputs, and the file is untouched
-            results.append({"path": rel, "status": "unchanged", "tasks": known})
-            continue
-        plan = planmod.build_plan(cp, iv)
-        if check:  # CI: always built and compared for real
-            reason = planmod.stale_reason(root, plan)
-            results.append({"path": rel, "status": reason or "ok", "tasks": len(plan.tasks)})
-        else:
-            _, changed = planmod.write_recorded(cp, plan)
-            results.append(
-                {
-                    "path": rel,
-                    "status": "written" if changed else "unchanged",
-                    "tasks": len(plan.tasks),
-                }
-            )
+        workspace.validate(cp)
+    results = [dataclasses.asdict(workspace.compile_plan(cp, iv, check)) for iv in ivs]
     cp.save_cache()
     bad = [r for r in results if r["status"] in ("missing", "stale")]
     if as_json:
@@ -185,27 +163,6 @@ def compile(project, target, interval, start, end, check, as_json):
             )
     if bad:
         sys.exit(1)
-
-
-def _validate(cp) -> None:
-    """Plain `pipe compile`: check what `--interval` checks (each model's SQL for the target,
-    every check's and sensor's SQL) by building, not writing, the plan of the project's
-    first interval: of the models and sources whose fingerprint (SPEC §7: their SQL,
-    macros, checks, upstream) it has not built since. A warm compile builds nothing."""
-    from .compiler import reference_interval
-
-    iv = reference_interval(cp.raw, cp.raw.config.schedule)
-    key = planmod.plan_key(cp, iv)
-    if key is not None and planmod.known_unchanged(cp, iv) is not None:
-        return
-    done_key = f"validated:{cp.target.name}:{intervals.iso(iv.start)}"
-    done = cp.state.records().get(done_key) or frozenset()
-    fingerprints = {n: node.fingerprint for n, node in cp.nodes.items()}
-    todo = [n for n, fp in fingerprints.items() if fp not in done]
-    if todo:
-        planmod.build_plan(cp, iv, models=todo)
-    if key is not None and todo:
-        cp.state.record(done_key, frozenset(fingerprints.values()))
 
 
 def _after_start(cp, iv):
@@ -437,7 +394,6 @@ def run(
     as_json,
 ):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
-    from .errors import StalePlanError
     from .runner import LockBusy, check_env, run_tasks
 
     cp = _load(project, target)
@@ -447,25 +403,15 @@ def run(
     _complete_only(iv, now, allow_partial)
     models = _selected(cp, select)
     check_env(cp.target)  # a missing ${VAR} is said before anything is written
-    path = planmod.plan_path(root, cp.target.name, iv)
-    rel = planmod.relpath(root, path)
-    # the compile's record says whether the file on disk is what compiling would write
-    # now; only without one is the plan built in memory to compare it
-    if planmod.known_unchanged(cp, iv) is None:
-        fresh = planmod.build_plan(cp, iv)
-        reason = planmod.stale_reason(root, fresh)
-        if reason == "stale":
-            raise StalePlanError(
-                "this plan is stale: the project changed since it was compiled",
-                at=SourceLocation(rel),
-                hint=f"review the change with 'pipe compile --interval {iv.label}' and "
-                "'git diff plans/', then run again",
-            )
-        planmod.write_recorded(cp, fresh)  # missing: written; up to date: recorded
-        if reason == "missing" and not as_json:
-            click.echo(f"compiled {rel} ({len(fresh.tasks)} tasks)")
+    hint = (
+        f"review the change with 'pipe compile --interval {iv.label}' and "
+        "'git diff plans/', then run again"
+    )
+    [made] = workspace.ensure_plans(cp, [iv], hint)
+    if made.status == "written" and not as_json:
+        click.echo(f"compiled {made.path} ({made.tasks} tasks)")
     cp.save_cache()
-    plan = planmod.load(path)
+    plan = planfile.load(root / made.path)
     reporter = _observed(
         console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.select(models).tasks
     )

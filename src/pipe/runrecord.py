@@ -240,10 +240,10 @@ def _edges(cp, span) -> dict[str, tuple[str, ...]]:
     rendered)."""
     if span is None:
         return {}
-    from . import plan as planmod
+    from .planner import build_plan
 
     try:
-        plan = planmod.build_plan(cp, span, None, full_interval=span, render=lambda node, iv: False)
+        plan = build_plan(cp, span, None, full_interval=span, render=lambda node, iv: False)
     except UserError:
         return {}
     return {t.id: t.upstream for t in plan.tasks}

@@ -12,8 +12,7 @@ import json
 from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 
-from . import ledger
-from . import plan as planmod
+from . import ledger, planner
 from .compiler import CompiledProject
 from .errors import UserError
 from .freshness import _row as freshness_row  # one verdict for the CLI and the site
@@ -148,7 +147,7 @@ def _edges(cp: CompiledProject, label: str, total: int) -> dict[str, tuple[str, 
         return {}
     try:
         span = parse_label(label)
-        stubs = planmod.build_plan(
+        stubs = planner.build_plan(
             cp, span, None, full_interval=span, render=lambda node, iv: False
         )
     except UserError:

@@ -1,0 +1,177 @@
+"""What commands call: load -> compile -> plan, through the caches.
+
+    project dir --loader--> RawProject --compiler--> CompiledProject
+                --planner--> Plan --planfile--> plans/<target>/<interval>.json
+
+"Compile if missing, refuse if stale" lives here and nowhere else (`ensure_plans`): `pipe
+run` and `pipe backfill` run a plan file only when it is what compiling would write now.
+
+A compile of an unchanged project need not build its plans again: the plan of an interval
+is a function of the project's files, the target, the interval and pipe itself, all of
+which `plan_key` hashes (CompiledProject.key covers all but the interval). Writing a plan
+records, per plan file, that key and the sha256 of the bytes written; `known_unchanged`
+trusts a record only while the file on disk still has those bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import planfile
+from .compiler import CompiledProject, compile_project, reference_interval
+from .errors import SourceLocation, StalePlanError
+from .intervals import Interval, iso
+from .loader import load_project
+from .plan import Plan
+from .planner import build_plan
+
+
+def load(
+    project: Path,
+    target: str | None = None,
+    write_cache: bool = True,
+    warn: Callable[[str], None] | None = None,
+) -> CompiledProject:
+    """The project in (or above) `project`, loaded and compiled through the caches;
+    `warn(message)` for each warning about pipe.yml."""
+    raw = load_project(Path(project), use_cache=True, write_cache=write_cache)
+    for warning in raw.config.warnings:
+        if warn is not None:
+            warn(warning)
+    return compile_project(raw, target, write_cache=write_cache)
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """What compiling one interval did to its plan file."""
+
+    path: str  # relative to the project: plans/<target>/<interval>.json
+    status: str  # written | unchanged | ok | missing | stale (the last three: --check)
+    tasks: int
+
+
+def rel_plan_path(cp: CompiledProject, interval: Interval) -> str:
+    root = cp.raw.root
+    return planfile.relpath(root, planfile.plan_path(root, cp.target.name, interval))
+
+
+def compile_plan(cp: CompiledProject, interval: Interval, check: bool = False) -> PlanFile:
+    """`pipe compile` for one interval: write its plan (unless recorded unchanged), or
+    with `check` build it and compare it with the file on disk, writing nothing."""
+    rel = rel_plan_path(cp, interval)
+    known = None if check else known_unchanged(cp, interval)
+    if known is not None:  # built from these very inputs, and the file is untouched
+        return PlanFile(rel, "unchanged", known)
+    plan = build_plan(cp, interval)
+    if check:  # CI: always built and compared for real
+        reason = planfile.stale_reason(cp.raw.root, plan)
+        return PlanFile(rel, reason or "ok", len(plan.tasks))
+    changed = write_recorded(cp, plan)
+    return PlanFile(rel, "written" if changed else "unchanged", len(plan.tasks))
+
+
+def ensure_plans(
+    cp: CompiledProject,
+    ivs: Iterable[Interval],
+    hint: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[PlanFile]:
+    """Compile if missing, refuse if stale: the plan file of every interval is written
+    when it is missing and kept when it is what compiling writes now; when any is stale
+    (the project changed since it was compiled) nothing runs: StalePlanError naming them,
+    with `hint` (how to review and recompile). Statuses: written | unchanged."""
+    ivs = list(ivs)
+    root = cp.raw.root
+    out: list[PlanFile] = []
+    stale: list[str] = []
+    for i, iv in enumerate(ivs):
+        rel = rel_plan_path(cp, iv)
+        known = known_unchanged(cp, iv)
+        if known is not None:
+            out.append(PlanFile(rel, "unchanged", known))
+        else:
+            fresh = build_plan(cp, iv)
+            reason = planfile.stale_reason(root, fresh)
+            if reason == "stale":
+                stale.append(rel)
+            else:
+                write_recorded(cp, fresh)  # missing: written; up to date: recorded
+                status = "written" if reason == "missing" else "unchanged"
+                out.append(PlanFile(rel, status, len(fresh.tasks)))
+        if on_progress:
+            on_progress(i + 1, len(ivs))
+    if len(stale) == 1:
+        raise StalePlanError(
+            "this plan is stale: the project changed since it was compiled",
+            at=SourceLocation(stale[0]),
+            hint=hint,
+        )
+    if stale:
+        shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+        raise StalePlanError(f"plan files are stale: {shown}", hint=hint)
+    return out
+
+
+def validate(cp: CompiledProject) -> None:
+    """Plain `pipe compile`: check what `--interval` checks (each model's SQL for the
+    target, every check's and sensor's SQL) by building, not writing, the plan of the
+    project's first interval: of the models and sources whose fingerprint (SPEC §7: their
+    SQL, macros, checks, upstream) it has not built since. A warm compile builds nothing."""
+    iv = reference_interval(cp.raw, cp.raw.config.schedule)
+    key = plan_key(cp, iv)
+    if key is not None and known_unchanged(cp, iv) is not None:
+        return
+    done_key = f"validated:{cp.target.name}:{iso(iv.start)}"
+    done = cp.state.records().get(done_key) or frozenset()
+    fingerprints = {n: node.fingerprint for n, node in cp.nodes.items()}
+    todo = [n for n, fp in fingerprints.items() if fp not in done]
+    if todo:
+        build_plan(cp, iv, models=todo)
+    if key is not None and todo:
+        cp.state.record(done_key, frozenset(fingerprints.values()))
+
+
+# ---------------------------------------------------------------- unchanged plans
+
+
+def plan_key(cp: CompiledProject, interval: Interval) -> str | None:
+    if not cp.key:
+        return None
+    return hashlib.sha256(
+        f"{planfile.PLAN_FORMAT}\0{cp.key}\0{iso(interval.start)}\0{iso(interval.end)}".encode()
+    ).hexdigest()
+
+
+def known_unchanged(cp: CompiledProject, interval: Interval) -> int | None:
+    """The number of tasks of `interval`'s plan when the file on disk is the one compiling
+    would write now (recorded by `write_recorded` from the same inputs, bytes unchanged
+    since); None when it must be built."""
+    key = plan_key(cp, interval)
+    if key is None:
+        return None
+    root = cp.raw.root
+    path = planfile.plan_path(root, cp.target.name, interval)
+    found = cp.state.records().get(planfile.relpath(root, path))
+    if not found or found[0] != key:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return found[2] if hashlib.sha256(data).hexdigest() == found[1] else None
+
+
+def write_recorded(cp: CompiledProject, plan: Plan) -> bool:
+    """Write the plan file, and record its key and bytes for `known_unchanged`; return
+    whether the file's bytes changed."""
+    root = cp.raw.root
+    path, changed, data = planfile.write(root, plan)
+    key = plan_key(cp, plan.interval)
+    if key is not None and plan.target == cp.target.name:
+        cp.state.record(
+            planfile.relpath(root, path), (key, hashlib.sha256(data).hexdigest(), len(plan.tasks))
+        )
+    return changed
