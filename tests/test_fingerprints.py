@@ -300,6 +300,7 @@ def test_worker_processes_give_the_fingerprints_of_one_process(write_project, mo
     their canonical digests and Jinja uses are the ones the parent would make."""
     import pipe.compiler
     import pipe.loader
+    import pipe.parallel
 
     files = {"macros/m.sql": MACROS}
     for i in range(pipe.compiler.PARALLEL_MIN + 20):
@@ -311,14 +312,15 @@ def test_worker_processes_give_the_fingerprints_of_one_process(write_project, mo
     root = write_project(files, pipe_yml=VARS_YML)
     monkeypatch.setattr(pipe.loader, "workers", lambda: 2)
     monkeypatch.setattr(pipe.compiler, "workers", lambda: 2)
+    monkeypatch.setattr(pipe.parallel, "workers", lambda: 2)
     pools = []
-    real_pool = pipe.compiler.fork_pool
+    real_pool = pipe.parallel.fork_pool
 
     def counting_pool(*args):
         pools.append(args)
         return real_pool(*args)
 
-    monkeypatch.setattr(pipe.compiler, "fork_pool", counting_pool)
+    monkeypatch.setattr(pipe.parallel, "fork_pool", counting_pool)
     pooled = fingerprints(root)
     assert pools  # the workers parsed
     monkeypatch.setattr(pipe.compiler, "PARALLEL_MIN", 10**9)

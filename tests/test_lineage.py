@@ -275,7 +275,7 @@ def test_a_pool_gives_the_answer_of_one_process(write_project, monkeypatch):
     """Every fixture case as its own model, and a model over each (its columns come from
     a worker's answer), computed in one process and in a pool: identical, cache too."""
     from pipe import dagwork, lineage
-    from pipe.loader import workers
+    from pipe.parallel import workers
 
     files = dict(AROUND)
     for i, (_, sql, _) in enumerate(CASES):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import graph as graphmod
 from . import sql as sqlmod
+from .cache import Store, cache_dir, code_version
 from .config import ModelConfig, SourceConfig, Target
 from .errors import (
     ConfigError,
@@ -35,17 +36,8 @@ from .errors import (
     raise_collected,
 )
 from .intervals import Interval, floor, next_start, previous
-from .loader import (
-    RawProject,
-    RawSeed,
-    code_version,
-    fork_pool,
-    frozen_gc,
-    read_pickle,
-    run_all,
-    workers,
-    write_pickle,
-)
+from .loader import RawProject, RawSeed
+from .parallel import chunks, fan_out, frozen_gc, workers
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
 CACHE_VERSION = "4"  # 4: a table read starts at its first name part
@@ -79,31 +71,11 @@ class Node:
         return self.name.split(".", 1)[1]
 
 
-class ParseCache:
-    """Rendered-SQL hash -> (tables read (with offsets), canonical digest of the SQL),
-    persisted as one pickle file. It also keeps what each Jinja model text and macro file
-    uses ("jinja:" and "macros:" keys), for fingerprints."""
-
-    def __init__(self, path: Path | None, readonly: bool = False):
-        self.path = path
-        self.readonly = readonly  # read the cache but write nothing (a dry run)
-        self._data: dict[str, tuple] | None = None  # read on first use
-        self.dirty = False
-
-    @property
-    def data(self) -> dict[str, tuple]:
-        if self._data is None:
-            self._data = {}
-            if self.path:  # missing or corrupt: only a slower compile
-                stored = read_pickle(self.path)
-                if isinstance(stored, dict) and stored.get("version") == CACHE_VERSION:
-                    self._data = stored["entries"]
-        return self._data
-
-    def save(self) -> None:
-        if not (self.path and self.dirty) or self.readonly:
-            return
-        write_pickle(self.path, {"version": CACHE_VERSION, "entries": self.data})
+def parse_cache(root: Path, use_cache: bool, readonly: bool) -> Store:
+    """Rendered-SQL hash -> (tables read (with offsets), canonical digest of the SQL). It
+    also keeps what each Jinja model text and macro file uses ("jinja:" and "macros:"
+    keys), for fingerprints, and each model's SQL for the target ("transpile:")."""
+    return Store(cache_dir(root) / "parse.pickle" if use_cache else None, CACHE_VERSION, readonly)
 
 
 class SqlBuilder:
@@ -115,7 +87,7 @@ class SqlBuilder:
         target: Target,
         index: Mapping[str, list[str]],
         names: set[str],
-        cache: ParseCache,
+        cache: Store,
     ):
         self.raw = raw
         self.dialect = raw.config.dialect
@@ -128,7 +100,7 @@ class SqlBuilder:
             dict(raw.config.vars),
             self.resolve_ref,
             self.resolve_source,
-            raw.root / ".pipe" / "cache" / "jinja.pickle" if cache.path else None,
+            cache_dir(raw.root) / "jinja.pickle" if cache.path else None,
             readonly=cache.readonly,
             is_incremental=self.is_incremental,
         )
@@ -405,14 +377,12 @@ class SqlBuilder:
             return
         if any(job[4] is None for job in jobs):
             self.renderer.env  # noqa: B018 - compiled templates read before forking
-        size = max(25, min(100, -(-len(jobs) // (workers() * 4))))
-        chunks = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
-        global _JOBS, _BUILDER
-        _JOBS, _BUILDER = jobs, self
         try:
             # frozen: a collection in a worker walks (so copies) only the worker's objects
-            with frozen_gc(), fork_pool(len(chunks)) as pool:
-                for results, compiled in run_all(pool, _prefetch_chunk, chunks):
+            with frozen_gc():
+                for results, compiled in fan_out(
+                    _prefetch_chunk, (jobs, self), chunks(len(jobs), 25, 100)
+                ):
                     for i, normalised, key, hit in results:
                         _, path, text, interval, known = jobs[i]
                         if not known:  # rendered or normalised in the worker
@@ -426,8 +396,6 @@ class SqlBuilder:
                     self.renderer.add_compiled(compiled)
         except OSError:  # no process could be forked: `build` does the rest in process
             pass
-        finally:
-            _JOBS, _BUILDER = [], None
 
     def _transpile(self, normalised: str, path: str, splices) -> str:
         """The model in the target dialect, names qualified; cached like the parse, since
@@ -488,21 +456,16 @@ def _first_part(table):
     return table.this
 
 
-# SqlBuilder.prefetch's work, inherited by the forked workers (never pickled)
-_JOBS: list[tuple] = []
-_BUILDER: SqlBuilder | None = None
-
-
-def _prefetch_chunk(bounds: tuple[int, int]):
-    """In a worker: render and parse the jobs [start, end). Returns, per job that worked,
-    (index, its normalised SQL or None when that is the job's text, parse-cache key,
-    parse-cache entry or None when the parent has it), and the templates compiled."""
-    builder = _BUILDER
-    assert builder is not None
+def _prefetch_chunk(shared: tuple[list[tuple], SqlBuilder], bounds: tuple[int, int]):
+    """In a worker: render and parse the jobs [start, end) of `shared` (jobs, builder).
+    Returns, per job that worked, (index, its normalised SQL or None when that is the
+    job's text, parse-cache key, parse-cache entry or None when the parent has it), and
+    the templates compiled."""
+    jobs, builder = shared
     data = builder.cache.data
     out = []
     for i in range(*bounds):
-        model, path, text, interval, key = _JOBS[i]
+        model, path, text, interval, key = jobs[i]
         try:
             if key is None:  # Jinja
                 normalised = normalise(
@@ -572,9 +535,14 @@ class CompileState:
         self.key = key  # None: the project was not loaded from hashed files
         self._builder = builder
         self.plain = plain or {}
-        self.pending: dict | None = None  # the compiled-project cache entry to write
-        self._records: dict | None = None
-        self.records_dirty = False
+        folder = cache_dir(raw.root)
+        # the nodes and graph of the last compile, and the plan records (see workspace.py)
+        self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
+        self.plan_records = Store(
+            folder / "plans.pickle" if use_cache and key else None,
+            COMPILED_VERSION,
+            readonly=not write_cache,
+        )
         self._sidecars: dict[str, str] | None = None
         self._texts: dict[str, str] | None = None
 
@@ -585,17 +553,10 @@ class CompileState:
         return self._texts[name]
 
     @property
-    def cache_dir(self) -> Path:
-        return self.raw.root / ".pipe" / "cache"
-
-    @property
     def builder(self) -> SqlBuilder:
         if self._builder is None:
             names, index = _names(self.raw)
-            cache = ParseCache(
-                self.cache_dir / "parse.pickle" if self.use_cache else None,
-                readonly=not self.write_cache,
-            )
+            cache = parse_cache(self.raw.root, self.use_cache, not self.write_cache)
             self._builder = SqlBuilder(self.raw, self.target, index, names, cache)
         return self._builder
 
@@ -607,20 +568,12 @@ class CompileState:
                 self._sidecars.setdefault(m.name, m.sidecar or m.path)
         return self._sidecars.get(name)
 
-    # -- plan records
+    # -- plan records (workspace.py keeps them)
     def records(self) -> dict:
-        if self._records is None:
-            self._records = {}
-            if self.use_cache and self.key:
-                found = read_pickle(self.cache_dir / "plans.pickle")
-                if isinstance(found, dict) and found.get("version") == COMPILED_VERSION:
-                    self._records = found["entries"]
-        return self._records
+        return self.plan_records.data
 
     def record(self, rel: str, value) -> None:
-        if self.records().get(rel) != value:
-            self._records[rel] = value
-            self.records_dirty = True
+        self.plan_records.put(rel, value)
 
     def save(self) -> None:
         if not (self.use_cache and self.write_cache):
@@ -631,19 +584,15 @@ class CompileState:
         files = getattr(self.raw, "files", None)
         if files is not None:
             files.save()
-        if self.pending is not None:
-            write_pickle(self.cache_dir / _compiled_name(self.target.name), self.pending)
-            self.pending = None
-        if self.records_dirty:
-            write_pickle(
-                self.cache_dir / "plans.pickle",
-                {"version": COMPILED_VERSION, "entries": self._records},
-            )
-            self.records_dirty = False
+        self.compiled.save()
+        self.plan_records.save()
 
 
-def _compiled_name(target: str) -> str:
-    return f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
+def compiled_store(root: Path, target: str, use_cache: bool, readonly: bool) -> Store:
+    """The compiled-project cache of one target: {"key", "nodes", "upstream", "order",
+    "plain"} of its last compile."""
+    name = f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
+    return Store(cache_dir(root) / name if use_cache else None, COMPILED_VERSION, readonly)
 
 
 @dataclass(frozen=True)
@@ -740,8 +689,8 @@ def _compile_key(raw: RawProject, target: Target) -> str | None:
 
 
 def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool):
-    found = read_pickle(raw.root / ".pipe" / "cache" / _compiled_name(target.name))
-    if not isinstance(found, dict) or found.get("key") != key:
+    found = compiled_store(raw.root, target.name, True, True).data
+    if found.get("key") != key:
         return None
     try:
         texts = {m.name: m.sql for m in raw.models}
@@ -808,10 +757,7 @@ def _compile(
     for n in sorted(names):
         index.setdefault(n.split(".", 1)[1], []).append(n)
 
-    cache = ParseCache(
-        raw.root / ".pipe" / "cache" / "parse.pickle" if use_cache else None,
-        readonly=not write_cache,
-    )
+    cache = parse_cache(raw.root, use_cache, not write_cache)
     builder = SqlBuilder(raw, target, index, names, cache)
     schedule = raw.config.schedule
     references: dict[str, Interval] = {}
@@ -918,13 +864,15 @@ def _compile(
             nodes[name] = Node(name, c.kind, m.path, ups, fp, grain=c.grain or schedule, config=c)
     state = CompileState(raw, target, use_cache, write_cache, key, builder, plain)
     if key is not None and write_cache:
-        state.pending = {
-            "key": key,
-            "nodes": nodes,
-            "upstream": graph.upstream,
-            "order": graph.order,
-            "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
-        }
+        state.compiled.replace(
+            {
+                "key": key,
+                "nodes": nodes,
+                "upstream": graph.upstream,
+                "order": graph.order,
+                "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
+            }
+        )
     return CompiledProject(raw, target, nodes, graph, state)
 
 

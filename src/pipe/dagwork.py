@@ -38,7 +38,7 @@ def run(
     function (a worker finds it by name). Raises what `prepare`, `work` or `finish` raise."""
     from concurrent.futures import BrokenExecutor
 
-    from .loader import workers
+    from .parallel import workers
 
     order = list(order)
     names = set(order)
@@ -112,7 +112,7 @@ def _start(stack: contextlib.ExitStack, tasks: int):
     """A fork pool entered on `stack` (the garbage collector kept off the objects that
     exist now, so a worker does not copy them by walking them), or None when no process
     could be forked."""
-    from .loader import fork_pool, frozen_gc
+    from .parallel import fork_pool, frozen_gc
 
     stack.enter_context(frozen_gc())
     try:

@@ -372,7 +372,7 @@ CACHE_LIMIT = 200_000  # entries kept besides the ones a command used
 def load_cache(root: Path) -> dict:
     """The lineage cache under .pipe/cache ({} when missing, corrupt or from another
     pipe or sqlglot: `code_version` covers both)."""
-    from .loader import code_version, read_pickle
+    from .cache import code_version, read_pickle
 
     stored = read_pickle(root / ".pipe" / "cache" / CACHE_FILE)
     if isinstance(stored, dict) and stored.get("version") == code_version():
@@ -382,7 +382,7 @@ def load_cache(root: Path) -> dict:
 
 def save_cache(root: Path, cache: dict, before: int) -> None:
     """Write the cache back when `compute` added to it (it held `before` entries)."""
-    from .loader import code_version, write_pickle
+    from .cache import code_version, write_pickle
 
     if len(cache) == before:
         return

@@ -7,178 +7,21 @@ the values are relative to the project and use '/', so nothing absolute reaches 
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gc
 import hashlib
 import os
-import pickle
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, yamlio
 from . import config as cfg
+from . import yamlio
+from .cache import FileCache, cache_dir
 from .errors import ConfigError, SourceLocation, UserError, raise_collected
+from .parallel import chunks, fan_out, workers
 
 FILES_VERSION = "1"
 # Files to read (a model's SQL counts 1, a sidecar's YAML 6) from which load_project reads
 # them in a pool of processes
 PARALLEL_READ_MIN = 4000
-# A file changed this close (in ns) before the scan that cached it may change again
-# within the same timestamp tick; it is read again next time (git's "racy" files).
-RACY_NS = 3_000_000_000
-
-
-@functools.cache
-def workers() -> int:
-    """How many worker processes a pool may have: the cores this process may use, on
-    Linux (where forking a process that has imported anything is safe); 1 elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return 1
-    return len(os.sched_getaffinity(0))
-
-
-def _worker_signals() -> None:
-    """Ctrl-C is the parent's to handle (it stops the pool), and the pool's SIGTERM ends a
-    worker whatever handler the parent had installed."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-@contextlib.contextmanager
-def fork_pool(tasks: int):
-    """An executor of worker processes forked from this one (they inherit its memory, so
-    a job can be an index into a module global), at most one per core. Use `run_all`.
-    Raises OSError when no process can be forked; the caller then does the work itself."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    for stream in (sys.stdout, sys.stderr):  # no buffered output is copied into a fork
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or odd stream: nothing to copy
-            pass
-    executor = ProcessPoolExecutor(
-        max(1, min(workers(), tasks)),
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_worker_signals,
-    )
-    try:
-        yield executor
-    except BaseException:  # Ctrl-C: drop the queued jobs, the running ones end soon
-        executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    executor.shutdown(wait=True)
-
-
-def run_all(executor, fn, jobs):
-    """fn(job) for every job in the pool, each result as it comes. A worker that died
-    (killed, out of memory) ends the iteration early: the caller does what is left."""
-    from concurrent.futures import as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    futures = [executor.submit(fn, job) for job in jobs]
-    try:
-        for future in as_completed(futures):
-            yield future.result()
-    except BrokenProcessPool:
-        return
-
-
-_FROZEN = [0]  # depth of frozen_gc blocks that froze
-
-
-@contextlib.contextmanager
-def frozen_gc():
-    """Keep the garbage collector off the objects that exist now (gc.freeze) while a
-    large piece of work runs: a full collection would otherwise walk the whole loaded
-    project again and again, and a forked worker would copy its pages by walking them.
-    Objects made inside are collected as usual, and all are unfrozen at the end of the
-    outermost block. Does nothing when someone else froze objects (it would unfreeze
-    theirs)."""
-    if gc.get_freeze_count() and not _FROZEN[0]:
-        yield
-        return
-    gc.freeze()
-    _FROZEN[0] += 1
-    try:
-        yield
-    finally:
-        _FROZEN[0] -= 1
-        if not _FROZEN[0]:
-            gc.unfreeze()
-
-
-def read_pickle(path: Path):
-    """A cache file's value, or None when it is missing or unreadable."""
-    enabled = gc.isenabled()
-    gc.disable()  # loading a large cache allocates objects that are never garbage
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except Exception:  # noqa: BLE001 - a corrupt cache is only a slower compile
-        return None
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def write_pickle(path: Path, value) -> None:
-    """Replace a cache file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump(value, f, protocol=5)
-    os.replace(tmp, path)
-
-
-@functools.cache
-def code_version() -> str:
-    """What else than the project decides a compile's output: this pipe (its files' sizes
-    and times, so an edited checkout counts), its check templates, Python, and the
-    versions of sqlglot, jinja2 and PyYAML (their files, found without importing them)."""
-    import importlib.util
-
-    h = hashlib.sha256(f"{__version__}\0{sys.version}".encode())
-    here = Path(__file__).parent
-    folders = [here]
-    templates = importlib.util.find_spec("pipe.templates")
-    if templates and templates.submodule_search_locations:
-        folders += [Path(p) / "checks" for p in templates.submodule_search_locations]
-    for name in ("sqlglot", "jinja2", "yaml"):
-        spec = importlib.util.find_spec(name)
-        origin = Path(spec.origin) if spec and spec.origin else None
-        if origin is None:
-            continue
-        st = origin.stat()
-        h.update(f"{origin}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        site = origin.parent.parent
-        try:  # the installed versions: sqlglot-30.30.0.dist-info, sqlglotc-...
-            h.update(
-                repr(
-                    sorted(
-                        n
-                        for n in os.listdir(site)
-                        if n.lower().startswith((name, "sqlglotc", "pyyaml", "markupsafe"))
-                    )
-                ).encode()
-            )
-        except OSError:
-            pass
-    for folder in folders:
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        for e in entries:
-            if e.name.endswith((".py", ".sql")) and e.is_file():
-                st = e.stat()
-                h.update(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -209,79 +52,6 @@ class RawProject:
     # a hash of every file read (path and content): the compiled-project cache's key
     digest: str = field(default="", compare=False, repr=False)
     files: FileCache | None = field(default=None, compare=False, repr=False)
-
-
-class FileCache:
-    """What loading each file gave last time, so an unchanged file is neither read nor
-    parsed again: .pipe/cache/files.pickle maps a project-relative path to its stat
-    (size, mtime, ctime, inode), its content hash and the value read from it (the text,
-    or the validated config of a YAML file). Only a load without errors is saved
-    (CompiledProject.save_cache), so every entry is a file that had none."""
-
-    def __init__(self, path: Path | None, readonly: bool = False):
-        self.path = path
-        self.readonly = readonly
-        self.old: dict[str, tuple] = {}
-        self.new: dict[str, tuple] = {}
-        self.scan_ns = time.time_ns()
-        self.trusted_before = 0  # entries with a ctime at or after this are re-read
-        self.dirty = False
-        if path is None:
-            return
-        stored = read_pickle(path)  # missing or corrupt: every file is read
-        if (
-            isinstance(stored, dict)
-            and stored.get("version") == FILES_VERSION
-            and stored.get("code") == code_version()
-        ):
-            self.old = stored["entries"]
-            self.trusted_before = stored["scan_ns"] - RACY_NS
-
-    def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
-        """Whether `get` would find `rel` (without noting anything)."""
-        entry = self.old.get(rel) if st is not None else None
-        return (
-            entry is not None
-            and entry[0] == kind
-            and entry[1] == _stat_key(st)
-            and st.st_ctime_ns < self.trusted_before
-        )
-
-    def get(self, rel: str, st: os.stat_result | None, kind: str):
-        """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
-        if st is None:
-            return None
-        entry = self.old.get(rel)
-        if entry is None or entry[0] != kind or entry[1] != _stat_key(st):
-            self.dirty = True
-            return None
-        if st.st_ctime_ns >= self.trusted_before:
-            self.dirty = True  # save again, with a later scan time, so it is trusted then
-            return None
-        self.new[rel] = entry
-        return entry[2], entry[3]
-
-    def put(self, rel: str, st: os.stat_result | None, kind: str, digest: str, value) -> None:
-        if st is not None:
-            self.new[rel] = (kind, _stat_key(st), digest, value)
-
-    def save(self) -> None:
-        if self.path is None or self.readonly or not (self.dirty or len(self.new) != len(self.old)):
-            return
-        write_pickle(
-            self.path,
-            {
-                "version": FILES_VERSION,
-                "code": code_version(),
-                "scan_ns": self.scan_ns,
-                "entries": self.new,
-            },
-        )
-        self.old, self.dirty = self.new, False
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 class _Reader:
@@ -332,19 +102,14 @@ class _Reader:
             return
         if any(kind == "model_config" for _, kind in jobs):
             yamlio.load("{}", "")  # import yaml once here, not in every worker
-        global _READ
-        _READ = (self.base, pools, jobs)
-        size = max(50, min(500, -(-len(jobs) // (workers() * 4))))
-        chunks = [(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
         try:
-            with fork_pool(len(chunks)) as pool:
-                for results in run_all(pool, _read_chunk, chunks):
-                    for rel, digest, value in results:
-                        self.ahead[rel] = (digest, value)
+            for results in fan_out(
+                _read_chunk, (self.base, pools, jobs), chunks(len(jobs), 50, 500)
+            ):
+                for rel, digest, value in results:
+                    self.ahead[rel] = (digest, value)
         except OSError:  # no process could be forked: the caller reads them all
             self.ahead.clear()
-        finally:
-            _READ = None
 
 
 def _read_text(base: str, rel: str) -> tuple[str, str]:
@@ -353,13 +118,10 @@ def _read_text(base: str, rel: str) -> tuple[str, str]:
     return text, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-_READ: tuple | None = None  # _Reader.read_ahead's work, inherited by the forked workers
-
-
-def _read_chunk(bounds: tuple[int, int]) -> list[tuple[str, str, object]]:
-    """In a worker: (path, hash, value) of the files [start, end) that read cleanly."""
-    assert _READ is not None
-    base, pools, jobs = _READ
+def _read_chunk(shared: tuple, bounds: tuple[int, int]) -> list[tuple[str, str, object]]:
+    """In a worker: (path, hash, value) of the files [start, end) of `shared` (base, pools,
+    jobs) that read cleanly."""
+    base, pools, jobs = shared
     out = []
     for rel, kind in jobs[bounds[0] : bounds[1]]:
         try:
@@ -492,7 +254,7 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
     `write_cache`."""
     root = find_project_root(root)
     files = FileCache(
-        root / ".pipe" / "cache" / "files.pickle" if use_cache else None, readonly=not write_cache
+        cache_dir(root) / "files.pickle" if use_cache else None, readonly=not write_cache
     )
     reader = _Reader(root, files if use_cache else None)
     errors: list[UserError] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import PlanFileError, SourceLocation
 from .intervals import Interval, from_iso
-from .loader import frozen_gc
+from .parallel import frozen_gc
 from .plan import CheckSpec, Plan, Task, isos
 
 PLAN_FORMAT = 1

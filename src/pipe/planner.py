@@ -19,7 +19,7 @@ from . import sql as sqlmod
 from .compiler import CompiledProject, Node
 from .errors import UserError, raise_collected
 from .intervals import Interval, expand, floor, next_start, previous
-from .loader import frozen_gc
+from .parallel import frozen_gc
 from .plan import CheckSpec, Plan, Task, task_id, temp_name
 from .templating import render_snippet
 

@@ -32,7 +32,7 @@ from . import sql as sqlmod
 from .compiler import CompiledProject
 from .errors import UserError
 from .intervals import from_iso
-from .loader import fork_pool, run_all, workers
+from .parallel import fork_pool, run_all, workers
 from .siteruns import runs_data
 from .state import StateStore
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
-import pickle
 import re
 import traceback
 from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
 
+from .cache import Store
 from .errors import SourceLocation, TemplateError, UserError
 from .intervals import Interval, date_literal, timestamp_literal
 
@@ -58,18 +57,9 @@ def _bytecode_cache_class():
         compile, where jinja2's FileSystemBytecodeCache writes a file per template)."""
 
         def __init__(self, path: Path, readonly: bool):
-            self.path = path
-            self.readonly = readonly
-            self.data: dict[str, bytes] = {}
+            self.store = Store(path, BYTECODE_VERSION, readonly)
+            self.data: dict[str, bytes] = self.store.data
             self.fresh: dict[str, bytes] = {}  # compiled since the last take_compiled
-            self.dirty = False
-            try:
-                with open(path, "rb") as f:
-                    stored = pickle.load(f)
-                if stored.get("version") == BYTECODE_VERSION:
-                    self.data = stored["entries"]
-            except Exception:  # noqa: BLE001 - missing or corrupt: templates are compiled
-                self.data = {}
 
         def load_bytecode(self, bucket) -> None:
             code = self.data.get(bucket.key)
@@ -78,17 +68,10 @@ def _bytecode_cache_class():
 
         def dump_bytecode(self, bucket) -> None:
             self.data[bucket.key] = self.fresh[bucket.key] = bucket.bytecode_to_string()
-            self.dirty = True
+            self.store.dirty = True
 
         def save(self) -> None:
-            if not self.dirty or self.readonly:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-            with open(tmp, "wb") as f:
-                pickle.dump({"version": BYTECODE_VERSION, "entries": self.data}, f, protocol=5)
-            os.replace(tmp, self.path)
-            self.dirty = False
+            self.store.save()
 
     return DictBytecodeCache
 
@@ -198,7 +181,7 @@ class Renderer:
         bcc = self._env.bytecode_cache if self._env is not None else None
         if compiled and bcc is not None:
             bcc.data.update(compiled)
-            bcc.dirty = True
+            bcc.store.dirty = True
 
     # -- context functions; they raise TemplateError, located by the caller
     def _var(self, name, default=_NO_DEFAULT):

@@ -1,0 +1,218 @@
+"""Versioned stores under .pipe/cache: one pickle file each, read on first use, replaced
+atomically when changed. Generic: keys and values are whatever the owner keeps; this
+module knows no project type. A store that is missing, corrupt, or of another version
+reads as empty: a cache only ever makes a command faster.
+
+    stores = Store(root / ".pipe" / "cache" / "parse.pickle", version="4")
+    stores.data.get(key)  /  stores.put(key, value)  /  stores.save()
+
+`FileCache` is the store of the loader: per project file its stat, content hash and the
+value read from it, so an unchanged file is neither read nor parsed again.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import hashlib
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+# A file changed this close (in ns) before the scan that cached it may change again
+# within the same timestamp tick; it is read again next time (git's "racy" files).
+RACY_NS = 3_000_000_000
+
+
+def cache_dir(root: Path) -> Path:
+    return root / ".pipe" / "cache"
+
+
+def read_pickle(path: Path):
+    """A cache file's value, or None when it is missing or unreadable."""
+    enabled = gc.isenabled()
+    gc.disable()  # loading a large cache allocates objects that are never garbage
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def write_pickle(path: Path, value) -> None:
+    """Replace a cache file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        pickle.dump(value, f, protocol=5)
+    os.replace(tmp, path)
+
+
+class Store:
+    """A dict persisted in one file as {"version": version, "entries": dict}. `path`
+    None keeps it in memory only; `readonly` reads the file but never writes it (a dry
+    run, `--check`)."""
+
+    def __init__(self, path: Path | None, version: str, readonly: bool = False):
+        self.path = path
+        self.version = version
+        self.readonly = readonly
+        self._data: dict | None = None
+        self.dirty = False
+
+    @property
+    def data(self) -> dict:
+        if self._data is None:
+            self._data = {}
+            if self.path is not None:
+                stored = read_pickle(self.path)
+                if isinstance(stored, dict) and stored.get("version") == self.version:
+                    self._data = stored["entries"]
+        return self._data
+
+    def put(self, key, value) -> None:
+        data = self.data
+        if key not in data or data[key] != value:
+            data[key] = value
+            self.dirty = True
+
+    def replace(self, entries: dict) -> None:
+        """All entries at once (they are written on `save`)."""
+        self._data = entries
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.path is None or self.readonly or not self.dirty:
+            return
+        write_pickle(self.path, {"version": self.version, "entries": self.data})
+        self.dirty = False
+
+
+@functools.cache
+def code_version() -> str:
+    """What else than the project decides a compile's output: this pipe (its files' sizes
+    and times, so an edited checkout counts), its check templates, Python, and the
+    versions of sqlglot, jinja2 and PyYAML (their files, found without importing them)."""
+    import importlib.util
+
+    h = hashlib.sha256(f"{__version__}\0{sys.version}".encode())
+    here = Path(__file__).parent
+    folders = [here]
+    templates = importlib.util.find_spec("pipe.templates")
+    if templates and templates.submodule_search_locations:
+        folders += [Path(p) / "checks" for p in templates.submodule_search_locations]
+    for name in ("sqlglot", "jinja2", "yaml"):
+        _library_version(h, name)
+    for folder in folders:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.endswith((".py", ".sql")) and e.is_file():
+                st = e.stat()
+                h.update(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
+def _library_version(h, name: str) -> None:
+    """Hash a library's main file and its installed distributions' names."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    origin = Path(spec.origin) if spec and spec.origin else None
+    if origin is None:
+        return
+    st = origin.stat()
+    h.update(f"{origin}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    site = origin.parent.parent
+    try:  # the installed versions: sqlglot-30.30.0.dist-info, sqlglotc-...
+        found = sorted(
+            n
+            for n in os.listdir(site)
+            if n.lower().startswith((name, "sqlglotc", "pyyaml", "markupsafe"))
+        )
+        h.update(repr(found).encode())
+    except OSError:
+        pass
+
+
+class FileCache:
+    """What reading each file gave last time, so an unchanged file is neither read nor
+    parsed again: the file maps a relative path to its stat (size, mtime, ctime, inode),
+    its content hash and the value read from it (`kind` says what sort of value). The
+    owner saves it only after a read without errors, so every entry had none."""
+
+    VERSION = "1"
+
+    def __init__(self, path: Path | None, readonly: bool = False):
+        self.path = path
+        self.readonly = readonly
+        self.old: dict[str, tuple] = {}
+        self.new: dict[str, tuple] = {}
+        self.scan_ns = time.time_ns()
+        self.trusted_before = 0  # entries with a ctime at or after this are re-read
+        self.dirty = False
+        if path is None:
+            return
+        stored = read_pickle(path)  # missing or corrupt: every file is read
+        if (
+            isinstance(stored, dict)
+            and stored.get("version") == self.VERSION
+            and stored.get("code") == code_version()
+        ):
+            self.old = stored["entries"]
+            self.trusted_before = stored["scan_ns"] - RACY_NS
+
+    def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
+        """Whether `get` would find `rel` (without noting anything)."""
+        entry = self.old.get(rel) if st is not None else None
+        return (
+            entry is not None
+            and entry[0] == kind
+            and entry[1] == stat_key(st)
+            and st.st_ctime_ns < self.trusted_before
+        )
+
+    def get(self, rel: str, st: os.stat_result | None, kind: str):
+        """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
+        if st is None:
+            return None
+        entry = self.old.get(rel)
+        if entry is None or entry[0] != kind or entry[1] != stat_key(st):
+            self.dirty = True
+            return None
+        if st.st_ctime_ns >= self.trusted_before:
+            self.dirty = True  # save again, with a later scan time, so it is trusted then
+            return None
+        self.new[rel] = entry
+        return entry[2], entry[3]
+
+    def put(self, rel: str, st: os.stat_result | None, kind: str, digest: str, value) -> None:
+        if st is not None:
+            self.new[rel] = (kind, stat_key(st), digest, value)
+
+    def save(self) -> None:
+        if self.path is None or self.readonly or not (self.dirty or len(self.new) != len(self.old)):
+            return
+        write_pickle(
+            self.path,
+            {
+                "version": self.VERSION,
+                "code": code_version(),
+                "scan_ns": self.scan_ns,
+                "entries": self.new,
+            },
+        )
+        self.old, self.dirty = self.new, False
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)

@@ -1,0 +1,131 @@
+"""The fork pool: run one function over many jobs in worker processes, one per core.
+
+Work reaches the workers as arguments: `fan_out(fn, shared, jobs)` hands `shared` (the
+big read-only input, e.g. every model's text) to each worker once, at its start, through
+the fork itself (never pickled), and each job (a small value, e.g. a range of indexes)
+by pickling; the parent keeps no module state between calls. Forking is safe only where
+the platform forks a process that has imported anything, Linux: elsewhere `workers()`
+is 1 and callers do the work in process. Knows no project type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+
+# In a worker process only: what its pool's initializer was given (fn, shared). Set once
+# per forked process, never in the parent.
+_WORKER: list = []
+
+
+@functools.cache
+def workers() -> int:
+    """How many worker processes a pool may have: the cores this process may use, on
+    Linux (where forking a process that has imported anything is safe); 1 elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    return len(os.sched_getaffinity(0))
+
+
+def chunks(n: int, low: int, high: int) -> list[tuple[int, int]]:
+    """[start, end) ranges over n jobs: about four per worker, each of low..high jobs."""
+    size = max(low, min(high, -(-n // (workers() * 4))))
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _worker_signals() -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool), and the pool's SIGTERM ends a
+    worker whatever handler the parent had installed."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _start_worker(fn, shared) -> None:
+    _worker_signals()
+    _WORKER[:] = [fn, shared]
+
+
+def _call(job):
+    fn, shared = _WORKER
+    return fn(shared, job)
+
+
+@contextlib.contextmanager
+def fork_pool(tasks: int, initializer=_worker_signals, initargs: tuple = ()):
+    """An executor of worker processes forked from this one, at most one per core and
+    `tasks`. Use `run_all`. Raises OSError when no process can be forked; the caller then
+    does the work itself."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    for stream in (sys.stdout, sys.stderr):  # no buffered output is copied into a fork
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or odd stream: nothing to copy
+            pass
+    executor = ProcessPoolExecutor(
+        max(1, min(workers(), tasks)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=initializer,
+        initargs=initargs,
+    )
+    try:
+        yield executor
+    except BaseException:  # Ctrl-C: drop the queued jobs, the running ones end soon
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+def run_all(executor, fn, jobs) -> Iterator:
+    """fn(job) for every job in the pool, each result as it comes. A worker that died
+    (killed, out of memory) ends the iteration early: the caller does what is left."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    futures = [executor.submit(fn, job) for job in jobs]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    except BrokenProcessPool:
+        return
+
+
+def fan_out(fn: Callable, shared, jobs: Iterable) -> Iterator:
+    """fn(shared, job) for every job in forked workers, each result as it comes (not in
+    order). `fn` must be a module-level function; `shared` reaches each worker through
+    the fork. A worker that died ends the iteration early; OSError when nothing could be
+    forked: in both cases the caller does what is left in process."""
+    jobs = list(jobs)
+    with fork_pool(len(jobs), _start_worker, (fn, shared)) as pool:
+        yield from run_all(pool, _call, jobs)
+
+
+_FROZEN = [0]  # depth of frozen_gc blocks that froze
+
+
+@contextlib.contextmanager
+def frozen_gc():
+    """Keep the garbage collector off the objects that exist now (gc.freeze) while a
+    large piece of work runs: a full collection would otherwise walk the whole loaded
+    project again and again, and a forked worker would copy its pages by walking them.
+    Objects made inside are collected as usual, and all are unfrozen at the end of the
+    outermost block. Does nothing when someone else froze objects (it would unfreeze
+    theirs)."""
+    if gc.get_freeze_count() and not _FROZEN[0]:
+        yield
+        return
+    gc.freeze()
+    _FROZEN[0] += 1
+    try:
+        yield
+    finally:
+        _FROZEN[0] -= 1
+        if not _FROZEN[0]:
+            gc.unfreeze()
