@@ -132,7 +132,11 @@ finally:
 SERIAL = r"""
 import sys
 import pipe.compiler
-pipe.compiler.PARALLEL_MIN = float("inf")
+try:  # where the worker pool's threshold lives after issue 9
+    import pipe.modelsql as _where
+except ImportError:
+    _where = pipe.compiler
+_where.PARALLEL_MIN = float("inf")
 from pipe.cli import main
 main(sys.argv[1:], prog_name="pipe")
 """
@@ -154,6 +158,10 @@ try:  # the layout after issue 9; before it plan.py held all three
     from pipe import planfile, planner, workspace
 except ImportError:
     planfile = planner = workspace = planmod
+try:
+    from pipe import modelsql
+except ImportError:
+    modelsql = compiler
 t_import = time.perf_counter() - t0
 acc, calls = collections.defaultdict(float), collections.Counter()
 
@@ -175,7 +183,8 @@ for owner, name, label in [
         (sqlmod, "parse_select", "sql.parse_select (sqlglot parse)"),
         (sqlmod, "table_refs", "sql.table_refs (traverse_scope)"),
         (templating.Renderer, "render", "Renderer.render (Jinja)"),
-        (compiler.SqlBuilder, "prefetch", "SqlBuilder.prefetch (worker pool: render, parse)"),
+        (getattr(compiler, "SqlBuilder", None) or modelsql.SqlBuilder, "prefetch",
+         "SqlBuilder.prefetch (worker pool: render, parse)"),
         (compiler.CompiledProject, "model_sql", "CompiledProject.model_sql (re-render)"),
         (planmod, "_sidecar", "plan._sidecar"),
         (planner, "_checks_of", "planner._checks_of"),

@@ -1,21 +1,18 @@
-"""RawProject -> CompiledProject: names resolved, dependencies inferred, graph checked.
+"""RawProject -> CompiledProject: names defined, dependencies inferred, graph checked,
+fingerprints made.
 
-No database and no clock here. A model's SQL is rendered with Jinja, parsed once per
-distinct rendering (interval values normalised away, see templating.normalise), its tables
-resolved against models, seeds and sources, and written out for the target dialect. A
-parse cache under .pipe/cache keyed by the rendered text makes an unchanged project
-recompile without parsing.
-
-Name resolution (SPEC §2): `schema.table` as is; a bare `table` when exactly one model,
-seed or source has that table name; CTE names shadow models (handled in sql.py).
+No database and no clock here. Each model's SQL is built once for its reference
+interval by modelsql.SqlBuilder (render, parse through the parse cache, resolve, write for
+the target); the tables it reads, its sidecar's depends_on and the tables its checks read
+are its upstream; the graph is checked for cycles; each node's fingerprint (SPEC §7)
+hashes what the model means and its upstream's fingerprints. An unchanged project (the
+same file contents, target and pipe) is served from the compiled-project cache.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,25 +24,19 @@ from .cache import Store, cache_dir, code_version
 from .config import ModelConfig, SourceConfig, Target
 from .errors import (
     ConfigError,
-    CycleError,
     SourceLocation,
     SqlError,
-    TemplateError,
     UnknownTable,
     UserError,
     raise_collected,
 )
-from .intervals import Interval, floor, next_start, previous
+from .intervals import Interval, floor, next_start
 from .loader import RawProject, RawSeed
-from .parallel import chunks, fan_out, frozen_gc, workers
-from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
+from .modelsql import SqlBuilder, fill, parse_cache
+from .parallel import frozen_gc
+from .templating import quoted_values
 
-CACHE_VERSION = "4"  # 4: a table read starts at its first name part
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
-
-# Uncached models (to parse, or Jinja models to render) from which compile_project works
-# in a pool of processes: below it, forking costs more than it saves.
-PARALLEL_MIN = 200
 
 
 @dataclass(frozen=True)
@@ -69,442 +60,6 @@ class Node:
     @property
     def table(self) -> str:
         return self.name.split(".", 1)[1]
-
-
-def parse_cache(root: Path, use_cache: bool, readonly: bool) -> Store:
-    """Rendered-SQL hash -> (tables read (with offsets), canonical digest of the SQL). It
-    also keeps what each Jinja model text and macro file uses ("jinja:" and "macros:"
-    keys), for fingerprints, and each model's SQL for the target ("transpile:")."""
-    return Store(cache_dir(root) / "parse.pickle" if use_cache else None, CACHE_VERSION, readonly)
-
-
-class SqlBuilder:
-    """Renders, parses (through the cache), resolves and writes one model's SQL."""
-
-    def __init__(
-        self,
-        raw: RawProject,
-        target: Target,
-        index: Mapping[str, list[str]],
-        names: set[str],
-        cache: Store,
-    ):
-        self.raw = raw
-        self.dialect = raw.config.dialect
-        self.target = target
-        self.index = index  # bare table name -> full names
-        self.names = names
-        self.cache = cache
-        self.renderer = Renderer(
-            raw.macros,
-            dict(raw.config.vars),
-            self.resolve_ref,
-            self.resolve_source,
-            cache_dir(raw.root) / "jinja.pickle" if cache.path else None,
-            readonly=cache.readonly,
-            is_incremental=self.is_incremental,
-        )
-        self._configs = {m.name: m.config for m in raw.models}
-        self.sources = {s.name for s in raw.sources}
-        # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
-        self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
-        self._macro_defs: list | None = None  # (path, Renderer.macro_defs(path)) per file
-        self._inputs: dict[tuple, str] = {}  # Renderer.uses(...) -> inputs_digest: most
-        # Jinja models use the same few names
-
-    # -- names
-    def resolve(self, name: str, at: SourceLocation | None) -> str:
-        name = name.lower() if name == name.lower() or '"' not in name else name
-        if name in self.names:
-            return name
-        if "." not in name:
-            found = self.index.get(name, [])
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                raise UnknownTable(
-                    f"table '{name}' is ambiguous",
-                    at=at,
-                    hint="write one of " + ", ".join(sorted(found)),
-                )
-        close = difflib.get_close_matches(name, sorted(self.names), n=1, cutoff=0.6)
-        if not close and "." not in name:
-            close = difflib.get_close_matches(name, sorted(self.index), n=1, cutoff=0.6)
-            close = [self.index[close[0]][0]] if close else []
-        raise UnknownTable(
-            f"unknown table '{name}': not a model, a seed or a source in sources.yml",
-            at=at,
-            hint=f"did you mean '{close[0]}'?"
-            if close
-            else "declare external tables in sources.yml",
-        )
-
-    def resolve_ref(self, name: str, path: str) -> str:
-        try:
-            return self.resolve(name, None)
-        except UnknownTable as exc:
-            raise TemplateError(f"ref('{name}'): {exc.message}", hint=exc.hint) from None
-
-    def resolve_source(self, name: str, path: str) -> str:
-        if name not in self.sources:
-            close = difflib.get_close_matches(name, sorted(self.sources), n=1)
-            raise TemplateError(
-                f"source('{name}') is not declared in sources.yml",
-                hint=f"did you mean '{close[0]}'?" if close else None,
-            )
-        return name
-
-    def is_incremental(self, model: str, interval: Interval) -> bool:
-        """`{{ is_incremental() }}`: whether the model's table holds published rows when
-        the task for `interval` runs. pipe knows it at compile time for an incremental
-        model with depends_on_past: every interval but the first waits for the one before
-        it to be published, and the first (the one that holds the project's `start`) waits
-        for nothing, as plan.build_plan chains them."""
-        c = self._configs.get(model)
-        if c is None or c.kind != "incremental" or not c.depends_on_past:
-            raise TemplateError(
-                "is_incremental() needs 'kind: incremental' and 'depends_on_past: true' in"
-                " the model's sidecar",
-                hint="only then is the interval before this one"
-                " published whenever this one runs, so the answer is known when compiling",
-            )
-        start = self.raw.config.start
-        return (
-            start is None or previous(interval, c.grain or self.raw.config.schedule).start >= start
-        )
-
-    # -- SQL
-    def _key(self, normalised: str) -> str:
-        return hashlib.sha1(f"{self.dialect}\0{normalised}".encode()).hexdigest()
-
-    def _refs(self, normalised: str, path: str, key: str | None = None):
-        key = key or self._key(normalised)
-        hit = self.cache.data.get(key)
-        if hit is None:
-            hit = _parse_refs(normalised, self.dialect, path)
-            self.cache.data[key] = hit
-            self.cache.dirty = True
-        return hit
-
-    def normalised(
-        self, model: str, path: str, text: str, interval: Interval
-    ) -> tuple[str, str | None]:
-        """The model rendered for `interval`, its interval values replaced by placeholders,
-        and its parse-cache key when already known."""
-        ahead = self._pending.pop((path, interval), None)
-        if ahead is not None:
-            return ahead
-        return normalise(self.renderer.render(path, text, interval, model), interval), None
-
-    def build(
-        self,
-        model: str,
-        path: str,
-        text: str,
-        interval: Interval,
-        errors: list[UserError] | None = None,
-    ) -> tuple[str, tuple[str, ...], str]:
-        """(SQL for the target with interval placeholders, tables read, canonical digest
-        of the rendering, see sql.canonical_digest) of one rendering.
-
-        Unknown tables are appended to `errors` when given (compile collects them all),
-        raised otherwise."""
-        normalised, key = self.normalised(model, path, text, interval)
-        try:
-            refs, digest = self._refs(normalised, path, key)
-        except SqlError as exc:
-            exc.at = self._in_template(exc.at, model, text, normalised, interval)
-            raise
-        reads: list[str] = []
-        splices: list[tuple[int, int, str]] = []
-        for parts, line, col, start, end in refs:
-            name = ".".join(p for p in parts if p)
-            try:
-                full = self.resolve(name, None)
-            except UnknownTable as exc:  # located only now: most names resolve
-                exc.at = self._in_template(
-                    SourceLocation(path, line, col), model, text, normalised, interval
-                )
-                if errors is None:
-                    raise
-                errors.append(exc)
-                continue
-            if full != name and not parts[0]:
-                splices.append((start, end, full))
-            if full != model:  # reading its own past ({{ this }}) is no edge
-                reads.append(full)
-            elif not _USES_THIS.search(text):
-                exc = CycleError(
-                    f"dependency cycle: {model} -> {model} (the model reads its own table)",
-                    hint="read its published rows as {{ this }}"
-                    " (with depends_on_past), or read another table",
-                )
-                exc.at = self._in_template(
-                    SourceLocation(path, line, col), model, text, normalised, interval
-                )
-                if errors is None:
-                    raise exc
-                errors.append(exc)
-        if self.target.dialect == self.dialect:
-            out = normalised
-            for start, end, full in sorted(splices, reverse=True):
-                out = out[:start] + full + out[end + 1 :]
-        else:
-            out = self._transpile(normalised, path, splices)
-        return out, tuple(sorted(set(reads))), digest
-
-    def _in_template(
-        self, at: SourceLocation | None, model: str, text: str, normalised: str, interval: Interval
-    ) -> SourceLocation | None:
-        """A place in the rendering as a place in the model file (an error path only): a
-        Jinja loop or a macro's output adds lines, so the line is looked up in a marked
-        rendering (Renderer.line_map); the column is kept where the line was not changed."""
-        if at is None or at.line is None or "{" not in text:
-            return _in_source(at, text, normalised)
-        try:
-            lines = self.renderer.line_map(at.path, text, interval, model)
-        except Exception:  # noqa: BLE001 - it rendered once; keep the rendering's line
-            return _in_source(at, text, normalised)
-        out = normalised.splitlines()
-        if at.line > len(lines):
-            return replace(at, col=None)
-        line = lines[at.line - 1]
-        src = text.splitlines()
-        same = line <= len(src) and at.line <= len(out) and src[line - 1] == out[at.line - 1]
-        return SourceLocation(at.path, line, at.col if same else None)
-
-    def jinja_inputs(self, path: str, text: str) -> str:
-        """A hash of the macros and vars a Jinja model uses (Renderer.inputs_digest); what
-        the model text and each macro file use is kept in the parse cache."""
-        data = self.cache.data
-        key = "jinja:" + self._key(text)
-        uses = data.get(key)
-        if uses is None:
-            uses = data[key] = self.renderer.uses(text, self._fragment)
-            self.cache.dirty = True
-        found = self._inputs.get(uses)
-        if found is None:
-            found = self._inputs[uses] = self.renderer.inputs_digest(uses, self.macro_defs())
-        return found
-
-    def macro_defs(self) -> list:
-        """(path, Renderer.macro_defs(path)) of every macro file, through the parse cache."""
-        if self._macro_defs is None:
-            data = self.cache.data
-            self._macro_defs = []
-            for mpath, source in self.raw.macros:
-                mkey = "macros:" + self._key(f"{mpath}\0{source}")
-                found = data.get(mkey)
-                if found is None:
-                    found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
-                    self.cache.dirty = True
-                self._macro_defs.append((mpath, found))
-        return self._macro_defs
-
-    def check_macros(self, errors: list[UserError]) -> None:
-        """Every macro file is valid Jinja and no two macros share a name (a model would
-        silently get whichever file sorts last). Each file is parsed once per version of
-        it: its macro names are kept in the parse cache."""
-        data = self.cache.data
-        first: dict[str, SourceLocation] = {}
-        for mpath, source in self.raw.macros:
-            mkey = "macro-names:" + self._key(f"{mpath}\0{source}")
-            found = data.get(mkey)
-            if found is None:
-                try:
-                    found = self.renderer.macro_names(mpath)
-                except TemplateError as exc:
-                    errors.append(exc)
-                    continue
-                data[mkey] = found
-                self.cache.dirty = True
-            for name, line in found:
-                at = SourceLocation(mpath, line)
-                if name in first:
-                    errors.append(
-                        TemplateError(
-                            f"macro '{name}' is defined twice: here and at {first[name]}",
-                            at=at,
-                            hint="rename one of them; a model would get whichever is read last",
-                        )
-                    )
-                else:
-                    first[name] = at
-
-    def _fragment(self, text: str) -> str:
-        return sqlmod.fragment_key(text, self.dialect)
-
-    def prefetch(self, models: list[tuple[str, str, str, Interval]]) -> None:
-        """Do ahead, in a pool of worker processes, the slow part of `build` for many
-        (model, path, text, interval): render the Jinja models and parse the renderings
-        the parse cache lacks. Only the small results come back (the parse cache's
-        tuples, renderings, parse-cache keys, compiled templates); `build` finds them.
-
-        Stays in process on one core or below PARALLEL_MIN uncached models: a warm
-        compile or a small edit parses little. A model that fails here is not reported
-        here: `build` does it again and raises exactly as without a pool."""
-        data = self.cache.data
-        # (model, path, text, interval, key): key None for a Jinja model rendered in the
-        # worker, "" for plain SQL the worker normalises, else the key of the normalised
-        # SQL in `text`; every job is worth doing in a worker
-        jobs: list[tuple] = []
-        for model, path, text, interval in models:
-            if "{" in text:
-                if not data or not self.renderer.cheap(path, text):
-                    # cold (its rendering will need parsing), or slow to compile
-                    jobs.append((model, path, text, interval, None))
-                    continue
-                try:  # cheap to render here, and then its parse-cache key is known
-                    normalised = normalise(
-                        self.renderer.render(path, text, interval, model), interval
-                    )
-                except Exception:  # noqa: BLE001 - `build` renders it again and reports it
-                    continue
-            elif not data:  # nothing cached (a cold compile): all of it in the workers
-                jobs.append((model, path, text, interval, ""))
-                continue
-            else:
-                normalised = normalise(text, interval)
-            key = self._key(normalised)
-            self._pending[(path, interval)] = (normalised, key)
-            if key not in data:
-                jobs.append((model, path, normalised, interval, key))
-        if len(jobs) < PARALLEL_MIN or workers() < 2:
-            return
-        try:  # imported once here, not in every worker
-            sqlmod.get_dialect(self.dialect)
-        except ValueError:  # an unknown dialect: `build` says so
-            return
-        if any(job[4] is None for job in jobs):
-            self.renderer.env  # noqa: B018 - compiled templates read before forking
-        try:
-            # frozen: a collection in a worker walks (so copies) only the worker's objects
-            with frozen_gc():
-                for results, compiled in fan_out(
-                    _prefetch_chunk, (jobs, self), chunks(len(jobs), 25, 100)
-                ):
-                    for i, normalised, key, hit in results:
-                        _, path, text, interval, known = jobs[i]
-                        if not known:  # rendered or normalised in the worker
-                            self._pending[(path, interval)] = (
-                                text if normalised is None else normalised,
-                                key,
-                            )
-                        if hit is not None and key not in data:
-                            data[key] = hit
-                            self.cache.dirty = True
-                    self.renderer.add_compiled(compiled)
-        except OSError:  # no process could be forked: `build` does the rest in process
-            pass
-
-    def _transpile(self, normalised: str, path: str, splices) -> str:
-        """The model in the target dialect, names qualified; cached like the parse, since
-        placeholders stand for the interval values (the resolved names are in the key)."""
-        key = (
-            "transpile:"
-            + hashlib.sha1(
-                f"{self.dialect}\0{self.target.dialect}\0{sorted(splices)}\0{normalised}".encode()
-            ).hexdigest()
-        )
-        out = self.cache.data.get(key)
-        if out is None:
-            out = self._transpile_uncached(normalised, path)
-            self.cache.data[key] = out
-            self.cache.dirty = True
-        return out
-
-    def _transpile_uncached(self, normalised: str, path: str) -> str:
-        try:
-            return self._transpile_tree(normalised, path)
-        except RecursionError:
-            raise sqlmod.too_deep(normalised, path) from None
-
-    def _transpile_tree(self, normalised: str, path: str) -> str:
-        tree = sqlmod.parse_select(normalised, self.dialect, path)
-        for ref, table in sqlmod.table_refs(tree):
-            if ref.parts[0]:
-                continue
-            try:
-                full = self.resolve(ref.name, None)
-            except UnknownTable:
-                continue
-            schema, name = full.split(".", 1)
-            sqlmod.qualify(table, schema, name)
-        out = sqlmod.generate(tree, self.target.dialect, path)
-        sqlmod.validate_for(tree, out, self.target.dialect, path)
-        return out
-
-
-def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
-    """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
-    table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
-    tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
-    try:
-        return tuple(
-            (r.parts, r.line, r.col, _first_part(t).meta.get("start"), t.this.meta.get("end"))
-            for r, t in sqlmod.table_refs(tree)
-        ), digest
-    except RecursionError:
-        raise sqlmod.too_deep(normalised, path) from None
-
-
-def _first_part(table):
-    """The first name part of a table reference: `"s"` of `"s"."ORDERS"`."""
-    for part in (table.args.get("catalog"), table.args.get("db")):
-        if part is not None and part.meta.get("start") is not None:
-            return part
-    return table.this
-
-
-def _prefetch_chunk(shared: tuple[list[tuple], SqlBuilder], bounds: tuple[int, int]):
-    """In a worker: render and parse the jobs [start, end) of `shared` (jobs, builder).
-    Returns, per job that worked, (index, its normalised SQL or None when that is the
-    job's text, parse-cache key, parse-cache entry or None when the parent has it), and
-    the templates compiled."""
-    jobs, builder = shared
-    data = builder.cache.data
-    out = []
-    for i in range(*bounds):
-        model, path, text, interval, key = jobs[i]
-        try:
-            if key is None:  # Jinja
-                normalised = normalise(
-                    builder.renderer.render(path, text, interval, model), interval
-                )
-            elif key == "":
-                normalised = normalise(text, interval)
-            else:
-                out.append((i, None, key, _parse_refs(text, builder.dialect, path)))
-                continue
-            key = builder._key(normalised)
-            hit = None if key in data else _parse_refs(normalised, builder.dialect, path)
-            out.append((i, None if normalised is text else normalised, key, hit))
-        except Exception:  # noqa: BLE001 - `build` does it again and reports it
-            continue
-    return out, builder.renderer.take_compiled()
-
-
-_USES_THIS = re.compile(r"\{[{%][^}]*\bthis\b")
-
-
-def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceLocation | None:
-    """A place in the rendered SQL as a place in the model file: the line is the same
-    (Jinja keeps lines), the column only where that line was not changed by rendering."""
-    if at is None or at.line is None or at.col is None:
-        return at
-    src, out = source.splitlines(), rendered.splitlines()
-    if at.line > len(src) or at.line > len(out) or src[at.line - 1] != out[at.line - 1]:
-        return replace(at, col=None)
-    return at
-
-
-def fill(sql: str, interval: Interval) -> str:
-    """Put an interval's values where `SqlBuilder.build` left placeholders."""
-    if "__pipe_" not in sql:
-        return sql
-    for placeholder, quoted in zip(PLACEHOLDERS, quoted_values(interval), strict=True):
-        sql = sql.replace(placeholder, quoted)
-    return sql
 
 
 class CompileState:
@@ -728,104 +283,147 @@ def _compile(
     raw: RawProject, target: Target, key: str | None, use_cache: bool, write_cache: bool
 ) -> CompiledProject:
     errors: list[UserError] = []
-    defined: dict[str, str] = {}  # name -> path that defines it
+    names, index = _define(raw, target, errors)
+    cache = parse_cache(raw.root, use_cache, not write_cache)
+    builder = SqlBuilder(raw, target, index, names, cache)
+    references = _References(raw)
+    builder.check_macros(errors)
+    if errors:  # a broken macro file would fail every Jinja model again
+        raise_collected(errors)
+    builder.prefetch([(m.name, m.path, m.sql, references.of(m.config)) for m in raw.models])
 
-    def define(name: str, path: str, line: int | None, what: str) -> bool:
+    upstream: dict[str, tuple[str, ...]] = {}
+    models: dict[str, _Model] = {}
+    for m in raw.models:
+        found = _model(builder, m, references.of(m.config), errors)
+        if found is not None:
+            models[m.name] = found
+            upstream[m.name] = found.upstream
+    for name in [s.name for s in raw.seeds] + [s.name for s in raw.sources]:
+        upstream[name] = ()
+    raise_collected(errors)
+
+    locate = {m.name: SourceLocation(m.path, 1) for m in raw.models}
+    graph = graphmod.build(upstream, locate)
+    nodes = _nodes(raw, target, graph, models, builder)
+    plain = {n: m.plain for n, m in models.items() if m.plain is not None}
+    state = CompileState(raw, target, use_cache, write_cache, key, builder, plain)
+    if key is not None and write_cache:
+        texts = {m.name: m.sql for m in raw.models}
+        state.compiled.replace(
+            {
+                "key": key,
+                "nodes": nodes,
+                "upstream": graph.upstream,
+                "order": graph.order,
+                "plain": {n: None if sql == texts[n] else sql for n, sql in plain.items()},
+            }
+        )
+    return CompiledProject(raw, target, nodes, graph, state)
+
+
+class _References:
+    """The reference interval of each grain (see reference_interval), made once."""
+
+    def __init__(self, raw: RawProject):
+        self.raw = raw
+        self.found: dict[str, Interval] = {}
+
+    def of(self, config: ModelConfig) -> Interval:
+        grain = config.grain or self.raw.config.schedule
+        if grain not in self.found:
+            self.found[grain] = reference_interval(self.raw, grain)
+        return self.found[grain]
+
+
+def _define(
+    raw: RawProject, target: Target, errors: list[UserError]
+) -> tuple[set[str], dict[str, list[str]]]:
+    """Every node name (each a valid table name on the target, none twice), and bare
+    table name -> the full names that have it."""
+    defined: dict[str, str] = {}  # name -> path that defines it
+    found = [(m.name, m.path, 1, "a model") for m in raw.models]
+    found += [(s.name, s.path, 1, "a seed") for s in raw.seeds]
+    found += [(src.name, "sources.yml", src.line, "a source") for src in raw.sources]
+    for name, path, line, what in found:
         bad = _bad_name(name, target, raw.config.dialect)
         if bad:
             errors.append(ConfigError(bad[0], at=SourceLocation(path, line), hint=bad[1]))
-            return False
-        if name in defined:
+        elif name in defined:
             errors.append(
                 ConfigError(
                     f"duplicate name '{name}': {what} here and in {defined[name]}",
                     at=SourceLocation(path, line),
                 )
             )
-            return False
-        defined[name] = path
-        return True
-
-    for m in raw.models:
-        define(m.name, m.path, 1, "a model")
-    for s in raw.seeds:
-        define(s.name, s.path, 1, "a seed")
-    for src in raw.sources:
-        define(src.name, "sources.yml", src.line, "a source")
-    names = set(defined)
+        else:
+            defined[name] = path
     index: dict[str, list[str]] = {}
-    for n in sorted(names):
+    for n in sorted(defined):
         index.setdefault(n.split(".", 1)[1], []).append(n)
+    return set(defined), index
 
-    cache = parse_cache(raw.root, use_cache, not write_cache)
-    builder = SqlBuilder(raw, target, index, names, cache)
-    schedule = raw.config.schedule
-    references: dict[str, Interval] = {}
 
-    def reference(grain: str) -> Interval:
-        if grain not in references:
-            references[grain] = reference_interval(raw, grain)
-        return references[grain]
+@dataclass(frozen=True)
+class _Model:
+    """What compiling one model found, before the graph."""
 
-    builder.check_macros(errors)
-    if errors:  # a broken macro file would fail every Jinja model again
-        raise_collected(errors)
-    builder.prefetch(
-        [(m.name, m.path, m.sql, reference(m.config.grain or schedule)) for m in raw.models]
-    )
+    config: ModelConfig  # checks' table names resolved
+    upstream: tuple[str, ...]
+    digest: str  # canonical digest of the reference rendering
+    plain: str | None  # its SQL for every interval (no Jinja, no interval value), or None
 
-    upstream: dict[str, tuple[str, ...]] = {}
-    sql_digest: dict[str, str] = {}  # canonical digest of the reference rendering
-    plain: dict[str, str] = {}  # plain models: their SQL for every interval
-    configs: dict[str, ModelConfig] = {}  # checks' table names resolved
-    locate: dict[str, SourceLocation] = {}
-    for m in raw.models:
-        grain = m.config.grain or schedule
-        locate[m.name] = SourceLocation(m.path, 1)
+
+def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError]) -> _Model | None:
+    """Build a model's SQL for its reference interval and resolve what it reads: its
+    tables, its sidecar's depends_on, the tables its checks read. Errors go to `errors`."""
+    try:
+        out, reads, digest = builder.build(m.name, m.path, m.sql, reference, errors)
+    except UserError as exc:
+        errors.append(exc)
+        return None
+    extra = []
+    for dep, line in zip(m.config.depends_on, m.config.depends_on_lines, strict=True):
         try:
-            out, reads, digest = builder.build(m.name, m.path, m.sql, reference(grain), errors)
-        except UserError as exc:
+            extra.append(builder.resolve(dep, SourceLocation(m.sidecar, line)))
+        except UnknownTable as exc:
             errors.append(exc)
-            continue
-        extra = []
-        for dep, line in zip(m.config.depends_on, m.config.depends_on_lines, strict=True):
+    checks = _resolved_checks(builder, m, extra, errors)
+    config = m.config if checks == m.config.checks else replace(m.config, checks=checks)
+    upstream = tuple(sorted(set(reads) | set(extra) - {m.name}))
+    plain = out if _plain_sql(m.sql, out, reference) else None
+    return _Model(config, upstream, digest, plain)
+
+
+def _resolved_checks(builder: SqlBuilder, m, extra: list[str], errors: list[UserError]):
+    """The model's checks with the tables they read resolved (appended to `extra`)."""
+    checks = []
+    for check in m.config.checks:
+        if check.type == "relationships":
+            args = dict(check.args)
+            to, _, column = args["to"].rpartition(".")
             try:
-                extra.append(builder.resolve(dep, SourceLocation(m.sidecar, line)))
+                full = builder.resolve(to, SourceLocation(m.sidecar, check.line))
             except UnknownTable as exc:
                 errors.append(exc)
-        checks = []
-        for check in m.config.checks:
-            if check.type == "relationships":
-                args = dict(check.args)
-                to, _, column = args["to"].rpartition(".")
-                try:
-                    full = builder.resolve(to, SourceLocation(m.sidecar, check.line))
-                except UnknownTable as exc:
-                    errors.append(exc)
-                    continue
-                extra.append(full)
-                # the check's SQL must read the resolved table, not a bare name
-                check = replace(
-                    check, args=(("column", args["column"]), ("to", f"{full}.{column}"))
-                )
-            checks.append(check)
-        checks = tuple(checks)
-        configs[m.name] = (
-            m.config if checks == m.config.checks else replace(m.config, checks=checks)
-        )
-        upstream[m.name] = tuple(sorted(set(reads) | set(extra) - {m.name}))
-        sql_digest[m.name] = digest
-        if _plain_sql(m.sql, out, reference(grain)):
-            plain[m.name] = out
-    for s in raw.seeds:
-        upstream[s.name] = ()
-    for src in raw.sources:
-        upstream[src.name] = ()
-    raise_collected(errors)
+                continue
+            extra.append(full)
+            # the check's SQL must read the resolved table, not a bare name
+            check = replace(check, args=(("column", args["column"]), ("to", f"{full}.{column}")))
+        checks.append(check)
+    return tuple(checks)
 
-    graph = graphmod.build(upstream, locate)
+
+def _nodes(
+    raw: RawProject,
+    target: Target,
+    graph: graphmod.Graph,
+    models: dict[str, _Model],
+    builder: SqlBuilder,
+) -> dict[str, Node]:
+    """Every node in graph order, with its fingerprint (SPEC §7)."""
     nodes: dict[str, Node] = {}
-    by_model = {m.name: m for m in raw.models}
+    texts = {m.name: m for m in raw.models}
     seeds = {s.name: s for s in raw.seeds}
     sources = {s.name: s for s in raw.sources}
     for name in graph.order:
@@ -836,44 +434,33 @@ def _compile(
             nodes[name] = Node(name, "seed", s.path, ups, fp, seed=s)
         elif name in sources:
             src = sources[name]
-            nodes[name] = Node(
-                name,
-                "source",
-                "sources.yml",
-                ups,
-                _hash({"source": name, "wait_for": src.wait_for}),
-                source=src,
-            )
+            fp = _hash({"source": name, "wait_for": src.wait_for})
+            nodes[name] = Node(name, "source", "sources.yml", ups, fp, source=src)
         else:
-            m = by_model[name]
-            c = configs[name]
-            # SPEC §7: what the model means, not how it is spelled. The upstream names
-            # count: a bare name that resolves to another table changes no token.
-            fp = _hash(
-                {
-                    "sql": sql_digest[name],
-                    "macros": builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else "",
-                    "kind": c.kind,
-                    "time_column": c.time_column,
-                    "grain": c.grain or schedule,
-                    "checks": _check_tuples(c),
-                    "upstream": [[u, nodes[u].fingerprint] for u in ups],
-                    "target": target.dialect,
-                }
-            )
-            nodes[name] = Node(name, c.kind, m.path, ups, fp, grain=c.grain or schedule, config=c)
-    state = CompileState(raw, target, use_cache, write_cache, key, builder, plain)
-    if key is not None and write_cache:
-        state.compiled.replace(
-            {
-                "key": key,
-                "nodes": nodes,
-                "upstream": graph.upstream,
-                "order": graph.order,
-                "plain": {n: None if sql == by_model[n].sql else sql for n, sql in plain.items()},
-            }
-        )
-    return CompiledProject(raw, target, nodes, graph, state)
+            m = texts[name]
+            macros = builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else ""
+            nodes[name] = _model_node(raw, target, name, m.path, models[name], macros, ups, nodes)
+    return nodes
+
+
+def _model_node(raw, target, name, path, found: _Model, macros: str, ups, nodes) -> Node:
+    c = found.config
+    grain = c.grain or raw.config.schedule
+    # SPEC §7: what the model means, not how it is spelled. The upstream names count: a
+    # bare name that resolves to another table changes no token.
+    fp = _hash(
+        {
+            "sql": found.digest,
+            "macros": macros,
+            "kind": c.kind,
+            "time_column": c.time_column,
+            "grain": grain,
+            "checks": _check_tuples(c),
+            "upstream": [[u, nodes[u].fingerprint] for u in ups],
+            "target": target.dialect,
+        }
+    )
+    return Node(name, c.kind, path, ups, fp, grain=grain, config=c)
 
 
 PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
