@@ -253,24 +253,51 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
     (.pipe/cache/files.pickle), which CompiledProject.save_cache writes when
     `write_cache`."""
     root = find_project_root(root)
-    files = FileCache(
-        cache_dir(root) / "files.pickle" if use_cache else None, readonly=not write_cache
-    )
+    path = cache_dir(root) / "files.pickle" if use_cache else None
+    files = FileCache(path, readonly=not write_cache)
     reader = _Reader(root, files if use_cache else None)
     errors: list[UserError] = []
+    project = _project_config(reader, errors)
+    pools = project.pools if project else None  # None: unknown, so pool names go unchecked
+    found_models = _walk(root, "models")
+    models = _models(reader, found_models, pools, errors)
+    found_seeds = _walk(root, "seeds")
+    seeds = _seeds(reader, found_seeds, errors)
+    _misnamed(root, (found_models, found_seeds), errors)
+    sources = _sources(reader, errors)
+    macros = _macros(reader)
+    raise_collected(errors)
+    assert project is not None
+    return RawProject(
+        root,
+        project,
+        tuple(models),
+        tuple(seeds),
+        sources,
+        tuple(macros),
+        digest=reader.digest.hexdigest(),
+        files=files if use_cache else None,
+    )
 
+
+def _project_config(reader: _Reader, errors: list[UserError]) -> cfg.ProjectConfig | None:
     st = reader.stat("pipe.yml")
     project = reader.cached("pipe.yml", st, "project")
     if project is None:
         text, digest = reader.text("pipe.yml")
-        data = _read_yaml(root, "pipe.yml", errors, text)
+        data = _read_yaml(reader.root, "pipe.yml", errors, text)
         # invalid YAML is one error; validating what could not be read would add false ones
         project = None if errors else cfg.parse_project(data, errors)
         reader.keep("pipe.yml", st, "project", digest, project)
-    pools = project.pools if project else None  # None: unknown, so pool names go unchecked
+    return project
 
-    models: list[RawModel] = []
-    found = _walk(root, "models")
+
+def _kind(rel: str) -> str:
+    return "text" if rel.endswith(".sql") else "model_config"
+
+
+def _models(reader: _Reader, found: dict, pools, errors: list[UserError]) -> list[RawModel]:
+    """Every models/<schema>/<name>.sql with its sidecar; a sidecar alone is an error."""
     sidecars = set(_files(found, ".yml"))
     sql_files = _files(found, ".sql")
     stats = {rel: _stat(found[rel]) for rel in sql_files}
@@ -278,49 +305,29 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
         side = rel[: -len(".sql")] + ".yml"
         if side in found:
             stats[side] = _stat(found[side])
-    reader.read_ahead(
-        [
-            (rel, "text" if rel.endswith(".sql") else "model_config")
-            for rel, st in stats.items()
-            if st is not None
-            and not (
-                files.fresh(rel, st, "text" if rel.endswith(".sql") else "model_config")
-                if use_cache
-                else False
-            )
-        ],
-        pools,
-    )
+    files = reader.files
+    todo = [
+        (rel, _kind(rel))
+        for rel, st in stats.items()
+        if st is not None and not (files is not None and files.fresh(rel, st, _kind(rel)))
+    ]
+    reader.read_ahead(todo, pools)
+    models: list[RawModel] = []
     for rel in sql_files:
         parts = _stem_parts(rel, "models", ".sql", errors)
         if parts is None:
             continue
         side = rel[: -len(".sql")] + ".yml"
         sidecar_rel, model_cfg = None, cfg.ModelConfig()
-        side_st = stats.get(side)
-        if side_st is not None:
+        if stats.get(side) is not None:
             sidecars.discard(side)
             sidecar_rel = side
-            cached = reader.cached(
-                side, side_st, "model_config", lambda value: value[0] == pools
-            )  # validated alike
-            if cached is not None:
-                model_cfg = cached[1]
-            else:
-                ahead = reader.ahead.pop(side, None)
-                if ahead is not None:  # read, and validated without errors, by a worker
-                    digest, (_, model_cfg) = ahead
-                else:
-                    text, digest = reader.text(side)
-                    data = _read_yaml(root, side, errors, text)
-                    model_cfg = cfg.parse_model_config(data, side, errors, pools)
-                reader.keep(side, side_st, "model_config", digest, (pools, model_cfg))
-        sql_st = stats[rel]
-        sql = reader.cached(rel, sql_st, "text")
+            model_cfg = _model_config(reader, side, stats[side], pools, errors)
+        sql = reader.cached(rel, stats[rel], "text")
         if sql is None:
             ahead = reader.ahead.pop(rel, None)
             sql, digest = (ahead[1], ahead[0]) if ahead is not None else reader.text(rel)
-            reader.keep(rel, sql_st, "text", digest, sql)
+            reader.keep(rel, stats[rel], "text", digest, sql)
         models.append(RawModel(_node_name(parts), rel, sql, model_cfg, sidecar_rel))
     for orphan in sorted(sidecars, key=lambda r: r.split("/")):
         errors.append(
@@ -329,39 +336,64 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
                 at=SourceLocation(orphan, 1),
             )
         )
+    return models
 
+
+def _model_config(reader: _Reader, side: str, st, pools, errors) -> cfg.ModelConfig:
+    """A model's sidecar, validated (against `pools`: a cached one validated alike)."""
+    cached = reader.cached(side, st, "model_config", lambda value: value[0] == pools)
+    if cached is not None:
+        return cached[1]
+    ahead = reader.ahead.pop(side, None)
+    if ahead is not None:  # read, and validated without errors, by a worker
+        digest, (_, model_cfg) = ahead
+    else:
+        text, digest = reader.text(side)
+        data = _read_yaml(reader.root, side, errors, text)
+        model_cfg = cfg.parse_model_config(data, side, errors, pools)
+    reader.keep(side, st, "model_config", digest, (pools, model_cfg))
+    return model_cfg
+
+
+def _seeds(reader: _Reader, found: dict, errors: list[UserError]) -> list[RawSeed]:
+    """Every seeds/<schema>/<name>.csv (its content hash) with its sidecar."""
+    root = reader.root
+    sidecars = set(_files(found, ".yml"))
     seeds: list[RawSeed] = []
-    found_seeds = _walk(root, "seeds")
-    seed_sidecars = set(_files(found_seeds, ".yml"))
-    for rel in _files(found_seeds, ".csv"):
+    for rel in _files(found, ".csv"):
         parts = _stem_parts(rel, "seeds", ".csv", errors)
         if parts is None:
             continue
         side = rel[: -len(".csv")] + ".yml"
         seed_cfg = cfg.SeedConfig()
-        side_st = _stat(found_seeds[side]) if side in found_seeds else None
+        side_st = _stat(found[side]) if side in found else None
         if side_st is not None:
-            seed_sidecars.discard(side)
+            sidecars.discard(side)
             seed_cfg = reader.cached(side, side_st, "seed_config")
             if seed_cfg is None:
                 text, digest = reader.text(side)
                 seed_cfg = cfg.parse_seed_config(_read_yaml(root, side, errors, text), side, errors)
                 reader.keep(side, side_st, "seed_config", digest, seed_cfg)
-        csv_st = _stat(found_seeds[rel])
+        csv_st = _stat(found[rel])
         sha = reader.cached(rel, csv_st, "csv")
         if sha is None:
             sha = hashlib.sha256((root / rel).read_bytes()).hexdigest()
             reader.keep(rel, csv_st, "csv", sha, sha)
         seeds.append(RawSeed(_node_name(parts), rel, sha, seed_cfg))
-    for orphan in sorted(seed_sidecars, key=lambda r: r.split("/")):
+    for orphan in sorted(sidecars, key=lambda r: r.split("/")):
         errors.append(
             ConfigError(
                 f"sidecar without a seed: no {Path(orphan).stem}.csv beside it",
                 at=SourceLocation(orphan, 1),
             )
         )
-    for found_top in (found, found_seeds):
-        for wrong in _files(found_top, ".yaml"):
+    return seeds
+
+
+def _misnamed(root: Path, walked: tuple[dict, ...], errors: list[UserError]) -> None:
+    """YAML files pipe would silently skip: <name>.yaml sidecars, sources.yaml."""
+    for found in walked:
+        for wrong in _files(found, ".yaml"):
             errors.append(
                 ConfigError(
                     "pipe reads sidecars named <name>.yml, not .yaml",
@@ -378,19 +410,24 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
             )
         )
 
-    sources: tuple[cfg.SourceConfig, ...] = ()
-    if (root / "sources.yml").is_file():
-        st = reader.stat("sources.yml")
-        cached = reader.cached("sources.yml", st, "sources")
-        if cached is not None:
-            sources = cached
-        else:
-            text, digest = reader.text("sources.yml")
-            sources = cfg.parse_sources(_read_yaml(root, "sources.yml", errors, text), errors)
-            reader.keep("sources.yml", st, "sources", digest, sources)
 
+def _sources(reader: _Reader, errors: list[UserError]) -> tuple[cfg.SourceConfig, ...]:
+    if not (reader.root / "sources.yml").is_file():
+        return ()
+    st = reader.stat("sources.yml")
+    cached = reader.cached("sources.yml", st, "sources")
+    if cached is not None:
+        return cached
+    text, digest = reader.text("sources.yml")
+    sources = cfg.parse_sources(_read_yaml(reader.root, "sources.yml", errors, text), errors)
+    reader.keep("sources.yml", st, "sources", digest, sources)
+    return sources
+
+
+def _macros(reader: _Reader) -> list[tuple[str, str]]:
+    """(path, text) of every macros/*.sql, sorted by name."""
     macros = []
-    macros_dir = root / "macros"
+    macros_dir = reader.root / "macros"
     if macros_dir.is_dir():
         with os.scandir(macros_dir) as it:
             names = sorted(e.name for e in it if e.name.endswith(".sql"))
@@ -402,16 +439,4 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
                 text, digest = reader.text(rel)
                 reader.keep(rel, st, "text", digest, text)
             macros.append((rel, text))
-
-    raise_collected(errors)
-    assert project is not None
-    return RawProject(
-        root,
-        project,
-        tuple(models),
-        tuple(seeds),
-        sources,
-        tuple(macros),
-        digest=reader.digest.hexdigest(),
-        files=files if use_cache else None,
-    )
+    return macros

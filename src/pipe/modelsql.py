@@ -317,10 +317,31 @@ class SqlBuilder:
         Stays in process on one core or below PARALLEL_MIN uncached models: a warm
         compile or a small edit parses little. A model that fails here is not reported
         here: `build` does it again and raises exactly as without a pool."""
+        jobs = self._prefetch_jobs(models)
+        if len(jobs) < PARALLEL_MIN or workers() < 2:
+            return
+        try:  # imported once here, not in every worker
+            sqlmod.get_dialect(self.dialect)
+        except ValueError:  # an unknown dialect: `build` says so
+            return
+        if any(job[4] is None for job in jobs):
+            self.renderer.env  # noqa: B018 - compiled templates read before forking
+        try:
+            # frozen: a collection in a worker walks (so copies) only the worker's objects
+            with frozen_gc():
+                for results, compiled in fan_out(
+                    _prefetch_chunk, (jobs, self), chunks(len(jobs), 25, 100)
+                ):
+                    self._take(jobs, results)
+                    self.renderer.add_compiled(compiled)
+        except OSError:  # no process could be forked: `build` does the rest in process
+            pass
+
+    def _prefetch_jobs(self, models: list[tuple[str, str, str, Interval]]) -> list[tuple]:
+        """(model, path, text, interval, key) worth doing in a worker: key None for a
+        Jinja model rendered there, "" for plain SQL the worker normalises, else the key
+        of the normalised SQL in `text`. What is known here goes to `_pending` now."""
         data = self.cache.data
-        # (model, path, text, interval, key): key None for a Jinja model rendered in the
-        # worker, "" for plain SQL the worker normalises, else the key of the normalised
-        # SQL in `text`; every job is worth doing in a worker
         jobs: list[tuple] = []
         for model, path, text, interval in models:
             if "{" in text:
@@ -343,33 +364,18 @@ class SqlBuilder:
             self._pending[(path, interval)] = (normalised, key)
             if key not in data:
                 jobs.append((model, path, normalised, interval, key))
-        if len(jobs) < PARALLEL_MIN or workers() < 2:
-            return
-        try:  # imported once here, not in every worker
-            sqlmod.get_dialect(self.dialect)
-        except ValueError:  # an unknown dialect: `build` says so
-            return
-        if any(job[4] is None for job in jobs):
-            self.renderer.env  # noqa: B018 - compiled templates read before forking
-        try:
-            # frozen: a collection in a worker walks (so copies) only the worker's objects
-            with frozen_gc():
-                for results, compiled in fan_out(
-                    _prefetch_chunk, (jobs, self), chunks(len(jobs), 25, 100)
-                ):
-                    for i, normalised, key, hit in results:
-                        _, path, text, interval, known = jobs[i]
-                        if not known:  # rendered or normalised in the worker
-                            self._pending[(path, interval)] = (
-                                text if normalised is None else normalised,
-                                key,
-                            )
-                        if hit is not None and key not in data:
-                            data[key] = hit
-                            self.cache.dirty = True
-                    self.renderer.add_compiled(compiled)
-        except OSError:  # no process could be forked: `build` does the rest in process
-            pass
+        return jobs
+
+    def _take(self, jobs: list[tuple], results) -> None:
+        """Keep what a worker made of its jobs (see _prefetch_chunk)."""
+        data = self.cache.data
+        for i, normalised, key, hit in results:
+            _, path, text, interval, known = jobs[i]
+            if not known:  # rendered or normalised in the worker
+                self._pending[(path, interval)] = (text if normalised is None else normalised, key)
+            if hit is not None and key not in data:
+                data[key] = hit
+                self.cache.dirty = True
 
     def _transpile(self, normalised: str, path: str, splices) -> str:
         """The model in the target dialect, names qualified; cached like the parse, since
@@ -479,5 +485,3 @@ def fill(sql: str, interval: Interval) -> str:
     for placeholder, quoted in zip(PLACEHOLDERS, quoted_values(interval), strict=True):
         sql = sql.replace(placeholder, quoted)
     return sql
-
-

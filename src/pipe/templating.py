@@ -14,66 +14,21 @@ import difflib
 import hashlib
 import json
 import re
-import traceback
 from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
 
-from .cache import Store
 from .errors import SourceLocation, TemplateError, UserError
 from .intervals import Interval, date_literal, timestamp_literal
+from .jinjaenv import bytecode_cache_class, loader_class, sandbox_class
+from .templateerrors import from_template, line_in
 
 # jinja2 is imported on first use: a compile served from the caches renders nothing.
 
 # Values substituted for the interval while normalising a rendering (see `normalise`).
 PLACEHOLDERS = ("'__pipe_interval_start__'", "'__pipe_interval_end__'", "'__pipe_ds__'")
 
-BYTECODE_VERSION = "2"  # 2: compiled for the sandbox (calls go through it)
 _NO_DEFAULT = object()
-
-
-@cache
-def _loader_class():
-    import jinja2
-
-    class _Loader(jinja2.BaseLoader):
-        def __init__(self, sources: dict[str, str]):
-            self.sources = sources
-
-        def get_source(self, environment, template):
-            if template not in self.sources:
-                raise jinja2.TemplateNotFound(template)
-            return self.sources[template], template, lambda: True
-
-    return _Loader
-
-
-@cache
-def _bytecode_cache_class():
-    import jinja2
-
-    class DictBytecodeCache(jinja2.BytecodeCache):
-        """Compiled templates in one dict, persisted as one pickle file (one write per
-        compile, where jinja2's FileSystemBytecodeCache writes a file per template)."""
-
-        def __init__(self, path: Path, readonly: bool):
-            self.store = Store(path, BYTECODE_VERSION, readonly)
-            self.data: dict[str, bytes] = self.store.data
-            self.fresh: dict[str, bytes] = {}  # compiled since the last take_compiled
-
-        def load_bytecode(self, bucket) -> None:
-            code = self.data.get(bucket.key)
-            if code is not None:
-                bucket.bytecode_from_string(code)
-
-        def dump_bytecode(self, bucket) -> None:
-            self.data[bucket.key] = self.fresh[bucket.key] = bucket.bytecode_to_string()
-            self.store.dirty = True
-
-        def save(self) -> None:
-            self.store.save()
-
-    return DictBytecodeCache
 
 
 @lru_cache(maxsize=256)
@@ -138,9 +93,9 @@ class Renderer:
 
             bcc = None
             if self._cache_path is not None:
-                bcc = _bytecode_cache_class()(self._cache_path, self._readonly)
-            self._env = _sandbox_class()(
-                loader=_loader_class()(self._sources),
+                bcc = bytecode_cache_class()(self._cache_path, self._readonly)
+            self._env = sandbox_class()(
+                loader=loader_class()(self._sources),
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 autoescape=False,
@@ -226,7 +181,7 @@ class Renderer:
                 except UserError:
                     raise
                 except Exception as exc:
-                    located = _from_template(exc, path)
+                    located = from_template(exc, path)
                     if located is exc:
                         raise
                     raise located from None
@@ -258,10 +213,10 @@ class Renderer:
             return self.env.get_template(path).render(context)
         except UserError as exc:
             if exc.at is None:
-                exc.at = _line_in(exc, path)
+                exc.at = line_in(exc, path)
             raise
         except Exception as exc:  # {{ 1 / 0 }}, {{ 'a' + 1 }}: the template's, not a bug
-            located = _from_template(exc, path)
+            located = from_template(exc, path)
             if located is exc:
                 raise
             raise located from None
@@ -409,8 +364,8 @@ class Renderer:
 
         try:
             tree = self.env.parse(self._sources[path], path, path)
-        except Exception as exc:  # noqa: BLE001 - _from_template re-raises pipe's own bugs
-            located = _from_template(exc, path)
+        except Exception as exc:  # noqa: BLE001 - from_template re-raises pipe's own bugs
+            located = from_template(exc, path)
             if located is exc:
                 raise
             raise located from None
@@ -514,8 +469,6 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
-_PACKAGE = str(Path(__file__).parent)
-
 # `{{ name }}` or `{{ name('literal', ...) }}`, the literals plain names (no escapes)
 _PLAIN_EXPR = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
@@ -525,87 +478,6 @@ _PLAIN_EXPR = re.compile(
 _MARK = re.compile(r"\x01(\d+)\x02")
 _PLAIN_ARG = re.compile(r"'([A-Za-z0-9_.]*)'")
 _PLAIN_CALLS = {"ref": "_ref", "var": "_var", "source": "_source"}
-
-
-def _from_template(exc: Exception, path: str) -> Exception:
-    """The TemplateError for an exception raised while rendering `path`; the exception
-    itself when pipe's own code raised it (a bug, not the template's)."""
-    import jinja2
-
-    if isinstance(exc, jinja2.TemplateError) or _raised_by_template(exc, path):
-        return _located(exc, path)
-    return exc
-
-
-def _is_template(filename: str, path: str) -> bool:
-    return filename == path or (filename.startswith("macros/") and filename.endswith(".sql"))
-
-
-def _raised_by_template(exc: BaseException, path: str) -> bool:
-    """True when the innermost frame of pipe or of a template is a template's: the
-    user's expression failed. An exception from pipe's own code is a bug, not theirs."""
-    last = None
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
-        name = frame.f_code.co_filename
-        if name.startswith(_PACKAGE):
-            last = "pipe"
-        elif _is_template(name, path):
-            last = "template"
-    return last == "template"
-
-
-def _line_in(exc: BaseException, path: str) -> SourceLocation:
-    """Where in the templates `exc` was raised: the innermost frame of a template
-    (jinja2 compiles each template with its name, a project-relative path ending in
-    .sql, as the code's file name), so an error inside a macro points into the macro."""
-    line = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        name = frame.f_code.co_filename
-        if _is_template(name, path):
-            path, line = name, lineno
-    return SourceLocation(path, line)
-
-
-def _called_from(at: SourceLocation, path: str, exc: BaseException) -> str:
-    if at.path == path:
-        return ""
-    caller = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if frame.f_code.co_filename == path:
-            caller = lineno
-    return f" (in a macro called from {SourceLocation(path, caller)})"
-
-
-def _located(exc: Exception, path: str) -> TemplateError:
-    import jinja2
-    from jinja2.sandbox import SecurityError
-
-    if isinstance(exc, jinja2.TemplateSyntaxError):
-        return TemplateError(
-            f"Jinja syntax error: {exc.message}",
-            at=SourceLocation(exc.filename or path, exc.lineno),
-        )
-    at = _line_in(exc, path)
-    if isinstance(exc, jinja2.UndefinedError | SecurityError) and "unsafe" in str(exc):
-        return TemplateError(
-            f"Jinja sandbox: {exc.message}" + _called_from(at, path, exc),
-            at=at,
-            hint="model and macro Jinja runs sandboxed: no attribute"
-            " that starts with '_', no access to Python, the environment or"
-            " files",
-        )
-    if isinstance(exc, jinja2.UndefinedError):
-        return TemplateError(
-            f"undefined name in Jinja: {exc.message}" + _called_from(at, path, exc),
-            at=at,
-            hint="the context has interval_start, interval_end, ds, var, ref,"
-            " source, this and the macros of macros/*.sql",
-        )
-    if isinstance(exc, jinja2.TemplateError):
-        return TemplateError(f"Jinja error: {exc}" + _called_from(at, path, exc), at=at)
-    return TemplateError(
-        f"Jinja error: {type(exc).__name__}: {exc}" + _called_from(at, path, exc), at=at
-    )
 
 
 def render_snippet(
@@ -628,15 +500,4 @@ def render_snippet(
 def _snippet_env():
     import jinja2
 
-    return _sandbox_class()(undefined=jinja2.StrictUndefined)
-
-
-@cache
-def _sandbox_class():
-    """jinja2's SandboxedEnvironment, as dbt uses: no attribute that starts with '_' (so no
-    `''.__class__.__mro__`, no `cycler.__init__.__globals__`), no unsafe callables, no
-    mutation of built-in lists and dicts' internals; the context holds no module, so a
-    template reaches neither `os`, the environment nor the file system."""
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment
+    return sandbox_class()(undefined=jinja2.StrictUndefined)
