@@ -325,3 +325,60 @@ def test_worker_processes_give_the_fingerprints_of_one_process(write_project, mo
     assert pools  # the workers parsed
     monkeypatch.setattr(pipe.modelsql, "PARALLEL_MIN", 10**9)
     assert fingerprints(root, use_cache=False) == pooled
+
+
+# ---------------------------------------------------------------- one model edited
+
+
+def test_an_edited_model_is_compiled_alone_and_only_its_downstream_refingerprinted(
+    project, monkeypatch
+):
+    """An edit to one model compiles that model again, and fingerprints again only it and
+    what reads it; the result is the cold compile's."""
+    import pipe.compiler
+
+    built: list[str] = []
+    hashed: list[str] = []
+    real_model, real_fingerprint = pipe.compiler._model, pipe.compiler._fingerprint
+
+    def counting_model(builder, m, *args):
+        built.append(m.name)
+        return real_model(builder, m, *args)
+
+    def counting_fingerprint(raw, target, found, ups, nodes):
+        hashed.append(found)
+        return real_fingerprint(raw, target, found, ups, nodes)
+
+    fingerprints(project)
+    monkeypatch.setattr(pipe.compiler, "_model", counting_model)
+    monkeypatch.setattr(pipe.compiler, "_fingerprint", counting_fingerprint)
+    before = fingerprints(project)
+    assert built == [] and hashed == []  # unchanged: served whole from the compiled cache
+
+    edit(project, "models/marts/plain.sql", "select id, amount", "select id, amount + 1 as amount")
+    after = fingerprints(project)
+    assert built == ["marts.plain"]
+    assert len(hashed) == 2  # marts.plain and reports.top, which reads it
+    assert changed(before, after) == {"marts.plain", "reports.top"}
+    assert after == fingerprints(project, use_cache=False)
+
+    built.clear(), hashed.clear()
+    edit(project, "models/marts/plain.sql", "select id", "-- a comment\nselect id")
+    again = fingerprints(project)
+    assert built == ["marts.plain"] and len(hashed) == 1  # same meaning: its readers kept
+    assert again == after
+
+    built.clear()
+    edit(project, "pipe.yml", "unused: 2", "unused: 3")  # what every model depends on
+    assert fingerprints(project) == after
+    models = [n for n in after if not n.startswith("raw.")]
+    assert sorted(built) == sorted(models)
+
+
+def test_an_edit_that_breaks_a_downstream_model_is_still_reported(project):
+    """A model kept from the last compile is kept with its reads; a model it reads that
+    disappears (renamed) is an unknown table again."""
+    fingerprints(project)
+    (project / "models/marts/plain.sql").rename(project / "models/marts/plainer.sql")
+    code, out = run_cli(["compile", "--project", project])
+    assert code == 2 and "models/reports/top.sql:1" in out and "marts.plain" in out, out

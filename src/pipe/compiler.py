@@ -34,6 +34,7 @@ from .intervals import Interval, floor, next_start
 from .loader import RawProject, RawSeed
 from .modelsql import SqlBuilder, fill, parse_cache
 from .parallel import frozen_gc
+from .recompile import Before, Found, models_store, shared_key
 from .templating import quoted_values
 
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
@@ -82,6 +83,7 @@ class CompileState:
         key: str | None,
         builder: SqlBuilder | None = None,
         plain: dict[str, str] | None = None,
+        by_model: Store | None = None,
     ):
         self.raw = raw
         self.target = target
@@ -93,6 +95,7 @@ class CompileState:
         folder = cache_dir(raw.root)
         # the nodes and graph of the last compile, and the plan records (see workspace.py)
         self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
+        self.by_model = by_model  # what each model's compile found (see Before)
         self.plan_records = Store(
             folder / "plans.pickle" if use_cache and key else None,
             COMPILED_VERSION,
@@ -140,6 +143,8 @@ class CompileState:
         if files is not None:
             files.save()
         self.compiled.save()
+        if self.by_model is not None:
+            self.by_model.save()
         self.plan_records.save()
 
 
@@ -290,12 +295,17 @@ def _compile(
     builder.check_macros(errors)
     if errors:  # a broken macro file would fail every Jinja model again
         raise_collected(errors)
-    builder.prefetch([(m.name, m.path, m.sql, references.of(m.config)) for m in raw.models])
+    shared = shared_key(raw, target) if key is not None else None
+    by_model = models_store(raw.root, target.name, shared is not None, not write_cache)
+    before = Before.of(by_model, shared, raw)
+    builder.prefetch(
+        [(m.name, m.path, m.sql, references.of(m.config)) for m in raw.models if m not in before]
+    )
 
     upstream: dict[str, tuple[str, ...]] = {}
-    models: dict[str, _Model] = {}
+    models: dict[str, Found] = {}
     for m in raw.models:
-        found = _model(builder, m, references.of(m.config), errors)
+        found = before.model(m) or _model(builder, m, references.of(m.config), errors)
         if found is not None:
             models[m.name] = found
             upstream[m.name] = found.upstream
@@ -305,9 +315,9 @@ def _compile(
 
     locate = {m.name: SourceLocation(m.path, 1) for m in raw.models}
     graph = graphmod.build(upstream, locate)
-    nodes = _nodes(raw, target, graph, models, builder)
+    nodes = _nodes(raw, target, graph, models, before)
     plain = {n: m.plain for n, m in models.items() if m.plain is not None}
-    state = CompileState(raw, target, use_cache, write_cache, key, builder, plain)
+    state = CompileState(raw, target, use_cache, write_cache, key, builder, plain, by_model)
     if key is not None and write_cache:
         texts = {m.name: m.sql for m in raw.models}
         state.compiled.replace(
@@ -319,6 +329,8 @@ def _compile(
                 "plain": {n: None if sql == texts[n] else sql for n, sql in plain.items()},
             }
         )
+        if shared is not None:
+            by_model.replace({"shared": shared, "models": Before.entries(raw, models, nodes)})
     return CompiledProject(raw, target, nodes, graph, state)
 
 
@@ -364,17 +376,7 @@ def _define(
     return set(defined), index
 
 
-@dataclass(frozen=True)
-class _Model:
-    """What compiling one model found, before the graph."""
-
-    config: ModelConfig  # checks' table names resolved
-    upstream: tuple[str, ...]
-    digest: str  # canonical digest of the reference rendering
-    plain: str | None  # its SQL for every interval (no Jinja, no interval value), or None
-
-
-def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError]) -> _Model | None:
+def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError]) -> Found | None:
     """Build a model's SQL for its reference interval and resolve what it reads: its
     tables, its sidecar's depends_on, the tables its checks read. Errors go to `errors`."""
     try:
@@ -392,7 +394,8 @@ def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError])
     config = m.config if checks == m.config.checks else replace(m.config, checks=checks)
     upstream = tuple(sorted(set(reads) | set(extra) - {m.name}))
     plain = out if _plain_sql(m.sql, out, reference) else None
-    return _Model(config, upstream, digest, plain)
+    macros = builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else ""
+    return Found(config, upstream, digest, plain, macros)
 
 
 def _resolved_checks(builder: SqlBuilder, m, extra: list[str], errors: list[UserError]):
@@ -418,8 +421,8 @@ def _nodes(
     raw: RawProject,
     target: Target,
     graph: graphmod.Graph,
-    models: dict[str, _Model],
-    builder: SqlBuilder,
+    models: dict[str, Found],
+    before: Before,
 ) -> dict[str, Node]:
     """Every node in graph order, with its fingerprint (SPEC §7)."""
     nodes: dict[str, Node] = {}
@@ -437,30 +440,32 @@ def _nodes(
             fp = _hash({"source": name, "wait_for": src.wait_for})
             nodes[name] = Node(name, "source", "sources.yml", ups, fp, source=src)
         else:
-            m = texts[name]
-            macros = builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else ""
-            nodes[name] = _model_node(raw, target, name, m.path, models[name], macros, ups, nodes)
+            found, path = models[name], texts[name].path
+            fp = before.fingerprint(name, ups, nodes)
+            if fp is None:
+                fp = _fingerprint(raw, target, found, ups, nodes)
+            c = found.config
+            grain = c.grain or raw.config.schedule
+            nodes[name] = Node(name, c.kind, path, ups, fp, grain=grain, config=c)
     return nodes
 
 
-def _model_node(raw, target, name, path, found: _Model, macros: str, ups, nodes) -> Node:
+def _fingerprint(raw: RawProject, target: Target, found: Found, ups, nodes) -> str:
+    """SPEC §7: what the model means, not how it is spelled. The upstream names count: a
+    bare name that resolves to another table changes no token."""
     c = found.config
-    grain = c.grain or raw.config.schedule
-    # SPEC §7: what the model means, not how it is spelled. The upstream names count: a
-    # bare name that resolves to another table changes no token.
-    fp = _hash(
+    return _hash(
         {
             "sql": found.digest,
-            "macros": macros,
+            "macros": found.macros,
             "kind": c.kind,
             "time_column": c.time_column,
-            "grain": grain,
+            "grain": c.grain or raw.config.schedule,
             "checks": _check_tuples(c),
             "upstream": [[u, nodes[u].fingerprint] for u in ups],
             "target": target.dialect,
         }
     )
-    return Node(name, c.kind, path, ups, fp, grain=grain, config=c)
 
 
 PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,8 @@ class RawProject:
     # a hash of every file read (path and content): the compiled-project cache's key
     digest: str = field(default="", compare=False, repr=False)
     files: FileCache | None = field(default=None, compare=False, repr=False)
+    # each file's content hash by path: what changed since the last compile
+    hashes: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Reader:
@@ -62,10 +65,12 @@ class _Reader:
         self.base = str(root)
         self.files = files
         self.digest = hashlib.sha256(FILES_VERSION.encode())
+        self.hashes: dict[str, str] = {}
         self.ahead: dict[str, tuple[str, object]] = {}  # read_ahead's (hash, value) by path
 
     def _note(self, rel: str, digest: str) -> None:
         self.digest.update(f"{rel}\0{digest}\0".encode())
+        self.hashes[rel] = digest
 
     def stat(self, rel: str) -> os.stat_result | None:
         try:
@@ -277,6 +282,7 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
         tuple(macros),
         digest=reader.digest.hexdigest(),
         files=files if use_cache else None,
+        hashes=reader.hashes,
     )
 
 
