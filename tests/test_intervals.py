@@ -233,8 +233,8 @@ def test_interval_relations():
 
 def test_sql_literals_are_utc_without_zone():
     day = parse_label("2026-06-15")
-    assert day.sql_start() == "TIMESTAMP '2026-06-15 00:00:00'"
-    assert day.sql_end() == "TIMESTAMP '2026-06-16 00:00:00'"
+    assert timestamp_literal(day.start) == "TIMESTAMP '2026-06-15 00:00:00'"
+    assert timestamp_literal(day.end) == "TIMESTAMP '2026-06-16 00:00:00'"
     assert timestamp_literal(dt("2026-06-15T10:30:05")) == "TIMESTAMP '2026-06-15 10:30:05'"
     assert date_literal(dt("2026-06-15T10:30")) == "DATE '2026-06-15'"
     assert day.to_json() == {"start": "2026-06-15T00:00:00", "end": "2026-06-16T00:00:00"}

@@ -53,12 +53,6 @@ class Interval:
     def overlaps(self, other: Interval) -> bool:
         return self.start < other.end and other.start < self.end
 
-    def sql_start(self) -> str:
-        return timestamp_literal(self.start)
-
-    def sql_end(self) -> str:
-        return timestamp_literal(self.end)
-
     def to_json(self) -> dict:
         return {"start": iso(self.start), "end": iso(self.end)}
 
@@ -123,16 +117,6 @@ def expand(interval: Interval, grain: str):
             return
         yield Interval(t, n)
         t = n
-
-
-def count(interval: Interval, grain: str) -> int:
-    """How many grain intervals `expand` would yield, without yielding them."""
-    span = interval.end - interval.start
-    if grain == "hourly":
-        return max(0, int(span.total_seconds() // 3600) + 1)  # upper bound, cheap
-    if grain == "daily":
-        return max(0, span.days + 1)
-    return max(0, (interval.end.year - interval.start.year) * 12 + 13)
 
 
 def parse_point(text: str, what: str = "date") -> datetime:
