@@ -11,7 +11,6 @@ from pipe.errors import IntervalError
 from pipe.intervals import (
     Interval,
     as_datetime,
-    count,
     date_literal,
     expand,
     floor,
@@ -181,17 +180,6 @@ def test_expand_month_boundaries():
     assert list(expand(iv("2026-11-15T00:00", "2027-01-15T00:00"), "monthly")) == [
         parse_label("2026-12")
     ]
-
-
-def test_count_is_an_upper_bound_of_expand():
-    for run in (
-        parse_label("2026-06-15"),
-        parse_label("2026-02"),
-        iv("2026-11-15T00:00", "2027-01-15T00:00"),
-        parse_label("2026-06-15T10"),
-    ):
-        for grain in ("hourly", "daily", "monthly"):
-            assert count(run, grain) >= len(list(expand(run, grain)))
 
 
 @pytest.mark.parametrize(
