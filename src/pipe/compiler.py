@@ -248,8 +248,7 @@ def _compile_key(raw: RawProject, target: Target) -> str | None:
     ).hexdigest()
 
 
-def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool):
-    found = compiled_store(raw.root, target.name, True, True).data
+def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool, found: dict):
     if found.get("key") != key:
         return None
     try:
@@ -276,16 +275,23 @@ def compile_project(
     is not compiled again: its nodes come from the compiled-project cache."""
     target = raw.config.target(target_name)
     key = _compile_key(raw, target) if use_cache else None
+    last: dict = {}  # the compiled-project cache: the last compile of this target
     if key is not None:
-        hit = _from_cache(raw, target, key, write_cache)
+        last = compiled_store(raw.root, target.name, True, True).data
+        hit = _from_cache(raw, target, key, write_cache, last)
         if hit is not None:
             return hit
     with frozen_gc():
-        return _compile(raw, target, key, use_cache, write_cache)
+        return _compile(raw, target, key, use_cache, write_cache, last)
 
 
 def _compile(
-    raw: RawProject, target: Target, key: str | None, use_cache: bool, write_cache: bool
+    raw: RawProject,
+    target: Target,
+    key: str | None,
+    use_cache: bool,
+    write_cache: bool,
+    last: dict,
 ) -> CompiledProject:
     errors: list[UserError] = []
     names, index = _define(raw, target, errors)
@@ -297,7 +303,7 @@ def _compile(
         raise_collected(errors)
     shared = shared_key(raw, target) if key is not None else None
     by_model = models_store(raw.root, target.name, shared is not None, not write_cache)
-    before = Before.of(by_model, shared, raw)
+    before = Before.of(by_model, shared, last, raw)
     builder.prefetch(
         [(m.name, m.path, m.sql, references.of(m.config)) for m in raw.models if m not in before]
     )
@@ -330,7 +336,8 @@ def _compile(
             }
         )
         if shared is not None:
-            by_model.replace({"shared": shared, "models": Before.entries(raw, models, nodes)})
+            entries = Before.entries(raw, models)
+            by_model.replace({"shared": shared, "key": key, "models": entries})
     return CompiledProject(raw, target, nodes, graph, state)
 
 

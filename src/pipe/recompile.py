@@ -1,8 +1,9 @@
 """What the last compile found per model, so that an edit compiles only what changed.
 
 An edit to one model of 10,000 must not compile the other 9,999 again. The last
-compile keeps, per model, what it found and the content hashes of the model's own
-files (models-<target>.pickle); as long as nothing they all depend on changed (pipe.yml,
+compile keeps, per model, what it found (its node in the compiled-project cache; its
+SQL digest, plain SQL and Jinja inputs and the content hashes of the model's own files
+in models-<target>.pickle); as long as nothing they all depend on changed (pipe.yml,
 macros, seeds, sources, the set of model names, the target, pipe: `shared_key`), a model
 whose files are unchanged is taken as it was, and so is its fingerprint when its
 upstream's fingerprints are too. The changed model and everything downstream of it are
@@ -31,7 +32,7 @@ class Found:
     macros: str  # what its Jinja uses of macros and vars (Renderer.inputs_digest), or ""
 
 
-MODELS_VERSION = "1"
+MODELS_VERSION = "2"
 
 
 def models_store(root: Path, target: str, enabled: bool, readonly: bool) -> Store:
@@ -55,21 +56,26 @@ def _files_of(raw: RawProject, m) -> tuple:
 
 
 class Before:
-    """What the last compile found for the models whose files are unchanged."""
+    """What the last compile found for the models whose files are unchanged: its entries
+    here (`entries`) and its nodes (from the compiled-project cache)."""
 
-    def __init__(self, raw: RawProject, entries: dict):
+    def __init__(self, raw: RawProject, entries: dict, nodes: dict):
         self.found: dict[str, tuple] = {}
+        self.nodes = nodes
         for m in raw.models:
             old = entries.get(m.name)
-            if old is not None and old[0] == _files_of(raw, m):
+            if old is not None and old[0] == _files_of(raw, m) and m.name in nodes:
                 self.found[m.name] = old
-        self.fingerprints = {n: e[6] for n, e in entries.items()}
 
     @classmethod
-    def of(cls, store: Store, shared: str | None, raw: RawProject) -> Before:
+    def of(cls, store: Store, shared: str | None, compiled: dict, raw: RawProject) -> Before:
+        """The last compile's findings when it shared `shared` with this one; `compiled`
+        is the compiled-project cache's content, written with them."""
         data = store.data if shared is not None else {}
         same = shared is not None and data.get("shared") == shared
-        return cls(raw, data["models"] if same else {})
+        if not same or data.get("key") is None or data.get("key") != compiled.get("key"):
+            return cls(raw, {}, {})
+        return cls(raw, data["models"], compiled["nodes"])
 
     def __contains__(self, m) -> bool:
         return m.name in self.found
@@ -78,24 +84,26 @@ class Before:
         old = self.found.get(m.name)
         if old is None:
             return None
-        _, config, upstream, digest, plain, macros, _ = old
-        return Found(config, upstream, digest, m.sql if plain is True else plain, macros)
+        _, digest, plain, macros = old
+        node = self.nodes[m.name]
+        plain = m.sql if plain is True else plain
+        return Found(node.config, node.upstream, digest, plain, macros)
 
     def fingerprint(self, name: str, ups: tuple[str, ...], nodes: dict) -> str | None:
         """The model's last fingerprint when it and its upstream's are unchanged."""
         if name not in self.found:
             return None
+        old = self.nodes
         for u in ups:
-            if u in self.fingerprints and nodes[u].fingerprint != self.fingerprints[u]:
+            if u not in old or nodes[u].fingerprint != old[u].fingerprint:
                 return None
-        return self.fingerprints[name]
+        return old[name].fingerprint
 
     @staticmethod
-    def entries(raw: RawProject, models: dict, nodes: dict) -> dict:
+    def entries(raw: RawProject, models: dict) -> dict:
         out = {}
         for m in raw.models:
             f = models[m.name]
             plain = True if f.plain is not None and f.plain == m.sql else f.plain
-            fp = nodes[m.name].fingerprint
-            out[m.name] = (_files_of(raw, m), f.config, f.upstream, f.digest, plain, f.macros, fp)
+            out[m.name] = (_files_of(raw, m), f.digest, plain, f.macros)
         return out
