@@ -11,7 +11,6 @@ from pipe.errors import IntervalError
 from pipe.intervals import (
     Interval,
     as_datetime,
-    date_literal,
     expand,
     floor,
     next_start,
@@ -20,8 +19,8 @@ from pipe.intervals import (
     parse_point,
     parse_range,
     previous,
-    timestamp_literal,
 )
+from pipe.intervalsql import date_literal, timestamp_literal
 
 
 def dt(text: str) -> datetime:

@@ -31,11 +31,11 @@ from .errors import (
     raise_collected,
 )
 from .intervals import Interval, floor, next_start
+from .intervalsql import fill, mentions
 from .loader import RawProject, RawSeed
-from .modelsql import SqlBuilder, fill, parse_cache
+from .modelsql import SqlBuilder, parse_cache
 from .parallel import frozen_gc
 from .recompile import Before, Found, models_store, shared_key
-from .templating import quoted_values
 
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
@@ -184,7 +184,7 @@ class CompiledProject:
         node = self.nodes[name]
         text = self.state.text(name)
         plain = self.state.plain.get(name)
-        if plain is not None and not _mentions(text, interval):
+        if plain is not None and not mentions(text, interval):
             # no Jinja, no interval value: the SQL compile_project made for its start
             return plain
         out, reads, _ = self.builder.build(name, node.path, text, interval)
@@ -206,11 +206,6 @@ class CompiledProject:
         self.state.save()
 
 
-def _mentions(text: str, interval: Interval) -> bool:
-    """Whether `text` holds one of the interval's quoted values (normalise would change it)."""
-    return any(q in text for q in quoted_values(interval))
-
-
 def _plain_sql(text: str, out: str, interval: Interval) -> bool:
     """Whether `out`, made from `text` for `interval`, is the model's SQL for any interval
     whose values `text` does not mention: no Jinja, no interval value, no placeholder."""
@@ -218,7 +213,7 @@ def _plain_sql(text: str, out: str, interval: Interval) -> bool:
         "{" not in text
         and "__pipe_" not in text
         and "__pipe_" not in out
-        and not _mentions(text, interval)
+        and not mentions(text, interval)
     )
 
 

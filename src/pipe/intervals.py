@@ -69,14 +69,6 @@ def from_iso(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
 
 
-def timestamp_literal(t: datetime) -> str:
-    return f"TIMESTAMP '{t.strftime('%Y-%m-%d %H:%M:%S')}'"
-
-
-def date_literal(t: datetime) -> str:
-    return f"DATE '{t.strftime('%Y-%m-%d')}'"
-
-
 def floor(t: datetime, grain: str) -> datetime:
     if grain == "hourly":
         return t.replace(minute=0, second=0, microsecond=0)

@@ -2,10 +2,10 @@
 qualify, transpile, the target's rules.
 
 `SqlBuilder` is the compiler's worker: `build` renders a model for an interval with
-Jinja, replaces the interval's values by placeholders (templating.normalise), parses the
+Jinja, replaces the interval's values by placeholders (intervalsql.normalise), parses the
 result once per distinct text (the parse cache under .pipe/cache keeps the tables it
 reads and a canonical digest), resolves every table against models, seeds and sources,
-and writes the SQL for the target dialect with the placeholders left in (`fill` puts an
+and writes the SQL for the target dialect with the placeholders left in (`intervalsql.fill` puts an
 interval's values back). `prefetch` does the slow part for many models at once in forked
 workers (parallel.fan_out).
 
@@ -34,9 +34,10 @@ from .errors import (
     UserError,
 )
 from .intervals import Interval, previous
+from .intervalsql import normalise
 from .loader import RawProject
 from .parallel import chunks, fan_out, frozen_gc, workers
-from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
+from .templating import Renderer
 
 CACHE_VERSION = "4"  # 4: a table read starts at its first name part
 
@@ -476,12 +477,3 @@ def _in_source(at: SourceLocation | None, source: str, rendered: str) -> SourceL
     if at.line > len(src) or at.line > len(out) or src[at.line - 1] != out[at.line - 1]:
         return replace(at, col=None)
     return at
-
-
-def fill(sql: str, interval: Interval) -> str:
-    """Put an interval's values where `SqlBuilder.build` left placeholders."""
-    if "__pipe_" not in sql:
-        return sql
-    for placeholder, quoted in zip(PLACEHOLDERS, quoted_values(interval), strict=True):
-        sql = sql.replace(placeholder, quoted)
-    return sql

@@ -15,47 +15,18 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 from .errors import SourceLocation, TemplateError, UserError
-from .intervals import Interval, date_literal, timestamp_literal
+from .intervals import Interval
+from .intervalsql import interval_values
 from .jinjaenv import bytecode_cache_class, loader_class, sandbox_class
 from .templateerrors import from_template, line_in
 
 # jinja2 is imported on first use: a compile served from the caches renders nothing.
 
-# Values substituted for the interval while normalising a rendering (see `normalise`).
-PLACEHOLDERS = ("'__pipe_interval_start__'", "'__pipe_interval_end__'", "'__pipe_ds__'")
-
 _NO_DEFAULT = object()
-
-
-@lru_cache(maxsize=256)
-def interval_values(interval: Interval) -> tuple[str, str, str]:
-    return (
-        timestamp_literal(interval.start),
-        timestamp_literal(interval.end),
-        date_literal(interval.start),
-    )
-
-
-def normalise(rendered: str, interval: Interval) -> str:
-    """Replace this interval's literal values by placeholders.
-
-    Two renderings of one model for two intervals normalise to the same text exactly
-    when they differ only in the interval values, so parsing one serves both (the
-    compiler swaps the values back into the generated SQL).
-    """
-    for quoted, placeholder in zip(quoted_values(interval), PLACEHOLDERS, strict=True):
-        rendered = rendered.replace(quoted, placeholder)
-    return rendered
-
-
-@lru_cache(maxsize=256)
-def quoted_values(interval: Interval) -> tuple[str, str, str]:
-    """The quoted strings inside the interval literals, longest (timestamps) first."""
-    return tuple(v[v.index("'") :] for v in interval_values(interval))  # type: ignore[return-value]
 
 
 class Renderer:
