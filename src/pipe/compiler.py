@@ -72,7 +72,7 @@ class CompileState:
     graph of the last compile, keyed by `key`: a hash of every file the loader read (their
     contents), the target and `code_version()`. The plan records, .pipe/cache/plans.pickle,
     hold for each plan file the key of the inputs it was last built from and the sha256
-    of its bytes (see plan.known_unchanged)."""
+    of its bytes (see workspace.known_unchanged)."""
 
     def __init__(
         self,
@@ -266,7 +266,7 @@ def compile_project(
 ) -> CompiledProject:
     """Resolve every dependency and check the graph; raise all user errors together.
 
-    With `use_cache`, an unchanged project (the same file contents, see loader.FileCache)
+    With `use_cache`, an unchanged project (the same file contents, see cache.FileCache)
     is not compiled again: its nodes come from the compiled-project cache."""
     target = raw.config.target(target_name)
     key = _compile_key(raw, target) if use_cache else None

@@ -134,7 +134,7 @@ class SqlBuilder:
         the task for `interval` runs. pipe knows it at compile time for an incremental
         model with depends_on_past: every interval but the first waits for the one before
         it to be published, and the first (the one that holds the project's `start`) waits
-        for nothing, as plan.build_plan chains them."""
+        for nothing, as planner.build_plan chains them."""
         c = self._configs.get(model)
         if c is None or c.kind != "incremental" or not c.depends_on_past:
             raise TemplateError(

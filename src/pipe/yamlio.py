@@ -15,7 +15,7 @@ from functools import cache
 from .errors import ConfigError, SourceLocation
 
 # yaml is imported on first use: a compile whose files are all in the file cache
-# (loader.FileCache) parses no YAML.
+# (cache.FileCache) parses no YAML.
 
 
 class YMap(dict):
