@@ -1,0 +1,79 @@
+"""The generic infrastructure of the compile: cache.Store and parallel.fan_out."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+
+import pytest
+
+from pipe import parallel
+from pipe.cache import Store
+
+
+def test_a_store_round_trips_and_ignores_what_is_not_its_own(tmp_path):
+    path = tmp_path / "cache" / "s.pickle"
+    store = Store(path, "1")
+    assert store.data == {}  # missing: empty
+    store.put("k", (1, "v"))
+    store.save()
+    assert Store(path, "1").data == {"k": (1, "v")}
+    assert Store(path, "2").data == {}  # another version
+    path.write_bytes(b"not a pickle")
+    assert Store(path, "1").data == {}  # corrupt: only a slower command
+    path.write_bytes(pickle.dumps(["a list"]))
+    assert Store(path, "1").data == {}
+    assert not list(path.parent.glob("*.tmp*"))  # replaced atomically
+
+
+def test_a_readonly_or_unchanged_store_writes_nothing(tmp_path):
+    path = tmp_path / "s.pickle"
+    readonly = Store(path, "1", readonly=True)
+    readonly.put("k", 1)
+    readonly.save()
+    assert not path.exists()
+    store = Store(path, "1")
+    store.put("k", 1)
+    store.save()
+    mtime = path.stat().st_mtime_ns
+    again = Store(path, "1")
+    again.put("k", 1)  # the same value: nothing to write
+    again.save()
+    assert path.stat().st_mtime_ns == mtime
+    memory = Store(None, "1")
+    memory.put("k", 2)
+    memory.save()
+    assert memory.data == {"k": 2}
+
+
+def _square_plus(shared, job):
+    offset, _lock = shared
+    return [(i, i * i + offset, os.getpid()) for i in range(*job)]
+
+
+@pytest.mark.skipif(parallel.workers() < 2, reason="no fork pool on this machine")
+def test_fan_out_gives_the_shared_input_to_forked_workers_without_pickling_it():
+    """A threading.Lock cannot be pickled: it reaches the workers through the fork."""
+    shared = (1000, threading.Lock())
+    got = {}
+    pids = set()
+    for part in parallel.fan_out(_square_plus, shared, [(0, 50), (50, 100), (100, 120)]):
+        for i, value, pid in part:
+            got[i] = value
+            pids.add(pid)
+    assert got == {i: i * i + 1000 for i in range(120)}
+    assert os.getpid() not in pids
+    assert parallel._WORKER == []  # the parent keeps nothing between calls
+
+
+def _dies_on_first(shared, job):
+    if job == 0:
+        os._exit(1)
+    return job
+
+
+@pytest.mark.skipif(parallel.workers() < 2, reason="no fork pool on this machine")
+def test_a_worker_that_dies_ends_the_fan_out_early_without_raising():
+    got = list(parallel.fan_out(_dies_on_first, None, [0, 1, 2, 3]))
+    assert 0 not in got and set(got) <= {1, 2, 3}  # the caller does what is left
