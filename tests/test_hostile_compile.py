@@ -138,9 +138,20 @@ def test_deep_nesting_is_a_compile_error(write_project, sql, where, target):
     root = write_project({"models/a/b.sql": sql}, **({"pipe_yml": pipe_yml} if pipe_yml else {}))
     code, out = compile_(root)
     assert "RecursionError" not in out and "Traceback" not in out, out
-    if code == 0 and "from (" in sql and target == "duckdb":
-        return  # same dialect: nothing but the parse, which 600 subqueries pass
-    assert_located(code, out, where, "the SQL is nested too deeply to parse")
+    assert_located(code, out, where, "the SQL is nested too deeply to parse (600 parentheses deep)")
+
+
+def test_the_nesting_limit_is_pipes_not_the_parsers(write_project):
+    """One limit on every machine: the compiled sqlglot build parses 257 levels that the
+    pure-Python build cannot, and CI once compiled 600 levels that a laptop refused."""
+    from pipe.sql import MAX_NESTING
+
+    deep = "select " + "(" * (MAX_NESTING + 1) + "1" + ")" * (MAX_NESTING + 1) + " as x"
+    code, out = compile_(write_project({"models/a/b.sql": deep}))
+    assert_located(code, out, "models/a/b.sql:1:8", f"({MAX_NESTING + 1} parentheses deep)")
+    ok = "select " + "(" * 40 + "1" + ")" * 40 + " as x"
+    code, out = compile_(write_project({"models/a/b.sql": ok}))
+    assert code == 0, out
 
 
 # -- 4. names -------------------------------------------------------------------------------
