@@ -199,6 +199,8 @@ SPARK_TESTS = {
     "test_a_new_column_fails_by_default_and_publishes_nothing",
     "test_lookback_rebuilds_late_intervals_and_their_downstream_in_the_same_run",
     "test_an_edit_that_changes_no_meaning_reruns_nothing",
+    "test_full_refresh_swaps_in_a_rebuilt_table_only_when_every_interval_passed",
+    "test_on_schema_change_adds_and_drops_columns",
 }
 
 
