@@ -191,6 +191,7 @@ SPARK_TESTS = {
     "test_incremental_checks_see_only_their_interval",
     "test_retry_after_a_failed_attempt_then_success",
     "test_upstream_failed_propagates_through_two_levels",
+    "test_a_sensor_gates_its_readers_until_true_or_times_out",
     "test_sigint_finishes_running_tasks_exits_130_and_rerun_completes",
     "test_an_incomplete_interval_is_refused_or_built_as_partial_then_completed",
     "test_a_selected_task_whose_upstream_is_missing_does_not_run",
@@ -756,6 +757,42 @@ TWO_LEVELS = {
     "models/b/side.yml": "kind: incremental\ntime_column: ts\ngrain: hourly\n",
     "models/b/side_total.sql": "select sum(y) as y from b.side",
 }
+
+
+def test_a_sensor_gates_its_readers_until_true_or_times_out(engine):
+    """The sensor's `wait_for`, transpiled for the engine, holds its reader back: false
+    until its timeout makes the reader upstream_failed (nothing published for it); true,
+    and the reader runs and reads the source."""
+    root = engine.project(
+        {
+            "sources.yml": (
+                "sources:\n  - name: raw.ready\n"
+                '    wait_for: "select count(*) > 0 from raw.ready where ts >= '
+                '{{ interval_start }}"\n'
+                "    poke_every: 0.2s\n    wait_timeout: 2s\n"
+            ),
+            "models/a/gated.sql": "select count(*) as n from raw.ready",
+            "models/b/free.sql": "select 1 as x",
+        }
+    )
+    wh = engine.warehouse(root)
+    wh.execute(
+        "create schema if not exists raw; drop table if exists raw.ready; "
+        "create table raw.ready (ts timestamp); "
+        "insert into raw.ready values ('2026-05-31 08:00:00')"
+    )
+    code, out = run(root)
+    assert code == 1, out
+    assert statuses_by_model(root) == {
+        "raw.ready": {"failed"},
+        "a.gated": {"upstream_failed"},
+        "b.free": {"success"},
+    }, out
+    assert "a.gated" not in wh.relations()
+    wh.execute("insert into raw.ready values ('2026-06-01 08:00:00')")
+    code, out = run(root)
+    assert code == 0, out
+    assert wh.query("select n from a.gated") == [(2,)]
 
 
 def test_upstream_failed_propagates_through_two_levels(engine):
