@@ -192,6 +192,7 @@ SPARK_TESTS = {
     "test_retry_after_a_failed_attempt_then_success",
     "test_upstream_failed_propagates_through_two_levels",
     "test_a_sensor_gates_its_readers_until_true_or_times_out",
+    "test_sigkill_at_several_moments_then_resume",
     "test_sigint_finishes_running_tasks_exits_130_and_rerun_completes",
     "test_an_incomplete_interval_is_refused_or_built_as_partial_then_completed",
     "test_a_selected_task_whose_upstream_is_missing_does_not_run",
