@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -336,6 +337,64 @@ def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
     return sorted(seen.values(), key=lambda rt: (rt[0].line or 0, rt[0].col or 0))
 
 
+def select_shape(tree: exp.Expression) -> tuple | None:
+    """The columns the outermost SELECT returns, for checking the columns a check names:
+    (names in order, '*' for a star; the name parts of the one table a star selects from,
+    or None without a star). None when the query alone does not tell the names: an
+    unnamed expression, a star over a join, a subquery or a CTE, a star that renames."""
+    _sqlglot()
+    select = tree
+    while isinstance(select, exp.SetOperation):  # a UNION's columns are its first SELECT's
+        if select.args.get("by_name"):  # DuckDB's UNION BY NAME: every side's columns
+            return None
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return None
+    names: list[str] = []
+    for e in select.expressions:
+        star = e if isinstance(e, exp.Star) else e.this if isinstance(e, exp.Column) else None
+        if isinstance(star, exp.Star):
+            if star.args.get("rename"):
+                return None
+            names.append("*")
+        elif isinstance(e, exp.Alias | exp.Column) and e.alias_or_name:
+            names.append(e.alias_or_name)
+        else:  # the engine names it (count_star(), ?column?): not told here
+            return None
+    if "*" not in names:
+        return tuple(names), None
+    source = select.args.get("from_")
+    table = source.this if source is not None else None
+    if select.args.get("joins") or not isinstance(table, exp.Table) or not table.name:
+        return None
+    if not isinstance(table.this, exp.Identifier):
+        return None  # a table function
+    with_ = tree.args.get("with_")
+    ctes = {c.alias_or_name.lower() for c in with_.expressions} if with_ else set()
+    if not table.args.get("db") and _ident(table.this) in ctes:
+        return None
+    parts = (_ident(table.args.get("catalog")), _ident(table.args.get("db")), _ident(table.this))
+    return tuple(names), parts
+
+
+def condition_columns(text: str, dialect: str) -> tuple[str, ...] | None:
+    """The columns a boolean expression reads from the row it is evaluated on: its
+    unqualified columns outside subqueries and lambdas (`x -> x > 0`), in order. None when
+    it does not parse (the plan step says why)."""
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(text, read=_dialect_of(dialect), into=exp.Condition)
+    except (ParseError, TokenError, RecursionError):
+        return None
+    out = []
+    for col in tree.find_all(exp.Column):
+        if col.table or isinstance(col.this, exp.Star):
+            continue
+        if col.find_ancestor(exp.Select, exp.Lambda) is None and col.name not in out:
+            out.append(col.name)
+    return tuple(out)
+
+
 def _start_of(table: exp.Table) -> tuple[int | None, int | None]:
     """Line and column where a table name starts (sqlglot's `col` is where a token ends)."""
     first = next(
@@ -396,14 +455,20 @@ def transpile(
     path: str,
     line: int | None = None,
     only_select: str | None = None,
+    tables: Mapping[str, str] | None = None,
 ) -> str:
     """Transpile one statement written in `read` into `write` (used for check SQL).
 
     `only_select` names what the text is ("a check's sql"): then it must be one SELECT
-    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse."""
+    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse.
+    `tables` maps a table name as written to the `schema.table` to write instead (a bare
+    name the compiler resolved)."""
     _sqlglot()
     try:
         stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
+        for ref, table in table_refs(stmt) if tables else ():
+            if ref.name in tables:
+                qualify(table, *tables[ref.name].split(".", 1))
         if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
             found = (
                 "several statements"
