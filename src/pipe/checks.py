@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from . import sql as sqlmod
-from .errors import ConfigError, SourceLocation, SqlError, UnknownTable, UserError
+from .errors import ConfigError, SourceLocation, UnknownTable, UserError
 from .fields import Fields
 from .intervals import Interval
 from .yamlio import YMap
@@ -301,16 +301,14 @@ def _threshold(f: Fields, item: YMap, key: str) -> str | None:
 class CheckScope:
     """What `compile_checks` needs of the compiler for one model: where its checks are
     written, the project dialect, the interval an `sql` check is rendered for when its
-    tables are looked for (the model's reference interval), how a table name resolves
-    (a node name, or UnknownTable with a suggestion) and which tables a query reads (as
-    written; an SqlError when it does not parse)."""
+    tables are looked for (the model's reference interval), and how a table name
+    resolves (a node name, or UnknownTable with a suggestion)."""
 
     model: str
     path: str
     dialect: str
     interval: Interval
     resolve: Callable[[str, SourceLocation], str]
-    tables: Callable[[str, str], tuple[str, ...]]
 
 
 def compile_checks(
@@ -348,10 +346,8 @@ def _query_tables(check: Check, entry: CheckType, scope: CheckScope) -> tuple[st
     if not entry.reads_query or (entry.values and "select" not in str(check.args).lower()):
         return ()  # a template reads `this` only; its arguments may add a subquery
     text = _query(check, entry, _THIS, scope.dialect, scope.path, scope.interval)
-    try:
-        found = scope.tables(text, scope.path)
-    except SqlError:  # the planner reports it, located, when it writes the check
-        return ()
+    only_select = "a check's sql" if entry.values is None else None
+    found = sqlmod.query_tables(text, scope.dialect, scope.path, check.line, only_select)
     return tuple(name for name in found if name != _THIS)
 
 

@@ -283,10 +283,6 @@ class SqlBuilder:
             out = self._transpile(normalised, path, splices)
         return out, tuple(sorted(set(reads))), digest, shape
 
-    def tables_read(self, text: str, path: str) -> tuple[str, ...]:
-        """The tables a query reads, as written, through the parse cache (a check's SQL)."""
-        return tuple(".".join(p for p in parts if p) for parts, *_ in self._refs(text, path)[0])
-
     def _in_template(
         self, at: SourceLocation | None, model: str, text: str, normalised: str, interval: Interval
     ) -> SourceLocation | None:
@@ -864,9 +860,8 @@ def _compile(
         checks = m.config.checks
         if checks:  # the tables they read resolved, and made edges
             scope = checkmod.CheckScope(
-                m.name, m.sidecar, raw.config.dialect, reference(grain), builder.resolve,
-                builder.tables_read,
-            )  # fmt: skip
+                m.name, m.sidecar, raw.config.dialect, reference(grain), builder.resolve
+            )
             checks, check_reads = checkmod.compile_checks(checks, scope, errors)
             extra += check_reads
         configs[m.name] = (

@@ -463,26 +463,39 @@ def transpile(
     that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse.
     `tables` maps a table name as written to the `schema.table` to write instead (a bare
     name the compiler resolved)."""
-    _sqlglot()
+    stmt = _statement(text, read, path, line, only_select)
     try:
-        stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
+        stmt = _for_target(stmt, write)
         for ref, table in table_refs(stmt) if tables else ():
             if ref.name in tables:
                 qualify(table, *tables[ref.name].split(".", 1))
-        if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
-            found = (
-                "several statements"
-                if isinstance(stmt, exp.Block)
-                else "SELECT ... INTO"
-                if isinstance(stmt, _SELECTS)
-                else stmt.key.upper()
-            )
-            raise SqlError(
-                f"{only_select} must be one read-only SELECT, not {found}",
-                at=SourceLocation(path, line),
-                hint="it is run as a query: write the SELECT that returns what it looks for",
-            )
         return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise SqlError(
+            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
+        ) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
+
+
+def query_tables(
+    text: str, dialect: str, path: str, line: int | None, only_select: str | None = None
+) -> tuple[str, ...]:
+    """The tables one statement reads, as written, in order; it is parsed and checked as
+    `transpile` does (the same errors), so a check's tables are known at compile time."""
+    stmt = _statement(text, dialect, path, line, only_select)
+    try:
+        return tuple(dict.fromkeys(ref.name for ref, _ in table_refs(stmt)))
+    except RecursionError:
+        raise too_deep(text, path) from None
+
+
+def _statement(
+    text: str, read: str, path: str, line: int | None, only_select: str | None
+) -> exp.Expression:
+    _sqlglot()
+    try:
+        stmt = sqlglot.parse_one(text, read=_dialect_of(read))
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -495,12 +508,22 @@ def transpile(
         raise SqlError(
             "SQL does not parse (an unclosed quote?)", at=SourceLocation(path, line)
         ) from None
-    except UnsupportedError as exc:
-        raise SqlError(
-            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
-        ) from None
     except RecursionError:
         raise too_deep(text, path) from None
+    if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
+        found = (
+            "several statements"
+            if isinstance(stmt, exp.Block)
+            else "SELECT ... INTO"
+            if isinstance(stmt, _SELECTS)
+            else stmt.key.upper()
+        )
+        raise SqlError(
+            f"{only_select} must be one read-only SELECT, not {found}",
+            at=SourceLocation(path, line),
+            hint="it is run as a query: write the SELECT that returns what it looks for",
+        )
+    return stmt
 
 
 # Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and
