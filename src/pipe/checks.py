@@ -368,6 +368,7 @@ class OutputColumns:
         self.declared = declared  # source -> its declared columns
         self.resolve = resolve
         self._known: dict[str, tuple[str, ...] | None] = {}
+        self._lower: dict[str, frozenset[str] | None] = {}
 
     def of(self, name: str) -> tuple[str, ...] | None:
         if name in self.declared:
@@ -376,6 +377,15 @@ class OutputColumns:
             self._known[name] = None  # a star over itself (a cycle, reported elsewhere)
             self._known[name] = self._expand(self.shapes.get(name))
         return self._known[name]
+
+    def has(self, name: str, column: str) -> bool | None:
+        """Whether table `name` has `column` (case aside); None when its columns are not
+        known."""
+        if name not in self._lower:
+            known = self.of(name)
+            self._lower[name] = None if known is None else frozenset(c.lower() for c in known)
+        found = self._lower[name]
+        return None if found is None else column.lower() in found
 
     def _expand(self, shape) -> tuple[str, ...] | None:
         if shape is None:
@@ -412,9 +422,9 @@ def unknown_columns(
     for model, checks, path in models:
         for check in checks:
             for table, column in REGISTRY[check.type].columns(check.args, dialect):
-                known = columns.of(table or model)
-                if known is None or column.lower() in {c.lower() for c in known}:
+                if columns.has(table or model, column) is not False:
                     continue
+                known = columns.of(table or model)
                 close = difflib.get_close_matches(column, known, n=1, cutoff=0.6)
                 errors.append(
                     ConfigError(

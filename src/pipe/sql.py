@@ -351,14 +351,15 @@ def select_shape(tree: exp.Expression) -> tuple | None:
     if not isinstance(select, exp.Select):
         return None
     names: list[str] = []
-    for e in select.expressions:
-        star = e if isinstance(e, exp.Star) else e.this if isinstance(e, exp.Column) else None
-        if isinstance(star, exp.Star):
-            if star.args.get("rename"):
+    for e in select.expressions:  # by type, not alias_or_name: every model pays for this
+        kind = type(e)
+        part = e.args.get("alias") if kind is exp.Alias else e.this if kind is exp.Column else e
+        if type(part) is exp.Star:
+            if part.args.get("rename"):
                 return None
             names.append("*")
-        elif isinstance(e, exp.Alias | exp.Column) and e.alias_or_name:
-            names.append(e.alias_or_name)
+        elif type(part) is exp.Identifier and part.this:
+            names.append(part.this)
         else:  # the engine names it (count_star(), ?column?): not told here
             return None
     if "*" not in names:
