@@ -177,10 +177,6 @@ def _sql_text(kind: str) -> Callable[[Fields, object, int | None], Parsed]:
     return parse
 
 
-def _expression_columns(args: Args, dialect: str) -> tuple[tuple[str | None, str], ...]:
-    return tuple((None, c) for c in sqlmod.condition_columns(args, dialect) or ())
-
-
 REGISTRY: dict[str, CheckType] = {
     t.name: t
     for t in (
@@ -227,7 +223,7 @@ REGISTRY: dict[str, CheckType] = {
             _sql_text("expression"),
             lambda args, d: {"expression": args},
             validate=sqlmod.parse_expression,
-            columns=_expression_columns,
+            columns=lambda args, d: tuple((None, c) for c in sqlmod.condition_columns(args, d)),
             reads_query=True,
         ),
         CheckType("sql", _sql_text("sql"), None, reads_query=True),
@@ -451,11 +447,7 @@ def _env():
     sources = {
         p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".sql")
     }
-    return jinja2.Environment(
-        loader=jinja2.DictLoader(sources),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=False,
-    )
+    return jinja2.Environment(loader=jinja2.DictLoader(sources), undefined=jinja2.StrictUndefined)
 
 
 def check_sql(

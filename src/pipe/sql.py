@@ -378,15 +378,15 @@ def select_shape(tree: exp.Expression) -> tuple | None:
     return tuple(names), parts
 
 
-def condition_columns(text: str, dialect: str) -> tuple[str, ...] | None:
+def condition_columns(text: str, dialect: str) -> tuple[str, ...]:
     """The columns a boolean expression reads from the row it is evaluated on: its
-    unqualified columns outside subqueries and lambdas (`x -> x > 0`), in order. None when
-    it does not parse (the plan step says why)."""
+    unqualified columns outside subqueries and lambdas (`x -> x > 0`), in order; none
+    when it does not parse (`parse_expression` says why)."""
     _sqlglot()
     try:
         tree = sqlglot.parse_one(text, read=_dialect_of(dialect), into=exp.Condition)
     except (ParseError, TokenError, RecursionError):
-        return None
+        return ()
     out = []
     for col in tree.find_all(exp.Column):
         if col.table or isinstance(col.this, exp.Star):
