@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from . import checks as checkmod
 from . import graph as graphmod
 from . import sql as sqlmod
 from .config import ModelConfig, SourceConfig, Target
@@ -48,7 +49,7 @@ from .loader import (
 )
 from .templating import PLACEHOLDERS, Renderer, normalise, quoted_values
 
-CACHE_VERSION = "4"  # 4: a table read starts at its first name part
+CACHE_VERSION = "5"  # 5: the output columns (sql.select_shape) kept with the tables
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 # Uncached models (to parse, or Jinja models to render) from which compile_project works
@@ -231,15 +232,16 @@ class SqlBuilder:
         text: str,
         interval: Interval,
         errors: list[UserError] | None = None,
-    ) -> tuple[str, tuple[str, ...], str]:
+    ) -> tuple[str, tuple[str, ...], str, tuple | None]:
         """(SQL for the target with interval placeholders, tables read, canonical digest
-        of the rendering, see sql.canonical_digest) of one rendering.
+        of the rendering, see sql.canonical_digest, its output columns as
+        sql.select_shape tells them) of one rendering.
 
         Unknown tables are appended to `errors` when given (compile collects them all),
         raised otherwise."""
         normalised, key = self.normalised(model, path, text, interval)
         try:
-            refs, digest = self._refs(normalised, path, key)
+            refs, digest, shape = self._refs(normalised, path, key)
         except SqlError as exc:
             exc.at = self._in_template(exc.at, model, text, normalised, interval)
             raise
@@ -279,7 +281,7 @@ class SqlBuilder:
                 out = out[:start] + full + out[end + 1 :]
         else:
             out = self._transpile(normalised, path, splices)
-        return out, tuple(sorted(set(reads))), digest
+        return out, tuple(sorted(set(reads))), digest, shape
 
     def _in_template(
         self, at: SourceLocation | None, model: str, text: str, normalised: str, interval: Interval
@@ -469,13 +471,18 @@ class SqlBuilder:
 
 def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
-    table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
+    table it reads, the canonical digest of its SQL (made from the parse's tokens) and
+    its output columns (sql.select_shape)."""
     tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
     try:
-        return tuple(
-            (r.parts, r.line, r.col, _first_part(t).meta.get("start"), t.this.meta.get("end"))
-            for r, t in sqlmod.table_refs(tree)
-        ), digest
+        return (
+            tuple(
+                (r.parts, r.line, r.col, _first_part(t).meta.get("start"), t.this.meta.get("end"))
+                for r, t in sqlmod.table_refs(tree)
+            ),
+            digest,
+            sqlmod.select_shape(tree),
+        )
     except RecursionError:
         raise sqlmod.too_deep(normalised, path) from None
 
@@ -678,7 +685,7 @@ class CompiledProject:
         if plain is not None and not _mentions(text, interval):
             # no Jinja, no interval value: the SQL compile_project made for its start
             return plain
-        out, reads, _ = self.builder.build(name, node.path, text, interval)
+        out, reads, _, _ = self.builder.build(name, node.path, text, interval)
         extra = set(reads) - set(node.upstream)
         if extra:
             raise SqlError(
@@ -833,11 +840,14 @@ def _compile(
     plain: dict[str, str] = {}  # plain models: their SQL for every interval
     configs: dict[str, ModelConfig] = {}  # checks' table names resolved
     locate: dict[str, SourceLocation] = {}
+    shapes: dict[str, tuple | None] = {}  # a model's output columns, see checks.OutputColumns
     for m in raw.models:
         grain = m.config.grain or schedule
         locate[m.name] = SourceLocation(m.path, 1)
         try:
-            out, reads, digest = builder.build(m.name, m.path, m.sql, reference(grain), errors)
+            out, reads, digest, shapes[m.name] = builder.build(
+                m.name, m.path, m.sql, reference(grain), errors
+            )
         except UserError as exc:
             errors.append(exc)
             continue
@@ -847,23 +857,13 @@ def _compile(
                 extra.append(builder.resolve(dep, SourceLocation(m.sidecar, line)))
             except UnknownTable as exc:
                 errors.append(exc)
-        checks = []
-        for check in m.config.checks:
-            if check.type == "relationships":
-                args = dict(check.args)
-                to, _, column = args["to"].rpartition(".")
-                try:
-                    full = builder.resolve(to, SourceLocation(m.sidecar, check.line))
-                except UnknownTable as exc:
-                    errors.append(exc)
-                    continue
-                extra.append(full)
-                # the check's SQL must read the resolved table, not a bare name
-                check = replace(
-                    check, args=(("column", args["column"]), ("to", f"{full}.{column}"))
-                )
-            checks.append(check)
-        checks = tuple(checks)
+        checks = m.config.checks
+        if checks:  # the tables they read resolved, and made edges
+            scope = checkmod.CheckScope(
+                m.name, m.sidecar, raw.config.dialect, reference(grain), builder.resolve
+            )
+            checks, check_reads = checkmod.compile_checks(checks, scope, errors)
+            extra += check_reads
         configs[m.name] = (
             m.config if checks == m.config.checks else replace(m.config, checks=checks)
         )
@@ -875,6 +875,13 @@ def _compile(
         upstream[s.name] = ()
     for src in raw.sources:
         upstream[src.name] = ()
+    errors += checkmod.unknown_columns(
+        [(m.name, configs[m.name].checks, m.sidecar) for m in raw.models if m.name in configs],
+        shapes,
+        {s.name: tuple(c for c, _ in s.columns) for s in raw.sources if s.columns},
+        builder.resolve,
+        raw.config.dialect,
+    )
     raise_collected(errors)
 
     graph = graphmod.build(upstream, locate)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -368,6 +369,65 @@ def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
     return sorted(seen.values(), key=lambda rt: (rt[0].line or 0, rt[0].col or 0))
 
 
+def select_shape(tree: exp.Expression) -> tuple | None:
+    """The columns the outermost SELECT returns, for checking the columns a check names:
+    (names in order, '*' for a star; the name parts of the one table a star selects from,
+    or None without a star). None when the query alone does not tell the names: an
+    unnamed expression, a star over a join, a subquery or a CTE, a star that renames."""
+    _sqlglot()
+    select = tree
+    while isinstance(select, exp.SetOperation):  # a UNION's columns are its first SELECT's
+        if select.args.get("by_name"):  # DuckDB's UNION BY NAME: every side's columns
+            return None
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return None
+    names: list[str] = []
+    for e in select.expressions:  # by type, not alias_or_name: every model pays for this
+        kind = type(e)
+        part = e.args.get("alias") if kind is exp.Alias else e.this if kind is exp.Column else e
+        if type(part) is exp.Star:
+            if part.args.get("rename"):
+                return None
+            names.append("*")
+        elif type(part) is exp.Identifier and part.this:
+            names.append(part.this)
+        else:  # the engine names it (count_star(), ?column?): not told here
+            return None
+    if "*" not in names:
+        return tuple(names), None
+    source = select.args.get("from_")
+    table = source.this if source is not None else None
+    if select.args.get("joins") or not isinstance(table, exp.Table) or not table.name:
+        return None
+    if not isinstance(table.this, exp.Identifier):
+        return None  # a table function
+    with_ = tree.args.get("with_")
+    ctes = {c.alias_or_name.lower() for c in with_.expressions} if with_ else set()
+    if not table.args.get("db") and _ident(table.this) in ctes:
+        return None
+    parts = (_ident(table.args.get("catalog")), _ident(table.args.get("db")), _ident(table.this))
+    return tuple(names), parts
+
+
+def condition_columns(text: str, dialect: str) -> tuple[str, ...]:
+    """The columns a boolean expression reads from the row it is evaluated on: its
+    unqualified columns outside subqueries and lambdas (`x -> x > 0`), in order; none
+    when it does not parse (`parse_expression` says why)."""
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(text, read=_dialect_of(dialect), into=exp.Condition)
+    except (ParseError, TokenError, RecursionError):
+        return ()
+    out = []
+    for col in tree.find_all(exp.Column):
+        if col.table or isinstance(col.this, exp.Star):
+            continue
+        if col.find_ancestor(exp.Select, exp.Lambda) is None and col.name not in out:
+            out.append(col.name)
+    return tuple(out)
+
+
 def _start_of(table: exp.Table) -> tuple[int | None, int | None]:
     """Line and column where a table name starts (sqlglot's `col` is where a token ends)."""
     first = next(
@@ -428,28 +488,47 @@ def transpile(
     path: str,
     line: int | None = None,
     only_select: str | None = None,
+    tables: Mapping[str, str] | None = None,
 ) -> str:
     """Transpile one statement written in `read` into `write` (used for check SQL).
 
     `only_select` names what the text is ("a check's sql"): then it must be one SELECT
-    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse."""
+    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse.
+    `tables` maps a table name as written to the `schema.table` to write instead (a bare
+    name the compiler resolved)."""
+    stmt = _statement(text, read, path, line, only_select)
+    try:
+        stmt = _for_target(stmt, write)
+        for ref, table in table_refs(stmt) if tables else ():
+            if ref.name in tables:
+                qualify(table, *tables[ref.name].split(".", 1))
+        return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise SqlError(
+            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
+        ) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
+
+
+def query_tables(
+    text: str, dialect: str, path: str, line: int | None, only_select: str | None = None
+) -> tuple[str, ...]:
+    """The tables one statement reads, as written, in order; it is parsed and checked as
+    `transpile` does (the same errors), so a check's tables are known at compile time."""
+    stmt = _statement(text, dialect, path, line, only_select)
+    try:
+        return tuple(dict.fromkeys(ref.name for ref, _ in table_refs(stmt)))
+    except RecursionError:
+        raise too_deep(text, path) from None
+
+
+def _statement(
+    text: str, read: str, path: str, line: int | None, only_select: str | None
+) -> exp.Expression:
     _sqlglot()
     try:
-        stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
-        if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
-            found = (
-                "several statements"
-                if isinstance(stmt, exp.Block)
-                else "SELECT ... INTO"
-                if isinstance(stmt, _SELECTS)
-                else stmt.key.upper()
-            )
-            raise SqlError(
-                f"{only_select} must be one read-only SELECT, not {found}",
-                at=SourceLocation(path, line),
-                hint="it is run as a query: write the SELECT that returns what it looks for",
-            )
-        return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
+        stmt = sqlglot.parse_one(text, read=_dialect_of(read))
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -462,12 +541,22 @@ def transpile(
         raise SqlError(
             "SQL does not parse (an unclosed quote?)", at=SourceLocation(path, line)
         ) from None
-    except UnsupportedError as exc:
-        raise SqlError(
-            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
-        ) from None
     except RecursionError:
         raise too_deep(text, path) from None
+    if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
+        found = (
+            "several statements"
+            if isinstance(stmt, exp.Block)
+            else "SELECT ... INTO"
+            if isinstance(stmt, _SELECTS)
+            else stmt.key.upper()
+        )
+        raise SqlError(
+            f"{only_select} must be one read-only SELECT, not {found}",
+            at=SourceLocation(path, line),
+            hint="it is run as a query: write the SELECT that returns what it looks for",
+        )
+    return stmt
 
 
 # Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and
