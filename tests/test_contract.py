@@ -192,7 +192,7 @@ SPARK_TESTS = {
     "test_retry_after_a_failed_attempt_then_success",
     "test_upstream_failed_propagates_through_two_levels",
     "test_a_sensor_gates_its_readers_until_true_or_times_out",
-    "test_sigkill_at_several_moments_then_resume",
+    "test_sigkill_mid_run_of_a_small_project_then_resume",
     "test_sigint_finishes_running_tasks_exits_130_and_rerun_completes",
     "test_an_incomplete_interval_is_refused_or_built_as_partial_then_completed",
     "test_a_selected_task_whose_upstream_is_missing_does_not_run",
@@ -1110,6 +1110,41 @@ def test_sigkill_at_several_moments_then_resume(engine, spawn):
     assert state(root, "select count(*) from published") == [
         (len({(m, s) for m, s in state(root, "select model, interval_start from published")}),)
     ]
+
+
+SMALL = {
+    "models/s/a.sql": "select i as k, i * 7 as v from range(20) t(i)",
+    "models/s/b.sql": "select k, v + 1 as v from s.a",
+    "models/s/c.sql": "select k, v * 2 as v from s.b",
+    "models/s/d.sql": "select count(*) as n, sum(v) as v from s.c",
+    "models/s/e.sql": "select n from s.d",
+    "models/s/e.yml": "kind: view\n",
+}
+
+
+def test_sigkill_mid_run_of_a_small_project_then_resume(engine, spawn):
+    """kill -9 after the first task of a five-task chain (the Spark-sized version of the
+    test above): nothing half-published, the resume skips what was published and ends with
+    the tables of a clean run."""
+    reference = engine.project(SMALL, KILL_YML, name="reference")
+    assert run(reference)[0] == 0
+    want = engine.warehouse(reference).snapshot()
+    root = engine.project(SMALL, KILL_YML, name="killed")
+    wh = engine.warehouse(root)
+    r = spawn(root, timeout=600)
+    r.read_until(1)
+    r.signal(signal.SIGKILL)
+    code, out = r.finish()
+    assert code == -signal.SIGKILL, out
+    got = wh.snapshot(temp_ok=True)
+    assert {t: got[t] for t in got if TEMP_MARK not in t} == {
+        t: want[t] for t in got if TEMP_MARK not in t
+    }
+    code, out = run(root)
+    assert code == 0, out
+    assert " 0 already published" not in out, out
+    assert wh.snapshot() == want  # also: no temp relation left
+    assert state(root, "select status from runs order by run_id") == [("crashed",), ("success",)]
 
 
 def test_sigint_finishes_running_tasks_exits_130_and_rerun_completes(engine, spawn):
