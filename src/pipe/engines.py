@@ -1,16 +1,20 @@
 """Each warehouse engine's rules, known without its driver or a connection.
 
-    EngineRules      what every engine declares: its `adapter:` name, its adapter class,
-    ├── DuckDBRules  its default dialect, the target options it reads, the longest name it
-    ├── PostgresRules keeps, the words it reserves, the SQL it cannot run although sqlglot
-    └── SparkRules   writes it, and fixes to what sqlglot writes for it.
+    EngineRules        the permissive defaults
+    ├── DuckDBRules
+    ├── PostgresRules
+    └── SparkRules
+
+An engine declares its `adapter:` name and adapter class, its default dialect, the target
+options it reads, the longest name it keeps, the words it reserves, the SQL it cannot run
+although sqlglot writes it, and fixes to what sqlglot writes for it.
 
 An adapter class inherits its engine's rules (`class PostgresAdapter(PostgresRules,
 Adapter)`), so the rules live on the adapter class; compile and config read them here,
 through `ENGINES`, because importing an adapter imports its driver (psycopg alone takes
-longer to import than a warm compile runs). Engines differ by these subclasses, never by
-`if adapter == ...` (STYLE §6). This module imports no driver and imports sqlglot only in
-the methods that walk a tree, which compile calls once it has one.
+over a tenth of a second to import). Engines differ by these subclasses, never by
+`if adapter == ...` (STYLE §6). This module imports no driver, and sqlglot only in the
+methods that walk a tree, which compile calls once it has one.
 """
 
 from __future__ import annotations
@@ -43,14 +47,14 @@ class EngineRules:
     @classmethod
     def name_problem(cls, part: str, target: str) -> tuple[str, str] | None:
         """(message, hint) when a schema or table name `part` cannot work on this engine."""
-        size = len(part.encode())
-        if cls.max_identifier and size > cls.max_identifier:
-            return (
-                f"'{part}' is {size} characters long; {cls.name} keeps"
-                f" {cls.max_identifier} (target '{target}'), so the name would be cut short",
-                f"shorten it to at most {cls.max_identifier}",
-            )
-        return None
+        limit = cls.max_identifier
+        if limit is None or len(part.encode()) <= limit:
+            return None
+        return (
+            f"'{part}' is {len(part.encode())} characters long; {cls.name} keeps {limit}"
+            f" (target '{target}'), so the name would be cut short",
+            f"shorten it to at most {limit}",
+        )
 
     @classmethod
     def rewrite(cls, tree):
@@ -255,9 +259,11 @@ class SparkRules(EngineRules):
     def validate_sql(cls, tree, text: str, path: str) -> None:
         """What Spark cannot run although sqlglot writes it for Spark without complaint
         (found by running DuckDB idioms on a Spark Connect server)."""
+        from sqlglot import exp
+
         _refuse_duckdb_only(tree, cls.name, path)
         for node in tree.walk():
-            what = _spark_lacks(node)
+            what = _spark_lacks(node, exp)
             if what:
                 raise _refuse(
                     node,
@@ -268,9 +274,7 @@ class SparkRules(EngineRules):
                 )
 
 
-def _spark_lacks(node) -> str | None:
-    from sqlglot import exp
-
+def _spark_lacks(node, exp) -> str | None:
     if isinstance(node, exp.SetOperation) and node.args.get("by_name"):
         return "UNION BY NAME"
     if isinstance(node, exp.Pivot) and node.args.get("using"):
