@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import checks as checkmod
+from . import engines
 from . import graph as graphmod
 from . import sql as sqlmod
 from .config import ModelConfig, SourceConfig, Target
@@ -465,7 +466,7 @@ class SqlBuilder:
             schema, name = full.split(".", 1)
             sqlmod.qualify(table, schema, name)
         out = sqlmod.generate(tree, self.target.dialect, path)
-        sqlmod.validate_for(tree, out, self.target.dialect, path)
+        engines.ENGINES[self.target.adapter].validate_sql(tree, out, path)
         return out
 
 
@@ -940,35 +941,28 @@ PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
 
 def _bad_name(name: str, target: Target, dialect: str) -> tuple[str, str] | None:
     """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
-    reserved word (see sql.RESERVED_WORDS; `dialect` is the models'), a part longer than
-    the target keeps."""
+    word an engine reserves (engines.py; `dialect` is the models'), a part longer than the
+    target's engine keeps."""
     schema, table = name.split(".", 1)
     if schema == PIPE_SCHEMA:
         return (
             f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
             "use another schema",
         )
-    if schema in sqlmod.RESERVED_WORDS:
+    if engines.reserved(schema):
         return (
             f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
             f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names unquoted",
         )
-    if table in sqlmod.RESERVED_WORDS and (
-        table not in sqlmod.TABLE_NAME_WORDS or not sqlmod.readable_after_schema(table, dialect)
+    if engines.reserved_for_tables(table) or (
+        engines.reserved(table) and not sqlmod.readable_after_schema(table, dialect)
     ):
         return (
             f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
             f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted",
         )
-    limit = sqlmod.MAX_IDENTIFIER.get(target.dialect)
-    for part in (schema, table):
-        if limit and len(part.encode()) > limit:
-            return (
-                f"'{part}' is {len(part.encode())} characters long; {target.adapter} keeps"
-                f" {limit} (target '{target.name}'), so the name would be cut short",
-                f"shorten it to at most {limit}",
-            )
-    return None
+    rules = engines.ENGINES[target.adapter]
+    return rules.name_problem(schema, target.name) or rules.name_problem(table, target.name)
 
 
 def _check_tuples(c: ModelConfig):

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .checks import Check, parse_checks
+from .engines import ENGINES
 from .errors import ConfigError, SourceLocation, UserError
 from .fields import Fields as _Ctx
 from .intervals import GRAINS, as_datetime
 from .yamlio import YMap
 
 KINDS = ("full", "incremental", "view")
-ADAPTER_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -145,17 +145,10 @@ _PROJECT_KEYS = {
     "backfill",
     "openlineage",
 }
-_TARGET_KEYS = {
-    "adapter",
-    "path",
-    "dsn",
-    "dialect",
-    "schema",
-    "threads",
-    "remote",
-    "master",
-    "warehouse",
-}
+# what every target may say; each engine adds the options it reads (engines.py)
+_TARGET_KEYS = {"adapter", "dialect", "schema", "threads"}.union(
+    *(rules.options for rules in ENGINES.values())
+)
 
 
 def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> ProjectConfig | None:
@@ -169,7 +162,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
     name = ctx.typed(m, "name", str, "project")
     if name and not _NAME.match(name):
         ctx.err(f"'name' must be letters, digits and _, got '{name}'", m.line_of("name"))
-    dialect = ctx.typed(m, "dialect", str, "duckdb")
+    dialect = _dialect(ctx, m, "duckdb")
     start = None
     if m.get("start") is not None:
         try:
@@ -186,39 +179,8 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
             ctx.err(f"pool '{k}' must be a whole number of slots >= 1", m["pools"].line_of(k))
         else:
             pools.append((str(k), v))
-    targets = []
     warnings: list[str] = []
-    tmap = ctx.mapping(m.get("targets"), "'targets'", m.line_of("targets"))
-    for tname, tval in (tmap or {}).items():
-        t = ctx.mapping(tval, f"target '{tname}'", tmap.line_of(tname))
-        if t is None:
-            ctx.err(f"target '{tname}' needs at least 'adapter'", tmap.line_of(tname))
-            continue
-        ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{tname}'")
-        if not _NAME.match(str(tname)):
-            ctx.err(
-                f"target name '{tname}' must be letters, digits and _ (it names the folder "
-                "plans/<target>/)",
-                tmap.line_of(tname),
-            )
-            continue
-        adapter = ctx.choice(t, "adapter", tuple(ADAPTER_DIALECTS), None)
-        if adapter is None:
-            continue
-        _check_target_paths(ctx, str(tname), t, warnings)
-        tdialect = ctx.typed(t, "dialect", str, ADAPTER_DIALECTS[adapter])
-        if adapter == "postgres" and "dsn" not in t:
-            ctx.err(f"target '{tname}' (postgres) needs 'dsn'", t.line)
-        if adapter == "spark" and ("remote" in t) == ("master" in t):
-            ctx.err(
-                f"target '{tname}' (spark) needs either 'remote' (sc://HOST:PORT) or "
-                "'master' (local[N]), not both",
-                t.line,
-            )
-        opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
-        targets.append(Target(str(tname), adapter, tdialect, opts))
-    if not targets:
-        targets.append(Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),)))
+    targets = _targets(ctx, m, warnings)
     default_target = ctx.typed(m, "default_target", str, targets[0].name)
     if default_target not in {t.name for t in targets}:
         ctx.err(
@@ -249,6 +211,58 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _URL_SECRET = re.compile(r"://[^:/@\s]*:(?P<pw>[^@\s]+)@")
 _KEY_SECRET = re.compile(r"password\s*=\s*(?P<pw>\S+)", re.IGNORECASE)
+
+
+def _targets(ctx: _Ctx, m: YMap, warnings: list[str]) -> list[Target]:
+    """The `targets:` of pipe.yml; without any, a DuckDB file warehouse called dev."""
+    tmap = ctx.mapping(m.get("targets"), "'targets'", m.line_of("targets"))
+    targets = []
+    for tname, tval in (tmap or {}).items():
+        t = ctx.mapping(tval, f"target '{tname}'", tmap.line_of(tname))
+        if t is None:
+            ctx.err(f"target '{tname}' needs at least 'adapter'", tmap.line_of(tname))
+            continue
+        target = _target(ctx, str(tname), t, tmap.line_of(tname), warnings)
+        if target is not None:
+            targets.append(target)
+    return targets or [Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),))]
+
+
+def _target(ctx: _Ctx, name: str, t: YMap, line: int | None, warnings: list[str]) -> Target | None:
+    ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{name}'")
+    if not _NAME.match(name):
+        ctx.err(
+            f"target name '{name}' must be letters, digits and _ (it names the folder "
+            "plans/<target>/)",
+            line,
+        )
+        return None
+    adapter = ctx.choice(t, "adapter", tuple(ENGINES), None)
+    if adapter is None:
+        return None
+    _check_target_paths(ctx, name, t, warnings)
+    rules = ENGINES[adapter]
+    dialect = _dialect(ctx, t, rules.dialect)
+    lacks = rules.target_problem(t)
+    if lacks:
+        ctx.err(f"target '{name}' ({adapter}) needs {lacks}", t.line)
+    opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
+    return Target(name, adapter, dialect, opts)
+
+
+def _dialect(ctx: _Ctx, m: YMap, default: str) -> str:
+    """`dialect:` of the project or a target: a dialect sqlglot knows (asking sqlglot,
+    which takes a tenth of a second to import, only for one no engine speaks)."""
+    name = ctx.typed(m, "dialect", str, default)
+    if name in (rules.dialect for rules in ENGINES.values()):
+        return name
+    from .sql import dialect_hint
+
+    hint = dialect_hint(name)
+    if hint is not None:
+        ctx.err(f"unknown dialect '{name}'", m.line_of("dialect"), hint)
+        return default
+    return name
 
 
 def _check_target_paths(ctx: _Ctx, name: str, t: YMap, warnings: list[str]) -> None:

@@ -3,7 +3,7 @@ columns of its direct upstream tables that its value is computed from, and throu
 the seed and source columns it derives from; and the reverse, what a column feeds.
 
 Computed on demand (`pipe lineage`, OpenLineage events), never by `pipe compile`: it reads
-every model's SQL again through sqlglot's qualify and lineage walk (sql.column_lineage),
+every model's SQL again through sqlglot's qualify and lineage walk (sqlcolumns.column_lineage),
 which a compile does not need. Tables are visited in topological order, so each model's
 output columns are the schema its downstream models are qualified with, and `SELECT *`
 expands wherever the upstream columns are known: seeds (their CSV header, typed as DuckDB
@@ -31,8 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dagwork
-from . import sql as sqlmod
+from . import dagwork, sqlcolumns
 from .errors import SourceLocation, SqlError, UserError
 
 UNKNOWN_TYPE = "UNKNOWN"
@@ -215,7 +214,7 @@ def _lineage_job(job: tuple[str, str, dict]):
     or why sqlglot could not follow it."""
     sql, dialect, schema = job
     try:
-        return sqlmod.column_lineage(sql, dialect, schema)
+        return sqlcolumns.column_lineage(sql, dialect, schema)
     except SqlError as exc:
         return exc.message
 

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import lineage as lineagemod
-from . import sql as sqlmod
+from . import sqlcolumns
 from .compiler import CompiledProject
 from .errors import UserError
 from .intervals import from_iso
@@ -211,7 +211,7 @@ _JOBS: list[tuple[str, str]] = []  # (sql, dialect) of the parses a forked worke
 
 
 def _parse_chunk(bounds: tuple[int, int]) -> list[tuple[int, list[str]]]:
-    return [(i, sqlmod.output_columns(*_JOBS[i])) for i in range(*bounds)]
+    return [(i, sqlcolumns.output_columns(*_JOBS[i])) for i in range(*bounds)]
 
 
 def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, list[str]]:
@@ -245,7 +245,7 @@ def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, lis
                 pass  # no fork: parse here
         for i in range(n):
             if i not in found:
-                found[i] = sqlmod.output_columns(*_JOBS[i])
+                found[i] = sqlcolumns.output_columns(*_JOBS[i])
         _JOBS = []
         used = set(keys.values())
         cache = {k: v for k, v in cache.items() if k in used}

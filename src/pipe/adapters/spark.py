@@ -48,6 +48,7 @@ from pathlib import Path
 import duckdb
 
 from .. import sql as sqlmod
+from ..engines import SparkRules
 from ..errors import UserError
 from .base import LEDGER, TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
 from .duckdb import read_csv
@@ -121,8 +122,7 @@ class _Shared:
             return self.model_locks.setdefault(table, threading.Lock())
 
 
-class SparkAdapter(Adapter):
-    dialect = "spark"
+class SparkAdapter(SparkRules, Adapter):
     transactional_ddl = False
 
     def __init__(
