@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from . import ledger
-from . import plan as planmod
+from . import freshness, ledger, runrecord
 from .compiler import CompiledProject
-from .errors import UserError
-from .freshness import _row as freshness_row  # one verdict for the CLI and the site
-from .intervals import Interval, expand, floor, iso, next_start, parse_label
+from .intervals import Interval, expand, floor, iso, next_start
+from .runrecord import stamp
 from .state import StateStore
 
 RUNS = 30  # newest runs on the site
@@ -48,7 +46,8 @@ def runs_data(
     grid = _grid(cp, published, failed, now)
     incremental = {n.name for n in cp.models() if n.kind == "incremental"}
     late = ledger.late_rows(entries, incremental)
-    return runs, grid, _freshness(cp, published, late, now), _latest_checks(store, target)
+    fresh = _freshness(cp, published, freshness.newest(entries), late, now)
+    return runs, grid, fresh, _latest_checks(store, target)
 
 
 # ---------------------------------------------------------------- runs
@@ -61,17 +60,48 @@ def _t(value: float | None, zero: float) -> float | None:
 def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
     run_id, kind, _target, label, status, started, finished, total, summary, args = row[:10]
     attempts = store.attempts(run_id)
-    rows = store.task_outcomes(run_id)
-    outcomes = {tid: (st, reason) for tid, _m, _s, _e, st, reason in rows}
-    labels = {tid: _iv(s, e).label if s else "-" for tid, _m, s, e, _st, _r in rows}
+    outcomes = store.task_outcomes(run_id)
     path = critical_path(attempts, upstream_ids)
-    on_path = set(path)
-    shown = attempts
-    if len(attempts) > ATTEMPTS_PER_RUN:
-        keep = {a.task_id for a in attempts if a.status != "success"} | on_path
-        shown = [a for a in attempts if a.task_id in keep]
-        shown += [a for a in attempts if a.task_id not in keep][: ATTEMPTS_PER_RUN - len(shown)]
-        shown.sort(key=lambda a: (a.started_at or 0, a.task_id, a.attempt))
+    tasks = _tasks(_shown(attempts, set(path)), outcomes, started, set(path))
+    _add_checks(tasks, store.checks_of(run_id))
+    return {
+        "id": run_id,
+        "kind": kind,
+        "label": label,
+        "status": status,
+        "started_at": stamp(started),
+        "seconds": round(finished - started, 3) if finished else None,
+        "total": total,
+        "counts": json.loads(summary) if summary else None,
+        "args": json.loads(args) if args else {},
+        "tasks": list(tasks.values()),
+        # tasks that never started: upstream_failed, blocked, skipped
+        "not_started": [
+            {"id": tid, "model": m, "interval": _label(s, e), "status": st, "reason": r}
+            for tid, m, s, e, st, r in outcomes
+            if tid not in tasks and st != "skipped"
+        ],
+        "hidden": len({a.task_id for a in attempts}) - len(tasks),
+        "critical_path": path,
+    }
+
+
+def _shown(attempts: list, on_path: set[str]) -> list:
+    """The attempts the page lists: all of them, or for a longer run its failures, its
+    critical path and the first others up to ATTEMPTS_PER_RUN."""
+    if len(attempts) <= ATTEMPTS_PER_RUN:
+        return attempts
+    keep = {a.task_id for a in attempts if a.status != "success"} | on_path
+    shown = [a for a in attempts if a.task_id in keep]
+    shown += [a for a in attempts if a.task_id not in keep][: ATTEMPTS_PER_RUN - len(shown)]
+    shown.sort(key=lambda a: (a.started_at or 0, a.task_id, a.attempt))
+    return shown
+
+
+def _tasks(shown: list, outcomes: list, started: float, on_path: set[str]) -> dict[str, dict]:
+    """Task id -> the task with its attempts, times in seconds since the run started."""
+    settled = {tid: (st, reason) for tid, _m, _s, _e, st, reason in outcomes}
+    labels = {tid: _label(s, e) for tid, _m, s, e, _st, _r in outcomes}
     tasks: dict[str, dict] = {}
     for a in shown:
         t = tasks.setdefault(
@@ -79,10 +109,9 @@ def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
             {
                 "id": a.task_id,
                 "model": a.model,
-                "interval": labels.get(a.task_id)
-                or (_iv(a.interval_start, a.interval_end).label if a.interval_start else "-"),
-                "status": outcomes.get(a.task_id, (a.status, None))[0],
-                "reason": outcomes.get(a.task_id, (None, None))[1],
+                "interval": labels.get(a.task_id) or _label(a.interval_start, a.interval_end),
+                "status": settled.get(a.task_id, (a.status, None))[0],
+                "reason": settled.get(a.task_id, (None, None))[1],
                 "critical": a.task_id in on_path,
                 "attempts": [],
             },
@@ -98,19 +127,10 @@ def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
                 "error": a.error,
             }
         )
-    # tasks that never started: upstream_failed, blocked, skipped
-    unstarted = [
-        {"id": tid, "model": m, "interval": labels[tid], "status": st, "reason": r}
-        for tid, m, _s, _e, st, r in rows
-        if tid not in tasks and st != "skipped"
-    ]
-    checks = list(
-        store.db.execute(
-            "SELECT task_id, attempt, check_name, severity, status, failures, sample FROM "
-            "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name",
-            (run_id,),
-        )
-    )
+    return tasks
+
+
+def _add_checks(tasks: dict[str, dict], checks: list[tuple]) -> None:
     for tid, attempt, name, severity, st, failures, sample in checks:
         if tid in tasks:
             tasks[tid].setdefault("checks", []).append(
@@ -123,81 +143,33 @@ def _run(store: StateStore, row: tuple, upstream_ids: dict) -> dict:
                     "sample": json.loads(sample) if sample else None,
                 }
             )
-    return {
-        "id": run_id,
-        "kind": kind,
-        "label": label,
-        "status": status,
-        "started_at": datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-        "seconds": round(finished - started, 3) if finished else None,
-        "total": total,
-        "counts": json.loads(summary) if summary else None,
-        "args": json.loads(args) if args else {},
-        "tasks": list(tasks.values()),
-        "not_started": unstarted,
-        "hidden": len({a.task_id for a in attempts}) - len(tasks),
-        "critical_path": path,
-    }
 
 
 def _edges(cp: CompiledProject, label: str, total: int) -> dict[str, tuple[str, ...]]:
-    """Task id -> upstream task ids of the project expanded over a run's label without SQL
-    (task ids hash model and interval, so they hold across edits); {} for a run too large
-    to expand cheaply (then the plan files' edges and the queue-time rule serve)."""
-    if total > EXPAND_LIMIT:
-        return {}
-    try:
-        span = parse_label(label)
-        stubs = planmod.build_plan(
-            cp, span, None, full_interval=span, render=lambda node, iv: False
-        )
-    except UserError:
-        return {}
-    return {t.id: t.upstream for t in stubs.tasks}
+    """The run's edges as `pipe status --run` finds them; {} for a run too large to expand
+    cheaply (then the plan files' edges and the queue-time rule serve)."""
+    return {} if total > EXPAND_LIMIT else runrecord.edges(cp, runrecord.span_of(label))
 
 
-def _iv(start: str, end: str) -> Interval:
-    return Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
+def _label(start: str, end: str) -> str:
+    if not start:
+        return "-"
+    return Interval(datetime.fromisoformat(start), datetime.fromisoformat(end)).label
 
 
 def critical_path(attempts, upstream_ids: dict[str, list[str]]) -> list[str]:
-    """Task ids of the chain that decided when the run ended, first task first.
-
-    From the task that finished last, step to the upstream task that finished last (ties
-    broken by task id), as `pipe status` does; for a task whose edges are unknown, to the
-    task that finished just before it was queued, within CHAIN_GAP. Every attempt of a
-    task counts toward it."""
-    span: dict[str, list[float]] = {}
+    """Task ids of the chain that decided when the run ended, first task first
+    (`runrecord.chain`): a task whose edges are unknown steps to the task that finished
+    just before it was queued, within CHAIN_GAP. Every attempt of a task counts."""
+    queued: dict[str, float] = {}
+    finished: dict[str, float] = {}
     for a in attempts:
         if a.finished_at is None:
             continue
         q = a.queued_at if a.queued_at is not None else a.started_at
-        s = span.setdefault(a.task_id, [q, a.finished_at])
-        s[0], s[1] = min(s[0], q), max(s[1], a.finished_at)
-    if not span:
-        return []
-    by_end = sorted(span, key=lambda t: (span[t][1], t))
-    cur = by_end[-1]
-    path = [cur]
-    while True:
-        ups = [u for u in upstream_ids.get(cur, ()) if u in span and u not in path]
-        if cur in upstream_ids:
-            nxt = max(ups, key=lambda u: (span[u][1], u), default=None)
-        else:
-            queued = span[cur][0]
-            near = [
-                t
-                for t in by_end
-                if t != cur
-                and t not in path
-                and queued - CHAIN_GAP <= span[t][1] <= queued + CHAIN_GAP
-            ]
-            nxt = near[-1] if near else None
-        if nxt is None or nxt in path:
-            break
-        path.append(nxt)
-        cur = nxt
-    return path[::-1]
+        queued[a.task_id] = min(queued.get(a.task_id, q), q)
+        finished[a.task_id] = max(finished.get(a.task_id, a.finished_at), a.finished_at)
+    return list(runrecord.chain(finished, upstream_ids, queued, CHAIN_GAP))
 
 
 # ---------------------------------------------------------------- ledger views
@@ -217,16 +189,8 @@ def _published(entries: dict) -> dict[str, dict[tuple, tuple]]:
 
 def _failed(store: StateStore, target: str) -> dict[str, dict[tuple, int]]:
     """model -> {(start, end): run id} of the latest outcome when that outcome failed."""
-    latest: dict[tuple, tuple[int, str]] = {}
-    for run_id, m, s, e, st in store.db.execute(
-        "SELECT o.run_id, o.model, o.interval_start, o.interval_end, o.status FROM "
-        "task_outcomes o JOIN runs r USING (run_id) WHERE r.target = ? "
-        "ORDER BY o.run_id",
-        (target,),
-    ):
-        latest[(m, s, e)] = (run_id, st)
     out: dict[str, dict[tuple, int]] = {}
-    for (m, s, e), (run_id, st) in latest.items():
+    for (m, s, e), (run_id, st) in store.latest_outcomes(target).items():
         if st in FAILED:
             out.setdefault(m, {})[(s, e)] = run_id
     return out
@@ -317,7 +281,9 @@ def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> 
     return {"states": list(STATES), "intervals": [c.label for c in cells], "rows": rows}
 
 
-def _freshness(cp: CompiledProject, published: dict, late: dict, now: datetime) -> list[dict]:
+def _freshness(
+    cp: CompiledProject, published: dict, newest_of: dict, late: dict, now: datetime
+) -> list[dict]:
     """Per model: the newest data interval published, when, how far behind the last
     complete interval of its grain it is, and the rows that arrived late (intervals
     republished with another row count, as `pipe status` reports them)."""
@@ -326,13 +292,11 @@ def _freshness(cp: CompiledProject, published: dict, late: dict, now: datetime) 
         pub = published.get(node.name, {})
         grain = node.grain or cp.raw.config.schedule
         due = floor(now, grain)
-        # a partial interval promises nothing yet (SPEC §7), as in `pipe status --freshness`
-        ends = [e for (_s, e), v in pub.items() if e and v[0] != PARTIAL]
-        newest = max(ends) if ends else None
+        newest = newest_of.get(node.name)  # complete intervals only, as the CLI counts
         at = max((v[2] for v in pub.values()), default=None)
         check = None
         if node.kind != "seed":  # the verdict of `pipe status --freshness`
-            row = freshness_row(
+            row = freshness.verdict(
                 node.name,
                 node.kind,
                 datetime.fromisoformat(newest) if newest else None,
@@ -363,9 +327,7 @@ def _freshness(cp: CompiledProject, published: dict, late: dict, now: datetime) 
                 "newest_end": newest,
                 "due_end": iso(due),
                 "behind": behind,
-                "published_at": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-                if at
-                else None,
+                "published_at": stamp(at) if at else None,
                 "status": status,
                 "late_rows": late.get(node.name),
                 "check": check,
@@ -385,12 +347,7 @@ def _intervals_in(lag: timedelta, grain: str) -> int:
 def _latest_checks(store: StateStore, target: str) -> dict[str, dict[str, dict]]:
     """model -> check name -> its latest result (newest run, attempt and interval)."""
     out: dict[str, dict[str, dict]] = {}
-    for run_id, tid, m, s, name, st, failures in store.db.execute(
-        "SELECT c.run_id, c.task_id, c.model, c.interval_start, c.check_name, c.status, "
-        "c.failures FROM check_results c JOIN runs r USING (run_id) WHERE r.target = ? "
-        "ORDER BY c.run_id, c.attempt, c.interval_start",
-        (target,),
-    ):
+    for run_id, tid, m, s, name, st, failures in store.check_history(target):
         out.setdefault(m, {})[name] = {
             "run": run_id,
             "task": tid,
