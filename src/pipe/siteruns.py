@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import freshness, ledger, runrecord
@@ -32,9 +33,27 @@ PUBLISHED, STALE, PARTIAL = "0", "3", "4"
 FAILED = ("failed", "upstream_failed")
 
 
+@dataclass(frozen=True)
+class SiteRuns:
+    """What the site shows of the state store, each part as the page reads it."""
+
+    runs: tuple[dict, ...]  # newest first: each run with its tasks and critical path
+    grid: dict  # the backfill grid: states, interval labels, a row string per model
+    freshness: tuple[dict, ...]  # per model
+    checks: dict[str, dict[str, dict]]  # model -> check -> its latest result
+
+    def as_json(self) -> dict:
+        return {
+            "runs": list(self.runs),
+            "grid": self.grid,
+            "freshness": list(self.freshness),
+            "checks": self.checks,
+        }
+
+
 def runs_data(
     cp: CompiledProject, store: StateStore, now: datetime, upstream_ids: dict[str, list[str]]
-):
+) -> SiteRuns:
     target = cp.target.name
     runs = [
         _run(store, row, {**upstream_ids, **_edges(cp, row[3], row[7])})
@@ -47,7 +66,7 @@ def runs_data(
     incremental = {n.name for n in cp.models() if n.kind == "incremental"}
     late = ledger.late_rows(entries, incremental)
     fresh = _freshness(cp, published, freshness.newest(entries), late, now)
-    return runs, grid, fresh, _latest_checks(store, target)
+    return SiteRuns(tuple(runs), grid, tuple(fresh), _latest_checks(store, target))
 
 
 # ---------------------------------------------------------------- runs
