@@ -236,3 +236,21 @@ def test_an_unknown_run_is_exit_2(write_project):
     code, out = run_cli(["status", "--run", "3", "--project", root])
     assert code == 2
     assert "no run 3 on target 'dev' (nothing has run on this target yet)" in out
+
+
+def test_status_of_an_older_backfill_counts_its_own_selection(write_project):
+    """`pipe status --interval` shows an older backfill's progress over the models that
+    backfill selected, not over the newest run's selection."""
+    from conftest import run_cli, run_cli_json
+
+    root = write_project(CHAIN)
+    for args in (
+        ["backfill", "--start", "2026-06-01", "--end", "2026-06-02", "--select", "+s.a"],
+        ["run", "--interval", "2026-06-02"],
+    ):
+        code, out = run_cli([*args, "--project", root])
+        assert code == 0, out
+    found = run_cli_json(["status", "--interval", "2026-06-01", "--json", "--project", root])
+    assert [r["kind"] for r in found["runs"]] == ["backfill"]
+    assert found["backfill"]["tasks_done"] == found["backfill"]["tasks_total"] == 2
+    assert found["backfill"]["intervals_done"] == found["backfill"]["intervals_total"] == 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from .errors import UserError
@@ -34,12 +34,7 @@ class CheckRecord:
     failures: int
 
     def as_json(self) -> dict:
-        return {
-            "name": self.name,
-            "severity": self.severity,
-            "status": self.status,
-            "failures": self.failures,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -192,15 +187,7 @@ class BackfillProgress:
     intervals_pending: tuple[str, ...]
 
     def as_json(self) -> dict:
-        return {
-            "span": self.span,
-            "tasks_done": self.tasks_done,
-            "tasks_total": self.tasks_total,
-            "intervals_done": self.intervals_done,
-            "intervals_total": self.intervals_total,
-            "intervals_partial": list(self.intervals_partial),
-            "intervals_pending": list(self.intervals_pending),
-        }
+        return asdict(self)  # tuples are JSON arrays
 
 
 def backfill_progress(cp, span, select: str | None, published: Mapping) -> BackfillProgress:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from .adapters import AdapterError, open_reader
@@ -39,16 +39,7 @@ class RunRow:
     args: str | None  # the command's arguments as stored (JSON text)
 
     def as_json(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "kind": self.kind,
-            "label": self.label,
-            "status": self.status,
-            "started_at": self.started_at,
-            "seconds": self.seconds,
-            "tasks": self.tasks,
-            "counts": self.counts,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "args"}
 
 
 @dataclass(frozen=True)
@@ -86,12 +77,7 @@ class Progress:
     total: int
 
     def as_json(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "done": self.done,
-            "total": self.total,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -105,10 +91,7 @@ class Broken:
     fix: str | None = None  # the command that repairs it
 
     def as_json(self) -> dict:
-        out = {"model": self.model, "start": self.start, "end": self.end, "reason": self.reason}
-        if self.fix:
-            out["fix"] = self.fix
-        return out
+        return _without_fix(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -121,10 +104,14 @@ class MissingTable:
     fix: str | None = None
 
     def as_json(self) -> dict:
-        out = {"model": self.model, "intervals": self.intervals, "reason": self.reason}
-        if self.fix:
-            out["fix"] = self.fix
-        return out
+        return _without_fix(asdict(self))
+
+
+def _without_fix(item: dict) -> dict:
+    """An item's JSON has a "fix" only when there is one."""
+    if not item["fix"]:
+        del item["fix"]
+    return item
 
 
 @dataclass(frozen=True)
@@ -134,7 +121,7 @@ class LateRows:
     rows: int  # the change, summed
 
     def as_json(self) -> dict:
-        return {"model": self.model, "intervals": self.intervals, "rows": self.rows}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
