@@ -596,7 +596,9 @@ def lineage(project, target, name, downstream, as_json):
     lin.save_cache(root, cache, before)
     rows = lin.report(found, model, [column] if column else table.columns, downstream)
     if as_json:
-        click.echo(json.dumps(rows[0] if column else rows, indent=2))
+        click.echo(
+            json.dumps(rows[0].as_json() if column else [r.as_json() for r in rows], indent=2)
+        )
         return
     note = (
         None

@@ -394,14 +394,15 @@ class Counter:
             self.echo(f"{self.what}: {done}/{total}")
 
 
-def lineage_text(rows: list[dict], downstream: bool, note: str | None = None) -> str:
-    """`pipe lineage`: per column, its parents and sources (or children and downstream)."""
-    keys = ("children", "downstream") if downstream else ("parents", "sources")
+def lineage_text(rows, downstream: bool, note: str | None = None) -> str:
+    """`pipe lineage`: per column (lineage.ColumnReport), its parents and sources (or
+    children and downstream)."""
+    near, far = ("children:", "downstream:") if downstream else ("parents:", "sources:")
     lines = []
     for row in rows:
-        lines.append(row["column"])
-        for key in keys:
-            lines.append(f"  {key + ':':<11} {', '.join(row[key]) or '-'}")
+        lines.append(row.column)
+        lines.append(f"  {near:<11} {', '.join(row.direct) or '-'}")
+        lines.append(f"  {far:<11} {', '.join(row.transitive) or '-'}")
     if note:
         lines.append(note)
     return "\n".join(lines)

@@ -353,31 +353,36 @@ def check_column(table: TableLineage, column: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ColumnReport:
+    """What `pipe lineage` shows of one column (every column `schema.table.col`, sorted):
+    its direct parents and the seed and source columns it derives from, or with
+    `downstream` the columns computed from it directly (children) and transitively."""
+
+    column: str
+    direct: tuple[str, ...]
+    transitive: tuple[str, ...]
+    downstream: bool = False
+
+    def as_json(self) -> dict:
+        near, far = ("children", "downstream") if self.downstream else ("parents", "sources")
+        return {"column": self.column, near: list(self.direct), far: list(self.transitive)}
+
+
 def report(
     pl: ProjectLineage, name: str, columns: Iterable[str], downstream: bool = False
-) -> list[dict]:
-    """What `pipe lineage` shows, one dict per column: `column`, `parents` and `sources`
-    (upstream), or `children` and `downstream` (impact); every column `schema.table.col`,
-    each list sorted."""
+) -> list[ColumnReport]:
+    """What `pipe lineage` shows, one ColumnReport per column of `name`."""
     rows = []
     for column in columns:
         col = Column(name, column)
         if downstream:
-            rows.append(
-                {
-                    "column": str(col),
-                    "children": [str(c) for c in pl.children.get(col, ())],
-                    "downstream": [str(c) for c in pl.downstream(col)],
-                }
-            )
+            direct, far = pl.children.get(col, ()), pl.downstream(col)
         else:
-            rows.append(
-                {
-                    "column": str(col),
-                    "parents": [str(c) for c in pl.parents(col)],
-                    "sources": [str(c) for c in pl.sources(col)],
-                }
-            )
+            direct, far = pl.parents(col), pl.sources(col)
+        rows.append(
+            ColumnReport(str(col), tuple(map(str, direct)), tuple(map(str, far)), downstream)
+        )
     return rows
 
 
