@@ -9,11 +9,13 @@ upstream task that finished last before it was ready, and so on; the failed-depe
 (tasks not run because an upstream failed); late rows (the change in row count of each
 interval of an incremental model this run published again, against its previous publish,
 as ledger.late_rows counts them for `pipe status`); and for a backfill its
-progress by interval.
+progress by interval (`backfill_progress`, which `pipe status` shows too).
 
 The edges come from the project as it is now (task ids are a hash of model and interval, so
-they hold across edits); a task the project no longer has simply starts its own chain.
-Reads `.pipe/state.db` only; prints nothing.
+they hold across edits); a task the project no longer has simply starts its own chain. The
+walk (`chain`) is the one the docs site draws a run's critical path with.
+Reads `.pipe/state.db` only; prints nothing. Every value is frozen; `as_json()` is what
+`pipe status --run N --json` prints, and console.run_record_text what people read.
 """
 
 from __future__ import annotations

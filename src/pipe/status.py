@@ -240,7 +240,9 @@ def _failures(state: StateStore, run_id: int, interval: Interval | None) -> tupl
     `interval` when it is given)."""
 
     def outside(start: str) -> bool:
-        return bool(interval and start and not iso(interval.start) <= start < iso(interval.end))
+        return bool(
+            interval is not None and start and not iso(interval.start) <= start < iso(interval.end)
+        )
 
     out = [
         Failure(model, s, e, st, reason)
