@@ -177,6 +177,42 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunRow:
+    """A run as `pipe status` lists it and the docs site heads it."""
+
+    run_id: int
+    kind: str
+    label: str
+    status: str
+    started_at: str  # '2026-06-01 04:00:00Z'
+    seconds: float | None
+    tasks: int
+    counts: Mapping[str, int] | None  # status -> tasks, when the run finished
+    args: str | None  # the command's arguments as stored (JSON text)
+    started: float  # seconds since the epoch
+
+    def as_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("args", "started")}
+
+
+def run_row(row: tuple) -> RunRow:
+    """A row of `StateStore.runs()` as a RunRow."""
+    run_id, kind, _target, label, status, started, finished, total, summary, args = row
+    return RunRow(
+        run_id,
+        kind,
+        label,
+        status,
+        stamp(started),
+        round(finished - started, 3) if finished else None,
+        total,
+        json.loads(summary) if summary else None,
+        args,
+        started,
+    )
+
+
+@dataclass(frozen=True)
 class BackfillProgress:
     """Per schedule interval of a backfill's span: how many of its tasks are published."""
 

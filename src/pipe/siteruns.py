@@ -15,7 +15,7 @@ from datetime import datetime
 from . import runrecord
 from .compiler import CompiledProject
 from .intervals import Interval
-from .runrecord import stamp
+from .runrecord import RunRow, run_row
 from .sitegrid import Grid, LatestCheck, ModelFreshness, ledger_views
 from .state import StateStore
 
@@ -104,31 +104,24 @@ class Unstarted:
 
 @dataclass(frozen=True)
 class SiteRun:
-    id: int
-    kind: str
-    label: str
-    status: str
-    started_at: str
-    seconds: float | None
-    total: int
-    counts: dict | None
-    args: dict
+    run: RunRow
     tasks: tuple[SiteTask, ...]  # the tasks shown (at most ATTEMPTS_PER_RUN attempts)
     not_started: tuple[Unstarted, ...]
     hidden: int  # tasks not shown
     critical_path: tuple[str, ...]
 
     def as_json(self) -> dict:
+        r = self.run
         return {
-            "id": self.id,
-            "kind": self.kind,
-            "label": self.label,
-            "status": self.status,
-            "started_at": self.started_at,
-            "seconds": self.seconds,
-            "total": self.total,
-            "counts": self.counts,
-            "args": self.args,
+            "id": r.run_id,
+            "kind": r.kind,
+            "label": r.label,
+            "status": r.status,
+            "started_at": r.started_at,
+            "seconds": r.seconds,
+            "total": r.tasks,
+            "counts": r.counts,
+            "args": json.loads(r.args) if r.args else {},
             "tasks": [t.as_json() for t in self.tasks],
             "not_started": [t.as_json() for t in self.not_started],
             "hidden": self.hidden,
@@ -162,8 +155,8 @@ def runs_data(
 ) -> SiteRuns:
     target = cp.target.name
     runs = [
-        _run(store, row, {**upstream_ids, **_edges(cp, row[3], row[7])})
-        for row in store.runs(RUNS, target)
+        _run(store, run, {**upstream_ids, **_edges(cp, run.label, run.tasks)})
+        for run in map(run_row, store.runs(RUNS, target))
     ]
     return SiteRuns(tuple(runs), *ledger_views(cp, store, now))
 
@@ -175,23 +168,15 @@ def _t(value: float | None, zero: float) -> float | None:
     return None if value is None else round(value - zero, 3)
 
 
-def _run(store: StateStore, row: tuple, upstream_ids: dict) -> SiteRun:
-    run_id, kind, _target, label, status, started, finished, total, summary, args = row[:10]
-    attempts = store.attempts(run_id)
-    outcomes = store.task_outcomes(run_id)
+def _run(store: StateStore, run: RunRow, upstream_ids: dict) -> SiteRun:
+    attempts = store.attempts(run.run_id)
+    outcomes = store.task_outcomes(run.run_id)
     path = critical_path(attempts, upstream_ids)
-    tasks = _tasks(_shown(attempts, set(path)), outcomes, store.checks_of(run_id), started, path)
+    checks = store.checks_of(run.run_id)
+    tasks = _tasks(_shown(attempts, set(path)), outcomes, checks, run.started, path)
     shown = {t.id for t in tasks}
     return SiteRun(
-        run_id,
-        kind,
-        label,
-        status,
-        stamp(started),
-        round(finished - started, 3) if finished else None,
-        total,
-        json.loads(summary) if summary else None,
-        json.loads(args) if args else {},
+        run,
         tasks,
         tuple(
             Unstarted(tid, m, _label(s, e), st, r)

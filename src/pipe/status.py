@@ -20,26 +20,8 @@ from .decide import describe
 from .errors import UserError
 from .intervals import Interval, expand, floor, from_iso, iso, parse_label
 from .ledger import Entry, Key, late_rows, stale
-from .runrecord import BackfillProgress, backfill_progress, stamp
+from .runrecord import BackfillProgress, RunRow, backfill_progress, run_row, stamp
 from .state import StateStore
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One recent run as `pipe status` lists it."""
-
-    run_id: int
-    kind: str
-    label: str
-    status: str
-    started_at: str  # '2026-06-01 04:00:00Z'
-    seconds: float | None
-    tasks: int
-    counts: Mapping[str, int] | None  # status -> tasks, when the run finished
-    args: str | None  # the command's arguments as stored (JSON text)
-
-    def as_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "args"}
 
 
 @dataclass(frozen=True)
@@ -190,7 +172,7 @@ def collect(
     state = StateStore(cp.raw.root, readonly=True)
     try:
         target = cp.target.name
-        runs = [_run_row(row) for row in state.runs(limit, target)]
+        runs = [run_row(row) for row in state.runs(limit, target)]
         if interval is not None:
             runs = [r for r in runs if r.label == interval.label] or runs
         last = runs[0] if runs else None
@@ -217,21 +199,6 @@ def collect(
         backfill,
         iso(now),
         found,
-    )
-
-
-def _run_row(row: tuple) -> RunRow:
-    run_id, kind, _target, label, status, started, finished, total, summary, args = row
-    return RunRow(
-        run_id,
-        kind,
-        label,
-        status,
-        stamp(started),
-        round(finished - started, 3) if finished else None,
-        total,
-        json.loads(summary) if summary else None,
-        args,
     )
 
 
