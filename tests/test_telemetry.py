@@ -86,6 +86,20 @@ def test_the_critical_path_follows_the_upstream_that_finished_last():
     assert critical_path((), edges) == ()
 
 
+def test_a_task_whose_edges_are_unknown_steps_to_what_finished_as_it_was_queued():
+    """The site's rule for a task the project no longer has (runrecord.chain with queue
+    times): the task that finished within the gap of its being queued held it up."""
+    from pipe.runrecord import chain
+
+    finished = {"a": 1.0, "b": 3.0, "c": 0.5, "d": 2.0}
+    queued = {"a": 0.0, "b": 1.02, "c": 0.0, "d": 0.52}
+    assert chain(finished, {}, queued, gap=0.05) == ("a", "b")
+    assert chain(finished, {}) == ("b",)  # no queue times: edges only
+    # known edges win over the queue-time rule, and the walk goes on by queue time
+    assert chain(finished, {"b": ("d",)}, queued, gap=0.05) == ("c", "d", "b")
+    assert chain({}, {}, {}, gap=0.05) == ()
+
+
 # ---------------------------------------------------------------- records of real runs
 
 CHAIN = {
