@@ -438,8 +438,3 @@ def iso_ms(ts: float | None) -> str | None:
 
 def secs(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def as_json(record: RunRecord) -> dict:
-    """What `pipe status --run N --json` prints."""
-    return record.as_json()
