@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pipe import sql as sqlmod
+from pipe.engines import SparkRules
 from runner_helpers import TEMP_MARK, Warehouse, _normal, _read_csv
 
 _VIEW_OF = re.compile(r"\bFROM\s+`?_pipe`?\.", re.IGNORECASE)
@@ -108,7 +109,7 @@ class SparkWarehouse(Warehouse):
         import sqlglot
 
         return [
-            sqlmod._for_target(stmt, "spark").sql(dialect="spark")
+            SparkRules.rewrite(stmt).sql(dialect="spark")
             for stmt in sqlglot.parse(sql, read=dialect)
             if stmt is not None
         ]

@@ -472,6 +472,30 @@ PROJECT_CASES = [
         ["needs 'dsn'"],
     ),
     (
+        "spark target with neither remote nor master",
+        PIPE_YML + "  sp: {adapter: spark}\n",
+        "pipe.yml:7",
+        ["target 'sp' (spark) needs either 'remote'", "'master'"],
+    ),
+    (
+        "unknown project dialect",
+        PIPE_YML + "dialect: duckdbb\n",
+        "pipe.yml:7",
+        ["unknown dialect 'duckdbb'", "did you mean 'duckdb'?"],
+    ),
+    (
+        "unknown target dialect",
+        PIPE_YML.replace("path: warehouse.duckdb", "path: w.duckdb, dialect: postgress"),
+        "pipe.yml:6",
+        ["unknown dialect 'postgress'", "did you mean 'postgres'?"],
+    ),
+    (
+        "a dialect no engine speaks and sqlglot does not know",
+        PIPE_YML + "dialect: Snowflake\n",
+        "pipe.yml:7",
+        ["unknown dialect 'Snowflake'", "did you mean 'snowflake'?"],
+    ),
+    (
         "missing name",
         PIPE_YML.replace("name: t\n", ""),
         "pipe.yml:1",

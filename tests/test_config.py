@@ -111,6 +111,20 @@ backfill: {concurrency: 2}
     assert "unknown target 'staging'" in str(info.value) and "dev, prod" in str(info.value)
 
 
+def test_any_dialect_sqlglot_knows_is_accepted(write_project):
+    """A dialect no engine speaks is checked against sqlglot's, in any spelling it takes."""
+    root = write_project(
+        {},
+        pipe_yml="name: t\ndialect: snowflake\ntargets:\n"
+        "  dev: {adapter: duckdb, dialect: 'duckdb, normalization_strategy = lowercase'}\n",
+    )
+    c = load_project(root).config
+    assert (c.dialect, c.target(None).dialect) == (
+        "snowflake",
+        "duckdb, normalization_strategy = lowercase",
+    )
+
+
 def test_environment_is_not_read_at_load(write_project, monkeypatch):
     monkeypatch.setenv("PIPE_PG_DSN", "postgresql://u:secret@h/db")
     pg = '  pg: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}\n'

@@ -614,7 +614,7 @@ OUTPUT_CASES = [
 
 @pytest.mark.parametrize(("sql", "want"), OUTPUT_CASES)
 def test_output_columns_agree_with_a_full_parse(sql, want):
-    from pipe import sql as sqlmod
+    from pipe import sqlcolumns
 
-    assert sqlmod.output_columns(sql, "duckdb") == want
-    assert sqlmod.output_columns_parsed(sql, "duckdb") == want
+    assert sqlcolumns.output_columns(sql, "duckdb") == want
+    assert sqlcolumns.output_columns_parsed(sql, "duckdb") == want

@@ -86,6 +86,20 @@ def test_the_critical_path_follows_the_upstream_that_finished_last():
     assert critical_path((), edges) == ()
 
 
+def test_a_task_whose_edges_are_unknown_steps_to_what_finished_as_it_was_queued():
+    """The site's rule for a task the project no longer has (runrecord.chain with queue
+    times): the task that finished within the gap of its being queued held it up."""
+    from pipe.runrecord import chain
+
+    finished = {"a": 1.0, "b": 3.0, "c": 0.5, "d": 2.0}
+    queued = {"a": 0.0, "b": 1.02, "c": 0.0, "d": 0.52}
+    assert chain(finished, {}, queued, gap=0.05) == ("a", "b")
+    assert chain(finished, {}) == ("b",)  # no queue times: edges only
+    # known edges win over the queue-time rule, and the walk goes on by queue time
+    assert chain(finished, {"b": ("d",)}, queued, gap=0.05) == ("c", "d", "b")
+    assert chain({}, {}, {}, gap=0.05) == ()
+
+
 # ---------------------------------------------------------------- records of real runs
 
 CHAIN = {
@@ -236,3 +250,21 @@ def test_an_unknown_run_is_exit_2(write_project):
     code, out = run_cli(["status", "--run", "3", "--project", root])
     assert code == 2
     assert "no run 3 on target 'dev' (nothing has run on this target yet)" in out
+
+
+def test_status_of_an_older_backfill_counts_its_own_selection(write_project):
+    """`pipe status --interval` shows an older backfill's progress over the models that
+    backfill selected, not over the newest run's selection."""
+    from conftest import run_cli, run_cli_json
+
+    root = write_project(CHAIN)
+    for args in (
+        ["backfill", "--start", "2026-06-01", "--end", "2026-06-02", "--select", "+s.a"],
+        ["run", "--interval", "2026-06-02"],
+    ):
+        code, out = run_cli([*args, "--project", root])
+        assert code == 0, out
+    found = run_cli_json(["status", "--interval", "2026-06-01", "--json", "--project", root])
+    assert [r["kind"] for r in found["runs"]] == ["backfill"]
+    assert found["backfill"]["tasks_done"] == found["backfill"]["tasks_total"] == 2
+    assert found["backfill"]["intervals_done"] == found["backfill"]["intervals_total"] == 1

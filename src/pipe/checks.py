@@ -1,24 +1,440 @@
-"""Check specs -> SQL that selects the offending rows; zero rows pass (STYLE §7).
+"""The check registry: every check type in one entry, and a check as SQL that selects the
+offending rows; zero rows pass (STYLE §7).
 
-Each built-in check is a small template in templates/checks/<type>.sql, rendered with the
-table under check as `this` (the task's temporary table at run time), written in the
-project dialect and transpiled to the target's. `sql` checks are the user's own query,
-rendered with the same `this`. Thresholds (`warn_if`, `error_if`) are judged by `verdict`.
+An entry (`CheckType`) is all pipe knows of a type: how its sidecar argument is read (each
+mistake a ConfigError at the sidecar's line), the values its template
+(templates/checks/<type>.sql) is rendered with, the columns it names, and the other tables
+it reads. Adding a type is one template and one entry in `REGISTRY`; nothing else in pipe
+names a check type. Three steps read the registry:
+
+- config.py: `parse_checks` turns a sidecar's `checks:` into `Check` values;
+- compiler.py: `compile_checks` resolves the tables a check reads like a model's (an
+  unknown one is an UnknownTable with a suggestion) and returns them as the model's
+  dependency edges; `unknown_columns` reports a column a check names that the model's
+  output does not have, where the output is known (`OutputColumns`);
+- the planner: `check_sql` writes one check against the task's temporary table, in the
+  target's dialect.
+
+Importing this module loads neither Jinja, nor sqlglot, nor the templating module:
+config.py imports it, and a run reads plans only.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 from . import sql as sqlmod
-from .config import Check
+from .errors import ConfigError, SourceLocation, UnknownTable, UserError
+from .fields import Fields
 from .intervals import Interval
-from .templating import render_snippet
+from .yamlio import YMap
 
+SEVERITIES = ("error", "warn")
 # The table under check as a template is rendered with it; the task's temporary table
 # replaces it afterwards, so a model's check is rendered once, not once per task.
 _THIS = "__pipe_check_table__"
-_TEMPLATED = ("not_null", "unique", "accepted_values", "relationships", "row_count")
+
+
+@dataclass(frozen=True)
+class Check:
+    type: str
+    name: str  # unique within a model, e.g. "unique(order_id)"
+    args: object  # canonical: str, tuple or tuple of pairs
+    severity: str = "error"
+    warn_if: str | None = None  # e.g. "> 0"
+    error_if: str | None = None
+    line: int | None = None
+    # tables its query reads (an `sql` check, an `expression` with a subquery) as written
+    # -> the name they resolved to, where the two differ (a bare name): set by the compiler
+    tables: tuple[tuple[str, str], ...] = ()
+
+
+# ---------------------------------------------------------------- the entries
+
+Args = object
+Parsed = Iterator[tuple[str, Args]]  # (the check's name, its canonical args) per check
+
+
+def _keep_as_written(check: Check, resolved: Mapping[str, str]) -> Check:
+    """The check's SQL keeps its text; the planner writes the resolved names into it."""
+    moved = tuple(sorted((w, f) for w, f in resolved.items() if w != f))
+    return replace(check, tables=moved) if moved != check.tables else check
+
+
+@dataclass(frozen=True)
+class CheckType:
+    """One check type. `parse(fields, value, line)` yields (name, canonical args) for each
+    check one sidecar entry makes (a list of columns fans out), recording mistakes in
+    `fields`. `values(args, dialect)` are the template's values besides `this`; None: the
+    check is the user's own query (`sql`). `validate(args, dialect, path, line)` raises
+    an SqlError for arguments the template cannot take. `columns(args, dialect)` are
+    (table, column) pairs the check names, table None for the checked model. `tables(args)`
+    are tables its arguments name, as written; `reads_query`: its query may read others
+    (found by parsing it). `resolve(check, {as written: resolved})` is the check with
+    those names resolved."""
+
+    name: str
+    parse: Callable[[Fields, object, int | None], Parsed]
+    values: Callable[[Args, str], dict] | None
+    validate: Callable[[Args, str, str, int | None], object] | None = None
+    columns: Callable[[Args, str], tuple[tuple[str | None, str], ...]] = lambda args, d: ()
+    tables: Callable[[Args], tuple[str, ...]] = lambda args: ()
+    reads_query: bool = False
+    resolve: Callable[[Check, Mapping[str, str]], Check] = _keep_as_written
+
+
+def _parse_not_null(f: Fields, value, line) -> Parsed:
+    cols = [value] if isinstance(value, str) else value
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols) or not cols:
+        f.err("'not_null' takes a list of columns", line)
+        return
+    for c in cols:
+        yield f"not_null({c})", c
+
+
+def _parse_unique(f: Fields, value, line) -> Parsed:
+    keys = [value] if isinstance(value, str) else value
+    if not isinstance(keys, list) or not keys:
+        f.err("'unique' takes a list of columns or of column lists", line)
+        return
+    for k in keys:
+        cols = [k] if isinstance(k, str) else k
+        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+            f.err("'unique' takes a list of columns or of column lists", line)
+            continue
+        yield f"unique({', '.join(cols)})", tuple(cols)
+
+
+def _parse_accepted_values(f: Fields, value, line) -> Parsed:
+    if not isinstance(value, dict):
+        f.err("'accepted_values' takes {column: c, values: [...]}", line)
+        return
+    f.keys(value, {"column", "values"}, ("column", "values"), "accepted_values")
+    col, values = value.get("column"), value.get("values")
+    if isinstance(col, str) and isinstance(values, list) and values:
+        yield f"accepted_values({col})", (("column", col), ("values", tuple(values)))
+    elif "column" in value and "values" in value:
+        f.err("'accepted_values' needs a column name and a non-empty list of values", line)
+
+
+def _parse_relationships(f: Fields, value, line) -> Parsed:
+    if not isinstance(value, dict):
+        f.err("'relationships' takes {column: c, to: schema.table.column}", line)
+        return
+    f.keys(value, {"column", "to"}, ("column", "to"), "relationships")
+    col, to = value.get("column"), value.get("to")
+    if isinstance(col, str) and isinstance(to, str) and to.count(".") >= 1:
+        yield f"relationships({col})", (("column", col), ("to", to))
+    elif "column" in value and "to" in value:
+        f.err("'relationships.to' must be table.column, e.g. staging.customers.id", line)
+
+
+def _relationships_to(args: Args) -> tuple[str, str]:
+    """(table, column) of `to: schema.table.column`."""
+    table, _, column = dict(args)["to"].rpartition(".")
+    return table, column
+
+
+def _resolve_relationships(check: Check, resolved: Mapping[str, str]) -> Check:
+    """The `to` table resolved in the args: the SQL must read it, not a bare name."""
+    table, column = _relationships_to(check.args)
+    args = (("column", dict(check.args)["column"]), ("to", f"{resolved[table]}.{column}"))
+    return check if args == check.args else replace(check, args=args)
+
+
+def _parse_row_count(f: Fields, value, line) -> Parsed:
+    if not isinstance(value, dict):
+        f.err("'row_count' takes {min: n, max: n}", line)
+        return
+    before = len(f.errors)
+    f.keys(value, {"min", "max"}, (), "row_count")
+    bounds = tuple((k, value[k]) for k in ("min", "max") if isinstance(value.get(k), int))
+    if not bounds and len(f.errors) == before:  # else a misspelt key says it already
+        f.err("'row_count' needs 'min' or 'max' as a whole number", line)
+        return
+    lo, hi = dict(bounds).get("min"), dict(bounds).get("max")
+    if (lo is not None and lo < 0) or (hi is not None and lo is not None and lo > hi):
+        f.err(
+            f"'row_count' can never pass: min {lo}, max {hi}",
+            line,
+            "min must be >= 0 and at most max",
+        )
+        return
+    yield "row_count", bounds
+
+
+def _sql_text(kind: str) -> Callable[[Fields, object, int | None], Parsed]:
+    def parse(f: Fields, value, line) -> Parsed:
+        if not isinstance(value, str) or not value.strip():
+            f.err(f"'{kind}' takes SQL text", line)
+            return
+        yield (f"expression({value.strip()})" if kind == "expression" else "sql"), value.strip()
+
+    return parse
+
+
+REGISTRY: dict[str, CheckType] = {
+    t.name: t
+    for t in (
+        CheckType(
+            "not_null",
+            _parse_not_null,
+            lambda args, d: {"column": sqlmod.column(args, d)},
+            columns=lambda args, d: ((None, args),),
+        ),
+        CheckType(
+            "unique",
+            _parse_unique,
+            lambda args, d: {"columns": [sqlmod.column(c, d) for c in args]},
+            columns=lambda args, d: tuple((None, c) for c in args),
+        ),
+        CheckType(
+            "accepted_values",
+            _parse_accepted_values,
+            lambda args, d: {
+                "column": sqlmod.column(dict(args)["column"], d),
+                "values": [sqlmod.literal(v, d) for v in dict(args)["values"]],
+            },
+            columns=lambda args, d: ((None, dict(args)["column"]),),
+        ),
+        CheckType(
+            "relationships",
+            _parse_relationships,
+            lambda args, d: {
+                "column": sqlmod.column(dict(args)["column"], d),
+                "to_table": sqlmod.quote_table(_relationships_to(args)[0], d),
+                "to_column": sqlmod.column(_relationships_to(args)[1], d),
+            },
+            columns=lambda args, d: ((None, dict(args)["column"]), _relationships_to(args)),
+            tables=lambda args: (_relationships_to(args)[0],),
+            resolve=_resolve_relationships,
+        ),
+        CheckType(
+            "row_count",
+            _parse_row_count,
+            lambda args, d: {"min": dict(args).get("min"), "max": dict(args).get("max")},
+        ),
+        CheckType(
+            "expression",
+            _sql_text("expression"),
+            lambda args, d: {"expression": args},
+            validate=sqlmod.parse_expression,
+            columns=lambda args, d: tuple((None, c) for c in sqlmod.condition_columns(args, d)),
+            reads_query=True,
+        ),
+        CheckType("sql", _sql_text("sql"), None, reads_query=True),
+    )
+}
+CHECK_TYPES = tuple(REGISTRY)
+
+
+# ---------------------------------------------------------------- parsing (config.py)
+
+_CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
+_THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
+
+
+def parse_checks(f: Fields, raw, line: int | None) -> tuple[Check, ...]:
+    """A sidecar's `checks:` list (`raw`, written at `line`) as Check values; every
+    mistake is recorded in `f` at its line."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        f.err("'checks' must be a list", line)
+        return ()
+    out: list[Check] = []
+    for item in raw:
+        at = item.line if isinstance(item, YMap) else line
+        if not isinstance(item, dict):
+            f.err("each check must be a mapping like '- not_null: [id]'", at)
+            continue
+        types = [k for k in item if k not in _CHECK_OPTS]
+        if len(types) != 1:
+            f.err("each check needs exactly one check type", at, "types: " + ", ".join(CHECK_TYPES))
+            continue
+        ctype = types[0]
+        if ctype not in REGISTRY:
+            close = difflib.get_close_matches(str(ctype), CHECK_TYPES, n=1)
+            f.err(
+                f"unknown check type '{ctype}'",
+                item.line_of(ctype),
+                f"did you mean '{close[0]}'?" if close else "types: " + ", ".join(CHECK_TYPES),
+            )
+            continue
+        severity = f.choice(item, "severity", SEVERITIES, "error")
+        warn_if, error_if = _threshold(f, item, "warn_if"), _threshold(f, item, "error_if")
+        explicit = f.typed(item, "name", str)
+        for name, args in REGISTRY[ctype].parse(f, item[ctype], item.line_of(ctype)):
+            out.append(Check(ctype, explicit or name, args, severity, warn_if, error_if, at))
+    seen: set[str] = set()
+    for c in out:
+        if c.name in seen:
+            f.err(f"two checks are named '{c.name}'", c.line, "give one a 'name'")
+        seen.add(c.name)
+    return tuple(out)
+
+
+def _threshold(f: Fields, item: YMap, key: str) -> str | None:
+    """`warn_if: "> 10"` in its canonical spelling ('=' is '==')."""
+    value = item.get(key)
+    found = _THRESHOLD.match(str(value)) if value is not None else None
+    if value is not None and not found:
+        f.err(f"'{key}' must be a comparison like '> 10', got '{value}'", item.line_of(key))
+    if not found:
+        return None
+    op, n = found.groups()
+    return f"{'==' if op == '=' else op} {n}"
+
+
+# ---------------------------------------------------------------- compiling (compiler.py)
+
+
+@dataclass(frozen=True)
+class CheckScope:
+    """What `compile_checks` needs of the compiler for one model: where its checks are
+    written, the project dialect, the interval an `sql` check is rendered for when its
+    tables are looked for (the model's reference interval), and how a table name
+    resolves (a node name, or UnknownTable with a suggestion)."""
+
+    model: str
+    path: str
+    dialect: str
+    interval: Interval
+    resolve: Callable[[str, SourceLocation], str]
+
+
+def compile_checks(
+    checks: tuple[Check, ...], scope: CheckScope, errors: list[UserError]
+) -> tuple[tuple[Check, ...], tuple[str, ...]]:
+    """The model's checks with the tables they read resolved, and those tables: the
+    model's dependency edges besides its SQL's (its own table is no edge). An unknown
+    table is appended to `errors` at the check's line."""
+    out: list[Check] = []
+    reads: set[str] = set()
+    for check in checks:
+        entry = REGISTRY[check.type]
+        at = SourceLocation(scope.path, check.line)
+        try:
+            written = entry.tables(check.args) + _query_tables(check, entry, scope)
+        except UserError as exc:
+            errors.append(exc)
+            continue
+        resolved = {}
+        for name in dict.fromkeys(written):
+            try:
+                resolved[name] = scope.resolve(name, at)
+            except UnknownTable as exc:
+                exc.message = f"check {check.name}: {exc.message}"
+                errors.append(exc)
+        if len(resolved) < len(set(written)):
+            continue
+        reads.update(full for full in resolved.values() if full != scope.model)
+        out.append(entry.resolve(check, resolved) if resolved else check)
+    return tuple(out), tuple(sorted(reads))
+
+
+def _query_tables(check: Check, entry: CheckType, scope: CheckScope) -> tuple[str, ...]:
+    """The tables the check's query reads besides the one under check, as written."""
+    if not entry.reads_query or (entry.values and "select" not in str(check.args).lower()):
+        return ()  # a template reads `this` only; its arguments may add a subquery
+    text = _query(check, entry, _THIS, scope.dialect, scope.path, scope.interval)
+    only_select = "a check's sql" if entry.values is None else None
+    found = sqlmod.query_tables(text, scope.dialect, scope.path, check.line, only_select)
+    return tuple(name for name in found if name != _THIS)
+
+
+class OutputColumns:
+    """The columns of a model's output where the compile can tell them: its outermost
+    SELECT names them (`sql.select_shape`), or selects * from one table whose columns are
+    known (a model, recursively, or a source that declares `columns:`). Else None: a
+    star over a seed, a join or a source without `columns:` (what `pipe lineage` works out
+    through sqlglot's qualify, too slow for every compile)."""
+
+    def __init__(
+        self,
+        shapes: Mapping[str, tuple | None],
+        declared: Mapping[str, tuple[str, ...]],
+        resolve: Callable[[str], str | None],
+    ):
+        self.shapes = shapes  # model -> sql.select_shape of its reference rendering
+        self.declared = declared  # source -> its declared columns
+        self.resolve = resolve
+        self._known: dict[str, tuple[str, ...] | None] = {}
+        self._lower: dict[str, frozenset[str] | None] = {}
+
+    def of(self, name: str) -> tuple[str, ...] | None:
+        if name in self.declared:
+            return self.declared[name]
+        if name not in self._known:
+            self._known[name] = None  # a star over itself (a cycle, reported elsewhere)
+            self._known[name] = self._expand(self.shapes.get(name))
+        return self._known[name]
+
+    def has(self, name: str, column: str) -> bool | None:
+        """Whether table `name` has `column` (case aside); None when its columns are not
+        known."""
+        if name not in self._lower:
+            known = self.of(name)
+            self._lower[name] = None if known is None else frozenset(c.lower() for c in known)
+        found = self._lower[name]
+        return None if found is None else column.lower() in found
+
+    def _expand(self, shape) -> tuple[str, ...] | None:
+        if shape is None:
+            return None
+        names, star_from = shape
+        if star_from is None:
+            return names
+        table = self.resolve(".".join(p for p in star_from if p))
+        inner = self.of(table) if table else None
+        if inner is None:
+            return None
+        return tuple(c for n in names for c in (inner if n == "*" else (n,)))
+
+
+def unknown_columns(
+    models: Iterable[tuple[str, tuple[Check, ...], str | None]],
+    shapes: Mapping[str, tuple | None],
+    declared: Mapping[str, tuple[str, ...]],
+    resolve: Callable[[str, SourceLocation | None], str],
+    dialect: str,
+) -> list[UserError]:
+    """A ConfigError for each column a check names that its table does not have, where
+    that table's columns are known (see OutputColumns); names compare as SQL compares plain
+    names, case aside. `models` are (model, its compiled checks, the file they are in)."""
+
+    def table_of(name: str) -> str | None:
+        try:
+            return resolve(name, None)
+        except UnknownTable:
+            return None
+
+    columns = OutputColumns(shapes, declared, table_of)
+    errors: list[UserError] = []
+    for model, checks, path in models:
+        for check in checks:
+            for table, column in REGISTRY[check.type].columns(check.args, dialect):
+                if columns.has(table or model, column) is not False:
+                    continue
+                known = columns.of(table or model)
+                close = difflib.get_close_matches(column, known, n=1, cutoff=0.6)
+                errors.append(
+                    ConfigError(
+                        f"check {check.name}: {table or model} has no column '{column}'",
+                        at=SourceLocation(path, check.line),
+                        hint=f"did you mean '{close[0]}'?"
+                        if close
+                        else "its columns: " + ", ".join(known),
+                    )
+                )
+    return errors
+
+
+# ---------------------------------------------------------------- writing (the planner)
 
 
 @cache
@@ -31,11 +447,7 @@ def _env():
     sources = {
         p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".sql")
     }
-    return jinja2.Environment(
-        loader=jinja2.DictLoader(sources),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=False,
-    )
+    return jinja2.Environment(loader=jinja2.DictLoader(sources), undefined=jinja2.StrictUndefined)
 
 
 def check_sql(
@@ -46,22 +458,32 @@ def check_sql(
     where: str,
     interval: Interval | None = None,
 ) -> str:
-    """The offending-rows query of one check against table `this`.
+    """The offending-rows query of one check against table `this`, in `target_dialect`.
 
-    `where` is the sidecar path, for error messages."""
-    if check.type in _TEMPLATED and target_dialect == dialect and _hashable(check):
-        text, uses = _templated(check, dialect)
+    `where` is the sidecar path, for error messages. A template that reads `this` only is
+    rendered once per check (`_templated`); a query that may read other tables, or that
+    is written for another dialect, goes through sqlglot, which also validates it."""
+    entry = REGISTRY[check.type]
+    this_sql = sqlmod.quote_table(this, dialect)
+    if entry.values and not entry.reads_query and target_dialect == dialect:
+        try:
+            text, uses = _templated(check, dialect)
+        except TypeError:  # unhashable: a YAML list inside accepted_values
+            text, uses = "", -1
         if text.count(_THIS) == uses:  # else a value spells the placeholder: render it
-            return text.replace(_THIS, sqlmod.quote_table(this, dialect))
-    return _check_sql(check, this, dialect, target_dialect, where, interval)
-
-
-def _hashable(check: Check) -> bool:
-    try:
-        hash(check)
-    except TypeError:  # a YAML list inside accepted_values
-        return False
-    return True
+            return text.replace(_THIS, this_sql)
+    text = _query(check, entry, this_sql, dialect, where, interval)
+    if target_dialect == dialect and not entry.reads_query:
+        return text
+    return sqlmod.transpile(
+        text,
+        dialect,
+        target_dialect,
+        where,
+        check.line,
+        only_select="a check's sql" if entry.values is None else None,
+        tables=dict(check.tables),
+    )
 
 
 @lru_cache(maxsize=16384)
@@ -72,61 +494,20 @@ def _templated(check: Check, dialect: str) -> tuple[str, int]:
     return _render(check, _THIS, dialect), source.count("{{ this }}")
 
 
-def _check_sql(
-    check: Check,
-    this: str,
-    dialect: str,
-    target_dialect: str,
-    where: str,
-    interval: Interval | None = None,
+def _query(
+    check: Check, entry: CheckType, this_sql: str, dialect: str, where: str, interval
 ) -> str:
-    if check.type == "sql":
-        text = render_snippet(
-            check.args, interval, where, check.line, this=sqlmod.quote_table(this, dialect)
-        )
-    else:
-        if check.type == "expression":
-            sqlmod.parse_expression(check.args, dialect, where, check.line)
-        text = _render(check, sqlmod.quote_table(this, dialect), dialect)
-    if target_dialect != dialect or check.type in ("sql", "expression"):
-        # parsing also validates the user's SQL at compile time
-        text = sqlmod.transpile(
-            text,
-            dialect,
-            target_dialect,
-            where,
-            check.line,
-            only_select="a check's sql" if check.type == "sql" else None,
-        )
-    return text
+    """The check's query in the project dialect, against `this_sql` (already quoted)."""
+    if entry.values is None:  # the user's own query
+        from .templating import render_snippet
+
+        return render_snippet(check.args, interval, where, check.line, this=this_sql)
+    if entry.validate:
+        entry.validate(check.args, dialect, where, check.line)
+    return _render(check, this_sql, dialect)
 
 
 def _render(check: Check, this_sql: str, dialect: str) -> str:
     """A built-in check's template rendered against `this_sql` (already quoted)."""
-    col = lambda c: sqlmod.column(c, dialect)
-    args = (
-        dict(check.args)
-        if isinstance(check.args, tuple)
-        and check.type in ("accepted_values", "relationships", "row_count")
-        else check.args
-    )
-    values = {"this": this_sql}
-    if check.type == "not_null":
-        values["column"] = col(args)
-    elif check.type == "unique":
-        values["columns"] = [col(c) for c in args]
-    elif check.type == "accepted_values":
-        values["column"] = col(args["column"])
-        values["values"] = [sqlmod.literal(v, dialect) for v in args["values"]]
-    elif check.type == "relationships":
-        table, _, column = args["to"].rpartition(".")
-        values.update(
-            column=col(args["column"]),
-            to_table=sqlmod.quote_table(table, dialect),
-            to_column=col(column),
-        )
-    elif check.type == "row_count":
-        values.update(min=args.get("min"), max=args.get("max"))
-    elif check.type == "expression":
-        values["expression"] = args
-    return _env().get_template(f"{check.type}.sql").render(values)
+    values = REGISTRY[check.type].values(check.args, dialect)
+    return _env().get_template(f"{check.type}.sql").render({"this": this_sql, **values})

@@ -478,8 +478,8 @@ def status(project, target, interval, limit, run_id, freshness, execution_time, 
 
         record = runrecord.collect(cp, run_id)
         cp.save_cache()
-        found = runrecord.as_json(record)
-        click.echo(json.dumps(found, indent=2) if as_json else console.run_record_text(found))
+        found = record.as_json()
+        click.echo(json.dumps(found, indent=2) if as_json else console.run_record_text(record))
         return
     report = collect(
         cp,
@@ -489,7 +489,7 @@ def status(project, target, interval, limit, run_id, freshness, execution_time, 
     )
     cp.save_cache()
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json.dumps(report.as_json(), indent=2, default=str))
     else:
         click.echo(console.status_text(report))
 
@@ -542,7 +542,9 @@ def lineage(project, target, name, downstream, as_json):
     lin.save_cache(root, cache, before)
     rows = lin.report(found, model, [column] if column else table.columns, downstream)
     if as_json:
-        click.echo(json.dumps(rows[0] if column else rows, indent=2))
+        click.echo(
+            json.dumps(rows[0].as_json() if column else [r.as_json() for r in rows], indent=2)
+        )
         return
     note = (
         None
@@ -563,7 +565,7 @@ def _freshness(cp, as_json: bool, now) -> None:
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
-        click.echo(console.freshness_text(report.as_json()))
+        click.echo(console.freshness_text(report))
     if report.failed:
         sys.exit(1)
 

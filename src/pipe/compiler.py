@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from . import checks as checkmod
+from . import engines
 from . import graph as graphmod
 from . import sql as sqlmod
 from .cache import Store, cache_dir, code_version
@@ -187,7 +189,7 @@ class CompiledProject:
         if plain is not None and not mentions(text, interval):
             # no Jinja, no interval value: the SQL compile_project made for its start
             return plain
-        out, reads, _ = self.builder.build(name, node.path, text, interval)
+        out, reads, _, _ = self.builder.build(name, node.path, text, interval)
         extra = set(reads) - set(node.upstream)
         if extra:
             raise SqlError(
@@ -312,6 +314,13 @@ def _compile(
             upstream[m.name] = found.upstream
     for name in [s.name for s in raw.seeds] + [s.name for s in raw.sources]:
         upstream[name] = ()
+    errors += checkmod.unknown_columns(
+        [(m.name, models[m.name].config.checks, m.sidecar) for m in raw.models if m.name in models],
+        {name: found.shape for name, found in models.items()},
+        {s.name: tuple(c for c, _ in s.columns) for s in raw.sources if s.columns},
+        builder.resolve,
+        raw.config.dialect,
+    )
     raise_collected(errors)
 
     locate = {m.name: SourceLocation(m.path, 1) for m in raw.models}
@@ -382,7 +391,7 @@ def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError])
     """Build a model's SQL for its reference interval and resolve what it reads: its
     tables, its sidecar's depends_on, the tables its checks read. Errors go to `errors`."""
     try:
-        out, reads, digest = builder.build(m.name, m.path, m.sql, reference, errors)
+        out, reads, digest, shape = builder.build(m.name, m.path, m.sql, reference, errors)
     except UserError as exc:
         errors.append(exc)
         return None
@@ -392,31 +401,18 @@ def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError])
             extra.append(builder.resolve(dep, SourceLocation(m.sidecar, line)))
         except UnknownTable as exc:
             errors.append(exc)
-    checks = _resolved_checks(builder, m, extra, errors)
+    checks = m.config.checks
+    if checks:  # the tables they read resolved, and made edges
+        scope = checkmod.CheckScope(
+            m.name, m.sidecar, builder.raw.config.dialect, reference, builder.resolve
+        )
+        checks, check_reads = checkmod.compile_checks(checks, scope, errors)
+        extra += check_reads
     config = m.config if checks == m.config.checks else replace(m.config, checks=checks)
     upstream = tuple(sorted(set(reads) | set(extra) - {m.name}))
     plain = out if _plain_sql(m.sql, out, reference) else None
     macros = builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else ""
-    return Found(config, upstream, digest, plain, macros)
-
-
-def _resolved_checks(builder: SqlBuilder, m, extra: list[str], errors: list[UserError]):
-    """The model's checks with the tables they read resolved (appended to `extra`)."""
-    checks = []
-    for check in m.config.checks:
-        if check.type == "relationships":
-            args = dict(check.args)
-            to, _, column = args["to"].rpartition(".")
-            try:
-                full = builder.resolve(to, SourceLocation(m.sidecar, check.line))
-            except UnknownTable as exc:
-                errors.append(exc)
-                continue
-            extra.append(full)
-            # the check's SQL must read the resolved table, not a bare name
-            check = replace(check, args=(("column", args["column"]), ("to", f"{full}.{column}")))
-        checks.append(check)
-    return tuple(checks)
+    return Found(config, upstream, digest, plain, macros, shape)
 
 
 def _nodes(
@@ -475,35 +471,28 @@ PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
 
 def _bad_name(name: str, target: Target, dialect: str) -> tuple[str, str] | None:
     """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
-    reserved word (see sql.RESERVED_WORDS; `dialect` is the models'), a part longer than
-    the target keeps."""
+    word an engine reserves (engines.py; `dialect` is the models'), a part longer than the
+    target's engine keeps."""
     schema, table = name.split(".", 1)
     if schema == PIPE_SCHEMA:
         return (
             f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
             "use another schema",
         )
-    if schema in sqlmod.RESERVED_WORDS:
+    if engines.reserved(schema):
         return (
             f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
             f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names unquoted",
         )
-    if table in sqlmod.RESERVED_WORDS and (
-        table not in sqlmod.TABLE_NAME_WORDS or not sqlmod.readable_after_schema(table, dialect)
+    if engines.reserved_for_tables(table) or (
+        engines.reserved(table) and not sqlmod.readable_after_schema(table, dialect)
     ):
         return (
             f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
             f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted",
         )
-    limit = sqlmod.MAX_IDENTIFIER.get(target.dialect)
-    for part in (schema, table):
-        if limit and len(part.encode()) > limit:
-            return (
-                f"'{part}' is {len(part.encode())} characters long; {target.adapter} keeps"
-                f" {limit} (target '{target.name}'), so the name would be cut short",
-                f"shorten it to at most {limit}",
-            )
-    return None
+    rules = engines.ENGINES[target.adapter]
+    return rules.name_problem(schema, target.name) or rules.name_problem(table, target.name)
 
 
 def _check_tuples(c: ModelConfig):

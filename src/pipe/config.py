@@ -2,7 +2,8 @@
 
 Every key is checked: an unknown key, a wrong type or a missing required key is a
 ConfigError naming the file and the line of the key. Parsing here is pure: no file
-system, no environment variables (targets keep `${VAR}` until a run connects).
+system, no environment variables (targets keep `${VAR}` until a run connects). A sidecar's
+`checks:` are parsed by the check registry (checks.py); the field readers are fields.py's.
 """
 
 from __future__ import annotations
@@ -13,23 +14,18 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from .engines import ENGINES
 from .errors import ConfigError, SourceLocation, UserError
-from .intervals import GRAINS, as_datetime, parse_duration
+from .fields import Fields as _Ctx
+from .intervals import GRAINS, as_datetime
 from .yamlio import YMap
 
+if TYPE_CHECKING:  # the runner reads configs without importing the check registry
+    from .checks import Check
+
 KINDS = ("full", "incremental", "view")
-SEVERITIES = ("error", "warn")
-CHECK_TYPES = (
-    "not_null",
-    "unique",
-    "accepted_values",
-    "relationships",
-    "row_count",
-    "expression",
-    "sql",
-)
-ADAPTER_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -79,17 +75,6 @@ class ProjectConfig:
         raise ConfigError(
             f"unknown target '{name}' (targets in pipe.yml: {known})", at=SourceLocation("pipe.yml")
         )
-
-
-@dataclass(frozen=True)
-class Check:
-    type: str
-    name: str  # unique within a model, e.g. "unique(order_id)"
-    args: object  # canonical: str, tuple or tuple of pairs
-    severity: str = "error"
-    warn_if: str | None = None  # e.g. "> 0"
-    error_if: str | None = None
-    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,141 +133,6 @@ class SeedConfig:
     columns: tuple[tuple[str, str], ...] = ()
 
 
-# ---------------------------------------------------------------- validation helpers
-
-
-class _Ctx:
-    """Collects errors for one file so that a compile reports them all."""
-
-    def __init__(self, path: str, errors: list[UserError]):
-        self.path = path
-        self.errors = errors
-
-    def err(self, message: str, line: int | None, hint: str | None = None) -> None:
-        self.errors.append(ConfigError(message, at=SourceLocation(self.path, line), hint=hint))
-
-    def mapping(self, value, what: str, line: int | None) -> YMap | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.err(f"{what} must be a mapping, got {_typename(value)}", line)
-            return None
-        return value
-
-    def keys(self, m: YMap, allowed, required=(), what: str = "") -> None:
-        suggested = set()
-        for key in m:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                suggested.update(close)
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else ("allowed keys: " + ", ".join(sorted(allowed)))
-                )
-                self.err(
-                    f"unknown key '{key}'{' in ' + what if what else ''}", m.line_of(key), hint
-                )
-        for key in required:
-            if key not in m and key not in suggested:  # a typo of it is reported already
-                self.err(f"missing required key '{key}'{' in ' + what if what else ''}", m.line)
-
-    def typed(self, m: YMap, key: str, types, default=None, what: str | None = None):
-        if key not in m or m[key] is None:
-            return default
-        value = m[key]
-        if isinstance(value, bool) and bool not in _as_tuple(types):
-            ok = False
-        else:
-            ok = isinstance(value, types)
-        if not ok:
-            self.err(
-                f"'{key}' must be {what or _typename_of(types)}, got {_typename(value)}",
-                m.line_of(key),
-            )
-            return default
-        return value
-
-    def choice(self, m: YMap, key: str, choices, default=None):
-        value = self.typed(m, key, str, default)
-        if value is not default and value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1)
-            self.err(
-                f"'{key}' must be one of {', '.join(choices)}, got '{value}'",
-                m.line_of(key),
-                f"did you mean '{close[0]}'?" if close else None,
-            )
-            return default
-        return value
-
-    def positive_int(self, m: YMap, key: str, default=None, minimum: int = 1):
-        value = self.typed(m, key, int, default, "a whole number")
-        if value is not default and value < minimum:
-            self.err(f"'{key}' must be at least {minimum}, got {value}", m.line_of(key))
-            return default
-        return value
-
-    def duration(self, m: YMap, key: str, default=None):
-        if key not in m or m[key] is None:
-            return default
-        try:
-            return parse_duration(m[key], key)
-        except UserError as exc:
-            self.err(exc.message, m.line_of(key))
-            return default
-
-    def str_list(self, m: YMap, key: str) -> tuple[str, ...]:
-        value = m.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.err(f"'{key}' must be a list of names", m.line_of(key))
-            return ()
-        return tuple(value)
-
-    def str_map(self, m: YMap, key: str) -> tuple[tuple[str, str], ...]:
-        value = self.mapping(m.get(key), f"'{key}'", m.line_of(key))
-        if not value:
-            return ()
-        out = []
-        for k, v in value.items():
-            if not isinstance(v, str | int | float) or isinstance(v, bool):
-                self.err(f"'{key}.{k}' must be text", value.line_of(k))
-                continue
-            out.append((str(k), str(v)))
-        return tuple(sorted(out))
-
-
-def _as_tuple(types):
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _typename_of(types) -> str:
-    names = {
-        str: "text",
-        int: "a whole number",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a mapping",
-    }
-    return " or ".join(names.get(t, t.__name__) for t in _as_tuple(types))
-
-
-def _typename(value) -> str:
-    if value is None:
-        return "nothing"
-    return {
-        bool: "true/false",
-        int: "a number",
-        float: "a number",
-        str: f"'{value}'",
-        list: "a list",
-    }.get(type(value), "a mapping" if isinstance(value, dict) else type(value).__name__)
-
-
 # ---------------------------------------------------------------- pipe.yml
 
 _PROJECT_KEYS = {
@@ -298,17 +148,10 @@ _PROJECT_KEYS = {
     "backfill",
     "openlineage",
 }
-_TARGET_KEYS = {
-    "adapter",
-    "path",
-    "dsn",
-    "dialect",
-    "schema",
-    "threads",
-    "remote",
-    "master",
-    "warehouse",
-}
+# what every target may say; each engine adds the options it reads (engines.py)
+_TARGET_KEYS = {"adapter", "dialect", "schema", "threads"}.union(
+    *(rules.options for rules in ENGINES.values())
+)
 
 
 def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> ProjectConfig | None:
@@ -322,7 +165,7 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
     name = ctx.typed(m, "name", str, "project")
     if name and not _NAME.match(name):
         ctx.err(f"'name' must be letters, digits and _, got '{name}'", m.line_of("name"))
-    dialect = ctx.typed(m, "dialect", str, "duckdb")
+    dialect = _dialect(ctx, m, "duckdb")
     start = None
     if m.get("start") is not None:
         try:
@@ -339,39 +182,8 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
             ctx.err(f"pool '{k}' must be a whole number of slots >= 1", m["pools"].line_of(k))
         else:
             pools.append((str(k), v))
-    targets = []
     warnings: list[str] = []
-    tmap = ctx.mapping(m.get("targets"), "'targets'", m.line_of("targets"))
-    for tname, tval in (tmap or {}).items():
-        t = ctx.mapping(tval, f"target '{tname}'", tmap.line_of(tname))
-        if t is None:
-            ctx.err(f"target '{tname}' needs at least 'adapter'", tmap.line_of(tname))
-            continue
-        ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{tname}'")
-        if not _NAME.match(str(tname)):
-            ctx.err(
-                f"target name '{tname}' must be letters, digits and _ (it names the folder "
-                "plans/<target>/)",
-                tmap.line_of(tname),
-            )
-            continue
-        adapter = ctx.choice(t, "adapter", tuple(ADAPTER_DIALECTS), None)
-        if adapter is None:
-            continue
-        _check_target_paths(ctx, str(tname), t, warnings)
-        tdialect = ctx.typed(t, "dialect", str, ADAPTER_DIALECTS[adapter])
-        if adapter == "postgres" and "dsn" not in t:
-            ctx.err(f"target '{tname}' (postgres) needs 'dsn'", t.line)
-        if adapter == "spark" and ("remote" in t) == ("master" in t):
-            ctx.err(
-                f"target '{tname}' (spark) needs either 'remote' (sc://HOST:PORT) or "
-                "'master' (local[N]), not both",
-                t.line,
-            )
-        opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
-        targets.append(Target(str(tname), adapter, tdialect, opts))
-    if not targets:
-        targets.append(Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),)))
+    targets = _targets(ctx, m, warnings)
     default_target = ctx.typed(m, "default_target", str, targets[0].name)
     if default_target not in {t.name for t in targets}:
         ctx.err(
@@ -402,6 +214,58 @@ def parse_project(data, errors: list[UserError], path: str = "pipe.yml") -> Proj
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _URL_SECRET = re.compile(r"://[^:/@\s]*:(?P<pw>[^@\s]+)@")
 _KEY_SECRET = re.compile(r"password\s*=\s*(?P<pw>\S+)", re.IGNORECASE)
+
+
+def _targets(ctx: _Ctx, m: YMap, warnings: list[str]) -> list[Target]:
+    """The `targets:` of pipe.yml; without any, a DuckDB file warehouse called dev."""
+    tmap = ctx.mapping(m.get("targets"), "'targets'", m.line_of("targets"))
+    targets = []
+    for tname, tval in (tmap or {}).items():
+        t = ctx.mapping(tval, f"target '{tname}'", tmap.line_of(tname))
+        if t is None:
+            ctx.err(f"target '{tname}' needs at least 'adapter'", tmap.line_of(tname))
+            continue
+        target = _target(ctx, str(tname), t, tmap.line_of(tname), warnings)
+        if target is not None:
+            targets.append(target)
+    return targets or [Target("dev", "duckdb", "duckdb", (("path", "warehouse.duckdb"),))]
+
+
+def _target(ctx: _Ctx, name: str, t: YMap, line: int | None, warnings: list[str]) -> Target | None:
+    ctx.keys(t, _TARGET_KEYS, required=("adapter",), what=f"target '{name}'")
+    if not _NAME.match(name):
+        ctx.err(
+            f"target name '{name}' must be letters, digits and _ (it names the folder "
+            "plans/<target>/)",
+            line,
+        )
+        return None
+    adapter = ctx.choice(t, "adapter", tuple(ENGINES), None)
+    if adapter is None:
+        return None
+    _check_target_paths(ctx, name, t, warnings)
+    rules = ENGINES[adapter]
+    dialect = _dialect(ctx, t, rules.dialect)
+    lacks = rules.target_problem(t)
+    if lacks:
+        ctx.err(f"target '{name}' ({adapter}) needs {lacks}", t.line)
+    opts = tuple(sorted((k, v) for k, v in t.items() if k not in ("adapter", "dialect")))
+    return Target(name, adapter, dialect, opts)
+
+
+def _dialect(ctx: _Ctx, m: YMap, default: str) -> str:
+    """`dialect:` of the project or a target: a dialect sqlglot knows (asking sqlglot,
+    which takes a tenth of a second to import, only for one no engine speaks)."""
+    name = ctx.typed(m, "dialect", str, default)
+    if name in (rules.dialect for rules in ENGINES.values()):
+        return name
+    from .sql import dialect_hint
+
+    hint = dialect_hint(name)
+    if hint is not None:
+        ctx.err(f"unknown dialect '{name}'", m.line_of("dialect"), hint)
+        return default
+    return name
 
 
 def _check_target_paths(ctx: _Ctx, name: str, t: YMap, warnings: list[str]) -> None:
@@ -473,8 +337,6 @@ _MODEL_KEYS = {
     "grants",
     "freshness",
 }
-_CHECK_OPTS = {"severity", "warn_if", "error_if", "name"}
-_THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<|=)\s*(\d+)\s*$")
 
 
 def parse_model_config(
@@ -502,7 +364,9 @@ def parse_model_config(
             if not pools
             else "pools in pipe.yml: " + ", ".join(p for p, _ in pools),
         )
-    checks = _parse_checks(ctx, m)
+    from .checks import parse_checks  # not at import: the runner reads configs, not checks
+
+    checks = parse_checks(ctx, m.get("checks"), m.line_of("checks"))
     depends_on = ctx.str_list(m, "depends_on")
     lookback = ctx.positive_int(m, "lookback", 0, minimum=0)
     on_schema_change = ctx.choice(m, "on_schema_change", ON_SCHEMA_CHANGE, "fail")
@@ -575,134 +439,6 @@ def _freshness(ctx: _Ctx, m: YMap) -> Freshness | None:
     if warn is not None and error is not None and warn > error:
         ctx.err("'freshness.warn_after' is longer than 'error_after'", f.line_of("warn_after"))
     return Freshness(warn, error)
-
-
-def _parse_checks(ctx: _Ctx, m: YMap) -> tuple[Check, ...]:
-    raw = m.get("checks")
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        ctx.err("'checks' must be a list", m.line_of("checks"))
-        return ()
-    out: list[Check] = []
-    for item in raw:
-        line = item.line if isinstance(item, YMap) else m.line_of("checks")
-        if not isinstance(item, dict):
-            ctx.err("each check must be a mapping like '- not_null: [id]'", line)
-            continue
-        types = [k for k in item if k not in _CHECK_OPTS]
-        if len(types) != 1:
-            ctx.err(
-                "each check needs exactly one check type", line, "types: " + ", ".join(CHECK_TYPES)
-            )
-            continue
-        ctype = types[0]
-        if ctype not in CHECK_TYPES:
-            close = difflib.get_close_matches(str(ctype), CHECK_TYPES, n=1)
-            ctx.err(
-                f"unknown check type '{ctype}'",
-                item.line_of(ctype),
-                f"did you mean '{close[0]}'?" if close else "types: " + ", ".join(CHECK_TYPES),
-            )
-            continue
-        severity = ctx.choice(item, "severity", SEVERITIES, "error")
-        thresholds = {}
-        for key in ("warn_if", "error_if"):
-            value = item.get(key)
-            if value is None:
-                continue
-            if not _THRESHOLD.match(str(value)):
-                ctx.err(
-                    f"'{key}' must be a comparison like '> 10', got '{value}'", item.line_of(key)
-                )
-            else:
-                op, n = _THRESHOLD.match(str(value)).groups()
-                thresholds[key] = f"{'==' if op == '=' else op} {n}"
-        explicit = ctx.typed(item, "name", str)
-        for name, args in _check_args(ctx, ctype, item[ctype], item.line_of(ctype)):
-            out.append(
-                Check(
-                    ctype,
-                    explicit or name,
-                    args,
-                    severity,
-                    thresholds.get("warn_if"),
-                    thresholds.get("error_if"),
-                    line,
-                )
-            )
-    seen: set[str] = set()
-    for c in out:
-        if c.name in seen:
-            ctx.err(f"two checks are named '{c.name}'", c.line, "give one a 'name'")
-        seen.add(c.name)
-    return tuple(out)
-
-
-def _check_args(ctx: _Ctx, ctype: str, value, line: int):
-    """Yield (name, canonical args) for one check entry; lists fan out per column."""
-    if ctype == "not_null":
-        cols = [value] if isinstance(value, str) else value
-        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols) or not cols:
-            ctx.err("'not_null' takes a list of columns", line)
-            return
-        for c in cols:
-            yield f"not_null({c})", c
-    elif ctype == "unique":
-        keys = [value] if isinstance(value, str) else value
-        if not isinstance(keys, list) or not keys:
-            ctx.err("'unique' takes a list of columns or of column lists", line)
-            return
-        for k in keys:
-            cols = [k] if isinstance(k, str) else k
-            if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-                ctx.err("'unique' takes a list of columns or of column lists", line)
-                continue
-            yield f"unique({', '.join(cols)})", tuple(cols)
-    elif ctype == "accepted_values":
-        if not isinstance(value, dict):
-            ctx.err("'accepted_values' takes {column: c, values: [...]}", line)
-            return
-        ctx.keys(value, {"column", "values"}, ("column", "values"), "accepted_values")
-        col, values = value.get("column"), value.get("values")
-        if isinstance(col, str) and isinstance(values, list) and values:
-            yield f"accepted_values({col})", (("column", col), ("values", tuple(values)))
-        elif "column" in value and "values" in value:
-            ctx.err("'accepted_values' needs a column name and a non-empty list of values", line)
-    elif ctype == "relationships":
-        if not isinstance(value, dict):
-            ctx.err("'relationships' takes {column: c, to: schema.table.column}", line)
-            return
-        ctx.keys(value, {"column", "to"}, ("column", "to"), "relationships")
-        col, to = value.get("column"), value.get("to")
-        if isinstance(col, str) and isinstance(to, str) and to.count(".") >= 1:
-            yield f"relationships({col})", (("column", col), ("to", to))
-        elif "column" in value and "to" in value:
-            ctx.err("'relationships.to' must be table.column, e.g. staging.customers.id", line)
-    elif ctype == "row_count":
-        if not isinstance(value, dict):
-            ctx.err("'row_count' takes {min: n, max: n}", line)
-            return
-        before = len(ctx.errors)
-        ctx.keys(value, {"min", "max"}, (), "row_count")
-        bounds = tuple((k, value[k]) for k in ("min", "max") if isinstance(value.get(k), int))
-        if not bounds and len(ctx.errors) == before:  # else a misspelt key says it already
-            ctx.err("'row_count' needs 'min' or 'max' as a whole number", line)
-            return
-        lo, hi = dict(bounds).get("min"), dict(bounds).get("max")
-        if (lo is not None and lo < 0) or (hi is not None and lo is not None and lo > hi):
-            ctx.err(
-                f"'row_count' can never pass: min {lo}, max {hi}",
-                line,
-                "min must be >= 0 and at most max",
-            )
-            return
-        yield "row_count", bounds
-    elif ctype in ("expression", "sql"):
-        if not isinstance(value, str) or not value.strip():
-            ctx.err(f"'{ctype}' takes SQL text", line)
-            return
-        yield (f"expression({value.strip()})" if ctype == "expression" else "sql"), value.strip()
 
 
 # ---------------------------------------------------------------- sources.yml and seeds

@@ -36,71 +36,87 @@ def run(
     """Prepare, work and finish every name of `order` (a topological order of the names
     to do; upstream names not in it count as done). `work` must be a module-level
     function (a worker finds it by name). Raises what `prepare`, `work` or `finish` raise."""
-    from concurrent.futures import BrokenExecutor
-
     from .parallel import workers
 
-    order = list(order)
-    names = set(order)
-    waiting: dict[str, int] = {}
-    down: dict[str, list[str]] = {}
-    for n in order:
-        ups = {u for u in upstream.get(n, ()) if u in names}
-        waiting[n] = len(ups)
-        for u in ups:
-            down.setdefault(u, []).append(n)
-    ready = deque(n for n in order if not waiting[n])
-    todo: deque[tuple[str, object]] = deque()
-
-    def done(name: str, result: object) -> None:
-        finish(name, result)
-        for d in down.get(name, ()):
-            waiting[d] -= 1
-            if not waiting[d]:
-                ready.append(d)
-
+    walk = _Walk(list(order), upstream, prepare, finish)
     cores = workers()
     with contextlib.ExitStack() as stack:
         pool = None
         broken = cores < 2
         inflight: dict = {}  # future -> [(name, job)]
-        while ready or todo or inflight:
-            while ready:
-                name = ready.popleft()
-                hit, value = prepare(name)
-                if hit:
-                    done(name, value)
-                else:
-                    todo.append((name, value))
-            if pool is None and not broken and len(todo) >= (parallel_min or PARALLEL_MIN):
-                pool = _start(stack, len(todo))
+        while walk.ready or walk.todo or inflight:
+            walk.prepare_ready()
+            if pool is None and not broken and len(walk.todo) >= (parallel_min or PARALLEL_MIN):
+                pool = _start(stack, len(walk.todo))
                 broken = pool is None
-            if pool is None:
-                if todo:
-                    name, job = todo.popleft()
-                    done(name, work(job))
-                continue
-            try:  # a worker process is forked when a job is first submitted
-                while todo and len(inflight) < 2 * cores:
-                    size = max(1, min(BATCH_MAX, len(todo) // (2 * cores)))
-                    batch = [todo.popleft() for _ in range(min(size, len(todo)))]
-                    try:
-                        inflight[pool.submit(_batch, work, [job for _, job in batch])] = batch
-                    except BaseException:
-                        todo.extendleft(reversed(batch))
-                        raise
-                finished = _wait(inflight)
-            except (OSError, BrokenExecutor):
-                finished = None
-            if finished is None:  # no worker could start, or one died: the rest is done here
-                for batch in inflight.values():
-                    todo.extendleft(reversed(batch))
-                inflight.clear()
-                pool, broken = None, True
-                continue
-            for future, results in finished:
-                for (name, _), result in zip(inflight.pop(future), results, strict=True):
-                    done(name, result)
+            if pool is not None and not _step(pool, work, walk, inflight, cores):
+                pool, broken = None, True  # no worker could start, or one died
+            elif pool is None and walk.todo:
+                name, job = walk.todo.popleft()
+                walk.done(name, work(job))
+
+
+class _Walk:
+    """The names of one `run`: how many upstream names each still waits for, those ready
+    to prepare, and the prepared jobs waiting for a process."""
+
+    def __init__(self, order: list[str], upstream, prepare, finish):
+        self.prepare, self.finish = prepare, finish
+        names = set(order)
+        self.waiting: dict[str, int] = {}
+        self.down: dict[str, list[str]] = {}
+        for n in order:
+            ups = {u for u in upstream.get(n, ()) if u in names}
+            self.waiting[n] = len(ups)
+            for u in ups:
+                self.down.setdefault(u, []).append(n)
+        self.ready = deque(n for n in order if not self.waiting[n])
+        self.todo: deque[tuple[str, object]] = deque()
+
+    def prepare_ready(self) -> None:
+        while self.ready:
+            name = self.ready.popleft()
+            hit, value = self.prepare(name)
+            if hit:
+                self.done(name, value)
+            else:
+                self.todo.append((name, value))
+
+    def done(self, name: str, result: object) -> None:
+        self.finish(name, result)
+        for d in self.down.get(name, ()):
+            self.waiting[d] -= 1
+            if not self.waiting[d]:
+                self.ready.append(d)
+
+
+def _step(pool, work, walk: _Walk, inflight: dict, cores: int) -> bool:
+    """Keep the pool's workers busy with batches of jobs, wait for at least one batch and
+    finish its names. False when the pool broke: its jobs are back in `walk.todo`."""
+    from concurrent.futures import BrokenExecutor
+
+    todo = walk.todo
+    try:  # a worker process is forked when a job is first submitted
+        while todo and len(inflight) < 2 * cores:
+            size = max(1, min(BATCH_MAX, len(todo) // (2 * cores)))
+            batch = [todo.popleft() for _ in range(min(size, len(todo)))]
+            try:
+                inflight[pool.submit(_batch, work, [job for _, job in batch])] = batch
+            except BaseException:
+                todo.extendleft(reversed(batch))
+                raise
+        finished = _wait(inflight)
+    except (OSError, BrokenExecutor):
+        finished = None
+    if finished is None:  # the rest is done in this process
+        for batch in inflight.values():
+            todo.extendleft(reversed(batch))
+        inflight.clear()
+        return False
+    for future, results in finished:
+        for (name, _), result in zip(inflight.pop(future), results, strict=True):
+            walk.done(name, result)
+    return True
 
 
 def _batch(work: Callable[[object], object], jobs: list) -> list:

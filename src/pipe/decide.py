@@ -72,52 +72,35 @@ def decide(
     """`tasks`: the command's tasks, in plan order (upstream models first); `context`: every
     task of the expansion by id, for upstream tasks outside the selection; `ledger`: the
     published keys (without the models in `missing`, whose tables are gone)."""
-    selected = {t.id for t in tasks}
+    facts = _Facts(context, ledger, stale, force, missing)
+    run = _reasons(tasks, facts)
+    blocked = _blocked(tasks, run, facts)
+    skip = frozenset(t.id for t in tasks if t.id not in run and t.kind != "sensor")
+    partial = frozenset(t.id for t in tasks if t.id in run and incomplete(t, execution_time))
+    return Decision(run, skip, blocked, partial)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What a decision reads besides the tasks (see `decide`)."""
+
+    context: Mapping[str, Task]
+    ledger: Mapping[Key, Entry]
+    stale: Mapping[Key, Stale]
+    force: bool
+    missing: frozenset[str]
+
+
+def _reasons(tasks: Sequence[Task], facts: _Facts) -> dict[str, str]:
+    """Task id -> why it runs, model by model in plan order (an upstream task's reason is
+    known before its downstream tasks are decided)."""
     run: dict[str, str] = {}
-
-    def base(t: Task) -> str | None:
-        entry = ledger.get(t.key)
-        if t.refresh or t.kind == "swap":
-            return "full refresh"
-        if force:
-            return "forced"
-        if entry is None:
-            return "table missing: rebuilt" if t.model in missing else "never published"
-        if entry.fingerprint != t.fingerprint:
-            for u in t.upstream:
-                up = context.get(u)
-                had = ledger.get(up.key) if up is not None else None
-                if had is not None and had.fingerprint != up.fingerprint:
-                    return "upstream fingerprint changed"
-            return "model fingerprint changed"
-        if entry.partial:
-            return "partial: built before its interval was complete"
-        found = stale.get(t.key)
-        if found is not None:
-            return f"stale: {describe(found.upstream)} was published again"
-        return None
-
-    def upstream_runs(t: Task, same_model: bool) -> str | None:
-        # A full model or view builds a new key for each run label or backfill span: a
-        # new label of it is no reason to rebuild what read an older one (SPEC §7). A key
-        # published again is, and so is an incremental interval or a seed that was never
-        # published: whatever read it was built without it.
-        for u in t.upstream:
-            up = context[u]
-            if (
-                u in run
-                and (same_model or up.model != t.model)
-                and (up.key in ledger or up.kind in ("incremental", "seed"))
-            ):
-                return f"upstream rebuilt: {describe(up.key)}"
-        return None
-
     by_model: dict[str, list[Task]] = {}
     for t in tasks:
         by_model.setdefault(t.model, []).append(t)
     for model_tasks in by_model.values():
         active = any(
-            base(t) or upstream_runs(t, False)
+            _base(t, facts) or _upstream_runs(t, facts, run, False)
             for t in model_tasks
             if not t.lookback and t.kind != "sensor"
         )
@@ -128,27 +111,70 @@ def decide(
             if t.kind == "sensor":
                 continue  # polled, never published: the runner decides when it is idle
             why = (
-                base(t)
-                or upstream_runs(t, True)
+                _base(t, facts)
+                or _upstream_runs(t, facts, run, True)
                 or ("lookback: rebuilt for late data" if t.lookback and active else None)
             )
             if why:
                 run[t.id] = why
+    return run
 
-    blocked = []
+
+def _blocked(tasks: Sequence[Task], run: Mapping[str, str], facts: _Facts) -> tuple:
+    """Each task that runs and reads a task outside the selection that is not usable."""
+    selected = {t.id for t in tasks}
+    out = []
     for t in tasks:
         if t.id not in run:
             continue
         for u in t.upstream:
-            if u in selected or u not in context or context[u].kind in ("sensor", "swap"):
+            up = facts.context.get(u)
+            if u in selected or up is None or up.kind in ("sensor", "swap"):
                 continue
-            up = context[u]
-            why = _unusable(up.key, up.fingerprint, ledger, stale)
+            why = _unusable(up.key, up.fingerprint, facts.ledger, facts.stale)
             if why:
-                blocked.append(Blocked(t, up, why))
-    skip = frozenset(t.id for t in tasks if t.id not in run and t.kind != "sensor")
-    partial = frozenset(t.id for t in tasks if t.id in run and incomplete(t, execution_time))
-    return Decision(run, skip, tuple(blocked), partial)
+                out.append(Blocked(t, up, why))
+    return tuple(out)
+
+
+def _base(t: Task, facts: _Facts) -> str | None:
+    """Why `t` runs for a reason of its own (not an upstream task of the command)."""
+    entry = facts.ledger.get(t.key)
+    if t.refresh or t.kind == "swap":
+        return "full refresh"
+    if facts.force:
+        return "forced"
+    if entry is None:
+        return "table missing: rebuilt" if t.model in facts.missing else "never published"
+    if entry.fingerprint != t.fingerprint:
+        for u in t.upstream:
+            up = facts.context.get(u)
+            had = facts.ledger.get(up.key) if up is not None else None
+            if had is not None and had.fingerprint != up.fingerprint:
+                return "upstream fingerprint changed"
+        return "model fingerprint changed"
+    if entry.partial:
+        return "partial: built before its interval was complete"
+    found = facts.stale.get(t.key)
+    if found is not None:
+        return f"stale: {describe(found.upstream)} was published again"
+    return None
+
+
+def _upstream_runs(t: Task, facts: _Facts, run: Mapping[str, str], same_model: bool) -> str | None:
+    # A full model or view builds a new key for each run label or backfill span: a new
+    # label of it is no reason to rebuild what read an older one (SPEC §7). A key published
+    # again is, and so is an incremental interval or a seed that was never published:
+    # whatever read it was built without it.
+    for u in t.upstream:
+        up = facts.context[u]
+        if (
+            u in run
+            and (same_model or up.model != t.model)
+            and (up.key in facts.ledger or up.kind in ("incremental", "seed"))
+        ):
+            return f"upstream rebuilt: {describe(up.key)}"
+    return None
 
 
 def _unusable(

@@ -75,10 +75,7 @@ def collect(cp, now: datetime | None = None) -> FreshnessReport:
         published = state.published_entries(cp.target.name)
     finally:
         state.close()
-    latest: dict[str, str] = {}
-    for (model, _start, end), entry in published.items():
-        if end and not entry.partial and end > latest.get(model, ""):
-            latest[model] = end  # a partial interval promises nothing yet (SPEC §7)
+    latest = newest(published)
     rows = []
     for node in sorted(cp.models(), key=lambda n: n.name):
         if node.kind == "seed":
@@ -86,7 +83,7 @@ def collect(cp, now: datetime | None = None) -> FreshnessReport:
         end = latest.get(node.name)
         when = datetime.fromisoformat(end) if end else None
         rows.append(
-            _row(
+            verdict(
                 node.name,
                 node.kind,
                 when,
@@ -104,7 +101,19 @@ def collect(cp, now: datetime | None = None) -> FreshnessReport:
     return FreshnessReport(now, tuple(rows))
 
 
-def _row(name, kind, when, freshness, now, reason=None) -> FreshnessRow:
+def newest(entries) -> dict[str, str]:
+    """Model -> the end of its newest complete published interval (ISO), from the state
+    store's published entries: a partial interval promises nothing yet (SPEC §7)."""
+    latest: dict[str, str] = {}
+    for (model, _start, end), entry in entries.items():
+        if end and not entry.partial and end > latest.get(model, ""):
+            latest[model] = end
+    return latest
+
+
+def verdict(name, kind, when, freshness, now, reason=None) -> FreshnessRow:
+    """The row of one model or source: its age at `now` against its `freshness:` (the one
+    verdict `pipe status --freshness` and the docs site give)."""
     warn = freshness.warn_after if freshness else None
     error = freshness.error_after if freshness else None
     age = (now - when).total_seconds() if when is not None else None
@@ -150,7 +159,7 @@ def _sources(cp, nodes, now) -> list[FreshnessRow]:
         adapter = open_adapter(cp.target, cp.raw.root)
     except (AdapterError, UserError) as exc:  # a status check reports it, as a stale source
         return [
-            _row(
+            verdict(
                 n.name,
                 "source",
                 None,
@@ -170,7 +179,7 @@ def _sources(cp, nodes, now) -> list[FreshnessRow]:
                     reason = "no rows" if value is None else f"not a timestamp: {value!r}"
             except AdapterError as exc:
                 when, reason = None, f"loaded_at query failed: {exc}"
-            rows.append(_row(n.name, "source", when, n.source.freshness, now, reason))
+            rows.append(verdict(n.name, "source", when, n.source.freshness, now, reason))
         return rows
     finally:
         adapter.close()

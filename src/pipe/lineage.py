@@ -3,7 +3,7 @@ columns of its direct upstream tables that its value is computed from, and throu
 the seed and source columns it derives from; and the reverse, what a column feeds.
 
 Computed on demand (`pipe lineage`, OpenLineage events), never by `pipe compile`: it reads
-every model's SQL again through sqlglot's qualify and lineage walk (sql.column_lineage),
+every model's SQL again through sqlglot's qualify and lineage walk (sqlcolumns.column_lineage),
 which a compile does not need. Tables are visited in topological order, so each model's
 output columns are the schema its downstream models are qualified with, and `SELECT *`
 expands wherever the upstream columns are known: seeds (their CSV header, typed as DuckDB
@@ -31,8 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dagwork
-from . import sql as sqlmod
+from . import dagwork, sqlcolumns
 from .errors import SourceLocation, SqlError, UserError
 
 UNKNOWN_TYPE = "UNKNOWN"
@@ -130,31 +129,10 @@ def compute(
     SQL and the columns of the tables it reads to sqlglot's answer, and gains the answers
     it lacked (a persisted dict makes the next command fast). Raises only what rendering
     a model raises; a model sqlglot cannot follow gets a TableLineage with `error` set."""
-    from .compiler import reference_interval
-
     wanted = _with_upstream(cp.graph.upstream, only) if only is not None else None
     names = [n for n in cp.graph.order if wanted is None or n in wanted]
-    seeds = [cp.nodes[n] for n in names if cp.nodes[n].kind == "seed"]
-    bare = [
-        n
-        for n in names
-        if cp.nodes[n].kind == "source" and not (cp.nodes[n].source and cp.nodes[n].source.columns)
-    ]
     dialect = cp.target.dialect
-    sqls: dict[str, str] = {}
-    with ThreadPoolExecutor(1) as thread:  # DuckDB types the seeds while this thread
-        # renders the models and readies sqlglot
-        typing = thread.submit(_seed_types, cp.raw.root, seeds)
-        found = dict(catalog(bare)) if catalog and bare else {}
-        for name in names:  # all rendered first: one that fails raises as it always did
-            node = cp.nodes[name]
-            if node.kind not in ("seed", "source"):
-                sqls[name] = cp.model_sql(
-                    name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
-                )
-        if sqls:  # sqlglot imported and the dialect built once, before a worker is forked
-            _lineage_job(("SELECT 1 AS x", dialect, {}))
-        seed_types = typing.result()
+    sqls, found, seed_types = _inputs(cp, names, catalog)
     schema: dict[str, dict[str, dict[str, str]]] = {}
     tables: dict[str, TableLineage] = {}
 
@@ -165,16 +143,9 @@ def compute(
             schema.setdefault(node.schema, {})[node.table] = dict.fromkeys(t.columns, UNKNOWN_TYPE)
 
     for name in names:
-        node = cp.nodes[name]
-        if node.kind == "seed":
-            types = seed_types.get(name, ())
-            known(name, TableLineage(name, "seed", node.path, tuple(c for c, _ in types), types))
-        elif node.kind == "source":
-            types = tuple(found.get(name, ()))
-            cols = (tuple(c for c, _ in node.source.columns) if node.source else ()) or tuple(
-                c for c, _ in types
-            )
-            known(name, TableLineage(name, "source", "sources.yml", cols, types))
+        leaf = _leaf(cp.nodes[name], seed_types, found)
+        if leaf is not None:
+            known(name, leaf)
     keys: dict[str, str] = {}
 
     def prepare(name: str) -> tuple[bool, object]:
@@ -195,12 +166,58 @@ def compute(
 
     dagwork.run(sqls, cp.graph.upstream, prepare, _lineage_job, finish)
     tables = {n: tables[n] for n in names}  # upstream-first, as the models were visited
+    return ProjectLineage(tables, _children(tables))
+
+
+def _inputs(cp, names: list[str], catalog) -> tuple[dict[str, str], dict, dict]:
+    """Every model's SQL (rendered for its reference interval), the catalog's columns of
+    the sources that declare none, and the seeds' columns and types. DuckDB types the
+    seeds in a thread while this one renders the models and readies sqlglot."""
+    from .compiler import reference_interval
+
+    seeds = [cp.nodes[n] for n in names if cp.nodes[n].kind == "seed"]
+    bare = [
+        n
+        for n in names
+        if cp.nodes[n].kind == "source" and not (cp.nodes[n].source and cp.nodes[n].source.columns)
+    ]
+    sqls: dict[str, str] = {}
+    with ThreadPoolExecutor(1) as thread:
+        typing = thread.submit(_seed_types, cp.raw.root, seeds)
+        found = dict(catalog(bare)) if catalog and bare else {}
+        for name in names:  # all rendered first: one that fails raises as it always did
+            node = cp.nodes[name]
+            if node.kind not in ("seed", "source"):
+                sqls[name] = cp.model_sql(
+                    name, reference_interval(cp.raw, node.grain or cp.raw.config.schedule)
+                )
+        if sqls:  # sqlglot imported and the dialect built once, before a worker is forked
+            _lineage_job(("SELECT 1 AS x", cp.target.dialect, {}))
+        return sqls, found, typing.result()
+
+
+def _leaf(node, seed_types: dict, found: dict) -> TableLineage | None:
+    """A seed's or source's lineage (its columns, no parents); None for a model."""
+    if node.kind == "seed":
+        types = seed_types.get(node.name, ())
+        return TableLineage(node.name, "seed", node.path, tuple(c for c, _ in types), types)
+    if node.kind == "source":
+        types = tuple(found.get(node.name, ()))
+        cols = (tuple(c for c, _ in node.source.columns) if node.source else ()) or tuple(
+            c for c, _ in types
+        )
+        return TableLineage(node.name, "source", "sources.yml", cols, types)
+    return None
+
+
+def _children(tables: Mapping[str, TableLineage]) -> dict[Column, tuple[Column, ...]]:
+    """Column -> the model columns computed from it, sorted (the reverse of parents)."""
     children: dict[Column, set[Column]] = {}
     for t in tables.values():
         for column, parents in t.parents:
             for p in parents:
                 children.setdefault(p, set()).add(Column(t.name, column))
-    return ProjectLineage(tables, {c: tuple(sorted(v)) for c, v in sorted(children.items())})
+    return {c: tuple(sorted(v)) for c, v in sorted(children.items())}
 
 
 def _key(sql: str, dialect: str, schema: dict) -> str:
@@ -215,7 +232,7 @@ def _lineage_job(job: tuple[str, str, dict]):
     or why sqlglot could not follow it."""
     sql, dialect, schema = job
     try:
-        return sqlmod.column_lineage(sql, dialect, schema)
+        return sqlcolumns.column_lineage(sql, dialect, schema)
     except SqlError as exc:
         return exc.message
 
@@ -335,31 +352,36 @@ def check_column(table: TableLineage, column: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ColumnReport:
+    """What `pipe lineage` shows of one column (every column `schema.table.col`, sorted):
+    its direct parents and the seed and source columns it derives from, or with
+    `downstream` the columns computed from it directly (children) and transitively."""
+
+    column: str
+    direct: tuple[str, ...]
+    transitive: tuple[str, ...]
+    downstream: bool = False
+
+    def as_json(self) -> dict:
+        near, far = ("children", "downstream") if self.downstream else ("parents", "sources")
+        return {"column": self.column, near: list(self.direct), far: list(self.transitive)}
+
+
 def report(
     pl: ProjectLineage, name: str, columns: Iterable[str], downstream: bool = False
-) -> list[dict]:
-    """What `pipe lineage` shows, one dict per column: `column`, `parents` and `sources`
-    (upstream), or `children` and `downstream` (impact); every column `schema.table.col`,
-    each list sorted."""
+) -> list[ColumnReport]:
+    """What `pipe lineage` shows, one ColumnReport per column of `name`."""
     rows = []
     for column in columns:
         col = Column(name, column)
         if downstream:
-            rows.append(
-                {
-                    "column": str(col),
-                    "children": [str(c) for c in pl.children.get(col, ())],
-                    "downstream": [str(c) for c in pl.downstream(col)],
-                }
-            )
+            direct, far = pl.children.get(col, ()), pl.downstream(col)
         else:
-            rows.append(
-                {
-                    "column": str(col),
-                    "parents": [str(c) for c in pl.parents(col)],
-                    "sources": [str(c) for c in pl.sources(col)],
-                }
-            )
+            direct, far = pl.parents(col), pl.sources(col)
+        rows.append(
+            ColumnReport(str(col), tuple(map(str, direct)), tuple(map(str, far)), downstream)
+        )
     return rows
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from . import engines
 from . import sql as sqlmod
 from .cache import Store, cache_dir
 from .config import Target
@@ -39,7 +40,7 @@ from .loader import RawProject
 from .parallel import chunks, fan_out, frozen_gc, workers
 from .templating import Renderer
 
-CACHE_VERSION = "4"  # 4: a table read starts at its first name part
+CACHE_VERSION = "5"  # 5: the output columns (sql.select_shape) kept with the tables
 
 # Uncached models (to parse, or Jinja models to render) from which compile_project works
 # in a pool of processes: below it, forking costs more than it saves.
@@ -178,15 +179,16 @@ class SqlBuilder:
         text: str,
         interval: Interval,
         errors: list[UserError] | None = None,
-    ) -> tuple[str, tuple[str, ...], str]:
+    ) -> tuple[str, tuple[str, ...], str, tuple | None]:
         """(SQL for the target with interval placeholders, tables read, canonical digest
-        of the rendering, see sql.canonical_digest) of one rendering.
+        of the rendering, see sql.canonical_digest, its output columns as
+        sql.select_shape tells them) of one rendering.
 
         Unknown tables are appended to `errors` when given (compile collects them all),
         raised otherwise."""
         normalised, key = self.normalised(model, path, text, interval)
         try:
-            refs, digest = self._refs(normalised, path, key)
+            refs, digest, shape = self._refs(normalised, path, key)
         except SqlError as exc:
             exc.at = self._in_template(exc.at, model, text, normalised, interval)
             raise
@@ -226,7 +228,7 @@ class SqlBuilder:
                 out = out[:start] + full + out[end + 1 :]
         else:
             out = self._transpile(normalised, path, splices)
-        return out, tuple(sorted(set(reads))), digest
+        return out, tuple(sorted(set(reads))), digest, shape
 
     def _in_template(
         self, at: SourceLocation | None, model: str, text: str, normalised: str, interval: Interval
@@ -412,19 +414,24 @@ class SqlBuilder:
             schema, name = full.split(".", 1)
             sqlmod.qualify(table, schema, name)
         out = sqlmod.generate(tree, self.target.dialect, path)
-        sqlmod.validate_for(tree, out, self.target.dialect, path)
+        engines.ENGINES[self.target.adapter].validate_sql(tree, out, path)
         return out
 
 
 def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
-    table it reads, and the canonical digest of its SQL (made from the parse's tokens)."""
+    table it reads, the canonical digest of its SQL (made from the parse's tokens) and
+    its output columns (sql.select_shape)."""
     tree, digest = sqlmod.parse_canonical(normalised, dialect, path)
     try:
-        return tuple(
-            (r.parts, r.line, r.col, _first_part(t).meta.get("start"), t.this.meta.get("end"))
-            for r, t in sqlmod.table_refs(tree)
-        ), digest
+        return (
+            tuple(
+                (r.parts, r.line, r.col, _first_part(t).meta.get("start"), t.this.meta.get("end"))
+                for r, t in sqlmod.table_refs(tree)
+            ),
+            digest,
+            sqlmod.select_shape(tree),
+        )
     except RecursionError:
         raise sqlmod.too_deep(normalised, path) from None
 

@@ -30,9 +30,10 @@ class Found:
     digest: str  # canonical digest of the reference rendering
     plain: str | None  # its SQL for every interval (no Jinja, no interval value), or None
     macros: str  # what its Jinja uses of macros and vars (Renderer.inputs_digest), or ""
+    shape: tuple | None  # its output columns (sql.select_shape), for checks' columns
 
 
-MODELS_VERSION = "2"
+MODELS_VERSION = "3"
 
 
 def models_store(root: Path, target: str, enabled: bool, readonly: bool) -> Store:
@@ -84,10 +85,10 @@ class Before:
         old = self.found.get(m.name)
         if old is None:
             return None
-        _, digest, plain, macros = old
+        _, digest, plain, macros, shape = old
         node = self.nodes[m.name]
         plain = m.sql if plain is True else plain
-        return Found(node.config, node.upstream, digest, plain, macros)
+        return Found(node.config, node.upstream, digest, plain, macros, shape)
 
     def fingerprint(self, name: str, ups: tuple[str, ...], nodes: dict) -> str | None:
         """The model's last fingerprint when it and its upstream's are unchanged."""
@@ -105,5 +106,5 @@ class Before:
         for m in raw.models:
             f = models[m.name]
             plain = True if f.plain is not None and f.plain == m.sql else f.plain
-            out[m.name] = (_files_of(raw, m), f.digest, plain, f.macros)
+            out[m.name] = (_files_of(raw, m), f.digest, plain, f.macros, f.shape)
         return out

@@ -9,17 +9,20 @@ upstream task that finished last before it was ready, and so on; the failed-depe
 (tasks not run because an upstream failed); late rows (the change in row count of each
 interval of an incremental model this run published again, against its previous publish,
 as ledger.late_rows counts them for `pipe status`); and for a backfill its
-progress by interval.
+progress by interval (`backfill_progress`, which `pipe status` shows too).
 
 The edges come from the project as it is now (task ids are a hash of model and interval, so
-they hold across edits); a task the project no longer has simply starts its own chain.
-Reads `.pipe/state.db` only; prints nothing.
+they hold across edits); a task the project no longer has simply starts its own chain. The
+walk (`chain`) is the one the docs site draws a run's critical path with.
+Reads `.pipe/state.db` only; prints nothing. Every value is frozen; `as_json()` is what
+`pipe status --run N --json` prints, and console.run_record_text what people read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from .errors import UserError
@@ -31,6 +34,9 @@ class CheckRecord:
     severity: str
     status: str  # pass | warn | error
     failures: int
+
+    def as_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,20 @@ class AttemptRecord:
             return None
         return self.finished_at - self.started_at
 
+    def as_json(self) -> dict:
+        return {
+            "attempt": self.attempt,
+            "status": self.status,
+            "queued_at": iso_ms(self.queued_at),
+            "started_at": iso_ms(self.started_at),
+            "finished_at": iso_ms(self.finished_at),
+            "queue_wait": secs(self.queue_wait),
+            "execution": secs(self.execution),
+            "rows": self.rows,
+            "error": self.error,
+            "checks": [c.as_json() for c in self.checks],
+        }
+
 
 @dataclass(frozen=True)
 class TaskRecord:
@@ -76,6 +96,16 @@ class TaskRecord:
         ends = [a.finished_at for a in self.attempts if a.finished_at is not None]
         return max(ends) if ends else None
 
+    def as_json(self) -> dict:
+        return {
+            "task_id": self.task_id,
+            "model": self.model,
+            "interval": [self.start, self.end],
+            "status": self.status,
+            "reason": self.reason,
+            "attempts": [a.as_json() for a in self.attempts],
+        }
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -89,7 +119,7 @@ class RunRecord:
     critical_path: tuple[str, ...]  # task ids, first to last
     failed_dependencies: int
     late_rows: tuple[tuple[str, str, str, int], ...]  # (model, start, end, change)
-    backfill: dict | None = None
+    backfill: BackfillProgress | None = None
 
     def task(self, task_id: str) -> TaskRecord:
         return next(t for t in self.tasks if t.task_id == task_id)
@@ -103,27 +133,172 @@ class RunRecord:
         begin = first.ready_at if first.ready_at is not None else first.attempts[0].started_at
         return last.finished_at - begin
 
+    @property
+    def seconds(self) -> float | None:
+        return self.finished_at - self.started_at if self.finished_at else None
+
+    @property
+    def late_total(self) -> int:
+        return sum(n for *_, n in self.late_rows)
+
+    def as_json(self) -> dict:
+        """What `pipe status --run N --json` prints."""
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "label": self.label,
+            "status": self.status,
+            "started_at": iso_ms(self.started_at),
+            "finished_at": iso_ms(self.finished_at),
+            "seconds": secs(self.seconds),
+            "critical_path": {
+                "seconds": secs(self.critical_seconds),
+                "tasks": [
+                    {
+                        "task_id": t.task_id,
+                        "model": t.model,
+                        "interval": [t.start, t.end],
+                        "ready_at": iso_ms(t.ready_at),
+                        "finished_at": iso_ms(t.finished_at),
+                    }
+                    for t in map(self.task, self.critical_path)
+                ],
+            },
+            "failed_dependencies": self.failed_dependencies,
+            "late_rows": {
+                "total": self.late_total,
+                "intervals": [
+                    {"model": m, "start": s, "end": e, "rows": n} for m, s, e, n in self.late_rows
+                ],
+            },
+            "backfill": self.backfill.as_json() if self.backfill else None,
+            "tasks": [t.as_json() for t in self.tasks],
+        }
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as `pipe status` lists it and the docs site heads it."""
+
+    run_id: int
+    kind: str
+    label: str
+    status: str
+    started_at: str  # '2026-06-01 04:00:00Z'
+    seconds: float | None
+    tasks: int
+    counts: Mapping[str, int] | None  # status -> tasks, when the run finished
+    args: str | None  # the command's arguments as stored (JSON text)
+    started: float  # seconds since the epoch
+
+    def as_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("args", "started")}
+
+
+def run_row(row: tuple) -> RunRow:
+    """A row of `StateStore.runs()` as a RunRow."""
+    run_id, kind, _target, label, status, started, finished, total, summary, args = row
+    return RunRow(
+        run_id,
+        kind,
+        label,
+        status,
+        stamp(started),
+        round(finished - started, 3) if finished else None,
+        total,
+        json.loads(summary) if summary else None,
+        args,
+        started,
+    )
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """Per schedule interval of a backfill's span: how many of its tasks are published."""
+
+    span: str
+    tasks_done: int
+    tasks_total: int
+    intervals_done: int
+    intervals_total: int
+    intervals_partial: tuple[str, ...]
+    intervals_pending: tuple[str, ...]
+
+    def as_json(self) -> dict:
+        return asdict(self)  # tuples are JSON arrays
+
+
+def backfill_progress(cp, span, select: str | None, published: Mapping) -> BackfillProgress:
+    """How far the backfill of `span` (over the models `select` picks) is, from the
+    published (model, start, end) -> fingerprint map."""
+    from .backfill import expand_stubs, inside_one
+    from .graph import select as graph_select
+
+    models = None
+    if select:
+        models = graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
+    per: dict[str, list[int]] = {}
+    done_tasks = 0
+    stubs = expand_stubs(cp, span, models).tasks
+    for t in stubs:
+        outer = inside_one(cp, t.interval)
+        ok = published.get(t.key) == t.fingerprint
+        done_tasks += ok
+        if outer is not None:
+            cell = per.setdefault(outer.label, [0, 0])
+            cell[0] += ok
+            cell[1] += 1
+    complete = sorted(label for label, (d, n) in per.items() if d == n)
+    return BackfillProgress(
+        span.label,
+        done_tasks,
+        len(stubs),
+        len(complete),
+        len(per),
+        tuple(sorted(label for label, (d, n) in per.items() if 0 < d < n)),
+        tuple(sorted(label for label, (d, n) in per.items() if d == 0)),
+    )
+
+
+def chain(
+    finished: Mapping[str, float],
+    upstream: Mapping[str, Iterable[str]],
+    queued: Mapping[str, float] | None = None,
+    gap: float = 0.0,
+) -> tuple[str, ...]:
+    """The chain of task ids that set a run's wall time, first to last: from the task that
+    finished last (`finished`: task id -> when), back through the upstream task that
+    finished last (each task waits for all of its upstream, so the last of them is what
+    held it up; ties broken by task id), to a task with no upstream that ran.
+
+    With `queued` (task id -> when it was ready), a task whose edges `upstream` does not
+    know steps instead to the task that finished last within `gap` seconds of its being
+    queued: what it most likely waited for."""
+    if not finished:
+        return ()
+    by_end = sorted(finished, key=lambda t: (finished[t], t))
+    current = by_end[-1]
+    path = [current]
+    seen = {current}
+    while True:
+        if queued is None or current in upstream:
+            ups = [u for u in upstream.get(current, ()) if u in finished and u not in seen]
+            current = max(ups, key=lambda u: (finished[u], u), default=None)
+        else:
+            q = queued[current]
+            near = [t for t in by_end if t not in seen and q - gap <= finished[t] <= q + gap]
+            current = near[-1] if near else None
+        if current is None:
+            return tuple(reversed(path))
+        path.append(current)
+        seen.add(current)
+
 
 def critical_path(
     tasks: tuple[TaskRecord, ...], upstream: Mapping[str, tuple[str, ...]]
 ) -> tuple[str, ...]:
-    """The chain that set the run's wall time: from the task that finished last, back
-    through the upstream task that finished last (each task waits for all of its upstream,
-    so the last of them is what held it up), to a task with no upstream run here."""
-    ran = {t.task_id: t for t in tasks if t.finished_at is not None}
-    if not ran:
-        return ()
-    current = max(ran.values(), key=lambda t: (t.finished_at, t.task_id))
-    chain = [current.task_id]
-    seen = {current.task_id}
-    while True:
-        before = [ran[u] for u in upstream.get(current.task_id, ()) if u in ran and u not in seen]
-        if not before:
-            break
-        current = max(before, key=lambda t: (t.finished_at, t.task_id))
-        chain.append(current.task_id)
-        seen.add(current.task_id)
-    return tuple(reversed(chain))
+    """`chain` over the tasks of a record that finished."""
+    return chain({t.task_id: t.finished_at for t in tasks if t.finished_at is not None}, upstream)
 
 
 def collect(cp, run_id: int) -> RunRecord:
@@ -132,68 +307,86 @@ def collect(cp, run_id: int) -> RunRecord:
 
     state = StateStore(cp.raw.root, readonly=True)
     try:
-        row = state.run(run_id)
-        if row is None or row[2] != cp.target.name:
-            last = state.runs(1, cp.target.name)
-            raise UserError(
-                f"no run {run_id} on target '{cp.target.name}'",
-                hint=(
-                    f"runs are numbered 1 to {last[0][0]}; 'pipe status' lists the recent ones"
-                    if last
-                    else "nothing has run on this target yet"
-                ),
-            )
-        _, kind, _target, label, status, started, finished, *_rest, args = row
-        checks: dict[tuple[str, int], list[CheckRecord]] = {}
-        for tid, attempt, name, severity, st, failures in state.checks_of(run_id):
-            checks.setdefault((tid, attempt), []).append(CheckRecord(name, severity, st, failures))
-        attempts: dict[str, list[AttemptRecord]] = {}
-        keys: dict[str, tuple[str, str, str]] = {}
-        for a in state.attempts(run_id):
-            keys[a.task_id] = (a.model, a.interval_start, a.interval_end)
-            attempts.setdefault(a.task_id, []).append(
-                AttemptRecord(
-                    a.attempt,
-                    a.status,
-                    a.queued_at,
-                    a.started_at,
-                    a.finished_at,
-                    a.rows,
-                    a.error,
-                    tuple(checks.get((a.task_id, a.attempt), ())),
-                )
-            )
-        tasks = []
-        for tid, model, s, e, st, reason in state.task_outcomes(run_id):
-            keys.pop(tid, None)
-            tasks.append(
-                TaskRecord(
-                    tid,
-                    model,
-                    s,
-                    e,
-                    st,
-                    reason,
-                    tuple(sorted(attempts.get(tid, ()), key=lambda a: a.attempt)),
-                )
-            )
-        for tid, (model, s, e) in keys.items():  # attempted, never settled: a crash
-            tasks.append(
-                TaskRecord(
-                    tid,
-                    model,
-                    s,
-                    e,
-                    "not_run",
-                    "the run ended first",
-                    tuple(sorted(attempts[tid], key=lambda a: a.attempt)),
-                )
-            )
-        tasks.sort(key=lambda t: (t.model, t.start, t.task_id))
+        row = _run_row(state, cp.target.name, run_id)
+        tasks = _tasks(state, run_id)
         earlier = state.earlier_rows(run_id)
         published = state.published_fingerprints(cp.target.name)
     finally:
         state.close()
+    _, kind, _target, label, status, started, finished, *_rest, args = row
+    span = span_of(label)
+    backfill = None
+    if kind == "backfill" and span is not None:
+        select = json.loads(args or "{}").get("select")
+        backfill = backfill_progress(cp, span, select, published)
+    return RunRecord(
+        run_id,
+        kind,
+        label,
+        status,
+        started,
+        finished,
+        tasks,
+        critical_path(tasks, edges(cp, span)),
+        sum(1 for t in tasks if t.status == "upstream_failed"),
+        _late_rows(cp, tasks, earlier),
+        backfill,
+    )
+
+
+def _run_row(state, target: str, run_id: int) -> tuple:
+    row = state.run(run_id)
+    if row is not None and row[2] == target:
+        return row
+    last = state.runs(1, target)
+    raise UserError(
+        f"no run {run_id} on target '{target}'",
+        hint=(
+            f"runs are numbered 1 to {last[0][0]}; 'pipe status' lists the recent ones"
+            if last
+            else "nothing has run on this target yet"
+        ),
+    )
+
+
+def _tasks(state, run_id: int) -> tuple[TaskRecord, ...]:
+    """Every task of the run with its attempts, by model and interval; a task attempted
+    but never settled (the run crashed) is `not_run`."""
+    checks: dict[tuple[str, int], list[CheckRecord]] = {}
+    for tid, attempt, name, severity, st, failures, _sample in state.checks_of(run_id):
+        checks.setdefault((tid, attempt), []).append(CheckRecord(name, severity, st, failures))
+    attempts: dict[str, list[AttemptRecord]] = {}
+    keys: dict[str, tuple[str, str, str]] = {}
+    for a in state.attempts(run_id):
+        keys[a.task_id] = (a.model, a.interval_start, a.interval_end)
+        attempts.setdefault(a.task_id, []).append(
+            AttemptRecord(
+                a.attempt,
+                a.status,
+                a.queued_at,
+                a.started_at,
+                a.finished_at,
+                a.rows,
+                a.error,
+                tuple(checks.get((a.task_id, a.attempt), ())),
+            )
+        )
+
+    def tried(tid: str) -> tuple[AttemptRecord, ...]:
+        return tuple(sorted(attempts.get(tid, ()), key=lambda a: a.attempt))
+
+    tasks = []
+    for tid, model, s, e, st, reason in state.task_outcomes(run_id):
+        keys.pop(tid, None)
+        tasks.append(TaskRecord(tid, model, s, e, st, reason, tried(tid)))
+    for tid, (model, s, e) in keys.items():  # attempted, never settled: a crash
+        tasks.append(TaskRecord(tid, model, s, e, "not_run", "the run ended first", tried(tid)))
+    tasks.sort(key=lambda t: (t.model, t.start, t.task_id))
+    return tuple(tasks)
+
+
+def _late_rows(cp, tasks, earlier: Mapping) -> tuple[tuple[str, str, str, int], ...]:
+    """The row-count change of every incremental interval the run published again."""
     late = []
     for t in tasks:
         done = [a for a in t.attempts if a.status == "success" and a.rows is not None]
@@ -202,31 +395,11 @@ def collect(cp, run_id: int) -> RunRecord:
         incremental = node is not None and node.kind == "incremental"
         if incremental and done and before is not None and done[-1].rows != before:
             late.append((t.model, t.start, t.end, done[-1].rows - before))
-    span = _span(cp, label)
-    backfill = None
-    if kind == "backfill" and span is not None:
-        import json
-
-        from .status import backfill_progress
-
-        backfill = backfill_progress(cp, span, json.loads(args or "{}").get("select"), published)
-    record_tasks = tuple(tasks)
-    return RunRecord(
-        run_id,
-        kind,
-        label,
-        status,
-        started,
-        finished,
-        record_tasks,
-        critical_path(record_tasks, _edges(cp, span)),
-        sum(1 for t in tasks if t.status == "upstream_failed"),
-        tuple(late),
-        backfill,
-    )
+    return tuple(late)
 
 
-def _span(cp, label: str):
+def span_of(label: str):
+    """The Interval a run's label names, or None when it names none."""
     from .intervals import parse_label
 
     try:
@@ -235,9 +408,9 @@ def _span(cp, label: str):
         return None
 
 
-def _edges(cp, span) -> dict[str, tuple[str, ...]]:
+def edges(cp, span) -> dict[str, tuple[str, ...]]:
     """Task id -> upstream task ids, from the project expanded over the run's span (no SQL
-    rendered)."""
+    rendered; task ids hash model and interval, so they hold across edits)."""
     if span is None:
         return {}
     from .planner import build_plan
@@ -249,82 +422,19 @@ def _edges(cp, span) -> dict[str, tuple[str, ...]]:
     return {t.id: t.upstream for t in plan.tasks}
 
 
-# ---------------------------------------------------------------- JSON
+# ---------------------------------------------------------------- times as JSON shows them
 
 
-def _time(ts: float | None) -> str | None:
+def stamp(ts: float) -> str:
+    """A run's start as `pipe status` and the site list it: '2026-06-01 04:00:00Z'."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def iso_ms(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _secs(value: float | None) -> float | None:
+def secs(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def as_json(record: RunRecord) -> dict:
-    """What `pipe status --run N --json` prints."""
-    path = [record.task(tid) for tid in record.critical_path]
-    return {
-        "run_id": record.run_id,
-        "kind": record.kind,
-        "label": record.label,
-        "status": record.status,
-        "started_at": _time(record.started_at),
-        "finished_at": _time(record.finished_at),
-        "seconds": _secs(record.finished_at - record.started_at if record.finished_at else None),
-        "critical_path": {
-            "seconds": _secs(record.critical_seconds),
-            "tasks": [
-                {
-                    "task_id": t.task_id,
-                    "model": t.model,
-                    "interval": [t.start, t.end],
-                    "ready_at": _time(t.ready_at),
-                    "finished_at": _time(t.finished_at),
-                }
-                for t in path
-            ],
-        },
-        "failed_dependencies": record.failed_dependencies,
-        "late_rows": {
-            "total": sum(n for *_, n in record.late_rows),
-            "intervals": [
-                {"model": m, "start": s, "end": e, "rows": n} for m, s, e, n in record.late_rows
-            ],
-        },
-        "backfill": record.backfill,
-        "tasks": [
-            {
-                "task_id": t.task_id,
-                "model": t.model,
-                "interval": [t.start, t.end],
-                "status": t.status,
-                "reason": t.reason,
-                "attempts": [
-                    {
-                        "attempt": a.attempt,
-                        "status": a.status,
-                        "queued_at": _time(a.queued_at),
-                        "started_at": _time(a.started_at),
-                        "finished_at": _time(a.finished_at),
-                        "queue_wait": _secs(a.queue_wait),
-                        "execution": _secs(a.execution),
-                        "rows": a.rows,
-                        "error": a.error,
-                        "checks": [
-                            {
-                                "name": c.name,
-                                "severity": c.severity,
-                                "status": c.status,
-                                "failures": c.failures,
-                            }
-                            for c in a.checks
-                        ],
-                    }
-                    for a in t.attempts
-                ],
-            }
-            for t in record.tasks
-        ],
-    }

@@ -19,7 +19,7 @@ import math
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -28,12 +28,12 @@ from importlib import resources
 from pathlib import Path
 
 from . import lineage as lineagemod
-from . import sql as sqlmod
+from . import sqlcolumns
 from .compiler import CompiledProject
 from .errors import UserError
 from .intervals import from_iso
 from .parallel import fork_pool, run_all, workers
-from .siteruns import runs_data
+from .siteruns import SiteRuns, runs_data
 from .state import StateStore
 
 ASSETS = ("index.html", "app.js", "style.css")
@@ -65,21 +65,41 @@ def build(
     for name in ASSETS:
         with resources.as_file(folder / name) as src:
             shutil.copyfile(src, out / name)
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(data.as_json(), separators=(",", ":"), ensure_ascii=False, default=str)
     tmp = out / "data.js.tmp"
     tmp.write_text(f"window.PIPE_DATA = {text};\n", encoding="utf-8")
     tmp.replace(out / "data.js")
     return SiteResult(
-        out, len(data["models"]), len(data["runs"]), len(data["plans"]), time.perf_counter() - began
+        out, len(data.models), len(data.runs.runs), len(data.plans), time.perf_counter() - began
     )
 
 
-def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> dict:
-    """Everything the site shows, as one JSON-ready value."""
+@dataclass(frozen=True)
+class SiteData:
+    """Everything the site shows; `as_json()` is the value data.js holds."""
+
+    project: Mapping[str, object]
+    models: tuple[Mapping[str, object], ...]  # one per node, in topological order
+    plans: tuple[str, ...]  # labels of the newest plan files
+    runs: SiteRuns
+    # {model: {column: {"upstream": [[model, column], ...], "downstream": [...]}}}
+    lineage: Mapping[str, Mapping] | None
+    lineage_errors: Mapping[str, str]
+
+    def as_json(self) -> dict:
+        return {
+            "project": self.project,
+            "models": list(self.models),
+            "plans": list(self.plans),
+            **self.runs.as_json(),
+            "lineage": self.lineage,
+            "lineage_errors": self.lineage_errors,
+        }
+
+
+def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> SiteData:
+    """Everything the site shows (`lineage=False`: no column lineage)."""
     plans, sql_of, upstream_ids = _plans(cp)
-    cfg = cp.raw.config
-    down = cp.graph.downstream_map()
-    pos = layout(cp.graph.upstream, cp.graph.order)
     lineage_errors: dict[str, str] = {}
     # lineage's columns are better than a parse's: stars expanded
     lineage = column_lineage(cp, lineage_errors) if lineage else None
@@ -88,72 +108,66 @@ def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> dict:
         cp, {m: s[0]["sql"] for m, s in sql_of.items() if s and m not in known}
     )
     outputs.update(known)
-    models = []
-    for name in cp.graph.order:
-        node = cp.nodes[name]
-        c = node.config
-        desc = c.description
-        docs = dict(c.columns)
-        if node.seed is not None:
-            desc = desc or node.seed.config.description
-            docs = {**dict(node.seed.config.columns), **docs}
-        if node.source is not None:
-            desc = desc or node.source.description
-        sqls = sql_of.get(name, [])
-        columns = list(outputs.get(name, ()))
-        columns += [k for k in docs if k not in columns]
-        models.append(
-            {
-                "name": name,
-                "kind": node.kind,
-                "grain": node.grain,
-                "path": node.path,
-                "sidecar": cp.sidecar(name) if node.kind not in ("seed", "source") else None,
-                "description": desc,
-                "tags": list(c.tags),
-                "fingerprint": node.fingerprint,
-                "upstream": list(node.upstream),
-                "downstream": down.get(name, []),
-                "time_column": c.time_column,
-                "depends_on_past": c.depends_on_past,
-                "pool": c.pool,
-                "max_concurrency": c.max_concurrency,
-                "retries": c.retries,
-                "timeout": c.timeout,
-                "wait_for": node.source.wait_for if node.source else None,
-                "columns": [{"name": k, "doc": docs.get(k)} for k in columns],
-                "checks": [
-                    {"name": ch.name, "type": ch.type, "severity": ch.severity} for ch in c.checks
-                ],
-                "sql": sqls,
-                "xy": pos[name],
-            }
-        )
+    down = cp.graph.downstream_map()
+    pos = layout(cp.graph.upstream, cp.graph.order)
+    models = tuple(
+        _model(cp, name, sql_of.get(name, []), outputs.get(name, ()), down, pos)
+        for name in cp.graph.order
+    )
     store = StateStore(cp.raw.root, readonly=True)
     try:
-        runs, grid, freshness, checks = runs_data(cp, store, now, upstream_ids)
+        runs = runs_data(cp, store, now, upstream_ids)
     finally:
         store.close()
+    cfg = cp.raw.config
+    project = {
+        "name": cp.name,
+        "target": cp.target.name,
+        "adapter": cp.target.adapter,
+        "dialect": cfg.dialect,
+        "target_dialect": cp.target.dialect,
+        "schedule": cfg.schedule,
+        "start": cfg.start.isoformat() if cfg.start else None,
+        "generated_at": now.strftime("%Y-%m-%d %H:%M:%SZ"),
+    }
+    return SiteData(project, models, tuple(plans), runs, lineage, lineage_errors)
+
+
+def _model(cp: CompiledProject, name: str, sqls: list, outputs, down: dict, pos: dict) -> dict:
+    """One node's page: what it is, its columns with their docs, checks, SQL, position."""
+    node = cp.nodes[name]
+    c = node.config
+    desc = c.description
+    docs = dict(c.columns)
+    if node.seed is not None:
+        desc = desc or node.seed.config.description
+        docs = {**dict(node.seed.config.columns), **docs}
+    if node.source is not None:
+        desc = desc or node.source.description
+    columns = list(outputs)
+    columns += [k for k in docs if k not in columns]
     return {
-        "project": {
-            "name": cp.name,
-            "target": cp.target.name,
-            "adapter": cp.target.adapter,
-            "dialect": cfg.dialect,
-            "target_dialect": cp.target.dialect,
-            "schedule": cfg.schedule,
-            "start": cfg.start.isoformat() if cfg.start else None,
-            "generated_at": now.strftime("%Y-%m-%d %H:%M:%SZ"),
-        },
-        "models": models,
-        "plans": plans,
-        "runs": runs,
-        "grid": grid,
-        "freshness": freshness,
-        "checks": checks,
-        # {model: {column: {"upstream": [[model, column], ...], "downstream": [...]}}}
-        "lineage": lineage,
-        "lineage_errors": lineage_errors,
+        "name": name,
+        "kind": node.kind,
+        "grain": node.grain,
+        "path": node.path,
+        "sidecar": cp.sidecar(name) if node.kind not in ("seed", "source") else None,
+        "description": desc,
+        "tags": list(c.tags),
+        "fingerprint": node.fingerprint,
+        "upstream": list(node.upstream),
+        "downstream": down.get(name, []),
+        "time_column": c.time_column,
+        "depends_on_past": c.depends_on_past,
+        "pool": c.pool,
+        "max_concurrency": c.max_concurrency,
+        "retries": c.retries,
+        "timeout": c.timeout,
+        "wait_for": node.source.wait_for if node.source else None,
+        "columns": [{"name": k, "doc": docs.get(k)} for k in columns],
+        "checks": [{"name": ch.name, "type": ch.type, "severity": ch.severity} for ch in c.checks],
+        "sql": sqls,
+        "xy": pos[name],
     }
 
 
@@ -211,7 +225,7 @@ _JOBS: list[tuple[str, str]] = []  # (sql, dialect) of the parses a forked worke
 
 
 def _parse_chunk(bounds: tuple[int, int]) -> list[tuple[int, list[str]]]:
-    return [(i, sqlmod.output_columns(*_JOBS[i])) for i in range(*bounds)]
+    return [(i, sqlcolumns.output_columns(*_JOBS[i])) for i in range(*bounds)]
 
 
 def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, list[str]]:
@@ -245,7 +259,7 @@ def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, lis
                 pass  # no fork: parse here
         for i in range(n):
             if i not in found:
-                found[i] = sqlmod.output_columns(*_JOBS[i])
+                found[i] = sqlcolumns.output_columns(*_JOBS[i])
         _JOBS = []
         used = set(keys.values())
         cache = {k: v for k, v in cache.items() if k in used}

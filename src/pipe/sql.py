@@ -1,4 +1,8 @@
-"""The only module that imports sqlglot: parse a model, find the tables it reads, transpile.
+"""sqlglot's front door: parse a model, find the tables it reads, transpile, spell names.
+
+Beside it only engines.py (an engine's rules over a parsed tree) and sqlcolumns.py (the
+columns of a query, for the docs site and lineage) touch sqlglot, both through trees and
+dialects made here.
 
 Dependencies come from sqlglot's scope traversal (STYLE §8): every table of every scope,
 minus that scope's CTE names (an unqualified name only: `staging.orders` is never
@@ -8,11 +12,14 @@ literals and comments never become tables because they are not Table nodes.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .engines import for_dialect
 from .errors import SourceLocation, SqlError
 
 # sqlglot is imported on first use (`_sqlglot`): importing it takes a tenth of a second,
@@ -20,14 +27,13 @@ from .errors import SourceLocation, SqlError
 sqlglot = exp = ErrorLevel = ParseError = TokenError = UnsupportedError = None
 traverse_scope = None
 _SELECTS: tuple = ()
-_NOT_ON: dict = {}
 _DIALECTS: dict = {}
 
 
 def _sqlglot() -> None:
     """Import sqlglot into this module's globals, once."""
     global sqlglot, exp, ErrorLevel, ParseError, TokenError, UnsupportedError
-    global traverse_scope, _SELECTS, _NOT_ON
+    global traverse_scope, _SELECTS
     if exp is not None:
         return
     import sqlglot as sqlglot_
@@ -39,7 +45,6 @@ def _sqlglot() -> None:
     TokenError, UnsupportedError = errors.TokenError, errors.UnsupportedError
     traverse_scope = traverse_scope_
     _SELECTS = (exp_.Select, exp_.SetOperation, exp_.Subquery)
-    _NOT_ON = _not_on(exp_)
     sqlglot = sqlglot_
     exp = exp_
 
@@ -56,6 +61,19 @@ def get_dialect(name: str):
     return found
 
 
+def dialect_hint(name: str) -> str | None:
+    """None when sqlglot knows the dialect `name`; else a hint: the closest name."""
+    try:
+        get_dialect(name)
+    except ValueError:
+        from sqlglot.dialects.dialect import Dialects
+
+        names = sorted(d.value for d in Dialects if d.value)
+        close = difflib.get_close_matches(name.lower(), names, n=1)
+        return f"did you mean '{close[0]}'?" if close else "sqlglot knows " + ", ".join(names)
+    return None
+
+
 @dataclass(frozen=True)
 class TableRef:
     """One table a query reads, as written: parts are (catalog, db, name), lowercased
@@ -70,35 +88,12 @@ class TableRef:
         return ".".join(p for p in self.parts if p)
 
 
-# PostgreSQL's reserved and type/function-name keywords (pglast.keywords) and DuckDB's
-# reserved and type_function ones (duckdb_keywords()): either engine refuses them as a
-# bare name, so no schema may be named so (pipe writes `create schema s` and `s.t`
-# unquoted), nor a table (pipe writes `alter table ... rename to t`), except the
-# TABLE_NAME_WORDS when a query can name them (see readable_after_schema).
-# tests/test_hostile_compile.py checks the list against both engines.
-RESERVED_WORDS = frozenset(
-    """
-    all analyse analyze and anti any array as asc asof asymmetric at authorization
-    binary both by case cast check collate collation column columns concurrently
-    constraint create cross current_catalog current_date current_role current_schema
-    current_time current_timestamp current_user default deferrable desc describe
-    distinct do else end except false fetch for foreign freeze from full generated glob
-    grant group having ilike in initially inner intersect into is isnull join lambda
-    lateral leading left like limit localtime localtimestamp map natural not notnull
-    null offset on only or order outer overlaps pivot pivot_longer pivot_wider placing
-    positional primary qualify references returning right select semi session_user show
-    similar some struct summarize symmetric system_user table tablesample then to
-    trailing true try_cast tuple union unique unpack unpivot user using variadic verbose
-    when where window with
-""".split()
-)
-
-
 @lru_cache(maxsize=256)
 def readable_after_schema(word: str, dialect: str) -> bool:
     """Whether a query can name table `word` as `schema.word`: after a dot, PostgreSQL and
     DuckDB take any keyword (`a.full`, `a.user`), but sqlglot does not parse some
-    (`a.select`, `a.from`), so no model could read that table."""
+    (`a.select`, `a.from`), so no model could read that table (see engines.py for the
+    words each engine reserves)."""
     _sqlglot()
     try:
         tree = sqlglot.parse_one(
@@ -107,19 +102,6 @@ def readable_after_schema(word: str, dialect: str) -> bool:
     except (ParseError, TokenError):
         return False
     return [t.name for t in tree.find_all(exp.Table)] == [word, word]
-
-
-# DuckDB's type_function keywords that neither engine reserves otherwise: a table may
-# have these names (`raw.semi`), pipe's statements take them after a schema.
-TABLE_NAME_WORDS = frozenset(
-    "anti asof at by columns generated glob map positional semi struct try_cast tuple"
-    " unpack".split()
-)
-
-
-# The longest identifier each target keeps; a longer one is truncated (PostgreSQL's
-# NAMEDATALEN - 1 bytes), so two long names would become one table.
-MAX_IDENTIFIER = {"postgres": 63}
 
 
 def _ident(node) -> str:
@@ -151,6 +133,8 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
             statements = sqlglot.parse(text, read=read)
         else:
             tokens = read.tokenize(text)
+            if text.count("(") > MAX_NESTING and _nesting(tokens) > MAX_NESTING:
+                raise too_deep(text, path)
             digest = canonical_digest(tokens)
             statements = read.parser().parse(tokens, text)
         statements = [s for s in statements if s is not None]
@@ -287,6 +271,36 @@ def _plain(description: str) -> str:
     return _TOKEN.sub(lambda t: "" if t[1] == "SENTINEL" else f"'{t[2]}'", description)
 
 
+# Deeper SQL is refused whatever the installed sqlglot build's recursion would allow: the
+# compiled build parses 600 levels where the pure-Python one stops near 60, and a project
+# must compile the same on every machine. (Deeper than the pure-Python limit but under this
+# one, the RecursionError it raises gives the same message.)
+MAX_NESTING = 256
+
+
+def _nesting(tokens) -> int:
+    """The deepest parenthesis nesting of a token stream (strings and comments are not
+    tokens that count)."""
+    left, right = _paren_types()
+    depth = deepest = 0
+    for token in tokens:
+        kind = token.token_type
+        if kind is left:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif kind is right:
+            depth -= 1
+    return deepest
+
+
+@lru_cache(maxsize=1)
+def _paren_types() -> tuple:
+    from sqlglot.tokens import TokenType
+
+    return TokenType.L_PAREN, TokenType.R_PAREN
+
+
 def too_deep(text: str, path: str) -> SqlError:
     """The error for SQL nested deeper than the parser's recursion allows, located at the
     first parenthesis of the deepest nesting."""
@@ -336,6 +350,65 @@ def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
     return sorted(seen.values(), key=lambda rt: (rt[0].line or 0, rt[0].col or 0))
 
 
+def select_shape(tree: exp.Expression) -> tuple | None:
+    """The columns the outermost SELECT returns, for checking the columns a check names:
+    (names in order, '*' for a star; the name parts of the one table a star selects from,
+    or None without a star). None when the query alone does not tell the names: an
+    unnamed expression, a star over a join, a subquery or a CTE, a star that renames."""
+    _sqlglot()
+    select = tree
+    while isinstance(select, exp.SetOperation):  # a UNION's columns are its first SELECT's
+        if select.args.get("by_name"):  # DuckDB's UNION BY NAME: every side's columns
+            return None
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return None
+    names: list[str] = []
+    for e in select.expressions:  # by type, not alias_or_name: every model pays for this
+        kind = type(e)
+        part = e.args.get("alias") if kind is exp.Alias else e.this if kind is exp.Column else e
+        if type(part) is exp.Star:
+            if part.args.get("rename"):
+                return None
+            names.append("*")
+        elif type(part) is exp.Identifier and part.this:
+            names.append(part.this)
+        else:  # the engine names it (count_star(), ?column?): not told here
+            return None
+    if "*" not in names:
+        return tuple(names), None
+    source = select.args.get("from_")
+    table = source.this if source is not None else None
+    if select.args.get("joins") or not isinstance(table, exp.Table) or not table.name:
+        return None
+    if not isinstance(table.this, exp.Identifier):
+        return None  # a table function
+    with_ = tree.args.get("with_")
+    ctes = {c.alias_or_name.lower() for c in with_.expressions} if with_ else set()
+    if not table.args.get("db") and _ident(table.this) in ctes:
+        return None
+    parts = (_ident(table.args.get("catalog")), _ident(table.args.get("db")), _ident(table.this))
+    return tuple(names), parts
+
+
+def condition_columns(text: str, dialect: str) -> tuple[str, ...]:
+    """The columns a boolean expression reads from the row it is evaluated on: its
+    unqualified columns outside subqueries and lambdas (`x -> x > 0`), in order; none
+    when it does not parse (`parse_expression` says why)."""
+    _sqlglot()
+    try:
+        tree = sqlglot.parse_one(text, read=_dialect_of(dialect), into=exp.Condition)
+    except (ParseError, TokenError, RecursionError):
+        return ()
+    out = []
+    for col in tree.find_all(exp.Column):
+        if col.table or isinstance(col.this, exp.Star):
+            continue
+        if col.find_ancestor(exp.Select, exp.Lambda) is None and col.name not in out:
+            out.append(col.name)
+    return tuple(out)
+
+
 def _start_of(table: exp.Table) -> tuple[int | None, int | None]:
     """Line and column where a table name starts (sqlglot's `col` is where a token ends)."""
     first = next(
@@ -365,7 +438,7 @@ def qualify(table: exp.Table, schema: str, name: str) -> None:
 def generate(expression: exp.Expression, dialect: str, path: str) -> str:
     """Readable multi-line SQL in `dialect`; constructs it cannot express are SqlErrors."""
     _sqlglot()
-    expression = _for_target(expression, dialect)
+    expression = for_dialect(dialect).rewrite(expression)
     try:
         return expression.sql(
             dialect=_dialect_of(dialect), pretty=True, unsupported_level=ErrorLevel.RAISE
@@ -396,28 +469,47 @@ def transpile(
     path: str,
     line: int | None = None,
     only_select: str | None = None,
+    tables: Mapping[str, str] | None = None,
 ) -> str:
     """Transpile one statement written in `read` into `write` (used for check SQL).
 
     `only_select` names what the text is ("a check's sql"): then it must be one SELECT
-    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse."""
+    that writes nothing (no DROP, no DELETE, no SELECT ... INTO), checked in this parse.
+    `tables` maps a table name as written to the `schema.table` to write instead (a bare
+    name the compiler resolved)."""
+    stmt = _statement(text, read, path, line, only_select)
+    try:
+        stmt = for_dialect(write).rewrite(stmt)
+        for ref, table in table_refs(stmt) if tables else ():
+            if ref.name in tables:
+                qualify(table, *tables[ref.name].split(".", 1))
+        return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise SqlError(
+            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
+        ) from None
+    except RecursionError:
+        raise too_deep(text, path) from None
+
+
+def query_tables(
+    text: str, dialect: str, path: str, line: int | None, only_select: str | None = None
+) -> tuple[str, ...]:
+    """The tables one statement reads, as written, in order; it is parsed and checked as
+    `transpile` does (the same errors), so a check's tables are known at compile time."""
+    stmt = _statement(text, dialect, path, line, only_select)
+    try:
+        return tuple(dict.fromkeys(ref.name for ref, _ in table_refs(stmt)))
+    except RecursionError:
+        raise too_deep(text, path) from None
+
+
+def _statement(
+    text: str, read: str, path: str, line: int | None, only_select: str | None
+) -> exp.Expression:
     _sqlglot()
     try:
-        stmt = _for_target(sqlglot.parse_one(text, read=_dialect_of(read)), write)
-        if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
-            found = (
-                "several statements"
-                if isinstance(stmt, exp.Block)
-                else "SELECT ... INTO"
-                if isinstance(stmt, _SELECTS)
-                else stmt.key.upper()
-            )
-            raise SqlError(
-                f"{only_select} must be one read-only SELECT, not {found}",
-                at=SourceLocation(path, line),
-                hint="it is run as a query: write the SELECT that returns what it looks for",
-            )
-        return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
+        stmt = sqlglot.parse_one(text, read=_dialect_of(read))
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = _plain(first.get("description") or str(exc).splitlines()[0])
@@ -430,139 +522,39 @@ def transpile(
         raise SqlError(
             "SQL does not parse (an unclosed quote?)", at=SourceLocation(path, line)
         ) from None
-    except UnsupportedError as exc:
-        raise SqlError(
-            f"cannot write this SQL in the {write} dialect: {exc}", at=SourceLocation(path, line)
-        ) from None
     except RecursionError:
         raise too_deep(text, path) from None
+    if only_select and (not isinstance(stmt, _SELECTS) or stmt.find(exp.Into)):
+        found = (
+            "several statements"
+            if isinstance(stmt, exp.Block)
+            else "SELECT ... INTO"
+            if isinstance(stmt, _SELECTS)
+            else stmt.key.upper()
+        )
+        raise SqlError(
+            f"{only_select} must be one read-only SELECT, not {found}",
+            at=SourceLocation(path, line),
+            hint="it is run as a query: write the SELECT that returns what it looks for",
+        )
+    return stmt
 
 
 # Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and
 # writes a ledger row per task, and importing sqlglot alone costs more than a run's start.
-# For the dialects below, a name that is a plain identifier and not one of the generator's
-# reserved words is written as is, and a string without a backslash is quoted with its
-# quotes doubled: exactly what sqlglot writes (tests/test_sql_fast.py compares them).
+# For an engine's dialect that copies sqlglot's reserved words (engines.py), a name that is a
+# plain identifier and not one of them is written as is, and a string without a backslash is
+# quoted with its quotes doubled: exactly what sqlglot writes (tests/test_sql_fast.py).
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
-_RESERVED = {  # sqlglot's Generator.RESERVED_KEYWORDS of each dialect
-    "postgres": frozenset(),
-    "duckdb": frozenset(
-        """
-        all analyse analyze and anti any array as asc asof asymmetric at authorization binary
-        both by case cast check collate collation column columns concurrently constraint
-        create cross current_catalog current_date current_role current_time current_timestamp
-        current_user default deferrable desc describe distinct do else end except false fetch
-        for foreign freeze from full generated glob grant group having ilike in initially inner
-        intersect into is isnull join lambda lateral leading left like limit localtime
-        localtimestamp map natural not notnull null offset on only or order outer overlaps
-        pivot pivot_longer pivot_wider placing positional primary qualify references returning
-        right select semi session_user show similar some struct summarize symmetric table
-        tablesample then to trailing true try_cast tuple union unique unpack unpivot user using
-        variadic verbose when where window with""".split()
-    ),
-}
 
 
 def _plain_name(name: str, dialect: str) -> bool:
-    reserved = _RESERVED.get(dialect)
+    reserved = for_dialect(dialect).sqlglot_reserved
     return (
         reserved is not None
         and _PLAIN_NAME.fullmatch(name) is not None
         and not any(part.lower() in reserved for part in name.split("."))
     )
-
-
-def _for_target(tree, dialect: str):
-    """Rewrites sqlglot does not make for a target. Spark: a series as a table source
-    (DuckDB's `range(3) t(i)`) becomes Spark's own `range(0, 3) t(i)`, where sqlglot would
-    write an EXPLODE(SEQUENCE(...)) that Spark cannot parse in a FROM clause."""
-    _sqlglot()
-    if dialect != "spark" or tree.find(exp.GenerateSeries) is None:
-        return tree
-    tree = tree.copy()
-    for series in list(tree.find_all(exp.GenerateSeries)):
-        if not isinstance(series.parent, exp.Table):
-            continue
-        start, end = series.args.get("start"), series.args.get("end")
-        if not series.args.get("is_end_exclusive"):
-            end = exp.Add(this=end.copy(), expression=exp.Literal.number(1))
-        args = [start.copy(), end.copy()]
-        if series.args.get("step"):
-            args.append(series.args["step"].copy())
-        series.replace(exp.Anonymous(this="range", expressions=args))
-    return tree
-
-
-@lru_cache(maxsize=8192)
-def output_columns(text: str, dialect: str) -> list[str]:
-    """The names of the columns a query returns, in order ('*' where it selects a star);
-    [] when the text does not parse. For the docs site: no error, no location.
-
-    Only the outermost SELECT's list decides the names (the first SELECT of a UNION), so
-    that list alone is parsed when the tokens show where it is: a fraction of the cost of
-    parsing a query with its CTEs. The whole query is parsed when they do not."""
-    _sqlglot()
-    d = get_dialect(dialect)
-    head = None
-    try:
-        head = _outer_select_list(text, d)
-        tree = sqlglot.parse_one(head if head is not None else text, dialect=d)
-    except (ParseError, TokenError):
-        if head is None:
-            return []
-        return output_columns_parsed(text, dialect)
-    return [name for name in getattr(tree, "named_selects", []) if name]
-
-
-def output_columns_parsed(text: str, dialect: str) -> list[str]:
-    """`output_columns` by parsing the whole query (the reference it must agree with)."""
-    _sqlglot()
-    try:
-        tree = sqlglot.parse_one(text, dialect=get_dialect(dialect))
-    except (ParseError, TokenError):
-        return []
-    return [name for name in getattr(tree, "named_selects", []) if name]
-
-
-_LIST_ENDS = {
-    "FROM",
-    "WHERE",
-    "GROUP_BY",
-    "HAVING",
-    "WINDOW",
-    "QUALIFY",
-    "ORDER_BY",
-    "LIMIT",
-    "UNION",
-    "INTERSECT",
-    "EXCEPT",
-    "SEMICOLON",
-    "INTO",
-    "FETCH",
-    "OFFSET",
-}
-
-
-def _outer_select_list(text: str, d) -> str | None:
-    """'SELECT <list>' of the outermost query, cut from `text` at token boundaries; None
-    when there is no SELECT outside parentheses (then the caller parses it all)."""
-    from sqlglot.tokens import TokenType
-
-    depth = 0
-    start = None
-    for tok in d.tokenize(text):
-        kind = tok.token_type
-        if kind == TokenType.L_PAREN:
-            depth += 1
-        elif kind == TokenType.R_PAREN:
-            depth -= 1
-        elif depth == 0:
-            if start is None:
-                if kind == TokenType.SELECT:
-                    start = tok.start
-            elif kind.name in _LIST_ENDS:
-                return text[start : tok.start]
-    return text[start:] if start is not None else None
 
 
 def quote_table(name: str, dialect: str) -> str:
@@ -584,7 +576,11 @@ def column(name: str, dialect: str) -> str:
 
 
 def literal(value, dialect: str) -> str:
-    if type(value) is str and dialect in _RESERVED and "\\" not in value:
+    if (
+        type(value) is str
+        and "\\" not in value
+        and for_dialect(dialect).sqlglot_reserved is not None
+    ):
         return "'" + value.replace("'", "''") + "'"
     _sqlglot()
     if isinstance(value, bool):
@@ -598,162 +594,3 @@ def transpile_type(dtype: str, read: str, write: str) -> str:
     """A column type written in `read` (e.g. DuckDB's DOUBLE) spelled for `write`."""
     _sqlglot()
     return exp.DataType.build(dtype, dialect=read).sql(dialect=write)
-
-
-# ---------------------------------------------------------------- target validation
-
-
-# Constructs sqlglot writes for a target that the target cannot run (it transpiles them
-# without complaint). Found by transpiling DuckDB idioms to Postgres; extend per dialect.
-def _not_on(exp) -> dict:
-    return {
-        "postgres": (
-            (exp.Transform, "list lambdas (list_transform / x -> ...)"),
-            (exp.Struct, "STRUCT values ({'a': 1} / struct_pack)"),
-            (exp.StructExtract, "struct field access"),
-            (exp.Unnest, None),  # allowed: listed so the tuple is never empty
-        ),
-    }
-
-
-def validate_for(
-    tree: exp.Expression,
-    sql_text: str,
-    dialect: str,
-    path: str,
-    source_tree: exp.Expression | None = None,
-) -> None:
-    """Refuse, at compile time, SQL the target dialect cannot run: known constructs of
-    the tree, then the target's own parser where one is installed (pglast: the real
-    PostgreSQL grammar). Errors name the model, the line and the construct."""
-    _sqlglot()
-    for kind, what in _NOT_ON.get(dialect, ()):
-        if what is None:
-            continue
-        node = tree.find(kind)
-        if node is not None:
-            raise SqlError(
-                f"{what} cannot run on {dialect}",
-                at=SourceLocation(path, _line_of(node)),
-                hint="write it in SQL both dialects share",
-            )
-    for join in tree.find_all(exp.Join):
-        if (join.args.get("kind") or "").upper() == "ASOF" or "ASOF" in (
-            join.text("method") or ""
-        ).upper():
-            raise SqlError(
-                f"ASOF JOIN cannot run on {dialect}", at=SourceLocation(path, _line_of(join))
-            )
-    for star in tree.find_all(exp.Star):
-        if star.args.get("except_") or star.args.get("except") or star.args.get("replace"):
-            raise SqlError(
-                f"SELECT * EXCLUDE/REPLACE cannot run on {dialect}",
-                at=SourceLocation(path, _line_of(star)),
-                hint="list the columns you want",
-            )
-    if dialect == "spark":
-        _validate_spark(tree, path)
-    if dialect == "postgres":
-        _validate_postgres(sql_text, path)
-
-
-def _spark_rules(node) -> str | None:
-    """What Spark cannot run although sqlglot writes it for Spark without complaint (found
-    by running DuckDB idioms on a Spark Connect server)."""
-    if isinstance(node, exp.SetOperation) and node.args.get("by_name"):
-        return "UNION BY NAME"
-    if isinstance(node, exp.Pivot) and node.args.get("using"):
-        return "DuckDB's PIVOT ... ON ... USING statement"
-    if isinstance(node, exp.Cast) and node.to.is_type("json"):
-        return "a cast to JSON (::json)"
-    return None
-
-
-def _validate_spark(tree: exp.Expression, path: str) -> None:
-    for node in tree.walk():
-        what = _spark_rules(node)
-        if what:
-            raise SqlError(
-                f"{what} cannot run on spark",
-                at=SourceLocation(path, _line_of(node)),
-                hint="write it in SQL both dialects share; see docs/adapters.md",
-            )
-
-
-def _line_of(node: exp.Expression) -> int | None:
-    for n in node.walk():
-        line = n.meta.get("line") if hasattr(n, "meta") else None
-        if line:
-            return line
-    return None
-
-
-def _validate_postgres(sql_text: str, path: str) -> None:
-    try:
-        import pglast
-    except ImportError:  # optional: without it, Postgres reports such errors at run time
-        return
-    try:
-        pglast.parse_sql(sql_text)
-    except pglast.parser.ParseError as exc:
-        message, index = (exc.args + (None,))[:2]
-        line = sql_text.count("\n", 0, index) + 1 if isinstance(index, int) else None
-        near = sql_text[index : index + 30].split("\n")[0] if isinstance(index, int) else ""
-        raise SqlError(
-            f"the SQL written for postgres does not parse there: {message}"
-            + (f" (plan SQL line {line}, near '{near}')" if line else ""),
-            at=SourceLocation(path),
-            hint="a construct of the project dialect with no postgres "
-            "equivalent; see docs/adapters.md",
-        ) from None
-
-
-# ---------------------------------------------------------------- column lineage
-
-
-@dataclass(frozen=True)
-class ColumnSources:
-    """One output column of a query: the (schema, table, column) values it is computed
-    from, and whether some of its inputs could not be placed (an unqualified column over
-    several tables of unknown schema, or a star that could not be expanded)."""
-
-    column: str
-    reads: tuple[tuple[str, str, str], ...]
-    unresolved: bool = False
-
-
-def column_lineage(
-    text: str, dialect: str, schema: dict[str, dict[str, dict[str, str]]]
-) -> tuple[ColumnSources, ...]:
-    """The value lineage of every output column of one SELECT, in output order, through
-    sqlglot's qualify (stars expanded where `schema` knows the tables: schema -> table ->
-    column -> type) and lineage walk. Only what a projection computes counts: WHERE, join
-    keys and GROUP BY are not value lineage. A star over a table of unknown columns comes
-    back as the column '*'. Raises SqlError when sqlglot cannot follow the query."""
-    _sqlglot()
-    from sqlglot.errors import SqlglotError
-    from sqlglot.lineage import lineage
-
-    read = _dialect_of(dialect)
-    try:
-        tree = sqlglot.parse_one(text, read=read)
-        # trim_selects=False: the trimmed copies are only for display and cost most of the time
-        found = lineage(None, tree, schema, dialect=read, copy=False, trim_selects=False)
-    except (SqlglotError, ValueError, KeyError) as exc:  # sqlglot raises all of these
-        raise SqlError(f"column lineage: {str(exc).splitlines()[0]}") from None
-    out = []
-    for name, node in found.items():
-        reads: set[tuple[str, str, str]] = set()
-        unresolved = False
-        for n in node.walk():
-            if isinstance(n.expression, exp.Table):
-                column_name = n.name.rsplit(".", 1)[-1]
-                if column_name == "*":
-                    unresolved = True
-                    continue
-                table = n.expression
-                reads.add((_ident(table.args.get("db")), _ident(table.this), column_name))
-            elif isinstance(n.expression, exp.Placeholder):
-                unresolved = True
-        out.append(ColumnSources(name, tuple(sorted(reads)), unresolved))
-    return tuple(out)

@@ -403,12 +403,34 @@ class StateStore:
         return tuple(row)
 
     def checks_of(self, run_id: int) -> list[tuple]:
-        """Every check result of a run: (task_id, attempt, name, severity, status, failures)."""
+        """Every check result of a run: (task_id, attempt, name, severity, status, failures,
+        sample as stored: JSON text or None)."""
         return list(
             self.db.execute(
-                "SELECT task_id, attempt, check_name, severity, status, failures FROM "
+                "SELECT task_id, attempt, check_name, severity, status, failures, sample FROM "
                 "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name",
                 (run_id,),
+            )
+        )
+
+    def latest_outcomes(self, target: str) -> dict[Key, tuple[int, str]]:
+        """(model, start, end) -> (run id, status) of its newest outcome on `target`."""
+        rows = self.db.execute(
+            "SELECT o.model, o.interval_start, o.interval_end, o.run_id, o.status FROM "
+            "task_outcomes o JOIN runs r USING (run_id) WHERE r.target = ? ORDER BY o.run_id",
+            (target,),
+        )
+        return {(m, s, e): (run_id, st) for m, s, e, run_id, st in rows}
+
+    def check_history(self, target: str) -> list[tuple]:
+        """Every check result on `target`, oldest first: (run_id, task_id, model, start,
+        name, status, failures)."""
+        return list(
+            self.db.execute(
+                "SELECT c.run_id, c.task_id, c.model, c.interval_start, c.check_name, c.status, "
+                "c.failures FROM check_results c JOIN runs r USING (run_id) WHERE r.target = ? "
+                "ORDER BY c.run_id, c.attempt, c.interval_start",
+                (target,),
             )
         )
 

@@ -10,6 +10,8 @@ missing tables from the warehouse's catalog, when it can be opened.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from .adapters import AdapterError, open_reader
@@ -18,18 +20,144 @@ from .decide import describe
 from .errors import UserError
 from .intervals import Interval, expand, floor, from_iso, iso, parse_label
 from .ledger import Entry, Key, late_rows, stale
+from .runrecord import BackfillProgress, RunRow, backfill_progress, run_row, stamp
 from .state import StateStore
 
 
-def _ranges(intervals: list[Interval]) -> list[list[str]]:
-    """Merge adjacent intervals: [[start, end], ...]."""
-    out: list[list[str]] = []
-    for iv in intervals:
-        if out and out[-1][1] == iso(iv.start):
-            out[-1][1] = iso(iv.end)
-        else:
-            out.append([iso(iv.start), iso(iv.end)])
-    return out
+@dataclass(frozen=True)
+class Failure:
+    """A task of the last run that failed (or did not run because an upstream failed), or
+    a check of it that did not pass (`sample`: a few offending rows)."""
+
+    model: str
+    start: str
+    end: str | None
+    status: str
+    reason: str
+    check: bool = False
+    sample: tuple[Mapping, ...] | None = None
+
+    def as_json(self) -> dict:
+        out = {
+            "model": self.model,
+            "interval": [self.start, self.end],
+            "status": self.status,
+            "reason": self.reason,
+        }
+        if self.check:
+            out["sample"] = None if self.sample is None else list(self.sample)
+        return out
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The newest run when it has not finished: running, interrupted or crashed."""
+
+    run_id: int
+    status: str
+    done: int
+    total: int
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A published interval that is not what its publish promised (stale or partial)."""
+
+    model: str
+    start: str | None
+    end: str | None
+    reason: str
+    fix: str | None = None  # the command that repairs it
+
+    def as_json(self) -> dict:
+        return _without_fix(asdict(self))
+
+
+@dataclass(frozen=True)
+class MissingTable:
+    """A model with published intervals whose table is gone from the warehouse."""
+
+    model: str
+    intervals: int
+    reason: str
+    fix: str | None = None
+
+    def as_json(self) -> dict:
+        return _without_fix(asdict(self))
+
+
+def _without_fix(item: dict) -> dict:
+    """An item's JSON has a "fix" only when there is one."""
+    if not item["fix"]:
+        del item["fix"]
+    return item
+
+
+@dataclass(frozen=True)
+class LateRows:
+    model: str
+    intervals: int  # republished with another row count
+    rows: int  # the change, summed
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Promises:
+    """The broken promises of SPEC §7; `tables_checked` is 'yes' or why not."""
+
+    stale: tuple[Broken, ...] = ()
+    partial: tuple[Broken, ...] = ()
+    missing_tables: tuple[MissingTable, ...] = ()
+    tables_checked: str = "yes"
+    late_rows: tuple[LateRows, ...] = ()
+
+    def as_json(self) -> dict:
+        return {
+            "stale": [b.as_json() for b in self.stale],
+            "partial": [b.as_json() for b in self.partial],
+            "missing_tables": [m.as_json() for m in self.missing_tables],
+            "tables_checked": self.tables_checked,
+            "late_rows": [r.as_json() for r in self.late_rows],
+        }
+
+
+Gaps = tuple[tuple[str, str], ...] | str  # merged [start, end) ranges, or "never built"
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything `pipe status` shows; `as_json()` is what `--json` prints."""
+
+    project: str
+    target: str
+    runs: tuple[RunRow, ...]
+    failures: tuple[Failure, ...]
+    missing: Mapping[str, Gaps]  # model -> its gaps, by model
+    in_progress: Progress | None
+    backfill: BackfillProgress | None
+    execution_time: str
+    promises: Promises
+
+    def as_json(self) -> dict:
+        return {
+            "project": self.project,
+            "target": self.target,
+            "runs": [r.as_json() for r in self.runs],
+            "failures": [f.as_json() for f in self.failures],
+            "missing": {
+                m: g if isinstance(g, str) else [list(r) for r in g]
+                for m, g in self.missing.items()
+            },
+            "in_progress": self.in_progress.as_json() if self.in_progress else None,
+            "backfill": self.backfill.as_json() if self.backfill else None,
+            "execution_time": self.execution_time,
+            **self.promises.as_json(),
+        }
 
 
 def collect(
@@ -37,142 +165,95 @@ def collect(
     interval: Interval | None,
     limit: int = 5,
     execution_time: datetime | None = None,
-) -> dict:
+) -> StatusReport:
+    """The status of `cp`'s target: its last `limit` runs (those of `interval` when it is
+    given and has any), the last run's failures, what is missing up to `execution_time`
+    (default: now) and the broken promises."""
     state = StateStore(cp.raw.root, readonly=True)
     try:
         target = cp.target.name
-        runs = []
-        for (
-            run_id,
-            kind,
-            _target,
-            label,
-            status,
-            started,
-            finished,
-            total,
-            summary,
-            _args,
-        ) in state.runs(limit, target):
-            runs.append(
-                {
-                    "run_id": run_id,
-                    "kind": kind,
-                    "label": label,
-                    "status": status,
-                    "started_at": datetime.fromtimestamp(started, UTC).strftime(
-                        "%Y-%m-%d %H:%M:%SZ"
-                    ),
-                    "seconds": round(finished - started, 3) if finished else None,
-                    "tasks": total,
-                    "counts": json.loads(summary) if summary else None,
-                }
-            )
+        runs = [run_row(row) for row in state.runs(limit, target)]
         if interval is not None:
-            runs = [r for r in runs if r["label"] == interval.label] or runs
-        failures = []
-        progress = None
-        if runs:
-            last = runs[0]["run_id"]
-            for _tid, model, s, e, st, reason in state.task_outcomes(last):
-                if (
-                    interval is not None
-                    and s
-                    and not (iso(interval.start) <= s < iso(interval.end))
-                ):
-                    continue
-                if st in ("failed", "upstream_failed"):
-                    failures.append(
-                        {"model": model, "interval": [s, e], "status": st, "reason": reason}
-                    )
-            for model, s, check, _severity, st, n, sample in state.failed_checks(last):
-                if (
-                    interval is not None
-                    and s
-                    and not (iso(interval.start) <= s < iso(interval.end))
-                ):
-                    continue
-                failures.append(
-                    {
-                        "model": model,
-                        "interval": [s, None],
-                        "status": f"check {st}",
-                        "reason": f"{check}: {n} failing rows",
-                        "sample": json.loads(sample) if sample else None,
-                    }
-                )
-            if runs[0]["status"] in ("running", "interrupted", "crashed"):
-                done = sum(1 for o in state.task_outcomes(last) if o[4] in ("success", "skipped"))
-                progress = {
-                    "run_id": last,
-                    "status": runs[0]["status"],
-                    "done": done,
-                    "total": runs[0]["tasks"],
-                }
+            runs = [r for r in runs if r.label == interval.label] or runs
+        last = runs[0] if runs else None
+        failures = _failures(state, last.run_id, interval) if last else ()
+        progress = _progress(state, last)
         entries = state.published_entries(target)
-        now = execution_time or datetime.now(UTC).replace(tzinfo=None)
-        found = promises(cp, entries, now)
-        gone = {t["model"] for t in found["missing_tables"]}  # their intervals are gaps too
-        published = {k: e.fingerprint for k, e in entries.items() if k[0] not in gone}
-        missing = _missing(cp, interval, published, now)
-        backfill = None
-        if runs and runs[0]["kind"] == "backfill":
-            args = json.loads(state.runs(1, target)[0][9] or "{}")
-            backfill = backfill_progress(
-                cp, parse_label(runs[0]["label"]), args.get("select"), published
-            )
-        return {
-            "project": cp.name,
-            "target": target,
-            "runs": runs,
-            "failures": failures,
-            "missing": missing,
-            "in_progress": progress,
-            "backfill": backfill,
-            "execution_time": iso(now),
-            **found,
-        }
     finally:
         state.close()
+    now = execution_time or datetime.now(UTC).replace(tzinfo=None)
+    found = promises(cp, entries, now)
+    gone = {t.model for t in found.missing_tables}  # their intervals are gaps too
+    published = {k: e.fingerprint for k, e in entries.items() if k[0] not in gone}
+    backfill = None
+    if last is not None and last.kind == "backfill":
+        select = json.loads(last.args or "{}").get("select")
+        backfill = backfill_progress(cp, parse_label(last.label), select, published)
+    return StatusReport(
+        cp.name,
+        target,
+        tuple(runs),
+        failures,
+        _missing(cp, interval, published, now),
+        progress,
+        backfill,
+        iso(now),
+        found,
+    )
 
 
-def backfill_progress(
-    cp: CompiledProject, span: Interval, select: str | None, published: dict
-) -> dict:
-    """Per schedule interval of a backfill: how many of its tasks are published."""
-    from .backfill import expand_stubs, inside_one
-    from .graph import select as graph_select
+def _failures(state: StateStore, run_id: int, interval: Interval | None) -> tuple[Failure, ...]:
+    """The failed tasks and the checks that did not pass of run `run_id` (within
+    `interval` when it is given)."""
 
-    models = None
-    if select:
-        models = graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
-    per: dict[str, list[int]] = {}
-    done_tasks = 0
-    stubs = expand_stubs(cp, span, models).tasks
-    for t in stubs:
-        outer = inside_one(cp, t.interval)
-        ok = published.get(t.key) == t.fingerprint
-        done_tasks += ok
-        if outer is not None:
-            cell = per.setdefault(outer.label, [0, 0])
-            cell[0] += ok
-            cell[1] += 1
-    complete = sorted(label for label, (d, n) in per.items() if d == n)
-    partial = sorted(label for label, (d, n) in per.items() if 0 < d < n)
-    return {
-        "span": span.label,
-        "tasks_done": done_tasks,
-        "tasks_total": len(stubs),
-        "intervals_done": len(complete),
-        "intervals_total": len(per),
-        "intervals_partial": partial,
-        "intervals_pending": sorted(label for label, (d, n) in per.items() if d == 0),
-    }
+    def outside(start: str) -> bool:
+        return bool(
+            interval is not None and start and not iso(interval.start) <= start < iso(interval.end)
+        )
+
+    out = [
+        Failure(model, s, e, st, reason)
+        for _tid, model, s, e, st, reason in state.task_outcomes(run_id)
+        if st in ("failed", "upstream_failed") and not outside(s)
+    ]
+    out += [
+        Failure(
+            model,
+            s,
+            None,
+            f"check {st}",
+            f"{check}: {n} failing rows",
+            check=True,
+            sample=tuple(json.loads(sample)) if sample else None,
+        )
+        for model, s, check, _severity, st, n, sample in state.failed_checks(run_id)
+        if not outside(s)
+    ]
+    return tuple(out)
+
+
+def _progress(state: StateStore, last: RunRow | None) -> Progress | None:
+    if last is None or last.status not in ("running", "interrupted", "crashed"):
+        return None
+    outcomes = state.task_outcomes(last.run_id)
+    done = sum(1 for o in outcomes if o[4] in ("success", "skipped"))
+    return Progress(last.run_id, last.status, done, last.tasks)
+
+
+def _ranges(intervals: list[Interval]) -> tuple[tuple[str, str], ...]:
+    """Merge adjacent intervals: ((start, end), ...)."""
+    out: list[list[str]] = []
+    for iv in intervals:
+        if out and out[-1][1] == iso(iv.start):
+            out[-1][1] = iso(iv.end)
+        else:
+            out.append([iso(iv.start), iso(iv.end)])
+    return tuple((s, e) for s, e in out)
 
 
 def _missing(
     cp: CompiledProject, interval: Interval | None, published: dict, now: datetime
-) -> dict:
+) -> dict[str, Gaps]:
     cfg = cp.raw.config
     if interval is None:
         if cfg.start is None:
@@ -201,7 +282,7 @@ def _missing(
 # ---------------------------------------------------------------- broken promises (SPEC §7)
 
 
-def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> dict:
+def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> Promises:
     """The published intervals that are not what a publish promises: stale, partial, gone;
     and the rows that arrived late. Each entry says why and, where one exists, the command
     that repairs it."""
@@ -210,7 +291,7 @@ def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> d
     for key, why in sorted(stale(entries).items()):
         if key in superseded:
             continue
-        since = f" at {_when(why.since)}" if why.since is not None else ""
+        since = f" at {stamp(why.since)}" if why.since is not None else ""
         reason = (
             f"{describe(why.upstream)} was published again{since} after this was built"
             if why.since is not None
@@ -229,17 +310,10 @@ def promises(cp: CompiledProject, entries: dict[Key, Entry], now: datetime) -> d
             partial.append(_item(key, reason, fix=end <= now))
     missing_tables, probe = _missing_tables(cp, entries)
     incremental = {n.name for n in cp.models() if n.kind == "incremental"}
-    late = [
-        {"model": m, "intervals": n, "rows": rows}
-        for m, (n, rows) in sorted(late_rows(entries, incremental).items())
-    ]
-    return {
-        "stale": out_stale,
-        "partial": partial,
-        "missing_tables": missing_tables,
-        "tables_checked": probe,
-        "late_rows": late,
-    }
+    late = tuple(
+        LateRows(m, n, rows) for m, (n, rows) in sorted(late_rows(entries, incremental).items())
+    )
+    return Promises(tuple(out_stale), tuple(partial), missing_tables, probe, late)
 
 
 def _superseded(cp: CompiledProject, entries: dict[Key, Entry]) -> set[Key]:
@@ -255,16 +329,12 @@ def _superseded(cp: CompiledProject, entries: dict[Key, Entry]) -> set[Key]:
     return {k for k in entries if k[0] in whole and latest[k[0]] != k}
 
 
-def _when(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _item(key: Key, reason: str, fix: bool = True) -> dict:
+def _item(key: Key, reason: str, fix: bool = True) -> Broken:
     model, start, end = key
-    item = {"model": model, "start": start or None, "end": end or None, "reason": reason}
+    repair = None
     if fix and start:
-        item["fix"] = f"pipe backfill --start {_arg(start)} --end {_arg(end)} --select {model}"
-    return item
+        repair = f"pipe backfill --start {_arg(start)} --end {_arg(end)} --select {model}"
+    return Broken(model, start or None, end or None, reason, repair)
 
 
 def _arg(iso_time: str) -> str:
@@ -272,16 +342,18 @@ def _arg(iso_time: str) -> str:
     return iso_time[:10] if iso_time.endswith("T00:00:00") else iso_time[:16]
 
 
-def _missing_tables(cp: CompiledProject, entries: dict[Key, Entry]) -> tuple[list, str]:
+def _missing_tables(
+    cp: CompiledProject, entries: dict[Key, Entry]
+) -> tuple[tuple[MissingTable, ...], str]:
     """Models with published intervals whose table is gone, and whether that was checked:
     'yes', or why not (a run holds the warehouse; it cannot be reached)."""
     models = sorted({m for m, _, _ in entries})
     if not models:
-        return [], "yes"
+        return (), "yes"
     try:
         reader = open_reader(cp.target, cp.raw.root)
     except UserError as exc:
-        return [], f"no: {exc.message}"
+        return (), f"no: {exc.message}"
     if reader is None:
         gone = models  # no warehouse at all
     else:
@@ -289,24 +361,23 @@ def _missing_tables(cp: CompiledProject, entries: dict[Key, Entry]) -> tuple[lis
             reader.prefetch_catalog({m.split(".", 1)[0] for m in models})
             gone = [m for m in models if reader.relation_kind(m) is None]
         except AdapterError as exc:
-            return [], f"no: {str(exc).splitlines()[0]}"
+            return (), f"no: {str(exc).splitlines()[0]}"
         finally:
             reader.close()
     out = []
     for model in gone:
         keys = sorted(k for k in entries if k[0] == model)
-        item = {
-            "model": model,
-            "intervals": len(keys),
-            "reason": f"the table is missing from the warehouse (dropped outside pipe?): "
-            f"its {len(keys)} published interval(s) are gone; the next run or backfill "
-            "that covers them rebuilds them",
-        }
         spans = [k for k in keys if k[1]]
+        fix = None
         if spans:
-            item["fix"] = (
+            fix = (
                 f"pipe backfill --start {_arg(spans[0][1])} --end "
                 f"{_arg(max(k[2] for k in spans))} --select {model}"
             )
-        out.append(item)
-    return out, "yes"
+        reason = (
+            f"the table is missing from the warehouse (dropped outside pipe?): "
+            f"its {len(keys)} published interval(s) are gone; the next run or backfill "
+            "that covers them rebuilds them"
+        )
+        out.append(MissingTable(model, len(keys), reason, fix))
+    return tuple(out), "yes"

@@ -1,7 +1,9 @@
 """Warehouse adapters: `open_adapter(target, root)` picks the class for `target.adapter`.
 
-Adding an engine is a subclass of adapters.base.Adapter registered here, plus a run of
-the contract suite (tests/test_contract.py) against it.
+Adding an engine is a rules class registered in engines.ENGINES (it names the adapter
+class), a subclass of adapters.base.Adapter and of those rules, and a run of the contract
+suite (tests/test_contract.py) against it. The adapter's module, and with it the engine's
+driver, is imported only when a target of that engine connects.
 """
 
 from __future__ import annotations
@@ -10,17 +12,12 @@ import importlib
 from pathlib import Path
 
 from ..config import Target
+from ..engines import ENGINES
 from .base import Adapter, AdapterError, Interrupted
-
-_CLASSES = {
-    "duckdb": ("pipe.adapters.duckdb", "DuckDBAdapter"),
-    "postgres": ("pipe.adapters.postgres", "PostgresAdapter"),
-    "spark": ("pipe.adapters.spark", "SparkAdapter"),
-}
 
 
 def adapter_class(target: Target) -> type[Adapter]:
-    module, cls = _CLASSES[target.adapter]
+    module, cls = ENGINES[target.adapter].adapter_class.split(":")
     return getattr(importlib.import_module(module), cls)
 
 

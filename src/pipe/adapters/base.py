@@ -9,7 +9,9 @@ nobody else sees any of it; a failed check or an error rolls it all back, temp t
 included. The SQL here is plain ANSI spelled through sqlglot for the adapter's dialect; a
 subclass overrides a method where its engine has a better way (STYLE §6).
 
-Capability flags tell the runner what an engine can do, never `if engine == ...`.
+An Adapter is also its engine's rules (engines.py: `PostgresAdapter(PostgresRules,
+Adapter)`): its dialect, the names and SQL the engine refuses. Capability flags tell the
+runner what an engine can do, never `if engine == ...`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from .. import sql as sqlmod
 from ..config import Target
+from ..engines import EngineRules
 from ..errors import ConfigError, SourceLocation
 from ..ledger import Entry, Key, decode_reads, encode_reads
 
@@ -104,12 +107,10 @@ class Catalog:
             self._complete.update(schemas)
 
 
-class Adapter(ABC):
-    dialect = "duckdb"
-    #: DDL (drop, rename, create) can run inside a transaction and is invisible until commit
+class Adapter(EngineRules, ABC):
+    #: DDL (drop, rename, create) can run inside a transaction and is invisible until
+    #: commit; without it the runner sweeps temp relations again at the end of a run
     transactional_ddl = True
-    #: several connections can write at once
-    concurrent_writers = True
 
     def __init__(self, target: Target, root: Path):
         self.target = target

@@ -17,6 +17,7 @@ try:  # the engine's own module: the `duckdb` package around it also loads its r
 except ImportError:  # a duckdb release without it
     import duckdb
 
+from ..engines import DuckDBRules
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
 
@@ -59,9 +60,7 @@ def _path(target, root: Path) -> str:
     return str(root / path)
 
 
-class DuckDBAdapter(Adapter):
-    dialect = "duckdb"
-
+class DuckDBAdapter(DuckDBRules, Adapter):
     def __init__(self, target, root: Path, con=None, read_only: bool = False):
         super().__init__(target, root)
         if con is None:

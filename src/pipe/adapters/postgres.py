@@ -16,6 +16,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from .. import sql as sqlmod
+from ..engines import PostgresRules
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
 
@@ -50,9 +51,7 @@ def mask(text: str, secrets=()) -> str:
     return _PASSWORD.sub(lambda m: (m[1] or m[2]) + "***" + ("@" if m[1] else ""), text)
 
 
-class PostgresAdapter(Adapter):
-    dialect = "postgres"
-
+class PostgresAdapter(PostgresRules, Adapter):
     def __init__(self, target, root: Path, dsn: str | None = None):
         super().__init__(target, root)
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")

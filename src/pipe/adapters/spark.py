@@ -48,6 +48,7 @@ from pathlib import Path
 import duckdb
 
 from .. import sql as sqlmod
+from ..engines import SparkRules
 from ..errors import UserError
 from .base import LEDGER, TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
 from .duckdb import read_csv
@@ -121,8 +122,7 @@ class _Shared:
             return self.model_locks.setdefault(table, threading.Lock())
 
 
-class SparkAdapter(Adapter):
-    dialect = "spark"
+class SparkAdapter(SparkRules, Adapter):
     transactional_ddl = False
 
     def __init__(
@@ -418,8 +418,8 @@ class SparkAdapter(Adapter):
         found = set()
         for (schema,) in rows:
             for name in self._show("TABLES", schema, f"*{TEMP_MARK}*"):
-                if schema.lower() == PHYSICAL:
-                    schema_of, _, name = name.partition("__")
+                if schema.lower() == PHYSICAL:  # a build table, or a version of a shadow
+                    schema_of, _, name = re.sub("__v[0-9a-f]{24}$", "", name).partition("__")
                     found.add(f"{schema_of}.{name}")
                 else:
                     found.add(f"{schema}.{name}")
@@ -428,9 +428,10 @@ class SparkAdapter(Adapter):
     def drop(self, table: str, kind: str | None = None) -> None:
         """Drop `table`: a temp view with its build table, a pipe view (its physical
         tables go at the next publish or here), a plain view or a table."""
-        if TEMP_MARK in table:
+        if TEMP_MARK in table:  # a --full-refresh shadow also has published versions
             self.execute(f"DROP VIEW IF EXISTS {self.q(table)}")
             self.execute(f"DROP TABLE IF EXISTS {self.q(self._build_table(table))}")
+            self._drop_versions(table, keep=set())
         else:
             kind = kind or self.relation_kind(table)
             spark_kind = self._spark_kind(table) if kind else None
@@ -505,6 +506,8 @@ class SparkAdapter(Adapter):
 
     def publish_full(self, temp: str, table: str) -> None:
         version = self._new_version(table)
+        if self._versions(temp):  # a --full-refresh shadow: a pipe view over its versions
+            return self._swap_in(temp, table, version)
         with self.shared.model_lock(table):
             previous = self._current(table)
             self.execute(f"DROP VIEW {self.q(temp)}")
@@ -514,22 +517,39 @@ class SparkAdapter(Adapter):
             self._changed(temp, None)
             self._repoint(table, version, previous)
 
+    def _swap_in(self, shadow: str, table: str, version: str) -> None:
+        """The shadow's current version becomes a version of `table` (a rename), the view
+        `table` is repointed to it, then the shadow goes. A crash in between leaves the
+        table as it was, or repointed with the shadow left for the next run to sweep."""
+        with self.shared.model_lock(table):
+            previous = self._current(table)
+            built = self._view_target(shadow)
+            self.execute(f"ALTER TABLE {self.q(built)} RENAME TO {self.q(version)}")
+            self._repoint(table, version, previous)
+        with self.shared.lock:
+            self.shared.published.pop(shadow, None)
+        self.drop(shadow, "table")
+
     def publish_interval(
         self, temp: str, table: str, time_column: str, start: str, end: str
     ) -> tuple[int, int]:
         within = self._within(time_column, start, end)
         names, _ = self.query(f"SELECT * FROM {self.q(temp)} LIMIT 0")
-        cols = ", ".join(self.col(c) for c in names)
-        fresh = f"SELECT {cols} FROM {self.q(temp)} WHERE {within}"
         version = self._new_version(table)
         with self.shared.model_lock(table):
             kind = self.relation_kind(table)
             previous = self._current(table)
             replaced = 0
+            cols = ", ".join(self.col(c) for c in names)
+            if kind == "table":  # the table's columns: one the model no longer has is NULL
+                have = self.columns(table)
+                cols = self._select_into(names, have)
+            fresh = f"SELECT {cols} FROM {self.q(temp)} WHERE {within}"
             if kind == "table":  # keep the other intervals' rows
                 replaced = int(self.scalar(f"SELECT count(*) FROM {self.q(table)} WHERE {within}"))
+                kept = ", ".join(self.col(c) for c, _ in have)
                 fresh = (
-                    f"SELECT {cols} FROM {self.q(table)} WHERE NOT coalesce({within}, "
+                    f"SELECT {kept} FROM {self.q(table)} WHERE NOT coalesce({within}, "
                     f"false)\nUNION ALL\n{fresh}"
                 )
             elif kind == "view":
@@ -539,6 +559,15 @@ class SparkAdapter(Adapter):
             self._repoint(table, version, previous)
         self.drop(temp, "view")
         return inserted, replaced
+
+    def _select_into(self, names, table_columns) -> str:
+        """The temp's columns in the table's order, NULL for a table column it lacks (an
+        `on_schema_change: append_new_columns` table keeps a column the model dropped)."""
+        have = {n.lower() for n in names}
+        return ", ".join(
+            self.col(c) if c.lower() in have else f"CAST(NULL AS {t}) AS {self.col(c)}"
+            for c, t in table_columns
+        )
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         if self.relation_kind(table) is None:
@@ -551,13 +580,26 @@ class SparkAdapter(Adapter):
             out.append((name, dtype))
         return out
 
-    def add_column(self, table: str, column: str, dtype: str | None = None) -> None:
-        raise AdapterError(
-            "on_schema_change other than 'fail' is not supported on Spark yet: "
-            "rebuild the model with 'pipe backfill --full-refresh'"
-        )
+    def add_column(self, table: str, column: str, dtype: str) -> None:
+        """A new version of the table with the column (NULL in the rows it has), swapped in
+        as every publish is: readers see the old columns or the new ones."""
+        added = f"CAST(NULL AS {dtype}) AS {self.col(column)}"
+        self._rewrite_columns(table, lambda names: [*map(self.col, names), added])
 
-    drop_column = add_column
+    def drop_column(self, table: str, column: str) -> None:
+        low = column.lower()  # Spark's names are case-insensitive
+        self._rewrite_columns(table, lambda names: [self.col(n) for n in names if n.lower() != low])
+
+    def _rewrite_columns(self, table: str, select) -> None:
+        version = self._new_version(table)
+        with self.shared.model_lock(table):
+            previous = self._current(table)
+            names = [name for name, _ in self.columns(table)]
+            self.execute(
+                f"CREATE TABLE {self.q(version)} USING parquet AS\n"
+                f"SELECT {', '.join(select(names))} FROM {self.q(table)}"
+            )
+            self._repoint(table, version, previous)
 
     def publish_view(self, temp: str, table: str, select_sql: str) -> None:
         self.drop(temp, "view")
