@@ -19,7 +19,7 @@ import click
 
 from . import __version__, console, intervals
 from . import plan as planmod
-from .errors import IntervalError, RunFailed, SourceLocation, UserError
+from .errors import IntervalError, PipeError, RunFailed, SourceLocation, UserError
 
 
 def _fail(message: str, code: int) -> None:
@@ -28,7 +28,8 @@ def _fail(message: str, code: int) -> None:
 
 
 def handle_errors(fn):
-    """Map UserError -> exit 2, RunFailed -> exit 1, anything else -> a bug report (3)."""
+    """Map UserError -> exit 2, RunFailed -> exit 1, a warehouse error -> 2, anything else
+    -> a bug report (3)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -48,6 +49,11 @@ def handle_errors(fn):
                 else "run failed",
                 1,
             )
+        except PipeError as exc:  # a warehouse error (AdapterError) no command said better
+            if debug:
+                raise
+            said = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
+            _fail(f"error: the warehouse refused a statement: {said}", 2)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except Exception:
@@ -420,7 +426,7 @@ def _result_json(result) -> dict:
     is_flag=True,
     help="Build an incomplete interval anyway, recorded as partial.",
 )
-@click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
+@click.option("--no-wait", is_flag=True, help="Exit 2 at once if another run holds the lock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common
 @handle_errors
@@ -438,7 +444,7 @@ def run(
 ):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
     from .errors import StalePlanError
-    from .runner import LockBusy, check_env, run_tasks
+    from .runner import RunOptions, check_env, run_tasks
 
     cp = _load(project, target)
     root = cp.raw.root
@@ -469,30 +475,24 @@ def run(
     reporter = _observed(
         console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.select(models).tasks
     )
-    try:
-        result = run_tasks(
-            root,
-            cp.target,
-            plan.select(models).tasks,
-            kind="run",
-            label=iv.label,
-            start=intervals.iso(iv.start),
-            end=intervals.iso(iv.end),
-            caps=_caps(cp, concurrency),
-            force=force,
-            wait=not no_wait,
-            reporter=reporter,
-            context={t.id: t for t in plan.tasks},
-            execution_time=now,
-            args={
-                "select": select,
-                "force": force,
-                "concurrency": concurrency,
-                "allow_partial": allow_partial,
-            },
-        )
-    except LockBusy as exc:
-        _fail(console.format_user_error(exc), 1)
+    options = RunOptions(
+        kind="run",
+        label=iv.label,
+        start=intervals.iso(iv.start),
+        end=intervals.iso(iv.end),
+        caps=_caps(cp, concurrency),
+        force=force,
+        wait=not no_wait,
+        context={t.id: t for t in plan.tasks},
+        execution_time=now,
+        args={
+            "select": select,
+            "force": force,
+            "concurrency": concurrency,
+            "allow_partial": allow_partial,
+        },
+    )
+    result = run_tasks(root, cp.target, plan.select(models).tasks, options, reporter)
     _finish(result, as_json)
 
 
@@ -651,7 +651,7 @@ def _freshness(cp, as_json: bool, now) -> None:
     "from the project's start into a new table, swapped in when all passed.",
 )
 @click.option("--yes", is_flag=True, help=f"Allow a model to expand past {10_000:,} intervals.")
-@click.option("--no-wait", is_flag=True, help="Exit 1 at once if another run holds the lock.")
+@click.option("--no-wait", is_flag=True, help="Exit 2 at once if another run holds the lock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common
 @handle_errors
@@ -675,7 +675,7 @@ def backfill(
     """Run every interval in [start, end) under the concurrency caps; resumable."""
     from . import backfill as bf
     from .graph import with_upstream
-    from .runner import LockBusy, check_env, run_tasks
+    from .runner import RunOptions, check_env, run_tasks
 
     cp = _load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
     now = _execution_time(execution_time)
@@ -731,34 +731,28 @@ def backfill(
         cp,
         selected.tasks,
     )
-    try:
-        result = run_tasks(
-            cp.raw.root,
-            cp.target,
-            selected.tasks,
-            kind="backfill",
-            label=span.label,
-            start=intervals.iso(span.start),
-            end=intervals.iso(span.end),
-            caps=_caps(cp, concurrency, True),
-            force=force,
-            wait=not no_wait,
-            reporter=reporter,
-            priority=order,
-            hydrate=files.hydrate,
-            context=context,
-            execution_time=now,
-            args={
-                "select": select,
-                "force": force,
-                "newest_first": newest_first,
-                "concurrency": concurrency,
-                "allow_partial": allow_partial,
-                "full_refresh": full_refresh,
-            },
-        )
-    except LockBusy as exc:
-        _fail(console.format_user_error(exc), 1)
+    options = RunOptions(
+        kind="backfill",
+        label=span.label,
+        start=intervals.iso(span.start),
+        end=intervals.iso(span.end),
+        caps=_caps(cp, concurrency, True),
+        force=force,
+        wait=not no_wait,
+        priority=order,
+        hydrate=files.hydrate,
+        context=context,
+        execution_time=now,
+        args={
+            "select": select,
+            "force": force,
+            "newest_first": newest_first,
+            "concurrency": concurrency,
+            "allow_partial": allow_partial,
+            "full_refresh": full_refresh,
+        },
+    )
+    result = run_tasks(cp.raw.root, cp.target, selected.tasks, options, reporter)
     _finish(result, as_json)
 
 

@@ -118,10 +118,10 @@ def execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None
     except Interrupted:
         return TaskResult("failed", error="interrupted")
     except AdapterError as exc:
-        return TaskResult("failed", error=_first_line(str(exc)))
+        return TaskResult("failed", error=first_line(str(exc)))
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     """The message of a warehouse error, without the SQL excerpt and caret line that
     engines append ('LINE 2: select ...' / '^^^^'): a task line, not a traceback."""
     lines = []

@@ -13,21 +13,21 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .adapters import Adapter, open_adapter
-from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
+from .adapters.base import LEDGER, TEMP_MARK, AdapterError, Interrupted, expand_env
 from .config import Target
 from .decide import Blocked, Decision, decide, describe
-from .errors import UserError
-from .executor import Deadline, Stamp, TaskResult, execute_with_timeout
+from .errors import LockBusy, SourceLocation, UpstreamMissing, UserError, WarehouseError
+from .executor import Deadline, Stamp, TaskResult, execute_with_timeout, first_line
 from .intervals import iso
 from .ledger import Entry, Key, Read, stale
 from .plan import Task
-from .scheduler import Caps, Listener, Outcome, Scheduler
+from .scheduler import Caps, Listener, Outcome, Poke, Scheduler
 from .state import LockHeld, ProjectLock, StateStore
 
 
@@ -58,14 +58,6 @@ class RunResult:
         from .console import run_summary
 
         return run_summary(self)
-
-
-class LockBusy(UserError):
-    """Another pipe process holds the project lock and --no-wait was given (exit 1)."""
-
-
-class UpstreamMissing(UserError):
-    """A selected task reads an upstream interval that is not published (SPEC §7)."""
 
 
 class Reporter:
@@ -204,58 +196,119 @@ def check_env(target: Target) -> None:
             expand_env(value, f"target '{target.name}' {key}")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a set of tasks: what the command was (`kind`, `label`, its span and
+    `args`, recorded with the run) and how (caps, force, waiting for the lock).
+
+    `context` holds every task of the expansion by id (default: the tasks run): a selected
+    task's upstream outside the selection must be published already. Tasks whose interval
+    ends after `execution_time` (default: now) are recorded as partial. `hydrate(task)`
+    turns a stub (a task without its SQL) into the full task just before it runs; a
+    backfill loads it from the persisted plan file."""
+
+    kind: str  # run | backfill
+    label: str
+    start: str
+    end: str
+    caps: Caps
+    force: bool = False
+    wait: bool = True
+    priority: Callable[[Task], object] | None = None
+    args: Mapping[str, object] = field(default_factory=dict)
+    handle_signals: bool = True
+    hydrate: Callable[[Task], Task] | None = None
+    context: Mapping[str, Task] | None = None
+    execution_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What the run's set-up found: what is published, and what to skip or fail."""
+
+    published: dict[Key, Entry]
+    decision: Decision
+    done: frozenset[str]  # already published (or idle sensors): skipped
+    blocked: dict[str, str]  # task id -> why it cannot run (depends_on_past)
+
+
 def run_tasks(
     root: Path,
     target: Target,
     tasks: Sequence[Task],
-    *,
-    kind: str,
-    label: str,
-    start: str,
-    end: str,
-    caps: Caps,
-    force: bool = False,
-    wait: bool = True,
+    options: RunOptions,
     reporter: Reporter | None = None,
-    priority=None,
-    args: dict | None = None,
-    handle_signals: bool = True,
-    hydrate=None,
-    context: Mapping[str, Task] | None = None,
-    execution_time: datetime | None = None,
 ) -> RunResult:
-    """Execute `tasks` (one plan, or a backfill's expansion) under the project lock.
-
-    `context` holds every task of the expansion by id (default: `tasks`): a selected
-    task's upstream outside the selection must be published already. Tasks whose interval
-    ends after `execution_time` are recorded as partial (the CLI lets them through only
-    with --allow-partial). `hydrate(task)` turns a stub (a task without its SQL) into the
-    full task just before it runs; a backfill loads it from the persisted plan file."""
+    """Execute `tasks` (one plan, or a backfill's expansion) under the project lock."""
     reporter = reporter or Reporter()
     check_env(target)
-    context = context if context is not None else {t.id: t for t in tasks}
-    execution_time = execution_time or utcnow()
     lock = ProjectLock(root)
     try:
-        lock.acquire(wait, reporter.waiting_for_lock, f"pipe {kind} {label}")
+        what = f"pipe {options.kind} {options.label}"
+        lock.acquire(options.wait, reporter.waiting_for_lock, what)
     except LockHeld as exc:
-        raise LockBusy(
-            f"another pipe process is running on this project ({exc.holder})",
-            hint="wait for it, or drop --no-wait to queue behind it",
-        ) from None
-    state = StateStore(root)
-    if state.moved_aside is not None:
-        reporter.note(
-            f".pipe/state.db was damaged: kept as .pipe/{state.moved_aside.name}; "
-            "what is published is rebuilt from the warehouse's ledger, the run "
-            "history before it is lost"
-        )
-    adapter = None
-    workers: dict[int, Adapter] = {}
-    workers_lock = threading.Lock()
+        raise _busy(exc.holder) from None
     try:
-        state.recover()
-        adapter = open_adapter(target, root)
+        state = StateStore(root)
+        if state.moved_aside is not None:
+            reporter.note(
+                f".pipe/state.db was damaged: kept as .pipe/{state.moved_aside.name}; "
+                "what is published is rebuilt from the warehouse's ledger, the run "
+                "history before it is lost"
+            )
+        session = _Session(root, target, tasks, options, reporter, state)
+        try:
+            return session.run()
+        finally:
+            session.close()
+            state.close()
+    finally:
+        lock.release()
+
+
+def _busy(holder: str | None) -> LockBusy:
+    said = f"({holder})" if holder else "(the lock file does not say which)"
+    return LockBusy(
+        f"another pipe process is running on this project {said}",
+        at=SourceLocation(".pipe/lock"),
+        hint="wait for it, or drop --no-wait to queue behind it",
+    )
+
+
+class _Session:
+    """One run under the lock: the warehouse connections it opened, its workers' and its
+    sensors' work, and the recording of it all. Closed by its caller."""
+
+    def __init__(
+        self,
+        root: Path,
+        target: Target,
+        tasks: Sequence[Task],
+        options: RunOptions,
+        reporter: Reporter,
+        state: StateStore,
+    ):
+        self.root, self.target, self.tasks, self.options = root, target, tasks, options
+        self.reporter, self.state = reporter, state
+        self.context = options.context if options.context is not None else {t.id: t for t in tasks}
+        self.execution_time = options.execution_time or utcnow()
+        self.adapter: Adapter | None = None
+        self.workers: dict[int, Adapter] = {}
+        self._workers_lock = threading.Lock()
+        self.stamps: _Stamper | None = None
+
+    def run(self) -> RunResult:
+        self.state.recover()
+        try:
+            self.adapter = open_adapter(self.target, self.root)
+            start = self._start(self.adapter)
+        except AdapterError as exc:  # pipe's own statements, not a task's
+            raise _refused(self.target, self.options.kind, exc) from None
+        return self._execute(start)
+
+    def _start(self, adapter: Adapter) -> _Start:
+        """Clean, create schemas, read the ledger, reconcile, decide."""
+        tasks, opts = self.tasks, self.options
         relations = adapter.relations()  # one catalog query for all of the start
         clean_temp(adapter, tasks, relations)
         # a sensor's table is a source: pipe neither builds it nor creates its schema
@@ -264,106 +317,63 @@ def run_tasks(
         for schema in schemas:
             if schema not in have:  # a schema holding a relation exists
                 adapter.ensure_schema(schema)
-        published, missing = _published(adapter, schemas, reporter, kind, relations)
-        state.reconcile(target.name, published)
+        published, missing = _published(adapter, schemas, self.reporter, opts.kind, relations)
+        self.state.reconcile(self.target.name, published)
         decision = decide(
             tasks,
-            context,
+            self.context,
             published,
             stale(published),
-            execution_time=execution_time,
-            force=force,
+            execution_time=self.execution_time,
+            force=opts.force,
             missing=missing,
         )
         if decision.blocked:
             raise _refusal(decision.blocked)
-        done = set(decision.skip) | _idle_sensors(tasks, decision.skip)
+        done = frozenset(decision.skip) | _idle_sensors(tasks, decision.skip)
         if decision.partial:
-            reporter.note(
+            self.reporter.note(
                 f"{len(decision.partial)} task(s) cover time after the execution "
-                f"time {iso(execution_time)}Z: recorded as partial, rebuilt by the "
+                f"time {iso(self.execution_time)}Z: recorded as partial, rebuilt by the "
                 "first run or backfill that covers them once complete"
             )
-        blocked = {}
-        for t in tasks:
-            if t.past is not None and t.id not in done:
-                key = (t.model, iso(t.past.start), iso(t.past.end))
-                if key not in published:
-                    blocked[t.id] = (
-                        f"depends_on_past: {t.model} {t.past.label} is not "
-                        "published yet; run that interval first"
-                    )
+        return _Start(published, decision, done, _past_missing(tasks, done, published))
 
-        run_id = state.start_run(kind, target.name, label, start, end, args or {}, len(tasks))
-        current = dict(published)
-        recorder = _Recorder(state, run_id, target.name, reporter, current, decision.run)
-        state.outcomes(
-            run_id, [(t.id, *t.key, "skipped", "already published") for t in tasks if t.id in done]
+    def _execute(self, start: _Start) -> RunResult:
+        tasks, opts, state, reporter = self.tasks, self.options, self.state, self.reporter
+        run_id = state.start_run(
+            opts.kind,
+            self.target.name,
+            opts.label,
+            opts.start,
+            opts.end,
+            dict(opts.args),
+            len(tasks),
         )
-        stamps = _Stamper(context, current, decision)
-
-        def connection() -> Adapter:
-            """This worker thread's connection; a new one when the last broke (a server
-            restart, pg_terminate_backend): a retry must not inherit a dead connection."""
-            ident = threading.get_ident()
-            conn = workers.get(ident)
-            if conn is not None and not conn.healthy():
-                with workers_lock:
-                    workers.pop(ident, None)
-                try:
-                    conn.close()
-                except AdapterError:
-                    pass
-                conn = None
-            if conn is None:
-                conn = adapter.worker()
-                with workers_lock:
-                    workers[ident] = conn
-            return conn
-
-        def work(task: Task, attempt: int) -> TaskResult:
-            """Always a TaskResult: a worker that cannot connect or load its task fails
-            that task (retried as any), and even a bug ends as a failed task, recorded."""
-            try:
-                result = execute_with_timeout(
-                    connection(), hydrate(task) if hydrate else task, root, stamps.stamp(task)
-                )
-                if result.status == "success":
-                    stamps.published(task, result)  # before the downstream tasks start
-                return result
-            except (UserError, AdapterError) as exc:
-                return TaskResult("failed", error=_one_line(exc))
-            except Exception as exc:  # noqa: BLE001 - a bug in pipe: said, and not retried
-                return TaskResult(
-                    "failed",
-                    retryable=False,
-                    error="internal error (a bug in "
-                    f"pipe, please report it): {type(exc).__name__}: {exc}",
-                )
-
-        def poke(task: Task) -> bool:
-            # pokes run on the scheduler thread: one may not outlast the sensor's budget
-            deadline = Deadline(adapter, task.wait_timeout)
-            try:
-                return bool(adapter.scalar(task.sql))
-            finally:
-                deadline.cancel()
-
+        current = dict(start.published)
+        recorder = _Recorder(state, run_id, self.target.name, reporter, current, start.decision.run)
+        state.outcomes(
+            run_id,
+            [(t.id, *t.key, "skipped", "already published") for t in tasks if t.id in start.done],
+        )
+        self.stamps = _Stamper(self.context, current, start.decision)
         scheduler = Scheduler(
             tasks,
-            caps,
-            work,
-            done=done,
-            priority=priority,
-            poke=poke,
+            opts.caps,
+            self.work,
+            done=start.done,
+            priority=opts.priority,
+            poke=self.poke,
             listener=recorder,
-            blocked=blocked,
+            blocked=start.blocked,
         )
-        reporter.start(len(tasks), len(done), label)
-        reporter.skipped(done)
+        reporter.start(len(tasks), len(start.done), opts.label)
+        reporter.skipped(start.done)
         started = time.monotonic()
         restore = (
-            _install_sigint(scheduler, workers, reporter, recorder) if handle_signals else None
+            _install_sigint(scheduler, self.workers, reporter, recorder)
+            if opts.handle_signals
+            else None
         )
         try:
             outcomes = scheduler.run()
@@ -379,33 +389,121 @@ def run_tasks(
         counts: dict[str, int] = {}
         for r in reports:
             counts[r.status] = counts.get(r.status, 0) + 1
-        status = (
-            "interrupted"
-            if scheduler.stopping
-            else ("failed" if counts.get("failed") or counts.get("upstream_failed") else "success")
-        )
+        failed = counts.get("failed") or counts.get("upstream_failed")
+        status = "interrupted" if scheduler.stopping else ("failed" if failed else "success")
         result = RunResult(run_id, status, tuple(reports), time.monotonic() - started, counts)
         state.finish_run(run_id, status, counts)
         reporter.done()
         return result
-    finally:
-        for conn in workers.values():
+
+    def connection(self) -> Adapter:
+        """This worker thread's connection; a new one when the last broke (a server
+        restart, pg_terminate_backend): a retry must not inherit a dead connection."""
+        ident = threading.get_ident()
+        conn = self.workers.get(ident)
+        if conn is not None and not conn.healthy():
+            with self._workers_lock:
+                self.workers.pop(ident, None)
             try:
                 conn.close()
             except AdapterError:
                 pass
-        if adapter is not None:
-            # with transactional DDL a temp relation lives and dies with its task's
-            # transaction: only an engine without it, or a --full-refresh that did not
-            # reach its swap (its shadow table), can have left one behind
-            if not adapter.transactional_ddl or any(t.refresh or t.kind == "swap" for t in tasks):
-                try:
-                    clean_temp(adapter, tasks)
-                except AdapterError:
-                    pass
-            adapter.close()
-        state.close()
-        lock.release()
+            conn = None
+        if conn is None:
+            conn = self.adapter.worker()
+            with self._workers_lock:
+                self.workers[ident] = conn
+        return conn
+
+    def work(self, task: Task, attempt: int) -> TaskResult:
+        """Always a TaskResult: a worker that cannot connect or load its task fails
+        that task (retried as any), and even a bug ends as a failed task, recorded."""
+        hydrate, stamps = self.options.hydrate, self.stamps
+        try:
+            result = execute_with_timeout(
+                self.connection(), hydrate(task) if hydrate else task, self.root, stamps.stamp(task)
+            )
+            if result.status == "success":
+                stamps.published(task, result)  # before the downstream tasks start
+            return result
+        except (UserError, AdapterError) as exc:
+            return TaskResult("failed", error=_one_line(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in pipe: said, and not retried
+            return TaskResult(
+                "failed",
+                retryable=False,
+                error="internal error (a bug in "
+                f"pipe, please report it): {type(exc).__name__}: {exc}",
+            )
+
+    def poke(self, task: Task) -> Poke:
+        """A sensor's `wait_for`, on the scheduler thread: not yet while its table is not
+        there; any other error is a mistake in it, and fails the sensor with its message.
+        A poke may not outlast the sensor's budget."""
+        adapter = self.adapter
+        deadline = Deadline(adapter, task.wait_timeout)
+        try:
+            return Poke(bool(adapter.scalar(task.sql)))
+        except Interrupted as exc:
+            return Poke(False, _one_line(exc))
+        except AdapterError as exc:
+            if adapter.is_missing_relation(exc):
+                return Poke(False, _one_line(exc))
+            return Poke(
+                False,
+                f"wait_for of {task.model} failed: {first_line(str(exc))} (fix the "
+                "source's wait_for; a sensor waits only while it is false or its "
+                "table does not exist)",
+                failed=True,
+            )
+        finally:
+            deadline.cancel()
+
+    def close(self) -> None:
+        for conn in self.workers.values():
+            try:
+                conn.close()
+            except AdapterError:
+                pass
+        adapter = self.adapter
+        if adapter is None:
+            return
+        # with transactional DDL a temp relation lives and dies with its task's
+        # transaction: only an engine without it, or a --full-refresh that did not
+        # reach its swap (its shadow table), can have left one behind
+        tasks = self.tasks
+        if not adapter.transactional_ddl or any(t.refresh or t.kind == "swap" for t in tasks):
+            try:
+                clean_temp(adapter, tasks)
+            except AdapterError:
+                pass
+        adapter.close()
+
+
+def _refused(target: Target, kind: str, exc: AdapterError) -> WarehouseError:
+    return WarehouseError(
+        f"target '{target.name}' ({target.adapter}) refused what pipe does before the "
+        f"{kind}'s first task: {first_line(str(exc))}",
+        at=SourceLocation("pipe.yml"),
+        hint="pipe creates the models' schemas and keeps its ledger in _pipe.ledger: "
+        "grant the target's role those privileges, or point the target elsewhere",
+    )
+
+
+def _past_missing(
+    tasks: Sequence[Task], done: frozenset[str], published: Mapping[Key, Entry]
+) -> dict[str, str]:
+    """depends_on_past tasks whose previous interval is not published: they fail."""
+    blocked = {}
+    for t in tasks:
+        if t.past is not None and t.id not in done:
+            key = (t.model, iso(t.past.start), iso(t.past.end))
+            if key not in published:
+                blocked[t.id] = (
+                    f"depends_on_past: {t.model} {t.past.label} is not "
+                    "published yet; run that interval first"
+                )
+    return blocked
 
 
 def _one_line(exc: Exception) -> str:
@@ -509,17 +607,17 @@ class _Stamper:
         return Stamp(self.version(), tuple(reads), partial, task.key in self.current)
 
 
-def _idle_sensors(tasks: Sequence[Task], done) -> set[str]:
+def _idle_sensors(tasks: Sequence[Task], done) -> frozenset[str]:
     """Sensors whose every downstream task is already published: nothing to wait for."""
     waiting: dict[str, list[str]] = {}
     for t in tasks:
         for u in t.upstream:
             waiting.setdefault(u, []).append(t.id)
-    return {
+    return frozenset(
         t.id
         for t in tasks
         if t.kind == "sensor" and t.id not in done and all(d in done for d in waiting.get(t.id, ()))
-    }
+    )
 
 
 def _install_sigint(scheduler: Scheduler, workers: dict, reporter: Reporter, recorder):
@@ -541,11 +639,12 @@ def _install_sigint(scheduler: Scheduler, workers: dict, reporter: Reporter, rec
     return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
 
 
-def _reports(tasks: Sequence[Task], outcomes: dict[str, Outcome]) -> list[TaskReport]:
+def _reports(tasks: Sequence[Task], outcomes: Mapping[str, Outcome]) -> list[TaskReport]:
     out = []
     for t in tasks:
         o = outcomes[t.id]
-        r = o.result
+        r = o.result or _NO_RESULT
+        reason = o.reason or (r.error if o.status == "failed" else None)
         out.append(
             TaskReport(
                 t.id,
@@ -553,12 +652,15 @@ def _reports(tasks: Sequence[Task], outcomes: dict[str, Outcome]) -> list[TaskRe
                 t.kind,
                 t.label,
                 o.status,
-                o.reason or (getattr(r, "error", None) if o.status == "failed" else None),
-                getattr(r, "rows", None),
+                reason,
+                r.rows,
                 None,
                 o.attempts,
-                getattr(r, "warnings", ()),
-                getattr(r, "checks", ()),
+                r.warnings,
+                r.checks,
             )
         )
     return out
+
+
+_NO_RESULT = TaskResult("not_run")  # a task that never ran: no rows, warnings or checks
