@@ -507,8 +507,8 @@ def _past_missing(
 
 
 def _one_line(exc: Exception) -> str:
-    text = exc.message if isinstance(exc, UserError) else str(exc)
-    return " ".join(text.split())[:500] or type(exc).__name__
+    """A task's reason: a user error with its place ('plans/dev/x.json: ...'), on a line."""
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 def utcnow() -> datetime:
