@@ -84,15 +84,9 @@ class Listener:
         seconds after which it wants to be called again (a commit it put off)."""
 
 
-@dataclass(frozen=True)
-class _Report:
-    """A worker's report to the scheduler thread."""
-
-    task: Task
-    attempt: int
-    result: TaskResult
-    started_at: float
-    finished_at: float
+# a worker's report to the scheduler thread: (task, attempt, result, started_at,
+# finished_at); a plain tuple, built once a task on the worker's thread
+_Report = tuple[Task, int, TaskResult, float, float]
 
 
 def _crash(text: str) -> TaskResult:
@@ -102,7 +96,8 @@ def _crash(text: str) -> TaskResult:
 class Scheduler:
     """Runs once: `run()` hands every task to `work` as caps and upstream allow and
     returns each task's `Outcome`. Its mutable bookkeeping lives on the instance and is
-    touched only by the thread that called `run()`."""
+    touched only by the thread that called `run()`; a task's frozen Outcome is built when
+    it settles (and for the caller at the end), not at every change."""
 
     def __init__(
         self,
@@ -125,13 +120,18 @@ class Scheduler:
         self._pool = workers
         order = {t.id: i for i, t in enumerate(tasks)}
         self.priority = priority or (lambda t: order[t.id])
-        self.outcomes: dict[str, Outcome] = {tid: Outcome() for tid in self.tasks}
         self._stop = threading.Event()
         self._done_q: queue.Queue[_Report] = queue.Queue()
         self._blocked = dict(blocked or {})  # task id -> why it cannot run (fails it)
+        # each task's outcome so far, in parts (see outcome())
+        self._status: dict[str, str] = dict.fromkeys(self.tasks, "pending")
+        self._reason: dict[str, str | None] = {}
+        self._attempts: dict[str, int] = dict.fromkeys(self.tasks, 0)
+        self._result: dict[str, TaskResult] = {}
+        self._settled: dict[str, Outcome] = {}  # as the listener was told
         for tid in done:
-            if tid in self.outcomes:
-                self.outcomes[tid] = Outcome("skipped")
+            if tid in self._status:
+                self._status[tid] = "skipped"
         # the loop's bookkeeping (set up by run)
         self._downstream: dict[str, list[str]] = {tid: [] for tid in self.tasks}
         self._remaining: dict[str, int] = {}
@@ -150,6 +150,11 @@ class Scheduler:
     def stop(self) -> None:
         self._stop.set()
 
+    def outcome(self, tid: str) -> Outcome:
+        return Outcome(
+            self._status[tid], self._reason.get(tid), self._attempts[tid], self._result.get(tid)
+        )
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -163,7 +168,8 @@ class Scheduler:
         )
         try:
             while True:
-                self._release_delayed()
+                if self._delayed:
+                    self._release_delayed()
                 self._fill(pool)
                 if self._running == 0 and (self._stop.is_set() or not self._delayed):
                     break  # nothing runs and nothing more can start
@@ -174,32 +180,33 @@ class Scheduler:
             if own_pool:
                 pool.shutdown(wait=True)
         reason = "interrupted" if self._stop.is_set() else "not reached"
-        for tid, o in self.outcomes.items():
-            if o.status == "pending":
-                self.outcomes[tid] = Outcome("not_run", reason, o.attempts, o.result)
+        for tid, status in self._status.items():
+            if status == "pending":
+                self._status[tid], self._reason[tid] = "not_run", reason
         self.listener.idle()
-        return self.outcomes
+        settled = self._settled
+        return {tid: settled.get(tid) or self.outcome(tid) for tid in self.tasks}
 
     def _prepare(self) -> None:
         """Count each task's unfinished upstream, queue the ready ones, fail the blocked."""
-        outcomes = self.outcomes
+        status = self._status
         for t in self.tasks.values():
             n = 0
             for u in t.upstream:
                 if u in self.tasks:
                     self._downstream[u].append(t.id)
-                    if outcomes[u].status != "skipped":
+                    if status[u] != "skipped":
                         n += 1
             self._remaining[t.id] = n
         for tid in self.tasks:
-            if outcomes[tid].status == "pending" and self._remaining[tid] == 0:
+            if status[tid] == "pending" and self._remaining[tid] == 0:
                 self._push(tid)
         for tid, reason in sorted(self._blocked.items()):
-            if outcomes[tid].status == "pending":
+            if status[tid] == "pending":
                 self._settle(tid, "failed", reason)
-        self._ready[:] = [r for r in self._ready if outcomes[r[2]].status == "pending"]
+        self._ready[:] = [r for r in self._ready if status[r[2]] == "pending"]
         heapq.heapify(self._ready)
-        self._sensors[:] = [tid for tid in self._sensors if outcomes[tid].status == "pending"]
+        self._sensors[:] = [tid for tid in self._sensors if status[tid] == "pending"]
 
     def _release_delayed(self) -> None:
         """Retries whose backoff ended and sensors due for a poke become ready."""
@@ -228,26 +235,24 @@ class Scheduler:
             return None
 
     def _handle(self, report: _Report, pool: ThreadPoolExecutor) -> None:
-        t, attempt, result = report.task, report.attempt, report.result
+        t, attempt, result, started_at, finished_at = report
         self._release(t)
-        o = self.outcomes[t.id]
-        times = (report.started_at, report.finished_at)
+        self._result[t.id] = result
         if result.status == "success":
             # the worker that reported is idle: hand it the next task first, then
             # record, while it runs (a worker waited ~7% of a c1 run on this)
             self._unblock_downstream(t.id)
-            o = self.outcomes[t.id] = Outcome("success", None, o.attempts, result)
+            self._status[t.id] = "success"
             self._fill(pool)
-            self.listener.finished(t, attempt, result, *times, True)
+            self.listener.finished(t, attempt, result, started_at, finished_at, True)
+            o = self._settled[t.id] = Outcome("success", None, self._attempts[t.id], result)
             self.listener.settled(t, o)
         elif result.retryable and attempt <= t.retries and not self._stop.is_set():
-            self.outcomes[t.id] = Outcome(o.status, o.reason, o.attempts, result)
-            self.listener.finished(t, attempt, result, *times, False)
+            self.listener.finished(t, attempt, result, started_at, finished_at, False)
             delay = t.retry_delay * 2 ** (attempt - 1) * (1 + random.uniform(0, 0.25))
             heapq.heappush(self._delayed, (time.monotonic() + delay, t.id))
         else:
-            self.outcomes[t.id] = Outcome(o.status, o.reason, o.attempts, result)
-            self.listener.finished(t, attempt, result, *times, True)
+            self.listener.finished(t, attempt, result, started_at, finished_at, True)
             self._settle(t.id, "failed", result.error)
 
     # ---------------------------------------------------------------- bookkeeping
@@ -261,14 +266,15 @@ class Scheduler:
         self._queued_at.setdefault(tid, time.time())
 
     def _unblock_downstream(self, tid: str) -> None:
+        remaining, status = self._remaining, self._status
         for d in self._downstream[tid]:
-            self._remaining[d] -= 1
-            if self._remaining[d] == 0 and self.outcomes[d].status == "pending":
+            remaining[d] -= 1
+            if remaining[d] == 0 and status[d] == "pending":
                 self._push(d)
 
     def _settle(self, tid: str, status: str, reason: str | None = None) -> None:
-        o = self.outcomes[tid]
-        o = self.outcomes[tid] = Outcome(status, reason, o.attempts, o.result)
+        self._status[tid], self._reason[tid] = status, reason
+        o = self._settled[tid] = self.outcome(tid)
         self.listener.settled(self.tasks[tid], o)
         if status == "success":
             self._unblock_downstream(tid)
@@ -277,10 +283,10 @@ class Scheduler:
             stack = list(self._downstream[tid])
             while stack:
                 d = stack.pop()
-                od = self.outcomes[d]
-                if od.status == "pending":
-                    od = self.outcomes[d] = Outcome("upstream_failed", why, od.attempts)
-                    self.listener.settled(self.tasks[d], od)
+                if self._status[d] == "pending":
+                    self._status[d], self._reason[d] = "upstream_failed", why
+                    o = self._settled[d] = self.outcome(d)
+                    self.listener.settled(self.tasks[d], o)
                     stack.extend(self._downstream[d])
 
     def _fill(self, pool: ThreadPoolExecutor) -> None:
@@ -300,9 +306,7 @@ class Scheduler:
             self._submit(t, pool)
 
     def _submit(self, t: Task, pool: ThreadPoolExecutor) -> None:
-        o = self.outcomes[t.id]
-        attempt = o.attempts + 1
-        self.outcomes[t.id] = Outcome(o.status, o.reason, attempt, o.result)
+        attempt = self._attempts[t.id] = self._attempts[t.id] + 1
         self._running += 1
         if t.pool:
             self._pool_used[t.pool] = self._pool_used.get(t.pool, 0) + 1
@@ -333,7 +337,7 @@ class Scheduler:
                 result = _crash(f"the work of {task.id} returned {type(result).__name__}")
         except BaseException as exc:  # noqa: BLE001 - reported as the task's failure
             result = _crash(f"{type(exc).__name__}: {exc}")
-        self._done_q.put(_Report(task, attempt, result, started, time.time()))
+        self._done_q.put((task, attempt, result, started, time.time()))
 
     def _poke(self, t: Task) -> None:
         first = self._sensor_since.setdefault(t.id, time.monotonic())
@@ -342,8 +346,7 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - a bug in the poke: the sensor fails, said
             answer = Poke(False, f"internal error: {type(exc).__name__}: {exc}", failed=True)
         if answer.ready:
-            o = self.outcomes[t.id]
-            self.outcomes[t.id] = Outcome(o.status, o.reason, o.attempts + 1, o.result)
+            self._attempts[t.id] += 1
             self._settle(t.id, "success")
             return
         if answer.failed:  # no attempt: a poke is not a run of the task
