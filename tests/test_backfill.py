@@ -369,8 +369,29 @@ def test_a_rerun_does_not_wait_for_a_sensor_when_everything_after_it_is_publishe
     assert "2 skipped" in out
 
 
+def _emptied(path) -> None:
+    path.write_text("")
+
+
+def _recompiled_differently(path) -> None:
+    data = json.loads(path.read_text())
+    for t in data["tasks"]:
+        t["fingerprint"] = "0" * 16  # as if the model changed and its plan was recompiled
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_emptied, "plans/dev/2026-06-02.json: this plan file is empty"),
+        (
+            _recompiled_differently,
+            "plans/dev/2026-06-02.json: this plan file has no task ",
+        ),
+    ],
+)
 def test_a_plan_file_damaged_mid_backfill_fails_its_tasks_and_the_run_is_recorded(
-    write_project,
+    write_project, damage, said
 ):
     """A worker loads a task's SQL from its interval's plan file when it starts the task;
     a file damaged after the backfill began fails those tasks with the reason (exit 1, the
@@ -397,7 +418,7 @@ def test_a_plan_file_damaged_mid_backfill_fails_its_tasks_and_the_run_is_recorde
             ),
             what="s.free",
         )
-        day2.write_text("")
+        damage(day2)
         with warehouse(root) as con:  # the run's own DuckDB instance: same process
             con.execute("create schema if not exists ext")
             con.execute("create table ext.feed as select timestamp '2026-06-01 01:00' as ts")
@@ -419,7 +440,7 @@ def test_a_plan_file_damaged_mid_backfill_fails_its_tasks_and_the_run_is_recorde
     helper.join()
     assert code == 1, out
     assert "Traceback" not in out and "bug in pipe" not in out, out
-    assert "plans/dev/2026-06-02.json: this plan file is empty" in out, out
+    assert said in out, out
     assert state(root, "select status from runs") == [("failed",)]
     assert state(root, "select count(*) from attempts where status = 'running'") == [(0,)]
     by_day = {

@@ -25,7 +25,7 @@ from . import plan as planmod
 from .adapters.base import TEMP_MARK
 from .compiler import CompiledProject, Node
 from .decide import decide
-from .errors import IntervalError, StalePlanError, UserError
+from .errors import IntervalError, PlanFileError, SourceLocation, StalePlanError
 from .intervals import Interval, expand, floor, iso
 from .ledger import stale
 from .plan import Plan, Task, task_id
@@ -294,9 +294,12 @@ class PlanFiles:
                 self._cache.move_to_end(path)
         found = tasks.get(task.id)
         if found is None or found.fingerprint != task.fingerprint:
-            raise UserError(
-                f"{planmod.relpath(self.root, path)} has no task {task.id} for "
-                f"{task.model} {task.label}: recompile the plans"
+            raise PlanFileError(
+                f"this plan file has no task {task.id} for {task.model} {task.label} "
+                "(it changed since the backfill started)",
+                at=SourceLocation(planmod.relpath(self.root, path)),
+                hint="recompile the plans with 'pipe compile --start ... --end ...', review "
+                "'git diff plans/', and run the backfill again",
             )
         return replace(found, table=task.table, refresh=True) if task.refresh else found
 
