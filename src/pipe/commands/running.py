@@ -178,7 +178,7 @@ def backfill(
     stubs, selected = _expansion(cp, span, models, full_refresh)
     context = {t.id: t for t in (*stubs.tasks, *selected.tasks)}
     if dry_run:
-        report = bf.dry_run(cp, selected, context, force, now)
+        report = bf.dry_run(cp, selected, context, force, now).as_json()
         cp.save_cache()
         text = json.dumps(report, indent=2) if as_json else None
         click.echo(
