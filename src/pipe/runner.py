@@ -22,7 +22,7 @@ from .adapters import Adapter, open_adapter
 from .adapters.base import AdapterError, Interrupted
 from .config import Target
 from .errors import LockBusy, SourceLocation, UpstreamMissing, UserError
-from .executor import Deadline, TaskResult, execute_with_timeout, first_line
+from .executor import CheckResult, Deadline, TaskResult, execute_with_timeout, first_line
 from .plan import Task
 from .recorder import Recorder, Reporter, Stamper
 from .runstart import Start, check_env, clean_temp, prepare, refused
@@ -57,7 +57,7 @@ class TaskReport:
     seconds: float | None = None
     attempts: int = 0
     warnings: tuple[str, ...] = ()
-    checks: tuple = ()
+    checks: tuple[CheckResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class RunResult:
     status: str  # success | failed | interrupted
     reports: tuple[TaskReport, ...]
     seconds: float
-    counts: dict = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)  # tasks by status
 
     def failure_summary(self) -> str:
         from .console import run_summary
