@@ -6,7 +6,7 @@ Builds the task graph of a backfill (days x models incremental tasks, each model
 the previous one, every model in a pool, some with max_concurrency), runs it through
 pipe.scheduler.Scheduler with the runner's real state recorder (SQLite WAL under a temp
 .pipe/), and a work function that returns success at once, with the ledger entry a real
-task returns (stamped by the runner's own _Stamper: a version, the upstream publishes it
+task returns (stamped by the runner's own Stamper: a version, the upstream publishes it
 read). Reports tasks a minute, and the time `decide()` takes to say what runs (once per
 command, before the loop). The target is >= 200,000 tasks a minute. A benchmark, not a
 test.
@@ -26,7 +26,7 @@ from pipe.executor import TaskResult
 from pipe.intervals import Interval
 from pipe.ledger import Entry
 from pipe.plan import Task, task_id
-from pipe.runner import Reporter, _Recorder, _Stamper
+from pipe.recorder import Recorder, Reporter, Stamper
 from pipe.scheduler import Caps, Scheduler
 from pipe.state import StateStore
 
@@ -67,8 +67,8 @@ def run(days: int, models: int, concurrency: int) -> dict:
         state = StateStore(Path(tmp))
         run_id = state.start_run("backfill", "dev", "bench", "", "", {}, len(tasks))
         current: dict = {}
-        recorder = _Recorder(state, run_id, "dev", Reporter(), current, decision.run)
-        stamps = _Stamper(context, current, decision)
+        recorder = Recorder(state, run_id, "dev", Reporter(), current, decision.run)
+        stamps = Stamper(context, current, decision)
 
         def work(task, attempt):
             stamp = stamps.stamp(task)

@@ -367,3 +367,86 @@ def test_a_rerun_does_not_wait_for_a_sensor_when_everything_after_it_is_publishe
     code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
     assert code == 0, out
     assert "2 skipped" in out
+
+
+def _emptied(path) -> None:
+    path.write_text("")
+
+
+def _recompiled_differently(path) -> None:
+    data = json.loads(path.read_text())
+    for t in data["tasks"]:
+        t["fingerprint"] = "0" * 16  # as if the model changed and its plan was recompiled
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_emptied, "plans/dev/2026-06-02.json: this plan file is empty"),
+        (
+            _recompiled_differently,
+            "plans/dev/2026-06-02.json: this plan file has no task ",
+        ),
+    ],
+)
+def test_a_plan_file_damaged_mid_backfill_fails_its_tasks_and_the_run_is_recorded(
+    write_project, damage, said
+):
+    """A worker loads a task's SQL from its interval's plan file when it starts the task;
+    a file damaged after the backfill began fails those tasks with the reason (exit 1, the
+    run recorded as failed, never left 'running'), not the run with a traceback."""
+    from runner_helpers import Background, wait_until, warehouse
+
+    root = write_project(
+        {
+            "sources.yml": 'sources:\n  - name: ext.feed\n    wait_for: "select count(*) > 0 '
+            'from ext.feed"\n    poke_every: 0.05s\n    wait_timeout: 60s\n',
+            "models/s/m.sql": "select ts from ext.feed\n"
+            "where ts >= {{ interval_start }} and ts < {{ interval_end }}",
+            "models/s/m.yml": "kind: incremental\ntime_column: ts\n",
+            "models/s/free.sql": "select 1 as x",
+        }
+    )
+    day2 = root / "plans" / "dev" / "2026-06-02.json"
+
+    def damage_then_feed():
+        # s.free succeeded: the plan files exist and the sensor is waiting for ext.feed
+        wait_until(
+            lambda: state(
+                root, "select 1 from attempts where model = 's.free' and status = 'success'"
+            ),
+            what="s.free",
+        )
+        damage(day2)
+        with warehouse(root) as con:  # the run's own DuckDB instance: same process
+            con.execute("create schema if not exists ext")
+            con.execute("create table ext.feed as select timestamp '2026-06-01 01:00' as ts")
+
+    helper = Background(damage_then_feed)
+    code, out = run_cli(
+        [
+            "backfill",
+            "--project",
+            root,
+            "--start",
+            "2026-06-01",
+            "--end",
+            "2026-06-03",
+            "--concurrency",
+            "1",
+        ]
+    )
+    helper.join()
+    assert code == 1, out
+    assert "Traceback" not in out and "bug in pipe" not in out, out
+    assert said in out, out
+    assert state(root, "select status from runs") == [("failed",)]
+    assert state(root, "select count(*) from attempts where status = 'running'") == [(0,)]
+    by_day = {
+        (m, s[:10]): st
+        for m, s, st in state(
+            root, "select model, interval_start, status from attempts where model = 's.m'"
+        )
+    }
+    assert by_day == {("s.m", "2026-06-01"): "success", ("s.m", "2026-06-02"): "failed"}

@@ -288,3 +288,38 @@ def test_a_republish_keeps_the_tables_grants_and_grants_in_a_sidecar_are_applied
             for role in (reader, declared):
                 con.execute(f"drop owned by {role}")
                 con.execute(f"drop role {role}")
+
+
+def test_a_role_without_privileges_is_told_so_before_any_task(write_project, pg_dsn, monkeypatch):
+    """The target's role may connect but not create the models' schema: a user error
+    (exit 2) naming the target and the server's reason, not 'a bug in pipe' (exit 3)."""
+    import os
+
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    role = f"pipe_bare_{os.getpid()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as con:
+        con.execute(f"create role {role} login")
+    try:
+        monkeypatch.setenv("PIPE_PG_DSN", make_conninfo(pg_dsn, user=role))
+        root = write_project(
+            {"models/a/b.sql": "select 1 as x"},
+            pipe_yml=PIPE_YML.replace(
+                "dev: {adapter: duckdb, path: warehouse.duckdb}",
+                'dev: {adapter: postgres, dsn: "${PIPE_PG_DSN}"}',
+            ),
+        )
+        code, out = run_cli(["run", "--project", root, "--interval", "2026-06-01"])
+        assert code == 2, out
+        assert "Traceback" not in out and "bug in pipe" not in out, out
+        [line] = [ln for ln in out.splitlines() if ln.startswith("error:")]
+        assert line.startswith(
+            "error: pipe.yml: target 'dev' (postgres) refused what pipe does before the "
+            "run's first task: permission denied for database"
+        ), out
+        assert state(root, "select count(*) from runs") in ([], [(0,)])
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as con:
+            con.execute(f"drop owned by {role}")
+            con.execute(f"drop role {role}")

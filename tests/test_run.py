@@ -50,18 +50,57 @@ def test_a_run_compiles_a_missing_plan_first(example_project):
     assert (example_project / "plans" / "dev" / "2026-06-01.json").is_file()
 
 
-def test_no_wait_exits_1_naming_the_lock_holder(example_project):
+def test_no_wait_exits_2_naming_the_lock_holder(example_project):
+    """A busy lock is for the user to resolve (wait, or stop the other run): exit 2."""
     lock = ProjectLock(example_project)
     lock.acquire(False, what="pipe backfill 2026-06")
     try:
         code, out = run(example_project, "--no-wait")
     finally:
         lock.release()
-    assert code == 1, out
-    assert f"pid {os.getpid()}: pipe backfill 2026-06" in out, out
-    assert "another pipe process" in out and "Traceback" not in out, out
+    assert code == 2, out
+    assert out.splitlines()[-1] == (
+        "error: .pipe/lock: another pipe process is running on this project "
+        f"(pid {os.getpid()}: pipe backfill 2026-06) "
+        "(wait for it, or drop --no-wait to queue behind it)"
+    ), out
+    assert "Traceback" not in out, out
     assert not (example_project / "warehouse.duckdb").exists()
     assert state(example_project, "select count(*) from runs") in ([], [(0,)])
+
+
+def test_no_wait_with_a_holder_that_did_not_sign_the_lock(example_project):
+    lock = ProjectLock(example_project)
+    lock.acquire(False, what="")
+    lock.path.write_text("")  # an older pipe, or one that died while writing it
+    try:
+        code, out = run(example_project, "--no-wait")
+    finally:
+        lock.release()
+    assert code == 2, out
+    said = "another pipe process is running on this project (the lock file does not say which)"
+    assert said in out, out
+
+
+def test_a_warehouse_that_refuses_the_runs_set_up_is_a_user_error(write_project):
+    """Someone else's table where pipe keeps its ledger: the run's own statements fail
+    before any task. Exit 2 naming the target, not 'a bug in pipe' (exit 3)."""
+    import duckdb
+
+    root = write_project({"models/a/b.sql": "select 1 as x"})
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    con.execute("create schema _pipe; create table _pipe.ledger (x integer)")
+    con.close()
+    code, out = run(root)
+    assert code == 2, out
+    assert "Traceback" not in out and "bug in pipe" not in out, out
+    [line] = [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert line.startswith(
+        "error: pipe.yml: target 'dev' (duckdb) refused what pipe does before the run's "
+        "first task: Binder Error: "
+    ), out
+    assert "grant the target's role those privileges" in line, out
+    assert state(root, "select count(*) from runs") in ([], [(0,)])
 
 
 def test_without_no_wait_a_run_waits_for_the_lock_saying_why(example_project):

@@ -87,6 +87,33 @@ def test_sensor_times_out_cleanly(write_project):
         ).fetchall() == [(0,)]
 
 
+def test_a_mistake_in_wait_for_fails_the_sensor_at_once_with_its_message(write_project):
+    """Only 'false' (or a table that is not there yet) is 'not yet': a wait_for that
+    names a column that does not exist is a mistake, not something to wait out."""
+    root = write_project(
+        {
+            "sources.yml": (
+                "sources:\n  - name: raw.ready\n"
+                '    wait_for: "select count(*) > 0 from raw.ready where tss >= '
+                '{{ interval_start }}"\n'
+                "    poke_every: 0.2s\n    wait_timeout: 60s\n"
+            ),
+            "models/a/gated.sql": "select count(*) as n from raw.ready",
+        }
+    )
+    with warehouse(root) as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create table raw.ready as select timestamp '2026-06-01 08:00' as ts")
+    started = time.monotonic()
+    code, out = run(root)
+    assert code == 1, out
+    assert time.monotonic() - started < 30  # not its wait_timeout
+    assert "failed: raw.ready 2026-06-01: wait_for of raw.ready failed: Binder Error: " in out
+    assert '"tss" not found' in out, out
+    assert "timed out" not in out, out
+    assert statuses_by_model(root)["a.gated"] == {"upstream_failed"}
+
+
 def test_a_hanging_sensor_query_is_interrupted_at_its_wait_timeout(write_project):
     root = write_project(
         {

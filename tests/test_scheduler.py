@@ -10,13 +10,13 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
 
 import pytest
 
+from pipe.executor import TaskResult
 from pipe.intervals import Interval, from_iso
 from pipe.plan import Task
-from pipe.scheduler import Caps, Scheduler
+from pipe.scheduler import Caps, Listener, Poke, Scheduler
 from runner_helpers import attempts, peak_overlap, run, statuses_by_model
 
 DAY = Interval(from_iso("2026-06-01T00:00:00"), from_iso("2026-06-02T00:00:00"))
@@ -26,11 +26,8 @@ def task(tid: str, *, upstream=(), kind="full", model=None, **kw) -> Task:
     return Task(tid, model or f"m.{tid}", kind, DAY, tuple(upstream), "fp", f"m.{tid}", **kw)
 
 
-@dataclass(frozen=True)
-class Done:
-    status: str = "success"
-    error: str | None = None
-    retryable: bool = True
+def Done(status: str = "success", error: str | None = None, retryable: bool = True):  # noqa: N802
+    return TaskResult(status, error=error, retryable=retryable)
 
 
 class Tracker:
@@ -129,6 +126,53 @@ def test_a_crashing_worker_fails_its_task_instead_of_hanging():
     assert outcomes["b"].status == "upstream_failed"
 
 
+class Recording(Listener):
+    """Reads every result as the runner's recorder does (rows, leaked, error, checks)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def finished(self, task, attempt, result, started_at, finished_at, final):
+        self.seen.append((task.id, result.status, result.rows, result.leaked, result.error))
+
+
+@pytest.mark.parametrize(
+    "work",
+    [
+        pytest.param(lambda t, attempt: 1 / 0, id="raises"),
+        pytest.param(lambda t, attempt: {"status": "success"}, id="returns-a-dict"),
+    ],
+)
+def test_a_broken_worker_hands_the_listener_a_task_result(work):
+    """The recorder reads result.rows: a worker that raises (or returns something else)
+    must still reach it as a TaskResult, or the run crashed and stayed 'running'."""
+    listener = Recording()
+    tasks = [task("a", retries=2), task("b", upstream=["a"])]
+    outcomes = Scheduler(tasks, Caps(1), work, listener=listener).run()
+    assert len(listener.seen) == 1, listener.seen
+    [(tid, status, rows, leaked, error)] = listener.seen
+    assert (tid, status, rows, leaked) == ("a", "failed", None, 0)
+    assert error.startswith("internal error: ")
+    assert isinstance(outcomes["a"].result, TaskResult)
+    assert (outcomes["a"].status, outcomes["b"].status) == ("failed", "upstream_failed")
+
+
+def test_a_sensor_whose_query_is_wrong_fails_at_once_without_waiting():
+    def poke(t):
+        return Poke(False, "wait_for of m.sense failed: Binder Error", failed=True)
+
+    tasks = [
+        task("sense", kind="sensor", poke_every=0.05, wait_timeout=30),
+        task("gated", upstream=["sense"]),
+    ]
+    started = time.monotonic()
+    outcomes = Scheduler(tasks, Caps(1), Tracker(hold=0), poke=poke).run()
+    assert time.monotonic() - started < 5
+    assert outcomes["sense"].status == "failed"
+    assert outcomes["sense"].reason == "wait_for of m.sense failed: Binder Error"
+    assert outcomes["gated"].status == "upstream_failed"
+
+
 def test_a_sensor_is_polled_while_every_slot_is_busy():
     """The only slot runs a task that finishes only once the sensor was poked twice."""
     poked = []
@@ -138,7 +182,7 @@ def test_a_sensor_is_polled_while_every_slot_is_busy():
         poked.append(time.monotonic())
         if len(poked) >= 2:
             second_poke.set()
-        return len(poked) >= 3
+        return Poke(len(poked) >= 3)
 
     def work(t, attempt):
         if t.id == "long":
@@ -164,7 +208,7 @@ def test_a_sensor_times_out():
         task("gated", upstream=["sense"]),
     ]
     started = time.monotonic()
-    outcomes = Scheduler(tasks, Caps(1), Tracker(hold=0), poke=lambda t: False).run()
+    outcomes = Scheduler(tasks, Caps(1), Tracker(hold=0), poke=lambda t: Poke(False)).run()
     assert 0.3 <= time.monotonic() - started < 2
     assert outcomes["sense"].status == "failed"
     assert outcomes["sense"].reason.startswith("sensor timed out")

@@ -25,7 +25,7 @@ from . import planfile, workspace
 from .adapters.base import TEMP_MARK
 from .compiler import CompiledProject, Node
 from .decide import decide
-from .errors import IntervalError, UserError
+from .errors import IntervalError, PlanFileError, SourceLocation
 from .intervals import Interval, expand, floor, iso
 from .ledger import stale
 from .plan import Plan, Task, task_id
@@ -145,9 +145,67 @@ def explosion(
 # ---------------------------------------------------------------- dry run
 
 
+@dataclass(frozen=True)
+class ModelPlan:
+    """One model's share of a backfill, as the dry run reports it."""
+
+    model: str
+    kind: str
+    intervals: int = 0
+    to_run: int = 0
+    skipped: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()  # (kind of reason, tasks), as first met
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a backfill would do and why (`pipe backfill --dry-run`)."""
+
+    span: Interval
+    models: tuple[ModelPlan, ...]
+    blocked: tuple  # decide.Blocked: tasks whose upstream is not usable
+    estimated_task_seconds: float
+    estimate_known_for: tuple[str, ...]  # models with past attempts to learn from
+
+    def as_json(self) -> dict:
+        """The document `--dry-run --json` prints (and the console reads)."""
+        models = [
+            {
+                "model": m.model,
+                "kind": m.kind,
+                "intervals": m.intervals,
+                "to_run": m.to_run,
+                "skipped": m.skipped,
+                "reasons": dict(m.reasons),
+            }
+            for m in self.models
+        ]
+        return {
+            "span": {"start": iso(self.span.start), "end": iso(self.span.end)},
+            "models": models,
+            "total": {
+                "tasks": sum(m.intervals for m in self.models),
+                "to_run": sum(m.to_run for m in self.models),
+                "skipped": sum(m.skipped for m in self.models),
+            },
+            "blocked": [
+                {
+                    "model": b.task.model,
+                    "interval": b.task.label,
+                    "upstream": b.upstream.model,
+                    "upstream_interval": b.upstream.label,
+                    "why": b.why,
+                }
+                for b in self.blocked
+            ],
+            "estimated_task_seconds": round(self.estimated_task_seconds, 3),
+            "estimate_known_for": list(self.estimate_known_for),
+        }
+
+
 def dry_run(
     cp: CompiledProject, plan: Plan, context: dict[str, Task], force: bool, execution_time: datetime
-) -> dict:
+) -> DryRun:
     """What the backfill would do and why, decided as the run decides (decide.py) from the
     state store's mirror of the ledger; writes nothing. Not known without the warehouse:
     tables dropped by hand (the run finds and rebuilds them)."""
@@ -160,51 +218,29 @@ def dry_run(
     decision = decide(
         plan.tasks, context, published, stale(published), execution_time=execution_time, force=force
     )
-    per_model: dict[str, dict] = {}
+    counts: dict[str, list[int]] = {}  # model -> [intervals, to run, skipped]
+    kinds: dict[str, str] = {}
+    reasons: dict[str, dict[str, int]] = {}
     seconds = 0.0
     for t in plan.tasks:
-        row = per_model.setdefault(
-            t.model,
-            {
-                "model": t.model,
-                "kind": t.kind,
-                "intervals": 0,
-                "to_run": 0,
-                "skipped": 0,
-                "reasons": {},
-            },
-        )
-        row["intervals"] += 1
+        row = counts.setdefault(t.model, [0, 0, 0])
+        kinds.setdefault(t.model, t.kind)
+        row[0] += 1
         reason = decision.run.get(t.id)
         if reason is None:
-            row["skipped"] += 1
+            row[2] += 1
             continue
-        reason = reason.split(":", 1)[0]  # the kind of reason, not each upstream's name
-        row["to_run"] += 1
-        row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
+        row[1] += 1
+        kind = reason.split(":", 1)[0]  # the kind of reason, not each upstream's name
+        mine = reasons.setdefault(t.model, {})
+        mine[kind] = mine.get(kind, 0) + 1
         seconds += means.get(t.model, 0.0)
-    models = [per_model[m] for m in sorted(per_model)]
-    return {
-        "span": {"start": iso(plan.interval.start), "end": iso(plan.interval.end)},
-        "models": models,
-        "total": {
-            "tasks": len(plan.tasks),
-            "to_run": sum(m["to_run"] for m in models),
-            "skipped": sum(m["skipped"] for m in models),
-        },
-        "blocked": [
-            {
-                "model": b.task.model,
-                "interval": b.task.label,
-                "upstream": b.upstream.model,
-                "upstream_interval": b.upstream.label,
-                "why": b.why,
-            }
-            for b in decision.blocked
-        ],
-        "estimated_task_seconds": round(seconds, 3),
-        "estimate_known_for": sorted(m for m in per_model if m in means),
-    }
+    models = tuple(
+        ModelPlan(m, kinds[m], *counts[m], tuple(reasons.get(m, {}).items()))
+        for m in sorted(counts)
+    )
+    known = tuple(sorted(m for m in counts if m in means))
+    return DryRun(plan.interval, models, tuple(decision.blocked), seconds, known)
 
 
 # ---------------------------------------------------------------- plan files
@@ -281,9 +317,12 @@ class PlanFiles:
                 self._cache.move_to_end(path)
         found = tasks.get(task.id)
         if found is None or found.fingerprint != task.fingerprint:
-            raise UserError(
-                f"{planfile.relpath(self.root, path)} has no task {task.id} for "
-                f"{task.model} {task.label}: recompile the plans"
+            raise PlanFileError(
+                f"this plan file has no task {task.id} for {task.model} {task.label} "
+                "(it changed since the backfill started)",
+                at=SourceLocation(planfile.relpath(self.root, path)),
+                hint="recompile the plans with 'pipe compile --start ... --end ...', review "
+                "'git diff plans/', and run the backfill again",
             )
         return replace(found, table=task.table, refresh=True) if task.refresh else found
 

@@ -11,7 +11,15 @@
     │   ├── StalePlanError   a plan on disk no longer matches the project
     │   ├── PlanFileError    a plan file pipe cannot read: empty, not JSON, another format
     │   ├── StateError       .pipe/state.db is damaged
+    │   ├── LockBusy         another pipe process holds the project lock (--no-wait)
+    │   ├── UpstreamMissing  a selected task reads an upstream interval not published
+    │   ├── WarehouseError   the warehouse refused a command's own statements (no privilege
+    │   │                    to create a schema, a foreign _pipe.ledger): named at the target
     │   └── ErrorGroup       several user errors collected over one compile
+    ├── AdapterError         (adapters/base.py) one warehouse statement failed. Inside a task
+    │   │                    it fails the task (retried like any); outside one the runner
+    │   │                    says it as a WarehouseError; one that reaches the CLI is exit 2
+    │   └── Interrupted      the statement was interrupted (a timeout, a second Ctrl-C)
     └── RunFailed            a run finished with failed tasks: exit 1
 
 Library code raises these; only cli.py prints them and picks exit codes. A bare
@@ -96,6 +104,20 @@ class PlanFileError(UserError):
 
 class StateError(UserError):
     pass
+
+
+class LockBusy(UserError):
+    """Another pipe process holds the project lock and --no-wait was given: the user can
+    wait or stop it, so exit 2, naming the holder when the lock file says who it is."""
+
+
+class UpstreamMissing(UserError):
+    """A selected task reads an upstream interval that is not published (SPEC §7)."""
+
+
+class WarehouseError(UserError):
+    """The warehouse refused a statement of the command itself, not of a task (creating a
+    schema without the privilege, reading a `_pipe.ledger` pipe did not create)."""
 
 
 class ErrorGroup(UserError):

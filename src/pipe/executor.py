@@ -118,10 +118,10 @@ def execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None
     except Interrupted:
         return TaskResult("failed", error="interrupted")
     except AdapterError as exc:
-        return TaskResult("failed", error=_first_line(str(exc)))
+        return TaskResult("failed", error=first_line(str(exc)))
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     """The message of a warehouse error, without the SQL excerpt and caret line that
     engines append ('LINE 2: select ...' / '^^^^'): a task line, not a traceback."""
     lines = []
@@ -173,12 +173,48 @@ def _execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp, tries: int 
 def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp) -> TaskResult:
     """Build, check, publish and record: the caller's transaction commits it all at once
     or (on TaskFailed, an error, a timeout) rolls it all back, temp table included."""
-    leaked, warnings = 0, []
+    rows, leaked = _build(adapter, task, root)
+    checks = run_checks(adapter, task)
+    bad = [c for c in checks if c.status == "error"]
+    if bad:
+        names = ", ".join(f"{c.name} ({c.failures} failing rows)" for c in bad)
+        raise TaskFailed(f"check failed: {names}", checks, retryable=False)
+    published = _publish(adapter, task, rows, leaked)
+    entry = Entry(
+        task.fingerprint,
+        stamp.published_at,
+        published.rows,
+        stamp.reads,
+        stamp.partial,
+        published.replaced if stamp.republish else None,
+    )
+    # a --full-refresh interval is recorded under its shadow table until the swap
+    adapter.record_published((task.table, *task.key[1:]), entry)
+    warnings = list(published.warnings)
+    if published.leaked:
+        warnings.append(
+            f"{published.leaked} rows outside [{iso(task.interval.start)}, "
+            f"{iso(task.interval.end)}) by {task.time_column} were not published:"
+            " does the model filter on its interval?"
+        )
+    warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks if c.status == "warn"]
+    return TaskResult(
+        "success",
+        published.rows,
+        published.leaked,
+        checks,
+        warnings=tuple(warnings),
+        entry=None if task.refresh else entry,
+    )
+
+
+def _build(adapter: Adapter, task: Task, root: Path) -> tuple[int | None, int]:
+    """The temp relation: (its rows, rows outside the interval already deleted)."""
     if task.kind == "seed":
         rows = adapter.load_seed(task.temp, root / task.seed_path, dict(task.column_types))
     elif task.kind == "view":
         adapter.create_temp_view(task.temp, task.sql)
-        rows = None
+        return None, 0
     else:
         rows = adapter.create_temp(task.temp, task.sql)
     if task.kind == "incremental" and task.checks:
@@ -186,17 +222,25 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
         leaked = adapter.delete_outside(
             task.temp, task.time_column, iso(task.interval.start), iso(task.interval.end)
         )
-        rows -= leaked
-    checks = run_checks(adapter, task)
-    bad = [c for c in checks if c.status == "error"]
-    if bad:
-        names = ", ".join(f"{c.name} ({c.failures} failing rows)" for c in bad)
-        raise TaskFailed(f"check failed: {names}", checks, retryable=False)
-    replaced = None
+        return rows - leaked, leaked
+    return rows, 0
+
+
+@dataclass(frozen=True)
+class _Published:
+    rows: int | None
+    leaked: int  # rows the query returned outside the task's interval: not published
+    replaced: int | None = None  # rows of the interval the publish replaced
+    warnings: tuple[str, ...] = ()
+
+
+def _publish(adapter: Adapter, task: Task, rows: int | None, leaked: int) -> _Published:
+    """The temp relation becomes the task's table (or its interval's rows in it)."""
     if task.kind == "view":
         adapter.publish_view(task.temp, task.table, task.sql)
+        published = _Published(rows, leaked)
     elif task.kind == "incremental":
-        warnings += sync_columns(adapter, task)
+        warnings = tuple(sync_columns(adapter, task))
         inserted, replaced = adapter.publish_interval(
             task.temp,
             task.table,
@@ -204,36 +248,13 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
             iso(task.interval.start),
             iso(task.interval.end),
         )
-        leaked, rows = leaked + rows - inserted, inserted
+        published = _Published(inserted, leaked + rows - inserted, replaced, warnings)
     else:
         adapter.publish_full(task.temp, task.table)
+        published = _Published(rows, leaked)
     if task.grants and not task.refresh:
         adapter.apply_grants(task.table, task.grants)
-    entry = Entry(
-        task.fingerprint,
-        stamp.published_at,
-        rows,
-        stamp.reads,
-        stamp.partial,
-        replaced if stamp.republish else None,
-    )
-    # a --full-refresh interval is recorded under its shadow table until the swap
-    adapter.record_published((task.table, *task.key[1:]), entry)
-    if leaked:
-        warnings.append(
-            f"{leaked} rows outside [{iso(task.interval.start)}, "
-            f"{iso(task.interval.end)}) by {task.time_column} were not published:"
-            " does the model filter on its interval?"
-        )
-    warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks if c.status == "warn"]
-    return TaskResult(
-        "success",
-        rows,
-        leaked,
-        checks,
-        warnings=tuple(warnings),
-        entry=None if task.refresh else entry,
-    )
+    return published
 
 
 def _swap(adapter: Adapter, task: Task, stamp: Stamp) -> TaskResult:

@@ -8,9 +8,14 @@ the `Listener` it was given. There is no batch barrier: a task starts as soon as
 frees and its upstream is done (a sliding window over intervals).
 
 Sensors (a source's `wait_for`) are polled here between completions and hold no worker
-slot. Retries wait `retry_delay * 2**(attempt-1)` seconds plus up to 25% jitter. A failed
+slot; a poke answers with a `Poke`: ready, not yet, or failed (its query is wrong).
+Retries wait `retry_delay * 2**(attempt-1)` seconds plus up to 25% jitter. A failed
 task marks everything downstream `upstream_failed`; unrelated branches go on. `stop()`
 (first Ctrl-C) starts nothing new and lets running tasks finish.
+
+The boundary is typed: `work(task, attempt)` returns an executor `TaskResult`, a poke a
+`Poke`, and the listener and the caller see frozen `Outcome`s. A worker that raises, or
+returns anything else, fails its task as a bug in pipe (not retried).
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from .executor import TaskResult
+from .plan import Task
 
 
 @dataclass(frozen=True)
@@ -31,62 +39,121 @@ class Caps:
     pools: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     status: str = "pending"  # success | skipped | failed | upstream_failed | not_run
     reason: str | None = None
     attempts: int = 0
-    result: object = None
+    result: TaskResult | None = None  # the last attempt's
+
+
+@dataclass(frozen=True)
+class Poke:
+    """A sensor's answer. Not ready: `error` says why the condition could not be read yet
+    (its table is not there yet). Failed: the sensor's query itself is wrong; it fails
+    with `error` at once instead of waiting for its timeout."""
+
+    ready: bool
+    error: str | None = None
+    failed: bool = False
+
+
+Work = Callable[[Task, int], TaskResult]
+Poker = Callable[[Task], Poke]
 
 
 class Listener:
     """What the scheduler tells the world; the runner records state and prints."""
 
-    def started(self, task, attempt: int, queued_at: float, started_at: float) -> None: ...
+    def started(self, task: Task, attempt: int, queued_at: float, started_at: float) -> None: ...
 
     def finished(
-        self, task, attempt: int, result, started_at: float, finished_at: float, final: bool
+        self,
+        task: Task,
+        attempt: int,
+        result: TaskResult,
+        started_at: float,
+        finished_at: float,
+        final: bool,
     ) -> None: ...
 
-    def settled(self, task, outcome: Outcome) -> None: ...
+    def settled(self, task: Task, outcome: Outcome) -> None: ...
 
     def idle(self) -> float | None:
         """Called before the scheduler blocks waiting: a good moment to commit. May return
         seconds after which it wants to be called again (a commit it put off)."""
 
 
+# a worker's report to the scheduler thread: (task, attempt, result, started_at,
+# finished_at); a plain tuple, built once a task on the worker's thread
+_Report = tuple[Task, int, TaskResult, float, float]
+
+
+def _crash(text: str) -> TaskResult:
+    return TaskResult("failed", error=f"internal error: {text}", retryable=False)
+
+
 class Scheduler:
+    """Runs once: `run()` hands every task to `work` as caps and upstream allow and
+    returns each task's `Outcome`. Its mutable bookkeeping lives on the instance and is
+    touched only by the thread that called `run()`; a task's frozen Outcome is built when
+    it settles (and for the caller at the end), not at every change."""
+
     def __init__(
         self,
-        tasks: Sequence,
+        tasks: Sequence[Task],
         caps: Caps,
-        work: Callable,
+        work: Work,
         *,
-        done: set[str] = frozenset(),
-        priority: Callable | None = None,
-        poke: Callable | None = None,
+        done: Collection[str] = frozenset(),
+        priority: Callable[[Task], object] | None = None,
+        poke: Poker | None = None,
         listener: Listener | None = None,
         workers: ThreadPoolExecutor | None = None,
         blocked: dict[str, str] | None = None,
     ):
         self.tasks = {t.id: t for t in tasks}
         self.caps = caps
-        self.work = work  # work(task, attempt) -> result with .status and .retryable
+        self.work = work
         self.poke = poke
         self.listener = listener or Listener()
         self._pool = workers
         order = {t.id: i for i, t in enumerate(tasks)}
         self.priority = priority or (lambda t: order[t.id])
-        self.outcomes: dict[str, Outcome] = {tid: Outcome() for tid in self.tasks}
         self._stop = threading.Event()
-        self._done_q: queue.Queue = queue.Queue()
+        self._done_q: queue.Queue[_Report] = queue.Queue()
         self._blocked = dict(blocked or {})  # task id -> why it cannot run (fails it)
+        # each task's outcome so far, in parts (see outcome())
+        self._status: dict[str, str] = dict.fromkeys(self.tasks, "pending")
+        self._reason: dict[str, str | None] = {}
+        self._attempts: dict[str, int] = dict.fromkeys(self.tasks, 0)
+        self._result: dict[str, TaskResult] = {}
+        self._settled: dict[str, Outcome] = {}  # as the listener was told
         for tid in done:
-            if tid in self.outcomes:
-                self.outcomes[tid].status = "skipped"
+            if tid in self._status:
+                self._status[tid] = "skipped"
+        # the loop's bookkeeping (set up by run)
+        self._downstream: dict[str, list[str]] = {tid: [] for tid in self.tasks}
+        self._remaining: dict[str, int] = {}
+        self._ready: list = []  # heap of (priority, seq, task id)
+        self._seq = 0
+        self._queued_at: dict[str, float] = {}
+        self._sensors: list[str] = []  # due sensor pokes: they take no worker slot
+        self._delayed: list = []  # heap of (due, task id): retries and sensor pokes
+        self._sensor_since: dict[str, float] = {}
+        self._running = 0
+        self._pool_used: dict[str, int] = {}
+        self._model_used: dict[str, int] = {}
+        self._parked_pool: dict[str, list[str]] = {}
+        self._parked_model: dict[str, list[str]] = {}
 
     def stop(self) -> None:
         self._stop.set()
+
+    def outcome(self, tid: str) -> Outcome:
+        return Outcome(
+            self._status[tid], self._reason.get(tid), self._attempts[tid], self._result.get(tid)
+        )
 
     @property
     def stopping(self) -> bool:
@@ -94,209 +161,201 @@ class Scheduler:
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> dict[str, Outcome]:
-        tasks, outcomes = self.tasks, self.outcomes
-        downstream: dict[str, list[str]] = {tid: [] for tid in tasks}
-        remaining: dict[str, int] = {}
-        for t in tasks.values():
-            n = 0
-            for u in t.upstream:
-                if u in tasks:
-                    downstream[u].append(t.id)
-                    if outcomes[u].status != "skipped":
-                        n += 1
-            remaining[t.id] = n
-        ready: list = []
-        seq = 0
-        now = time.monotonic
-        queued_at: dict[str, float] = {}
-
-        sensors: list[str] = []  # due sensor pokes: they take no worker slot
-
-        def push(tid: str) -> None:
-            nonlocal seq
-            if tasks[tid].kind == "sensor":
-                sensors.append(tid)
-                return
-            seq += 1
-            heapq.heappush(ready, (self.priority(tasks[tid]), seq, tid))
-            queued_at.setdefault(tid, time.time())
-
-        for tid in tasks:
-            if outcomes[tid].status == "pending" and remaining[tid] == 0:
-                push(tid)
-
-        running = 0
-        pool_used: dict[str, int] = {}
-        model_used: dict[str, int] = {}
-        parked_pool: dict[str, list[str]] = {}
-        parked_model: dict[str, list[str]] = {}
-        delayed: list = []  # (due, task id): retries and sensor pokes
-        sensor_since: dict[str, float] = {}
+        self._prepare()
         own_pool = self._pool is None
         pool = self._pool or ThreadPoolExecutor(
             max_workers=self.caps.concurrency, thread_name_prefix="pipe-worker"
         )
-        pools_cap = self.caps.pools
-
-        def settle(tid: str, status: str, reason: str | None = None) -> None:
-            o = outcomes[tid]
-            o.status, o.reason = status, reason
-            self.listener.settled(tasks[tid], o)
-            if status == "success":
-                for d in downstream[tid]:
-                    remaining[d] -= 1
-                    if remaining[d] == 0 and outcomes[d].status == "pending":
-                        push(d)
-            elif status == "failed":
-                stack = list(downstream[tid])
-                while stack:
-                    d = stack.pop()
-                    if outcomes[d].status == "pending":
-                        outcomes[d].status = "upstream_failed"
-                        outcomes[d].reason = f"upstream {tasks[tid].model} failed"
-                        self.listener.settled(tasks[d], outcomes[d])
-                        stack.extend(downstream[d])
-
-        def release(t) -> None:
-            nonlocal running
-            running -= 1
-            if t.pool:
-                pool_used[t.pool] -= 1
-                for p in parked_pool.pop(t.pool, ()):
-                    push(p)
-            if t.max_concurrency:
-                model_used[t.model] -= 1
-                for p in parked_model.pop(t.model, ()):
-                    push(p)
-
-        def submit(tid: str) -> None:
-            nonlocal running
-            t = tasks[tid]
-            o = outcomes[tid]
-            o.attempts += 1
-            attempt = o.attempts
-            running += 1
-            if t.pool:
-                pool_used[t.pool] = pool_used.get(t.pool, 0) + 1
-            if t.max_concurrency:
-                model_used[t.model] = model_used.get(t.model, 0) + 1
-            started = time.time()
-            self.listener.started(t, attempt, queued_at.get(tid, started), started)
-            pool.submit(self._worker, t, attempt, started)
-
-        def fill() -> None:
-            # sensors first, whatever the slots: polling one holds no worker
-            while sensors and not self._stop.is_set():
-                self._poke(tasks[sensors.pop(0)], settle, delayed, sensor_since)
-            while ready and running < self.caps.concurrency and not self._stop.is_set():
-                _, _, tid = heapq.heappop(ready)
-                t = tasks[tid]
-                if t.pool and pool_used.get(t.pool, 0) >= pools_cap.get(t.pool, 1 << 30):
-                    parked_pool.setdefault(t.pool, []).append(tid)
-                    continue
-                if t.max_concurrency and model_used.get(t.model, 0) >= t.max_concurrency:
-                    parked_model.setdefault(t.model, []).append(tid)
-                    continue
-                submit(tid)
-
-        for tid, reason in sorted(self._blocked.items()):
-            if outcomes[tid].status == "pending":
-                settle(tid, "failed", reason)
-        ready[:] = [r for r in ready if outcomes[r[2]].status == "pending"]
-        heapq.heapify(ready)
-        sensors[:] = [tid for tid in sensors if outcomes[tid].status == "pending"]
-
         try:
             while True:
-                tnow = now()
-                while delayed and delayed[0][0] <= tnow and not self._stop.is_set():
-                    _, tid = heapq.heappop(delayed)
-                    queued_at.pop(tid, None)  # a retry is ready again only now: its backoff
-                    push(tid)  # and earlier attempts are no queue wait
-                fill()
-                if running == 0 and (self._stop.is_set() or not delayed):
+                if self._delayed:
+                    self._release_delayed()
+                self._fill(pool)
+                if self._running == 0 and (self._stop.is_set() or not self._delayed):
                     break  # nothing runs and nothing more can start
-                try:
-                    item = self._done_q.get_nowait()
-                except queue.Empty:
-                    again = self.listener.idle()
-                    wait = max(0.0, delayed[0][0] - now()) if delayed else None
-                    if again is not None:
-                        wait = again if wait is None else min(wait, again)
-                    try:
-                        # waits for a worker to report, or for the next retry/poke time
-                        item = self._done_q.get(timeout=wait)
-                    except queue.Empty:
-                        continue
-                t, attempt, result, started, finished = item
-                release(t)
-                o = outcomes[t.id]
-                o.result = result
-                if result.status == "success":
-                    # the worker that reported is idle: hand it the next task first, then
-                    # record, while it runs (a worker waited ~7% of a c1 run on this)
-                    for d in downstream[t.id]:
-                        remaining[d] -= 1
-                        if remaining[d] == 0 and outcomes[d].status == "pending":
-                            push(d)
-                    o.status = "success"
-                    fill()
-                    self.listener.finished(t, attempt, result, started, finished, True)
-                    self.listener.settled(t, o)
-                elif (
-                    getattr(result, "retryable", True)
-                    and attempt <= t.retries
-                    and not self._stop.is_set()
-                ):
-                    self.listener.finished(t, attempt, result, started, finished, False)
-                    delay = t.retry_delay * 2 ** (attempt - 1) * (1 + random.uniform(0, 0.25))
-                    heapq.heappush(delayed, (now() + delay, t.id))
-                else:
-                    self.listener.finished(t, attempt, result, started, finished, True)
-                    settle(t.id, "failed", result.error)
+                report = self._next_report()
+                if report is not None:
+                    self._handle(report, pool)
         finally:
             if own_pool:
                 pool.shutdown(wait=True)
-        for o in outcomes.values():
-            if o.status == "pending":
-                o.status = "not_run"
-                o.reason = "interrupted" if self._stop.is_set() else "not reached"
+        reason = "interrupted" if self._stop.is_set() else "not reached"
+        for tid, status in self._status.items():
+            if status == "pending":
+                self._status[tid], self._reason[tid] = "not_run", reason
         self.listener.idle()
-        return outcomes
+        settled = self._settled
+        return {tid: settled.get(tid) or self.outcome(tid) for tid in self.tasks}
 
-    def _worker(self, task, attempt: int, started: float) -> None:
+    def _prepare(self) -> None:
+        """Count each task's unfinished upstream, queue the ready ones, fail the blocked."""
+        status = self._status
+        for t in self.tasks.values():
+            n = 0
+            for u in t.upstream:
+                if u in self.tasks:
+                    self._downstream[u].append(t.id)
+                    if status[u] != "skipped":
+                        n += 1
+            self._remaining[t.id] = n
+        for tid in self.tasks:
+            if status[tid] == "pending" and self._remaining[tid] == 0:
+                self._push(tid)
+        for tid, reason in sorted(self._blocked.items()):
+            if status[tid] == "pending":
+                self._settle(tid, "failed", reason)
+        self._ready[:] = [r for r in self._ready if status[r[2]] == "pending"]
+        heapq.heapify(self._ready)
+        self._sensors[:] = [tid for tid in self._sensors if status[tid] == "pending"]
+
+    def _release_delayed(self) -> None:
+        """Retries whose backoff ended and sensors due for a poke become ready."""
+        delayed, tnow = self._delayed, time.monotonic()
+        while delayed and delayed[0][0] <= tnow and not self._stop.is_set():
+            _, tid = heapq.heappop(delayed)
+            # a retry is ready again only now: its backoff and earlier attempts are no
+            # queue wait
+            self._queued_at.pop(tid, None)
+            self._push(tid)
+
+    def _next_report(self) -> _Report | None:
+        """The next worker report; None when it is time to look at the delayed ones."""
+        try:
+            return self._done_q.get_nowait()
+        except queue.Empty:
+            pass
+        again = self.listener.idle()
+        wait = max(0.0, self._delayed[0][0] - time.monotonic()) if self._delayed else None
+        if again is not None:
+            wait = again if wait is None else min(wait, again)
+        try:
+            # waits for a worker to report, or for the next retry/poke time
+            return self._done_q.get(timeout=wait)
+        except queue.Empty:
+            return None
+
+    def _handle(self, report: _Report, pool: ThreadPoolExecutor) -> None:
+        t, attempt, result, started_at, finished_at = report
+        self._release(t)
+        self._result[t.id] = result
+        if result.status == "success":
+            # the worker that reported is idle: hand it the next task first, then
+            # record, while it runs (a worker waited ~7% of a c1 run on this)
+            self._unblock_downstream(t.id)
+            self._status[t.id] = "success"
+            self._fill(pool)
+            self.listener.finished(t, attempt, result, started_at, finished_at, True)
+            o = self._settled[t.id] = Outcome("success", None, self._attempts[t.id], result)
+            self.listener.settled(t, o)
+        elif result.retryable and attempt <= t.retries and not self._stop.is_set():
+            self.listener.finished(t, attempt, result, started_at, finished_at, False)
+            delay = t.retry_delay * 2 ** (attempt - 1) * (1 + random.uniform(0, 0.25))
+            heapq.heappush(self._delayed, (time.monotonic() + delay, t.id))
+        else:
+            self.listener.finished(t, attempt, result, started_at, finished_at, True)
+            self._settle(t.id, "failed", result.error)
+
+    # ---------------------------------------------------------------- bookkeeping
+    def _push(self, tid: str) -> None:
+        task = self.tasks[tid]
+        if task.kind == "sensor":
+            self._sensors.append(tid)
+            return
+        self._seq += 1
+        heapq.heappush(self._ready, (self.priority(task), self._seq, tid))
+        self._queued_at.setdefault(tid, time.time())
+
+    def _unblock_downstream(self, tid: str) -> None:
+        remaining, status = self._remaining, self._status
+        for d in self._downstream[tid]:
+            remaining[d] -= 1
+            if remaining[d] == 0 and status[d] == "pending":
+                self._push(d)
+
+    def _settle(self, tid: str, status: str, reason: str | None = None) -> None:
+        self._status[tid], self._reason[tid] = status, reason
+        o = self._settled[tid] = self.outcome(tid)
+        self.listener.settled(self.tasks[tid], o)
+        if status == "success":
+            self._unblock_downstream(tid)
+        elif status == "failed":
+            why = f"upstream {self.tasks[tid].model} failed"
+            stack = list(self._downstream[tid])
+            while stack:
+                d = stack.pop()
+                if self._status[d] == "pending":
+                    self._status[d], self._reason[d] = "upstream_failed", why
+                    o = self._settled[d] = self.outcome(d)
+                    self.listener.settled(self.tasks[d], o)
+                    stack.extend(self._downstream[d])
+
+    def _fill(self, pool: ThreadPoolExecutor) -> None:
+        # sensors first, whatever the slots: polling one holds no worker
+        while self._sensors and not self._stop.is_set():
+            self._poke(self.tasks[self._sensors.pop(0)])
+        ready, caps = self._ready, self.caps
+        while ready and self._running < caps.concurrency and not self._stop.is_set():
+            _, _, tid = heapq.heappop(ready)
+            t = self.tasks[tid]
+            if t.pool and self._pool_used.get(t.pool, 0) >= caps.pools.get(t.pool, 1 << 30):
+                self._parked_pool.setdefault(t.pool, []).append(tid)
+                continue
+            if t.max_concurrency and self._model_used.get(t.model, 0) >= t.max_concurrency:
+                self._parked_model.setdefault(t.model, []).append(tid)
+                continue
+            self._submit(t, pool)
+
+    def _submit(self, t: Task, pool: ThreadPoolExecutor) -> None:
+        attempt = self._attempts[t.id] = self._attempts[t.id] + 1
+        self._running += 1
+        if t.pool:
+            self._pool_used[t.pool] = self._pool_used.get(t.pool, 0) + 1
+        if t.max_concurrency:
+            self._model_used[t.model] = self._model_used.get(t.model, 0) + 1
+        started = time.time()
+        self.listener.started(t, attempt, self._queued_at.get(t.id, started), started)
+        pool.submit(self._worker, t, attempt, started)
+
+    def _release(self, t: Task) -> None:
+        self._running -= 1
+        if t.pool:
+            self._pool_used[t.pool] -= 1
+            for p in self._parked_pool.pop(t.pool, ()):
+                self._push(p)
+        if t.max_concurrency:
+            self._model_used[t.model] -= 1
+            for p in self._parked_model.pop(t.model, ()):
+                self._push(p)
+
+    # ---------------------------------------------------------------- workers, sensors
+    def _worker(self, task: Task, attempt: int, started: float) -> None:
+        """On a worker thread: always reports a TaskResult, or the scheduler would wait
+        for it forever (a bug in the work function fails its task, not the run)."""
         try:
             result = self.work(task, attempt)
-        except BaseException as exc:  # a bug in the worker must not hang the scheduler
-            result = _Crash(f"internal error: {type(exc).__name__}: {exc}")
+            if not isinstance(result, TaskResult):
+                result = _crash(f"the work of {task.id} returned {type(result).__name__}")
+        except BaseException as exc:  # noqa: BLE001 - reported as the task's failure
+            result = _crash(f"{type(exc).__name__}: {exc}")
         self._done_q.put((task, attempt, result, started, time.time()))
 
-    def _poke(self, t, settle, delayed, sensor_since) -> None:
-        first = sensor_since.setdefault(t.id, time.monotonic())
+    def _poke(self, t: Task) -> None:
+        first = self._sensor_since.setdefault(t.id, time.monotonic())
         try:
-            ok = bool(self.poke(t)) if self.poke else True
-            error = None
-        except Exception as exc:  # a failing sensor query counts as "not yet"
-            ok, error = False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if ok:
-            self.outcomes[t.id].attempts += 1
-            settle(t.id, "success")
+            answer = self.poke(t) if self.poke else Poke(True)
+        except Exception as exc:  # noqa: BLE001 - a bug in the poke: the sensor fails, said
+            answer = Poke(False, f"internal error: {type(exc).__name__}: {exc}", failed=True)
+        if answer.ready:
+            self._attempts[t.id] += 1
+            self._settle(t.id, "success")
+            return
+        if answer.failed:  # no attempt: a poke is not a run of the task
+            self._settle(t.id, "failed", answer.error)
             return
         waited = time.monotonic() - first
         if waited >= (t.wait_timeout or 0):
-            settle(
-                t.id,
-                "failed",
-                f"sensor timed out after {waited:.0f}s"
-                + (f" (last error: {error})" if error else ""),
-            )
+            last = f" (last error: {answer.error})" if answer.error else ""
+            self._settle(t.id, "failed", f"sensor timed out after {waited:.0f}s{last}")
             return
         due = time.monotonic() + min(t.poke_every or 30.0, max(0.0, t.wait_timeout - waited))
-        heapq.heappush(delayed, (due, t.id))
-
-
-@dataclass(frozen=True)
-class _Crash:
-    error: str
-    status: str = "failed"
-    retryable: bool = False
+        heapq.heappush(self._delayed, (due, t.id))

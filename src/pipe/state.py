@@ -469,8 +469,11 @@ def _alive(pid: int) -> bool:
 
 
 class LockHeld(Exception):
-    def __init__(self, holder: str):
-        super().__init__(holder)
+    """The lock is taken; `holder` is what its holder wrote ("pid 8022: pipe run ..."),
+    None when the lock file does not say."""
+
+    def __init__(self, holder: str | None):
+        super().__init__(holder or "unknown holder")
         self.holder = holder
 
 
@@ -482,11 +485,12 @@ class ProjectLock:
         self.path = root / ".pipe" / "lock"
         self.fd: int | None = None
 
-    def holder(self) -> str:
+    def holder(self) -> str | None:
+        """Who holds the lock, as the holder wrote it; None when that is not known."""
         try:
-            return self.path.read_text().strip() or "another pipe process"
+            return self.path.read_text().strip() or None
         except OSError:
-            return "another pipe process"
+            return None
 
     def acquire(self, wait: bool, on_wait=None, what: str = "") -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -498,7 +502,7 @@ class ProjectLock:
                 os.close(fd)
                 raise LockHeld(holder) from None
             if on_wait:
-                on_wait(holder)
+                on_wait(holder or "another pipe process")
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}: {what}".encode())

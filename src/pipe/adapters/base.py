@@ -27,7 +27,7 @@ from pathlib import Path
 from .. import sql as sqlmod
 from ..config import Target
 from ..engines import EngineRules
-from ..errors import ConfigError, SourceLocation
+from ..errors import ConfigError, PipeError, SourceLocation
 from ..ledger import Entry, Key, decode_reads, encode_reads
 
 TEMP_MARK = "__pipe_tmp_"
@@ -50,8 +50,10 @@ def expand_env(value: str, what: str) -> str:
     return _ENV.sub(sub, str(value))
 
 
-class AdapterError(Exception):
-    """A warehouse error during a task (SQL error, lost connection): the task fails."""
+class AdapterError(PipeError):
+    """A warehouse statement failed (SQL error, no privilege, lost connection). In a task
+    the task fails; outside one (a run's set-up) the runner says it as a WarehouseError
+    naming the target; one that reaches the CLI is a user error (exit 2), never a bug."""
 
     sqlstate: str | None = None  # the engine's error code, where it has one
 
@@ -501,6 +503,11 @@ class Adapter(EngineRules, ABC):
 
     def is_conflict(self, exc: AdapterError) -> bool:
         """A concurrent-write conflict: the same publish can simply be tried again."""
+        return False
+
+    def is_missing_relation(self, exc: AdapterError) -> bool:
+        """The statement read a table or schema that does not exist (yet): a sensor waits
+        for it; any other error in its `wait_for` is a mistake that fails the sensor."""
         return False
 
     @abstractmethod

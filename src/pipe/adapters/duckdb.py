@@ -8,6 +8,7 @@ base class's drop-and-rename publish is atomic for readers.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 try:  # the engine's own module: the `duckdb` package around it also loads its relational
@@ -48,6 +49,9 @@ def describe_csvs(seeds: list[tuple[Path, dict[str, str]]]) -> list[tuple[tuple[
         return out
     finally:
         con.close()
+
+
+_MISSING = re.compile(r"Catalog Error: (Table|View|Schema) with name .* does not exist")
 
 
 def _path(target, root: Path) -> str:
@@ -141,6 +145,9 @@ class DuckDBAdapter(DuckDBRules, Adapter):
 
     def is_conflict(self, exc: AdapterError) -> bool:
         return "conflict" in str(exc).lower()
+
+    def is_missing_relation(self, exc: AdapterError) -> bool:
+        return bool(_MISSING.match(str(exc)))
 
     def insert_sql(self, temp: str, table: str) -> str:
         return f"INSERT INTO {self.q(table)} BY NAME SELECT * FROM {self.q(temp)}"

@@ -139,6 +139,9 @@ class PostgresAdapter(PostgresRules, Adapter):
     def is_conflict(self, exc: AdapterError) -> bool:
         return getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
 
+    def is_missing_relation(self, exc: AdapterError) -> bool:
+        return getattr(exc, "sqlstate", None) in ("42P01", "3F000")  # no table, no schema
+
     def columns(self, table: str) -> list[tuple[str, str]]:
         """Types as Postgres spells them in DDL (`numeric(12,2)`, not `numeric`)."""
         _, rows = self._run(

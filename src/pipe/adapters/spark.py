@@ -243,6 +243,9 @@ class SparkAdapter(SparkRules, Adapter):
     def execute(self, sql: str) -> int | None:
         return self._run(sql, False)
 
+    def is_missing_relation(self, exc: AdapterError) -> bool:
+        return any(c in str(exc) for c in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"))
+
     def query(self, sql: str):
         return self._run(sql, True)
 

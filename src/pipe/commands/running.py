@@ -1,0 +1,261 @@
+"""`pipe run` and `pipe backfill`: options to a plan and `RunOptions`, then the runner;
+the result printed by `finish`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .. import console, intervals, planfile, workspace
+from ..errors import UserError
+from .base import (
+    after_start,
+    caps_for,
+    common,
+    complete_only,
+    finish,
+    handle_errors,
+    load,
+    observed,
+    parse_execution_time,
+    select_models,
+)
+
+
+@click.command()
+@click.option("--interval", "interval", required=True, help="Run label, e.g. 2026-06-15.")
+@click.option("--select", "select", help="Run only these models (plan stays whole).")
+@click.option("--concurrency", type=int, help="Max tasks in flight (default: pipe.yml).")
+@click.option("--force", is_flag=True, help="Rerun tasks already published.")
+@click.option(
+    "--execution-time",
+    "execution_time",
+    help="What pipe takes as now (UTC; default: now). An interval ending after it is not complete.",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Build an incomplete interval anyway, recorded as partial.",
+)
+@click.option("--no-wait", is_flag=True, help="Exit 2 at once if another run holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common
+@handle_errors
+def run(
+    project,
+    target,
+    interval,
+    select,
+    concurrency,
+    force,
+    execution_time,
+    allow_partial,
+    no_wait,
+    as_json,
+):
+    """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
+    from ..runner import RunOptions, check_env, run_tasks
+
+    cp = load(project, target)
+    iv = after_start(cp, intervals.parse_label(interval))
+    now = parse_execution_time(execution_time)
+    complete_only(iv, now, allow_partial)
+    models = select_models(cp, select)
+    check_env(cp.target)  # a missing ${VAR} is said before anything is written
+    plan = _current_plan(cp, iv, quiet=as_json)
+    cp.save_cache()
+    reporter = observed(
+        console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.select(models).tasks
+    )
+    options = RunOptions(
+        kind="run",
+        label=iv.label,
+        start=intervals.iso(iv.start),
+        end=intervals.iso(iv.end),
+        caps=caps_for(cp, concurrency),
+        force=force,
+        wait=not no_wait,
+        context={t.id: t for t in plan.tasks},
+        execution_time=now,
+        args={
+            "select": select,
+            "force": force,
+            "concurrency": concurrency,
+            "allow_partial": allow_partial,
+        },
+    )
+    result = run_tasks(cp.raw.root, cp.target, plan.select(models).tasks, options, reporter)
+    finish(result, as_json)
+
+
+def _current_plan(cp, iv, quiet: bool):
+    """The plan file of `iv`, compiled first when missing; a stale one is refused."""
+    hint = (
+        f"review the change with 'pipe compile --interval {iv.label}' and "
+        "'git diff plans/', then run again"
+    )
+    [made] = workspace.ensure_plans(cp, [iv], hint)
+    if made.status == "written" and not quiet:
+        click.echo(f"compiled {made.path} ({made.tasks} tasks)")
+    return planfile.load(cp.raw.root / made.path)
+
+
+@click.command()
+@click.option("--start", required=True, help="First day (or hour) to backfill, UTC.")
+@click.option("--end", required=True, help="End of the range (exclusive).")
+@click.option("--select", "select", help="Backfill only these models.")
+@click.option(
+    "--concurrency",
+    type=int,
+    help="Max tasks in flight (default: backfill.concurrency, else concurrency, in pipe.yml).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the expansion; write nothing.")
+@click.option("--newest-first", is_flag=True, help="Start with the most recent intervals.")
+@click.option("--force", is_flag=True, help="Rebuild intervals already published.")
+@click.option(
+    "--execution-time",
+    "execution_time",
+    help="What pipe takes as now (UTC; default: now). Intervals ending after it are left out.",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Also build the incomplete intervals at the end, recorded as partial.",
+)
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Rebuild the selected incremental models "
+    "from the project's start into a new table, swapped in when all passed.",
+)
+@click.option("--yes", is_flag=True, help=f"Allow a model to expand past {10_000:,} intervals.")
+@click.option("--no-wait", is_flag=True, help="Exit 2 at once if another run holds the lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common
+@handle_errors
+def backfill(
+    project,
+    target,
+    start,
+    end,
+    select,
+    concurrency,
+    dry_run,
+    newest_first,
+    force,
+    execution_time,
+    allow_partial,
+    full_refresh,
+    yes,
+    no_wait,
+    as_json,
+):
+    """Run every interval in [start, end) under the concurrency caps; resumable."""
+    from .. import backfill as bf
+    from ..runner import RunOptions, check_env, run_tasks
+
+    cp = load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
+    now = parse_execution_time(execution_time)
+    echo = (lambda *a, **k: None) if as_json else click.echo
+    span = _span(cp, start, end, now, full_refresh, allow_partial, echo)
+    models = select_models(cp, select)
+    _refuse_explosion(cp, span, models, yes)
+    stubs, selected = _expansion(cp, span, models, full_refresh)
+    context = {t.id: t for t in (*stubs.tasks, *selected.tasks)}
+    if dry_run:
+        report = bf.dry_run(cp, selected, context, force, now).as_json()
+        cp.save_cache()
+        text = json.dumps(report, indent=2) if as_json else None
+        click.echo(
+            text or console.dry_run_text(report, caps_for(cp, concurrency, True).concurrency)
+        )
+        return
+    check_env(cp.target)
+    bf.persist(cp, span, stubs, console.Counter(echo, "compiling plans"))
+    cp.save_cache()
+    options = RunOptions(
+        kind="backfill",
+        label=span.label,
+        start=intervals.iso(span.start),
+        end=intervals.iso(span.end),
+        caps=caps_for(cp, concurrency, True),
+        force=force,
+        wait=not no_wait,
+        priority=bf.newest_first(selected) if newest_first else bf.oldest_first(selected),
+        hydrate=bf.PlanFiles(cp).hydrate,
+        context=context,
+        execution_time=now,
+        args={
+            "select": select,
+            "force": force,
+            "newest_first": newest_first,
+            "concurrency": concurrency,
+            "allow_partial": allow_partial,
+            "full_refresh": full_refresh,
+        },
+    )
+    reporter = _backfill_reporter(cp, selected, as_json)
+    finish(run_tasks(cp.raw.root, cp.target, selected.tasks, options, reporter), as_json)
+
+
+def _span(cp, start: str, end: str, now, full_refresh: bool, allow_partial: bool, echo):
+    """The span to backfill: from the project's start with --full-refresh, less the
+    incomplete intervals at its end unless --allow-partial (said in a note)."""
+    from .. import backfill as bf
+
+    span = after_start(cp, intervals.parse_range(start, end))
+    if full_refresh and cp.raw.config.start is not None:  # the whole table, from the start
+        span = intervals.Interval(cp.raw.config.start, span.end)
+    span, left_out = bf.complete_part(cp, span, now, allow_partial)
+    if left_out is not None:
+        echo(
+            f"note: leaving out [{intervals.iso(left_out.start)}, {intervals.iso(left_out.end)})"
+            f": not complete at the execution time {intervals.iso(now)}Z (--allow-partial "
+            "builds it as partial)",
+            err=True,
+        )
+    return span
+
+
+def _refuse_explosion(cp, span, models, yes: bool) -> None:
+    from .. import backfill as bf
+
+    too_many = bf.explosion(cp, span, models)
+    if too_many and not yes:
+        names = ", ".join(
+            f"{m} ({n:,}+ intervals)" if n > bf.EXPLOSION_LIMIT else m for m, n in too_many
+        )
+        raise UserError(
+            f"this backfill expands to more than {bf.EXPLOSION_LIMIT:,} intervals for {names}",
+            hint="narrow --start/--end or --select, or pass --yes if you mean it",
+        )
+
+
+def _expansion(cp, span, models, full_refresh: bool):
+    """(every stub of the span and the selection's upstream, the selected tasks)."""
+    from .. import backfill as bf
+    from ..graph import with_upstream
+
+    # the upstream of a selection too: what a selected task reads must be published
+    stubs = bf.expand_stubs(cp, span, with_upstream(cp.graph, models) if models else None)
+    selected = stubs.select(models)
+    if full_refresh:
+        selected = bf.full_refresh(selected, models or cp.graph.order)
+    return stubs, selected
+
+
+def _backfill_reporter(cp, selected, as_json: bool):
+    """The console (with a bar per schedule interval), and OpenLineage when configured."""
+    from .. import backfill as bf
+
+    by_interval = {
+        t.id: outer.label
+        for t in selected.tasks
+        if (outer := bf.inside_one(cp, t.interval)) is not None
+    }
+    return observed(
+        console.ConsoleReporter(click.echo, quiet=as_json, intervals=by_interval),
+        cp,
+        selected.tasks,
+    )

@@ -1,0 +1,199 @@
+"""What a run does before its first task, under the lock: clean, create schemas, read
+the warehouse's ledger, reconcile the state store with it, decide what to run.
+
+    adapter + tasks -> relations -> ledger (less dropped tables) -> decide -> Start
+
+Every statement here is pipe's own, not a task's: the runner turns an AdapterError from
+here into a WarehouseError (`refused`) naming the target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .adapters import Adapter
+from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
+from .config import Target
+from .decide import Blocked, Decision, decide, describe
+from .errors import SourceLocation, UpstreamMissing, WarehouseError
+from .executor import first_line
+from .intervals import iso
+from .ledger import Entry, Key, stale
+from .plan import Task
+from .state import StateStore
+
+
+class Notes:
+    """Where the start says what it decided (the run's Reporter has this method)."""
+
+    def note(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Start:
+    """What the run's set-up found: what is published, and what to skip or fail."""
+
+    published: dict[Key, Entry]
+    decision: Decision
+    done: frozenset[str]  # already published (or idle sensors): skipped
+    blocked: dict[str, str]  # task id -> why it cannot run (depends_on_past)
+
+
+def prepare(
+    adapter: Adapter,
+    tasks: Sequence[Task],
+    context: Mapping[str, Task],
+    state: StateStore,
+    reporter: Notes,
+    *,
+    kind: str,
+    force: bool,
+    execution_time: datetime,
+) -> Start:
+    """Clean, create schemas, read the ledger, reconcile, decide."""
+    relations = adapter.relations()  # one catalog query for all of the start
+    clean_temp(adapter, tasks, relations)
+    # a sensor's table is a source: pipe neither builds it nor creates its schema
+    schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
+    have = {name.split(".", 1)[0] for name in relations}
+    for schema in schemas:
+        if schema not in have:  # a schema holding a relation exists
+            adapter.ensure_schema(schema)
+    published, missing = _published(adapter, schemas, reporter, kind, relations)
+    state.reconcile(adapter.target.name, published)
+    decision = decide(
+        tasks,
+        context,
+        published,
+        stale(published),
+        execution_time=execution_time,
+        force=force,
+        missing=missing,
+    )
+    if decision.blocked:
+        raise _refusal(decision.blocked)
+    done = frozenset(decision.skip) | _idle_sensors(tasks, decision.skip)
+    if decision.partial:
+        reporter.note(
+            f"{len(decision.partial)} task(s) cover time after the execution "
+            f"time {iso(execution_time)}Z: recorded as partial, rebuilt by the "
+            "first run or backfill that covers them once complete"
+        )
+    return Start(published, decision, done, _past_missing(tasks, done, published))
+
+
+def clean_temp(
+    adapter: Adapter, tasks: Sequence[Task], relations: dict[str, str] | None = None
+) -> list[str]:
+    """Drop the temp relations of these tasks that an older run left behind.
+
+    A task builds its temp table inside its own transaction, so on engines with
+    transactional DDL none survives a crash; this sweeps what a non-transactional engine
+    or an older pipe left. Only the names of these tasks: another project (or checkout)
+    on the same database keeps its own."""
+    mine = {t.temp for t in tasks if t.temp}
+    dropped = []
+    for name, kind in adapter.temp_relations(relations):
+        if name in mine:
+            adapter.drop(name, kind)
+            dropped.append(name)
+            if relations is not None:
+                relations.pop(name, None)
+    return dropped
+
+
+def check_env(target: Target) -> None:
+    for key, value in target.options:
+        if isinstance(value, str):
+            expand_env(value, f"target '{target.name}' {key}")
+
+
+def refused(target: Target, kind: str, exc: AdapterError) -> WarehouseError:
+    return WarehouseError(
+        f"target '{target.name}' ({target.adapter}) refused what pipe does before the "
+        f"{kind}'s first task: {first_line(str(exc))}",
+        at=SourceLocation("pipe.yml"),
+        hint="pipe creates the models' schemas and keeps its ledger in _pipe.ledger: "
+        "grant the target's role those privileges, or point the target elsewhere",
+    )
+
+
+def _past_missing(
+    tasks: Sequence[Task], done: frozenset[str], published: Mapping[Key, Entry]
+) -> dict[str, str]:
+    """depends_on_past tasks whose previous interval is not published: they fail."""
+    blocked = {}
+    for t in tasks:
+        if t.past is not None and t.id not in done:
+            key = (t.model, iso(t.past.start), iso(t.past.end))
+            if key not in published:
+                blocked[t.id] = (
+                    f"depends_on_past: {t.model} {t.past.label} is not "
+                    "published yet; run that interval first"
+                )
+    return blocked
+
+
+def _published(
+    adapter: Adapter, schemas: list[str], reporter: Notes, kind: str, relations: dict[str, str]
+) -> tuple[dict[Key, Entry], frozenset[str]]:
+    """The warehouse ledger (the truth, written in each publish's transaction), less the
+    models whose table is gone: a dropped table publishes nothing (SPEC §7, drift). Their
+    keys get tombstones, so a rebuild of some intervals does not revive the others.
+    `relations`: the warehouse's relations as listed at the start (the catalog's source)."""
+    published = adapter.open_ledger(relations.get(LEDGER) == "table")
+    if adapter.ledger_rows > 2 * len(published) + 1000:
+        adapter.compact_ledger()
+    shadows = sorted({m for m, _, _ in published if TEMP_MARK in m})
+    if shadows:  # a --full-refresh that did not reach its swap: its shadow is gone
+        with adapter.transaction():
+            for shadow in shadows:
+                adapter.forget_ledger(shadow)
+        published = {k: e for k, e in published.items() if k[0] not in shadows}
+    models = sorted({m for m, _, _ in published})
+    listed = set(schemas) | {m.split(".", 1)[0] for m in models}
+    adapter.catalog.load(
+        listed, {n: k for n, k in relations.items() if n.split(".", 1)[0] in listed}
+    )
+    gone = [m for m in models if adapter.relation_kind(m) is None]
+    if not gone:
+        return published, frozenset()
+    keys = [k for k in published if k[0] in gone]
+    with adapter.transaction():
+        adapter.record_removed(keys, time.time())
+    for model in gone:
+        n = sum(1 for k in keys if k[0] == model)
+        reporter.note(
+            f"{model}: its table is missing from the warehouse (dropped outside "
+            f"pipe?); its {n} published interval(s) no longer count, and this "
+            f"{kind} rebuilds the ones it covers"
+        )
+    return {k: e for k, e in published.items() if k[0] not in gone}, frozenset(gone)
+
+
+def _refusal(blocked: Sequence[Blocked]) -> UpstreamMissing:
+    first = blocked[0]
+    more = len({b.task.id for b in blocked}) - 1
+    return UpstreamMissing(
+        f"{first.task.model} {first.task.label} reads {describe(first.upstream.key)}, which "
+        f"{first.why}"
+        + (f" (and {more} more task(s) like it)" if more else "")
+        + "; nothing was run, so nothing is built from missing data",
+        hint=f"build the upstream in the same command: --select '+{first.task.model}'",
+    )
+
+
+def _idle_sensors(tasks: Sequence[Task], done) -> frozenset[str]:
+    """Sensors whose every downstream task is already published: nothing to wait for."""
+    waiting: dict[str, list[str]] = {}
+    for t in tasks:
+        for u in t.upstream:
+            waiting.setdefault(u, []).append(t.id)
+    return frozenset(
+        t.id
+        for t in tasks
+        if t.kind == "sensor" and t.id not in done and all(d in done for d in waiting.get(t.id, ()))
+    )
