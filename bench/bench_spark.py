@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import bench_backfill  # noqa: E402  (the trivial incremental models)
-from bench_run import LABEL, _env, plan_tasks, pipe  # noqa: E402
+from bench_run import LABEL, _env, pipe, plan_tasks  # noqa: E402
 from servers import start_spark_connect  # noqa: E402
 
 OUT = HERE / "out" / "spark"
