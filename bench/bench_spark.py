@@ -1,6 +1,6 @@
 """`pipe run` and `pipe backfill` on a local Spark Connect server, against the floor.
 
-    python bench/bench_spark.py [--models 100] [--rounds 3] [--concurrency 1 4]
+    python bench/bench_spark.py [--models 100] [--warmup 1] [--rounds 3] [--concurrency 1 4]
                                 [--days 30] [--backfill-models 10]
                                 [--backfill-concurrency 1 2 4] [--remote sc://HOST:PORT]
 
@@ -10,8 +10,10 @@
    database but `default`). Stopped at the end.
 2. Generates a project of N full models (bench/gen_project.py) with a target
    `{adapter: spark, remote: ...}` and compiles its plan for one interval (not timed).
-3. Rounds, alternating, each on a fresh warehouse (every database but `default` dropped)
-   and, for pipe, a fresh state store:
+3. `--warmup` rounds (kept in the JSON, left out of the medians: a fresh server's JVM runs
+   the same statements 3x slower until they are compiled), then `--rounds` rounds,
+   alternating, each on a fresh warehouse (every database but `default` dropped) and, for
+   pipe, a fresh state store:
    - the floor: every task of the plan through one Spark Connect session, in plan order:
      seeds loaded as pipe loads them (`SparkAdapter.load_seed`: typed by DuckDB, sent as
      rows, saved as a Parquet table, a view over it), every model as a bare
@@ -20,8 +22,9 @@
      time, split by pipe's own timestamps (.pipe/state.db) into the start (process spawn
      to the run's start), the run (the run's start to its end) and the exit.
 4. A backfill: `--days` x `--backfill-models` trivial incremental models (the models of
-   bench/bench_backfill.py), `pipe backfill` at each `--backfill-concurrency` on a fresh
-   warehouse and state, tasks a minute (whole process).
+   bench/bench_backfill.py, in a form sqlglot turns into Spark SQL), `pipe backfill` at
+   each `--backfill-concurrency` on a fresh warehouse and state, tasks a minute (whole
+   process).
 The machine is shared: every measurement is kept, medians and min/max are printed, and
 the load average (`/proc/loadavg`) is recorded before and after each. Results are written
 after each measurement to bench/out/spark/result.json. A benchmark, not a test.
@@ -178,6 +181,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="rounds before, not in the medians")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--backfill-models", type=int, default=10)
@@ -210,6 +214,8 @@ def main() -> None:
         result["measurements"].append(value)
         summary: dict = {}
         for m in result["measurements"]:
+            if m["name"].startswith("warm-up"):
+                continue
             for key, x in m.items():
                 if isinstance(x, float):
                     summary.setdefault(f"{m['name']} {key}", []).append(x)
@@ -225,16 +231,21 @@ def main() -> None:
         bf_root = bench_backfill.generate(OUT / "backfill", args.backfill_models)
         add_target(bf_root, remote)
         bf_tasks = args.days * args.backfill_models
-        for n in range(args.rounds):
+        for n in range(-args.warmup, args.rounds):
+            # a fresh server's JVM is slow until its code is compiled: the floor took 140 s
+            # in the first round and 40 s in the next; warm-up rounds are kept apart
+            pre = "warm-up " if n < 0 else ""
             load0 = _load()
             f = floor(spark, root, tasks)
-            record("floor", {"seconds": f}, load0)
-            print(f"round {n + 1}: floor {f:.1f}s ({len(tasks)} tasks), load {load0}", flush=True)
+            record(f"{pre}floor", {"seconds": f}, load0)
+            print(
+                f"{pre}round {n + 1}: floor {f:.1f}s ({len(tasks)} tasks), load {load0}", flush=True
+            )
             for c in args.concurrency:
                 load0 = _load()
                 got = run_pipe(spark, root, c)
                 got["vs floor"] = got["seconds"] / f
-                record(f"pipe c{c}", got, load0)
+                record(f"{pre}pipe c{c}", got, load0)
                 print(
                     f"  pipe run --concurrency {c}: {got['seconds']:.1f}s = "
                     f"{got['vs floor']:.2f}x the floor (start {got['start']:.1f}s, "
