@@ -238,9 +238,8 @@ def main() -> None:
             load0 = _load()
             f = floor(spark, root, tasks)
             record(f"{pre}floor", {"seconds": f}, load0)
-            print(
-                f"{pre}round {n + 1}: floor {f:.1f}s ({len(tasks)} tasks), load {load0}", flush=True
-            )
+            number = n + 1 if n >= 0 else n + args.warmup + 1
+            print(f"{pre}round {number}: floor {f:.1f}s, load {load0}", flush=True)
             for c in args.concurrency:
                 load0 = _load()
                 got = run_pipe(spark, root, c)
