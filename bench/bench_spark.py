@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import bench_backfill  # noqa: E402  (the trivial incremental models)
+import bench_run  # noqa: E402
 from bench_run import LABEL, _env, pipe, plan_tasks  # noqa: E402
 from servers import start_spark_connect  # noqa: E402
 
@@ -79,13 +80,7 @@ def add_target(root: Path, remote: str) -> None:
 
 
 def generate(root: Path, models: int, remote: str) -> Path:
-    if root.exists():
-        shutil.rmtree(root)
-    subprocess.run(
-        [sys.executable, str(HERE / "gen_project.py"), str(root), "--models", str(models)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    bench_run.generate(root, models, "duckdb", None, None)  # and a compile for DuckDB
     add_target(root, remote)
     subprocess.run(
         pipe("compile", "--project", str(root), "--interval", LABEL, "--target", "spark"),
