@@ -68,7 +68,8 @@ where {{{{ interval_start }}}} + h * interval '1 hour' >= {{{{ interval_start }}
 
 
 def _load() -> str:
-    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+    """The load averages over 1, 5 and 15 minutes, as uptime shows them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def add_target(root: Path, remote: str) -> None:
