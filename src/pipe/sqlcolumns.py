@@ -112,9 +112,39 @@ def column_lineage(
 ) -> tuple[ColumnSources, ...]:
     """The value lineage of every output column of one SELECT, in output order, through
     sqlglot's qualify (stars expanded where `schema` knows the tables: schema -> table ->
-    column -> type) and lineage walk. Only what a projection computes counts: WHERE, join
-    keys and GROUP BY are not value lineage. A star over a table of unknown columns comes
-    back as the column '*'. Raises SqlError when sqlglot cannot follow the query."""
+    column -> type) and scopes. Only what a projection computes counts: WHERE, join keys
+    and GROUP BY are not value lineage. A star over a table of unknown columns comes back
+    as the column '*'. Raises SqlError when sqlglot cannot follow the query.
+
+    The answer is `column_lineage_reference`'s (sqlglot's lineage walk), found by walking
+    the same qualified scopes without building sqlglot's lineage nodes, each of which
+    writes its leaf column back out as SQL (most of the walk's cost). A query with what
+    the walk does not mirror (PIVOT, a table function, a placeholder, a scope sqlglot
+    would warn about or reject) is left to sqlglot's walk."""
+    sqlglot, _, errors = _sqlglot()
+    from sqlglot.optimizer import build_scope, qualify
+    from sqlglot.schema import ensure_schema
+
+    read = _dialect_of(dialect)
+    try:  # the steps and arguments of sqlglot.lineage.lineage, so the same errors
+        tree = sqlglot.parse_one(text, read=read)
+        tree = qualify.qualify(
+            tree,
+            dialect=read,
+            schema=ensure_schema(schema, dialect=read),
+            validate_qualify_columns=False,
+            identify=False,
+        )
+        found = _walk(build_scope(tree), tree)
+    except (errors.SqlglotError, ValueError, KeyError) as exc:  # sqlglot raises all of these
+        raise SqlError(f"column lineage: {str(exc).splitlines()[0]}") from None
+    return found if found is not None else column_lineage_reference(text, dialect, schema)
+
+
+def column_lineage_reference(
+    text: str, dialect: str, schema: dict[str, dict[str, dict[str, str]]]
+) -> tuple[ColumnSources, ...]:
+    """`column_lineage` through sqlglot's lineage walk (the reference it must agree with)."""
     sqlglot, exp, errors = _sqlglot()
     from sqlglot.lineage import lineage
 
@@ -141,3 +171,163 @@ def column_lineage(
                 unresolved = True
         out.append(ColumnSources(name, tuple(sorted(reads)), unresolved))
     return tuple(out)
+
+
+class _Unmirrored(Exception):
+    """A query the walk leaves to sqlglot's lineage walk."""
+
+
+def _walk(scope, tree) -> tuple[ColumnSources, ...] | None:
+    """Each output column's sources from the root scope of a qualified query, as sqlglot's
+    lineage walk finds them; None for a query the walk does not mirror."""
+    _, exp, _ = _sqlglot()
+    if (
+        not scope
+        or not isinstance(scope.expression, exp.Selectable)
+        or tree.find(exp.Pivot, exp.UDTF, exp.Placeholder)
+    ):
+        return None
+    names = [sel.alias_or_name for sel in scope.expression.selects]
+    if not all(names):
+        return None
+    walk = _ScopeWalk()
+    try:
+        found = {name: walk.column(name, scope) for name in names}
+    except _Unmirrored:
+        return None
+    return tuple(
+        ColumnSources(name, tuple(sorted(reads)), unresolved)
+        for name, (reads, unresolved) in found.items()
+    )
+
+
+class _ScopeWalk:
+    """sqlglot.lineage.to_node's walk over one query's scopes, keeping only what the
+    lineage answer reads from its nodes: the tables and columns at the leaves, and
+    whether a leaf is a star or a column of no known table."""
+
+    def __init__(self):
+        from sqlglot import exp
+        from sqlglot.optimizer import Scope, find_all_in_scope
+
+        self.exp, self.scope_type, self.find_all_in_scope = exp, Scope, find_all_in_scope
+        self.done: dict[tuple, tuple[frozenset, bool]] = {}
+        self.selects: dict[int, tuple[bool, dict]] = {}
+
+    def column(self, column: str | int, scope) -> tuple[frozenset, bool]:
+        key = (column, id(scope))
+        found = self.done.get(key)
+        if found is None:
+            if key in self.done:  # None: still being walked, a loop sqlglot would recurse in
+                raise _Unmirrored
+            self.done[key] = None  # type: ignore[assignment]
+            found = self.done[key] = self._column(column, scope)
+        return found
+
+    def _select(self, column: str | int, scope):
+        exp = self.exp
+        selectable = scope.expression
+        if isinstance(column, int):
+            if column >= len(selectable.selects):
+                raise _Unmirrored
+            return selectable.selects[column]
+        meta = self.selects.get(id(scope))
+        if meta is None:
+            by_name: dict = {}
+            for sel in selectable.selects:
+                by_name.setdefault(sel.alias_or_name, sel)
+            meta = self.selects[id(scope)] = (selectable.is_star, by_name)
+        return meta[1].get(column, exp.Star() if meta[0] else scope.expression)
+
+    def _column(self, column: str | int, scope) -> tuple[frozenset, bool]:
+        exp = self.exp
+        select = self._select(column, scope)
+        if isinstance(select, (exp.Table, exp.Placeholder)):
+            raise _Unmirrored  # a node whose own expression is a leaf
+        if isinstance(scope.expression, exp.Subquery) and scope.subquery_scopes:
+            return self.column(column, scope.subquery_scopes[0])
+        reads: set[tuple[str, str, str]] = set()
+        unresolved = False
+        if isinstance(scope.expression, exp.SetOperation):
+            index = column
+            if not isinstance(column, int):
+                index = next(
+                    (
+                        i
+                        for i, s in enumerate(scope.expression.selects)
+                        if s.alias_or_name == column or s.is_star
+                    ),
+                    -1,
+                )
+            if index == -1:
+                raise _Unmirrored
+            for s in scope.set_operation_scopes:
+                more, flag = self.column(index, s)
+                reads |= more
+                unresolved = unresolved or flag
+            return frozenset(reads), unresolved
+        for more, flag in self._inner(select, scope):
+            reads |= more
+            unresolved = unresolved or flag
+        return frozenset(reads), unresolved
+
+    def _inner(self, select, scope):
+        """(reads, unresolved) of what one projection computes from: the subqueries in
+        it, the scope's sources when it is a star, and the columns it reads."""
+        exp, Scope, find_all_in_scope = self.exp, self.scope_type, self.find_all_in_scope
+        subquery_scopes = {id(s.expression): s for s in scope.subquery_scopes}
+        for subquery in find_all_in_scope(select, *exp.UNWRAPPED_QUERIES):
+            inner = subquery_scopes.get(id(subquery))
+            if inner is None:
+                raise _Unmirrored  # sqlglot logs a warning for it
+            for name in subquery.named_selects:
+                yield self.column(name, inner)
+        if isinstance(select, exp.Star):
+            for src in scope.sources.values():
+                yield self._leaf(select, src.expression if isinstance(src, Scope) else src)
+        for c in set(find_all_in_scope(select, exp.Column)):
+            table = c.table
+            source = scope.sources.get(table)
+            if source is None and not table:  # sqlglot's single-source inference
+                named = {k: v for k, v in scope.sources.items() if k}
+                if len(named) == 1:
+                    table, source = next(iter(named.items()))
+                    c.set("table", exp.to_identifier(table))
+            if isinstance(source, Scope):
+                yield self.column(c.name, source)
+            else:
+                yield self._leaf(c, source)
+
+    def _leaf(self, named, source) -> tuple[frozenset, bool]:
+        """What a lineage leaf named by `named` (a column, or a star) over `source` adds."""
+        exp = self.exp
+        if source is None or isinstance(source, exp.Placeholder):
+            return frozenset(), True
+        if not isinstance(source, exp.Table):
+            return frozenset(), False
+        column_name = self._leaf_name(named)
+        if column_name == "*":
+            return frozenset(), True
+        found = (_ident(source.args.get("db")), _ident(source.this), column_name)
+        return frozenset((found,)), False
+
+    def _leaf_name(self, named) -> str:
+        """The column part of a leaf's name, which sqlglot's walk writes as SQL (the
+        default dialect, no comments): the part after its last dot."""
+        this = named.this if isinstance(named, self.exp.Column) else None
+        if isinstance(this, self.exp.Identifier) and not any(
+            v for k, v in named.args.items() if k not in _COLUMN_PARTS
+        ):
+            return _identifier_text(this.name, bool(this.quoted)).rsplit(".", 1)[-1]
+        return named.sql(comments=False).rsplit(".", 1)[-1]
+
+
+_COLUMN_PARTS = frozenset({"this", "table", "db", "catalog"})
+
+
+@lru_cache(maxsize=8192)
+def _identifier_text(name: str, quoted: bool) -> str:
+    """An identifier written as SQL in sqlglot's default dialect (only its name and
+    whether it is quoted count there)."""
+    _, exp, _ = _sqlglot()
+    return exp.Identifier(this=name, quoted=quoted).sql(comments=False)
