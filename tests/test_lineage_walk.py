@@ -29,6 +29,9 @@ SCHEMA = {
 
 HARD = [
     'select "MixedCase", o."Amount" as "Total", o.id from raw.orders o',
+    "select Amount, o.ID, o.Status as S from Raw.Orders o",
+    "select Amount, `Weird Name`, _x from Raw.Blob",
+    'select a$b, "Ä", ä from ext.blob',
     'select "Amount", "weird.col", "select", "1x", plain from staging."Mixed"',
     'select * from staging."Mixed"',
     'select m.* from staging."Mixed" as m join raw.orders o on o.id = m.plain',
@@ -89,7 +92,9 @@ def _answer(fn, sql: str, dialect: str):
         return ("SqlError", exc.message)
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "spark"])
+@pytest.mark.parametrize(
+    "dialect", ["duckdb", "postgres", "spark", "snowflake", "clickhouse", "bigquery"]
+)
 @pytest.mark.parametrize(
     "sql", [_text(c[1]) for c in CASES] + HARD, ids=[c[0] for c in CASES] + HARD
 )
@@ -111,8 +116,8 @@ def test_the_walk_answers_a_join_of_ctes_itself():
     )
     from sqlglot.optimizer.qualify import qualify
 
-    tree = qualify(tree, dialect="duckdb", schema=SCHEMA, identify=False)
-    assert sqlcolumns._walk(build_scope(tree), tree) == (
+    tree = qualify(tree, dialect="duckdb", schema=SCHEMA, identify=False, quote_identifiers=False)
+    assert sqlcolumns._walk(build_scope(tree), tree, "duckdb") == (
         sqlcolumns.ColumnSources("name", (("raw", "people", "name"),)),
         sqlcolumns.ColumnSources("x", (("raw", "orders", "amount"),)),
     )

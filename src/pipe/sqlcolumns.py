@@ -134,8 +134,9 @@ def column_lineage(
             schema=ensure_schema(schema, dialect=read),
             validate_qualify_columns=False,
             identify=False,
+            quote_identifiers=False,  # the walk asks the dialect which names it would quote
         )
-        found = _walk(build_scope(tree), tree)
+        found = _walk(build_scope(tree), tree, read)
     except (errors.SqlglotError, ValueError, KeyError) as exc:  # sqlglot raises all of these
         raise SqlError(f"column lineage: {str(exc).splitlines()[0]}") from None
     return found if found is not None else column_lineage_reference(text, dialect, schema)
@@ -177,10 +178,13 @@ class _Unmirrored(Exception):
     """A query the walk leaves to sqlglot's lineage walk."""
 
 
-def _walk(scope, tree) -> tuple[ColumnSources, ...] | None:
-    """Each output column's sources from the root scope of a qualified query, as sqlglot's
-    lineage walk finds them; None for a query the walk does not mirror."""
+def _walk(scope, tree, dialect) -> tuple[ColumnSources, ...] | None:
+    """Each output column's sources from the root scope of a query qualified without
+    quoting, as sqlglot's lineage walk finds them after qualify's quoting step; None for a
+    query the walk does not mirror."""
     _, exp, _ = _sqlglot()
+    from sqlglot.dialects.dialect import Dialect
+
     if (
         not scope
         or not isinstance(scope.expression, exp.Selectable)
@@ -190,7 +194,7 @@ def _walk(scope, tree) -> tuple[ColumnSources, ...] | None:
     names = [sel.alias_or_name for sel in scope.expression.selects]
     if not all(names):
         return None
-    walk = _ScopeWalk()
+    walk = _ScopeWalk(Dialect.get_or_raise(dialect))
     try:
         found = {name: walk.column(name, scope) for name in names}
     except _Unmirrored:
@@ -206,11 +210,12 @@ class _ScopeWalk:
     lineage answer reads from its nodes: the tables and columns at the leaves, and
     whether a leaf is a star or a column of no known table."""
 
-    def __init__(self):
+    def __init__(self, dialect):
         from sqlglot import exp
         from sqlglot.optimizer import Scope, find_all_in_scope
 
         self.exp, self.scope_type, self.find_all_in_scope = exp, Scope, find_all_in_scope
+        self.dialect = dialect
         self.done: dict[tuple, tuple[frozenset, bool]] = {}
         self.selects: dict[int, tuple[bool, dict]] = {}
 
@@ -308,18 +313,32 @@ class _ScopeWalk:
         column_name = self._leaf_name(named)
         if column_name == "*":
             return frozenset(), True
-        found = (_ident(source.args.get("db")), _ident(source.this), column_name)
+        found = (self._ident(source.args.get("db")), self._ident(source.this), column_name)
         return frozenset((found,)), False
+
+    def _quoted(self, identifier) -> bool:
+        """Whether qualify's quoting step (identify=False) would quote `identifier`."""
+        return self.dialect.can_quote(identifier, "unsafe")
+
+    def _ident(self, node) -> str:
+        """sql._ident of a table's part as qualify's quoting step would leave it."""
+        if not isinstance(node, self.exp.Identifier):
+            return node.name if node is not None else ""
+        return node.name if self._quoted(node) else node.name.lower()
 
     def _leaf_name(self, named) -> str:
         """The column part of a leaf's name, which sqlglot's walk writes as SQL (the
-        default dialect, no comments): the part after its last dot."""
-        this = named.this if isinstance(named, self.exp.Column) else None
-        if isinstance(this, self.exp.Identifier) and not any(
-            v for k, v in named.args.items() if k not in _COLUMN_PARTS
-        ):
-            return _identifier_text(this.name, bool(this.quoted)).rsplit(".", 1)[-1]
-        return named.sql(comments=False).rsplit(".", 1)[-1]
+        default dialect, no comments): the part after its last dot. Only a column and a
+        plain star are named here."""
+        exp = self.exp
+        if any(v for k, v in named.args.items() if k not in _COLUMN_PARTS):
+            raise _Unmirrored
+        this = named.this if isinstance(named, exp.Column) else named
+        if isinstance(this, exp.Star):
+            return "*"
+        if not isinstance(this, exp.Identifier):
+            raise _Unmirrored
+        return _identifier_text(this.name, self._quoted(this)).rsplit(".", 1)[-1]
 
 
 _COLUMN_PARTS = frozenset({"this", "table", "db", "catalog"})
