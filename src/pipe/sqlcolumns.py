@@ -123,7 +123,6 @@ def column_lineage(
     would warn about or reject) is left to sqlglot's walk."""
     sqlglot, _, errors = _sqlglot()
     from sqlglot.optimizer import build_scope, qualify
-    from sqlglot.schema import ensure_schema
 
     read = _dialect_of(dialect)
     try:  # the steps and arguments of sqlglot.lineage.lineage, so the same errors
@@ -131,7 +130,7 @@ def column_lineage(
         tree = qualify.qualify(
             tree,
             dialect=read,
-            schema=ensure_schema(schema, dialect=read),
+            schema=_mapping_schema(schema, dialect),
             validate_qualify_columns=False,
             identify=False,
             quote_identifiers=False,  # the walk asks the dialect which names it would quote
@@ -172,6 +171,30 @@ def column_lineage_reference(
                 unresolved = True
         out.append(ColumnSources(name, tuple(sorted(reads)), unresolved))
     return tuple(out)
+
+
+def _mapping_schema(schema: dict[str, dict[str, dict[str, str]]], dialect: str):
+    """sqlglot's MappingSchema of `schema` as ensure_schema makes it, its names normalized
+    for the dialect, but each name once a process (not once a model) and the schema told
+    it is normalized: a qualified query's tables are, so no lookup normalizes them again."""
+    from sqlglot.schema import MappingSchema
+
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for db, tables in schema.items():
+        for table, columns in tables.items():
+            found = out.setdefault(_normal(db, dialect, True), {})
+            found = found.setdefault(_normal(table, dialect, True), {})
+            for column, kind in columns.items():
+                found[_normal(column, dialect, False)] = kind
+    return MappingSchema(out, dialect=_dialect_of(dialect), normalize=False)
+
+
+@lru_cache(maxsize=65536)
+def _normal(name: str, dialect: str, is_table: bool) -> str:
+    """A schema name as MappingSchema normalizes it."""
+    from sqlglot.schema import normalize_name
+
+    return normalize_name(name, dialect=_dialect_of(dialect), is_table=is_table).name
 
 
 class _Unmirrored(Exception):
