@@ -1,7 +1,7 @@
 """`pipe docs` speed: building the site, and the DAG page's first render in headless chromium.
 
     python bench/bench_site.py [--models 1000] [--run] [--repeat 5]
-    python bench/bench_site.py --before OTHER/src [--pairs 5] [--run]
+    python bench/bench_site.py --before OTHER/src [--after THIS/src] [--pairs 5] [--run]
 
 Generates a synthetic project (gen_project.py), compiles one interval's plan, optionally
 runs it (so the site has a run with 1,000 tasks and a published row per model), then:
@@ -17,8 +17,9 @@ runs it (so the site has a run with 1,000 tasks and a published row per model), 
   fresh pages), with chromium's own first-contentful-paint beside it.
 
 With --before, only first builds (`pipe docs` beyond compile, cold, with lineage) of the
-pipe in OTHER/src and of this one, in paired alternating runs (a loaded machine makes a
-lone figure meaningless), with the CPU seconds each used (its workers included).
+pipe in OTHER/src and of this one (or of the one in --after's src/, a frozen copy), in
+paired alternating runs (a loaded machine makes a lone figure meaningless), with the CPU
+seconds each used (its workers included).
 
 Needs chromium (apt-get install chromium) and playwright (the test extra). Prints JSON;
 figures worth keeping go to docs/benchmarks.md.
@@ -80,9 +81,10 @@ def paired(args) -> None:
     """--before SRC: a first `pipe docs` with the pipe in SRC (a checkout's src/) and with
     this one, alternating (the order swapped every pair), each in its own copy of the
     project (its compile cache is warm for its own pipe)."""
+    plain = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     sides = {
-        "before": {**os.environ, "PYTHONPATH": str(args.before.resolve())},
-        "after": {k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        "before": {**plain, "PYTHONPATH": str(args.before.resolve())},
+        "after": {**plain, "PYTHONPATH": str(args.after.resolve())} if args.after else plain,
     }
     roots = {side: args.out / f"p{args.models}-{side}" for side in sides}
     for side, env in sides.items():
@@ -118,6 +120,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=HERE / "out" / "site")
     ap.add_argument("--before", type=Path, help="src/ of another pipe: compare first builds")
+    ap.add_argument("--after", type=Path, help="with --before: src/ to compare, not this one")
     ap.add_argument("--pairs", type=int, default=5)
     args = ap.parse_args()
     if args.before:
