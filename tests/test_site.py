@@ -618,3 +618,24 @@ def test_output_columns_agree_with_a_full_parse(sql, want):
 
     assert sqlcolumns.output_columns(sql, "duckdb") == want
     assert sqlcolumns.output_columns_parsed(sql, "duckdb") == want
+
+
+def test_output_columns_in_a_pool_and_no_work_in_module_state(write_project, monkeypatch):
+    """The parses a first build hands to forked workers reach them through the fork
+    (parallel.fan_out), not through module-level state; same columns either way."""
+    from pipe import site
+    from pipe.compiler import compile_project
+    from pipe.loader import load_project
+
+    root = write_project({"models/m/one.sql": "select 1 as a\n"})
+    cp = compile_project(load_project(root), None, write_cache=False)
+    sql_of = {f"m.t{i}": sql for i, (sql, _) in enumerate(OUTPUT_CASES * 3)}
+    want = {f"m.t{i}": cols for i, (_, cols) in enumerate(OUTPUT_CASES * 3)}
+    cache = root / ".pipe" / "cache" / "site-columns.json"
+    monkeypatch.setattr(site, "POOL_MIN", 10**9)
+    assert site.output_columns(cp, sql_of) == want
+    cache.unlink()
+    monkeypatch.setattr(site, "POOL_MIN", 1)
+    assert site.output_columns(cp, sql_of) == want
+    state = [k for k, v in vars(site).items() if isinstance(v, (list, dict, set)) and k[:2] != "__"]
+    assert not state, f"module-level mutable state in pipe.site: {sorted(state)}"

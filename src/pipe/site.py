@@ -32,7 +32,7 @@ from . import sqlcolumns
 from .compiler import CompiledProject
 from .errors import UserError
 from .intervals import from_iso
-from .parallel import fork_pool, run_all, workers
+from .parallel import fan_out, workers
 from .siteruns import SiteRuns, runs_data
 from .state import StateStore
 
@@ -221,18 +221,15 @@ def _write_json(path: Path, value) -> None:
         pass
 
 
-_JOBS: list[tuple[str, str]] = []  # (sql, dialect) of the parses a forked worker does
-
-
-def _parse_chunk(bounds: tuple[int, int]) -> list[tuple[int, list[str]]]:
-    return [(i, sqlcolumns.output_columns(*_JOBS[i])) for i in range(*bounds)]
+def _parse_chunk(jobs: list[tuple[str, str]], bounds: tuple[int, int]) -> list:
+    """In a worker: (index, columns) of the (sql, dialect) jobs in [start, end)."""
+    return [(i, sqlcolumns.output_columns(*jobs[i])) for i in range(*bounds)]
 
 
 def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, list[str]]:
     """model -> the columns its newest compiled SQL returns. Parsing is the one slow step
     of a build (a millisecond a model), so results are kept in .pipe/cache/site-columns.json
     by a hash of the SQL, and a build with thousands of new ones parses them on every core."""
-    global _JOBS
     dialect = cp.target.dialect
     path = cp.raw.root / ".pipe" / "cache" / "site-columns.json"
     try:
@@ -244,23 +241,21 @@ def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, lis
     }
     missing = sorted({k: m for m, k in keys.items() if k not in cache}.items())
     if missing:
-        _JOBS = [(sql_of[m], dialect) for _k, m in missing]
+        jobs = [(sql_of[m], dialect) for _k, m in missing]
         found: dict[int, list[str]] = {}
-        n = len(_JOBS)
+        n = len(jobs)
         if n >= POOL_MIN and workers() > 1:
             step = -(-n // (workers() * 4))
-            try:
-                with fork_pool(n) as pool:
-                    for part in run_all(
-                        pool, _parse_chunk, [(i, min(n, i + step)) for i in range(0, n, step)]
-                    ):
-                        found.update(part)
+            try:  # the jobs reach the workers through the fork
+                for part in fan_out(
+                    _parse_chunk, jobs, [(i, min(n, i + step)) for i in range(0, n, step)]
+                ):
+                    found.update(part)
             except OSError:
                 pass  # no fork: parse here
         for i in range(n):
             if i not in found:
-                found[i] = sqlcolumns.output_columns(*_JOBS[i])
-        _JOBS = []
+                found[i] = sqlcolumns.output_columns(*jobs[i])
         used = set(keys.values())
         cache = {k: v for k, v in cache.items() if k in used}
         cache.update({k: found[i] for i, (k, _m) in enumerate(missing)})
