@@ -102,7 +102,7 @@ class ProjectLineage:
             if table is not None and table.kind in ("seed", "source"):
                 out.add(c)
             todo.extend(self.parents(c))
-        return tuple(sorted(out))
+        return tuple(sorted(out, key=_order))
 
     def downstream(self, col: Column) -> tuple[Column, ...]:
         """Every model column computed from `col`, transitively, sorted."""
@@ -113,7 +113,7 @@ class ProjectLineage:
             if c not in seen and c != col:
                 seen.add(c)
                 todo.extend(self.children.get(c, ()))
-        return tuple(sorted(seen))
+        return tuple(sorted(seen, key=_order))
 
 
 def compute(
@@ -217,7 +217,16 @@ def _children(tables: Mapping[str, TableLineage]) -> dict[Column, tuple[Column, 
         for column, parents in t.parents:
             for p in parents:
                 children.setdefault(p, set()).add(Column(t.name, column))
-    return {c: tuple(sorted(v)) for c, v in sorted(children.items())}
+    return {c: tuple(sorted(v, key=_order)) for c, v in sorted(children.items(), key=_item_order)}
+
+
+def _order(c: Column) -> tuple[str, str]:
+    """A Column's sort key: its order (a dataclass's comparisons are slow to sort by)."""
+    return (c.table, c.name)
+
+
+def _item_order(item: tuple[Column, object]) -> tuple[str, str]:
+    return (item[0].table, item[0].name)
 
 
 def _key(sql: str, dialect: str, schema: dict) -> str:
@@ -244,7 +253,12 @@ def _model(name: str, kind: str, path: str | None, found) -> TableLineage:
     parents = tuple(
         (
             c.column,
-            tuple(sorted({Column(f"{s}.{t}", col) for s, t, col in c.reads if f"{s}.{t}" != name})),
+            tuple(
+                sorted(
+                    {Column(f"{s}.{t}", col) for s, t, col in c.reads if f"{s}.{t}" != name},
+                    key=_order,
+                )
+            ),
         )
         for c in found
         if c.column != "*"
