@@ -2,17 +2,20 @@
 lineage walk's answer (column_lineage_reference) for every model of a project, each model
 qualified with the columns its upstream tables have, as `pipe lineage` qualifies it.
 
-    python bench/check_lineage.py [PROJECT] [--models 1000]
+    python bench/check_lineage.py [PROJECT] [--models 1000] [--rounds 1]
 
 Without PROJECT, generates a project of --models models (gen_project.py) in bench/out.
 Prints JSON: models compared, how many answers differ (exit 1 when any does, with the
-first few), and the CPU seconds each way took.
+first few), and the CPU seconds each way took (in this process, --rounds times each,
+alternating).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -58,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("project", type=Path, nargs="?")
     ap.add_argument("--models", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1, help="timed rounds each way, alternating")
     args = ap.parse_args()
     root = args.project
     if root is None:
@@ -71,15 +75,14 @@ def main() -> None:
     from pipe import sqlcolumns
 
     todo = jobs(root)
-    seconds = {}
+    sides = {"reference": sqlcolumns.column_lineage_reference, "walk": sqlcolumns.column_lineage}
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
     answers = {}
-    for name, fn in (
-        ("reference", sqlcolumns.column_lineage_reference),
-        ("walk", sqlcolumns.column_lineage),
-    ):
-        began = time.process_time()
-        answers[name] = [answer(fn, job) for job in todo]
-        seconds[name] = round(time.process_time() - began, 3)
+    for i in range(args.rounds):  # alternating, the order swapped every round
+        for name in sides if i % 2 == 0 else reversed(list(sides)):
+            began = time.process_time()
+            answers[name] = [answer(sides[name], job) for job in todo]
+            seconds[name].append(round(time.process_time() - began, 3))
     differ = [
         {"model": job[0], "reference": repr(a), "walk": repr(b)}
         for job, a, b in zip(todo, answers["reference"], answers["walk"], strict=True)
@@ -87,7 +90,14 @@ def main() -> None:
     ]
     print(
         json.dumps(
-            {"project": str(root), "models": len(todo), "differ": len(differ), "cpu": seconds}
+            {
+                "project": str(root),
+                "models": len(todo),
+                "differ": len(differ),
+                "cpu_seconds": seconds,
+                "cpu_median": {k: statistics.median(v) for k, v in seconds.items()},
+                "load_average_1min": os.getloadavg()[0],
+            }
             | ({"first": differ[:5]} if differ else {}),
             indent=2,
         )
