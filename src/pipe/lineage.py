@@ -3,14 +3,15 @@ columns of its direct upstream tables that its value is computed from, and throu
 the seed and source columns it derives from; and the reverse, what a column feeds.
 
 Computed on demand (`pipe lineage`, OpenLineage events), never by `pipe compile`: it reads
-every model's SQL again through sqlglot's qualify and lineage walk (sqlcolumns.column_lineage),
-which a compile does not need. Tables are visited in topological order, so each model's
-output columns are the schema its downstream models are qualified with, and `SELECT *`
-expands wherever the upstream columns are known: seeds (their CSV header, typed as DuckDB
-types them), sources that declare `columns:` in sources.yml (else, when the command gives
-a `catalog`, the warehouse's own catalog), and models whose own projection is known. A
-star over a source of unknown columns stays unexpanded: that model's lineage is marked
-incomplete and its columns are not guessed for its downstream models.
+every model's SQL again through sqlglot's qualify and a walk over its scopes
+(sqlcolumns.column_lineage), which a compile does not need. Tables are visited in
+topological order, so each model's output columns are the schema its downstream models
+are qualified with, and `SELECT *` expands wherever the upstream columns are known:
+seeds (their CSV header, typed as DuckDB types them), sources that declare `columns:` in
+sources.yml (else, when the command gives a `catalog`, the warehouse's own catalog), and
+models whose own projection is known. A star over a source of unknown columns stays
+unexpanded: that model's lineage is marked incomplete and its columns are not guessed for
+its downstream models.
 
 sqlglot's work is the cost (a few milliseconds a model): when many models wait for it at
 once (a first computation), it runs in forked worker processes, each model as soon as its

@@ -135,9 +135,12 @@ def column_lineage(
             identify=False,
             quote_identifiers=False,  # the walk asks the dialect which names it would quote
         )
-        found = _walk(build_scope(tree), tree, read)
     except (errors.SqlglotError, ValueError, KeyError) as exc:  # sqlglot raises all of these
         raise SqlError(f"column lineage: {str(exc).splitlines()[0]}") from None
+    try:
+        found = _walk(build_scope(tree), tree, read)
+    except (errors.SqlglotError, ValueError, KeyError):
+        found = None  # sqlglot's own walk answers, or says what is wrong
     return found if found is not None else column_lineage_reference(text, dialect, schema)
 
 
