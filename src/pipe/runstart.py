@@ -9,21 +9,88 @@ here into a WarehouseError (`refused`) naming the target.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-from .adapters import Adapter
+from .adapters import Adapter, adapter_class
 from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
 from .config import Target
 from .decide import Blocked, Decision, decide, describe
-from .errors import SourceLocation, UpstreamMissing, WarehouseError
+from .errors import LockBusy, SourceLocation, UpstreamMissing, WarehouseError
 from .executor import first_line
 from .intervals import iso
 from .ledger import Entry, Key, stale
 from .plan import Task
-from .state import StateStore
+from .state import LockHeld, ProjectLock, StateStore
+
+
+class Opening:
+    """A run's first steps: the project lock taken, then the warehouse connection opened,
+    on a thread of its own when the adapter allows it (`opens_in_background`), so that a
+    DuckDB file's catalog is read while the command loads its plan. `adapter()` waits for
+    it (raising what opening raised); `close()` releases what the run did not take."""
+
+    def __init__(self, root: Path, target: Target, what: str, wait: bool, on_wait=None):
+        self.lock = ProjectLock(root)
+        try:
+            self.lock.acquire(wait, on_wait, what)
+        except LockHeld as exc:
+            raise _busy(exc.holder) from None
+        self._opened: Adapter | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        try:
+            cls = adapter_class(target)  # the driver is imported here, not on the thread
+            if cls.opens_in_background:
+                self._thread = threading.Thread(
+                    target=self._open, args=(cls, target, root), name="pipe-open", daemon=True
+                )
+                self._thread.start()
+            else:
+                self._open(cls, target, root)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, cls, target: Target, root: Path) -> None:
+        try:
+            self._opened = cls(target, root)
+        except BaseException as exc:  # noqa: BLE001 - raised again by adapter()
+            self._error = exc
+
+    def adapter(self) -> Adapter:
+        """The connection, now the caller's to close."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        opened, self._opened = self._opened, None
+        assert opened is not None
+        return opened
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._opened is not None:
+            try:
+                self._opened.close()
+            except AdapterError:
+                pass
+            self._opened = None
+        self.lock.release()
+
+
+def _busy(holder: str | None) -> LockBusy:
+    said = f"({holder})" if holder else "(the lock file does not say which)"
+    return LockBusy(
+        f"another pipe process is running on this project {said}",
+        at=SourceLocation(".pipe/lock"),
+        hint="wait for it, or drop --no-wait to queue behind it",
+    )
 
 
 class Notes:

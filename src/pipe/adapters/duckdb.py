@@ -65,6 +65,8 @@ def _path(target, root: Path) -> str:
 
 
 class DuckDBAdapter(DuckDBRules, Adapter):
+    opens_in_background = True  # DuckDB reads the catalog of the file without the GIL
+
     def __init__(self, target, root: Path, con=None, read_only: bool = False):
         super().__init__(target, root)
         if con is None:
