@@ -161,6 +161,8 @@ class _Session:
 
     def run(self) -> RunResult:
         self.state.recover()
+        # read while the warehouse opens (nothing else writes the store under the lock)
+        mirror = self.state.published_entries(self.target.name)
         try:
             self.adapter = self.opening.adapter()  # opened while the plan loaded
             start = prepare(
@@ -172,6 +174,8 @@ class _Session:
                 kind=self.options.kind,
                 force=self.options.force,
                 execution_time=self.execution_time,
+                early=self.opening,
+                mirror=mirror,
             )
         except AdapterError as exc:  # pipe's own statements, not a task's
             raise refused(self.target, self.options.kind, exc) from None
