@@ -19,7 +19,8 @@ IV = parse_label(INTERVAL)
 def _compiled_and_run(root):
     code, out = run_cli(["compile", "--interval", INTERVAL, "--project", root])
     assert code == 0, out
-    code, out = run(root)  # loads the project, and records it
+    assert recorded(root, None, IV) is not None  # the compile recorded what it read
+    code, out = run(root)
     assert code == 0, out
     assert recorded(root, None, IV) is not None  # the next run starts from the record
 
@@ -100,3 +101,15 @@ def test_the_fast_path_imports_no_compiler_jinja_sqlglot_or_yaml(example_project
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
     ).stdout
     assert out.splitlines()[-1] == "[]", out
+
+
+def test_a_corrupt_record_is_only_a_slower_run(example_project):
+    root = example_project
+    _compiled_and_run(root)
+    for path in (root / ".pipe" / "cache").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"\x80garbage")
+    assert recorded(root, None, IV) is None
+    code, out = run(root, "--force")
+    assert code == 0 and "35 succeeded" in out, out
+    assert recorded(root, None, IV) is not None

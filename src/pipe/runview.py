@@ -156,23 +156,32 @@ def _entries(root: Path) -> dict:
 
 
 def record(
-    snap: Snapshot, cp: CompiledProject, target: str | None, interval: Interval, plan: Plan
+    snap: Snapshot,
+    cp: CompiledProject,
+    target: str | None,
+    intervals: list[Interval],
+    plan: Plan | None = None,
 ) -> None:
-    """After a full load that found `interval`'s plan file current (workspace's plan
-    record holds its sha256 for `cp.key`): record it for `recorded`, with the plan."""
+    """After a full load that found the plan files of `intervals` current (workspace's
+    plan records hold their sha256 for `cp.key`): record them for `recorded`, with
+    `plan` (of the one interval) to unpickle instead of parsing its JSON."""
     from .workspace import plan_key
 
     root = cp.raw.root
-    key = plan_key(cp, interval)
-    rel = planfile.relpath(root, planfile.plan_path(root, cp.target.name, interval))
-    found = cp.state.records().get(rel)
-    if key is None or not found or found[0] != key:
-        return
     entries = _entries(root)
     name = target or ""
     old = entries.get(name)
     plans = dict(old["plans"]) if old and old["key"] == cp.key else {}
-    plans[rel] = found[1]
+    new = {}
+    for interval in intervals:
+        key = plan_key(cp, interval)
+        rel = planfile.relpath(root, planfile.plan_path(root, cp.target.name, interval))
+        found = cp.state.records().get(rel)
+        if key is not None and found and found[0] == key:
+            new[rel] = found[1]
+    if not new:
+        return
+    plans.update(new)
     entries[name] = {
         "code": code_version(),
         "stats": snap.stats,
@@ -181,7 +190,9 @@ def record(
         "plans": plans,
     }
     try:
-        write_pickle(_plan_cache(root, rel), (found[1], plan))
+        if plan is not None and len(new) == 1:
+            [(rel, sha)] = new.items()
+            write_pickle(_plan_cache(root, rel), (sha, plan))
         write_pickle(_store(root), {"version": VERSION, "entries": entries})
     except OSError:  # a cache only ever makes a command faster
         pass
@@ -199,10 +210,16 @@ class Found:
     def plan(self) -> Plan:
         """The plan: unpickled as recorded (no JSON to parse), else parsed from the bytes."""
         root = self.project.root
-        cached = read_pickle(_plan_cache(root, planfile.relpath(root, self.path)))
+        cache = _plan_cache(root, planfile.relpath(root, self.path))
+        cached = read_pickle(cache)
         if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == self.sha:
             return cached[1]
-        return planfile.parse(self.data, self.path)
+        plan = planfile.parse(self.data, self.path)
+        try:  # for the next run (a plan `pipe compile` wrote or found unchanged)
+            write_pickle(cache, (self.sha, plan))
+        except OSError:
+            pass
+        return plan
 
 
 def recorded(project: Path, target: str | None, interval: Interval) -> Found | None:

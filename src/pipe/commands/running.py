@@ -83,7 +83,7 @@ def run(
         plan = _current_plan(cp, iv, quiet=as_json)
         cp.save_cache()
         if snap is not None:
-            runview.record(snap, cp, target, iv, plan)
+            runview.record(snap, cp, target, [iv], plan)
         reporter = observed(reporter, cp, plan.select(models).tasks)
     else:  # lock, and open the warehouse while the plan and the runner load
         opening = Opening(
