@@ -61,9 +61,8 @@ def run(
 
     iv = intervals.parse_label(interval)
     now = parse_execution_time(execution_time)
-    cp, snap = None, None
     found = runview.recorded(Path(project), target, iv)  # unchanged since recorded
-    if found is None:
+    if found is None:  # load the project; the plan is checked below, and recorded
         snap = runview.snapshot(Path(project)) if Path(project, "pipe.yml").is_file() else None
         cp = load(project, target)
         rp = runview.RunProject.of(cp)
@@ -74,47 +73,45 @@ def run(
     after_start(rp.config, iv)
     complete_only(iv, now, allow_partial)
     models = rp.select(select)
+    caps = caps_for(rp.config, concurrency)
     from ..runstart import Opening, check_env
 
     check_env(rp.target)  # a missing ${VAR} is said before anything is written
     reporter = console.ConsoleReporter(click.echo, quiet=as_json)
     opening = None
-    if cp is not None:
+    if found is None:
         plan = _current_plan(cp, iv, quiet=as_json)
         cp.save_cache()
         if snap is not None:
             runview.record(snap, cp, target, [iv], plan)
         reporter = observed(reporter, cp, plan.select(models).tasks)
     else:  # lock, and open the warehouse while the plan and the runner load
-        opening = Opening(
-            rp.root, rp.target, f"pipe run {iv.label}", not no_wait, reporter.waiting_for_lock
-        )
-    try:
-        if found is not None:
+        what = f"pipe run {iv.label}"
+        opening = Opening(rp.root, rp.target, what, not no_wait, reporter.waiting_for_lock)
+        try:
             plan = found.plan()
-        from ..runner import RunOptions, run_tasks
-
-        options = RunOptions(
-            kind="run",
-            label=iv.label,
-            start=intervals.iso(iv.start),
-            end=intervals.iso(iv.end),
-            caps=caps_for(rp.config, concurrency),
-            force=force,
-            wait=not no_wait,
-            context={t.id: t for t in plan.tasks},
-            execution_time=now,
-            args={
-                "select": select,
-                "force": force,
-                "concurrency": concurrency,
-                "allow_partial": allow_partial,
-            },
-        )
-    except BaseException:
-        if opening is not None:
+        except BaseException:
             opening.close()
-        raise
+            raise
+    from ..runner import RunOptions, run_tasks
+
+    options = RunOptions(
+        kind="run",
+        label=iv.label,
+        start=intervals.iso(iv.start),
+        end=intervals.iso(iv.end),
+        caps=caps,
+        force=force,
+        wait=not no_wait,
+        context={t.id: t for t in plan.tasks},
+        execution_time=now,
+        args={
+            "select": select,
+            "force": force,
+            "concurrency": concurrency,
+            "allow_partial": allow_partial,
+        },
+    )
     tasks = plan.select(models).tasks
     finish(run_tasks(rp.root, rp.target, tasks, options, reporter, opening), as_json)
 
