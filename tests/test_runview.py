@@ -113,3 +113,20 @@ def test_a_corrupt_record_is_only_a_slower_run(example_project):
     code, out = run(root, "--force")
     assert code == 0 and "35 succeeded" in out, out
     assert recorded(root, None, IV) is not None
+
+
+def test_the_fast_path_says_what_the_full_path_says(example_project):
+    """Errors about the command (a --select that names nothing, an interval before the
+    project's start) read the same from the record as from the loaded project."""
+    root = example_project
+    code, out = run_cli(["compile", "--interval", INTERVAL, "--project", root])
+    assert code == 0, out
+    said = {}
+    for path in ("fast", "full"):
+        if path == "full":
+            (root / ".pipe" / "cache" / "runview.pickle").unlink()
+        else:
+            assert recorded(root, None, IV) is not None
+        said[path] = [run(root, "--select", "staging.custmers"), run(root, interval="2020-01-01")]
+    assert said["fast"] == said["full"], said
+    assert all(code == 2 for code, _ in said["fast"]), said
