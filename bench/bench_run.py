@@ -22,6 +22,10 @@ caches differ), and every measurement is taken in pairs, before then after, `--p
 times, with the floor measured again in each pair: the ratios come from runs minutes
 apart, not from separate sittings.
 
+`--profile`: one `pipe run --concurrency 1` in this process, fresh warehouse, with every
+warehouse statement timed around the driver call (grouped by kind), pipe's Python in the
+executor and the worker's idle time between tasks: where a c1 run's time goes.
+
 `--first-task`: no floor; on a warehouse where the whole plan is published already,
 `pipe run --force --select raw.customers` (one seed task, everything else of the
 1,000-model project loaded, checked and decided as usual): process start to the first
@@ -33,6 +37,8 @@ A benchmark, not a test: it prints and writes bench/out/run/result-*.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -182,6 +188,79 @@ def run_pipe(
     return seconds, first - t0
 
 
+def _kind(sql: str) -> str:
+    s = " ".join(sql.split()[:3]).upper()
+    if s.startswith("CREATE TABLE") and " AS" in sql.upper()[:300]:
+        return "CREATE TABLE AS" if "READ_CSV" not in sql.upper() else "seed CREATE TABLE"
+    if s.startswith("INSERT INTO _PIPE.LEDGER"):
+        return "ledger INSERT"
+    if s.startswith("SELECT COUNT(*)") or s.startswith("SELECT COUNT(*) FROM"):
+        return "SELECT count(*) (checks)"
+    return " ".join(s.split()[:2])
+
+
+def profile_c1(root: Path) -> None:
+    """A c1 run in this process, its statements, executor and hand-off timed."""
+    import pipe.runner as prun
+    from pipe.adapters import duckdb as pduck
+    from pipe.cli import main as pipe_main
+
+    _fresh(root, "duckdb", None)
+    stats: dict[str, list[float]] = {}
+    run_sql, execute, work = pduck.DuckDBAdapter._run, prun.execute_with_timeout, prun._Session.work
+    spans: list[tuple[float, float, float]] = []
+    works: list[tuple[float, float]] = []
+
+    def timed_sql(self, sql, params=None):
+        t = time.perf_counter()
+        try:
+            return run_sql(self, sql, params)
+        finally:
+            stats.setdefault(_kind(sql), []).append(time.perf_counter() - t)
+
+    def timed_execute(*args, **kwargs):
+        t, inside = time.perf_counter(), sum(map(sum, stats.values()))
+        try:
+            return execute(*args, **kwargs)
+        finally:
+            spans.append((t, time.perf_counter(), sum(map(sum, stats.values())) - inside))
+
+    def timed_work(self, task, attempt):
+        t = time.perf_counter()
+        try:
+            return work(self, task, attempt)
+        finally:
+            works.append((t, time.perf_counter()))
+
+    pduck.DuckDBAdapter._run = timed_sql
+    prun.execute_with_timeout, prun._Session.work = timed_execute, timed_work
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the run's own lines
+        try:
+            pipe_main(["run", "--project", str(root), "--interval", LABEL, "--concurrency", "1"])
+        except SystemExit:
+            pass
+    wall = time.perf_counter() - t0
+    print(f"c1 run in process: {wall:.2f}s wall")
+    for name, xs in sorted(stats.items(), key=lambda kv: -sum(kv[1])):
+        total = sum(xs)
+        print(
+            f"  {name:28s} {len(xs):5d} x {total / len(xs) * 1000:7.2f} ms = {total:6.2f}s "
+            f"({total / wall:5.1%})"
+        )
+    in_sql = sum(map(sum, stats.values()))
+    python = sum(e - s - inside for s, e, inside in spans)
+    gaps = sorted(b[0] - a[1] for a, b in zip(works, works[1:], strict=False))
+    print(f"  all statements {in_sql:.2f}s ({in_sql / wall:.1%})")
+    print(f"  executor Python {python / len(spans) * 1000:.2f} ms a task ({python / wall:.1%})")
+    if gaps:
+        print(
+            f"  worker idle between tasks: median {gaps[len(gaps) // 2] * 1000:.2f} ms, mean "
+            f"{sum(gaps) / len(gaps) * 1000:.2f} ms ({sum(gaps) / wall:.1%})"
+        )
+    print(f"  first task {works[0][0] - t0:.2f}s after the command started")
+
+
 def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -199,7 +278,18 @@ def main() -> None:
         action="store_true",
         help="only the time to the first task of a one-seed run",
     )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="one c1 run in this process, its statements and hand-offs timed",
+    )
     args = ap.parse_args()
+    if args.profile:
+        OUT.mkdir(parents=True, exist_ok=True)
+        profile_c1(
+            generate(OUT / f"duckdb-{args.models}-profile", args.models, "duckdb", None, None)
+        )
+        return
     if args.engine == "postgres" and not args.dsn:
         ap.error("--engine postgres needs --dsn")
     OUT.mkdir(parents=True, exist_ok=True)

@@ -12,27 +12,44 @@ and line), 3 a bug in pipe (with the traceback), 130 interrupted.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from . import __version__
-from .commands import project, reports, running
+
+# name -> module:function of each subcommand, imported only when it is the one invoked
+# (or listed by --help): `pipe run` on an unchanged project must not pay for importing
+# the compiler, Jinja and sqlglot it does not use (issue 14)
+COMMANDS = {
+    "compile": "project:compile",
+    "list": "project:list_",
+    "init": "project:init",
+    "run": "running:run",
+    "backfill": "running:backfill",
+    "status": "reports:status",
+    "lineage": "reports:lineage",
+    "docs": "reports:docs",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use (click's documented
+    lazy-loading pattern: `list_commands` and `get_command` overridden)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        module, attr = COMMANDS[cmd_name].split(":")
+        return getattr(importlib.import_module(f"pipe.commands.{module}"), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipe")
 def main() -> None:
     """pipe: plain SQL models, dependencies inferred by parsing, plans per interval,
     write-audit-publish runs."""
-
-
-for command in (
-    project.compile,
-    project.list_,
-    project.init,
-    running.run,
-    running.backfill,
-    reports.status,
-    reports.lineage,
-    reports.docs,
-):
-    main.add_command(command)

@@ -304,6 +304,13 @@ def load(path: Path) -> Plan:
         data = path.read_bytes()
     except OSError as exc:
         raise PlanFileError(f"cannot read this plan file: {exc.strerror}", at=where) from None
+    return parse(data, path)
+
+
+def parse(data: bytes, path: Path) -> Plan:
+    """The plan in `data`, the bytes read from `path` (named in errors, as `load`)."""
+    where = SourceLocation(_shown(path))
+    fix = "delete it and run 'pipe compile' for its interval"
     if not data.strip():
         raise PlanFileError("this plan file is empty", at=where, hint=fix)
     doc = _json_doc(data, where, fix)

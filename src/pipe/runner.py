@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .adapters import Adapter, open_adapter
+from .adapters import Adapter
 from .adapters.base import AdapterError, Interrupted
 from .config import Target
-from .errors import LockBusy, SourceLocation, UpstreamMissing, UserError
+from .errors import LockBusy, UpstreamMissing, UserError
 from .executor import CheckResult, Deadline, TaskResult, execute_with_timeout, first_line
 from .plan import Task
 from .recorder import Recorder, Reporter, Stamper
-from .runstart import Start, check_env, clean_temp, prepare, refused
+from .runstart import Opening, Start, check_env, clean_temp, prepare, refused
 from .scheduler import Caps, Outcome, Poke, Scheduler
-from .state import LockHeld, ProjectLock, StateStore
+from .state import StateStore
 
 # the names commands and tests import from here
 __all__ = [
@@ -106,16 +106,16 @@ def run_tasks(
     tasks: Sequence[Task],
     options: RunOptions,
     reporter: Reporter | None = None,
+    opening: Opening | None = None,
 ) -> RunResult:
-    """Execute `tasks` (one plan, or a backfill's expansion) under the project lock."""
+    """Execute `tasks` (one plan, or a backfill's expansion) under the project lock:
+    `opening`'s when the caller took it already (and checked the target's environment),
+    else taken here."""
     reporter = reporter or Reporter()
-    check_env(target)
-    lock = ProjectLock(root)
-    try:
+    if opening is None:
+        check_env(target)
         what = f"pipe {options.kind} {options.label}"
-        lock.acquire(options.wait, reporter.waiting_for_lock, what)
-    except LockHeld as exc:
-        raise _busy(exc.holder) from None
+        opening = Opening(root, target, what, options.wait, reporter.waiting_for_lock)
     try:
         state = StateStore(root)
         if state.moved_aside is not None:
@@ -124,23 +124,14 @@ def run_tasks(
                 "what is published is rebuilt from the warehouse's ledger, the run "
                 "history before it is lost"
             )
-        session = _Session(root, target, tasks, options, reporter, state)
+        session = _Session(root, target, tasks, options, reporter, state, opening)
         try:
             return session.run()
         finally:
             session.close()
             state.close()
     finally:
-        lock.release()
-
-
-def _busy(holder: str | None) -> LockBusy:
-    said = f"({holder})" if holder else "(the lock file does not say which)"
-    return LockBusy(
-        f"another pipe process is running on this project {said}",
-        at=SourceLocation(".pipe/lock"),
-        hint="wait for it, or drop --no-wait to queue behind it",
-    )
+        opening.close()
 
 
 class _Session:
@@ -155,9 +146,10 @@ class _Session:
         options: RunOptions,
         reporter: Reporter,
         state: StateStore,
+        opening: Opening,
     ):
         self.root, self.target, self.tasks, self.options = root, target, tasks, options
-        self.reporter, self.state = reporter, state
+        self.reporter, self.state, self.opening = reporter, state, opening
         self.context = options.context if options.context is not None else {t.id: t for t in tasks}
         self.execution_time = options.execution_time or utcnow()
         self.adapter: Adapter | None = None
@@ -169,8 +161,10 @@ class _Session:
 
     def run(self) -> RunResult:
         self.state.recover()
+        # read while the warehouse opens (nothing else writes the store under the lock)
+        mirror = self.state.published_entries(self.target.name)
         try:
-            self.adapter = open_adapter(self.target, self.root)
+            self.adapter = self.opening.adapter()  # opened while the plan loaded
             start = prepare(
                 self.adapter,
                 self.tasks,
@@ -180,6 +174,8 @@ class _Session:
                 kind=self.options.kind,
                 force=self.options.force,
                 execution_time=self.execution_time,
+                early=self.opening,
+                mirror=mirror,
             )
         except AdapterError as exc:  # pipe's own statements, not a task's
             raise refused(self.target, self.options.kind, exc) from None

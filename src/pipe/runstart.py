@@ -9,21 +9,102 @@ here into a WarehouseError (`refused`) naming the target.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
-from .adapters import Adapter
+from .adapters import Adapter, adapter_class
 from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
 from .config import Target
 from .decide import Blocked, Decision, decide, describe
-from .errors import SourceLocation, UpstreamMissing, WarehouseError
+from .errors import LockBusy, SourceLocation, UpstreamMissing, WarehouseError
 from .executor import first_line
 from .intervals import iso
 from .ledger import Entry, Key, stale
 from .plan import Task
-from .state import StateStore
+from .state import LockHeld, ProjectLock, StateStore
+
+
+class Opening:
+    """A run's first steps: the project lock taken, then the warehouse connection opened,
+    on a thread of its own when the adapter allows it (`opens_in_background`), so that a
+    DuckDB file's catalog is read while the command loads its plan. `adapter()` waits for
+    it (raising what opening raised); `close()` releases what the run did not take.
+
+    The thread also makes the start's two reads (`prepare`): the listing of relations and,
+    when the ledger table exists, the ledger. Under the project lock nothing else writes
+    the ledger in between; a read that fails is left to `prepare`, which says why."""
+
+    relations: dict[str, str] | None = None
+    ledger: dict[Key, Entry] | None = None
+
+    def __init__(self, root: Path, target: Target, what: str, wait: bool, on_wait=None):
+        self.lock = ProjectLock(root)
+        try:
+            self.lock.acquire(wait, on_wait, what)
+        except LockHeld as exc:
+            raise _busy(exc.holder) from None
+        self._opened: Adapter | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        try:
+            cls = adapter_class(target)  # the driver is imported here, not on the thread
+            if cls.opens_in_background:
+                self._thread = threading.Thread(
+                    target=self._open, args=(cls, target, root), name="pipe-open", daemon=True
+                )
+                self._thread.start()
+            else:
+                self._open(cls, target, root)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, cls, target: Target, root: Path) -> None:
+        try:
+            self._opened = adapter = cls(target, root)
+        except BaseException as exc:  # noqa: BLE001 - raised again by adapter()
+            self._error = exc
+            return
+        try:
+            self.relations = adapter.relations()
+            if self.relations.get(LEDGER) == "table":
+                self.ledger = adapter.read_ledger()
+        except AdapterError:  # prepare() reads again, and says what failed
+            pass
+
+    def adapter(self) -> Adapter:
+        """The connection, now the caller's to close."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        opened, self._opened = self._opened, None
+        assert opened is not None
+        return opened
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._opened is not None:
+            try:
+                self._opened.close()
+            except AdapterError:
+                pass
+            self._opened = None
+        self.lock.release()
+
+
+def _busy(holder: str | None) -> LockBusy:
+    said = f"({holder})" if holder else "(the lock file does not say which)"
+    return LockBusy(
+        f"another pipe process is running on this project {said}",
+        at=SourceLocation(".pipe/lock"),
+        hint="wait for it, or drop --no-wait to queue behind it",
+    )
 
 
 class Notes:
@@ -52,9 +133,14 @@ def prepare(
     kind: str,
     force: bool,
     execution_time: datetime,
+    early: Opening | None = None,
+    mirror: dict[Key, Entry] | None = None,
 ) -> Start:
-    """Clean, create schemas, read the ledger, reconcile, decide."""
-    relations = adapter.relations()  # one catalog query for all of the start
+    """Clean, create schemas, read the ledger, reconcile, decide. `early`: the reads its
+    thread made already; `mirror`: the state store's `published_entries`, read already."""
+    relations = early.relations if early and early.relations is not None else None
+    if relations is None:
+        relations = adapter.relations()  # one catalog query for all of the start
     clean_temp(adapter, tasks, relations)
     # a sensor's table is a source: pipe neither builds it nor creates its schema
     schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
@@ -62,8 +148,9 @@ def prepare(
     for schema in schemas:
         if schema not in have:  # a schema holding a relation exists
             adapter.ensure_schema(schema)
-    published, missing = _published(adapter, schemas, reporter, kind, relations)
-    state.reconcile(adapter.target.name, published)
+    ledger = early.ledger if early else None
+    published, missing = _published(adapter, schemas, reporter, kind, relations, ledger)
+    state.reconcile(adapter.target.name, published, mirror)
     decision = decide(
         tasks,
         context,
@@ -138,13 +225,21 @@ def _past_missing(
 
 
 def _published(
-    adapter: Adapter, schemas: list[str], reporter: Notes, kind: str, relations: dict[str, str]
+    adapter: Adapter,
+    schemas: list[str],
+    reporter: Notes,
+    kind: str,
+    relations: dict[str, str],
+    ledger: dict[Key, Entry] | None,
 ) -> tuple[dict[Key, Entry], frozenset[str]]:
     """The warehouse ledger (the truth, written in each publish's transaction), less the
     models whose table is gone: a dropped table publishes nothing (SPEC §7, drift). Their
     keys get tombstones, so a rebuild of some intervals does not revive the others.
-    `relations`: the warehouse's relations as listed at the start (the catalog's source)."""
-    published = adapter.open_ledger(relations.get(LEDGER) == "table")
+    `relations`: the warehouse's relations as listed at the start (the catalog's source);
+    `ledger`: the ledger as read already, if it was."""
+    published = (
+        ledger if ledger is not None else adapter.open_ledger(relations.get(LEDGER) == "table")
+    )
     if adapter.ledger_rows > 2 * len(published) + 1000:
         adapter.compact_ledger()
     shadows = sorted({m for m, _, _ in published if TEMP_MARK in m})

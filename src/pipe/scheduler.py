@@ -313,8 +313,10 @@ class Scheduler:
         if t.max_concurrency:
             self._model_used[t.model] = self._model_used.get(t.model, 0) + 1
         started = time.time()
-        self.listener.started(t, attempt, self._queued_at.get(t.id, started), started)
         pool.submit(self._worker, t, attempt, started)
+        # recorded while the worker starts: its report is handled on this thread, so
+        # never before this returns
+        self.listener.started(t, attempt, self._queued_at.get(t.id, started), started)
 
     def _release(self, t: Task) -> None:
         self._running -= 1

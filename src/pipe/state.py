@@ -297,9 +297,13 @@ class StateStore:
             entry.replaced,
         )
 
-    def reconcile(self, target: str, ledger: dict[Key, Entry]) -> int:
-        """Make `published` the warehouse ledger's mirror; return how many rows changed."""
-        have = self.published_entries(target)
+    def reconcile(
+        self, target: str, ledger: dict[Key, Entry], have: dict[Key, Entry] | None = None
+    ) -> int:
+        """Make `published` the warehouse ledger's mirror; return how many rows changed.
+        `have`: the mirror as `published_entries` read it, when the caller read it."""
+        if have is None:
+            have = self.published_entries(target)
         gone = [k for k in have if k not in ledger]
         fresh = [(k, e) for k, e in ledger.items() if have.get(k) != e]
         if gone or fresh:

@@ -19,14 +19,16 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import planfile
-from .compiler import CompiledProject, compile_project, reference_interval
 from .errors import SourceLocation, StalePlanError
 from .intervals import Interval, iso
-from .loader import load_project
-from .plan import Plan
-from .planner import build_plan
+
+if TYPE_CHECKING:  # the compiler, loader and planner are imported only when used:
+    # `pipe run` of an unchanged project needs none of them (see runview.py)
+    from .compiler import CompiledProject
+    from .plan import Plan
 
 
 def load(
@@ -37,6 +39,9 @@ def load(
 ) -> CompiledProject:
     """The project in (or above) `project`, loaded and compiled through the caches;
     `warn(message)` for each warning about pipe.yml."""
+    from .compiler import compile_project
+    from .loader import load_project
+
     raw = load_project(Path(project), use_cache=True, write_cache=write_cache)
     for warning in raw.config.warnings:
         if warn is not None:
@@ -62,6 +67,8 @@ def compile_plan(cp: CompiledProject, interval: Interval, check: bool = False) -
     """`pipe compile` for one interval: write its plan (unless recorded unchanged), or
     with `check` build it and compare it with the file on disk, writing nothing."""
     rel = rel_plan_path(cp, interval)
+    from .planner import build_plan
+
     known = None if check else known_unchanged(cp, interval)
     if known is not None:  # built from these very inputs, and the file is untouched
         return PlanFile(rel, "unchanged", known)
@@ -83,6 +90,8 @@ def ensure_plans(
     when it is missing and kept when it is what compiling writes now; when any is stale
     (the project changed since it was compiled) nothing runs: StalePlanError naming them,
     with `hint` (how to review and recompile). Statuses: written | unchanged."""
+    from .planner import build_plan
+
     ivs = list(ivs)
     root = cp.raw.root
     out: list[PlanFile] = []
@@ -120,6 +129,9 @@ def validate(cp: CompiledProject) -> None:
     target, every check's and sensor's SQL) by building, not writing, the plan of the
     project's first interval: of the models and sources whose fingerprint (SPEC §7: their
     SQL, macros, checks, upstream) it has not built since. A warm compile builds nothing."""
+    from .compiler import reference_interval
+    from .planner import build_plan
+
     iv = reference_interval(cp.raw, cp.raw.config.schedule)
     key = plan_key(cp, iv)
     if key is not None and known_unchanged(cp, iv) is not None:

@@ -113,6 +113,9 @@ class Adapter(EngineRules, ABC):
     #: DDL (drop, rename, create) can run inside a transaction and is invisible until
     #: commit; without it the runner sweeps temp relations again at the end of a run
     transactional_ddl = True
+    #: the constructor may run on another thread, while the run loads its plan (the
+    #: driver releases the GIL while it connects or reads its catalog)
+    opens_in_background = False
 
     def __init__(self, target: Target, root: Path):
         self.target = target

@@ -52,6 +52,8 @@ def mask(text: str, secrets=()) -> str:
 
 
 class PostgresAdapter(PostgresRules, Adapter):
+    opens_in_background = True  # psycopg connects without the GIL
+
     def __init__(self, target, root: Path, dsn: str | None = None):
         super().__init__(target, root)
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")

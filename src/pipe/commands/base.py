@@ -85,10 +85,12 @@ def common(fn):
 def load(project: str, target: str | None, write_cache: bool = True):
     from ..workspace import load as load_project
 
-    def warn(message: str) -> None:
-        click.echo(f"warning: {message}", err=True)
-
     return load_project(Path(project), target, write_cache, warn)
+
+
+def warn(message: str) -> None:
+    """A warning about pipe.yml (every command shows them; they stop nothing)."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def intervals_of(cp, interval: str | None, start: str | None, end: str | None):
@@ -96,11 +98,11 @@ def intervals_of(cp, interval: str | None, start: str | None, end: str | None):
     if interval and (start or end):
         raise UserError("give either --interval or --start/--end, not both")
     if interval:
-        return [after_start(cp, intervals.parse_label(interval))]
+        return [after_start(cp.raw.config, intervals.parse_label(interval))]
     if start or end:
         if not (start and end):
             raise UserError("--start and --end go together")
-        span = after_start(cp, intervals.parse_range(start, end))
+        span = after_start(cp.raw.config, intervals.parse_range(start, end))
         found = list(intervals.expand(span, cp.raw.config.schedule))
         if not found:
             raise UserError(
@@ -110,9 +112,10 @@ def intervals_of(cp, interval: str | None, start: str | None, end: str | None):
     return []
 
 
-def after_start(cp, iv):
-    """An interval before the project's `start` does not exist (SPEC §1)."""
-    first = cp.raw.config.start
+def after_start(config, iv):
+    """An interval before the project's `start` (pipe.yml, `config`) does not exist
+    (SPEC §1)."""
+    first = config.start
     if first is not None and iv.start < first:
         raise IntervalError(
             f"{iv.label} starts before the project's start {intervals.iso(first)[:10]}",
@@ -125,10 +128,10 @@ def after_start(cp, iv):
 def parse_execution_time(value: str | None):
     """--execution-time (UTC; default now): what pipe takes as the present. An interval
     whose end lies after it is not complete (SPEC §7)."""
-    from ..runner import utcnow
+    if value is None:  # now, zone-less like every interval bound (runner.utcnow)
+        from datetime import UTC, datetime
 
-    if value is None:
-        return utcnow()
+        return datetime.now(UTC).replace(tzinfo=None)
     try:
         return intervals.parse_point(value.replace(" ", "T"), "--execution-time")
     except UserError as exc:
@@ -158,10 +161,10 @@ def unsafe_label(stem: str) -> str:
     return "/".join(parts)
 
 
-def caps_for(cp, concurrency: int | None, backfill: bool = False):
+def caps_for(cfg, concurrency: int | None, backfill: bool = False):
+    """The concurrency caps of a run: --concurrency, else pipe.yml's (`cfg`)."""
     from ..scheduler import Caps
 
-    cfg = cp.raw.config
     default = (cfg.backfill_concurrency or cfg.concurrency) if backfill else cfg.concurrency
     n = default if concurrency is None else concurrency
     if n < 1:

@@ -32,6 +32,14 @@ from .base import common, handle_errors, intervals_of, load, unsafe_label
 @handle_errors
 def compile(project, target, interval, start, end, check, as_json):
     """Validate the project and write plans/<target>/<interval>.json."""
+    from .. import runview
+
+    # before the loader reads a file: what `pipe run` checks to skip loading it again
+    snap = (
+        None
+        if check or not Path(project, "pipe.yml").is_file()
+        else runview.snapshot(Path(project))
+    )
     cp = load(project, target, write_cache=not check)  # --check writes nothing at all
     root = cp.raw.root
     ivs = intervals_of(cp, interval, start, end)
@@ -51,6 +59,8 @@ def compile(project, target, interval, start, end, check, as_json):
         workspace.validate(cp)
     results = [dataclasses.asdict(workspace.compile_plan(cp, iv, check)) for iv in ivs]
     cp.save_cache()
+    if snap is not None and ivs:
+        runview.record(snap, cp, target, ivs)
     bad = [r for r in results if r["status"] in ("missing", "stale")]
     if as_json:
         click.echo(json.dumps({"models": len(cp.models()), "plans": results}, indent=2))

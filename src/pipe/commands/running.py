@@ -4,10 +4,11 @@ the result printed by `finish`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from .. import console, intervals, planfile, workspace
+from .. import console, intervals
 from ..errors import UserError
 from .base import (
     after_start,
@@ -20,6 +21,7 @@ from .base import (
     observed,
     parse_execution_time,
     select_models,
+    warn,
 )
 
 
@@ -55,25 +57,50 @@ def run(
     as_json,
 ):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
-    from ..runner import RunOptions, check_env, run_tasks
+    from .. import runview
 
-    cp = load(project, target)
-    iv = after_start(cp, intervals.parse_label(interval))
+    iv = intervals.parse_label(interval)
     now = parse_execution_time(execution_time)
+    found = runview.recorded(Path(project), target, iv)  # unchanged since recorded
+    if found is None:  # load the project; the plan is checked below, and recorded
+        snap = runview.snapshot(Path(project)) if Path(project, "pipe.yml").is_file() else None
+        cp = load(project, target)
+        rp = runview.RunProject.of(cp)
+    else:
+        rp = found.project
+        for message in rp.config.warnings:
+            warn(message)
+    after_start(rp.config, iv)
     complete_only(iv, now, allow_partial)
-    models = select_models(cp, select)
-    check_env(cp.target)  # a missing ${VAR} is said before anything is written
-    plan = _current_plan(cp, iv, quiet=as_json)
-    cp.save_cache()
-    reporter = observed(
-        console.ConsoleReporter(click.echo, quiet=as_json), cp, plan.select(models).tasks
-    )
+    models = rp.select(select)
+    caps = caps_for(rp.config, concurrency)
+    from ..runstart import Opening, check_env
+
+    check_env(rp.target)  # a missing ${VAR} is said before anything is written
+    reporter = console.ConsoleReporter(click.echo, quiet=as_json)
+    opening = None
+    if found is None:
+        plan = _current_plan(cp, iv, quiet=as_json)
+        cp.save_cache()
+        if snap is not None:
+            runview.record(snap, cp, target, [iv], plan)
+        reporter = observed(reporter, cp, plan.select(models).tasks)
+    else:  # lock, and open the warehouse while the plan and the runner load
+        what = f"pipe run {iv.label}"
+        opening = Opening(rp.root, rp.target, what, not no_wait, reporter.waiting_for_lock)
+        try:
+            plan = found.plan()
+        except BaseException:
+            opening.close()
+            raise
+    from ..runner import RunOptions, run_tasks
+
     options = RunOptions(
         kind="run",
         label=iv.label,
         start=intervals.iso(iv.start),
         end=intervals.iso(iv.end),
-        caps=caps_for(cp, concurrency),
+        caps=caps,
         force=force,
         wait=not no_wait,
         context={t.id: t for t in plan.tasks},
@@ -85,8 +112,8 @@ def run(
             "allow_partial": allow_partial,
         },
     )
-    result = run_tasks(cp.raw.root, cp.target, plan.select(models).tasks, options, reporter)
-    finish(result, as_json)
+    tasks = plan.select(models).tasks
+    finish(run_tasks(rp.root, rp.target, tasks, options, reporter, opening), as_json)
 
 
 def _current_plan(cp, iv, quiet: bool):
@@ -95,6 +122,8 @@ def _current_plan(cp, iv, quiet: bool):
         f"review the change with 'pipe compile --interval {iv.label}' and "
         "'git diff plans/', then run again"
     )
+    from .. import planfile, workspace
+
     [made] = workspace.ensure_plans(cp, [iv], hint)
     if made.status == "written" and not quiet:
         click.echo(f"compiled {made.path} ({made.tasks} tasks)")
@@ -168,7 +197,8 @@ def backfill(
         cp.save_cache()
         text = json.dumps(report, indent=2) if as_json else None
         click.echo(
-            text or console.dry_run_text(report, caps_for(cp, concurrency, True).concurrency)
+            text
+            or console.dry_run_text(report, caps_for(cp.raw.config, concurrency, True).concurrency)
         )
         return
     check_env(cp.target)
@@ -179,7 +209,7 @@ def backfill(
         label=span.label,
         start=intervals.iso(span.start),
         end=intervals.iso(span.end),
-        caps=caps_for(cp, concurrency, True),
+        caps=caps_for(cp.raw.config, concurrency, True),
         force=force,
         wait=not no_wait,
         priority=bf.newest_first(selected) if newest_first else bf.oldest_first(selected),
@@ -204,7 +234,7 @@ def _span(cp, start: str, end: str, now, full_refresh: bool, allow_partial: bool
     incomplete intervals at its end unless --allow-partial (said in a note)."""
     from .. import backfill as bf
 
-    span = after_start(cp, intervals.parse_range(start, end))
+    span = after_start(cp.raw.config, intervals.parse_range(start, end))
     if full_refresh and cp.raw.config.start is not None:  # the whole table, from the start
         span = intervals.Interval(cp.raw.config.start, span.end)
     span, left_out = bf.complete_part(cp, span, now, allow_partial)
