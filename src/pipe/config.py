@@ -259,7 +259,7 @@ def _dialect(ctx: _Ctx, m: YMap, default: str) -> str:
     name = ctx.typed(m, "dialect", str, default)
     if name in (rules.dialect for rules in ENGINES.values()):
         return name
-    from .sql import dialect_hint
+    from .dialects import dialect_hint
 
     hint = dialect_hint(name)
     if hint is not None:
