@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as cfg
-from . import yamlio
+from . import projectconfig, yamlio
 from .cache import FileCache, cache_dir
 from .errors import ConfigError, SourceLocation, UserError, raise_collected
 from .parallel import chunks, fan_out, workers
@@ -181,7 +181,7 @@ def _stem_parts(rel: str, top: str, suffix: str, errors) -> tuple[str, str] | No
         return None
     schema, stem = parts[0], parts[1][: -len(suffix)]
     for part in (schema, stem):
-        if not cfg._NAME.match(part):
+        if not cfg.NAME.match(part):
             errors.append(
                 ConfigError(
                     f"'{part}' is not a valid name: use letters, digits and _",
@@ -293,7 +293,7 @@ def _project_config(reader: _Reader, errors: list[UserError]) -> cfg.ProjectConf
         text, digest = reader.text("pipe.yml")
         data = _read_yaml(reader.root, "pipe.yml", errors, text)
         # invalid YAML is one error; validating what could not be read would add false ones
-        project = None if errors else cfg.parse_project(data, errors)
+        project = None if errors else projectconfig.parse_project(data, errors)
         reader.keep("pipe.yml", st, "project", digest, project)
     return project
 
