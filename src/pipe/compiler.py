@@ -23,6 +23,7 @@ from . import engines
 from . import graph as graphmod
 from . import sql as sqlmod
 from .cache import Store, cache_dir, code_version
+from .checkcolumns import unknown_columns
 from .config import ModelConfig, SourceConfig, Target
 from .errors import (
     ConfigError,
@@ -314,7 +315,7 @@ def _compile(
             upstream[m.name] = found.upstream
     for name in [s.name for s in raw.seeds] + [s.name for s in raw.sources]:
         upstream[name] = ()
-    errors += checkmod.unknown_columns(
+    errors += unknown_columns(
         [(m.name, models[m.name].config.checks, m.sidecar) for m in raw.models if m.name in models],
         {name: found.shape for name, found in models.items()},
         {s.name: tuple(c for c, _ in s.columns) for s in raw.sources if s.columns},
