@@ -17,6 +17,7 @@ from . import config as cfg
 from . import projectconfig, yamlio
 from .cache import FileCache, cache_dir
 from .errors import ConfigError, SourceLocation, UserError, raise_collected
+from .names import node_name
 from .parallel import chunks, fan_out, workers
 
 FILES_VERSION = "1"
@@ -245,12 +246,6 @@ def _stat(entry: os.DirEntry) -> os.stat_result | None:
         return None
 
 
-def _node_name(parts: tuple[str, str]) -> str:
-    """schema.table, lowercased: SQL names are case-insensitive, so models/a/Daily.sql is
-    the table that `select * from a.daily` reads (and a duplicate of models/a/daily.sql)."""
-    return f"{parts[0]}.{parts[1]}".lower()
-
-
 def load_project(root: Path, use_cache: bool = False, write_cache: bool = False) -> RawProject:
     """Read and validate every file of the project; raise all user errors together.
 
@@ -334,7 +329,7 @@ def _models(reader: _Reader, found: dict, pools, errors: list[UserError]) -> lis
             ahead = reader.ahead.pop(rel, None)
             sql, digest = (ahead[1], ahead[0]) if ahead is not None else reader.text(rel)
             reader.keep(rel, stats[rel], "text", digest, sql)
-        models.append(RawModel(_node_name(parts), rel, sql, model_cfg, sidecar_rel))
+        models.append(RawModel(node_name(*parts), rel, sql, model_cfg, sidecar_rel))
     for orphan in sorted(sidecars, key=lambda r: r.split("/")):
         errors.append(
             ConfigError(
@@ -385,7 +380,7 @@ def _seeds(reader: _Reader, found: dict, errors: list[UserError]) -> list[RawSee
         if sha is None:
             sha = hashlib.sha256((root / rel).read_bytes()).hexdigest()
             reader.keep(rel, csv_st, "csv", sha, sha)
-        seeds.append(RawSeed(_node_name(parts), rel, sha, seed_cfg))
+        seeds.append(RawSeed(node_name(*parts), rel, sha, seed_cfg))
     for orphan in sorted(sidecars, key=lambda r: r.split("/")):
         errors.append(
             ConfigError(
