@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from .checks import REGISTRY, Check
 from .errors import ConfigError, SourceLocation, UnknownTable, UserError
+from .names import written
 
 
 class OutputColumns:
@@ -57,7 +58,7 @@ class OutputColumns:
         names, star_from = shape
         if star_from is None:
             return names
-        table = self.resolve(".".join(p for p in star_from if p))
+        table = self.resolve(written(star_from))
         inner = self.of(table) if table else None
         if inner is None:
             return None

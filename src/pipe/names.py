@@ -48,6 +48,18 @@ class TableName:
         return f"{self.schema}.{self.table}"
 
 
+def written(parts) -> str:
+    """A table reference as a query writes it (its catalog, schema and table parts, empty
+    ones left out), for resolution and messages: the parts joined by dots, and a part that
+    holds a dot itself (only a quoted name can) in double quotes, so that `"a.b"` is
+    never read as the table `a.b`."""
+    kept = [p for p in parts if p]
+    name = ".".join(kept)
+    if name.count(".") != len(kept) - 1:
+        name = ".".join(f'"{p}"' if "." in p else p for p in kept)
+    return name
+
+
 def node_name(schema: str, table: str) -> str:
     """The name of the node at models/<schema>/<table>.sql (or seeds/), lowercased: SQL
     names are case-insensitive, so models/a/Daily.sql is the table `a.daily`."""

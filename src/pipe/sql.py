@@ -25,6 +25,7 @@ from .dialects import dialect_or_name
 from .dialects import get_dialect as get_dialect
 from .engines import for_dialect
 from .errors import SourceLocation, SqlError
+from .names import TableName, written
 from .sqldigest import canonical_digest as canonical_digest
 from .sqldigest import fragment_key as fragment_key
 from .sqlerrors import MAX_NESTING, nesting, plain_message, too_deep
@@ -70,7 +71,7 @@ class TableRef:
 
     @property
     def name(self) -> str:
-        return ".".join(p for p in self.parts if p)
+        return written(self.parts)
 
 
 @lru_cache(maxsize=256)
@@ -262,12 +263,12 @@ def _cte_names(scope) -> set[str]:
     return {name.lower() for name in scope.cte_sources}
 
 
-def qualify(table: exp.Table, schema: str, name: str) -> None:
-    """Point a table node at schema.name (in place), keeping its alias."""
+def qualify(table: exp.Table, name: TableName) -> None:
+    """Point a table node at `name` (in place), keeping its alias."""
     _sqlglot()
     table.set("catalog", None)
-    table.set("db", exp.to_identifier(schema))
-    table.set("this", exp.to_identifier(name))
+    table.set("db", exp.to_identifier(name.schema))
+    table.set("this", exp.to_identifier(name.table))
 
 
 def generate(expression: exp.Expression, dialect: str, path: str) -> str:
@@ -317,7 +318,7 @@ def transpile(
         stmt = for_dialect(write).rewrite(stmt)
         for ref, table in table_refs(stmt) if tables else ():
             if ref.name in tables:
-                qualify(table, *tables[ref.name].split(".", 1))
+                qualify(table, TableName.parse(tables[ref.name]))
         return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         raise SqlError(
