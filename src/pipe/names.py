@@ -10,7 +10,8 @@ state store (their bytes do not change with this type).
 indexes them by bare table name, which is what name resolution (modelsql.SqlBuilder)
 looks a bare `table` up in.
 
-Importing this module loads neither the loader nor sqlglot: the run side uses TableName.
+Importing this module loads nothing of pipe but errors.py (not the loader, not sqlglot,
+not the engines): plan.py and the run side can use TableName.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import engines
 from .errors import ConfigError, SourceLocation, UserError
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ def bad_name(name: TableName, target: Target, dialect: str) -> tuple[str, str] |
     """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
     word an engine reserves (engines.py; `dialect` is the models'), a part longer than the
     target's engine keeps."""
+    from . import engines  # not at import: plan-side modules can use TableName alone
+
     schema, table = name.schema, name.table
     if schema == PIPE_SCHEMA:
         return (
