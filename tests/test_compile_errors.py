@@ -52,6 +52,19 @@ CASES = [
         ["unknown table 'stg_orders'", "did you mean 'staging.orders'?"],
     ),
     (
+        # one quoted part holding a dot names a table called "raw.orders", never raw.orders
+        "quoted name with a dot is not schema.table",
+        {"models/marts/totals.sql": 'select *\nfrom "raw.orders"\n'},
+        "models/marts/totals.sql:2:6",
+        ["unknown table '\"raw.orders\"'", "did you mean 'raw.orders'?"],
+    ),
+    (
+        "quoted schema with a dot",
+        {"models/marts/totals.sql": 'select * from "raw.x".orders\n'},
+        "models/marts/totals.sql:1:15",
+        ["unknown table '\"raw.x\".orders'"],
+    ),
+    (
         "unknown table without any close name",
         {"models/marts/totals.sql": "select * from zzz.qqq\n"},
         "models/marts/totals.sql:1:15",

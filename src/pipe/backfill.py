@@ -28,6 +28,7 @@ from .decide import decide
 from .errors import IntervalError, PlanFileError, SourceLocation
 from .intervals import Interval, expand, floor, iso
 from .ledger import stale
+from .names import TableName
 from .plan import Plan, Task, task_id
 from .planner import build_plan
 from .state import StateStore
@@ -60,8 +61,8 @@ def expand_stubs(cp: CompiledProject, span: Interval, models: Iterable[str] | No
 def shadow_name(model: str) -> str:
     """The table a --full-refresh rebuilds `model` into; it carries the temp mark, so a
     refresh that never reached its swap leaves nothing behind after the next run."""
-    schema, name = model.split(".", 1)
-    return f"{schema}.{name[:40]}{TEMP_MARK}refresh"
+    name = TableName.parse(model)
+    return str(TableName(name.schema, f"{name.table[:40]}{TEMP_MARK}refresh"))
 
 
 def full_refresh(plan: Plan, models: Iterable[str]) -> Plan:

@@ -16,16 +16,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 
 from . import checks as checkmod
-from . import engines
 from . import graph as graphmod
-from . import sql as sqlmod
-from .cache import Store, cache_dir, code_version
+from .cache import code_version
+from .checkcolumns import unknown_columns
+from .compilestate import COMPILED_VERSION, CompileState, compiled_store
 from .config import ModelConfig, SourceConfig, Target
 from .errors import (
-    ConfigError,
     SourceLocation,
     SqlError,
     UnknownTable,
@@ -36,10 +34,9 @@ from .intervals import Interval, floor, next_start
 from .intervalsql import fill, mentions
 from .loader import RawProject, RawSeed
 from .modelsql import SqlBuilder, parse_cache
+from .names import TableName, define
 from .parallel import frozen_gc
 from .recompile import Before, Found, models_store, shared_key
-
-COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 
 @dataclass(frozen=True)
@@ -58,103 +55,11 @@ class Node:
 
     @property
     def schema(self) -> str:
-        return self.name.split(".", 1)[0]
+        return TableName.parse(self.name).schema
 
     @property
     def table(self) -> str:
-        return self.name.split(".", 1)[1]
-
-
-class CompileState:
-    """What a CompiledProject keeps besides its nodes: the SQL builder (made on first use:
-    a compile served from the cache builds nothing), the reference SQL of plain models,
-    and the caches to write when the command succeeds.
-
-    The compiled-project cache, .pipe/cache/compiled-<target>.pickle, holds the nodes and
-    graph of the last compile, keyed by `key`: a hash of every file the loader read (their
-    contents), the target and `code_version()`. The plan records, .pipe/cache/plans.pickle,
-    hold for each plan file the key of the inputs it was last built from and the sha256
-    of its bytes (see workspace.known_unchanged)."""
-
-    def __init__(
-        self,
-        raw: RawProject,
-        target: Target,
-        use_cache: bool,
-        write_cache: bool,
-        key: str | None,
-        builder: SqlBuilder | None = None,
-        plain: dict[str, str] | None = None,
-        by_model: Store | None = None,
-    ):
-        self.raw = raw
-        self.target = target
-        self.use_cache = use_cache
-        self.write_cache = write_cache
-        self.key = key  # None: the project was not loaded from hashed files
-        self._builder = builder
-        self.plain = plain or {}
-        folder = cache_dir(raw.root)
-        # the nodes and graph of the last compile, and the plan records (see workspace.py)
-        self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
-        self.by_model = by_model  # what each model's compile found (see Before)
-        self.plan_records = Store(
-            folder / "plans.pickle" if use_cache and key else None,
-            COMPILED_VERSION,
-            readonly=not write_cache,
-        )
-        self._sidecars: dict[str, str] | None = None
-        self._texts: dict[str, str] | None = None
-
-    def text(self, name: str) -> str:
-        """A model's SQL file as written."""
-        if self._texts is None:
-            self._texts = {m.name: m.sql for m in self.raw.models}
-        return self._texts[name]
-
-    @property
-    def builder(self) -> SqlBuilder:
-        if self._builder is None:
-            names, index = _names(self.raw)
-            cache = parse_cache(self.raw.root, self.use_cache, not self.write_cache)
-            self._builder = SqlBuilder(self.raw, self.target, index, names, cache)
-        return self._builder
-
-    def sidecar(self, name: str) -> str | None:
-        """The file a model's checks come from: its sidecar, else the model file."""
-        if self._sidecars is None:
-            self._sidecars = {}
-            for m in self.raw.models:
-                self._sidecars.setdefault(m.name, m.sidecar or m.path)
-        return self._sidecars.get(name)
-
-    # -- plan records (workspace.py keeps them)
-    def records(self) -> dict:
-        return self.plan_records.data
-
-    def record(self, rel: str, value) -> None:
-        self.plan_records.put(rel, value)
-
-    def save(self) -> None:
-        if not (self.use_cache and self.write_cache):
-            return
-        if self._builder is not None:
-            self._builder.cache.save()
-            self._builder.renderer.save_cache()
-        files = getattr(self.raw, "files", None)
-        if files is not None:
-            files.save()
-        self.compiled.save()
-        if self.by_model is not None:
-            self.by_model.save()
-        self.plan_records.save()
-
-
-def compiled_store(root: Path, target: str, use_cache: bool, readonly: bool) -> Store:
-    """The compiled-project cache of one target: {"key", "nodes", "upstream", "order",
-    "plain"} of its last compile."""
-    name = f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
-    return Store(cache_dir(root) / name if use_cache else None, COMPILED_VERSION, readonly)
+        return TableName.parse(self.name).table
 
 
 @dataclass(frozen=True)
@@ -225,17 +130,6 @@ def reference_interval(raw: RawProject, grain: str) -> Interval:
     return Interval(start, next_start(start, grain))
 
 
-def _names(raw: RawProject) -> tuple[set[str], dict[str, list[str]]]:
-    """Every node name, and bare table name -> the full names that have it."""
-    names = (
-        {m.name for m in raw.models} | {s.name for s in raw.seeds} | {s.name for s in raw.sources}
-    )
-    index: dict[str, list[str]] = {}
-    for n in sorted(names):
-        index.setdefault(n.split(".", 1)[1], []).append(n)
-    return names, index
-
-
 def _compile_key(raw: RawProject, target: Target) -> str | None:
     digest = getattr(raw, "digest", "")
     if not digest:
@@ -251,8 +145,7 @@ def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool, fo
     try:
         texts = {m.name: m.sql for m in raw.models}
         plain = {n: texts[n] if sql is None else sql for n, sql in found["plain"].items()}
-        state = CompileState(raw, target, True, write_cache, key, plain=plain)
-        state._texts = texts
+        state = CompileState(raw, target, True, write_cache, key, plain=plain, texts=texts)
         return CompiledProject(
             raw, target, found["nodes"], graphmod.Graph(found["upstream"], found["order"]), state
         )
@@ -291,7 +184,7 @@ def _compile(
     last: dict,
 ) -> CompiledProject:
     errors: list[UserError] = []
-    names, index = _define(raw, target, errors)
+    names, index = define(raw, target, errors)
     cache = parse_cache(raw.root, use_cache, not write_cache)
     builder = SqlBuilder(raw, target, index, names, cache)
     references = _References(raw)
@@ -314,7 +207,7 @@ def _compile(
             upstream[m.name] = found.upstream
     for name in [s.name for s in raw.seeds] + [s.name for s in raw.sources]:
         upstream[name] = ()
-    errors += checkmod.unknown_columns(
+    errors += unknown_columns(
         [(m.name, models[m.name].config.checks, m.sidecar) for m in raw.models if m.name in models],
         {name: found.shape for name, found in models.items()},
         {s.name: tuple(c for c, _ in s.columns) for s in raw.sources if s.columns},
@@ -329,20 +222,33 @@ def _compile(
     plain = {n: m.plain for n, m in models.items() if m.plain is not None}
     state = CompileState(raw, target, use_cache, write_cache, key, builder, plain, by_model)
     if key is not None and write_cache:
-        texts = {m.name: m.sql for m in raw.models}
-        state.compiled.replace(
-            {
-                "key": key,
-                "nodes": nodes,
-                "upstream": graph.upstream,
-                "order": graph.order,
-                "plain": {n: None if sql == texts[n] else sql for n, sql in plain.items()},
-            }
-        )
-        if shared is not None:
-            entries = Before.entries(raw, models)
-            by_model.replace({"shared": shared, "key": key, "models": entries})
+        _remember(state, nodes, graph, models, shared)
     return CompiledProject(raw, target, nodes, graph, state)
+
+
+def _remember(
+    state: CompileState,
+    nodes: dict[str, Node],
+    graph: graphmod.Graph,
+    models: dict[str, Found],
+    shared: str | None,
+) -> None:
+    """Put this compile in the caches the command writes when it succeeds: the
+    compiled-project cache and, while the shared inputs are known, what each model found."""
+    raw = state.raw
+    texts = {m.name: m.sql for m in raw.models}
+    state.compiled.replace(
+        {
+            "key": state.key,
+            "nodes": nodes,
+            "upstream": graph.upstream,
+            "order": graph.order,
+            "plain": {n: None if sql == texts[n] else sql for n, sql in state.plain.items()},
+        }
+    )
+    if shared is not None:
+        entries = Before.entries(raw, models)
+        state.by_model.replace({"shared": shared, "key": state.key, "models": entries})
 
 
 class _References:
@@ -357,34 +263,6 @@ class _References:
         if grain not in self.found:
             self.found[grain] = reference_interval(self.raw, grain)
         return self.found[grain]
-
-
-def _define(
-    raw: RawProject, target: Target, errors: list[UserError]
-) -> tuple[set[str], dict[str, list[str]]]:
-    """Every node name (each a valid table name on the target, none twice), and bare
-    table name -> the full names that have it."""
-    defined: dict[str, str] = {}  # name -> path that defines it
-    found = [(m.name, m.path, 1, "a model") for m in raw.models]
-    found += [(s.name, s.path, 1, "a seed") for s in raw.seeds]
-    found += [(src.name, "sources.yml", src.line, "a source") for src in raw.sources]
-    for name, path, line, what in found:
-        bad = _bad_name(name, target, raw.config.dialect)
-        if bad:
-            errors.append(ConfigError(bad[0], at=SourceLocation(path, line), hint=bad[1]))
-        elif name in defined:
-            errors.append(
-                ConfigError(
-                    f"duplicate name '{name}': {what} here and in {defined[name]}",
-                    at=SourceLocation(path, line),
-                )
-            )
-        else:
-            defined[name] = path
-    index: dict[str, list[str]] = {}
-    for n in sorted(defined):
-        index.setdefault(n.split(".", 1)[1], []).append(n)
-    return set(defined), index
 
 
 def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError]) -> Found | None:
@@ -464,35 +342,6 @@ def _fingerprint(raw: RawProject, target: Target, found: Found, ups, nodes) -> s
             "target": target.dialect,
         }
     )
-
-
-PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
-
-
-def _bad_name(name: str, target: Target, dialect: str) -> tuple[str, str] | None:
-    """(message, hint) when a table name cannot work on `target`: pipe's own schema, a
-    word an engine reserves (engines.py; `dialect` is the models'), a part longer than the
-    target's engine keeps."""
-    schema, table = name.split(".", 1)
-    if schema == PIPE_SCHEMA:
-        return (
-            f"'{name}': schema '{PIPE_SCHEMA}' is pipe's own (its ledger lives there)",
-            "use another schema",
-        )
-    if engines.reserved(schema):
-        return (
-            f"'{name}': '{schema}' is a reserved word in SQL and cannot name a schema",
-            f"rename the folder, e.g. '{schema}s' or '{schema}_'; pipe writes names unquoted",
-        )
-    if engines.reserved_for_tables(table) or (
-        engines.reserved(table) and not sqlmod.readable_after_schema(table, dialect)
-    ):
-        return (
-            f"'{name}': '{table}' is a reserved word in SQL and cannot name a table",
-            f"rename it, e.g. '{table}s' or '{table}_'; pipe writes names unquoted",
-        )
-    rules = engines.ENGINES[target.adapter]
-    return rules.name_problem(schema, target.name) or rules.name_problem(table, target.name)
 
 
 def _check_tuples(c: ModelConfig):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import CycleError, SourceLocation, UserError
+from .names import by_table as names_by_table
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,7 @@ def select(graph: Graph, selector: str | None, tags: Mapping[str, Iterable[str]]
     if not selector or not selector.strip():
         return list(graph.order)
     names = set(graph.order)
-    by_table: dict[str, list[str]] = {}
-    for n in names:
-        by_table.setdefault(n.rsplit(".", 1)[-1], []).append(n)
+    by_table = names_by_table(names)
     down = graph.downstream_map()
     chosen: set[str] = set()
     for term in selector.split():

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as cfg
-from . import yamlio
+from . import projectconfig, yamlio
 from .cache import FileCache, cache_dir
 from .errors import ConfigError, SourceLocation, UserError, raise_collected
+from .names import node_name
 from .parallel import chunks, fan_out, workers
 
 FILES_VERSION = "1"
@@ -181,7 +182,7 @@ def _stem_parts(rel: str, top: str, suffix: str, errors) -> tuple[str, str] | No
         return None
     schema, stem = parts[0], parts[1][: -len(suffix)]
     for part in (schema, stem):
-        if not cfg._NAME.match(part):
+        if not cfg.NAME.match(part):
             errors.append(
                 ConfigError(
                     f"'{part}' is not a valid name: use letters, digits and _",
@@ -245,12 +246,6 @@ def _stat(entry: os.DirEntry) -> os.stat_result | None:
         return None
 
 
-def _node_name(parts: tuple[str, str]) -> str:
-    """schema.table, lowercased: SQL names are case-insensitive, so models/a/Daily.sql is
-    the table that `select * from a.daily` reads (and a duplicate of models/a/daily.sql)."""
-    return f"{parts[0]}.{parts[1]}".lower()
-
-
 def load_project(root: Path, use_cache: bool = False, write_cache: bool = False) -> RawProject:
     """Read and validate every file of the project; raise all user errors together.
 
@@ -293,7 +288,7 @@ def _project_config(reader: _Reader, errors: list[UserError]) -> cfg.ProjectConf
         text, digest = reader.text("pipe.yml")
         data = _read_yaml(reader.root, "pipe.yml", errors, text)
         # invalid YAML is one error; validating what could not be read would add false ones
-        project = None if errors else cfg.parse_project(data, errors)
+        project = None if errors else projectconfig.parse_project(data, errors)
         reader.keep("pipe.yml", st, "project", digest, project)
     return project
 
@@ -334,7 +329,7 @@ def _models(reader: _Reader, found: dict, pools, errors: list[UserError]) -> lis
             ahead = reader.ahead.pop(rel, None)
             sql, digest = (ahead[1], ahead[0]) if ahead is not None else reader.text(rel)
             reader.keep(rel, stats[rel], "text", digest, sql)
-        models.append(RawModel(_node_name(parts), rel, sql, model_cfg, sidecar_rel))
+        models.append(RawModel(node_name(*parts), rel, sql, model_cfg, sidecar_rel))
     for orphan in sorted(sidecars, key=lambda r: r.split("/")):
         errors.append(
             ConfigError(
@@ -385,7 +380,7 @@ def _seeds(reader: _Reader, found: dict, errors: list[UserError]) -> list[RawSee
         if sha is None:
             sha = hashlib.sha256((root / rel).read_bytes()).hexdigest()
             reader.keep(rel, csv_st, "csv", sha, sha)
-        seeds.append(RawSeed(_node_name(parts), rel, sha, seed_cfg))
+        seeds.append(RawSeed(node_name(*parts), rel, sha, seed_cfg))
     for orphan in sorted(sidecars, key=lambda r: r.split("/")):
         errors.append(
             ConfigError(

@@ -37,6 +37,7 @@ from .errors import (
 from .intervals import Interval, previous
 from .intervalsql import normalise
 from .loader import RawProject
+from .names import TableName, written
 from .parallel import chunks, fan_out, frozen_gc, workers
 from .templating import Renderer
 
@@ -195,7 +196,7 @@ class SqlBuilder:
         reads: list[str] = []
         splices: list[tuple[int, int, str]] = []
         for parts, line, col, start, end in refs:
-            name = ".".join(p for p in parts if p)
+            name = written(parts)
             try:
                 full = self.resolve(name, None)
             except UnknownTable as exc:  # located only now: most names resolve
@@ -411,8 +412,7 @@ class SqlBuilder:
                 full = self.resolve(ref.name, None)
             except UnknownTable:
                 continue
-            schema, name = full.split(".", 1)
-            sqlmod.qualify(table, schema, name)
+            sqlmod.qualify(table, TableName.parse(full))
         out = sqlmod.generate(tree, self.target.dialect, path)
         engines.ENGINES[self.target.adapter].validate_sql(tree, out, path)
         return out

@@ -1,8 +1,11 @@
-"""sqlglot's front door: parse a model, find the tables it reads, transpile, spell names.
+"""sqlglot's front door: parse a model, find the tables it reads, transpile.
 
-Beside it only engines.py (an engine's rules over a parsed tree) and sqlcolumns.py (the
-columns of a query, for the docs site and lineage) touch sqlglot, both through trees and
-dialects made here.
+The rest of pipe imports this module; four small ones beside it do one job each and are
+re-exported here: dialects.py (a Dialect by name), sqlerrors.py (sqlglot's parse errors
+as messages), sqldigest.py (digests two spellings of a query share) and sqlquote.py
+(names and values spelled for a dialect). Besides them only engines.py (an engine's rules
+over a parsed tree) and sqlcolumns.py (the columns of a query, for the docs site and
+lineage) touch sqlglot, both through trees and dialects made here.
 
 Dependencies come from sqlglot's scope traversal (STYLE §8): every table of every scope,
 minus that scope's CTE names (an unqualified name only: `staging.orders` is never
@@ -12,22 +15,30 @@ literals and comments never become tables because they are not Table nodes.
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .dialects import dialect_hint as dialect_hint  # re-exported: sql is the front door
+from .dialects import dialect_or_name
+from .dialects import get_dialect as get_dialect
 from .engines import for_dialect
 from .errors import SourceLocation, SqlError
+from .names import TableName, written
+from .sqldigest import canonical_digest as canonical_digest
+from .sqldigest import fragment_key as fragment_key
+from .sqlerrors import MAX_NESTING, nesting, plain_message, too_deep
+from .sqlquote import column as column
+from .sqlquote import literal as literal
+from .sqlquote import quote_table as quote_table
+from .sqlquote import transpile_type as transpile_type
 
 # sqlglot is imported on first use (`_sqlglot`): importing it takes a tenth of a second,
 # and a compile whose models are all in the parse cache never needs it.
 sqlglot = exp = ErrorLevel = ParseError = TokenError = UnsupportedError = None
 traverse_scope = None
 _SELECTS: tuple = ()
-_DIALECTS: dict = {}
 
 
 def _sqlglot() -> None:
@@ -49,31 +60,6 @@ def _sqlglot() -> None:
     exp = exp_
 
 
-def get_dialect(name: str):
-    """The sqlglot Dialect named `name`, built once: sqlglot.parse(text, read="duckdb")
-    builds a new one on every call."""
-    found = _DIALECTS.get(name)
-    if found is None:
-        _sqlglot()
-        from sqlglot.dialects.dialect import Dialect
-
-        found = _DIALECTS[name] = Dialect.get_or_raise(name)
-    return found
-
-
-def dialect_hint(name: str) -> str | None:
-    """None when sqlglot knows the dialect `name`; else a hint: the closest name."""
-    try:
-        get_dialect(name)
-    except ValueError:
-        from sqlglot.dialects.dialect import Dialects
-
-        names = sorted(d.value for d in Dialects if d.value)
-        close = difflib.get_close_matches(name.lower(), names, n=1)
-        return f"did you mean '{close[0]}'?" if close else "sqlglot knows " + ", ".join(names)
-    return None
-
-
 @dataclass(frozen=True)
 class TableRef:
     """One table a query reads, as written: parts are (catalog, db, name), lowercased
@@ -85,7 +71,7 @@ class TableRef:
 
     @property
     def name(self) -> str:
-        return ".".join(p for p in self.parts if p)
+        return written(self.parts)
 
 
 @lru_cache(maxsize=256)
@@ -111,10 +97,9 @@ def _ident(node) -> str:
 
 
 def _dialect_of(name: str):
-    try:
-        return get_dialect(name)
-    except ValueError:  # an unknown dialect: let sqlglot say so where it did before
-        return name
+    """The Dialect named `name` (or the name, for sqlglot to refuse), sqlglot loaded here."""
+    _sqlglot()
+    return dialect_or_name(name)
 
 
 def parse_select(text: str, dialect: str, path: str) -> exp.Expression:
@@ -133,14 +118,14 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
             statements = sqlglot.parse(text, read=read)
         else:
             tokens = read.tokenize(text)
-            if text.count("(") > MAX_NESTING and _nesting(tokens) > MAX_NESTING:
+            if text.count("(") > MAX_NESTING and nesting(tokens) > MAX_NESTING:
                 raise too_deep(text, path)
             digest = canonical_digest(tokens)
             statements = read.parser().parse(tokens, text)
         statements = [s for s in statements if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        desc = _plain(first.get("description") or str(exc).splitlines()[0])
+        desc = plain_message(first.get("description") or str(exc).splitlines()[0])
         near = first.get("highlight")
         line, col = first.get("line"), first.get("col")
         if near and col is not None and "\n" not in near:
@@ -175,155 +160,6 @@ def parse_canonical(text: str, dialect: str, path: str) -> tuple[exp.Expression,
             hint="pipe creates and replaces the table itself",
         )
     return stmt, digest
-
-
-def canonical_digest(tokens) -> str:
-    """A hash of a token stream that two spellings of one query share: comments (sqlglot
-    attaches them to tokens, they are no tokens) and whitespace are not in it, keywords,
-    operators and function names count by their upper-cased text. Identifiers, quoted
-    or not, strings, numbers and parameters keep their text and their token type
-    (`x`, `"x"` and `'x'` differ)."""
-    keep, var, l_paren = _token_kinds()
-    parts: list[str] = []
-    append = parts.append
-    prefix_of = keep.get
-    previous = None
-    for token in tokens:
-        kind = token.token_type
-        prefix = prefix_of(kind)
-        if prefix is None:  # the language's: a keyword, an operator
-            if kind is l_paren and previous is var:  # a function name: sum(x) is SUM(x)
-                parts[-1] = parts[-1][4:].upper()  # without "VAR:"
-            append(token.text.upper())
-        else:
-            append(prefix + token.text)
-        previous = kind
-    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
-
-
-def fragment_key(text: str, dialect: str) -> str:
-    """What counts of a piece of SQL between two Jinja tags (a template's literal text):
-    `canonical_digest` of its tokens, and whether it starts and ends with whitespace
-    (`a{{ x }}` is not `a {{ x }}`). The text itself when it cannot be read alone: a quote
-    or a comment left open (what follows the tag is then inside it)."""
-    try:
-        tokenizer = get_dialect(dialect).tokenizer_class
-        last = text.rsplit("\n", 1)[-1]
-        for mark in tokenizer.COMMENTS:
-            if (
-                isinstance(mark, str)
-                and mark in last
-                or not isinstance(mark, str)
-                and (text.count(mark[0]) != text.count(mark[1]))
-            ):
-                return "text:" + text
-        tokens = get_dialect(dialect).tokenize(text)
-    except Exception:  # noqa: BLE001 - an open quote, an unknown dialect: the text counts
-        return "text:" + text
-    return f"{text[:1].isspace():d}{text[-1:].isspace():d}{canonical_digest(tokens)}"
-
-
-@lru_cache(maxsize=1)
-def _token_kinds() -> tuple:
-    """({token type whose text is the user's, not the language's: "NAME:"}, VAR,
-    L_PAREN)."""
-    from sqlglot.tokens import TokenType
-
-    names = (
-        "VAR",
-        "IDENTIFIER",
-        "STRING",
-        "NUMBER",
-        "PARAMETER",
-        "PLACEHOLDER",
-        "BIT_STRING",
-        "HEX_STRING",
-        "BYTE_STRING",
-        "NATIONAL_STRING",
-        "NATIONAL_RAW_STRING",
-        "RAW_STRING",
-        "HEREDOC_STRING",
-        "UNICODE_STRING",
-    )
-    keep = {getattr(TokenType, n): f"{n}:" for n in names if hasattr(TokenType, n)}
-    return keep, TokenType.VAR, TokenType.L_PAREN
-
-
-_MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
-
-
-# sqlglot writes a token as its repr: <Token token_type: TokenType.ON, text: on, ...>
-_TOKEN = re.compile(
-    r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+, col: \d+,"
-    r" start: \d+, end: \d+, comments: \[.*?\]>"
-)
-
-
-def _plain(description: str) -> str:
-    """sqlglot's message without its class names: "incomplete ADD", and a token as the
-    text it is ("expected table name but got 'on'", "... but the SQL ends")."""
-    m = _MISSING.search(description)
-    if m:
-        return f"incomplete {m[2].upper()}"
-    description = re.sub(
-        r"but got (?=<Token token_type: TokenType\.SENTINEL)", "but the SQL ends", description
-    )
-    return _TOKEN.sub(lambda t: "" if t[1] == "SENTINEL" else f"'{t[2]}'", description)
-
-
-# Deeper SQL is refused whatever the installed sqlglot build's recursion would allow: the
-# compiled build parses 600 levels where the pure-Python one stops near 60, and a project
-# must compile the same on every machine. (Deeper than the pure-Python limit but under this
-# one, the RecursionError it raises gives the same message.)
-MAX_NESTING = 256
-
-
-def _nesting(tokens) -> int:
-    """The deepest parenthesis nesting of a token stream (strings and comments are not
-    tokens that count)."""
-    left, right = _paren_types()
-    depth = deepest = 0
-    for token in tokens:
-        kind = token.token_type
-        if kind is left:
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-        elif kind is right:
-            depth -= 1
-    return deepest
-
-
-@lru_cache(maxsize=1)
-def _paren_types() -> tuple:
-    from sqlglot.tokens import TokenType
-
-    return TokenType.L_PAREN, TokenType.R_PAREN
-
-
-def too_deep(text: str, path: str) -> SqlError:
-    """The error for SQL nested deeper than the parser's recursion allows, located at the
-    first parenthesis of the deepest nesting."""
-    depth = deepest = 0
-    line, col, at = 1, 0, (None, None)
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-        elif ch == "(":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if depth == 1:
-                    at = (line, col)
-        elif ch == ")":
-            depth -= 1
-    nested = f" ({deepest} parentheses deep)" if deepest > 50 else ""
-    return SqlError(
-        f"the SQL is nested too deeply to parse{nested}",
-        at=SourceLocation(path, *at) if at[0] else SourceLocation(path, 1),
-        hint="flatten it: a CTE (WITH ...) or another model for each level",
-    )
 
 
 def table_refs(expression: exp.Expression) -> list[tuple[TableRef, exp.Table]]:
@@ -427,12 +263,12 @@ def _cte_names(scope) -> set[str]:
     return {name.lower() for name in scope.cte_sources}
 
 
-def qualify(table: exp.Table, schema: str, name: str) -> None:
-    """Point a table node at schema.name (in place), keeping its alias."""
+def qualify(table: exp.Table, name: TableName) -> None:
+    """Point a table node at `name` (in place), keeping its alias."""
     _sqlglot()
     table.set("catalog", None)
-    table.set("db", exp.to_identifier(schema))
-    table.set("this", exp.to_identifier(name))
+    table.set("db", exp.to_identifier(name.schema))
+    table.set("this", exp.to_identifier(name.table))
 
 
 def generate(expression: exp.Expression, dialect: str, path: str) -> str:
@@ -482,7 +318,7 @@ def transpile(
         stmt = for_dialect(write).rewrite(stmt)
         for ref, table in table_refs(stmt) if tables else ():
             if ref.name in tables:
-                qualify(table, *tables[ref.name].split(".", 1))
+                qualify(table, TableName.parse(tables[ref.name]))
         return stmt.sql(dialect=_dialect_of(write), pretty=True, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         raise SqlError(
@@ -512,7 +348,7 @@ def _statement(
         stmt = sqlglot.parse_one(text, read=_dialect_of(read))
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        desc = _plain(first.get("description") or str(exc).splitlines()[0])
+        desc = plain_message(first.get("description") or str(exc).splitlines()[0])
         near = first.get("highlight")
         raise SqlError(
             f"SQL does not parse: {desc}" + (f" near '{near}'" if near else ""),
@@ -538,59 +374,3 @@ def _statement(
             hint="it is run as a query: write the SELECT that returns what it looks for",
         )
     return stmt
-
-
-# Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and
-# writes a ledger row per task, and importing sqlglot alone costs more than a run's start.
-# For an engine's dialect that copies sqlglot's reserved words (engines.py), a name that is a
-# plain identifier and not one of them is written as is, and a string without a backslash is
-# quoted with its quotes doubled: exactly what sqlglot writes (tests/test_sql_fast.py).
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
-
-
-def _plain_name(name: str, dialect: str) -> bool:
-    reserved = for_dialect(dialect).sqlglot_reserved
-    return (
-        reserved is not None
-        and _PLAIN_NAME.fullmatch(name) is not None
-        and not any(part.lower() in reserved for part in name.split("."))
-    )
-
-
-def quote_table(name: str, dialect: str) -> str:
-    """schema.table -> the dialect's spelling of that table name."""
-    if _plain_name(name, dialect):
-        return name
-    _sqlglot()
-    # to_table parses with sqlglot's default dialect, as to_table(name) does; the fresh
-    # tree needs no copy before it is written
-    return exp.to_table(name, dialect=get_dialect("")).sql(dialect=_dialect_of(dialect), copy=False)
-
-
-@lru_cache(maxsize=8192)
-def column(name: str, dialect: str) -> str:
-    if "." not in name and _plain_name(name, dialect):
-        return name
-    _sqlglot()
-    return exp.to_identifier(name).sql(dialect=_dialect_of(dialect), copy=False)
-
-
-def literal(value, dialect: str) -> str:
-    if (
-        type(value) is str
-        and "\\" not in value
-        and for_dialect(dialect).sqlglot_reserved is not None
-    ):
-        return "'" + value.replace("'", "''") + "'"
-    _sqlglot()
-    if isinstance(value, bool):
-        return exp.Boolean(this=value).sql(dialect=dialect)
-    if isinstance(value, int | float):
-        return exp.Literal.number(value).sql(dialect=dialect)
-    return exp.Literal.string(str(value)).sql(dialect=dialect)
-
-
-def transpile_type(dtype: str, read: str, write: str) -> str:
-    """A column type written in `read` (e.g. DuckDB's DOUBLE) spelled for `write`."""
-    _sqlglot()
-    return exp.DataType.build(dtype, dialect=read).sql(dialect=write)

@@ -20,6 +20,7 @@ from .decide import describe
 from .errors import UserError
 from .intervals import Interval, expand, floor, from_iso, iso, parse_label
 from .ledger import Entry, Key, late_rows, stale
+from .names import TableName
 from .runrecord import BackfillProgress, RunRow, backfill_progress, run_row, stamp
 from .state import StateStore
 
@@ -358,7 +359,7 @@ def _missing_tables(
         gone = models  # no warehouse at all
     else:
         try:
-            reader.prefetch_catalog({m.split(".", 1)[0] for m in models})
+            reader.prefetch_catalog({TableName.parse(m).schema for m in models})
             gone = [m for m in models if reader.relation_kind(m) is None]
         except AdapterError as exc:
             return (), f"no: {str(exc).splitlines()[0]}"

@@ -1,0 +1,110 @@
+"""What a CompiledProject keeps besides its nodes: `CompileState`, the SQL builder it
+makes on first use, the reference SQL of plain models, and the caches a compile writes
+when the command succeeds (the compiled-project cache of each target, the plan records).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .cache import Store, cache_dir
+from .config import Target
+from .loader import RawProject
+from .modelsql import SqlBuilder, parse_cache
+from .names import project_names
+
+COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
+
+
+class CompileState:
+    """What a CompiledProject keeps besides its nodes: the SQL builder (made on first use:
+    a compile served from the cache builds nothing), the reference SQL of plain models,
+    and the caches to write when the command succeeds.
+
+    The compiled-project cache, .pipe/cache/compiled-<target>.pickle, holds the nodes and
+    graph of the last compile, keyed by `key`: a hash of every file the loader read (their
+    contents), the target and `code_version()`. The plan records, .pipe/cache/plans.pickle,
+    hold for each plan file the key of the inputs it was last built from and the sha256
+    of its bytes (see workspace.known_unchanged)."""
+
+    def __init__(
+        self,
+        raw: RawProject,
+        target: Target,
+        use_cache: bool,
+        write_cache: bool,
+        key: str | None,
+        builder: SqlBuilder | None = None,
+        plain: dict[str, str] | None = None,
+        by_model: Store | None = None,
+        texts: dict[str, str] | None = None,
+    ):
+        self.raw = raw
+        self.target = target
+        self.use_cache = use_cache
+        self.write_cache = write_cache
+        self.key = key  # None: the project was not loaded from hashed files
+        self._builder = builder
+        self.plain = plain or {}
+        folder = cache_dir(raw.root)
+        # the nodes and graph of the last compile, and the plan records (see workspace.py)
+        self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
+        self.by_model = by_model  # what each model's compile found (see Before)
+        self.plan_records = Store(
+            folder / "plans.pickle" if use_cache and key else None,
+            COMPILED_VERSION,
+            readonly=not write_cache,
+        )
+        self._sidecars: dict[str, str] | None = None
+        self._texts = texts  # model name -> its SQL file as written, made on first use
+
+    def text(self, name: str) -> str:
+        """A model's SQL file as written."""
+        if self._texts is None:
+            self._texts = {m.name: m.sql for m in self.raw.models}
+        return self._texts[name]
+
+    @property
+    def builder(self) -> SqlBuilder:
+        if self._builder is None:
+            names, index = project_names(self.raw)
+            cache = parse_cache(self.raw.root, self.use_cache, not self.write_cache)
+            self._builder = SqlBuilder(self.raw, self.target, index, names, cache)
+        return self._builder
+
+    def sidecar(self, name: str) -> str | None:
+        """The file a model's checks come from: its sidecar, else the model file."""
+        if self._sidecars is None:
+            self._sidecars = {}
+            for m in self.raw.models:
+                self._sidecars.setdefault(m.name, m.sidecar or m.path)
+        return self._sidecars.get(name)
+
+    # -- plan records (workspace.py keeps them)
+    def records(self) -> dict:
+        return self.plan_records.data
+
+    def record(self, rel: str, value) -> None:
+        self.plan_records.put(rel, value)
+
+    def save(self) -> None:
+        if not (self.use_cache and self.write_cache):
+            return
+        if self._builder is not None:
+            self._builder.cache.save()
+            self._builder.renderer.save_cache()
+        files = getattr(self.raw, "files", None)
+        if files is not None:
+            files.save()
+        self.compiled.save()
+        if self.by_model is not None:
+            self.by_model.save()
+        self.plan_records.save()
+
+
+def compiled_store(root: Path, target: str, use_cache: bool, readonly: bool) -> Store:
+    """The compiled-project cache of one target: {"key", "nodes", "upstream", "order",
+    "plain"} of its last compile."""
+    name = f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
+    return Store(cache_dir(root) / name if use_cache else None, COMPILED_VERSION, readonly)
