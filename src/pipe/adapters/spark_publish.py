@@ -120,11 +120,13 @@ class SparkPublishing:
                 lock.release()
 
     def _undo(self, task: _Task) -> None:
-        with self.shared.lock:
-            for table in task.touched:
-                self.shared.published.pop(table, None)
-            self.shared.physical = None  # a script may have stopped half-way: list again
-        self.catalog.forget([*task.touched, *task.builds])
+        if task.touched:  # it failed publishing: its script may have stopped half-way
+            with self.shared.lock:
+                for table in task.touched:
+                    self.shared.published.pop(table, None)
+                self.shared.physical = None  # list `_pipe` again when next needed
+            self.catalog.forget(task.touched)
+        self.catalog.apply(dict.fromkeys({*task.builds, *task.lazy, *task.views}))
         statements = [f"DROP VIEW IF EXISTS {self.q(v)}" for v in task.views]
         statements += [f"DROP TABLE IF EXISTS {self.q(b)}" for b in task.builds.values()]
         try:
