@@ -3,6 +3,7 @@
     python bench/bench_spark.py [--models 100] [--warmup 1] [--rounds 3] [--concurrency 1 4]
                                 [--days 30] [--backfill-models 10]
                                 [--backfill-concurrency 1 2 4] [--remote sc://HOST:PORT]
+                                [--baseline OTHER/src]
 
 1. Starts a local Spark Connect server from the installed pyspark, as the tests do
    (tests/servers.py: `local[2]`, Hive catalog on an embedded Derby metastore, warehouse in
@@ -20,7 +21,11 @@
      `CREATE TABLE ... USING parquet AS <plan SQL>`;
    - `pipe run --interval` at each `--concurrency`, as a subprocess, whole-process wall
      time, split by pipe's own timestamps (.pipe/state.db) into the start (process spawn
-     to the run's start), the run (the run's start to its end) and the exit.
+     to the run's start), the run (the run's start to its end) and the exit;
+   - with `--baseline DIR` (the `src` directory of another pipe, e.g. `git archive REV
+     src | tar -x -C /tmp/base`), the same `pipe run` of that pipe right after each one
+     (PYTHONPATH=DIR): before and after, paired, in the same round against the same floor,
+     which of the two goes first alternating by round.
 4. A backfill: `--days` x `--backfill-models` trivial incremental models (the models of
    bench/bench_backfill.py, in a form sqlglot turns into Spark SQL), `pipe backfill` at
    each `--backfill-concurrency` on a fresh warehouse and state, tasks a minute (whole
@@ -130,10 +135,13 @@ def _fresh_state(root: Path) -> None:
     (root / ".pipe" / "lock").unlink(missing_ok=True)
 
 
-def _timed(args: list[str], root: Path) -> dict:
-    """Whole-process seconds of `pipe ARGS`, split by the run's own start and end."""
+def _timed(args: list[str], root: Path, src: str | None = None) -> dict:
+    """Whole-process seconds of `pipe ARGS` (the pipe of `src`, when given), split by the
+    run's own start and end; CPU seconds of the pipe process too."""
     t0, p0 = time.time(), time.perf_counter()
-    subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=_env(None))
+    c0 = os.times()
+    subprocess.run(pipe(*args), check=True, stdout=subprocess.DEVNULL, env=_env(None, src))
+    c1 = os.times()
     seconds = time.perf_counter() - p0
     t1 = t0 + seconds
     with sqlite3.connect(root / ".pipe" / "state.db") as db:
@@ -143,6 +151,7 @@ def _timed(args: list[str], root: Path) -> dict:
         ).fetchone()
     return {
         "seconds": seconds,
+        "cpu": (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system),
         "start": started - t0,
         "first task": first - t0,
         "run": finished - started,
@@ -150,11 +159,11 @@ def _timed(args: list[str], root: Path) -> dict:
     }
 
 
-def run_pipe(spark, root: Path, concurrency: int) -> dict:
+def run_pipe(spark, root: Path, concurrency: int, src: str | None = None) -> dict:
     wipe(spark)
     _fresh_state(root)
     args = ["run", "--project", str(root), "--interval", LABEL, "--target", "spark"]
-    return _timed([*args, "--concurrency", str(concurrency)], root)
+    return _timed([*args, "--concurrency", str(concurrency)], root, src)
 
 
 def backfill(spark, root: Path, days: int, concurrency: int) -> dict:
@@ -184,6 +193,7 @@ def main() -> None:
     ap.add_argument("--backfill-concurrency", type=int, nargs="*", default=[1, 2, 4])
     ap.add_argument("--backfill-after", type=int, default=1, help="rounds before the backfill")
     ap.add_argument("--remote", help="sc://HOST:PORT of a server this benchmark may wipe")
+    ap.add_argument("--baseline", help="src directory of another pipe, run after each run")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     server = None
@@ -236,17 +246,21 @@ def main() -> None:
             record(f"{pre}floor", {"seconds": f}, load0)
             number = n + 1 if n >= 0 else n + args.warmup + 1
             print(f"{pre}round {number}: floor {f:.1f}s, load {load0}", flush=True)
+            pipes = [("", None)] + ([("baseline ", args.baseline)] if args.baseline else [])
+            pipes = pipes[::-1] if n % 2 else pipes  # alternate which goes first
             for c in args.concurrency:
-                load0 = _load()
-                got = run_pipe(spark, root, c)
-                got["vs floor"] = got["seconds"] / f
-                record(f"{pre}pipe c{c}", got, load0)
-                print(
-                    f"  pipe run --concurrency {c}: {got['seconds']:.1f}s = "
-                    f"{got['vs floor']:.2f}x the floor (start {got['start']:.1f}s, "
-                    f"run {got['run']:.1f}s, exit {got['exit']:.1f}s), load {load0}",
-                    flush=True,
-                )
+                for who, src in pipes:
+                    load0 = _load()
+                    got = run_pipe(spark, root, c, src)
+                    got["vs floor"] = got["seconds"] / f
+                    record(f"{pre}{who}pipe c{c}", got, load0)
+                    print(
+                        f"  {who}pipe run --concurrency {c}: {got['seconds']:.1f}s = "
+                        f"{got['vs floor']:.2f}x the floor (start {got['start']:.1f}s, "
+                        f"run {got['run']:.1f}s, exit {got['exit']:.1f}s, "
+                        f"cpu {got['cpu']:.1f}s), load {load0}",
+                        flush=True,
+                    )
             if n + 1 == args.backfill_after:
                 for c in args.backfill_concurrency:
                     load0 = _load()

@@ -84,6 +84,14 @@ def test_without_pyspark_a_spark_target_says_what_to_install(write_project, monk
         ("select 1 as x\nunion by name\nselect 2 as x", 1, "UNION BY NAME cannot run on spark"),
         ("select x,\n  x::json as j from a.base", 2, "a cast to JSON (::json) cannot run on spark"),
         ("select *\nexclude (x) from a.base", 1, "SELECT * EXCLUDE/REPLACE cannot run on spark"),
+        # sqlglot knows no such function and passes it through by name
+        ("select x,\n  to_hours(x) as h from a.base", 2, "the function to_hours() cannot run"),
+        ("select list_sum([x, 1]) as s from a.base", 1, "the function list_sum() cannot run"),
+        (
+            "select x from a.base\ncross join read_csv('x.csv') as c",
+            2,
+            "the table function read_csv() cannot run on spark",
+        ),
     ],
 )
 def test_constructs_spark_cannot_run_are_compile_errors(write_project, sql, line, message):
@@ -97,6 +105,21 @@ def test_constructs_spark_cannot_run_are_compile_errors(write_project, sql, line
     assert f"models/a/m.sql:{line}: {message}" in out, out
     assert "Traceback" not in out
     assert run_cli(["compile", "--project", root, "--interval", "2026-06-01"])[0] == 0
+
+
+def test_spark_built_ins_and_catalog_functions_by_qualified_name_compile(write_project):
+    root = write_project(
+        {
+            "models/a/m.sql": "select h, epoch_ms(h) as t, strftime(now(), '%Y') as y,\n"
+            "  ops.my_udf(h) as u from range(24) as t(h)",
+            "models/a/n.sql": "select v from unnest([1, 2]) as t(v)",
+        },
+        pipe_yml=SPARK_YML,
+    )
+    code, out = run_cli(
+        ["compile", "--project", root, "--target", "spark", "--interval", "2026-06-01"]
+    )
+    assert code == 0, out
 
 
 def test_a_series_table_source_is_written_as_spark_range(write_project):

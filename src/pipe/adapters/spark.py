@@ -9,14 +9,15 @@ it: every table model is published as a *view* over a physical table in schema `
 and a publish builds a new physical table, then repoints the view in one metastore
 operation (ALTER VIEW ... AS: one alter of the view's definition; Spark's CREATE OR REPLACE
 VIEW would drop the view and create it again, and a reader in between would miss it).
-A reader resolves the view once per query, so it sees
-the old physical table or the new one, never a missing or half-written one. The physical
-table the view pointed to before stays until the next publish of that model (a reader
-that resolved the old view may still be scanning it); older ones are dropped then.
+A reader resolves the view once per query, so it sees the old physical table or the new
+one, never a missing or half-written one. The physical table the view pointed to before
+stays until the next publish of that model (a reader that resolved the old view may still
+be scanning it); older ones are dropped then.
 
-- A task's temp is a view `schema.x__pipe_tmp_id` (the name the plan's checks read) over a
-  build table `_pipe.schema__x__pipe_tmp_id`; a failure drops both (`transaction()`), and a
-  crash leaves names that the next run's `clean_temp` sweeps (`temp_relations`).
+- A task builds a table `_pipe.schema__x__pipe_tmp_id`; its checks read a view
+  `schema.x__pipe_tmp_id` (the name in the plan) over it. A failure drops both
+  (`transaction()`), and a crash leaves names that the next run's `clean_temp` sweeps
+  (`temp_relations`).
 - A full model: the build table is renamed into the model's next version (a rename inside
   `_pipe`), then the view is repointed.
 - An incremental interval: the next version is the current one without the interval's
@@ -26,11 +27,11 @@ that resolved the old view may still be scanning it); older ones are dropped the
   is appended after the repoint: a crash in between republishes the interval, which
   replaces it again, never doubling it.
 
-Interrupts cancel the running operation on the server by its tag
-(`SparkSession.interruptTag`), not only the client call. A target is either
-`remote: "sc://HOST:PORT/;token=..."` (Spark Connect) or `master: "local[N]"` with
-`warehouse: DIR` (pyspark starts a local Connect server in this process, with a Hive
-catalog on an embedded Derby metastore under DIR).
+How few round trips that takes is spark_publish.py's business. Interrupts cancel the
+running operation on the server by its tag (`SparkSession.interruptTag`), not only the
+client call. A target is either `remote: "sc://HOST:PORT/;token=..."` (Spark Connect) or
+`master: "local[N]"` with `warehouse: DIR` (pyspark starts a local Connect server in this
+process, with a Hive catalog on an embedded Derby metastore under DIR).
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ import os
 import re
 import socket
 import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -52,11 +51,12 @@ from ..engines import SparkRules
 from ..errors import UserError
 from .base import LEDGER, TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
 from .duckdb import read_csv
+from .spark_publish import PHYSICAL, Shared, SparkPublishing
 
-PHYSICAL = "_pipe"
+__all__ = ["PHYSICAL", "SparkAdapter", "mask"]
+
 _SECRET = re.compile(r"((?:token|password|secret)\s*=\s*)[^;/\s]*", re.IGNORECASE)
 _TAGS = itertools.count(1)
-_TOKENS = itertools.count(1)
 _VIEW_OF = re.compile(r"\bFROM\s+`?_pipe`?\.`?([a-z0-9_]+)`?\s*$", re.IGNORECASE)
 
 
@@ -107,35 +107,20 @@ def _pyspark():
     return SparkSession, PySparkException
 
 
-class _Shared:
-    """What an adapter and its workers share: the physical table each model's view points
-    to, one lock per model for its publishes."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.ledger_lock = threading.Lock()
-        self.published: dict[str, str] = {}
-        self.model_locks: dict[str, threading.Lock] = {}
-
-    def model_lock(self, table: str) -> threading.Lock:
-        with self.lock:
-            return self.model_locks.setdefault(table, threading.Lock())
-
-
-class SparkAdapter(SparkRules, Adapter):
+class SparkAdapter(SparkPublishing, SparkRules, Adapter):
     transactional_ddl = False
 
     def __init__(
-        self, target, root: Path, session=None, shared: _Shared | None = None, owner: bool = True
+        self, target, root: Path, session=None, shared: Shared | None = None, owner: bool = True
     ):
         super().__init__(target, root)
         self._session_cls, self._error = _pyspark()
-        self.shared = shared or _Shared()
+        self.shared = shared or Shared()
         self._owner = owner
         self._closed = False
         self.tag = f"pipe-{os.getpid()}-{next(_TAGS)}"
         self._tagged = threading.local()
-        self._task_temps: list[str] | None = None
+        self._task = None  # the running task's state (spark_publish._Task)
         self.spark = session if session is not None else self._connect()
 
     # -- connections
@@ -217,21 +202,19 @@ class SparkAdapter(SparkRules, Adapter):
             pass
 
     # -- statements
-    def _run(self, sql: str, fetch: bool):
-        """Every statement goes through here: tagged (so `interrupt` can cancel it on the
+    def _call(self, fn):
+        """Every operation goes through here: after what the task queued (statements run
+        in the order they were asked for), tagged (so `interrupt` can cancel it on the
         server), and every pyspark or gRPC error becomes an AdapterError."""
         if self._closed:
             raise AdapterError("the Spark session of this adapter is closed")
+        if self._task is not None and (self._task.queue or self._task.rows):
+            self._flush()
         try:
             if not getattr(self._tagged, "on", False):
                 self.spark.addTag(self.tag)  # tags are per client thread
                 self._tagged.on = True
-            df = self.spark.sql(sql)  # a command (DDL, INSERT) runs here, eagerly
-            if not fetch:
-                return None
-            rows = df.collect()
-            names = list(rows[0].__fields__) if rows else list(df.columns)
-            return names, [tuple(r) for r in rows]
+            return fn()
         except Exception as exc:  # noqa: BLE001 - translated into the error tree here
             text = _message(exc)
             if "OPERATION_CANCELED" in text or "OPERATION_CANCELLED" in text:
@@ -240,6 +223,33 @@ class SparkAdapter(SparkRules, Adapter):
             error.sqlstate = getattr(exc, "getSqlState", lambda: None)()
             raise error from None
 
+    def _run(self, sql: str, fetch: bool):
+        def run():
+            df = self.spark.sql(sql)  # a command (DDL, INSERT, a script) runs here, eagerly
+            if not fetch:
+                return None
+            rows = df.collect()
+            names = list(rows[0].__fields__) if rows else list(df.columns)
+            return names, [tuple(r) for r in rows]
+
+        return self._call(run)
+
+    def _script(self, statements: list[str]) -> None:
+        """Run `statements` in order, as one SQL script (one round trip) where the server
+        has SQL scripting; a script stops at the first error, as one by one would."""
+        if len(statements) > 1 and self.shared.scripting:
+            try:
+                # each `;` on a line of its own: a statement may end in a -- comment
+                return self._run(
+                    "BEGIN\n" + "".join(f"{x}\n;\n" for x in statements) + "END", False
+                )
+            except AdapterError as exc:
+                if "UNSUPPORTED_FEATURE.SQL_SCRIPTING]" not in str(exc):
+                    raise
+                self.shared.scripting = False  # parsed, refused: nothing of it ran
+        for sql in statements:
+            self._run(sql, False)
+
     def execute(self, sql: str) -> int | None:
         return self._run(sql, False)
 
@@ -247,37 +257,8 @@ class SparkAdapter(SparkRules, Adapter):
         return any(c in str(exc) for c in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"))
 
     def query(self, sql: str):
+        self._materialise(sql)
         return self._run(sql, True)
-
-    @contextmanager
-    def transaction(self):
-        """No transactions on Spark: each statement is visible when it ends. What a failed
-        task leaves is undone here instead (its temp view and build table); what it
-        published was published by one metastore operation (see the module docstring)."""
-        self._task_temps = []
-        try:
-            yield
-        except BaseException:
-            self.catalog.forget(self._task_temps)
-            for temp in reversed(self._task_temps):
-                try:
-                    self.drop(temp, "view")
-                except AdapterError:
-                    pass  # the next run's clean_temp sweeps it
-            raise
-        finally:
-            self._task_temps = None
-
-    # -- names
-    def _build_table(self, temp: str) -> str:
-        return f"{PHYSICAL}.{temp.replace('.', '__', 1).lower()}"
-
-    def _version_prefix(self, table: str) -> str:
-        return f"{table.replace('.', '__', 1).lower()}__v"
-
-    def _new_version(self, table: str) -> str:
-        token = f"{time.time_ns():016x}{os.getpid() % 0x10000:04x}{next(_TOKENS) % 0x10000:04x}"
-        return f"{PHYSICAL}.{self._version_prefix(table)}{token}"
 
     # -- the ledger: Spark types; compaction and deletion without DELETE
     _COLUMNS = (
@@ -294,21 +275,18 @@ class SparkAdapter(SparkRules, Adapter):
         self.ensure_schema(PHYSICAL)
         self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} ({self._COLUMNS}) USING parquet")
 
-    def record_published(self, key, entry) -> None:
-        """One INSERT at a time: concurrent appends to one Parquet table share the Hadoop
-        committer's `_temporary` directory, and one job's commit deletes it under the
-        other."""
-        with self.shared.ledger_lock:
-            super().record_published(key, entry)
-
     def record_removed(self, keys, at: float) -> None:
+        """Tombstones, one INSERT (after what the task queued)."""
+        if not keys:
+            return
         lit = lambda v: sqlmod.literal(v, "spark")
+        rows = [
+            f"({', '.join(map(lit, key))}, '', NULL, {at + i * 1e-6!r}, NULL, NULL, NULL)"
+            for i, key in enumerate(sorted(keys))
+        ]
+        self._flush()
         with self.shared.ledger_lock:
-            for i, key in enumerate(sorted(keys)):
-                self.execute(
-                    f"INSERT INTO {LEDGER} VALUES ({', '.join(map(lit, key))}, '', "
-                    f"NULL, {at + i * 1e-6!r}, NULL, NULL, NULL)"
-                )
+            self.execute(self._ledger_insert(rows))
 
     def _rewrite_ledger(self, where: str) -> int:
         """Keep only the ledger rows `where` selects. Parquet tables have no DELETE: the
@@ -347,13 +325,6 @@ class SparkAdapter(SparkRules, Adapter):
             raise
         return [r[1] for r in rows if not r[2]]  # (namespace, name, isTemporary)
 
-    def _versions(self, table: str) -> list[str]:
-        prefix = self._version_prefix(table)
-        names = self._show("TABLES", PHYSICAL, prefix + "*")
-        return sorted(
-            f"{PHYSICAL}.{n}" for n in names if re.fullmatch(re.escape(prefix) + "[0-9a-f]{24}", n)
-        )
-
     def _spark_kind(self, table: str) -> str | None:
         """What Spark's catalog holds under `table`: 'TABLE', 'VIEW' or None."""
         schema, name = table.split(".", 1)
@@ -381,38 +352,44 @@ class SparkAdapter(SparkRules, Adapter):
             return "table" if self._view_target(table) else "view"
         return "table" if kind == "TABLE" else None
 
+    def _physical(self) -> list[str]:
+        """Every table of `_pipe`, listed once: then tracked (spark_publish.Shared)."""
+        names = self._show("TABLES", PHYSICAL)
+        self.shared.listed(names)
+        return names
+
+    def _kinds(self, schema: str, modelled: set[str]) -> dict[str, str]:
+        views = set(self._show("VIEWS", schema))
+        return {
+            f"{schema}.{name}": "table"
+            if name not in views or f"{schema}__{name}".lower() in modelled
+            else "view"
+            for name in self._show("TABLES", schema)
+        }
+
     def prefetch_catalog(self, schemas) -> None:
         schemas = sorted(set(schemas))
         if not schemas:
             return
-        modelled = {
-            n.rsplit("__v", 1)[0] for n in self._show("TABLES", PHYSICAL) if TEMP_MARK not in n
-        }
+        modelled = {n.rsplit("__v", 1)[0] for n in self._physical() if TEMP_MARK not in n}
         kinds = {}
         for schema in schemas:
-            views = set(self._show("VIEWS", schema))
-            for name in self._show("TABLES", schema):
-                physical = f"{schema}__{name}".lower() in modelled
-                kinds[f"{schema}.{name}"] = "table" if name not in views or physical else "view"
+            kinds.update(self._kinds(schema, modelled))
         self.catalog.load(schemas, kinds)
 
     def relations(self) -> dict[str, str]:
         """Every relation in pipe's terms (a view over a `_pipe` physical table is a
         published table), and the ledger; SHOW, as Spark has no information_schema."""
         _, rows = self.query("SHOW DATABASES")
-        modelled = {
-            n.rsplit("__v", 1)[0] for n in self._show("TABLES", PHYSICAL) if TEMP_MARK not in n
-        }
-        out = {}
-        for (schema,) in rows:
-            if schema.lower() == PHYSICAL:
-                if "ledger" in self._show("TABLES", PHYSICAL, "ledger"):
-                    out[LEDGER] = "table"
-                continue
-            views = set(self._show("VIEWS", schema))
-            for name in self._show("TABLES", schema):
-                physical = f"{schema}__{name}".lower() in modelled
-                out[f"{schema}.{name}"] = "table" if name not in views or physical else "view"
+        schemas = [schema for (schema,) in rows]
+        physical = self._physical() if PHYSICAL in (s.lower() for s in schemas) else []
+        if PHYSICAL not in (s.lower() for s in schemas):
+            self.shared.listed([])
+        modelled = {n.rsplit("__v", 1)[0] for n in physical if TEMP_MARK not in n}
+        out = {LEDGER: "table"} if "ledger" in physical else {}
+        for schema in schemas:
+            if schema.lower() != PHYSICAL:
+                out.update(self._kinds(schema, modelled))
         return out
 
     def temp_relations(self, relations=None) -> list[tuple[str, str]]:
@@ -432,9 +409,12 @@ class SparkAdapter(SparkRules, Adapter):
         """Drop `table`: a temp view with its build table, a pipe view (its physical
         tables go at the next publish or here), a plain view or a table."""
         if TEMP_MARK in table:  # a --full-refresh shadow also has published versions
-            self.execute(f"DROP VIEW IF EXISTS {self.q(table)}")
-            self.execute(f"DROP TABLE IF EXISTS {self.q(self._build_table(table))}")
-            self._drop_versions(table, keep=set())
+            build, versions = self._build_table(table), self._versions(table)
+            self._script(
+                [f"DROP VIEW IF EXISTS {self.q(table)}", f"DROP TABLE IF EXISTS {self.q(build)}"]
+                + [f"DROP TABLE IF EXISTS {self.q(v)}" for v in versions]
+            )
+            self.shared.track(removed=[build, *versions])
         else:
             kind = kind or self.relation_kind(table)
             spark_kind = self._spark_kind(table) if kind else None
@@ -445,178 +425,6 @@ class SparkAdapter(SparkRules, Adapter):
             elif spark_kind == "TABLE":
                 self.execute(f"DROP TABLE IF EXISTS {self.q(table)}")
         self._changed(table, None)
-
-    # -- write-audit-publish
-    def create_temp(self, temp: str, select_sql: str) -> int:
-        build = self._build_table(temp)
-        self._track(temp)
-        self.execute(f"CREATE TABLE {self.q(build)} USING parquet AS\n{select_sql}")
-        self.execute(f"CREATE OR REPLACE VIEW {self.q(temp)} AS SELECT * FROM {self.q(build)}")
-        self._changed(temp, "view")
-        return self.count(build)
-
-    def create_temp_view(self, temp: str, select_sql: str) -> None:
-        self._track(temp)
-        self.execute(f"CREATE OR REPLACE VIEW {self.q(temp)} AS\n{select_sql}")
-        self._changed(temp, "view")
-
-    def _track(self, temp: str) -> None:
-        if self._task_temps is not None:
-            self._task_temps.append(temp)
-
-    def delete_outside(self, temp: str, time_column: str, start: str, end: str) -> int:
-        """The temp view narrows to the interval (no DELETE on Parquet; no copy either)."""
-        within = self._within(time_column, start, end)
-        outside = int(
-            self.scalar(f"SELECT count(*) FROM {self.q(temp)} WHERE NOT coalesce({within}, false)")
-        )
-        build = self._build_table(temp)
-        self.execute(
-            f"CREATE OR REPLACE VIEW {self.q(temp)} AS SELECT * FROM {self.q(build)} WHERE {within}"
-        )
-        return outside
-
-    def _repoint(self, table: str, physical: str, previous: str | None) -> None:
-        """The one operation readers notice: the view now selects from `physical`. A table
-        in the way (not pipe's) is dropped first; versions older than `previous` go."""
-        kind = self.relation_kind(table)
-        if previous is None and kind == "table":
-            self.execute(f"DROP TABLE {self.q(table)}")
-        self._define_view(
-            table,
-            f"SELECT * FROM {self.q(physical)}",
-            exists=previous is not None or kind == "view",
-        )
-        with self.shared.lock:
-            self.shared.published[table] = physical
-        self._changed(table, "table")
-        self._drop_versions(table, keep={physical, previous})
-
-    def _define_view(self, table: str, select_sql: str, exists: bool) -> None:
-        """ALTER VIEW ... AS when the view exists: one metastore alter, atomic for readers.
-        (Spark's CREATE OR REPLACE VIEW drops the view and creates it again: a reader in
-        between finds no such table; the contract suite's concurrent reader caught it.)"""
-        verb = "ALTER VIEW" if exists else "CREATE VIEW"
-        self.execute(f"{verb} {self.q(table)} AS\n{select_sql}")
-
-    def _drop_versions(self, table: str, keep: set) -> None:
-        for old in self._versions(table):
-            if old not in keep:
-                self.execute(f"DROP TABLE IF EXISTS {self.q(old)}")
-
-    def _current(self, table: str) -> str | None:
-        return self._view_target(table) if self.relation_kind(table) == "table" else None
-
-    def publish_full(self, temp: str, table: str) -> None:
-        version = self._new_version(table)
-        if self._versions(temp):  # a --full-refresh shadow: a pipe view over its versions
-            return self._swap_in(temp, table, version)
-        with self.shared.model_lock(table):
-            previous = self._current(table)
-            self.execute(f"DROP VIEW {self.q(temp)}")
-            self.execute(
-                f"ALTER TABLE {self.q(self._build_table(temp))} RENAME TO {self.q(version)}"
-            )
-            self._changed(temp, None)
-            self._repoint(table, version, previous)
-
-    def _swap_in(self, shadow: str, table: str, version: str) -> None:
-        """The shadow's current version becomes a version of `table` (a rename), the view
-        `table` is repointed to it, then the shadow goes. A crash in between leaves the
-        table as it was, or repointed with the shadow left for the next run to sweep."""
-        with self.shared.model_lock(table):
-            previous = self._current(table)
-            built = self._view_target(shadow)
-            self.execute(f"ALTER TABLE {self.q(built)} RENAME TO {self.q(version)}")
-            self._repoint(table, version, previous)
-        with self.shared.lock:
-            self.shared.published.pop(shadow, None)
-        self.drop(shadow, "table")
-
-    def publish_interval(
-        self, temp: str, table: str, time_column: str, start: str, end: str
-    ) -> tuple[int, int]:
-        within = self._within(time_column, start, end)
-        names, _ = self.query(f"SELECT * FROM {self.q(temp)} LIMIT 0")
-        version = self._new_version(table)
-        with self.shared.model_lock(table):
-            kind = self.relation_kind(table)
-            previous = self._current(table)
-            replaced = 0
-            cols = ", ".join(self.col(c) for c in names)
-            if kind == "table":  # the table's columns: one the model no longer has is NULL
-                have = self.columns(table)
-                cols = self._select_into(names, have)
-            fresh = f"SELECT {cols} FROM {self.q(temp)} WHERE {within}"
-            if kind == "table":  # keep the other intervals' rows
-                replaced = int(self.scalar(f"SELECT count(*) FROM {self.q(table)} WHERE {within}"))
-                kept = ", ".join(self.col(c) for c, _ in have)
-                fresh = (
-                    f"SELECT {kept} FROM {self.q(table)} WHERE NOT coalesce({within}, "
-                    f"false)\nUNION ALL\n{fresh}"
-                )
-            elif kind == "view":
-                self.drop(table, kind)
-            self.execute(f"CREATE TABLE {self.q(version)} USING parquet AS\n{fresh}")
-            inserted = int(self.scalar(f"SELECT count(*) FROM {self.q(version)} WHERE {within}"))
-            self._repoint(table, version, previous)
-        self.drop(temp, "view")
-        return inserted, replaced
-
-    def _select_into(self, names, table_columns) -> str:
-        """The temp's columns in the table's order, NULL for a table column it lacks (an
-        `on_schema_change: append_new_columns` table keeps a column the model dropped)."""
-        have = {n.lower() for n in names}
-        return ", ".join(
-            self.col(c) if c.lower() in have else f"CAST(NULL AS {t}) AS {self.col(c)}"
-            for c, t in table_columns
-        )
-
-    def columns(self, table: str) -> list[tuple[str, str]]:
-        if self.relation_kind(table) is None:
-            return []
-        _, rows = self.query(f"DESCRIBE TABLE {self.q(table)}")
-        out = []
-        for name, dtype, *_ in rows:
-            if not name or name.startswith("#"):
-                break  # partition and detail sections follow the columns
-            out.append((name, dtype))
-        return out
-
-    def add_column(self, table: str, column: str, dtype: str) -> None:
-        """A new version of the table with the column (NULL in the rows it has), swapped in
-        as every publish is: readers see the old columns or the new ones."""
-        added = f"CAST(NULL AS {dtype}) AS {self.col(column)}"
-        self._rewrite_columns(table, lambda names: [*map(self.col, names), added])
-
-    def drop_column(self, table: str, column: str) -> None:
-        low = column.lower()  # Spark's names are case-insensitive
-        self._rewrite_columns(table, lambda names: [self.col(n) for n in names if n.lower() != low])
-
-    def _rewrite_columns(self, table: str, select) -> None:
-        version = self._new_version(table)
-        with self.shared.model_lock(table):
-            previous = self._current(table)
-            names = [name for name, _ in self.columns(table)]
-            self.execute(
-                f"CREATE TABLE {self.q(version)} USING parquet AS\n"
-                f"SELECT {', '.join(select(names))} FROM {self.q(table)}"
-            )
-            self._repoint(table, version, previous)
-
-    def publish_view(self, temp: str, table: str, select_sql: str) -> None:
-        self.drop(temp, "view")
-        with self.shared.model_lock(table):
-            kind = self.relation_kind(table)
-            previous = self._current(table) if kind == "table" else None
-            if kind == "table" and previous is None:
-                self.execute(f"DROP TABLE {self.q(table)}")
-            self._define_view(table, select_sql, exists=previous is not None or kind == "view")
-            with self.shared.lock:
-                self.shared.published.pop(table, None)
-            self._changed(table, "view")
-            if previous:
-                self._drop_versions(table, keep=set())
 
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """Typed by DuckDB's CSV inference (the seed contract), sent as rows through the
@@ -633,15 +441,16 @@ class SparkAdapter(SparkRules, Adapter):
             for name, dtype, *_ in described
         )
         build = self._build_table(temp)
-        self._track(temp)
-        try:
-            if not getattr(self._tagged, "on", False):
-                self.spark.addTag(self.tag)
-                self._tagged.on = True
+        self._built(temp, build)
+
+        def write():
             frame = self.spark.createDataFrame(rows, schema=schema)
-            frame.write.format("parquet").mode("overwrite").saveAsTable(build)
-        except Exception as exc:  # noqa: BLE001 - translated into the error tree here
-            raise AdapterError(f"loading {csv_path.name}: {_message(exc)}") from None
-        self.execute(f"CREATE OR REPLACE VIEW {self.q(temp)} AS SELECT * FROM {self.q(build)}")
-        self._changed(temp, "view")
+            frame.write.format("parquet").mode("overwrite").saveAsTable(self.q(build))
+
+        try:
+            self._call(write)
+        except AdapterError as exc:
+            raise AdapterError(f"loading {csv_path.name}: {exc}") from None
+        self.shared.track(added=[build])
+        self._view_later(temp, f"SELECT * FROM {self.q(build)}")
         return len(rows)
