@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as cfg
-from . import projectconfig, yamlio
+from . import projectconfig, projectfiles, yamlio
 from .cache import FileCache, cache_dir
 from .errors import ConfigError, SourceLocation, UserError, raise_collected
 from .names import node_name
@@ -203,18 +203,8 @@ def _walk(root: Path, top: str) -> dict[str, os.DirEntry]:
         return found
     base = str(root)
     inside = os.path.realpath(base)
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(os.path.join(base, folder)) as it:
-                entries = list(it)
-        except PermissionError:
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = f"{folder}/{entry.name}"
+    for _, entries in projectfiles.folders(base, top):
+        for rel, entry in entries or ():  # an unreadable folder is skipped
             if (
                 entry.is_symlink()
                 and os.path.commonpath([inside, os.path.realpath(entry.path)]) != inside
@@ -225,12 +215,6 @@ def _walk(root: Path, top: str) -> dict[str, os.DirEntry]:
                     hint="a project reads only its own files: copy the file in",
                 )
             found[rel] = entry
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                stack.append(rel)
     return found
 
 

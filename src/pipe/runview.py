@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import planfile
+from . import planfile, projectfiles
 from .cache import cache_dir, code_version, read_pickle, write_pickle
 from .intervals import Interval
 
@@ -107,28 +107,12 @@ def _stats(root: Path) -> tuple[tuple, ...]:
     for name in ROOT_FILES:
         out.append(_stat(os.path.join(base, name), name))
     for top in FOLDERS:
-        stack = [top]
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(os.path.join(base, folder)) as it:
-                    entries = sorted(it, key=lambda e: e.name)
-            except OSError:
+        for folder, entries in projectfiles.folders(base, top):
+            if entries is None:
                 out.append((folder, "absent"))
                 continue
             out.append((folder + "/",))
-            for e in entries:
-                if e.name.startswith("."):
-                    continue
-                rel = f"{folder}/{e.name}"
-                try:
-                    is_dir = e.is_dir(follow_symlinks=False)
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    stack.append(rel)
-                else:
-                    out.append(_stat(e.path, rel))
+            out.extend(_stat(e.path, rel) for rel, e in entries if not projectfiles.is_dir(e))
     return tuple(out)
 
 
