@@ -655,17 +655,20 @@ def test_retry_after_a_failed_attempt_then_success(engine):
     repaired_at = helper.join()
     assert code == 0, out
     assert "RETRY a.flaky" in out and "(attempt 2)" in out, out
-    first, second = attempts(root, model="a.flaky")
-    assert (first["attempt"], first["status"], second["attempt"], second["status"]) == (
-        1,
-        "failed",
-        2,
-        "success",
-    )
-    assert "raw.flaky" in first["error"]
-    gap = second["started_at"] - first["finished_at"]
-    assert 1.0 <= gap <= 1.25 + 0.5, gap  # retry_delay, plus up to 25% jitter
-    assert second["started_at"] > repaired_at
+    tries = attempts(root, model="a.flaky")
+    # the repair lands before the retry that succeeds: on a slow machine that may be the
+    # third attempt rather than the second (retries: 2), never a fourth
+    assert [(a["attempt"], a["status"]) for a in tries] == [
+        *((n, "failed") for n in range(1, len(tries))),
+        (len(tries), "success"),
+    ]
+    assert 2 <= len(tries) <= 3, tries
+    assert "raw.flaky" in tries[0]["error"]
+    gaps = [b["started_at"] - a["finished_at"] for a, b in itertools.pairwise(tries)]
+    # retry_delay * 2**(attempt-1) at least (the jitter only adds; its bound is a unit
+    # test in test_scheduler.py, not a wall-clock assert)
+    assert all(gap >= 1.0 * 2**k for k, gap in enumerate(gaps)), gaps
+    assert tries[-1]["started_at"] > repaired_at
     assert wh.query("select n from a.down") == [(1,)]
     assert statuses_by_model(root) == {"a.flaky": {"success"}, "a.down": {"success"}}
 
@@ -689,8 +692,8 @@ def test_retries_exhausted_fail_the_task_with_exponential_backoff(engine):
         (3, "failed"),
     ]
     gaps = [b["started_at"] - a["finished_at"] for a, b in itertools.pairwise(tries)]
-    assert 0.1 <= gaps[0] <= 0.125 + 0.5, gaps  # retry_delay * 2**0, up to 25% jitter
-    assert 0.2 <= gaps[1] <= 0.25 + 0.5, gaps  # retry_delay * 2**1
+    # retry_delay * 2**(attempt-1) at least; the jitter only adds (its bound: test_scheduler.py)
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2, gaps
     assert out.count("RETRY a.never") == 2 and "FAIL  a.never" in out, out
     assert statuses_by_model(root) == {
         "a.never": {"failed"},
@@ -965,13 +968,16 @@ KILL_YML = PIPE_YML.replace("name: t\n", "name: killme\n").replace(
     "default_target", "concurrency: 2\ndefault_target"
 )
 TASK_LINE = ("OK ", "FAIL ", "RETRY ")
+# a hung run fails its test after this long; a guard against hangs, not a speed assert
+# (a Spark run on a loaded 2-core machine has taken over a minute)
+HANG = 300.0
 
 
 class Run:
     """`pipe run` in a subprocess whose task lines the test reads one by one (moments are
     chosen by reading them, never by sleeping)."""
 
-    def __init__(self, root: Path, *args: str, timeout: float = 60):
+    def __init__(self, root: Path, *args: str, timeout: float = HANG):
         self.root = root
         self.err = open(root / f"stderr-{id(self)}.txt", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -1036,7 +1042,7 @@ def spawn():
     """`spawn(root, *args)` starts a Run; whatever a failing test left running is killed."""
     runs: list[Run] = []
 
-    def start(root: Path, *args: str, timeout: float = 60) -> Run:
+    def start(root: Path, *args: str, timeout: float = HANG) -> Run:
         runs.append(Run(root, *args, timeout=timeout))
         return runs[-1]
 
@@ -1210,7 +1216,7 @@ def test_sigkill_during_a_long_statement_then_resume_at_once(engine, spawn):
     assert code == -signal.SIGKILL, out
 
     wh.execute("update raw.knob set n = 10")
-    r = spawn(root, timeout=20)  # not the killed statement's hours
+    r = spawn(root, timeout=120)  # not the killed statement's hours
     r.read_until(0)
     code, out = r.finish()
     assert code == 0, out

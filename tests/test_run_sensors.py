@@ -70,7 +70,7 @@ def test_sensor_times_out_cleanly(write_project):
     code, out = run(root)
     took = time.monotonic() - started
     assert code == 1, out
-    assert 1.0 <= took < 5, took
+    assert 1.0 <= took < 30, took  # its 1s wait_timeout, not a hang (no speed assert)
     assert "failed: raw.ready 2026-06-01: sensor timed out after 1s" in out, out
     assert "(last error: Catalog Error: " in out, out  # why it was never true
     assert statuses_by_model(root) == {
@@ -128,5 +128,5 @@ def test_a_hanging_sensor_query_is_interrupted_at_its_wait_timeout(write_project
     started = time.monotonic()
     code, out = run(root)
     assert code == 1, out
-    assert time.monotonic() - started < 5  # not the query's natural minute
+    assert time.monotonic() - started < 30  # not the query's natural minute
     assert "failed: raw.slow 2026-06-01: sensor timed out after 1s" in out, out

@@ -33,6 +33,12 @@ from .executor import TaskResult
 from .plan import Task
 
 
+def retry_wait(delay: float, attempt: int, draw: float) -> float:
+    """Seconds before retrying after failed attempt `attempt` (1, 2, ...):
+    `delay * 2**(attempt-1)` plus up to 25% jitter; `draw` is uniform in [0, 1)."""
+    return delay * 2 ** (attempt - 1) * (1 + 0.25 * draw)
+
+
 @dataclass(frozen=True)
 class Caps:
     concurrency: int
@@ -249,7 +255,7 @@ class Scheduler:
             self.listener.settled(t, o)
         elif result.retryable and attempt <= t.retries and not self._stop.is_set():
             self.listener.finished(t, attempt, result, started_at, finished_at, False)
-            delay = t.retry_delay * 2 ** (attempt - 1) * (1 + random.uniform(0, 0.25))
+            delay = retry_wait(t.retry_delay, attempt, random.random())
             heapq.heappush(self._delayed, (time.monotonic() + delay, t.id))
         else:
             self.listener.finished(t, attempt, result, started_at, finished_at, True)
