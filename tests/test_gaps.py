@@ -157,6 +157,51 @@ def test_a_selected_task_whose_upstream_is_missing_does_not_run(engine):
     assert code == 2 and "which is not published" in out, out
 
 
+WITH_FULL_UPSTREAM = {
+    **{k: v for k, v in EVENTS.items() if not k.startswith("models/marts")},
+    "models/staging/tags.sql": "select distinct amount, 'tag' || cast(amount as varchar) as tag\n"
+    "from raw.events\n",
+    "models/marts/tagged.sql": (
+        "select e.id, e.ts, t.tag from staging.events e join staging.tags t using (amount)\n"
+        "where e.ts >= {{ interval_start }} and e.ts < {{ interval_end }}\n"
+    ),
+    "models/marts/tagged.yml": "kind: incremental\ntime_column: ts\n",
+}
+
+
+def test_a_full_upstream_built_by_a_covering_backfill_is_read_and_tracked(engine):
+    """A full model is keyed by run label or backfill span; its table holds its latest
+    build. A selected downstream task reads that build when its key covers the task's
+    interval (as the backfill's own tasks did), records the read, and goes stale when
+    that build is published again; a build for another day is not taken."""
+    root = engine.project(WITH_FULL_UPSTREAM)
+    wh = engine.warehouse(root)
+    load_events(wh, {"2026-06-01": 1, "2026-06-02": 2})
+    span = ("--start", "2026-06-01", "--end", "2026-06-03")
+    code, out = pipe(root, "backfill", *span)
+    assert code == 0, out
+
+    code, out = pipe(root, "run", "--interval", "2026-06-02", "--select", "marts.tagged", "--force")
+    assert code == 0, out
+    assert statuses_by_model(root) == {"marts.tagged": {"success"}}
+    assert status(root)["stale"] == []
+
+    code, out = pipe(root, "backfill", *span, "--select", "staging.tags", "--force")
+    assert code == 0, out
+    stale = {(i["model"], i["start"]) for i in status(root)["stale"]}
+    assert ("marts.tagged", "2026-06-02T00:00:00") in stale, stale
+
+    # a later label of the full model replaces its table: not a build of 2026-06-02
+    code, out = pipe(root, "run", "--interval", "2026-06-04", "--select", "staging.tags")
+    assert code == 0, out
+    code, out = pipe(root, "run", "--interval", "2026-06-02", "--select", "marts.tagged", "--force")
+    assert code == 2, out
+    assert (
+        "marts.tagged 2026-06-02 reads staging.tags [2026-06-02T00:00:00, "
+        "2026-06-03T00:00:00), which is not published"
+    ) in out, out
+
+
 # ---------------------------------------------------------------- republishing cascades
 
 

@@ -19,13 +19,16 @@ task that runs has one reason, in this order of precedence:
 
 A selected task that reads a task outside the selection needs that task's key published,
 current and not stale; otherwise it is *blocked*: the command must not build it from
-nothing (the runner refuses before anything runs and names the upstream).
+nothing (the runner refuses before anything runs and names the upstream). A full model or
+view is keyed by run label or backfill span, and its table holds its latest build: when
+that build's key covers the upstream task's interval (a backfill's span, say), the task
+reads it instead (`Decision.stand_in`), exactly as a task of that backfill did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .ledger import Entry, Key, Stale
@@ -45,6 +48,8 @@ class Decision:
     skip: frozenset[str]  # already published, current and complete
     blocked: tuple[Blocked, ...]
     partial: frozenset[str]  # tasks whose own interval is not complete yet
+    # an unpublished full/view key outside the command -> the published key read instead
+    stand_in: Mapping[Key, Key] = field(default_factory=dict)
 
 
 def incomplete(task: Task, execution_time: datetime) -> bool:
@@ -74,10 +79,11 @@ def decide(
     published keys (without the models in `missing`, whose tables are gone)."""
     facts = _Facts(context, ledger, stale, force, missing)
     run = _reasons(tasks, facts)
-    blocked = _blocked(tasks, run, facts)
+    stand_in: dict[Key, Key] = {}
+    blocked = _blocked(tasks, run, facts, stand_in)
     skip = frozenset(t.id for t in tasks if t.id not in run and t.kind != "sensor")
     partial = frozenset(t.id for t in tasks if t.id in run and incomplete(t, execution_time))
-    return Decision(run, skip, blocked, partial)
+    return Decision(run, skip, blocked, partial, stand_in)
 
 
 @dataclass(frozen=True)
@@ -120,10 +126,14 @@ def _reasons(tasks: Sequence[Task], facts: _Facts) -> dict[str, str]:
     return run
 
 
-def _blocked(tasks: Sequence[Task], run: Mapping[str, str], facts: _Facts) -> tuple:
-    """Each task that runs and reads a task outside the selection that is not usable."""
+def _blocked(
+    tasks: Sequence[Task], run: Mapping[str, str], facts: _Facts, stand_in: dict[Key, Key]
+) -> tuple:
+    """Each task that runs and reads a task outside the selection that is not usable.
+    Fills `stand_in` with the covering builds read instead of unpublished full/view keys."""
     selected = {t.id for t in tasks}
     out = []
+    latest: dict[str, Key] | None = None  # model -> key of its latest publish, when needed
     for t in tasks:
         if t.id not in run:
             continue
@@ -132,9 +142,32 @@ def _blocked(tasks: Sequence[Task], run: Mapping[str, str], facts: _Facts) -> tu
             if u in selected or up is None or up.kind in ("sensor", "swap"):
                 continue
             why = _unusable(up.key, up.fingerprint, facts.ledger, facts.stale)
+            if why == "is not published" and up.kind in ("full", "view"):
+                latest = _latest_keys(facts.ledger) if latest is None else latest
+                cover = latest.get(up.model)
+                if cover is not None and _covers(cover, up.key):
+                    why = _unusable(cover, up.fingerprint, facts.ledger, facts.stale)
+                    if why is None:
+                        stand_in[up.key] = cover
             if why:
                 out.append(Blocked(t, up, why))
     return tuple(out)
+
+
+def _latest_keys(ledger: Mapping[Key, Entry]) -> dict[str, Key]:
+    """Model -> the key of its latest publish: what a full model's table holds now."""
+    out: dict[str, Key] = {}
+    for key, entry in ledger.items():
+        had = out.get(key[0])
+        if had is None or entry.published_at > ledger[had].published_at:
+            out[key[0]] = key
+    return out
+
+
+def _covers(key: Key, wanted: Key) -> bool:
+    """Whether a build keyed `key` covers the interval of `wanted` (same model; ISO
+    strings of one format compare as their times)."""
+    return bool(key[1]) and key[1] <= wanted[1] and wanted[2] <= key[2]
 
 
 def _base(t: Task, facts: _Facts) -> str | None:

@@ -138,6 +138,7 @@ class Stamper:
 
     def __init__(self, context: Mapping[str, Task], current: dict[Key, Entry], decision: Decision):
         self.context, self.current, self.partial = context, current, decision.partial
+        self.stand_in = decision.stand_in  # unpublished full/view key -> the build read
         self._lock = threading.Lock()
         self._last = 0.0
 
@@ -166,6 +167,7 @@ class Stamper:
         reads = []
         partial = task.id in self.partial
         for key in keys:
+            key = self.stand_in.get(key, key) if key not in self.current else key
             entry = self.current.get(key)
             if entry is not None:
                 reads.append(Read(key, entry.published_at))
