@@ -149,6 +149,13 @@ def test_status_after_a_failed_run_shows_the_reason_and_what_is_missing(write_pr
     assert "upstream_failed" in text and "upstream a.bad failed" in text, text
     assert "missing:" in text and "a.bad: never built" in text, text
     assert "a.base: [2026-06-02T00:00:00," in text, text  # only 06-01 ran
+    # and the one command that fills every gap up to the last complete interval
+    code, text = run_cli(["status", "--project", root, "--execution-time", "2026-06-05T09:00"])
+    assert "a.base: [2026-06-02T00:00:00, 2026-06-05T00:00:00)" in text, text
+    assert (
+        "fix: pipe backfill --start 2026-06-02 --end 2026-06-05 (what is published already "
+        "is skipped)"
+    ) in text, text
 
     report = run_cli_json(["status", "--json", "--project", root])
     [last] = report["runs"][:1]

@@ -65,6 +65,11 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def bound_arg(iso_time: str) -> str:
+    """An ISO bound as the shortest `--start`/`--end` argument that means it."""
+    return iso_time[:10] if iso_time.endswith("T00:00:00") else iso_time[:16]
+
+
 def from_iso(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
 

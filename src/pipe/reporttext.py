@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .intervals import iso
+from .intervals import bound_arg, iso
 from .texttable import duration, indent, row_text, table
 
 if TYPE_CHECKING:
@@ -88,6 +88,13 @@ def _missing_text(missing) -> list[str]:
             shown = ", ".join(f"[{s}, {e})" for s, e in gaps[:3])
             more = f" and {len(gaps) - 3} more ranges" if len(gaps) > 3 else ""
             lines.append(f"  {model}: {shown}{more}")
+    spans = [g for gaps in missing.values() if not isinstance(gaps, str) for g in gaps]
+    if spans:
+        start, end = min(s for s, _ in spans), max(e for _, e in spans)
+        lines.append(
+            f"  fix: pipe backfill --start {bound_arg(start)} --end {bound_arg(end)}"
+            " (what is published already is skipped)"
+        )
     return lines
 
 
