@@ -269,10 +269,11 @@ def _intervals_in(lag: timedelta, grain: str) -> int:
 
 
 def _latest_checks(store: StateStore, target: str) -> dict[str, dict[str, LatestCheck]]:
-    """model -> check name -> its latest result (newest run, attempt and interval)."""
+    """model -> check name -> its latest result (newest run, attempt and interval), both
+    sorted by name."""
     out: dict[str, dict[str, LatestCheck]] = {}
     for c in store.check_history(target):
         out.setdefault(c.model, {})[c.check_name] = LatestCheck(
             c.run_id, c.task_id, c.status, c.failures, c.interval_start
         )
-    return out
+    return {m: dict(sorted(checks.items())) for m, checks in sorted(out.items())}
