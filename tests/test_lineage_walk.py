@@ -12,7 +12,6 @@ import pytest
 
 from pipe import sqlcolumns
 from pipe.errors import SqlError
-from pipe.names import TableName
 from test_lineage import CASES
 
 SCHEMA = {
@@ -119,6 +118,6 @@ def test_the_walk_answers_a_join_of_ctes_itself():
 
     tree = qualify(tree, dialect="duckdb", schema=SCHEMA, identify=False, quote_identifiers=False)
     assert sqlcolumns._walk(build_scope(tree), tree, "duckdb") == (
-        sqlcolumns.ColumnSources("name", ((TableName("raw", "people"), "name"),)),
-        sqlcolumns.ColumnSources("x", ((TableName("raw", "orders"), "amount"),)),
+        sqlcolumns.ColumnSources("name", (("raw", "people", "name"),)),
+        sqlcolumns.ColumnSources("x", (("raw", "orders", "amount"),)),
     )

@@ -254,21 +254,16 @@ def _model(name: str, kind: str, path: str | None, found) -> TableLineage:
     if isinstance(found, str):  # what sqlglot could not follow
         return TableLineage(name, kind, path, (), complete=False, error=found)
     columns = tuple(c.column for c in found if c.column != "*")
-    parents = tuple(
-        (
-            c.column,
-            tuple(
-                sorted(
-                    {Column(str(t), col) for t, col in c.reads if str(t) != name},
-                    key=_order,
-                )
-            ),
-        )
-        for c in found
-        if c.column != "*"
-    )
+    parents = tuple((c.column, _parents(c.reads, name)) for c in found if c.column != "*")
     complete = not any(c.unresolved or c.column == "*" for c in found)
     return TableLineage(name, kind, path, columns, parents=parents, complete=complete)
+
+
+def _parents(reads, name: str) -> tuple[Column, ...]:
+    """The (schema, table, column) values a column of `name` is computed from, less
+    `name`'s own, as sorted Columns."""
+    found = {Column(str(TableName(s, t)), col) for s, t, col in reads}
+    return tuple(sorted((c for c in found if c.table != name), key=_order))
 
 
 def _schema_of(schema: dict, names: Iterable[str]) -> dict:

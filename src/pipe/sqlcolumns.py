@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import SqlError
-from .names import TableName
 from .sql import _dialect_of, _ident, get_dialect
 
 
@@ -99,12 +98,12 @@ def _outer_select_list(text: str, d) -> str | None:
 
 @dataclass(frozen=True)
 class ColumnSources:
-    """One output column of a query: the (table, column) values it is computed from,
-    and whether some of its inputs could not be placed (an unqualified column over
+    """One output column of a query: the (schema, table, column) values it is computed
+    from, and whether some of its inputs could not be placed (an unqualified column over
     several tables of unknown schema, or a star that could not be expanded)."""
 
     column: str
-    reads: tuple[tuple[TableName, str], ...]
+    reads: tuple[tuple[str, str, str], ...]
     unresolved: bool = False
 
 
@@ -161,7 +160,7 @@ def column_lineage_reference(
         raise SqlError(f"column lineage: {str(exc).splitlines()[0]}") from None
     out = []
     for name, node in found.items():
-        reads: set[tuple[TableName, str]] = set()
+        reads: set[tuple[str, str, str]] = set()
         unresolved = False
         for n in node.walk():
             if isinstance(n.expression, exp.Table):
@@ -170,9 +169,7 @@ def column_lineage_reference(
                     unresolved = True
                     continue
                 table = n.expression
-                reads.add(
-                    (TableName(_ident(table.args.get("db")), _ident(table.this)), column_name)
-                )
+                reads.add((_ident(table.args.get("db")), _ident(table.this), column_name))
             elif isinstance(n.expression, exp.Placeholder):
                 unresolved = True
         out.append(ColumnSources(name, tuple(sorted(reads)), unresolved))
@@ -280,7 +277,7 @@ class _ScopeWalk:
             raise _Unmirrored  # a node whose own expression is a leaf
         if isinstance(scope.expression, exp.Subquery) and scope.subquery_scopes:
             return self.column(column, scope.subquery_scopes[0])
-        reads: set[tuple[TableName, str]] = set()
+        reads: set[tuple[str, str, str]] = set()
         unresolved = False
         if isinstance(scope.expression, exp.SetOperation):
             index = column
@@ -342,8 +339,7 @@ class _ScopeWalk:
         column_name = self._leaf_name(named)
         if column_name == "*":
             return frozenset(), True
-        table = TableName(self._ident(source.args.get("db")), self._ident(source.this))
-        found = (table, column_name)
+        found = (self._ident(source.args.get("db")), self._ident(source.this), column_name)
         return frozenset((found,)), False
 
     def _quoted(self, identifier) -> bool:
