@@ -237,7 +237,7 @@ def _progress(state: StateStore, last: RunRow | None) -> Progress | None:
     if last is None or last.status not in ("running", "interrupted", "crashed"):
         return None
     outcomes = state.task_outcomes(last.run_id)
-    done = sum(1 for o in outcomes if o[4] in ("success", "skipped"))
+    done = sum(1 for *_key, st, _reason in outcomes if st in ("success", "skipped"))
     return Progress(last.run_id, last.status, done, last.tasks)
 
 
