@@ -54,7 +54,8 @@ from .base import TEMP_MARK, Adapter, expand_env
 from .duckdb import read_csv
 from .errors import AdapterError, Interrupted
 from .ledgertable import LEDGER
-from .spark_publish import PHYSICAL, Shared, SparkPublishing, flat, physical, unflat
+from .spark_names import PHYSICAL, flat, physical, unflat
+from .spark_publish import Shared, SparkPublishing
 
 __all__ = ["PHYSICAL", "SparkAdapter", "mask"]
 

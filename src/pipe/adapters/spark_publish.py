@@ -35,32 +35,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .. import sql as sqlmod
-from ..names import PIPE_SCHEMA, TableName
+from ..names import TableName
 from .errors import AdapterError
 from .ledgertable import LEDGER
+from .spark_names import PHYSICAL, flat, physical
 
-PHYSICAL = PIPE_SCHEMA  # the physical tables behind the views pipe publishes
 _TOKENS = itertools.count(1)
 _OBSERVATIONS = itertools.count(1)
 _NEW = "__pipe_new"  # marks the temp's rows in an interval's rebuild; never written
-
-
-def flat(name: TableName) -> str:
-    """A table's name in `_pipe`, where every schema's tables live side by side:
-    `schema__table`, lowercased (its build table and versions start so)."""
-    return f"{name.schema}__{name.table}".lower()
-
-
-def unflat(name: str) -> TableName:
-    """The table a `flat` name stands for: the first `__` ends the schema (wrong for a
-    schema whose own name holds `__`; only the sweep of temps left behind reads it)."""
-    schema, _, table = name.partition("__")
-    return TableName(schema, table)
-
-
-def physical(name: str) -> str:
-    """The table `name` of `_pipe`, as `schema.table`."""
-    return str(TableName(PHYSICAL, name))
 
 
 @dataclass
