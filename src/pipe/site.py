@@ -132,11 +132,29 @@ class ModelPage:
     xy: tuple[int, int, int]
 
     def as_json(self) -> dict:
-        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        out["columns"] = [{"name": k, "doc": doc} for k, doc in self.columns]
-        out["checks"] = [{"name": n, "type": t, "severity": sev} for n, t, sev in self.checks]
-        out["sql"] = [s.as_json() for s in self.sql]
-        return out
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "grain": self.grain,
+            "path": self.path,
+            "sidecar": self.sidecar,
+            "description": self.description,
+            "tags": self.tags,
+            "fingerprint": self.fingerprint,
+            "upstream": self.upstream,
+            "downstream": self.downstream,
+            "time_column": self.time_column,
+            "depends_on_past": self.depends_on_past,
+            "pool": self.pool,
+            "max_concurrency": self.max_concurrency,
+            "retries": self.retries,
+            "timeout": self.timeout,
+            "wait_for": self.wait_for,
+            "columns": [{"name": k, "doc": doc} for k, doc in self.columns],
+            "checks": [{"name": n, "type": t, "severity": sev} for n, t, sev in self.checks],
+            "sql": [s.as_json() for s in self.sql],
+            "xy": self.xy,
+        }
 
 
 @dataclass(frozen=True)
