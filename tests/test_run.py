@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import files_under, pipe_executable, run_cli, run_cli_json
-from pipe.state import ProjectLock
+from pipe.projectlock import ProjectLock
 from runner_helpers import outcomes, run, state
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from pipe.executor import CheckResult
 from pipe.ledger import Entry, Read
-from pipe.state import LockHeld, ProjectLock, StateStore
+from pipe.projectlock import LockHeld, ProjectLock
+from pipe.state import StateStore, StoredCheck
 
 KEY = ("m.a", "2026-06-01T00:00:00", "2026-06-02T00:00:00")
 
@@ -99,8 +100,13 @@ def test_check_results_are_stored_per_attempt_with_samples(tmp_path):
             CheckResult("not_null(id)", "error", "pass", 0),
         ],
     )
+    sample = '[{"id": 1}, {"id": 2}]'
     assert store.failed_checks(run_id) == [
-        ("m.a", KEY[1], "unique(id)", "error", "error", 2, '[{"id": 1}, {"id": 2}]')
+        StoredCheck(run_id, "t1", 1, *KEY, "unique(id)", "error", "error", 2, sample)
+    ]
+    assert store.check_history("dev") == [
+        StoredCheck(run_id, "t1", 1, *KEY, "not_null(id)", "error", "pass", 0, None),
+        *store.failed_checks(run_id),
     ]
     store.close()
 
@@ -129,7 +135,7 @@ def test_the_kernel_releases_the_lock_of_a_killed_process(tmp_path):
     code = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from pipe.state import ProjectLock
+        from pipe.projectlock import ProjectLock
         ProjectLock(Path({str(tmp_path)!r})).acquire(False, what="doomed")
         print("locked", flush=True)
         sys.stdin.read()

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from . import dagwork, sqlcolumns
 from .errors import SourceLocation, SqlError, UserError
+from .names import TableName
 
 UNKNOWN_TYPE = "UNKNOWN"
 
@@ -140,8 +141,10 @@ def compute(
     def known(name: str, t: TableLineage) -> None:
         tables[name] = t
         if t.known:  # names only: a catalog's type names need not parse as SQL types
-            node = cp.nodes[name]
-            schema.setdefault(node.schema, {})[node.table] = dict.fromkeys(t.columns, UNKNOWN_TYPE)
+            table = TableName.parse(name)
+            schema.setdefault(table.schema, {})[table.table] = dict.fromkeys(
+                t.columns, UNKNOWN_TYPE
+            )
 
     for name in names:
         leaf = _leaf(cp.nodes[name], seed_types, found)
@@ -251,31 +254,26 @@ def _model(name: str, kind: str, path: str | None, found) -> TableLineage:
     if isinstance(found, str):  # what sqlglot could not follow
         return TableLineage(name, kind, path, (), complete=False, error=found)
     columns = tuple(c.column for c in found if c.column != "*")
-    parents = tuple(
-        (
-            c.column,
-            tuple(
-                sorted(
-                    {Column(f"{s}.{t}", col) for s, t, col in c.reads if f"{s}.{t}" != name},
-                    key=_order,
-                )
-            ),
-        )
-        for c in found
-        if c.column != "*"
-    )
+    parents = tuple((c.column, _parents(c.reads, name)) for c in found if c.column != "*")
     complete = not any(c.unresolved or c.column == "*" for c in found)
     return TableLineage(name, kind, path, columns, parents=parents, complete=complete)
+
+
+def _parents(reads, name: str) -> tuple[Column, ...]:
+    """The (schema, table, column) values a column of `name` is computed from, less
+    `name`'s own, as sorted Columns."""
+    found = {Column(str(TableName(s, t)), col) for s, t, col in reads}
+    return tuple(sorted((c for c in found if c.table != name), key=_order))
 
 
 def _schema_of(schema: dict, names: Iterable[str]) -> dict:
     """The part of `schema` a model reads: qualify normalises every table it is given."""
     out: dict[str, dict[str, dict[str, str]]] = {}
     for name in names:
-        db, table = name.split(".", 1)
-        found = schema.get(db, {}).get(table)
+        table = TableName.parse(name)
+        found = schema.get(table.schema, {}).get(table.table)
         if found is not None:
-            out.setdefault(db, {})[table] = found
+            out.setdefault(table.schema, {})[table.table] = found
     return out
 
 
@@ -328,12 +326,10 @@ def parse_target(cp, text: str) -> tuple[str, str | None]:
         if text == text.lower() or '"' not in text
         else text.split(".")
     )
-    if len(parts) == 2:
-        name, column = ".".join(parts), None
-    elif len(parts) == 3:
-        name, column = ".".join(parts[:2]), parts[2]
-    else:
+    if len(parts) not in (2, 3):
         raise UserError(f"'{text}' is not SCHEMA.MODEL or SCHEMA.MODEL.COLUMN")
+    name = str(TableName(parts[0], parts[1]))
+    column = parts[2] if len(parts) == 3 else None
     if name not in cp.nodes:
         close = difflib.get_close_matches(name, sorted(cp.nodes), n=1, cutoff=0.6)
         raise UserError(

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 PIPE_SCHEMA = "_pipe"  # pipe's own relations (the ledger); adapters.base.LEDGER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class TableName:
-    """A table as pipe names it: its schema and its table, unquoted."""
+    """A table as pipe names it: its schema and its table, unquoted. Sorted by schema,
+    then table (as the `schema.table` strings sort, up to the dot)."""
 
     schema: str
     table: str
@@ -42,6 +43,15 @@ class TableName:
         schema, dot, table = name.partition(".")
         if not dot or "." in table:
             raise ValueError(f"not a schema.table name: {name!r}")
+        return cls(schema, table)
+
+    @classmethod
+    def listed(cls, name: str) -> TableName:
+        """A relation as a warehouse listing spells it ('schema.name', the key of an
+        adapter's `relations()`): the schema up to the first dot, the rest its table. A
+        warehouse may hold a table whose quoted name has a dot (never pipe's own); only
+        such a listing is read with this."""
+        schema, _, table = name.partition(".")
         return cls(schema, table)
 
     def __str__(self) -> str:

@@ -5,10 +5,9 @@ files of the target and the state store (read-only), lays the DAG out in layers,
 `data.js` (every fact as one JSON value) beside the page, script and style shipped in
 `pipe.templates/site`. Nothing is fetched: data.js is a script, so the site opens from
 file:// with no server and no network. What runs and the backfill grid show comes from
-`siteruns.py`.
+`siteruns.py`; `pipe docs --serve` is `siteserve.py`.
 
-This module must not print, exit or write outside the output folder; `serve` is the one
-long-running piece (a localhost http.server and an mtime poll that rebuilds).
+This module must not print, exit or write outside the output folder.
 """
 
 from __future__ import annotations
@@ -17,20 +16,16 @@ import hashlib
 import json
 import math
 import shutil
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
 from . import lineage as lineagemod
 from . import sqlcolumns
 from .compiler import CompiledProject
-from .errors import UserError
 from .intervals import from_iso
 from .parallel import fan_out, workers
 from .siteruns import SiteRuns, runs_data
@@ -75,11 +70,99 @@ def build(
 
 
 @dataclass(frozen=True)
+class SiteProject:
+    """What the site is of: the project, its target, when it was built."""
+
+    name: str
+    target: str
+    adapter: str
+    dialect: str
+    target_dialect: str
+    schedule: str
+    start: str | None
+    generated_at: str
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntervalSql:
+    """A model's compiled SQL for one interval of a plan file, and its checks' SQL."""
+
+    plan: str  # the plan file's label
+    interval: str
+    sql: str
+    checks: tuple[tuple[str, str], ...]  # (check name, its SQL)
+
+    def as_json(self) -> dict:
+        return {
+            "plan": self.plan,
+            "interval": self.interval,
+            "sql": self.sql,
+            "checks": [{"name": name, "sql": sql} for name, sql in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    """One node's page: what it is, its columns with their docs, its checks, its SQL per
+    interval (newest first) and its place in the drawing (column, row, layer)."""
+
+    name: str
+    kind: str
+    grain: str | None
+    path: str | None
+    sidecar: str | None
+    description: str | None
+    tags: tuple[str, ...]
+    fingerprint: str
+    upstream: tuple[str, ...]
+    downstream: tuple[str, ...]
+    time_column: str | None
+    depends_on_past: bool
+    pool: str | None
+    max_concurrency: int | None
+    retries: int
+    timeout: float | None
+    wait_for: str | None
+    columns: tuple[tuple[str, str | None], ...]  # (name, its documentation)
+    checks: tuple[tuple[str, str, str], ...]  # (name, type, severity)
+    sql: tuple[IntervalSql, ...]
+    xy: tuple[int, int, int]
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "grain": self.grain,
+            "path": self.path,
+            "sidecar": self.sidecar,
+            "description": self.description,
+            "tags": self.tags,
+            "fingerprint": self.fingerprint,
+            "upstream": self.upstream,
+            "downstream": self.downstream,
+            "time_column": self.time_column,
+            "depends_on_past": self.depends_on_past,
+            "pool": self.pool,
+            "max_concurrency": self.max_concurrency,
+            "retries": self.retries,
+            "timeout": self.timeout,
+            "wait_for": self.wait_for,
+            "columns": [{"name": k, "doc": doc} for k, doc in self.columns],
+            "checks": [{"name": n, "type": t, "severity": sev} for n, t, sev in self.checks],
+            "sql": [s.as_json() for s in self.sql],
+            "xy": self.xy,
+        }
+
+
+@dataclass(frozen=True)
 class SiteData:
     """Everything the site shows; `as_json()` is the value data.js holds."""
 
-    project: Mapping[str, object]
-    models: tuple[Mapping[str, object], ...]  # one per node, in topological order
+    project: SiteProject
+    models: tuple[ModelPage, ...]  # one per node, in topological order
     plans: tuple[str, ...]  # labels of the newest plan files
     runs: SiteRuns
     # {model: {column: {"upstream": [[model, column], ...], "downstream": [...]}}}
@@ -88,8 +171,8 @@ class SiteData:
 
     def as_json(self) -> dict:
         return {
-            "project": self.project,
-            "models": list(self.models),
+            "project": self.project.as_json(),
+            "models": [m.as_json() for m in self.models],
             "plans": list(self.plans),
             **self.runs.as_json(),
             "lineage": self.lineage,
@@ -104,14 +187,12 @@ def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> SiteDat
     # lineage's columns are better than a parse's: stars expanded
     lineage = column_lineage(cp, lineage_errors) if lineage else None
     known = {m: list(cols) for m, cols in (lineage or {}).items() if cols}
-    outputs = output_columns(
-        cp, {m: s[0]["sql"] for m, s in sql_of.items() if s and m not in known}
-    )
+    outputs = output_columns(cp, {m: s[0].sql for m, s in sql_of.items() if s and m not in known})
     outputs.update(known)
     down = cp.graph.downstream_map()
     pos = layout(cp.graph.upstream, cp.graph.order)
     models = tuple(
-        _model(cp, name, sql_of.get(name, []), outputs.get(name, ()), down, pos)
+        _model(cp, name, sql_of.get(name, ()), outputs.get(name, ()), down, pos)
         for name in cp.graph.order
     )
     store = StateStore(cp.raw.root, readonly=True)
@@ -120,20 +201,20 @@ def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> SiteDat
     finally:
         store.close()
     cfg = cp.raw.config
-    project = {
-        "name": cp.name,
-        "target": cp.target.name,
-        "adapter": cp.target.adapter,
-        "dialect": cfg.dialect,
-        "target_dialect": cp.target.dialect,
-        "schedule": cfg.schedule,
-        "start": cfg.start.isoformat() if cfg.start else None,
-        "generated_at": now.strftime("%Y-%m-%d %H:%M:%SZ"),
-    }
+    project = SiteProject(
+        cp.name,
+        cp.target.name,
+        cp.target.adapter,
+        cfg.dialect,
+        cp.target.dialect,
+        cfg.schedule,
+        cfg.start.isoformat() if cfg.start else None,
+        now.strftime("%Y-%m-%d %H:%M:%SZ"),
+    )
     return SiteData(project, models, tuple(plans), runs, lineage, lineage_errors)
 
 
-def _model(cp: CompiledProject, name: str, sqls: list, outputs, down: dict, pos: dict) -> dict:
+def _model(cp: CompiledProject, name: str, sqls, outputs, down: dict, pos: dict) -> ModelPage:
     """One node's page: what it is, its columns with their docs, checks, SQL, position."""
     node = cp.nodes[name]
     c = node.config
@@ -146,29 +227,29 @@ def _model(cp: CompiledProject, name: str, sqls: list, outputs, down: dict, pos:
         desc = desc or node.source.description
     columns = list(outputs)
     columns += [k for k in docs if k not in columns]
-    return {
-        "name": name,
-        "kind": node.kind,
-        "grain": node.grain,
-        "path": node.path,
-        "sidecar": cp.sidecar(name) if node.kind not in ("seed", "source") else None,
-        "description": desc,
-        "tags": list(c.tags),
-        "fingerprint": node.fingerprint,
-        "upstream": list(node.upstream),
-        "downstream": down.get(name, []),
-        "time_column": c.time_column,
-        "depends_on_past": c.depends_on_past,
-        "pool": c.pool,
-        "max_concurrency": c.max_concurrency,
-        "retries": c.retries,
-        "timeout": c.timeout,
-        "wait_for": node.source.wait_for if node.source else None,
-        "columns": [{"name": k, "doc": docs.get(k)} for k in columns],
-        "checks": [{"name": ch.name, "type": ch.type, "severity": ch.severity} for ch in c.checks],
-        "sql": sqls,
-        "xy": pos[name],
-    }
+    return ModelPage(
+        name,
+        node.kind,
+        node.grain,
+        node.path,
+        cp.sidecar(name) if node.kind not in ("seed", "source") else None,
+        desc,
+        tuple(c.tags),
+        node.fingerprint,
+        tuple(node.upstream),
+        tuple(down.get(name, ())),
+        c.time_column,
+        c.depends_on_past,
+        c.pool,
+        c.max_concurrency,
+        c.retries,
+        c.timeout,
+        node.source.wait_for if node.source else None,
+        tuple((k, docs.get(k)) for k in columns),
+        tuple((ch.name, ch.type, ch.severity) for ch in c.checks),
+        tuple(sqls),
+        tuple(pos[name]),
+    )
 
 
 def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
@@ -263,7 +344,7 @@ def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, lis
     return {m: cache[k] for m, k in keys.items()}
 
 
-def _plans(cp: CompiledProject) -> tuple[list[str], dict[str, list[dict]], dict]:
+def _plans(cp: CompiledProject) -> tuple[list[str], dict[str, list[IntervalSql]], dict]:
     """The newest plan files of the target: their labels, each model's SQL per interval
     (newest first) and every task's upstream task ids (for a run's critical path)."""
     folder = cp.raw.root / "plans" / cp.target.name
@@ -287,18 +368,11 @@ def _plans(cp: CompiledProject) -> tuple[list[str], dict[str, list[dict]], dict]
             if len(kept) >= SQL_PER_MODEL:
                 continue
             iv = t.get("interval")
-            kept.append(
-                {
-                    "plan": label,
-                    "interval": _label(iv) if iv else label,
-                    "sql": "\n".join(t["sql"]),
-                    "checks": [
-                        {"name": c["name"], "sql": "\n".join(c["sql"])} for c in t.get("checks", ())
-                    ],
-                }
-            )
+            checks = tuple((c["name"], "\n".join(c["sql"])) for c in t.get("checks", ()))
+            sql = "\n".join(t["sql"])
+            kept.append(IntervalSql(label, _label(iv) if iv else label, sql, checks))
     for kept in sql_of.values():
-        kept.sort(key=lambda s: s["interval"], reverse=True)
+        kept.sort(key=lambda s: s.interval, reverse=True)
     return labels, sql_of, upstream
 
 
@@ -365,74 +439,3 @@ def _fold(layers: list[list[str]], aspect: float) -> int:
             break  # wider from here on
         best, best_err = rows, err
     return best
-
-
-# ---------------------------------------------------------------- serve
-
-
-def watched_mtime(root: Path, out: Path) -> float:
-    """The newest mtime among the files a rebuild reads (project, plans, state store)."""
-    newest = 0.0
-    skip = {out.resolve()}
-    for path in _watched(root, skip):
-        try:
-            newest = max(newest, path.stat().st_mtime)
-        except OSError:
-            continue
-    return newest
-
-
-def _watched(root: Path, skip: set[Path]):
-    for name in ("pipe.yml", "sources.yml", ".pipe/state.db", ".pipe/state.db-wal"):
-        yield root / name
-    for folder in ("models", "seeds", "macros", "plans"):
-        base = root / folder
-        if base.is_dir():
-            yield from (p for p in base.rglob("*") if p.is_file())
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's name
-        return
-
-
-def serve(
-    out: Path,
-    port: int,
-    rebuild: Callable[[], None],
-    root: Path,
-    on_ready: Callable[[str], None],
-    on_error: Callable[[Exception], None],
-    poll: float = 1.0,
-    stop: threading.Event | None = None,
-) -> None:
-    """Serve `out` on 127.0.0.1:`port` until `stop` is set (or Ctrl-C); call `rebuild`
-    whenever a file it reads changes (polled every `poll` seconds)."""
-    stop = stop or threading.Event()
-    handler = partial(_Quiet, directory=str(out))
-    try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    except OSError as exc:
-        raise UserError(
-            f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}",
-            hint="pick another --port (0 takes a free one)",
-        ) from None
-    thread = threading.Thread(target=server.serve_forever, name="pipe-docs", daemon=True)
-    thread.start()
-    # the snapshot comes before the announcement: an edit made as soon as the user (or a
-    # test) reads "serving ..." must be seen as a change
-    seen = watched_mtime(root, out)
-    on_ready(f"http://127.0.0.1:{server.server_address[1]}/")
-    try:
-        while not stop.wait(poll):
-            now = watched_mtime(root, out)
-            if now != seen:
-                seen = now
-                try:
-                    rebuild()
-                except Exception as exc:  # a broken edit: keep serving the last good site
-                    on_error(exc)
-                seen = watched_mtime(root, out)
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -121,9 +121,9 @@ def _published(entries: dict) -> dict[str, dict[tuple, tuple]]:
 def _failed(store: StateStore, target: str) -> dict[str, dict[tuple, int]]:
     """model -> {(start, end): run id} of the latest outcome when that outcome failed."""
     out: dict[str, dict[tuple, int]] = {}
-    for (m, s, e), (run_id, st) in store.latest_outcomes(target).items():
-        if st in FAILED:
-            out.setdefault(m, {})[(s, e)] = run_id
+    for (m, s, e), outcome in store.latest_outcomes(target).items():
+        if outcome.status in FAILED:
+            out.setdefault(m, {})[(s, e)] = outcome.run_id
     return out
 
 
@@ -269,8 +269,11 @@ def _intervals_in(lag: timedelta, grain: str) -> int:
 
 
 def _latest_checks(store: StateStore, target: str) -> dict[str, dict[str, LatestCheck]]:
-    """model -> check name -> its latest result (newest run, attempt and interval)."""
+    """model -> check name -> its latest result (newest run, attempt and interval), both
+    sorted by name."""
     out: dict[str, dict[str, LatestCheck]] = {}
-    for run_id, tid, m, s, name, st, failures in store.check_history(target):
-        out.setdefault(m, {})[name] = LatestCheck(run_id, tid, st, failures, s)
-    return out
+    for c in store.check_history(target):
+        out.setdefault(c.model, {})[c.check_name] = LatestCheck(
+            c.run_id, c.task_id, c.status, c.failures, c.interval_start
+        )
+    return {m: dict(sorted(checks.items())) for m, checks in sorted(out.items())}

@@ -7,112 +7,29 @@ suffices. synchronous=NORMAL in WAL mode may lose the last commits on power loss
 corrupts; a lost "published" record only means that interval is published again, which is
 idempotent (the warehouse publish comes first, the record after).
 
-`ProjectLock` keeps two pipe processes from running on one project at once (flock: the
-kernel releases it when a process dies, even by SIGKILL).
+The tables and the frozen rows read from them are staterows.py's; the project lock is
+projectlock.py's (both re-exported here).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SourceLocation, StateError
 from .ledger import Entry, Key, decode_reads, encode_reads
+from .projectlock import LockHeld, ProjectLock
+from .staterows import SCHEMA, Attempt, Outcome, StoredCheck
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,            -- run | backfill
-    target TEXT NOT NULL,
-    label TEXT NOT NULL,
-    interval_start TEXT NOT NULL,
-    interval_end TEXT NOT NULL,
-    args TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    status TEXT NOT NULL,          -- running | success | failed | interrupted | crashed
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    total INTEGER NOT NULL DEFAULT 0,
-    summary TEXT
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    run_id INTEGER NOT NULL,
-    task_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    interval_start TEXT NOT NULL,
-    interval_end TEXT NOT NULL,
-    status TEXT NOT NULL,          -- running | success | failed | abandoned
-    queued_at REAL,
-    started_at REAL,
-    finished_at REAL,
-    rows INTEGER,
-    leaked INTEGER,
-    error TEXT,
-    PRIMARY KEY (run_id, task_id, attempt)
-);
-CREATE TABLE IF NOT EXISTS task_outcomes (
-    run_id INTEGER NOT NULL,
-    task_id TEXT NOT NULL,
-    model TEXT NOT NULL,
-    interval_start TEXT NOT NULL,
-    interval_end TEXT NOT NULL,
-    status TEXT NOT NULL,          -- success | skipped | failed | upstream_failed | blocked
-    reason TEXT,
-    PRIMARY KEY (run_id, task_id)
-);
-CREATE TABLE IF NOT EXISTS check_results (
-    run_id INTEGER NOT NULL,
-    task_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    interval_start TEXT NOT NULL,
-    interval_end TEXT NOT NULL,
-    check_name TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    status TEXT NOT NULL,          -- pass | warn | error
-    failures INTEGER NOT NULL,
-    sample TEXT,
-    PRIMARY KEY (run_id, task_id, attempt, check_name)
-);
-CREATE TABLE IF NOT EXISTS published (
-    target TEXT NOT NULL,
-    model TEXT NOT NULL,
-    interval_start TEXT NOT NULL,
-    interval_end TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    run_id INTEGER NOT NULL,
-    rows INTEGER,
-    published_at REAL NOT NULL,    -- the publish's version in the warehouse ledger
-    reads TEXT,                    -- the upstream publishes it read (ledger.encode_reads)
-    partial INTEGER,
-    replaced INTEGER,
-    PRIMARY KEY (target, model, interval_start, interval_end)
-);
-CREATE INDEX IF NOT EXISTS attempts_model ON attempts (model, interval_start);
-"""
+__all__ = ["Attempt", "LockHeld", "Outcome", "ProjectLock", "StateStore", "StoredCheck"]
 
-
-@dataclass(frozen=True)
-class Attempt:
-    run_id: int
-    task_id: str
-    attempt: int
-    model: str
-    interval_start: str
-    interval_end: str
-    status: str
-    queued_at: float | None
-    started_at: float | None
-    finished_at: float | None
-    rows: int | None
-    leaked: int | None
-    error: str | None
+_CHECKS = (
+    "SELECT c.run_id, c.task_id, c.attempt, c.model, c.interval_start, c.interval_end, "
+    "c.check_name, c.severity, c.status, c.failures, c.sample FROM check_results c"
+)
 
 
 class StateStore:
@@ -381,15 +298,14 @@ class StateStore:
             )
         )
 
-    def failed_checks(self, run_id: int) -> list[tuple]:
-        return list(
-            self.db.execute(
-                "SELECT model, interval_start, check_name, severity, status, failures, sample "
-                "FROM check_results WHERE run_id = ? AND status <> 'pass' "
-                "ORDER BY model, interval_start, check_name",
-                (run_id,),
-            )
+    def failed_checks(self, run_id: int) -> list[StoredCheck]:
+        """The check results of a run that did not pass, by model, interval and name."""
+        rows = self.db.execute(
+            f"{_CHECKS} WHERE c.run_id = ? AND c.status <> 'pass' "
+            "ORDER BY c.model, c.interval_start, c.check_name",
+            (run_id,),
         )
+        return [StoredCheck(*r) for r in rows]
 
     def run(self, run_id: int) -> tuple | None:
         """One run as `runs()` gives it, or None."""
@@ -417,26 +333,28 @@ class StateStore:
             )
         )
 
-    def latest_outcomes(self, target: str) -> dict[Key, tuple[int, str]]:
-        """(model, start, end) -> (run id, status) of its newest outcome on `target`."""
+    def latest_outcomes(self, target: str) -> dict[Key, Outcome]:
+        """(model, start, end) -> its newest outcome on `target`."""
         rows = self.db.execute(
-            "SELECT o.model, o.interval_start, o.interval_end, o.run_id, o.status FROM "
-            "task_outcomes o JOIN runs r USING (run_id) WHERE r.target = ? ORDER BY o.run_id",
+            "SELECT o.run_id, o.task_id, o.model, o.interval_start, o.interval_end, o.status, "
+            "o.reason FROM task_outcomes o JOIN runs r USING (run_id) WHERE r.target = ? "
+            "ORDER BY o.run_id",
             (target,),
         )
-        return {(m, s, e): (run_id, st) for m, s, e, run_id, st in rows}
+        out = {}
+        for row in rows:
+            o = Outcome(*row)
+            out[(o.model, o.interval_start, o.interval_end)] = o
+        return out
 
-    def check_history(self, target: str) -> list[tuple]:
-        """Every check result on `target`, oldest first: (run_id, task_id, model, start,
-        name, status, failures)."""
-        return list(
-            self.db.execute(
-                "SELECT c.run_id, c.task_id, c.model, c.interval_start, c.check_name, c.status, "
-                "c.failures FROM check_results c JOIN runs r USING (run_id) WHERE r.target = ? "
-                "ORDER BY c.run_id, c.attempt, c.interval_start",
-                (target,),
-            )
+    def check_history(self, target: str) -> list[StoredCheck]:
+        """Every check result on `target`, oldest first."""
+        rows = self.db.execute(
+            f"{_CHECKS} JOIN runs r USING (run_id) WHERE r.target = ? "
+            "ORDER BY c.run_id, c.attempt, c.interval_start, c.check_name",
+            (target,),
         )
+        return [StoredCheck(*r) for r in rows]
 
     def earlier_rows(self, run_id: int) -> dict[tuple[str, str, str], int]:
         """(model, start, end) -> rows of its latest successful publish before `run_id`,
@@ -470,51 +388,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class LockHeld(Exception):
-    """The lock is taken; `holder` is what its holder wrote ("pid 8022: pipe run ..."),
-    None when the lock file does not say."""
-
-    def __init__(self, holder: str | None):
-        super().__init__(holder or "unknown holder")
-        self.holder = holder
-
-
-class ProjectLock:
-    """An exclusive lock on .pipe/lock; `acquire(wait, on_wait)`; released on close/exit."""
-
-    def __init__(self, root: Path):
-        (root / ".pipe").mkdir(parents=True, exist_ok=True)
-        self.path = root / ".pipe" / "lock"
-        self.fd: int | None = None
-
-    def holder(self) -> str | None:
-        """Who holds the lock, as the holder wrote it; None when that is not known."""
-        try:
-            return self.path.read_text().strip() or None
-        except OSError:
-            return None
-
-    def acquire(self, wait: bool, on_wait=None, what: str = "") -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self.holder()
-            if not wait:
-                os.close(fd)
-                raise LockHeld(holder) from None
-            if on_wait:
-                on_wait(holder or "another pipe process")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}: {what}".encode())
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None

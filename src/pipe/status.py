@@ -219,16 +219,16 @@ def _failures(state: StateStore, run_id: int, interval: Interval | None) -> tupl
     ]
     out += [
         Failure(
-            model,
-            s,
+            c.model,
+            c.interval_start,
             None,
-            f"check {st}",
-            f"{check}: {n} failing rows",
+            f"check {c.status}",
+            f"{c.check_name}: {c.failures} failing rows",
             check=True,
-            sample=tuple(json.loads(sample)) if sample else None,
+            sample=tuple(json.loads(c.sample)) if c.sample else None,
         )
-        for model, s, check, _severity, st, n, sample in state.failed_checks(run_id)
-        if not outside(s)
+        for c in state.failed_checks(run_id)
+        if not outside(c.interval_start)
     ]
     return tuple(out)
 
@@ -237,7 +237,7 @@ def _progress(state: StateStore, last: RunRow | None) -> Progress | None:
     if last is None or last.status not in ("running", "interrupted", "crashed"):
         return None
     outcomes = state.task_outcomes(last.run_id)
-    done = sum(1 for o in outcomes if o[4] in ("success", "skipped"))
+    done = sum(1 for *_key, st, _reason in outcomes if st in ("success", "skipped"))
     return Progress(last.run_id, last.status, done, last.tasks)
 
 

@@ -12,14 +12,15 @@ subclass overrides a method where its engine has a better way (STYLE §6).
 An Adapter is also its engine's rules (engines.py: `PostgresAdapter(PostgresRules,
 Adapter)`): its dialect, the names and SQL the engine refuses. Capability flags tell the
 runner what an engine can do, never `if engine == ...`.
+
+Split out of this module: the shared relation cache (catalog.py), the ledger table's
+statements (ledgertable.py, a part of every Adapter) and the errors (errors.py).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import threading
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,11 +28,24 @@ from pathlib import Path
 from .. import sql as sqlmod
 from ..config import Target
 from ..engines import EngineRules
-from ..errors import ConfigError, PipeError, SourceLocation
-from ..ledger import Entry, Key, decode_reads, encode_reads
+from ..errors import ConfigError, SourceLocation
+from ..names import TableName
+from .catalog import Catalog
+from .errors import AdapterError, Interrupted
+from .ledgertable import LEDGER, LedgerTable
+
+# the names the engines' modules and the runner import from here
+__all__ = [
+    "LEDGER",
+    "TEMP_MARK",
+    "Adapter",
+    "AdapterError",
+    "Catalog",
+    "Interrupted",
+    "expand_env",
+]
 
 TEMP_MARK = "__pipe_tmp_"
-LEDGER = "_pipe.ledger"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -50,66 +64,7 @@ def expand_env(value: str, what: str) -> str:
     return _ENV.sub(sub, str(value))
 
 
-class AdapterError(PipeError):
-    """A warehouse statement failed (SQL error, no privilege, lost connection). In a task
-    the task fails; outside one (a run's set-up) the runner says it as a WarehouseError
-    naming the target; one that reaches the CLI is a user error (exit 2), never a bug."""
-
-    sqlstate: str | None = None  # the engine's error code, where it has one
-
-
-class Interrupted(AdapterError):
-    """The statement was interrupted (timeout or Ctrl-C)."""
-
-
-class Catalog:
-    """Which relations exist, shared by the connections of one run: a name maps to
-    'table' or 'view'; in a schema listed whole (`load`), a missing name does not exist.
-    Transactions publish their changes here when they commit."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._kinds: dict[str, str] = {}
-        self._complete: set[str] = set()
-        self._columns: dict[str, tuple] = {}  # published tables' columns, as last read
-
-    def lookup(self, table: str) -> tuple[bool, str | None]:
-        with self._lock:
-            if table in self._kinds:
-                return True, self._kinds[table]
-            return table.split(".", 1)[0] in self._complete, None
-
-    def apply(self, changes: dict[str, str | None]) -> None:
-        with self._lock:
-            for table, kind in changes.items():
-                self._columns.pop(table, None)
-                if kind is None:
-                    self._kinds.pop(table, None)
-                else:
-                    self._kinds[table] = kind
-
-    def forget(self, tables) -> None:
-        with self._lock:
-            for table in tables:
-                self._kinds.pop(table, None)
-                self._columns.pop(table, None)
-                self._complete.discard(table.split(".", 1)[0])
-
-    def columns(self, table: str) -> tuple | None:
-        with self._lock:
-            return self._columns.get(table)
-
-    def remember_columns(self, table: str, columns: tuple) -> None:
-        with self._lock:
-            self._columns[table] = columns
-
-    def load(self, schemas, kinds: dict[str, str]) -> None:
-        with self._lock:
-            self._kinds.update(kinds)
-            self._complete.update(schemas)
-
-
-class Adapter(EngineRules, ABC):
+class Adapter(LedgerTable, EngineRules, ABC):
     #: DDL (drop, rename, create) can run inside a transaction and is invisible until
     #: commit; without it the runner sweeps temp relations again at the end of a run
     transactional_ddl = True
@@ -186,100 +141,6 @@ class Adapter(EngineRules, ABC):
         self.catalog.apply(self._pending)
         self._pending = {}
 
-    # -- the ledger: what is published, kept in the warehouse, atomic with each publish
-    # The ledger is append-only (an upsert costs 2-3x an insert, and the publish path is
-    # hot): the latest row of a key wins; `compact_ledger` folds the history away. What a
-    # row means is ledger.py's business; here it is only written and read.
-    _LEDGER_COLUMNS = (("reads", "VARCHAR"), ("partial", "BOOLEAN"), ("replaced", "BIGINT"))
-
-    def ensure_ledger(self) -> None:
-        self.ensure_schema("_pipe")
-        extra = "".join(f", {c} {t}" for c, t in self._LEDGER_COLUMNS)
-        self.execute(
-            f"CREATE TABLE IF NOT EXISTS {LEDGER} (model VARCHAR NOT NULL, "
-            "interval_start VARCHAR NOT NULL, interval_end VARCHAR NOT NULL, "
-            "fingerprint VARCHAR NOT NULL, rows BIGINT, published_at "
-            f"DOUBLE PRECISION NOT NULL{extra})"
-        )
-        have = {c.lower() for c, _ in self.columns(LEDGER)}
-        for column, dtype in self._LEDGER_COLUMNS:  # a ledger written by an older pipe
-            if column not in have:
-                self.execute(f"ALTER TABLE {LEDGER} ADD COLUMN {column} {dtype}")
-
-    def open_ledger(self, exists: bool) -> dict[Key, Entry]:
-        """`read_ledger`, creating the ledger or adding the columns an older pipe's lacks
-        first when needed: when it `exists`, one query at a run's start, not three."""
-        if exists:
-            try:
-                return self.read_ledger()
-            except AdapterError:
-                pass  # an older pipe's ledger: its columns are added below
-        self.ensure_ledger()
-        return self.read_ledger()
-
-    def read_ledger(self) -> dict[Key, Entry]:
-        """(model, start, end) -> the latest publish of each key still published. Sets
-        `ledger_rows`, the rows the ledger holds (superseded ones included)."""
-        _, rows = self.query(
-            f"SELECT model, interval_start, interval_end, fingerprint, "
-            f"published_at, rows, reads, partial, replaced FROM {LEDGER} "
-            "ORDER BY published_at"
-        )
-        self.ledger_rows = len(rows)
-        out: dict[Key, Entry] = {}
-        for m, s, e, fp, at, n, reads, partial, replaced in rows:
-            if not fp:  # a tombstone: no longer published
-                out.pop((m, s, e), None)
-                continue
-            out[(m, s, e)] = Entry(
-                fp,
-                float(at),
-                None if n is None else int(n),
-                decode_reads(reads),
-                bool(partial),
-                None if replaced is None else int(replaced),
-            )
-        return out
-
-    def compact_ledger(self) -> int:
-        """Delete superseded ledger rows and tombstones; return how many."""
-        with self.transaction():
-            n = self.execute(
-                f"DELETE FROM {LEDGER} WHERE published_at < (SELECT max(l.published_at) FROM "
-                f"{LEDGER} AS l WHERE l.model = {LEDGER}.model AND l.interval_start = "
-                f"{LEDGER}.interval_start AND l.interval_end = {LEDGER}.interval_end)"
-            )
-            n = int(n or 0) + int(self.execute(f"DELETE FROM {LEDGER} WHERE fingerprint = ''") or 0)
-        return n
-
-    def record_published(self, key: Key, entry: Entry) -> None:
-        """Append the ledger row of `key`; call inside the publishing transaction."""
-        lit = functools.partial(sqlmod.literal, dialect=self.dialect)
-        num = lambda v: "NULL" if v is None else str(int(v))
-        self.execute(
-            f"INSERT INTO {LEDGER} (model, interval_start, interval_end, fingerprint, "
-            "rows, published_at, reads, partial, replaced) VALUES ("
-            f"{', '.join(lit(v) for v in (*key, entry.fingerprint))}, "
-            f"{num(entry.rows)}, {entry.published_at!r}, "
-            f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
-            f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})"
-        )
-
-    def forget_ledger(self, model: str) -> None:
-        """Delete every ledger row of `model` (a --full-refresh shadow's, once swapped in or
-        abandoned)."""
-        self.execute(f"DELETE FROM {LEDGER} WHERE model = {sqlmod.literal(model, self.dialect)}")
-
-    def record_removed(self, keys, at: float) -> None:
-        """Tombstones: these keys are no longer published (their table is gone)."""
-        lit = functools.partial(sqlmod.literal, dialect=self.dialect)
-        for i, key in enumerate(sorted(keys)):
-            self.execute(
-                f"INSERT INTO {LEDGER} (model, interval_start, interval_end, "
-                f"fingerprint, published_at) VALUES ({', '.join(map(lit, key))}, '', "
-                f"{at + i * 1e-6!r})"
-            )
-
     # -- names
     def q(self, table: str) -> str:
         return sqlmod.quote_table(table, self.dialect)
@@ -321,9 +182,7 @@ class Adapter(EngineRules, ABC):
             "SELECT table_schema, table_name, table_type FROM "
             f"information_schema.tables WHERE table_schema IN ({names})"
         )
-        self.catalog.load(
-            schemas, {f"{sch}.{n}": "view" if t == "VIEW" else "table" for sch, n, t in rows}
-        )
+        self.catalog.load(schemas, _kinds(rows))
 
     def relations(self) -> dict[str, str]:
         """Every relation of the warehouse outside the engine's own schemas: 'schema.name' ->
@@ -334,14 +193,18 @@ class Adapter(EngineRules, ABC):
             "information_schema.tables WHERE table_schema NOT IN "
             "('information_schema', 'pg_catalog')"
         )
-        return {f"{sch}.{n}": "view" if t == "VIEW" else "table" for sch, n, t in rows}
+        return _kinds(rows)
+
+    def _where(self, table: str) -> str:
+        """The condition of an information_schema query that picks `table`."""
+        name = TableName.parse(table)
+        schema, bare = (sqlmod.literal(x, self.dialect) for x in (name.schema, name.table))
+        return f"table_schema = {schema} AND table_name = {bare}"
 
     def _relation_kind(self, table: str) -> str | None:
         """Ask the catalog: 'table', 'view' or None."""
-        schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
         _, rows = self.query(
-            "SELECT table_type FROM information_schema.tables "
-            f"WHERE table_schema = {schema} AND table_name = {name}"
+            f"SELECT table_type FROM information_schema.tables WHERE {self._where(table)}"
         )
         if not rows:
             return None
@@ -351,11 +214,9 @@ class Adapter(EngineRules, ABC):
         """(column, type) pairs, in table order, of each of `tables` the warehouse has."""
         out = {}
         for table in tables:
-            schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
             _, rows = self.query(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                f"WHERE table_schema = {schema} AND table_name = {name} "
-                "ORDER BY ordinal_position"
+                f"WHERE {self._where(table)} ORDER BY ordinal_position"
             )
             if rows:
                 out[table] = tuple((str(c).lower(), str(t)) for c, t in rows)
@@ -383,15 +244,15 @@ class Adapter(EngineRules, ABC):
         """Every (name, kind) whose table name carries TEMP_MARK, in any schema (of
         `relations`, a listing already made, when given)."""
         if relations is not None:
-            return sorted((n, k) for n, k in relations.items() if TEMP_MARK in n.split(".", 1)[-1])
+            return sorted(
+                (n, k) for n, k in relations.items() if TEMP_MARK in TableName.listed(n).table
+            )
         _, rows = self.query(
             "SELECT table_schema, table_name, table_type FROM "
             "information_schema.tables WHERE table_name LIKE '%pipe%tmp%' "
             "ORDER BY 1, 2"
         )
-        return [
-            (f"{s}.{n}", "view" if t == "VIEW" else "table") for s, n, t in rows if TEMP_MARK in n
-        ]
+        return list(_kinds(row for row in rows if TEMP_MARK in row[1]).items())
 
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {sqlmod.column(schema, self.dialect)}")
@@ -433,7 +294,8 @@ class Adapter(EngineRules, ABC):
     def publish_full(self, temp: str, table: str) -> None:
         """`temp` becomes `table` (whatever `table` was before)."""
         self.drop(table)
-        self.execute(f"ALTER TABLE {self.q(temp)} RENAME TO {self.col(table.split('.', 1)[1])}")
+        renamed = self.col(TableName.parse(table).table)
+        self.execute(f"ALTER TABLE {self.q(temp)} RENAME TO {renamed}")
         self._changed(temp, None)
         self._changed(table, "table")
 
@@ -460,11 +322,9 @@ class Adapter(EngineRules, ABC):
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(name, type) of each column of `table`, in order ([] when it does not exist).
         Inside a transaction it sees the transaction's own tables (a temp table)."""
-        schema, name = (sqlmod.literal(x, self.dialect) for x in table.split(".", 1))
         _, rows = self.query(
             "SELECT column_name, data_type FROM information_schema.columns "
-            f"WHERE table_schema = {schema} AND table_name = {name} "
-            "ORDER BY ordinal_position"
+            f"WHERE {self._where(table)} ORDER BY ordinal_position"
         )
         return [(c, t) for c, t in rows]
 
@@ -516,3 +376,9 @@ class Adapter(EngineRules, ABC):
     @abstractmethod
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """Load a CSV file into a new table `temp`; return its row count."""
+
+
+def _kinds(rows) -> dict[str, str]:
+    """A catalog listing's (schema, name, table_type) rows as 'schema.name' -> 'table' or
+    'view', in the listing's order."""
+    return {str(TableName(s, n)): "view" if t == "VIEW" else "table" for s, n, t in rows}

@@ -49,9 +49,13 @@ import duckdb
 from .. import sql as sqlmod
 from ..engines import SparkRules
 from ..errors import UserError
-from .base import LEDGER, TEMP_MARK, Adapter, AdapterError, Interrupted, expand_env
+from ..names import TableName
+from .base import TEMP_MARK, Adapter, expand_env
 from .duckdb import read_csv
-from .spark_publish import PHYSICAL, Shared, SparkPublishing
+from .errors import AdapterError, Interrupted
+from .ledgertable import LEDGER
+from .spark_names import PHYSICAL, flat, physical, unflat
+from .spark_publish import Shared, SparkPublishing
 
 __all__ = ["PHYSICAL", "SparkAdapter", "mask"]
 
@@ -279,7 +283,7 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
         """Tombstones, one INSERT (after what the task queued)."""
         if not keys:
             return
-        lit = lambda v: sqlmod.literal(v, "spark")
+        lit = lambda v: sqlmod.literal(v, self.dialect)
         rows = [
             f"({', '.join(map(lit, key))}, '', NULL, {at + i * 1e-6!r}, NULL, NULL, NULL)"
             for i, key in enumerate(sorted(keys))
@@ -312,11 +316,11 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
         )
 
     def forget_ledger(self, model: str) -> None:
-        self._rewrite_ledger(f"WHERE model <> {sqlmod.literal(model, 'spark')}")
+        self._rewrite_ledger(f"WHERE model <> {sqlmod.literal(model, self.dialect)}")
 
     # -- catalog: SHOW, no information_schema
     def _show(self, what: str, schema: str, like: str | None = None) -> list[str]:
-        pattern = f" LIKE {sqlmod.literal(like, 'spark')}" if like else ""
+        pattern = f" LIKE {sqlmod.literal(like, self.dialect)}" if like else ""
         try:
             _, rows = self.query(f"SHOW {what} IN {self.col(schema)}{pattern}")
         except AdapterError as exc:
@@ -327,10 +331,10 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
 
     def _spark_kind(self, table: str) -> str | None:
         """What Spark's catalog holds under `table`: 'TABLE', 'VIEW' or None."""
-        schema, name = table.split(".", 1)
-        if not self._show("TABLES", schema, name.lower()):
+        name = TableName.parse(table)
+        if not self._show("TABLES", name.schema, name.table.lower()):
             return None
-        return "VIEW" if self._show("VIEWS", schema, name.lower()) else "TABLE"
+        return "VIEW" if self._show("VIEWS", name.schema, name.table.lower()) else "TABLE"
 
     def _view_target(self, table: str) -> str | None:
         """The `_pipe` physical table a pipe view selects from, or None."""
@@ -339,7 +343,7 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
                 return self.shared.published[table]
         _, rows = self.query(f"SHOW CREATE TABLE {self.q(table)}")
         m = _VIEW_OF.search(rows[0][0].strip()) if rows else None
-        found = f"{PHYSICAL}.{m[1].lower()}" if m else None
+        found = physical(m[1].lower()) if m else None
         if found:
             with self.shared.lock:
                 self.shared.published.setdefault(table, found)
@@ -360,12 +364,11 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
 
     def _kinds(self, schema: str, modelled: set[str]) -> dict[str, str]:
         views = set(self._show("VIEWS", schema))
-        return {
-            f"{schema}.{name}": "table"
-            if name not in views or f"{schema}__{name}".lower() in modelled
-            else "view"
-            for name in self._show("TABLES", schema)
-        }
+        out = {}
+        for table in self._show("TABLES", schema):
+            name = TableName(schema, table)
+            out[str(name)] = "table" if table not in views or flat(name) in modelled else "view"
+        return out
 
     def prefetch_catalog(self, schemas) -> None:
         schemas = sorted(set(schemas))
@@ -399,10 +402,9 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
         for (schema,) in rows:
             for name in self._show("TABLES", schema, f"*{TEMP_MARK}*"):
                 if schema.lower() == PHYSICAL:  # a build table, or a version of a shadow
-                    schema_of, _, name = re.sub("__v[0-9a-f]{24}$", "", name).partition("__")
-                    found.add(f"{schema_of}.{name}")
+                    found.add(str(unflat(re.sub("__v[0-9a-f]{24}$", "", name))))
                 else:
-                    found.add(f"{schema}.{name}")
+                    found.add(str(TableName(schema, name)))
         return [(name, "view") for name in sorted(found)]
 
     def drop(self, table: str, kind: str | None = None) -> None:

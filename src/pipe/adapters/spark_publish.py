@@ -35,9 +35,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .. import sql as sqlmod
-from .base import LEDGER, AdapterError
+from ..names import TableName
+from .errors import AdapterError
+from .ledgertable import LEDGER
+from .spark_names import PHYSICAL, flat, physical
 
-PHYSICAL = "_pipe"
 _TOKENS = itertools.count(1)
 _OBSERVATIONS = itertools.count(1)
 _NEW = "__pipe_new"  # marks the temp's rows in an interval's rebuild; never written
@@ -78,8 +80,8 @@ class Shared:
     def track(self, added=(), removed=()) -> None:
         with self.lock:
             if self.physical is not None:
-                self.physical.difference_update(n.split(".", 1)[1] for n in removed)
-                self.physical.update(n.split(".", 1)[1] for n in added)
+                self.physical.difference_update(TableName.parse(n).table for n in removed)
+                self.physical.update(TableName.parse(n).table for n in added)
 
 
 @dataclass
@@ -194,14 +196,14 @@ class SparkPublishing:
 
     # -- names
     def _build_table(self, temp: str) -> str:
-        return f"{PHYSICAL}.{temp.replace('.', '__', 1).lower()}"
+        return physical(flat(TableName.parse(temp)))
 
     def _version_prefix(self, table: str) -> str:
-        return f"{table.replace('.', '__', 1).lower()}__v"
+        return f"{flat(TableName.parse(table))}__v"
 
     def _new_version(self, table: str) -> str:
         token = f"{time.time_ns():016x}{os.getpid() % 0x10000:04x}{next(_TOKENS) % 0x10000:04x}"
-        return f"{PHYSICAL}.{self._version_prefix(table)}{token}"
+        return physical(f"{self._version_prefix(table)}{token}")
 
     def _versions(self, table: str) -> list[str]:
         """The physical versions of `table` in `_pipe`: tracked since the run's listing,
@@ -212,7 +214,7 @@ class SparkPublishing:
         if names is None:
             names = self._show("TABLES", PHYSICAL, prefix + "*")
         version = re.compile(re.escape(prefix) + "[0-9a-f]{24}")
-        return sorted(f"{PHYSICAL}.{n}" for n in names if version.fullmatch(n))
+        return sorted(physical(n) for n in names if version.fullmatch(n))
 
     # -- build
     def _write(self, table: str, select_sql: str, metrics: dict[str, str], keep=None) -> dict:
@@ -275,7 +277,7 @@ class SparkPublishing:
         if task is None or not task.lazy:
             return
         low = sql.lower()
-        for temp in [t for t in task.lazy if t.split(".", 1)[1].lower() in low]:
+        for temp in [t for t in task.lazy if TableName.parse(t).table.lower() in low]:
             self._create_lazy(temp)
 
     def _create_lazy(self, temp: str) -> None:
@@ -466,7 +468,7 @@ class SparkPublishing:
     def record_published(self, key, entry) -> None:
         from ..ledger import encode_reads
 
-        lit = lambda v: sqlmod.literal(v, "spark")
+        lit = lambda v: sqlmod.literal(v, self.dialect)
         num = lambda v: "NULL" if v is None else str(int(v))
         row = (
             f"({', '.join(lit(v) for v in (*key, entry.fingerprint))}, {num(entry.rows)}, "

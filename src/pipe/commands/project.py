@@ -57,18 +57,19 @@ def compile(project, target, interval, start, end, check, as_json):
                 ) from None
     if not ivs and not check:
         workspace.validate(cp)
-    results = [dataclasses.asdict(workspace.compile_plan(cp, iv, check)) for iv in ivs]
+    results = [workspace.compile_plan(cp, iv, check) for iv in ivs]
     cp.save_cache()
     if snap is not None and ivs:
         runview.record(snap, cp, target, ivs)
-    bad = [r for r in results if r["status"] in ("missing", "stale")]
+    bad = [r for r in results if r.status in ("missing", "stale")]
     if as_json:
-        click.echo(json.dumps({"models": len(cp.models()), "plans": results}, indent=2))
+        plans = [dataclasses.asdict(r) for r in results]
+        click.echo(json.dumps({"models": len(cp.models()), "plans": plans}, indent=2))
     else:
         kinds = _kind_counts(cp)
         click.echo(f"compiled {cp.name}: {kinds}")
         for r in results:
-            click.echo(f"  {r['status']:<9} {r['path']} ({r['tasks']} tasks)")
+            click.echo(f"  {r.status:<9} {r.path} ({r.tasks} tasks)")
         if check and not results:
             click.echo("  no plans on disk to check")
         if bad:
@@ -101,32 +102,41 @@ def list_(project, target, select, as_json):
     cp = load(project, target)
     names = graph_select(cp.graph, select, {n: v.config.tags for n, v in cp.nodes.items()})
     cp.save_cache()
-    rows = []
-    for name in sorted(names):
-        node = cp.nodes[name]
-        rows.append(
-            {
-                "name": name,
-                "kind": node.kind,
-                "grain": node.grain,
-                "depends_on": list(node.upstream),
-                "path": node.path,
-                "tags": list(node.config.tags),
-                "fingerprint": node.fingerprint,
-            }
-        )
+    rows = [_Listed.of(cp.nodes[name]) for name in sorted(names)]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
     click.echo(
         console.table(
-            [
-                [r["name"], r["kind"], r["grain"] or "-", ", ".join(r["depends_on"]) or "-"]
-                for r in rows
-            ],
+            [[r.name, r.kind, r.grain or "-", ", ".join(r.depends_on) or "-"] for r in rows],
             ["name", "kind", "grain", "depends_on"],
         )
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Listed:
+    """A node as `pipe list` shows it (its JSON: these fields, in this order)."""
+
+    name: str
+    kind: str
+    grain: str | None
+    depends_on: tuple[str, ...]
+    path: str | None
+    tags: tuple[str, ...]
+    fingerprint: str
+
+    @classmethod
+    def of(cls, node) -> _Listed:
+        return cls(
+            node.name,
+            node.kind,
+            node.grain,
+            tuple(node.upstream),
+            node.path,
+            tuple(node.config.tags),
+            node.fingerprint,
+        )
 
 
 @click.command()

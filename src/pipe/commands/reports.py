@@ -195,8 +195,10 @@ def docs(project, target, out, serve, port, no_lineage):
         text = console.format_user_error(exc) if isinstance(exc, UserError) else repr(exc)
         click.echo(f"rebuild failed, still serving the last site: {text}", err=True)
 
+    from ..siteserve import serve
+
     try:
-        site.serve(
+        serve(
             dest,
             port,
             rebuild,

@@ -4,7 +4,9 @@ the result printed by `finish`."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +25,10 @@ from .base import (
     select_models,
     warn,
 )
+
+if TYPE_CHECKING:  # imported when a command runs: `pipe run` of a recorded plan loads no compiler
+    from ..compiler import CompiledProject
+    from ..runview import Found, RunProject, Snapshot
 
 
 @click.command()
@@ -57,63 +63,102 @@ def run(
     as_json,
 ):
     """Execute one interval with write-audit-publish; resumes where a previous run stopped."""
-    from .. import runview
+    from ..runstart import check_env
 
     iv = intervals.parse_label(interval)
     now = parse_execution_time(execution_time)
-    found = runview.recorded(Path(project), target, iv)  # unchanged since recorded
-    if found is None:  # load the project; the plan is checked below, and recorded
-        snap = runview.snapshot(Path(project)) if Path(project, "pipe.yml").is_file() else None
-        cp = load(project, target)
-        rp = runview.RunProject.of(cp)
-    else:
-        rp = found.project
-        for message in rp.config.warnings:
-            warn(message)
+    source = _RunSource.of(project, target, iv)
+    rp = source.project
     after_start(rp.config, iv)
     complete_only(iv, now, allow_partial)
     models = rp.select(select)
     caps = caps_for(rp.config, concurrency)
-    from ..runstart import Opening, check_env
-
     check_env(rp.target)  # a missing ${VAR} is said before anything is written
     reporter = console.ConsoleReporter(click.echo, quiet=as_json)
     opening = None
-    if found is None:
-        plan = _current_plan(cp, iv, quiet=as_json)
-        cp.save_cache()
-        if snap is not None:
-            runview.record(snap, cp, target, [iv], plan)
-        reporter = observed(reporter, cp, plan.select(models).tasks)
+    if source.found is None:
+        plan = source.compiled_plan(target, iv, quiet=as_json)
+        reporter = observed(reporter, source.compiled, plan.select(models).tasks)
     else:  # lock, and open the warehouse while the plan and the runner load
-        what = f"pipe run {iv.label}"
-        opening = Opening(rp.root, rp.target, what, not no_wait, reporter.waiting_for_lock)
+        plan, opening = source.recorded_plan(iv, not no_wait, reporter.waiting_for_lock)
+    args = {
+        "select": select,
+        "force": force,
+        "concurrency": concurrency,
+        "allow_partial": allow_partial,
+    }
+    from ..runner import run_tasks  # while the warehouse opens
+
+    options = _options("run", iv, caps, force, no_wait, {t.id: t for t in plan.tasks}, now, args)
+    tasks = plan.select(models).tasks
+    finish(run_tasks(rp.root, rp.target, tasks, options, reporter, opening), as_json)
+
+
+@dataclass(frozen=True)
+class _RunSource:
+    """Where `pipe run` gets its project and plan: the run record (`found`) when nothing
+    changed since it was recorded, else the project compiled (`compiled`, and the
+    project's `snapshot` to record the run with)."""
+
+    project: RunProject
+    found: Found | None = None
+    compiled: CompiledProject | None = None
+    snapshot: Snapshot | None = None
+
+    @classmethod
+    def of(cls, project: str, target: str | None, iv) -> _RunSource:
+        from .. import runview
+
+        found = runview.recorded(Path(project), target, iv)  # unchanged since recorded
+        if found is not None:
+            for message in found.project.config.warnings:
+                warn(message)
+            return cls(found.project, found)
+        # load the project; the plan is checked by `compiled_plan`, and recorded
+        snap = runview.snapshot(Path(project)) if Path(project, "pipe.yml").is_file() else None
+        cp = load(project, target)
+        return cls(runview.RunProject.of(cp), None, cp, snap)
+
+    def compiled_plan(self, target: str | None, iv, quiet: bool):
+        """The interval's plan file, compiled when missing, recorded for the next run."""
+        from .. import runview
+
+        plan = _current_plan(self.compiled, iv, quiet)
+        self.compiled.save_cache()
+        if self.snapshot is not None:
+            runview.record(self.snapshot, self.compiled, target, [iv], plan)
+        return plan
+
+    def recorded_plan(self, iv, wait: bool, on_wait):
+        """The recorded plan, and the warehouse opening (locked) while it loads."""
+        from ..runstart import Opening
+
+        rp = self.project
+        opening = Opening(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait)
         try:
-            plan = found.plan()
+            return self.found.plan(), opening
         except BaseException:
             opening.close()
             raise
-    from ..runner import RunOptions, run_tasks
 
-    options = RunOptions(
-        kind="run",
-        label=iv.label,
-        start=intervals.iso(iv.start),
-        end=intervals.iso(iv.end),
+
+def _options(kind: str, span, caps, force: bool, no_wait: bool, context, now, args, **more):
+    """The RunOptions of a run or backfill over `span`."""
+    from ..runner import RunOptions
+
+    return RunOptions(
+        kind=kind,
+        label=span.label,
+        start=intervals.iso(span.start),
+        end=intervals.iso(span.end),
         caps=caps,
         force=force,
         wait=not no_wait,
-        context={t.id: t for t in plan.tasks},
+        context=context,
         execution_time=now,
-        args={
-            "select": select,
-            "force": force,
-            "concurrency": concurrency,
-            "allow_partial": allow_partial,
-        },
+        args=args,
+        **more,
     )
-    tasks = plan.select(models).tasks
-    finish(run_tasks(rp.root, rp.target, tasks, options, reporter, opening), as_json)
 
 
 def _current_plan(cp, iv, quiet: bool):
@@ -182,7 +227,7 @@ def backfill(
 ):
     """Run every interval in [start, end) under the concurrency caps; resumable."""
     from .. import backfill as bf
-    from ..runner import RunOptions, check_env, run_tasks
+    from ..runner import check_env, run_tasks
 
     cp = load(project, target, write_cache=not dry_run)  # a dry run writes nothing at all
     now = parse_execution_time(execution_time)
@@ -192,41 +237,36 @@ def backfill(
     _refuse_explosion(cp, span, models, yes)
     stubs, selected = _expansion(cp, span, models, full_refresh)
     context = {t.id: t for t in (*stubs.tasks, *selected.tasks)}
+    caps = caps_for(cp.raw.config, concurrency, True)
     if dry_run:
-        report = bf.dry_run(cp, selected, context, force, now).as_json()
-        cp.save_cache()
-        text = json.dumps(report, indent=2) if as_json else None
-        click.echo(
-            text
-            or console.dry_run_text(report, caps_for(cp.raw.config, concurrency, True).concurrency)
-        )
+        _dry_run(cp, selected, context, force, now, caps, as_json)
         return
     check_env(cp.target)
     bf.persist(cp, span, stubs, console.Counter(echo, "compiling plans"))
     cp.save_cache()
-    options = RunOptions(
-        kind="backfill",
-        label=span.label,
-        start=intervals.iso(span.start),
-        end=intervals.iso(span.end),
-        caps=caps_for(cp.raw.config, concurrency, True),
-        force=force,
-        wait=not no_wait,
-        priority=bf.newest_first(selected) if newest_first else bf.oldest_first(selected),
-        hydrate=bf.PlanFiles(cp).hydrate,
-        context=context,
-        execution_time=now,
-        args={
-            "select": select,
-            "force": force,
-            "newest_first": newest_first,
-            "concurrency": concurrency,
-            "allow_partial": allow_partial,
-            "full_refresh": full_refresh,
-        },
-    )
+    args = {
+        "select": select,
+        "force": force,
+        "newest_first": newest_first,
+        "concurrency": concurrency,
+        "allow_partial": allow_partial,
+        "full_refresh": full_refresh,
+    }
+    order = bf.newest_first(selected) if newest_first else bf.oldest_first(selected)
+    more = {"priority": order, "hydrate": bf.PlanFiles(cp).hydrate}
+    options = _options("backfill", span, caps, force, no_wait, context, now, args, **more)
     reporter = _backfill_reporter(cp, selected, as_json)
     finish(run_tasks(cp.raw.root, cp.target, selected.tasks, options, reporter), as_json)
+
+
+def _dry_run(cp, selected, context, force: bool, now, caps, as_json: bool) -> None:
+    """Print what the backfill would do (--dry-run); write nothing but the compile cache."""
+    from .. import backfill as bf
+
+    report = bf.dry_run(cp, selected, context, force, now).as_json()
+    cp.save_cache()
+    text = json.dumps(report, indent=2) if as_json else None
+    click.echo(text or console.dry_run_text(report, caps.concurrency))
 
 
 def _span(cp, start: str, end: str, now, full_refresh: bool, allow_partial: bool, echo):
