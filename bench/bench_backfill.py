@@ -14,9 +14,11 @@
 All in one run, so the figures compare. A benchmark, not a test.
 
 `--before SRC` (the `src/` of another checkout, first on PYTHONPATH for its runs) with
-`--pairs N`: each version backfills its own copy of the project, before then after at each
-concurrency, N times, with the floor measured again in each pair, and prints the medians
-and the after/before ratios (as bench_run.py does).
+`--pairs N` (and `--after SRC`, the measured version's `src/` when it is not the installed
+one: a frozen copy, so that the working tree may change meanwhile): each version backfills
+its own copy of the project, before then after at each concurrency, N times, with the floor
+measured again in each pair, and prints the medians and the after/before ratios (as
+bench_run.py does).
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ def paired(args, tasks: int) -> dict:
     """Before and after, alternating, `--pairs` times; the floor again in each pair."""
     import statistics
 
-    versions = {"before": str(Path(args.before).resolve()), "after": None}
+    after = str(Path(args.after).resolve()) if args.after else None
+    versions = {"before": str(Path(args.before).resolve()), "after": after}
     roots = {v: generate(OUT / f"project-{v}", args.models) for v in versions}
     figures: dict[str, list[float]] = {}
     for n in range(args.pairs):
@@ -197,6 +200,9 @@ def main() -> None:
     ap.add_argument("--dry-run-only", action="store_true", help="Only the dry-run memory.")
     ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
     ap.add_argument("--pairs", type=int, default=3, help="with --before: rounds of pairs")
+    ap.add_argument(
+        "--after", metavar="SRC", help="src/ of the version measured (default: the installed one)"
+    )
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tasks = args.days * args.models

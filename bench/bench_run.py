@@ -20,7 +20,8 @@ of another checkout (e.g. `git archive REV src | tar -x -C /tmp/before`), put fi
 PYTHONPATH for the "before" runs. Each version gets its own copy of the project (their
 caches differ), and every measurement is taken in pairs, before then after, `--pairs`
 times, with the floor measured again in each pair: the ratios come from runs minutes
-apart, not from separate sittings.
+apart, not from separate sittings. `--after SRC` measures another `src/` than the installed
+one (a frozen copy, so that the working tree may change while the benchmark runs).
 
 `--profile`: one `pipe run --concurrency 1` in this process, fresh warehouse, with every
 warehouse statement timed around the driver call (grouped by kind), pipe's Python in the
@@ -212,11 +213,13 @@ def profile_c1(root: Path) -> None:
     works: list[tuple[float, float]] = []
 
     def timed_sql(self, sql, params=None):
+        # statements sent in one call with this one (BEGIN, the ledger row) name it too
+        kind = " + ".join(_kind(x) for x in (*getattr(self, "_ahead", ()), sql) if x)
         t = time.perf_counter()
         try:
             return run_sql(self, sql, params)
         finally:
-            stats.setdefault(_kind(sql), []).append(time.perf_counter() - t)
+            stats.setdefault(kind, []).append(time.perf_counter() - t)
 
     def timed_execute(*args, **kwargs):
         t, inside = time.perf_counter(), sum(map(sum, stats.values()))
@@ -274,6 +277,9 @@ def main() -> None:
     ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
     ap.add_argument("--pairs", type=int, default=1, help="rounds of (before, after)")
     ap.add_argument(
+        "--after", metavar="SRC", help="src/ of the version measured (default: the installed one)"
+    )
+    ap.add_argument(
         "--first-task",
         action="store_true",
         help="only the time to the first task of a one-seed run",
@@ -293,9 +299,10 @@ def main() -> None:
     if args.engine == "postgres" and not args.dsn:
         ap.error("--engine postgres needs --dsn")
     OUT.mkdir(parents=True, exist_ok=True)
-    versions = {"after": None}
+    after = str(Path(args.after).resolve()) if args.after else None
+    versions = {"after": after}
     if args.before:
-        versions = {"before": str(Path(args.before).resolve()), "after": None}
+        versions = {"before": str(Path(args.before).resolve()), "after": after}
     roots = {
         v: generate(
             OUT / f"{args.engine}-{args.models}-{v}", args.models, args.engine, args.dsn, src
