@@ -1,5 +1,5 @@
 """The ledger as one text column: `_pipe.ledger (entry VARCHAR)`, one row per publish,
-sent with its transaction's COMMIT.
+sent with its transaction's COMMIT; and a task's statements in as few calls as that allows.
 
 Every task appends its ledger row inside its publishing transaction (SPEC §6/§7), so the
 row's cost is paid by every task. On DuckDB a one-row INSERT costs per column, at the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .. import sql as sqlmod
 from ..ledger import Entry, Key, decode_reads, decode_row, encode_row, fold, row_prefix
+from ..names import TableName
 from .base import LEDGER, AdapterError
 
 _OLD_KEY = ("model", "interval_start", "interval_end", "fingerprint", "published_at", "rows")
@@ -68,10 +69,7 @@ class LedgerTable:
     def record_published(self, key: Key, entry: Entry) -> None:
         """Append the ledger row of `key`; call inside the publishing transaction. The
         row goes to the engine with the transaction's COMMIT (`_ahead`), in one call."""
-        self._ahead = (
-            *self._ahead,
-            f"INSERT INTO {LEDGER} VALUES ({self._lit(encode_row(key, entry))})",
-        )
+        self._later(f"INSERT INTO {LEDGER} VALUES ({self._lit(encode_row(key, entry))})")
 
     # -- fewer calls: a transaction's BEGIN is sent with its first statement, and its
     # ledger row with its COMMIT, as one multi-statement call (one round trip on a
@@ -92,6 +90,13 @@ class LedgerTable:
             return None
         return self._statement(sql)
 
+    def _later(self, sql: str) -> None:
+        """Run `sql` with the next statement, in this transaction (now, outside one)."""
+        if self._in_tx:
+            self._ahead = (*self._ahead, sql)
+        else:
+            self.execute(sql)
+
     def _statement(self, sql: str) -> int | None:
         """Run one statement (with what is `_ahead` of it): the engine's `execute`."""
         raise NotImplementedError
@@ -102,6 +107,17 @@ class LedgerTable:
             return sql
         ahead, self._ahead = self._ahead, ()
         return ";\n".join((*ahead, sql) if sql else ahead)
+
+    def publish_full(self, temp: str, table: str) -> None:
+        """`temp` becomes `table`: the drop and the rename go with the transaction's next
+        statement (its COMMIT, with the ledger row), one call where there were three."""
+        kind = self.relation_kind(table)
+        if kind:
+            self._later(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {self.q(table)}")
+        name = self.col(TableName.parse(table).table)
+        self._later(f"ALTER TABLE {self.q(temp)} RENAME TO {name}")
+        self._changed(temp, None)
+        self._changed(table, "table")
 
     def record_removed(self, keys, at: float) -> None:
         """Tombstones: these keys are no longer published (their table is gone)."""
