@@ -123,3 +123,44 @@ def test_a_ledger_row_is_its_key_first_and_round_trips():
         9,
     )
     assert fold([(key, entry), (key, Entry("", entry.published_at + 1))]) == {}
+
+
+def _ledger_refusing(wh, model: str | None) -> None:
+    """Put the ledger's rows back in a table that refuses new rows of `model` (a CHECK
+    that lets its rows of now through), or accepts every row again (None)."""
+    check = ""
+    if model:
+        prefix = f'["{model}",'
+        kept = [e for (e,) in wh.query("select entry from _pipe.ledger") if e.startswith(prefix)]
+        allowed = ", ".join("'" + e.replace("'", "''") + "'" for e in kept)
+        check = f" check (entry not like '{prefix}%' or entry in ({allowed}))"
+    wh.execute(
+        f"create table _pipe.ledger_new (entry varchar{check}); "
+        "insert into _pipe.ledger_new select entry from _pipe.ledger; "
+        "drop table _pipe.ledger; alter table _pipe.ledger_new rename to ledger"
+    )
+
+
+def test_a_ledger_row_that_fails_with_the_commit_publishes_nothing(engine):  # noqa: F811
+    """The drop, the rename and the ledger row of a full model go to the engine in one
+    call with the COMMIT: when the ledger row fails there, the task fails and its table,
+    the ledger and the temp tables are as before; the next run publishes it."""
+    root = engine.project(
+        {"models/a/x.sql": "select 1 as v", "models/a/y.sql": "select v + 1 as v from a.x"}
+    )
+    wh = engine.warehouse(root)
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0
+    before = sorted(wh.query("select entry from _pipe.ledger"))
+    _ledger_refusing(wh, "a.y")
+    (root / "models/a/y.sql").write_text("select v + 2 as v from a.x")
+    assert pipe(root, "compile", "--interval", "2026-06-01")[0] == 0
+    code, out = pipe(root, "run", "--interval", "2026-06-01")
+    assert code == 1, out
+    assert wh.query("select v from a.y") == [(2,)]
+    assert sorted(wh.query("select entry from _pipe.ledger")) == before
+    assert not [r for r in wh.relations() if "tmp" in r]
+
+    _ledger_refusing(wh, None)
+    code, out = pipe(root, "run", "--interval", "2026-06-01")
+    assert code == 0, out
+    assert wh.query("select v from a.y") == [(3,)]
