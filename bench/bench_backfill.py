@@ -141,14 +141,22 @@ def paired(args, tasks: int) -> dict:
     roots = {v: generate(OUT / f"project-{v}", args.models) for v in versions}
     figures: dict[str, list[float]] = {}
     for n in range(args.pairs):
+        fcpu = time.process_time()
         f = floor(args.days, args.models)
+        fcpu = time.process_time() - fcpu  # DuckDB's threads included
         figures.setdefault("floor tasks/min", []).append(tasks / f * 60)
+        figures.setdefault("floor cpu seconds", []).append(fcpu)
         print(f"pair {n + 1}: floor {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
         for c in args.concurrency:
             got = {}
             for v, root in roots.items():
+                k0 = children_cpu()
                 s = backfill(root, args.days, c, versions[v])
+                cpu = children_cpu() - k0
                 got[v] = s
+                got[v + " cpu"] = cpu
+                # throughput per CPU second, against the floor's: what the load cannot skew
+                figures.setdefault(f"{v} c{c} floor cpu / cpu", []).append(fcpu / cpu)
                 figures.setdefault(f"{v} c{c} tasks/min", []).append(tasks / s * 60)
                 figures.setdefault(f"{v} c{c} vs floor", []).append(f / s)
                 print(
@@ -159,10 +167,21 @@ def paired(args, tasks: int) -> dict:
             figures.setdefault(f"c{c} after/before throughput", []).append(
                 got["before"] / got["after"]
             )
+            figures.setdefault(f"c{c} after/before cpu", []).append(
+                got["after cpu"] / got["before cpu"]
+            )
     print("medians:")
     for name, xs in figures.items():
         print(f"  {name}: {statistics.median(xs):.2f}  ({', '.join(f'{x:.2f}' for x in xs)})")
     return {"pairs": args.pairs, "figures": figures}
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (all their threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def dry_run_rss(root: Path, days: int) -> tuple[float, float]:

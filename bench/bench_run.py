@@ -42,6 +42,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -264,6 +265,13 @@ def profile_c1(root: Path) -> None:
     print(f"  first task {works[0][0] - t0:.2f}s after the command started")
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (all their threads):
+    what a pipe process cost, whatever the machine's load did to its wall time."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -323,6 +331,7 @@ def main() -> None:
     for n in range(args.pairs):
         if args.first_task:
             for v, root in roots.items():
+                k0 = children_cpu()
                 s, first = run_pipe(
                     root,
                     ["--force", "--select", "raw.customers"],
@@ -330,6 +339,7 @@ def main() -> None:
                     args.dsn,
                     versions[v],
                 )
+                add(f"{v} process cpu ms", (children_cpu() - k0) * 1000)
                 add(f"{v} first task ms", first * 1000)
                 add(f"{v} seconds", s)
                 print(
@@ -337,11 +347,14 @@ def main() -> None:
                     flush=True,
                 )
             continue
+        fcpu = time.process_time()
         if args.engine == "postgres":
             f = floor_postgres(roots["after"], tasks, args.dsn)
         else:
             f = floor_duckdb(roots["after"], tasks)
+        fcpu = time.process_time() - fcpu  # DuckDB's threads included (not a server's)
         add("floor seconds", f)
+        add("floor cpu seconds", fcpu)
         print(
             f"pair {n + 1}: {args.engine}, {len(tasks)} tasks: floor {f:.2f}s "
             f"({f / len(tasks) * 1000:.1f} ms a task)",
@@ -350,9 +363,13 @@ def main() -> None:
         for c in args.concurrency:
             for v, root in roots.items():
                 _fresh(root, args.engine, args.dsn)
+                k0 = children_cpu()
                 s, first = run_pipe(
                     root, ["--concurrency", str(c)], args.engine, args.dsn, versions[v]
                 )
+                add(f"{v} c{c} cpu seconds", children_cpu() - k0)
+                if args.engine == "duckdb":
+                    add(f"{v} c{c} cpu vs floor cpu", figures[f"{v} c{c} cpu seconds"][-1] / fcpu)
                 add(f"{v} c{c} seconds", s)
                 add(f"{v} c{c} vs floor", s / f)
                 add(f"{v} first task ms", first * 1000)
@@ -365,6 +382,11 @@ def main() -> None:
                 add(
                     f"c{c} after/before",
                     figures[f"after c{c} seconds"][-1] / figures[f"before c{c} seconds"][-1],
+                )
+                add(
+                    f"c{c} after/before cpu",
+                    figures[f"after c{c} cpu seconds"][-1]
+                    / figures[f"before c{c} cpu seconds"][-1],
                 )
     if args.first_task and args.before:
         figures["first task after/before"] = [
