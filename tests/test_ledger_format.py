@@ -164,3 +164,32 @@ def test_a_ledger_row_that_fails_with_the_commit_publishes_nothing(engine):  # n
     code, out = pipe(root, "run", "--interval", "2026-06-01")
     assert code == 0, out
     assert wh.query("select v from a.y") == [(3,)]
+
+
+def test_compaction_keeps_the_latest_row_of_each_published_key(tmp_path):
+    """compact_ledger folds the history in one transaction: the entries read before and
+    after are equal, superseded rows and tombstones are gone, and a shadow's rows can be
+    forgotten by their key's prefix."""
+    from pipe.adapters.duckdb import DuckDBAdapter
+    from pipe.config import Target
+
+    wh = DuckDBAdapter(Target("dev", "duckdb", "duckdb", (("path", "w.duckdb"),)), tmp_path)
+    wh.ensure_ledger()
+    day = ("2026-06-01T00:00:00", "2026-06-02T00:00:00")
+    with wh.transaction():
+        for i in range(3):
+            wh.record_published(("a.x", *day), Entry(f"fp{i}", 10.0 + i, i))
+        wh.record_published(("a.gone", *day), Entry("fp", 1.0, 1))
+        wh.record_published(("a.x__pipe_tmp_refresh", *day), Entry("fp", 2.0, 1))
+    wh.record_removed([("a.gone", *day)], 20.0)
+    current = wh.read_ledger()
+    assert current == {
+        ("a.x", *day): Entry("fp2", 12.0, 2),
+        ("a.x__pipe_tmp_refresh", *day): Entry("fp", 2.0, 1),
+    }
+    assert wh.ledger_rows == 6
+    assert wh.compact_ledger() == 4
+    assert wh.read_ledger() == current and wh.ledger_rows == 2
+    wh.forget_ledger("a.x__pipe_tmp_refresh")
+    assert wh.read_ledger() == {("a.x", *day): Entry("fp2", 12.0, 2)}
+    wh.close()
