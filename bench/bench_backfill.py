@@ -14,9 +14,11 @@
 All in one run, so the figures compare. A benchmark, not a test.
 
 `--before SRC` (the `src/` of another checkout, first on PYTHONPATH for its runs) with
-`--pairs N`: each version backfills its own copy of the project, before then after at each
-concurrency, N times, with the floor measured again in each pair, and prints the medians
-and the after/before ratios (as bench_run.py does).
+`--pairs N` (and `--after SRC`, the measured version's `src/` when it is not the installed
+one: a frozen copy, so that the working tree may change meanwhile): each version backfills
+its own copy of the project, before then after at each concurrency, N times, with the floor
+measured again in each pair, and prints the medians and the after/before ratios (as
+bench_run.py does).
 """
 
 from __future__ import annotations
@@ -134,18 +136,27 @@ def paired(args, tasks: int) -> dict:
     """Before and after, alternating, `--pairs` times; the floor again in each pair."""
     import statistics
 
-    versions = {"before": str(Path(args.before).resolve()), "after": None}
+    after = str(Path(args.after).resolve()) if args.after else None
+    versions = {"before": str(Path(args.before).resolve()), "after": after}
     roots = {v: generate(OUT / f"project-{v}", args.models) for v in versions}
     figures: dict[str, list[float]] = {}
     for n in range(args.pairs):
+        fcpu = time.process_time()
         f = floor(args.days, args.models)
+        fcpu = time.process_time() - fcpu  # DuckDB's threads included
         figures.setdefault("floor tasks/min", []).append(tasks / f * 60)
+        figures.setdefault("floor cpu seconds", []).append(fcpu)
         print(f"pair {n + 1}: floor {f:.1f}s, {tasks / f * 60:,.0f} tasks/min", flush=True)
         for c in args.concurrency:
             got = {}
             for v, root in roots.items():
+                k0 = children_cpu()
                 s = backfill(root, args.days, c, versions[v])
+                cpu = children_cpu() - k0
                 got[v] = s
+                got[v + " cpu"] = cpu
+                # throughput per CPU second, against the floor's: what the load cannot skew
+                figures.setdefault(f"{v} c{c} floor cpu / cpu", []).append(fcpu / cpu)
                 figures.setdefault(f"{v} c{c} tasks/min", []).append(tasks / s * 60)
                 figures.setdefault(f"{v} c{c} vs floor", []).append(f / s)
                 print(
@@ -156,10 +167,21 @@ def paired(args, tasks: int) -> dict:
             figures.setdefault(f"c{c} after/before throughput", []).append(
                 got["before"] / got["after"]
             )
+            figures.setdefault(f"c{c} after/before cpu", []).append(
+                got["after cpu"] / got["before cpu"]
+            )
     print("medians:")
     for name, xs in figures.items():
         print(f"  {name}: {statistics.median(xs):.2f}  ({', '.join(f'{x:.2f}' for x in xs)})")
     return {"pairs": args.pairs, "figures": figures}
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (all their threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def dry_run_rss(root: Path, days: int) -> tuple[float, float]:
@@ -197,6 +219,9 @@ def main() -> None:
     ap.add_argument("--dry-run-only", action="store_true", help="Only the dry-run memory.")
     ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
     ap.add_argument("--pairs", type=int, default=3, help="with --before: rounds of pairs")
+    ap.add_argument(
+        "--after", metavar="SRC", help="src/ of the version measured (default: the installed one)"
+    )
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tasks = args.days * args.models

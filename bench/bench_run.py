@@ -20,7 +20,8 @@ of another checkout (e.g. `git archive REV src | tar -x -C /tmp/before`), put fi
 PYTHONPATH for the "before" runs. Each version gets its own copy of the project (their
 caches differ), and every measurement is taken in pairs, before then after, `--pairs`
 times, with the floor measured again in each pair: the ratios come from runs minutes
-apart, not from separate sittings.
+apart, not from separate sittings. `--after SRC` measures another `src/` than the installed
+one (a frozen copy, so that the working tree may change while the benchmark runs).
 
 `--profile`: one `pipe run --concurrency 1` in this process, fresh warehouse, with every
 warehouse statement timed around the driver call (grouped by kind), pipe's Python in the
@@ -41,6 +42,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -212,11 +214,13 @@ def profile_c1(root: Path) -> None:
     works: list[tuple[float, float]] = []
 
     def timed_sql(self, sql, params=None):
+        # statements sent in one call with this one (BEGIN, the ledger row) name it too
+        kind = " + ".join(_kind(x) for x in (*getattr(self, "_ahead", ()), sql) if x)
         t = time.perf_counter()
         try:
             return run_sql(self, sql, params)
         finally:
-            stats.setdefault(_kind(sql), []).append(time.perf_counter() - t)
+            stats.setdefault(kind, []).append(time.perf_counter() - t)
 
     def timed_execute(*args, **kwargs):
         t, inside = time.perf_counter(), sum(map(sum, stats.values()))
@@ -261,6 +265,13 @@ def profile_c1(root: Path) -> None:
     print(f"  first task {works[0][0] - t0:.2f}s after the command started")
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (all their threads):
+    what a pipe process cost, whatever the machine's load did to its wall time."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -273,6 +284,9 @@ def main() -> None:
     ap.add_argument("--dsn", help="postgres: a database this benchmark may wipe")
     ap.add_argument("--before", metavar="SRC", help="src/ of the version to compare with")
     ap.add_argument("--pairs", type=int, default=1, help="rounds of (before, after)")
+    ap.add_argument(
+        "--after", metavar="SRC", help="src/ of the version measured (default: the installed one)"
+    )
     ap.add_argument(
         "--first-task",
         action="store_true",
@@ -293,9 +307,10 @@ def main() -> None:
     if args.engine == "postgres" and not args.dsn:
         ap.error("--engine postgres needs --dsn")
     OUT.mkdir(parents=True, exist_ok=True)
-    versions = {"after": None}
+    after = str(Path(args.after).resolve()) if args.after else None
+    versions = {"after": after}
     if args.before:
-        versions = {"before": str(Path(args.before).resolve()), "after": None}
+        versions = {"before": str(Path(args.before).resolve()), "after": after}
     roots = {
         v: generate(
             OUT / f"{args.engine}-{args.models}-{v}", args.models, args.engine, args.dsn, src
@@ -316,6 +331,7 @@ def main() -> None:
     for n in range(args.pairs):
         if args.first_task:
             for v, root in roots.items():
+                k0 = children_cpu()
                 s, first = run_pipe(
                     root,
                     ["--force", "--select", "raw.customers"],
@@ -323,6 +339,7 @@ def main() -> None:
                     args.dsn,
                     versions[v],
                 )
+                add(f"{v} process cpu ms", (children_cpu() - k0) * 1000)
                 add(f"{v} first task ms", first * 1000)
                 add(f"{v} seconds", s)
                 print(
@@ -330,11 +347,14 @@ def main() -> None:
                     flush=True,
                 )
             continue
+        fcpu = time.process_time()
         if args.engine == "postgres":
             f = floor_postgres(roots["after"], tasks, args.dsn)
         else:
             f = floor_duckdb(roots["after"], tasks)
+        fcpu = time.process_time() - fcpu  # DuckDB's threads included (not a server's)
         add("floor seconds", f)
+        add("floor cpu seconds", fcpu)
         print(
             f"pair {n + 1}: {args.engine}, {len(tasks)} tasks: floor {f:.2f}s "
             f"({f / len(tasks) * 1000:.1f} ms a task)",
@@ -343,9 +363,13 @@ def main() -> None:
         for c in args.concurrency:
             for v, root in roots.items():
                 _fresh(root, args.engine, args.dsn)
+                k0 = children_cpu()
                 s, first = run_pipe(
                     root, ["--concurrency", str(c)], args.engine, args.dsn, versions[v]
                 )
+                add(f"{v} c{c} cpu seconds", children_cpu() - k0)
+                if args.engine == "duckdb":
+                    add(f"{v} c{c} cpu vs floor cpu", figures[f"{v} c{c} cpu seconds"][-1] / fcpu)
                 add(f"{v} c{c} seconds", s)
                 add(f"{v} c{c} vs floor", s / f)
                 add(f"{v} first task ms", first * 1000)
@@ -358,6 +382,11 @@ def main() -> None:
                 add(
                     f"c{c} after/before",
                     figures[f"after c{c} seconds"][-1] / figures[f"before c{c} seconds"][-1],
+                )
+                add(
+                    f"c{c} after/before cpu",
+                    figures[f"after c{c} cpu seconds"][-1]
+                    / figures[f"before c{c} cpu seconds"][-1],
                 )
     if args.first_task and args.before:
         figures["first task after/before"] = [

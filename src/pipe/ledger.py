@@ -96,3 +96,49 @@ def late_rows(entries: Mapping[Key, Entry], incremental: set[str]) -> dict[str, 
             n, rows = out.get(model, (0, 0))
             out[model] = (n + 1, rows + e.rows - e.replaced)
     return out
+
+
+def encode_row(key: Key, entry: Entry) -> str:
+    """The one-column ledger row of a publish (adapters/ledgertable.py): a JSON array,
+    key first, so that a model's rows share a prefix (`row_prefix`)."""
+    return json.dumps(
+        [
+            *key,
+            entry.fingerprint,
+            entry.published_at,
+            entry.rows,
+            sorted([*r.key, r.version] for r in entry.reads),
+            entry.partial,
+            entry.replaced,
+        ],
+        separators=(",", ":"),
+    )
+
+
+def decode_row(text: str) -> tuple[Key, Entry]:
+    m, s, e, fp, at, rows, reads, partial, replaced = json.loads(text)
+    return (m, s, e), Entry(
+        fp,
+        float(at),
+        rows,
+        tuple(Read((rm, rs, re), float(rv)) for rm, rs, re, rv in reads),
+        bool(partial),
+        replaced,
+    )
+
+
+def row_prefix(model: str) -> str:
+    """What every `encode_row` of `model` starts with (ASCII: json escapes the rest)."""
+    return json.dumps([model], separators=(",", ":"))[:-1] + ","
+
+
+def fold(rows: Iterable[tuple[Key, Entry]]) -> dict[Key, Entry]:
+    """The latest publish of each key, in publish order; a tombstone (an empty
+    fingerprint) removes its key."""
+    out: dict[Key, Entry] = {}
+    for key, entry in sorted(rows, key=lambda kv: kv[1].published_at):
+        if entry.fingerprint:
+            out[key] = entry
+        else:
+            out.pop(key, None)
+    return out

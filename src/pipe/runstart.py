@@ -24,6 +24,7 @@ from .errors import LockBusy, SourceLocation, UpstreamMissing, WarehouseError
 from .executor import first_line
 from .intervals import iso
 from .ledger import Entry, Key, stale
+from .names import TableName
 from .plan import Task
 from .state import LockHeld, ProjectLock, StateStore
 
@@ -143,7 +144,7 @@ def prepare(
         relations = adapter.relations()  # one catalog query for all of the start
     clean_temp(adapter, tasks, relations)
     # a sensor's table is a source: pipe neither builds it nor creates its schema
-    schemas = sorted({t.table.split(".", 1)[0] for t in tasks if t.kind != "sensor"})
+    schemas = sorted({TableName.parse(t.table).schema for t in tasks if t.kind != "sensor"})
     have = {name.split(".", 1)[0] for name in relations}
     for schema in schemas:
         if schema not in have:  # a schema holding a relation exists

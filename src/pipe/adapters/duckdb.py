@@ -21,6 +21,7 @@ except ImportError:  # a duckdb release without it
 from ..engines import DuckDBRules
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
+from .ledgertext import TextLedger
 
 
 def read_csv(csv_path: Path, column_types: dict[str, str]) -> str:
@@ -64,7 +65,7 @@ def _path(target, root: Path) -> str:
     return str(root / path)
 
 
-class DuckDBAdapter(DuckDBRules, Adapter):
+class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
     opens_in_background = True  # DuckDB reads the catalog of the file without the GIL
 
     def __init__(self, target, root: Path, con=None, read_only: bool = False):
@@ -127,6 +128,11 @@ class DuckDBAdapter(DuckDBRules, Adapter):
     def _run(self, sql: str, params: list | None = None):
         """Run a statement; every DuckDB error becomes an AdapterError (a task failure,
         retried like any), an interrupt an Interrupted: never a bare duckdb exception."""
+        if self._ahead:
+            if params:
+                self._run("")
+            else:
+                sql = self._with_ahead(sql)
         try:
             self.con.execute(sql, params) if params else self.con.execute(sql)
             names = [d[0] for d in self.con.description or []]
@@ -136,7 +142,7 @@ class DuckDBAdapter(DuckDBRules, Adapter):
         except duckdb.Error as exc:
             raise AdapterError(str(exc)) from None
 
-    def execute(self, sql: str) -> int | None:
+    def _statement(self, sql: str) -> int | None:
         _, rows = self._run(sql)
         if rows and len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], int):
             return rows[0][0]
@@ -151,7 +157,7 @@ class DuckDBAdapter(DuckDBRules, Adapter):
         if self.relation_kind(table) is None:
             return []
         try:
-            self.con.execute(f"SELECT * FROM {self.q(table)} LIMIT 0")
+            self.con.execute(self._with_ahead(f"SELECT * FROM {self.q(table)} LIMIT 0"))
         except duckdb.Error as exc:
             raise AdapterError(str(exc)) from None
         return [(d[0], str(d[1])) for d in self.con.description]

@@ -1,4 +1,8 @@
-"""The ledger table: what is published, kept in the warehouse, atomic with each publish.
+"""The columnar ledger table: what is published, kept in the warehouse, with each publish.
+
+Spark reads and writes this layout (one column per field, in a Parquet table); DuckDB and
+Postgres override it with the one-column ledger of ledgertext.py, which converts a
+warehouse's columnar ledger at the next run's start.
 
 `LedgerTable` is the part of an Adapter (adapters.base) that writes and reads
 `_pipe.ledger` through the adapter's own statements (`execute`, `query`, `transaction`),

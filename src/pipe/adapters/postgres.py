@@ -19,6 +19,7 @@ from .. import sql as sqlmod
 from ..engines import PostgresRules
 from ..errors import UserError
 from .base import Adapter, AdapterError, Interrupted, expand_env
+from .ledgertext import TextLedger
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
@@ -51,7 +52,7 @@ def mask(text: str, secrets=()) -> str:
     return _PASSWORD.sub(lambda m: (m[1] or m[2]) + "***" + ("@" if m[1] else ""), text)
 
 
-class PostgresAdapter(PostgresRules, Adapter):
+class PostgresAdapter(PostgresRules, TextLedger, Adapter):
     opens_in_background = True  # psycopg connects without the GIL
 
     def __init__(self, target, root: Path, dsn: str | None = None):
@@ -112,13 +113,27 @@ class PostgresAdapter(PostgresRules, Adapter):
         except (psycopg.Error, AttributeError):
             self.con.cancel()
 
+    def _statement(self, sql: str) -> int | None:
+        return self._run(sql, False)
+
+    def _flush(self) -> None:
+        if self._ahead:
+            self._run("", False)
+
     def _run(self, sql: str, fetch: bool, params: tuple | None = None):
         """Every statement goes through here, catalog queries too: a psycopg error always
         becomes an AdapterError (a task failure), a cancel an Interrupted."""
+        if self._ahead:
+            if params is None:
+                sql = self._with_ahead(sql)
+            else:
+                self._flush()
         try:
             with self.con.cursor() as cur:
                 if params is None:
                     cur.execute(sql.encode())
+                    while cur.nextset():  # statements sent ahead: the last one's result
+                        pass
                 else:
                     cur.execute(sql, params)
                 if fetch:
@@ -131,9 +146,6 @@ class PostgresAdapter(PostgresRules, Adapter):
             error = AdapterError(mask(str(exc), self._secrets).strip() or type(exc).__name__)
             error.sqlstate = getattr(exc, "sqlstate", None)
             raise error from None
-
-    def execute(self, sql: str) -> int | None:
-        return self._run(sql, False)
 
     def query(self, sql: str):
         return self._run(sql, True)
@@ -249,6 +261,7 @@ class PostgresAdapter(PostgresRules, Adapter):
         self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
         self._changed(temp, "table")
         names = ", ".join(self.col(n) for n, _ in cols)
+        self._flush()
         try:
             with self.con.cursor() as cur:
                 with cur.copy(f"COPY {self.q(temp)} ({names}) FROM STDIN".encode()) as copy:
