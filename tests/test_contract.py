@@ -604,6 +604,8 @@ def test_every_check_kind_counts_its_failing_rows(engine):
         "sql": ("error", 1),
     }
     assert "a.facts" not in engine.warehouse(root).relations()
+    # a row count's one "failing row" is the count: the message says the count
+    assert "row_count (the table has 5 rows)" in out and "unique(id) (1 failing rows)" in out, out
 
 
 @pytest.mark.parametrize("published_first", [False, True])

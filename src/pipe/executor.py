@@ -107,6 +107,14 @@ def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
     return tuple(results)
 
 
+def _failed(c: CheckResult, kind: str | None) -> str:
+    """What a failed check found: '3 failing rows'; a row count says the count instead
+    ('the table has 12 rows'): its one "failing row" is that count."""
+    if kind == "row_count" and c.sample:
+        return f"the table has {next(iter(c.sample[0].values()))} rows"
+    return f"{c.failures} failing rows"
+
+
 def execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None) -> TaskResult:
     """Run one task to the end; never raises for a task failure (returns status=failed)."""
     try:
@@ -177,7 +185,8 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
     checks = run_checks(adapter, task)
     bad = [c for c in checks if c.status == "error"]
     if bad:
-        names = ", ".join(f"{c.name} ({c.failures} failing rows)" for c in bad)
+        kinds = {c.name: c.type for c in task.checks}
+        names = ", ".join(f"{c.name} ({_failed(c, kinds.get(c.name))})" for c in bad)
         raise TaskFailed(f"check failed: {names}", checks, retryable=False)
     published = _publish(adapter, task, rows, leaked)
     entry = Entry(
@@ -197,7 +206,10 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
             f"{iso(task.interval.end)}) by {task.time_column} were not published:"
             " does the model filter on its interval?"
         )
-    warnings += [f"check {c.name}: {c.failures} failing rows" for c in checks if c.status == "warn"]
+    kinds = {c.name: c.type for c in task.checks}
+    warnings += [
+        f"check {c.name}: {_failed(c, kinds.get(c.name))}" for c in checks if c.status == "warn"
+    ]
     return TaskResult(
         "success",
         published.rows,
