@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .adapters.base import Adapter, AdapterError, Interrupted
+from .adapters.base import Adapter
+from .adapters.errors import AdapterError, Interrupted
 from .intervals import iso
 from .ledger import Entry, Read
 from .plan import Task

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .adapters import Adapter
-from .adapters.base import AdapterError, Interrupted
+from .adapters.errors import AdapterError, Interrupted
 from .config import Target
 from .errors import LockBusy, UpstreamMissing, UserError
 from .executor import CheckResult, Deadline, TaskResult, execute_with_timeout, first_line

@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .adapters import Adapter, adapter_class
-from .adapters.base import LEDGER, TEMP_MARK, AdapterError, expand_env
+from .adapters.base import TEMP_MARK, expand_env
+from .adapters.errors import AdapterError
+from .adapters.ledgertable import LEDGER
 from .config import Target
 from .decide import Blocked, Decision, decide, describe
 from .errors import LockBusy, SourceLocation, UpstreamMissing, WarehouseError
@@ -26,7 +28,8 @@ from .intervals import iso
 from .ledger import Entry, Key, stale
 from .names import TableName
 from .plan import Task
-from .state import LockHeld, ProjectLock, StateStore
+from .projectlock import LockHeld, ProjectLock
+from .state import StateStore
 
 
 class Opening:
@@ -145,7 +148,7 @@ def prepare(
     clean_temp(adapter, tasks, relations)
     # a sensor's table is a source: pipe neither builds it nor creates its schema
     schemas = sorted({TableName.parse(t.table).schema for t in tasks if t.kind != "sensor"})
-    have = {name.split(".", 1)[0] for name in relations}
+    have = {TableName.listed(name).schema for name in relations}
     for schema in schemas:
         if schema not in have:  # a schema holding a relation exists
             adapter.ensure_schema(schema)
@@ -250,9 +253,9 @@ def _published(
                 adapter.forget_ledger(shadow)
         published = {k: e for k, e in published.items() if k[0] not in shadows}
     models = sorted({m for m, _, _ in published})
-    listed = set(schemas) | {m.split(".", 1)[0] for m in models}
+    listed = set(schemas) | {TableName.parse(m).schema for m in models}
     adapter.catalog.load(
-        listed, {n: k for n, k in relations.items() if n.split(".", 1)[0] in listed}
+        listed, {n: k for n, k in relations.items() if TableName.listed(n).schema in listed}
     )
     gone = [m for m in models if adapter.relation_kind(m) is None]
     if not gone:

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from .errors import SourceLocation, StateError
 from .ledger import Entry, Key, decode_reads, encode_reads
-from .projectlock import LockHeld, ProjectLock
 from .staterows import SCHEMA, Attempt, Outcome, StoredCheck
 
-__all__ = ["Attempt", "LockHeld", "Outcome", "ProjectLock", "StateStore", "StoredCheck"]
+__all__ = ["Attempt", "Outcome", "StateStore", "StoredCheck"]  # its rows come with it
 
 _CHECKS = (
     "SELECT c.run_id, c.task_id, c.attempt, c.model, c.interval_start, c.interval_end, "

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..config import Target
 from ..engines import ENGINES
-from .base import Adapter, AdapterError, Interrupted
+from .base import Adapter
+from .errors import AdapterError, Interrupted
 
 
 def adapter_class(target: Target) -> type[Adapter]:

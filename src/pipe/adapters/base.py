@@ -31,19 +31,8 @@ from ..engines import EngineRules
 from ..errors import ConfigError, SourceLocation
 from ..names import TableName
 from .catalog import Catalog
-from .errors import AdapterError, Interrupted
-from .ledgertable import LEDGER, LedgerTable
-
-# the names the engines' modules and the runner import from here
-__all__ = [
-    "LEDGER",
-    "TEMP_MARK",
-    "Adapter",
-    "AdapterError",
-    "Catalog",
-    "Interrupted",
-    "expand_env",
-]
+from .errors import AdapterError
+from .ledgertable import LedgerTable
 
 TEMP_MARK = "__pipe_tmp_"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

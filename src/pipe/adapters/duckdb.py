@@ -20,7 +20,9 @@ except ImportError:  # a duckdb release without it
 
 from ..engines import DuckDBRules
 from ..errors import UserError
-from .base import Adapter, AdapterError, Interrupted, expand_env
+from ..names import TableName
+from .base import Adapter, expand_env
+from .errors import AdapterError, Interrupted
 from .ledgertext import TextLedger
 
 
@@ -120,7 +122,7 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
             "UNION ALL SELECT schema_name, view_name, true FROM duckdb_views() "
             "WHERE NOT internal"
         )
-        return {f"{sch}.{n}": "view" if is_view else "table" for sch, n, is_view in rows}
+        return {str(TableName(sch, n)): "view" if is_view else "table" for sch, n, is_view in rows}
 
     def interrupt(self) -> None:
         self.con.interrupt()

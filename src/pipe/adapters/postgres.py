@@ -18,7 +18,8 @@ from psycopg import errors as pgerrors
 from .. import sql as sqlmod
 from ..engines import PostgresRules
 from ..errors import UserError
-from .base import Adapter, AdapterError, Interrupted, expand_env
+from .base import Adapter, expand_env
+from .errors import AdapterError, Interrupted
 from .ledgertext import TextLedger
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
