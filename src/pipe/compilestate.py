@@ -1,5 +1,5 @@
 """What a CompiledProject keeps besides its nodes: `CompileState`, the SQL builder it
-makes on first use, the reference SQL of plain models, and the caches a compile writes
+makes on first use, and the caches a compile writes
 when the command succeeds (the compiled-project cache of each target, the plan records).
 """
 
@@ -19,8 +19,8 @@ COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 class CompileState:
     """What a CompiledProject keeps besides its nodes: the SQL builder (made on first use:
-    a compile served from the cache builds nothing), the reference SQL of plain models,
-    and the caches to write when the command succeeds.
+    a compile served from the cache builds nothing) and the caches to write when the
+    command succeeds.
 
     The compiled-project cache, .pipe/cache/compiled-<target>.pickle, holds the nodes and
     graph of the last compile, keyed by `key`: a hash of every file the loader read (their
@@ -36,9 +36,7 @@ class CompileState:
         write_cache: bool,
         key: str | None,
         builder: SqlBuilder | None = None,
-        plain: dict[str, str] | None = None,
         by_model: Store | None = None,
-        texts: dict[str, str] | None = None,
     ):
         self.raw = raw
         self.target = target
@@ -46,7 +44,6 @@ class CompileState:
         self.write_cache = write_cache
         self.key = key  # None: the project was not loaded from hashed files
         self._builder = builder
-        self.plain = plain or {}
         folder = cache_dir(raw.root)
         # the nodes and graph of the last compile, and the plan records (see workspace.py)
         self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
@@ -57,13 +54,6 @@ class CompileState:
             readonly=not write_cache,
         )
         self._sidecars: dict[str, str] | None = None
-        self._texts = texts  # model name -> its SQL file as written, made on first use
-
-    def text(self, name: str) -> str:
-        """A model's SQL file as written."""
-        if self._texts is None:
-            self._texts = {m.name: m.sql for m in self.raw.models}
-        return self._texts[name]
 
     @property
     def builder(self) -> SqlBuilder:

@@ -19,6 +19,7 @@ from . import sql as sqlmod
 from .compiler import CompiledProject, Node
 from .errors import UserError, raise_collected
 from .intervals import Interval, expand, floor, next_start, previous
+from .modelsql import ModelSql
 from .parallel import frozen_gc
 from .plan import CheckSpec, Plan, Task, task_id, temp_name
 from .templating import render_snippet
@@ -41,6 +42,34 @@ def build_plan(
         return _build_plan(cp, run, models, full_interval or run, render)
 
 
+def validate(cp: CompiledProject, run: Interval, models: Iterable[str] | None = None) -> None:
+    """Build, and throw away, every SQL the plan of `run` would hold (each model task's
+    and its checks', each sensor's) and raise their errors together, as `build_plan`
+    would: what plain `pipe compile` validates, without making the plan's tasks."""
+    wanted = set(models) if models is not None else None
+    ex = _Expansion(cp, run, run, None, cp.sqls)
+    errors: list[UserError] = []
+    since: dict[str, datetime] = {}
+    for name in cp.graph.order:
+        node = cp.nodes[name]
+        if (wanted is not None and name not in wanted) or node.kind == "seed":
+            continue
+        try:
+            if node.kind == "source":
+                _sensor_tasks(cp, node, run)
+                continue
+            if node.kind == "incremental":
+                since[name] = _lookback_start(cp, node, run, since)
+            for iv in _intervals_of(ex, node, since.get(name)):
+                if not ex.sqls.built(name, iv):
+                    ex.sqls.sql(name, iv)
+                if node.config.checks:
+                    _checks_of(cp, node, temp_name(name, task_id(name, iv)), iv)
+        except UserError as exc:
+            errors.append(exc)
+    raise_collected(errors)
+
+
 @dataclass(frozen=True)
 class _Expansion:
     """What every model's expansion in one plan shares."""
@@ -49,13 +78,14 @@ class _Expansion:
     run: Interval
     full: Interval  # the interval full and view models are built for
     render: Callable[[Node, Interval | None], bool] | None
+    sqls: ModelSql  # each model's SQL for one interval
 
 
 def _build_plan(
     cp: CompiledProject, run: Interval, models: Iterable[str] | None, full_iv: Interval, render
 ) -> Plan:
     wanted = set(models) if models is not None else None
-    ex = _Expansion(cp, run, full_iv, render)
+    ex = _Expansion(cp, run, full_iv, render, cp.sqls)
     tasks: list[Task] = []
     by_model: dict[str, list[Task]] = {}
     errors: list[UserError] = []
@@ -120,12 +150,16 @@ def _tasks_of(
         return _sensor_tasks(ex.cp, node, ex.run)
     if node.kind == "seed":
         return [_seed_task(node)]
+    return _model_tasks(ex, node, _intervals_of(ex, node, since), by_model)
+
+
+def _intervals_of(ex: _Expansion, node: Node, since: datetime | None) -> list[Interval]:
+    """The intervals of a model's tasks: an incremental model's from where its lookback
+    starts (`since`) to the run's end, one per interval of its grain; else one."""
     if node.kind == "incremental":
         run = ex.run
-        intervals = list(expand(Interval(min(since or run.start, run.start), run.end), node.grain))
-    else:
-        intervals = [ex.full]
-    return _model_tasks(ex, node, intervals, by_model)
+        return list(expand(Interval(min(since or run.start, run.start), run.end), node.grain))
+    return [ex.full]
 
 
 def _sensor_tasks(cp: CompiledProject, node: Node, run: Interval) -> list[Task]:
@@ -236,7 +270,7 @@ def _model_task(
         fingerprint=node.fingerprint,
         table=node.name,
         temp=temp,
-        sql=ex.cp.model_sql(node.name, iv) if full else "",
+        sql=ex.sqls.sql(node.name, iv) if full else "",
         time_column=c.time_column if incremental else None,
         checks=_checks_of(ex.cp, node, temp, iv) if full else (),
         pool=c.pool,

@@ -31,6 +31,7 @@ class Found:
     plain: str | None  # its SQL for every interval (no Jinja, no interval value), or None
     macros: str  # what its Jinja uses of macros and vars (Renderer.inputs_digest), or ""
     shape: tuple | None  # its output columns (sql.select_shape), for checks' columns
+    sql: str | None = None  # its SQL for the reference interval (None: not built this time)
 
 
 MODELS_VERSION = "3"
