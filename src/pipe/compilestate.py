@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .cache import Store, cache_dir
+from .cache import Store, store
 from .config import Target
 from .loader import RawProject
 from .modelsql import SqlBuilder, parse_cache
@@ -44,14 +44,11 @@ class CompileState:
         self.write_cache = write_cache
         self.key = key  # None: the project was not loaded from hashed files
         self._builder = builder
-        folder = cache_dir(raw.root)
         # the nodes and graph of the last compile, and the plan records (see workspace.py)
         self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
         self.by_model = by_model  # what each model's compile found (see Before)
-        self.plan_records = Store(
-            folder / "plans.pickle" if use_cache and key else None,
-            COMPILED_VERSION,
-            readonly=not write_cache,
+        self.plan_records = store(
+            raw.root, "plans.pickle", COMPILED_VERSION, bool(use_cache and key), not write_cache
         )
         self._sidecars: dict[str, str] | None = None
 
@@ -97,4 +94,4 @@ def compiled_store(root: Path, target: str, use_cache: bool, readonly: bool) -> 
     """The compiled-project cache of one target: {"key", "nodes", "upstream", "order",
     "plain"} of its last compile."""
     name = f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
-    return Store(cache_dir(root) / name if use_cache else None, COMPILED_VERSION, readonly)
+    return store(root, name, COMPILED_VERSION, use_cache, readonly)

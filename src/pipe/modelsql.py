@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from . import engines
 from . import sql as sqlmod
-from .cache import Store, cache_dir
+from .cache import Store, cache_dir, store
 from .config import Target
 from .errors import (
     CycleError,
@@ -56,7 +56,7 @@ def parse_cache(root: Path, use_cache: bool, readonly: bool) -> Store:
     """Rendered-SQL hash -> (tables read (with offsets), canonical digest of the SQL). It
     also keeps what each Jinja model text and macro file uses ("jinja:" and "macros:"
     keys), for fingerprints, and each model's SQL for the target ("transpile:")."""
-    return Store(cache_dir(root) / "parse.pickle" if use_cache else None, CACHE_VERSION, readonly)
+    return store(root, "parse.pickle", CACHE_VERSION, use_cache, readonly)
 
 
 class SqlBuilder:

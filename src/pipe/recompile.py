@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import Store, cache_dir, code_version
+from .cache import Store, code_version, store
 from .config import ModelConfig, Target
 from .loader import RawProject
 
@@ -39,7 +39,7 @@ MODELS_VERSION = "3"
 
 def models_store(root: Path, target: str, enabled: bool, readonly: bool) -> Store:
     name = f"models-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
-    return Store(cache_dir(root) / name if enabled else None, MODELS_VERSION, readonly)
+    return store(root, name, MODELS_VERSION, enabled, readonly)
 
 
 def shared_key(raw: RawProject, target: Target) -> str | None:
