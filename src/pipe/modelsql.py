@@ -76,6 +76,9 @@ class SqlBuilder:
         self.index = index  # bare table name -> full names
         self.names = names
         self.cache = cache
+        # nothing parsed before (a cold compile): every model is rendered and parsed in
+        # the workers; noted now, before check_macros adds its entries
+        self.cold = not cache.data
         self.renderer = Renderer(
             raw.macros,
             dict(raw.config.vars),

@@ -58,7 +58,7 @@ def _jobs(builder: SqlBuilder, models: list[tuple[str, str, str, Interval]]) -> 
     jobs: list[tuple] = []
     for model, path, text, interval in models:
         if "{" in text:
-            if not data or not builder.renderer.cheap(path, text):
+            if builder.cold or not builder.renderer.cheap(path, text):
                 # cold (its rendering will need parsing), or slow to compile
                 jobs.append((model, path, text, interval, None))
                 continue
@@ -68,7 +68,7 @@ def _jobs(builder: SqlBuilder, models: list[tuple[str, str, str, Interval]]) -> 
                 )
             except Exception:  # noqa: BLE001 - `build` renders it again and reports it
                 continue
-        elif not data:  # nothing cached (a cold compile): all of it in the workers
+        elif builder.cold:  # nothing cached (a cold compile): all of it in the workers
             jobs.append((model, path, text, interval, ""))
             continue
         else:
