@@ -30,7 +30,7 @@ from .intervalsql import mentions
 from .loader import RawProject, RawSeed
 from .modelsql import ModelSql, SqlBuilder, parse_cache, reference_interval
 from .names import TableName, define
-from .parallel import frozen_gc
+from .parallel import young_gc_only
 from .recompile import Before, Found, models_store, shared_key
 
 
@@ -154,7 +154,7 @@ def compile_project(
         hit = _from_cache(raw, target, key, write_cache, last)
         if hit is not None:
             return hit
-    with frozen_gc():
+    with young_gc_only():
         return _compile(raw, target, key, use_cache, write_cache, last)
 
 

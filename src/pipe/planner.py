@@ -20,7 +20,7 @@ from .compiler import CompiledProject, Node
 from .errors import UserError, raise_collected
 from .intervals import Interval, expand, floor, next_start, previous
 from .modelsql import ModelSql
-from .parallel import frozen_gc
+from .parallel import young_gc_only
 from .plan import CheckSpec, Plan, Task, task_id, temp_name
 from .templating import render_snippet
 
@@ -38,7 +38,7 @@ def build_plan(
     default; a backfill passes its whole range). `render(node, interval)` false makes a
     stub: the task without its SQL and checks (a backfill holds 365,000 of them and loads
     the SQL from the persisted plan file when the task runs)."""
-    with frozen_gc():
+    with young_gc_only():
         return _build_plan(cp, run, models, full_interval or run, render)
 
 

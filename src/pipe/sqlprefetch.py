@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from . import sql as sqlmod
 from .intervals import Interval
 from .intervalsql import normalise
-from .parallel import chunks, fan_out, frozen_gc, workers
+from .parallel import chunks, fan_out, workers, young_gc_only
 
 if TYPE_CHECKING:
     from .modelsql import SqlBuilder
@@ -41,8 +41,8 @@ def prefetch(builder: SqlBuilder, models: list[tuple[str, str, str, Interval]]) 
     if any(job[4] is None for job in jobs):
         builder.renderer.env  # noqa: B018 - compiled templates read before forking
     try:
-        # frozen: a collection in a worker walks (so copies) only the worker's objects
-        with frozen_gc():
+        # no full collection: a worker would walk (so copy) every page it inherits
+        with young_gc_only():
             for results, compiled in fan_out(_chunk, (jobs, builder), chunks(len(jobs), 25, 100)):
                 _take(builder, jobs, results)
                 builder.renderer.add_compiled(compiled)
