@@ -200,8 +200,7 @@ def _compile(
     )
     raise_collected(errors)
 
-    locate = {m.name: SourceLocation(m.path, 1) for m in raw.models}
-    graph = graphmod.build(upstream, locate)
+    graph = _graph(raw, upstream, last)
     nodes = _nodes(raw, target, graph, models, before)
     plain = {n: m.plain for n, m in models.items() if m.plain is not None}
     reference = {n: m.sql for n, m in models.items() if m.sql is not None and m.plain is None}
@@ -209,6 +208,14 @@ def _compile(
     if key is not None and write_cache:
         _remember(state, nodes, graph, plain, models, shared)
     return CompiledProject(raw, target, nodes, graph, state, plain, reference)
+
+
+def _graph(raw: RawProject, upstream: dict[str, tuple[str, ...]], last: dict) -> graphmod.Graph:
+    """The graph of `upstream`: the last compile's when its edges are the same (an edit
+    that changed no dependency orders nothing again), else built and checked."""
+    if last.get("upstream") == upstream:
+        return graphmod.Graph(last["upstream"], last["order"])
+    return graphmod.build(upstream, {m.name: SourceLocation(m.path, 1) for m in raw.models})
 
 
 def _remember(
