@@ -61,3 +61,25 @@ def test_plain_compile_still_checks_the_intervals_the_compile_did_not_build(writ
     assert code == 2, out
     assert "models/a/h.sql:3" in out, out
     assert "Traceback" not in out, out
+
+
+def test_plain_compile_builds_only_the_check_sql_that_can_fail(write_project, monkeypatch):
+    from pipe import checks
+
+    built = []
+    real = checks.check_sql
+    monkeypatch.setattr(
+        checks, "check_sql", lambda check, *a, **k: built.append(check.type) or real(check, *a, **k)
+    )
+    root = write_project(
+        {
+            "models/a/b.sql": "select 1 as x",
+            "models/a/b.yml": "checks:\n  - not_null: x\n  - expression: x > 0\n",
+        }
+    )
+    code, out = run_cli(["compile", "--project", root])
+    assert code == 0, out
+    assert built == ["expression"]  # a filled-in template cannot fail
+    code, out = run_cli(["compile", "--project", root, "--interval", "2026-06-01"])
+    assert code == 0, out
+    assert sorted(built) == ["expression", "expression", "not_null"]

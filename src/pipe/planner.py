@@ -60,11 +60,12 @@ def validate(cp: CompiledProject, run: Interval, models: Iterable[str] | None = 
                 continue
             if node.kind == "incremental":
                 since[name] = _lookback_start(cp, node, run, since)
+            checks = _failing_checks(cp, node)
             for iv in _intervals_of(ex, node, since.get(name)):
                 if not ex.sqls.built(name, iv):
                     ex.sqls.sql(name, iv)
-                if node.config.checks:
-                    _checks_of(cp, node, temp_name(name, task_id(name, iv)), iv)
+                if checks:
+                    _checks_of(cp, node, temp_name(name, task_id(name, iv)), iv, checks)
         except UserError as exc:
             errors.append(exc)
     raise_collected(errors)
@@ -285,7 +286,16 @@ def _model_task(
     )
 
 
-def _checks_of(cp: CompiledProject, node: Node, temp: str, iv: Interval) -> tuple[CheckSpec, ...]:
+def _failing_checks(cp: CompiledProject, node: Node) -> tuple:
+    """A node's checks whose SQL may fail to build (checks.can_fail): what validation
+    builds of them."""
+    source, target = cp.raw.config.dialect, cp.target.dialect
+    return tuple(ch for ch in node.config.checks if checkmod.can_fail(ch, source, target))
+
+
+def _checks_of(
+    cp: CompiledProject, node: Node, temp: str, iv: Interval, checks: tuple | None = None
+) -> tuple[CheckSpec, ...]:
     where = cp.sidecar(node.name) or node.path or ""
     return tuple(
         CheckSpec(
@@ -296,5 +306,5 @@ def _checks_of(cp: CompiledProject, node: Node, temp: str, iv: Interval) -> tupl
             warn_if=ch.warn_if,
             error_if=ch.error_if,
         )
-        for ch in node.config.checks
+        for ch in (node.config.checks if checks is None else checks)
     )
