@@ -48,18 +48,12 @@ def _worker_signals() -> None:
 
 def _start_worker(fn, shared) -> None:
     _worker_signals()
-    # a worker collects only what its own jobs made, once per job (see _call): no
-    # collection walks (so copies) the pages it shares with the parent
-    gc.disable()
     _WORKER[:] = [fn, shared]
 
 
 def _call(job):
     fn, shared = _WORKER
-    try:
-        return fn(shared, job)
-    finally:
-        gc.collect(1)  # the job's garbage (parse trees hold cycles); never the inherited
+    return fn(shared, job)
 
 
 @contextlib.contextmanager
