@@ -133,9 +133,12 @@ SERIAL = r"""
 import sys
 import pipe.compiler
 try:  # where the worker pool's threshold lives after issue 9
-    import pipe.modelsql as _where
+    import pipe.sqlprefetch as _where
 except ImportError:
-    _where = pipe.compiler
+    try:
+        import pipe.modelsql as _where
+    except ImportError:
+        _where = pipe.compiler
 _where.PARALLEL_MIN = float("inf")
 from pipe.cli import main
 main(sys.argv[1:], prog_name="pipe")
@@ -162,6 +165,10 @@ try:
     from pipe import modelsql
 except ImportError:
     modelsql = compiler
+try:
+    from pipe import sqlprefetch
+except ImportError:
+    sqlprefetch = None
 t_import = time.perf_counter() - t0
 acc, calls = collections.defaultdict(float), collections.Counter()
 
@@ -185,7 +192,9 @@ for owner, name, label in [
         (templating.Renderer, "render", "Renderer.render (Jinja)"),
         (getattr(compiler, "SqlBuilder", None) or modelsql.SqlBuilder, "prefetch",
          "SqlBuilder.prefetch (worker pool: render, parse)"),
+        (sqlprefetch, "prefetch", "sqlprefetch.prefetch (worker pool: render, parse)"),
         (compiler.CompiledProject, "model_sql", "CompiledProject.model_sql (re-render)"),
+        (getattr(modelsql, "ModelSql", None), "sql", "ModelSql.sql (a model's SQL, one interval)"),
         (planmod, "_sidecar", "plan._sidecar"),
         (planner, "_checks_of", "planner._checks_of"),
         (checks, "check_sql", "checks.check_sql"),

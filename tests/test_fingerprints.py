@@ -296,14 +296,14 @@ def test_comments_and_whitespace_inside_a_used_macro_change_nothing(project):
 
 
 def test_worker_processes_give_the_fingerprints_of_one_process(write_project, monkeypatch):
-    """A cold compile of many models parses them in forked workers (modelsql.PARALLEL_MIN);
+    """A cold compile of many models parses them in forked workers (sqlprefetch.PARALLEL_MIN);
     their canonical digests and Jinja uses are the ones the parent would make."""
     import pipe.loader
-    import pipe.modelsql
     import pipe.parallel
+    import pipe.sqlprefetch
 
     files = {"macros/m.sql": MACROS}
-    for i in range(pipe.modelsql.PARALLEL_MIN + 20):
+    for i in range(pipe.sqlprefetch.PARALLEL_MIN + 20):
         files[f"models/m/t{i}.sql"] = (
             f"select {i} as id -- model {i}\n"
             if i % 3
@@ -311,7 +311,7 @@ def test_worker_processes_give_the_fingerprints_of_one_process(write_project, mo
         )
     root = write_project(files, pipe_yml=VARS_YML)
     monkeypatch.setattr(pipe.loader, "workers", lambda: 2)
-    monkeypatch.setattr(pipe.modelsql, "workers", lambda: 2)
+    monkeypatch.setattr(pipe.sqlprefetch, "workers", lambda: 2)
     monkeypatch.setattr(pipe.parallel, "workers", lambda: 2)
     pools = []
     real_pool = pipe.parallel.fork_pool
@@ -323,7 +323,7 @@ def test_worker_processes_give_the_fingerprints_of_one_process(write_project, mo
     monkeypatch.setattr(pipe.parallel, "fork_pool", counting_pool)
     pooled = fingerprints(root)
     assert pools  # the workers parsed
-    monkeypatch.setattr(pipe.modelsql, "PARALLEL_MIN", 10**9)
+    monkeypatch.setattr(pipe.sqlprefetch, "PARALLEL_MIN", 10**9)
     assert fingerprints(root, use_cache=False) == pooled
 
 

@@ -27,6 +27,31 @@ def test_a_store_round_trips_and_ignores_what_is_not_its_own(tmp_path):
     assert not list(path.parent.glob("*.tmp*"))  # replaced atomically
 
 
+def test_a_store_that_cannot_be_written_is_only_a_slower_command(tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache folder would be")
+    store = Store(tmp_path / "cache" / "s.pickle", "1")
+    store.put("k", 1)
+    store.save()  # no OSError: the command's own result stands
+    assert store.dirty  # tried again by the next save
+
+
+def test_the_file_cache_keeps_what_each_file_gave_in_a_store(tmp_path):
+    from pipe.cache import FileCache
+
+    f = tmp_path / "a.sql"
+    f.write_text("select 1")
+    path = tmp_path / "files.pickle"
+    first = FileCache(path)
+    first.scan_ns += 10**12  # as if scanned long after the file was written
+    assert first.get("a.sql", f.stat(), "sql") is None
+    first.put("a.sql", f.stat(), "sql", "d", "value")
+    first.save()
+    again = FileCache(path)
+    assert again.get("a.sql", f.stat(), "sql") == ("d", "value")
+    assert again.get("a.sql", f.stat(), "yaml") is None  # another kind of value
+    assert Store(path, "1").data == {}  # another store's version reads as empty
+
+
 def test_a_readonly_or_unchanged_store_writes_nothing(tmp_path):
     path = tmp_path / "s.pickle"
     readonly = Store(path, "1", readonly=True)

@@ -1,13 +1,17 @@
-"""Versioned stores under .pipe/cache: one pickle file each, read on first use, replaced
-atomically when changed. Generic: keys and values are whatever the owner keeps; this
-module knows no project type. A store that is missing, corrupt, or of another version
-reads as empty: a cache only ever makes a command faster.
+"""The one cache of pipe: versioned stores under .pipe/cache, one pickle file each, read
+on first use, replaced atomically when changed. Generic: keys and values are whatever
+the owner keeps; this module knows no project type. A store that is missing, corrupt, or
+of another version reads as empty, and one that cannot be written stays unwritten: a
+cache only ever makes a command faster.
 
-    stores = Store(root / ".pipe" / "cache" / "parse.pickle", version="4")
-    stores.data.get(key)  /  stores.put(key, value)  /  stores.save()
+    parse = store(root, "parse.pickle", version="5")
+    parse.data.get(key)  /  parse.put(key, value)  /  parse.save()
 
-`FileCache` is the store of the loader: per project file its stat, content hash and the
-value read from it, so an unchanged file is neither read nor parsed again.
+Each owner names its file and version (compilestate: the compiled project and the plan
+records; recompile: what each model found; modelsql: parses; jinjaenv: compiled
+templates; runview: what a run needs to skip loading). `FileCache` is the loader's, on
+a Store: per project file its stat, content hash and the value read from it, so an
+unchanged file is neither read nor parsed again.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def write_pickle(path: Path, value) -> None:
 class Store:
     """A dict persisted in one file as {"version": version, "entries": dict}. `path`
     None keeps it in memory only; `readonly` reads the file but never writes it (a dry
-    run, `--check`)."""
+    run, `--check`). A file that cannot be written is left as it was."""
 
     def __init__(self, path: Path | None, version: str, readonly: bool = False):
         self.path = path
@@ -91,8 +95,17 @@ class Store:
     def save(self) -> None:
         if self.path is None or self.readonly or not self.dirty:
             return
-        write_pickle(self.path, {"version": self.version, "entries": self.data})
+        try:
+            write_pickle(self.path, {"version": self.version, "entries": self.data})
+        except OSError:  # a read-only or full disk: the next command is only slower
+            return
         self.dirty = False
+
+
+def store(root: Path, name: str, version: str, enabled: bool = True, readonly: bool = False):
+    """The store .pipe/cache/`name` of the project in `root` (in memory only when not
+    `enabled`)."""
+    return Store(cache_dir(root) / name if enabled else None, version, readonly)
 
 
 @functools.cache
@@ -146,30 +159,27 @@ def _library_version(h, name: str) -> None:
 
 class FileCache:
     """What reading each file gave last time, so an unchanged file is neither read nor
-    parsed again: the file maps a relative path to its stat (size, mtime, ctime, inode),
+    parsed again: the store maps a relative path to its stat (size, mtime, ctime, inode),
     its content hash and the value read from it (`kind` says what sort of value). The
     owner saves it only after a read without errors, so every entry had none."""
 
-    VERSION = "1"
+    VERSION = "2"  # 2: kept in a Store
 
     def __init__(self, path: Path | None, readonly: bool = False):
-        self.path = path
-        self.readonly = readonly
+        self.store = Store(path, f"{self.VERSION}\0{code_version()}" if path else "", readonly)
         self.old: dict[str, tuple] = {}
         self.new: dict[str, tuple] = {}
         self.scan_ns = time.time_ns()
         self.trusted_before = 0  # entries with a ctime at or after this are re-read
         self.dirty = False
-        if path is None:
-            return
-        stored = read_pickle(path)  # missing or corrupt: every file is read
-        if (
-            isinstance(stored, dict)
-            and stored.get("version") == self.VERSION
-            and stored.get("code") == code_version()
-        ):
-            self.old = stored["entries"]
+        stored = self.store.data  # missing or corrupt: every file is read
+        if "files" in stored:
+            self.old = stored["files"]
             self.trusted_before = stored["scan_ns"] - RACY_NS
+
+    @property
+    def path(self) -> Path | None:
+        return self.store.path
 
     def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
         """Whether `get` would find `rel` (without noting anything)."""
@@ -200,18 +210,12 @@ class FileCache:
             self.new[rel] = (kind, stat_key(st), digest, value)
 
     def save(self) -> None:
-        if self.path is None or self.readonly or not (self.dirty or len(self.new) != len(self.old)):
+        if not (self.dirty or len(self.new) != len(self.old)):
             return
-        write_pickle(
-            self.path,
-            {
-                "version": self.VERSION,
-                "code": code_version(),
-                "scan_ns": self.scan_ns,
-                "entries": self.new,
-            },
-        )
-        self.old, self.dirty = self.new, False
+        self.store.replace({"scan_ns": self.scan_ns, "files": self.new})
+        self.store.save()
+        if not self.store.dirty:
+            self.old, self.dirty = self.new, False
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

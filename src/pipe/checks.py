@@ -399,6 +399,15 @@ def check_sql(
     )
 
 
+def can_fail(check: Check, dialect: str, target_dialect: str) -> bool:
+    """Whether `check_sql` may raise a user error for this check, which plain `pipe
+    compile` then builds to find out: a user's query, one that may read other tables, or
+    one written for another dialect go through sqlglot. A built-in template filled for
+    its own dialect (the fast path of `check_sql`) cannot fail."""
+    entry = REGISTRY[check.type]
+    return not (entry.values and not entry.reads_query and target_dialect == dialect)
+
+
 @lru_cache(maxsize=16384)
 def _templated(check: Check, dialect: str) -> tuple[str, int]:
     """A built-in check rendered against the placeholder table, and how many times its

@@ -15,27 +15,22 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from functools import cached_property
 
 from . import checks as checkmod
 from . import graph as graphmod
+from . import sqlprefetch
 from .cache import code_version
 from .checkcolumns import unknown_columns
 from .compilestate import COMPILED_VERSION, CompileState, compiled_store
 from .config import ModelConfig, SourceConfig, Target
-from .errors import (
-    SourceLocation,
-    SqlError,
-    UnknownTable,
-    UserError,
-    raise_collected,
-)
-from .intervals import Interval, floor, next_start
-from .intervalsql import fill, mentions
+from .errors import SourceLocation, UnknownTable, UserError, raise_collected
+from .intervals import Interval
+from .intervalsql import mentions
 from .loader import RawProject, RawSeed
-from .modelsql import SqlBuilder, parse_cache
+from .modelsql import ModelSql, SqlBuilder, parse_cache, reference_interval
 from .names import TableName, define
-from .parallel import frozen_gc
+from .parallel import young_gc_only
 from .recompile import Before, Found, models_store, shared_key
 
 
@@ -64,11 +59,18 @@ class Node:
 
 @dataclass(frozen=True)
 class CompiledProject:
+    """The compiled project: its nodes in a checked graph, and each model's SQL for the
+    target as far as the compile made it (`plain`: the SQL of every interval its text
+    does not mention; `reference`: the SQL, interval placeholders in, of its reference
+    interval). Plans take their SQL through modelsql.ModelSql."""
+
     raw: RawProject
     target: Target
     nodes: Mapping[str, Node]
     graph: graphmod.Graph
     state: CompileState = field(repr=False, compare=False)
+    plain: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    reference: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -86,25 +88,13 @@ class CompiledProject:
     def models(self) -> list[Node]:
         return [self.nodes[n] for n in self.graph.order if self.nodes[n].kind != "source"]
 
+    @cached_property
+    def sqls(self) -> ModelSql:
+        return ModelSql(self)
+
     def model_sql(self, name: str, interval: Interval) -> str:
         """The final SQL of a model for one interval, in the target dialect."""
-        node = self.nodes[name]
-        text = self.state.text(name)
-        plain = self.state.plain.get(name)
-        if plain is not None and not mentions(text, interval):
-            # no Jinja, no interval value: the SQL compile_project made for its start
-            return plain
-        out, reads, _, _ = self.builder.build(name, node.path, text, interval)
-        extra = set(reads) - set(node.upstream)
-        if extra:
-            raise SqlError(
-                f"for interval {interval.label} this model reads "
-                f"{', '.join(sorted(extra))}, which it does not read for the "
-                "project's start interval",
-                at=SourceLocation(node.path),
-                hint="add them to 'depends_on' in the sidecar",
-            )
-        return fill(out, interval)
+        return self.sqls.sql(name, interval)
 
     def sidecar(self, name: str) -> str | None:
         return self.state.sidecar(name)
@@ -124,12 +114,6 @@ def _plain_sql(text: str, out: str, interval: Interval) -> bool:
     )
 
 
-def reference_interval(raw: RawProject, grain: str) -> Interval:
-    """The interval a model is rendered for to infer its dependencies: its first one."""
-    start = floor(raw.config.start or datetime(2000, 1, 1), grain)
-    return Interval(start, next_start(start, grain))
-
-
 def _compile_key(raw: RawProject, target: Target) -> str | None:
     digest = getattr(raw, "digest", "")
     if not digest:
@@ -145,10 +129,9 @@ def _from_cache(raw: RawProject, target: Target, key: str, write_cache: bool, fo
     try:
         texts = {m.name: m.sql for m in raw.models}
         plain = {n: texts[n] if sql is None else sql for n, sql in found["plain"].items()}
-        state = CompileState(raw, target, True, write_cache, key, plain=plain, texts=texts)
-        return CompiledProject(
-            raw, target, found["nodes"], graphmod.Graph(found["upstream"], found["order"]), state
-        )
+        state = CompileState(raw, target, True, write_cache, key)
+        graph = graphmod.Graph(found["upstream"], found["order"])
+        return CompiledProject(raw, target, found["nodes"], graph, state, plain)
     except Exception:  # noqa: BLE001 - a cache from another pipe: compile
         return None
 
@@ -171,7 +154,7 @@ def compile_project(
         hit = _from_cache(raw, target, key, write_cache, last)
         if hit is not None:
             return hit
-    with frozen_gc():
+    with young_gc_only():
         return _compile(raw, target, key, use_cache, write_cache, last)
 
 
@@ -194,8 +177,9 @@ def _compile(
     shared = shared_key(raw, target) if key is not None else None
     by_model = models_store(raw.root, target.name, shared is not None, not write_cache)
     before = Before.of(by_model, shared, last, raw)
-    builder.prefetch(
-        [(m.name, m.path, m.sql, references.of(m.config)) for m in raw.models if m not in before]
+    sqlprefetch.prefetch(
+        builder,
+        [(m.name, m.path, m.sql, references.of(m.config)) for m in raw.models if m not in before],
     )
 
     upstream: dict[str, tuple[str, ...]] = {}
@@ -216,20 +200,29 @@ def _compile(
     )
     raise_collected(errors)
 
-    locate = {m.name: SourceLocation(m.path, 1) for m in raw.models}
-    graph = graphmod.build(upstream, locate)
+    graph = _graph(raw, upstream, last)
     nodes = _nodes(raw, target, graph, models, before)
     plain = {n: m.plain for n, m in models.items() if m.plain is not None}
-    state = CompileState(raw, target, use_cache, write_cache, key, builder, plain, by_model)
+    reference = {n: m.sql for n, m in models.items() if m.sql is not None and m.plain is None}
+    state = CompileState(raw, target, use_cache, write_cache, key, builder, by_model)
     if key is not None and write_cache:
-        _remember(state, nodes, graph, models, shared)
-    return CompiledProject(raw, target, nodes, graph, state)
+        _remember(state, nodes, graph, plain, models, shared)
+    return CompiledProject(raw, target, nodes, graph, state, plain, reference)
+
+
+def _graph(raw: RawProject, upstream: dict[str, tuple[str, ...]], last: dict) -> graphmod.Graph:
+    """The graph of `upstream`: the last compile's when its edges are the same (an edit
+    that changed no dependency orders nothing again), else built and checked."""
+    if last.get("upstream") == upstream:
+        return graphmod.Graph(last["upstream"], last["order"])
+    return graphmod.build(upstream, {m.name: SourceLocation(m.path, 1) for m in raw.models})
 
 
 def _remember(
     state: CompileState,
     nodes: dict[str, Node],
     graph: graphmod.Graph,
+    plain: dict[str, str],
     models: dict[str, Found],
     shared: str | None,
 ) -> None:
@@ -243,7 +236,7 @@ def _remember(
             "nodes": nodes,
             "upstream": graph.upstream,
             "order": graph.order,
-            "plain": {n: None if sql == texts[n] else sql for n, sql in state.plain.items()},
+            "plain": {n: None if sql == texts[n] else sql for n, sql in plain.items()},
         }
     )
     if shared is not None:
@@ -290,7 +283,7 @@ def _model(builder: SqlBuilder, m, reference: Interval, errors: list[UserError])
     upstream = tuple(sorted(set(reads) | set(extra) - {m.name}))
     plain = out if _plain_sql(m.sql, out, reference) else None
     macros = builder.jinja_inputs(m.path, m.sql) if "{" in m.sql else ""
-    return Found(config, upstream, digest, plain, macros, shape)
+    return Found(config, upstream, digest, plain, macros, shape, out)
 
 
 def _nodes(

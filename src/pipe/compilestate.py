@@ -1,5 +1,5 @@
 """What a CompiledProject keeps besides its nodes: `CompileState`, the SQL builder it
-makes on first use, the reference SQL of plain models, and the caches a compile writes
+makes on first use, and the caches a compile writes
 when the command succeeds (the compiled-project cache of each target, the plan records).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .cache import Store, cache_dir
+from .cache import Store, store
 from .config import Target
 from .loader import RawProject
 from .modelsql import SqlBuilder, parse_cache
@@ -19,8 +19,8 @@ COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
 class CompileState:
     """What a CompiledProject keeps besides its nodes: the SQL builder (made on first use:
-    a compile served from the cache builds nothing), the reference SQL of plain models,
-    and the caches to write when the command succeeds.
+    a compile served from the cache builds nothing) and the caches to write when the
+    command succeeds.
 
     The compiled-project cache, .pipe/cache/compiled-<target>.pickle, holds the nodes and
     graph of the last compile, keyed by `key`: a hash of every file the loader read (their
@@ -36,9 +36,7 @@ class CompileState:
         write_cache: bool,
         key: str | None,
         builder: SqlBuilder | None = None,
-        plain: dict[str, str] | None = None,
         by_model: Store | None = None,
-        texts: dict[str, str] | None = None,
     ):
         self.raw = raw
         self.target = target
@@ -46,24 +44,13 @@ class CompileState:
         self.write_cache = write_cache
         self.key = key  # None: the project was not loaded from hashed files
         self._builder = builder
-        self.plain = plain or {}
-        folder = cache_dir(raw.root)
         # the nodes and graph of the last compile, and the plan records (see workspace.py)
         self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
         self.by_model = by_model  # what each model's compile found (see Before)
-        self.plan_records = Store(
-            folder / "plans.pickle" if use_cache and key else None,
-            COMPILED_VERSION,
-            readonly=not write_cache,
+        self.plan_records = store(
+            raw.root, "plans.pickle", COMPILED_VERSION, bool(use_cache and key), not write_cache
         )
         self._sidecars: dict[str, str] | None = None
-        self._texts = texts  # model name -> its SQL file as written, made on first use
-
-    def text(self, name: str) -> str:
-        """A model's SQL file as written."""
-        if self._texts is None:
-            self._texts = {m.name: m.sql for m in self.raw.models}
-        return self._texts[name]
 
     @property
     def builder(self) -> SqlBuilder:
@@ -107,4 +94,4 @@ def compiled_store(root: Path, target: str, use_cache: bool, readonly: bool) -> 
     """The compiled-project cache of one target: {"key", "nodes", "upstream", "order",
     "plain"} of its last compile."""
     name = f"compiled-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
-    return Store(cache_dir(root) / name if use_cache else None, COMPILED_VERSION, readonly)
+    return store(root, name, COMPILED_VERSION, use_cache, readonly)

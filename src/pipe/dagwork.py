@@ -125,12 +125,12 @@ def _batch(work: Callable[[object], object], jobs: list) -> list:
 
 
 def _start(stack: contextlib.ExitStack, tasks: int):
-    """A fork pool entered on `stack` (the garbage collector kept off the objects that
-    exist now, so a worker does not copy them by walking them), or None when no process
+    """A fork pool entered on `stack` (no full garbage collection meanwhile, so a worker
+    does not copy the objects it inherits by walking them), or None when no process
     could be forked."""
-    from .parallel import fork_pool, frozen_gc
+    from .parallel import fork_pool, young_gc_only
 
-    stack.enter_context(frozen_gc())
+    stack.enter_context(young_gc_only())
     try:
         return stack.enter_context(fork_pool(tasks))
     except OSError:

@@ -5,9 +5,13 @@ qualify, transpile, the target's rules.
 Jinja, replaces the interval's values by placeholders (intervalsql.normalise), parses the
 result once per distinct text (the parse cache under .pipe/cache keeps the tables it
 reads and a canonical digest), resolves every table against models, seeds and sources,
-and writes the SQL for the target dialect with the placeholders left in (`intervalsql.fill` puts an
-interval's values back). `prefetch` does the slow part for many models at once in forked
-workers (parallel.fan_out).
+and writes the SQL for the target dialect with the placeholders left in (`intervalsql.fill`
+puts an interval's values back). sqlprefetch.py does the slow part for many models at once
+in forked workers.
+
+`ModelSql` is what a plan takes its SQL from: one model x one interval -> its final SQL,
+fed by a CompiledProject (the SQL its compile built for each model's reference interval,
+see `reference_interval`), building only what the compile did not.
 
 Name resolution (SPEC §2): `schema.table` as is; a bare `table` when exactly one model,
 seed or source has that table name; CTE names shadow models (handled in sql.py).
@@ -20,11 +24,13 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import engines
 from . import sql as sqlmod
-from .cache import Store, cache_dir
+from .cache import Store, cache_dir, store
 from .config import Target
 from .errors import (
     CycleError,
@@ -34,25 +40,23 @@ from .errors import (
     UnknownTable,
     UserError,
 )
-from .intervals import Interval, previous
-from .intervalsql import normalise
+from .intervals import Interval, floor, next_start, previous
+from .intervalsql import fill, mentions, normalise
 from .loader import RawProject
 from .names import TableName, written
-from .parallel import chunks, fan_out, frozen_gc, workers
 from .templating import Renderer
 
-CACHE_VERSION = "5"  # 5: the output columns (sql.select_shape) kept with the tables
+if TYPE_CHECKING:
+    from .compiler import CompiledProject
 
-# Uncached models (to parse, or Jinja models to render) from which compile_project works
-# in a pool of processes: below it, forking costs more than it saves.
-PARALLEL_MIN = 200
+CACHE_VERSION = "5"  # 5: the output columns (sql.select_shape) kept with the tables
 
 
 def parse_cache(root: Path, use_cache: bool, readonly: bool) -> Store:
     """Rendered-SQL hash -> (tables read (with offsets), canonical digest of the SQL). It
     also keeps what each Jinja model text and macro file uses ("jinja:" and "macros:"
     keys), for fingerprints, and each model's SQL for the target ("transpile:")."""
-    return Store(cache_dir(root) / "parse.pickle" if use_cache else None, CACHE_VERSION, readonly)
+    return store(root, "parse.pickle", CACHE_VERSION, use_cache, readonly)
 
 
 class SqlBuilder:
@@ -72,6 +76,9 @@ class SqlBuilder:
         self.index = index  # bare table name -> full names
         self.names = names
         self.cache = cache
+        # nothing parsed before (a cold compile): every model is rendered and parsed in
+        # the workers; noted now, before check_macros adds its entries
+        self.cold = not cache.data
         self.renderer = Renderer(
             raw.macros,
             dict(raw.config.vars),
@@ -84,7 +91,7 @@ class SqlBuilder:
         self._configs = {m.name: m.config for m in raw.models}
         self.sources = {s.name for s in raw.sources}
         # (path, interval) -> (normalised rendering, its parse-cache key), made by `prefetch`
-        self._pending: dict[tuple[str, Interval], tuple[str, str]] = {}
+        self.pending: dict[tuple[str, Interval], tuple[str, str]] = {}
         self._macro_defs: list | None = None  # (path, Renderer.macro_defs(path)) per file
         self._inputs: dict[tuple, str] = {}  # Renderer.uses(...) -> inputs_digest: most
         # Jinja models use the same few names
@@ -151,14 +158,14 @@ class SqlBuilder:
         )
 
     # -- SQL
-    def _key(self, normalised: str) -> str:
+    def key(self, normalised: str) -> str:
         return hashlib.sha1(f"{self.dialect}\0{normalised}".encode()).hexdigest()
 
     def _refs(self, normalised: str, path: str, key: str | None = None):
-        key = key or self._key(normalised)
+        key = key or self.key(normalised)
         hit = self.cache.data.get(key)
         if hit is None:
-            hit = _parse_refs(normalised, self.dialect, path)
+            hit = parse_refs(normalised, self.dialect, path)
             self.cache.data[key] = hit
             self.cache.dirty = True
         return hit
@@ -168,7 +175,7 @@ class SqlBuilder:
     ) -> tuple[str, str | None]:
         """The model rendered for `interval`, its interval values replaced by placeholders,
         and its parse-cache key when already known."""
-        ahead = self._pending.pop((path, interval), None)
+        ahead = self.pending.pop((path, interval), None)
         if ahead is not None:
             return ahead
         return normalise(self.renderer.render(path, text, interval, model), interval), None
@@ -255,7 +262,7 @@ class SqlBuilder:
         """A hash of the macros and vars a Jinja model uses (Renderer.inputs_digest); what
         the model text and each macro file use is kept in the parse cache."""
         data = self.cache.data
-        key = "jinja:" + self._key(text)
+        key = "jinja:" + self.key(text)
         uses = data.get(key)
         if uses is None:
             uses = data[key] = self.renderer.uses(text, self._fragment)
@@ -271,7 +278,7 @@ class SqlBuilder:
             data = self.cache.data
             self._macro_defs = []
             for mpath, source in self.raw.macros:
-                mkey = "macros:" + self._key(f"{mpath}\0{source}")
+                mkey = "macros:" + self.key(f"{mpath}\0{source}")
                 found = data.get(mkey)
                 if found is None:
                     found = data[mkey] = self.renderer.macro_defs(mpath, self._fragment)
@@ -286,7 +293,7 @@ class SqlBuilder:
         data = self.cache.data
         first: dict[str, SourceLocation] = {}
         for mpath, source in self.raw.macros:
-            mkey = "macro-names:" + self._key(f"{mpath}\0{source}")
+            mkey = "macro-names:" + self.key(f"{mpath}\0{source}")
             found = data.get(mkey)
             if found is None:
                 try:
@@ -311,75 +318,6 @@ class SqlBuilder:
 
     def _fragment(self, text: str) -> str:
         return sqlmod.fragment_key(text, self.dialect)
-
-    def prefetch(self, models: list[tuple[str, str, str, Interval]]) -> None:
-        """Do ahead, in a pool of worker processes, the slow part of `build` for many
-        (model, path, text, interval): render the Jinja models and parse the renderings
-        the parse cache lacks. Only the small results come back (the parse cache's
-        tuples, renderings, parse-cache keys, compiled templates); `build` finds them.
-
-        Stays in process on one core or below PARALLEL_MIN uncached models: a warm
-        compile or a small edit parses little. A model that fails here is not reported
-        here: `build` does it again and raises exactly as without a pool."""
-        jobs = self._prefetch_jobs(models)
-        if len(jobs) < PARALLEL_MIN or workers() < 2:
-            return
-        try:  # imported once here, not in every worker
-            sqlmod.get_dialect(self.dialect)
-        except ValueError:  # an unknown dialect: `build` says so
-            return
-        if any(job[4] is None for job in jobs):
-            self.renderer.env  # noqa: B018 - compiled templates read before forking
-        try:
-            # frozen: a collection in a worker walks (so copies) only the worker's objects
-            with frozen_gc():
-                for results, compiled in fan_out(
-                    _prefetch_chunk, (jobs, self), chunks(len(jobs), 25, 100)
-                ):
-                    self._take(jobs, results)
-                    self.renderer.add_compiled(compiled)
-        except OSError:  # no process could be forked: `build` does the rest in process
-            pass
-
-    def _prefetch_jobs(self, models: list[tuple[str, str, str, Interval]]) -> list[tuple]:
-        """(model, path, text, interval, key) worth doing in a worker: key None for a
-        Jinja model rendered there, "" for plain SQL the worker normalises, else the key
-        of the normalised SQL in `text`. What is known here goes to `_pending` now."""
-        data = self.cache.data
-        jobs: list[tuple] = []
-        for model, path, text, interval in models:
-            if "{" in text:
-                if not data or not self.renderer.cheap(path, text):
-                    # cold (its rendering will need parsing), or slow to compile
-                    jobs.append((model, path, text, interval, None))
-                    continue
-                try:  # cheap to render here, and then its parse-cache key is known
-                    normalised = normalise(
-                        self.renderer.render(path, text, interval, model), interval
-                    )
-                except Exception:  # noqa: BLE001 - `build` renders it again and reports it
-                    continue
-            elif not data:  # nothing cached (a cold compile): all of it in the workers
-                jobs.append((model, path, text, interval, ""))
-                continue
-            else:
-                normalised = normalise(text, interval)
-            key = self._key(normalised)
-            self._pending[(path, interval)] = (normalised, key)
-            if key not in data:
-                jobs.append((model, path, normalised, interval, key))
-        return jobs
-
-    def _take(self, jobs: list[tuple], results) -> None:
-        """Keep what a worker made of its jobs (see _prefetch_chunk)."""
-        data = self.cache.data
-        for i, normalised, key, hit in results:
-            _, path, text, interval, known = jobs[i]
-            if not known:  # rendered or normalised in the worker
-                self._pending[(path, interval)] = (text if normalised is None else normalised, key)
-            if hit is not None and key not in data:
-                data[key] = hit
-                self.cache.dirty = True
 
     def _transpile(self, normalised: str, path: str, splices) -> str:
         """The model in the target dialect, names qualified; cached like the parse, since
@@ -418,7 +356,68 @@ class SqlBuilder:
         return out
 
 
-def _parse_refs(normalised: str, dialect: str, path: str) -> tuple:
+def reference_interval(raw: RawProject, grain: str) -> Interval:
+    """The interval a model is rendered for to infer its dependencies: its first one."""
+    start = floor(raw.config.start or datetime(2000, 1, 1), grain)
+    return Interval(start, next_start(start, grain))
+
+
+class ModelSql:
+    """One model x one interval -> its final SQL in the target dialect, for plans.
+
+    Fed by a compiled project: a plain model's SQL (no Jinja, no interval value) serves
+    every interval its text does not mention; the SQL the compile built for a model's
+    reference interval serves that interval; any other is rendered and built with the
+    compile's SqlBuilder, and may read no table the reference interval does not."""
+
+    def __init__(self, cp: CompiledProject):
+        self.cp = cp
+        self._texts: dict[str, str] | None = None
+        self._references: dict[str, Interval] = {}
+
+    def text(self, name: str) -> str:
+        """A model's SQL file as written."""
+        if self._texts is None:
+            self._texts = {m.name: m.sql for m in self.cp.raw.models}
+        return self._texts[name]
+
+    def reference(self, grain: str) -> Interval:
+        found = self._references.get(grain)
+        if found is None:
+            found = self._references[grain] = reference_interval(self.cp.raw, grain)
+        return found
+
+    def built(self, name: str, interval: Interval) -> bool:
+        """Whether the compile built (and so checked) the model's SQL for `interval`."""
+        cp = self.cp
+        return (name in cp.plain or name in cp.reference) and interval == self.reference(
+            cp.nodes[name].grain
+        )
+
+    def sql(self, name: str, interval: Interval) -> str:
+        cp = self.cp
+        node = cp.nodes[name]
+        text = self.text(name)
+        plain = cp.plain.get(name)
+        if plain is not None and not mentions(text, interval):
+            return plain
+        built = cp.reference.get(name)
+        if built is not None and interval == self.reference(node.grain):
+            return fill(built, interval)  # what building it again would give
+        out, reads, _, _ = cp.builder.build(name, node.path, text, interval)
+        extra = set(reads) - set(node.upstream)
+        if extra:
+            raise SqlError(
+                f"for interval {interval.label} this model reads "
+                f"{', '.join(sorted(extra))}, which it does not read for the "
+                "project's start interval",
+                at=SourceLocation(node.path),
+                hint="add them to 'depends_on' in the sidecar",
+            )
+        return fill(out, interval)
+
+
+def parse_refs(normalised: str, dialect: str, path: str) -> tuple:
     """What the parse cache keeps of one rendering: (parts, line, col, start, end) of every
     table it reads, the canonical digest of its SQL (made from the parse's tokens) and
     its output columns (sql.select_shape)."""
@@ -442,34 +441,6 @@ def _first_part(table):
         if part is not None and part.meta.get("start") is not None:
             return part
     return table.this
-
-
-def _prefetch_chunk(shared: tuple[list[tuple], SqlBuilder], bounds: tuple[int, int]):
-    """In a worker: render and parse the jobs [start, end) of `shared` (jobs, builder).
-    Returns, per job that worked, (index, its normalised SQL or None when that is the
-    job's text, parse-cache key, parse-cache entry or None when the parent has it), and
-    the templates compiled."""
-    jobs, builder = shared
-    data = builder.cache.data
-    out = []
-    for i in range(*bounds):
-        model, path, text, interval, key = jobs[i]
-        try:
-            if key is None:  # Jinja
-                normalised = normalise(
-                    builder.renderer.render(path, text, interval, model), interval
-                )
-            elif key == "":
-                normalised = normalise(text, interval)
-            else:
-                out.append((i, None, key, _parse_refs(text, builder.dialect, path)))
-                continue
-            key = builder._key(normalised)
-            hit = None if key in data else _parse_refs(normalised, builder.dialect, path)
-            out.append((i, None if normalised is text else normalised, key, hit))
-        except Exception:  # noqa: BLE001 - `build` does it again and reports it
-            continue
-    return out, builder.renderer.take_compiled()
 
 
 _USES_THIS = re.compile(r"\{[{%][^}]*\bthis\b")

@@ -107,25 +107,25 @@ def fan_out(fn: Callable, shared, jobs: Iterable) -> Iterator:
         yield from run_all(pool, _call, jobs)
 
 
-_FROZEN = [0]  # depth of frozen_gc blocks that froze
+# A threshold for the oldest generation that the count of younger collections never
+# reaches: no full collection runs (see young_gc_only).
+_NO_FULL = 1 << 30
 
 
 @contextlib.contextmanager
-def frozen_gc():
-    """Keep the garbage collector off the objects that exist now (gc.freeze) while a
-    large piece of work runs: a full collection would otherwise walk the whole loaded
-    project again and again, and a forked worker would copy its pages by walking them.
-    Objects made inside are collected as usual, and all are unfrozen at the end of the
-    outermost block. Does nothing when someone else froze objects (it would unfreeze
-    theirs)."""
-    if gc.get_freeze_count() and not _FROZEN[0]:
+def young_gc_only():
+    """Collect only the young generations while a large piece of work runs: a full
+    collection walks every object the process holds (the loaded project, the caches),
+    again and again as the work adds objects, and in a forked worker, which inherits
+    this setting, it would copy the parent's memory pages by walking them. Young garbage
+    (a parse tree, which holds cycles) is collected as usual. The thresholds are put back
+    at the end of the outermost block; nothing is frozen."""
+    old = gc.get_threshold()
+    if old[2] >= _NO_FULL:  # an enclosing block did it
         yield
         return
-    gc.freeze()
-    _FROZEN[0] += 1
+    gc.set_threshold(old[0], old[1], _NO_FULL)
     try:
         yield
     finally:
-        _FROZEN[0] -= 1
-        if not _FROZEN[0]:
-            gc.unfreeze()
+        gc.set_threshold(*old)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import PlanFileError, SourceLocation
 from .intervals import Interval, from_iso
-from .parallel import frozen_gc
+from .parallel import young_gc_only
 from .plan import CheckSpec, Plan, Task, isos
 
 PLAN_FORMAT = 1
@@ -109,7 +109,7 @@ def to_json(plan: Plan) -> dict:
 def dumps(plan: Plan) -> bytes:
     """The plan file: exactly `json.dumps(to_json(plan), indent=2, ensure_ascii=False)`
     and a newline, written by `_encode` (json's indented encoder is pure Python)."""
-    with frozen_gc():
+    with young_gc_only():
         data = to_json(plan)
         out: list[str] = []
         try:

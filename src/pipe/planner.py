@@ -19,7 +19,8 @@ from . import sql as sqlmod
 from .compiler import CompiledProject, Node
 from .errors import UserError, raise_collected
 from .intervals import Interval, expand, floor, next_start, previous
-from .parallel import frozen_gc
+from .modelsql import ModelSql
+from .parallel import young_gc_only
 from .plan import CheckSpec, Plan, Task, task_id, temp_name
 from .templating import render_snippet
 
@@ -37,8 +38,37 @@ def build_plan(
     default; a backfill passes its whole range). `render(node, interval)` false makes a
     stub: the task without its SQL and checks (a backfill holds 365,000 of them and loads
     the SQL from the persisted plan file when the task runs)."""
-    with frozen_gc():
+    with young_gc_only():
         return _build_plan(cp, run, models, full_interval or run, render)
+
+
+def validate(cp: CompiledProject, run: Interval, models: Iterable[str] | None = None) -> None:
+    """Build, and throw away, every SQL the plan of `run` would hold (each model task's
+    and its checks', each sensor's) and raise their errors together, as `build_plan`
+    would: what plain `pipe compile` validates, without making the plan's tasks."""
+    wanted = set(models) if models is not None else None
+    ex = _Expansion(cp, run, run, None, cp.sqls)
+    errors: list[UserError] = []
+    since: dict[str, datetime] = {}
+    for name in cp.graph.order:
+        node = cp.nodes[name]
+        if (wanted is not None and name not in wanted) or node.kind == "seed":
+            continue
+        try:
+            if node.kind == "source":
+                _sensor_tasks(cp, node, run)
+                continue
+            if node.kind == "incremental":
+                since[name] = _lookback_start(cp, node, run, since)
+            checks = _failing_checks(cp, node)
+            for iv in _intervals_of(ex, node, since.get(name)):
+                if not ex.sqls.built(name, iv):
+                    ex.sqls.sql(name, iv)
+                if checks:
+                    _checks_of(cp, node, temp_name(name, task_id(name, iv)), iv, checks)
+        except UserError as exc:
+            errors.append(exc)
+    raise_collected(errors)
 
 
 @dataclass(frozen=True)
@@ -49,13 +79,14 @@ class _Expansion:
     run: Interval
     full: Interval  # the interval full and view models are built for
     render: Callable[[Node, Interval | None], bool] | None
+    sqls: ModelSql  # each model's SQL for one interval
 
 
 def _build_plan(
     cp: CompiledProject, run: Interval, models: Iterable[str] | None, full_iv: Interval, render
 ) -> Plan:
     wanted = set(models) if models is not None else None
-    ex = _Expansion(cp, run, full_iv, render)
+    ex = _Expansion(cp, run, full_iv, render, cp.sqls)
     tasks: list[Task] = []
     by_model: dict[str, list[Task]] = {}
     errors: list[UserError] = []
@@ -120,12 +151,16 @@ def _tasks_of(
         return _sensor_tasks(ex.cp, node, ex.run)
     if node.kind == "seed":
         return [_seed_task(node)]
+    return _model_tasks(ex, node, _intervals_of(ex, node, since), by_model)
+
+
+def _intervals_of(ex: _Expansion, node: Node, since: datetime | None) -> list[Interval]:
+    """The intervals of a model's tasks: an incremental model's from where its lookback
+    starts (`since`) to the run's end, one per interval of its grain; else one."""
     if node.kind == "incremental":
         run = ex.run
-        intervals = list(expand(Interval(min(since or run.start, run.start), run.end), node.grain))
-    else:
-        intervals = [ex.full]
-    return _model_tasks(ex, node, intervals, by_model)
+        return list(expand(Interval(min(since or run.start, run.start), run.end), node.grain))
+    return [ex.full]
 
 
 def _sensor_tasks(cp: CompiledProject, node: Node, run: Interval) -> list[Task]:
@@ -236,7 +271,7 @@ def _model_task(
         fingerprint=node.fingerprint,
         table=node.name,
         temp=temp,
-        sql=ex.cp.model_sql(node.name, iv) if full else "",
+        sql=ex.sqls.sql(node.name, iv) if full else "",
         time_column=c.time_column if incremental else None,
         checks=_checks_of(ex.cp, node, temp, iv) if full else (),
         pool=c.pool,
@@ -251,7 +286,16 @@ def _model_task(
     )
 
 
-def _checks_of(cp: CompiledProject, node: Node, temp: str, iv: Interval) -> tuple[CheckSpec, ...]:
+def _failing_checks(cp: CompiledProject, node: Node) -> tuple:
+    """A node's checks whose SQL may fail to build (checks.can_fail): what validation
+    builds of them."""
+    source, target = cp.raw.config.dialect, cp.target.dialect
+    return tuple(ch for ch in node.config.checks if checkmod.can_fail(ch, source, target))
+
+
+def _checks_of(
+    cp: CompiledProject, node: Node, temp: str, iv: Interval, checks: tuple | None = None
+) -> tuple[CheckSpec, ...]:
     where = cp.sidecar(node.name) or node.path or ""
     return tuple(
         CheckSpec(
@@ -262,5 +306,5 @@ def _checks_of(cp: CompiledProject, node: Node, temp: str, iv: Interval) -> tupl
             warn_if=ch.warn_if,
             error_if=ch.error_if,
         )
-        for ch in node.config.checks
+        for ch in (node.config.checks if checks is None else checks)
     )

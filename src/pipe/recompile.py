@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import Store, cache_dir, code_version
+from .cache import Store, code_version, store
 from .config import ModelConfig, Target
 from .loader import RawProject
 
@@ -31,6 +31,7 @@ class Found:
     plain: str | None  # its SQL for every interval (no Jinja, no interval value), or None
     macros: str  # what its Jinja uses of macros and vars (Renderer.inputs_digest), or ""
     shape: tuple | None  # its output columns (sql.select_shape), for checks' columns
+    sql: str | None = None  # its SQL for the reference interval (None: not built this time)
 
 
 MODELS_VERSION = "3"
@@ -38,7 +39,7 @@ MODELS_VERSION = "3"
 
 def models_store(root: Path, target: str, enabled: bool, readonly: bool) -> Store:
     name = f"models-{hashlib.sha1(target.encode()).hexdigest()[:12]}.pickle"
-    return Store(cache_dir(root) / name if enabled else None, MODELS_VERSION, readonly)
+    return store(root, name, MODELS_VERSION, enabled, readonly)
 
 
 def shared_key(raw: RawProject, target: Target) -> str | None:

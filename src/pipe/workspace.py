@@ -128,9 +128,10 @@ def validate(cp: CompiledProject) -> None:
     """Plain `pipe compile`: check what `--interval` checks (each model's SQL for the
     target, every check's and sensor's SQL) by building, not writing, the plan of the
     project's first interval: of the models and sources whose fingerprint (SPEC §7: their
-    SQL, macros, checks, upstream) it has not built since. A warm compile builds nothing."""
-    from .compiler import reference_interval
-    from .planner import build_plan
+    SQL, macros, checks, upstream) it has not built since. A warm compile builds nothing,
+    and a cold one builds again only what its compile did not (modelsql.ModelSql)."""
+    from .modelsql import reference_interval
+    from .planner import validate as validate_sql
 
     iv = reference_interval(cp.raw, cp.raw.config.schedule)
     key = plan_key(cp, iv)
@@ -141,7 +142,7 @@ def validate(cp: CompiledProject) -> None:
     fingerprints = {n: node.fingerprint for n, node in cp.nodes.items()}
     todo = [n for n, fp in fingerprints.items() if fp not in done]
     if todo:
-        build_plan(cp, iv, models=todo)
+        validate_sql(cp, iv, models=todo)
     if key is not None and todo:
         cp.state.record(done_key, frozenset(fingerprints.values()))
 
