@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import planfile, projectfiles
-from .cache import cache_dir, code_version, read_pickle, write_pickle
+from .cache import Store, cache_dir, code_version, store
 from .intervals import Interval
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .config import ProjectConfig, Target
     from .plan import Plan
 
-VERSION = "1"
+VERSION = "2"  # 2: each plan's cache is a Store
 ROOT_FILES = ("pipe.yml", "pipe.yaml", "sources.yml", "sources.yaml")
 FOLDERS = ("models", "seeds", "macros")
 
@@ -124,19 +124,13 @@ def _stat(path: str, rel: str) -> tuple:
     return (rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _store(root: Path) -> Path:
-    return cache_dir(root) / "runview.pickle"
+def _store(root: Path) -> Store:
+    return store(root, "runview.pickle", VERSION)
 
 
-def _plan_cache(root: Path, rel: str) -> Path:
-    return cache_dir(root) / "runview" / f"{rel}.pickle"
-
-
-def _entries(root: Path) -> dict:
-    stored = read_pickle(_store(root))
-    if isinstance(stored, dict) and stored.get("version") == VERSION:
-        return stored["entries"]
-    return {}
+def _plan_cache(root: Path, rel: str) -> Store:
+    """{"sha": the plan file's sha256, "plan": the Plan it holds}."""
+    return store(root, f"runview/{rel}.pickle", VERSION)
 
 
 def record(
@@ -152,7 +146,8 @@ def record(
     from .workspace import plan_key
 
     root = cp.raw.root
-    entries = _entries(root)
+    recorded_ = _store(root)
+    entries = recorded_.data
     name = target or ""
     old = entries.get(name)
     plans = dict(old["plans"]) if old and old["key"] == cp.key else {}
@@ -173,13 +168,13 @@ def record(
         "project": RunProject.of(cp),
         "plans": plans,
     }
-    try:
-        if plan is not None and len(new) == 1:
-            [(rel, sha)] = new.items()
-            write_pickle(_plan_cache(root, rel), (sha, plan))
-        write_pickle(_store(root), {"version": VERSION, "entries": entries})
-    except OSError:  # a cache only ever makes a command faster
-        pass
+    if plan is not None and len(new) == 1:
+        [(rel, sha)] = new.items()
+        cached = _plan_cache(root, rel)
+        cached.replace({"sha": sha, "plan": plan})
+        cached.save()
+    recorded_.replace(entries)
+    recorded_.save()
 
 
 @dataclass(frozen=True)
@@ -194,15 +189,12 @@ class Found:
     def plan(self) -> Plan:
         """The plan: unpickled as recorded (no JSON to parse), else parsed from the bytes."""
         root = self.project.root
-        cache = _plan_cache(root, planfile.relpath(root, self.path))
-        cached = read_pickle(cache)
-        if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == self.sha:
-            return cached[1]
+        cached = _plan_cache(root, planfile.relpath(root, self.path))
+        if cached.data.get("sha") == self.sha:
+            return cached.data["plan"]
         plan = planfile.parse(self.data, self.path)
-        try:  # for the next run (a plan `pipe compile` wrote or found unchanged)
-            write_pickle(cache, (self.sha, plan))
-        except OSError:
-            pass
+        cached.replace({"sha": self.sha, "plan": plan})  # for the next run
+        cached.save()
         return plan
 
 
@@ -210,7 +202,7 @@ def recorded(project: Path, target: str | None, interval: Interval) -> Found | N
     """The run's project and `interval`'s plan file when the record proves that file
     current for an unchanged project and pipe; None when the run must load the project."""
     root = Path(project)
-    entry = _entries(root).get(target or "")
+    entry = _store(root).data.get(target or "")
     if entry is None or entry["code"] != code_version() or _stats(root) != entry["stats"]:
         return None
     rp = replace(entry["project"], root=root)
