@@ -207,10 +207,10 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
             f"{iso(task.interval.end)}) by {task.time_column} were not published:"
             " does the model filter on its interval?"
         )
-    kinds = {c.name: c.type for c in task.checks}
-    warnings += [
-        f"check {c.name}: {_failed(c, kinds.get(c.name))}" for c in checks if c.status == "warn"
-    ]
+    warned = [c for c in checks if c.status == "warn"]
+    if warned:
+        kinds = {c.name: c.type for c in task.checks}
+        warnings += [f"check {c.name}: {_failed(c, kinds.get(c.name))}" for c in warned]
     return TaskResult(
         "success",
         published.rows,

@@ -69,14 +69,7 @@ class LedgerTable:
             if not fp:  # a tombstone: no longer published
                 out.pop((m, s, e), None)
                 continue
-            out[(m, s, e)] = Entry(
-                fp,
-                float(at),
-                None if n is None else int(n),
-                decode_reads(reads),
-                bool(partial),
-                None if replaced is None else int(replaced),
-            )
+            out[(m, s, e)] = columnar_entry(fp, at, n, reads, partial, replaced)
         return out
 
     def compact_ledger(self) -> int:
@@ -117,3 +110,15 @@ class LedgerTable:
                 f"fingerprint, published_at) VALUES ({', '.join(map(lit, key))}, '', "
                 f"{at + i * 1e-6!r})"
             )
+
+
+def columnar_entry(fp, at, n, reads, partial, replaced) -> Entry:
+    """One row of the columnar ledger (after its key) as an Entry."""
+    return Entry(
+        fp,
+        float(at),
+        None if n is None else int(n),
+        decode_reads(reads),
+        bool(partial),
+        None if replaced is None else int(replaced),
+    )

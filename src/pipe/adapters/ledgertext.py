@@ -23,10 +23,10 @@ ledgertable.py (its Parquet table has no transactions to send a row with).
 from __future__ import annotations
 
 from .. import sql as sqlmod
-from ..ledger import Entry, Key, decode_reads, decode_row, encode_row, fold, row_prefix
+from ..ledger import Entry, Key, decode_row, encode_row, fold, row_prefix
 from ..names import TableName
 from .errors import AdapterError
-from .ledgertable import LEDGER
+from .ledgertable import LEDGER, columnar_entry
 
 _OLD_KEY = ("model", "interval_start", "interval_end", "fingerprint", "published_at", "rows")
 _OLD_EXTRA = ("reads", "partial", "replaced")  # columns a still older ledger lacks
@@ -157,17 +157,7 @@ class TextLedger:
         cols = [*_OLD_KEY, *(c if c in have else f"NULL AS {c}" for c in _OLD_EXTRA)]
         _, rows = self.query(f"SELECT {', '.join(cols)} FROM {LEDGER}")
         current = fold(
-            (
-                (m, s, e),
-                Entry(
-                    fp,
-                    float(at),
-                    None if n is None else int(n),
-                    decode_reads(reads),
-                    bool(partial),
-                    None if replaced is None else int(replaced),
-                ),
-            )
+            ((m, s, e), columnar_entry(fp, at, n, reads, partial, replaced))
             for m, s, e, fp, at, n, reads, partial, replaced in rows
         )
         with self.transaction():
