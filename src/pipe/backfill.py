@@ -266,9 +266,9 @@ def persist(
     root = cp.raw.root
     days = list(expand(span, cp.raw.config.schedule))
     hint = (
-        "the project changed since they were compiled: run "
+        "run "
         f"'pipe compile --start {iso(span.start)[:10]} --end "
-        f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill"
+        f"{iso(span.end)[:10]}', review 'git diff plans/', then backfill again"
     )
     made = workspace.ensure_plans(cp, days, hint, on_progress)
     written = sum(1 for m in made if m.status == "written")

@@ -120,7 +120,10 @@ def ensure_plans(
         )
     if stale:
         shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
-        raise StalePlanError(f"plan files are stale: {shown}", hint=hint)
+        raise StalePlanError(
+            f"plan files are stale: {shown}: the project changed since they were compiled",
+            hint=hint,
+        )
     return out
 
 
