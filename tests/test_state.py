@@ -39,7 +39,7 @@ def test_recover_marks_a_dead_run_crashed_and_its_attempts_abandoned(tmp_path):
 
     store = StateStore(tmp_path)
     assert store.recover() == [run_id]
-    assert store.runs()[0][4] == "crashed"
+    assert store.runs()[0].status == "crashed"
     assert [(a.task_id, a.status) for a in store.attempts(run_id)] == [
         ("t1", "abandoned"),
         ("t2", "success"),
@@ -169,5 +169,5 @@ def test_a_running_run_whose_process_is_gone_reads_as_crashed(tmp_path):
         check=True,
     )
     store.db.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (int(gone.stdout), dead))
-    assert {r[0]: r[4] for r in store.runs()} == {mine: "running", dead: "crashed"}
+    assert {r.run_id: r.status for r in store.runs()} == {mine: "running", dead: "crashed"}
     store.close()

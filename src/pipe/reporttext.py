@@ -48,7 +48,7 @@ def _runs_text(runs) -> list[str]:
         return ["no runs yet"]
     rows = []
     for r in runs:
-        counts = ", ".join(f"{v} {k}" for k, v in sorted((r.counts or {}).items()))
+        counts = ", ".join(f"{v} {k}" for k, v in r.counts or ())
         rows.append(
             [
                 str(r.run_id),

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from .errors import UserError
+from .staterows import StoredRun
 
 
 @dataclass(frozen=True)
@@ -187,27 +188,39 @@ class RunRow:
     started_at: str  # '2026-06-01 04:00:00Z'
     seconds: float | None
     tasks: int
-    counts: Mapping[str, int] | None  # status -> tasks, when the run finished
+    counts: tuple[tuple[str, int], ...] | None  # (status, tasks) by status, once finished
     args: str | None  # the command's arguments as stored (JSON text)
     started: float  # seconds since the epoch
 
     def as_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("args", "started")}
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "label": self.label,
+            "status": self.status,
+            "started_at": self.started_at,
+            "seconds": self.seconds,
+            "tasks": self.tasks,
+            "counts": self.counts_json(),
+        }
+
+    def counts_json(self) -> dict[str, int] | None:
+        return None if self.counts is None else dict(self.counts)
 
 
-def run_row(row: tuple) -> RunRow:
-    """A row of `StateStore.runs()` as a RunRow."""
-    run_id, kind, _target, label, status, started, finished, total, summary, args = row
+def run_row(run: StoredRun) -> RunRow:
+    """A run of the state store as `pipe status` lists it."""
+    started, finished = run.started_at, run.finished_at
     return RunRow(
-        run_id,
-        kind,
-        label,
-        status,
+        run.run_id,
+        run.kind,
+        run.label,
+        run.status,
         stamp(started),
         round(finished - started, 3) if finished else None,
-        total,
-        json.loads(summary) if summary else None,
-        args,
+        run.total,
+        tuple(sorted(json.loads(run.summary).items())) if run.summary else None,
+        run.args,
         started,
     )
 
@@ -307,25 +320,24 @@ def collect(cp, run_id: int) -> RunRecord:
 
     state = StateStore(cp.raw.root, readonly=True)
     try:
-        row = _run_row(state, cp.target.name, run_id)
+        run = _stored_run(state, cp.target.name, run_id)
         tasks = _tasks(state, run_id)
         earlier = state.earlier_rows(run_id)
         published = state.published_fingerprints(cp.target.name)
     finally:
         state.close()
-    _, kind, _target, label, status, started, finished, *_rest, args = row
-    span = span_of(label)
+    span = span_of(run.label)
     backfill = None
-    if kind == "backfill" and span is not None:
-        select = json.loads(args or "{}").get("select")
+    if run.kind == "backfill" and span is not None:
+        select = json.loads(run.args or "{}").get("select")
         backfill = backfill_progress(cp, span, select, published)
     return RunRecord(
         run_id,
-        kind,
-        label,
-        status,
-        started,
-        finished,
+        run.kind,
+        run.label,
+        run.status,
+        run.started_at,
+        run.finished_at,
         tasks,
         critical_path(tasks, edges(cp, span)),
         sum(1 for t in tasks if t.status == "upstream_failed"),
@@ -334,15 +346,15 @@ def collect(cp, run_id: int) -> RunRecord:
     )
 
 
-def _run_row(state, target: str, run_id: int) -> tuple:
-    row = state.run(run_id)
-    if row is not None and row[2] == target:
-        return row
+def _stored_run(state, target: str, run_id: int) -> StoredRun:
+    run = state.run(run_id)
+    if run is not None and run.target == target:
+        return run
     last = state.runs(1, target)
     raise UserError(
         f"no run {run_id} on target '{target}'",
         hint=(
-            f"runs are numbered 1 to {last[0][0]}; 'pipe status' lists the recent ones"
+            f"runs are numbered 1 to {last[0].run_id}; 'pipe status' lists the recent ones"
             if last
             else "nothing has run on this target yet"
         ),
@@ -353,8 +365,10 @@ def _tasks(state, run_id: int) -> tuple[TaskRecord, ...]:
     """Every task of the run with its attempts, by model and interval; a task attempted
     but never settled (the run crashed) is `not_run`."""
     checks: dict[tuple[str, int], list[CheckRecord]] = {}
-    for tid, attempt, name, severity, st, failures, _sample in state.checks_of(run_id):
-        checks.setdefault((tid, attempt), []).append(CheckRecord(name, severity, st, failures))
+    for c in state.checks_of(run_id):
+        checks.setdefault((c.task_id, c.attempt), []).append(
+            CheckRecord(c.check_name, c.severity, c.status, c.failures)
+        )
     attempts: dict[str, list[AttemptRecord]] = {}
     keys: dict[str, tuple[str, str, str]] = {}
     for a in state.attempts(run_id):
@@ -376,9 +390,19 @@ def _tasks(state, run_id: int) -> tuple[TaskRecord, ...]:
         return tuple(sorted(attempts.get(tid, ()), key=lambda a: a.attempt))
 
     tasks = []
-    for tid, model, s, e, st, reason in state.task_outcomes(run_id):
-        keys.pop(tid, None)
-        tasks.append(TaskRecord(tid, model, s, e, st, reason, tried(tid)))
+    for o in state.task_outcomes(run_id):
+        keys.pop(o.task_id, None)
+        tasks.append(
+            TaskRecord(
+                o.task_id,
+                o.model,
+                o.interval_start,
+                o.interval_end,
+                o.status,
+                o.reason,
+                tried(o.task_id),
+            )
+        )
     for tid, (model, s, e) in keys.items():  # attempted, never settled: a crash
         tasks.append(TaskRecord(tid, model, s, e, "not_run", "the run ended first", tried(tid)))
     tasks.sort(key=lambda t: (t.model, t.start, t.task_id))

@@ -17,7 +17,7 @@ from .compiler import CompiledProject
 from .intervals import Interval
 from .runrecord import RunRow, run_row
 from .sitegrid import Grid, LatestCheck, ModelFreshness, ledger_views
-from .state import StateStore
+from .state import Attempt, Outcome, StateStore, StoredCheck
 
 RUNS = 30  # newest runs on the site
 ATTEMPTS_PER_RUN = 5000  # a longer run shows its failures, its critical path and the first ones
@@ -120,7 +120,7 @@ class SiteRun:
             "started_at": r.started_at,
             "seconds": r.seconds,
             "total": r.tasks,
-            "counts": r.counts,
+            "counts": r.counts_json(),
             "args": json.loads(r.args) if r.args else {},
             "tasks": [t.as_json() for t in self.tasks],
             "not_started": [t.as_json() for t in self.not_started],
@@ -179,9 +179,11 @@ def _run(store: StateStore, run: RunRow, upstream_ids: dict) -> SiteRun:
         run,
         tasks,
         tuple(
-            Unstarted(tid, m, _label(s, e), st, r)
-            for tid, m, s, e, st, r in outcomes
-            if tid not in shown and st != "skipped"
+            Unstarted(
+                o.task_id, o.model, _label(o.interval_start, o.interval_end), o.status, o.reason
+            )
+            for o in outcomes
+            if o.task_id not in shown and o.status != "skipped"
         ),
         len({a.task_id for a in attempts}) - len(tasks),
         tuple(path),
@@ -201,13 +203,17 @@ def _shown(attempts: list, on_path: set[str]) -> list:
 
 
 def _tasks(
-    shown: list, outcomes: list, checks: list, started: float, path: list[str]
+    shown: list[Attempt],
+    outcomes: list[Outcome],
+    checks: list[StoredCheck],
+    started: float,
+    path: list[str],
 ) -> tuple[SiteTask, ...]:
     """The tasks of the attempts shown, in the order they first started, with times in
     seconds since the run started."""
-    settled = {tid: (st, reason) for tid, _m, _s, _e, st, reason in outcomes}
-    labels = {tid: _label(s, e) for tid, _m, s, e, _st, _r in outcomes}
-    first: dict[str, object] = {}
+    settled = {o.task_id: (o.status, o.reason) for o in outcomes}
+    labels = {o.task_id: _label(o.interval_start, o.interval_end) for o in outcomes}
+    first: dict[str, Attempt] = {}
     tried: dict[str, list[SiteAttempt]] = {}
     for a in shown:
         first.setdefault(a.task_id, a)
@@ -223,11 +229,11 @@ def _tasks(
             )
         )
     checked: dict[str, list[SiteCheck]] = {}
-    for tid, attempt, name, severity, st, failures, sample in checks:
-        if tid in first:
-            sample = json.loads(sample) if sample else None
-            checked.setdefault(tid, []).append(
-                SiteCheck(attempt, name, severity, st, failures, sample)
+    for c in checks:
+        if c.task_id in first:
+            sample = json.loads(c.sample) if c.sample else None
+            checked.setdefault(c.task_id, []).append(
+                SiteCheck(c.attempt, c.check_name, c.severity, c.status, c.failures, sample)
             )
     on_path = set(path)
     return tuple(

@@ -17,17 +17,26 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import SourceLocation, StateError
 from .ledger import Entry, Key, decode_reads, encode_reads
-from .staterows import SCHEMA, Attempt, Outcome, StoredCheck
+from .staterows import SCHEMA, Attempt, Outcome, StoredCheck, StoredRun
 
-__all__ = ["Attempt", "Outcome", "StateStore", "StoredCheck"]  # its rows come with it
+__all__ = ["Attempt", "Outcome", "StateStore", "StoredCheck", "StoredRun"]  # its rows come with it
 
 _CHECKS = (
     "SELECT c.run_id, c.task_id, c.attempt, c.model, c.interval_start, c.interval_end, "
     "c.check_name, c.severity, c.status, c.failures, c.sample FROM check_results c"
+)
+_RUNS = (
+    "SELECT run_id, kind, target, label, status, started_at, finished_at, total, summary, "
+    "args, pid FROM runs"
+)
+_OUTCOMES = (
+    "SELECT o.run_id, o.task_id, o.model, o.interval_start, o.interval_end, o.status, "
+    "o.reason FROM task_outcomes o"
 )
 
 
@@ -261,22 +270,11 @@ class StateStore:
         wanted = set(models) if models is not None else None
         return {(m, s, e): fp for m, s, e, fp in rows if wanted is None or m in wanted}
 
-    def runs(self, limit: int = 10, target: str | None = None):
-        sql = (
-            "SELECT run_id, kind, target, label, status, started_at, finished_at, total, "
-            "summary, args, pid FROM runs"
-        )
-        params: tuple = ()
-        if target:
-            sql += " WHERE target = ?"
-            params = (target,)
-        sql += " ORDER BY run_id DESC LIMIT ?"
-        out = []
-        for *row, pid in self.db.execute(sql, (*params, limit)):
-            if row[4] == "running" and not _alive(pid):
-                row[4] = "crashed"  # killed, and no run since has recorded it
-            out.append(tuple(row))
-        return out
+    def runs(self, limit: int = 10, target: str | None = None) -> list[StoredRun]:
+        """The newest `limit` runs (of `target` when given), newest first."""
+        where, params = (" WHERE target = ?", (target,)) if target else ("", ())
+        rows = self.db.execute(f"{_RUNS}{where} ORDER BY run_id DESC LIMIT ?", (*params, limit))
+        return [_stored_run(row) for row in rows]
 
     def attempts(self, run_id: int) -> list[Attempt]:
         rows = self.db.execute(
@@ -288,14 +286,12 @@ class StateStore:
         )
         return [Attempt(*r) for r in rows]
 
-    def task_outcomes(self, run_id: int) -> list[tuple]:
-        return list(
-            self.db.execute(
-                "SELECT task_id, model, interval_start, interval_end, status, reason FROM "
-                "task_outcomes WHERE run_id = ? ORDER BY model, interval_start",
-                (run_id,),
-            )
+    def task_outcomes(self, run_id: int) -> list[Outcome]:
+        """How each task of a run settled, by model and interval."""
+        rows = self.db.execute(
+            f"{_OUTCOMES} WHERE o.run_id = ? ORDER BY o.model, o.interval_start", (run_id,)
         )
+        return [Outcome(*r) for r in rows]
 
     def failed_checks(self, run_id: int) -> list[StoredCheck]:
         """The check results of a run that did not pass, by model, interval and name."""
@@ -306,38 +302,23 @@ class StateStore:
         )
         return [StoredCheck(*r) for r in rows]
 
-    def run(self, run_id: int) -> tuple | None:
+    def run(self, run_id: int) -> StoredRun | None:
         """One run as `runs()` gives it, or None."""
-        row = self.db.execute(
-            "SELECT run_id, kind, target, label, status, started_at, "
-            "finished_at, total, summary, args, pid FROM runs WHERE "
-            "run_id = ?",
-            (run_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        *row, pid = row
-        if row[4] == "running" and not _alive(pid):
-            row[4] = "crashed"
-        return tuple(row)
+        row = self.db.execute(f"{_RUNS} WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _stored_run(row)
 
-    def checks_of(self, run_id: int) -> list[tuple]:
-        """Every check result of a run: (task_id, attempt, name, severity, status, failures,
-        sample as stored: JSON text or None)."""
-        return list(
-            self.db.execute(
-                "SELECT task_id, attempt, check_name, severity, status, failures, sample FROM "
-                "check_results WHERE run_id = ? ORDER BY task_id, attempt, check_name",
-                (run_id,),
-            )
+    def checks_of(self, run_id: int) -> list[StoredCheck]:
+        """Every check result of a run, by task, attempt and name."""
+        rows = self.db.execute(
+            f"{_CHECKS} WHERE c.run_id = ? ORDER BY c.task_id, c.attempt, c.check_name",
+            (run_id,),
         )
+        return [StoredCheck(*r) for r in rows]
 
     def latest_outcomes(self, target: str) -> dict[Key, Outcome]:
         """(model, start, end) -> its newest outcome on `target`."""
         rows = self.db.execute(
-            "SELECT o.run_id, o.task_id, o.model, o.interval_start, o.interval_end, o.status, "
-            "o.reason FROM task_outcomes o JOIN runs r USING (run_id) WHERE r.target = ? "
-            "ORDER BY o.run_id",
+            f"{_OUTCOMES} JOIN runs r USING (run_id) WHERE r.target = ? ORDER BY o.run_id",
             (target,),
         )
         out = {}
@@ -376,6 +357,16 @@ class StateStore:
             (target,),
         )
         return {m: d for m, d in rows}
+
+
+def _stored_run(row: tuple) -> StoredRun:
+    """A row of `_RUNS`: a run left 'running' by a process that is gone crashed (killed,
+    and no run since has recorded it)."""
+    *fields, pid = row
+    run = StoredRun(*fields)
+    if run.status == "running" and not _alive(pid):
+        return replace(run, status="crashed")
+    return run
 
 
 def _alive(pid: int) -> bool:

@@ -1,8 +1,8 @@
 """The state store's tables (state.py's SCHEMA) and the frozen rows read from them.
 
-One row type per table that a reader gets whole: an `Attempt` (attempts), an `Outcome`
-(task_outcomes), a `StoredCheck` (check_results); their fields are the table's columns,
-in order.
+One row type per table that a reader gets: a `StoredRun` (runs), an `Attempt` (attempts),
+an `Outcome` (task_outcomes), a `StoredCheck` (check_results); their fields are the
+table's columns, in order (a `StoredRun` leaves out the span and the pid).
 """
 
 from __future__ import annotations
@@ -81,6 +81,24 @@ CREATE TABLE IF NOT EXISTS published (
 );
 CREATE INDEX IF NOT EXISTS attempts_model ON attempts (model, interval_start);
 """
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run or backfill (a row of runs); `status` 'crashed' also for a run left
+    'running' by a process that is gone. `summary` (tasks by status, once it finished)
+    and `args` (the command's arguments) as stored: JSON text."""
+
+    run_id: int
+    kind: str  # run | backfill
+    target: str
+    label: str
+    status: str  # running | success | failed | interrupted | crashed
+    started_at: float
+    finished_at: float | None
+    total: int
+    summary: str | None
+    args: str
 
 
 @dataclass(frozen=True)

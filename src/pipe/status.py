@@ -213,9 +213,9 @@ def _failures(state: StateStore, run_id: int, interval: Interval | None) -> tupl
         )
 
     out = [
-        Failure(model, s, e, st, reason)
-        for _tid, model, s, e, st, reason in state.task_outcomes(run_id)
-        if st in ("failed", "upstream_failed") and not outside(s)
+        Failure(o.model, o.interval_start, o.interval_end, o.status, o.reason)
+        for o in state.task_outcomes(run_id)
+        if o.status in ("failed", "upstream_failed") and not outside(o.interval_start)
     ]
     out += [
         Failure(
@@ -237,7 +237,7 @@ def _progress(state: StateStore, last: RunRow | None) -> Progress | None:
     if last is None or last.status not in ("running", "interrupted", "crashed"):
         return None
     outcomes = state.task_outcomes(last.run_id)
-    done = sum(1 for *_key, st, _reason in outcomes if st in ("success", "skipped"))
+    done = sum(1 for o in outcomes if o.status in ("success", "skipped"))
     return Progress(last.run_id, last.status, done, last.tasks)
 
 
