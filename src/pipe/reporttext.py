@@ -81,14 +81,14 @@ def _missing_text(missing) -> list[str]:
     if not missing:
         return ["nothing missing"]
     lines = ["missing:"]
-    for model, gaps in sorted(missing.items()):
+    for model, gaps in sorted(missing):
         if isinstance(gaps, str):
             lines.append(f"  {model}: {gaps}")
         else:
             shown = ", ".join(f"[{s}, {e})" for s, e in gaps[:3])
             more = f" and {len(gaps) - 3} more ranges" if len(gaps) > 3 else ""
             lines.append(f"  {model}: {shown}{more}")
-    spans = [g for gaps in missing.values() if not isinstance(gaps, str) for g in gaps]
+    spans = [g for _model, gaps in missing if not isinstance(gaps, str) for g in gaps]
     if spans:
         start, end = min(s for s, _ in spans), max(e for _, e in spans)
         lines.append(

@@ -32,12 +32,12 @@ class GridRow:
     model: str
     kind: str
     states: str  # one STATES index per grid column
-    runs: dict[int, int] | None = None  # failed column -> the run that failed it
+    runs: tuple[tuple[int, int], ...] | None = None  # (failed column, the run that failed it)
 
     def as_json(self) -> dict:
         out = {"model": self.model, "kind": self.kind, "states": self.states}
         if self.runs is not None:
-            out["runs"] = self.runs
+            out["runs"] = dict(self.runs)
         return out
 
 
@@ -205,7 +205,9 @@ def _grid(cp: CompiledProject, published: dict, failed: dict, now: datetime) -> 
             states = _span_row(spelled, pub, fail)
         runs = None
         if fail:  # a failed cell links to the run that failed it
-            runs = {i: _failed_run(spelled[i], fail) for i, c in enumerate(states) if c == "1"}
+            runs = tuple(
+                (i, _failed_run(spelled[i], fail)) for i, c in enumerate(states) if c == "1"
+            )
         rows.append(GridRow(node.name, node.kind, states, runs))
     return Grid(tuple(c.label for c in cells), tuple(rows))
 
@@ -268,12 +270,15 @@ def _intervals_in(lag: timedelta, grain: str) -> int:
     return round(lag.days / 30.44)
 
 
-def _latest_checks(store: StateStore, target: str) -> dict[str, dict[str, LatestCheck]]:
-    """model -> check name -> its latest result (newest run, attempt and interval), both
-    sorted by name."""
+LatestChecks = tuple[tuple[str, tuple[tuple[str, LatestCheck], ...]], ...]
+
+
+def _latest_checks(store: StateStore, target: str) -> LatestChecks:
+    """(model, ((check name, its latest result), ...)): the newest run, attempt and
+    interval of each check, models and checks sorted by name."""
     out: dict[str, dict[str, LatestCheck]] = {}
     for c in store.check_history(target):
         out.setdefault(c.model, {})[c.check_name] = LatestCheck(
             c.run_id, c.task_id, c.status, c.failures, c.interval_start
         )
-    return {m: dict(sorted(checks.items())) for m, checks in sorted(out.items())}
+    return tuple((m, tuple(sorted(checks.items()))) for m, checks in sorted(out.items()))

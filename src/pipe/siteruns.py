@@ -16,7 +16,7 @@ from . import runrecord
 from .compiler import CompiledProject
 from .intervals import Interval
 from .runrecord import RunRow, run_row
-from .sitegrid import Grid, LatestCheck, ModelFreshness, ledger_views
+from .sitegrid import Grid, LatestChecks, ModelFreshness, ledger_views
 from .state import Attempt, Outcome, StateStore, StoredCheck
 
 RUNS = 30  # newest runs on the site
@@ -136,17 +136,14 @@ class SiteRuns:
     runs: tuple[SiteRun, ...]  # newest first
     grid: Grid  # the backfill grid: model x schedule interval
     freshness: tuple[ModelFreshness, ...]
-    checks: dict[str, dict[str, LatestCheck]]  # model -> check -> its latest result
+    checks: LatestChecks  # (model, ((check, its latest result), ...)), by name
 
     def as_json(self) -> dict:
         return {
             "runs": [r.as_json() for r in self.runs],
             "grid": self.grid.as_json(),
             "freshness": [f.as_json() for f in self.freshness],
-            "checks": {
-                m: {name: c.as_json() for name, c in found.items()}
-                for m, found in self.checks.items()
-            },
+            "checks": {m: {name: c.as_json() for name, c in found} for m, found in self.checks},
         }
 
 

@@ -138,7 +138,7 @@ class StatusReport:
     target: str
     runs: tuple[RunRow, ...]
     failures: tuple[Failure, ...]
-    missing: Mapping[str, Gaps]  # model -> its gaps, by model
+    missing: tuple[tuple[str, Gaps], ...]  # (model, its gaps), in the project's order
     in_progress: Progress | None
     backfill: BackfillProgress | None
     execution_time: str
@@ -151,8 +151,7 @@ class StatusReport:
             "runs": [r.as_json() for r in self.runs],
             "failures": [f.as_json() for f in self.failures],
             "missing": {
-                m: g if isinstance(g, str) else [list(r) for r in g]
-                for m, g in self.missing.items()
+                m: g if isinstance(g, str) else [list(r) for r in g] for m, g in self.missing
             },
             "in_progress": self.in_progress.as_json() if self.in_progress else None,
             "backfill": self.backfill.as_json() if self.backfill else None,
@@ -254,18 +253,18 @@ def _ranges(intervals: list[Interval]) -> tuple[tuple[str, str], ...]:
 
 def _missing(
     cp: CompiledProject, interval: Interval | None, published: dict, now: datetime
-) -> dict[str, Gaps]:
+) -> tuple[tuple[str, Gaps], ...]:
     cfg = cp.raw.config
     if interval is None:
         if cfg.start is None:
-            return {}
+            return ()
         interval = Interval(cfg.start, floor(now, cfg.schedule))
         if interval.end <= interval.start:
-            return {}
+            return ()
     have: dict[str, set] = {}
     for model, s, e in published:
         have.setdefault(model, set()).add((s, e))
-    out = {}
+    out: list[tuple[str, Gaps]] = []
     for node in cp.models():
         if node.kind == "incremental":
             gaps = [
@@ -274,10 +273,10 @@ def _missing(
                 if (iso(iv.start), iso(iv.end)) not in have.get(node.name, ())
             ]
             if gaps:
-                out[node.name] = _ranges(gaps)
+                out.append((node.name, _ranges(gaps)))
         elif node.kind != "source" and node.name not in have:
-            out[node.name] = "never built"
-    return out
+            out.append((node.name, "never built"))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- broken promises (SPEC §7)
