@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -107,8 +108,17 @@ class StateStore:
         return dead
 
     def start_run(
-        self, kind: str, target: str, label: str, start: str, end: str, args: dict, total: int
+        self,
+        kind: str,
+        target: str,
+        label: str,
+        start: str,
+        end: str,
+        args: Mapping[str, object] | Iterable[tuple[str, object]],
+        total: int,
     ) -> int:
+        """Record a run as started; `args`, the command's arguments (a mapping or its
+        pairs), are kept as JSON."""
         cur = self.db.execute(
             "INSERT INTO runs (kind, target, label, interval_start, interval_end, args, pid, "
             "status, started_at, total) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
@@ -118,7 +128,7 @@ class StateStore:
                 label,
                 start,
                 end,
-                json.dumps(args, sort_keys=True),
+                json.dumps(dict(args), sort_keys=True),
                 os.getpid(),
                 time.time(),
                 total,
@@ -126,10 +136,15 @@ class StateStore:
         )
         return int(cur.lastrowid)
 
-    def finish_run(self, run_id: int, status: str, summary: dict) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        summary: Mapping[str, int] | Iterable[tuple[str, int]],
+    ) -> None:
         self.db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
-            (status, time.time(), json.dumps(summary, sort_keys=True), run_id),
+            (status, time.time(), json.dumps(dict(summary), sort_keys=True), run_id),
         )
 
     # -- attempts and outcomes (called by the scheduler thread only)

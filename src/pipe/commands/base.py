@@ -201,10 +201,11 @@ def finish(result, as_json: bool) -> None:
 
 
 def result_json(result) -> dict:
+    """What `--json` prints of a RunResult: its fields as JSON, made here at the edge."""
     return {
         "run_id": result.run_id,
         "status": result.status,
-        "counts": result.counts,
+        "counts": dict(result.counts),
         "seconds": round(result.seconds, 3),
         "tasks": [
             {
