@@ -8,6 +8,7 @@ cases.subject --json` must report exactly the expected columns, parents and sour
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,20 @@ def test_lineage_is_cached_and_follows_edits(write_project):
     )
     again = run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root])
     assert again["sources"] == ["raw.orders.amount", "raw.orders.id"]
+
+
+def test_lineage_cache_is_a_store_of_the_one_cache_module(write_project):
+    """The answers are kept by pipe.cache (versioned, written atomically), and a project
+    whose cache cannot be written still answers: a cache only makes a command faster."""
+    from pipe import cache
+
+    root = write_project({**AROUND, "models/cases/subject.sql": "select cents from marts.orders\n"})
+    first = run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root])
+    kept = cache.store(root, "lineage.pickle", cache.code_version()).data
+    assert kept and all(isinstance(k, str) for k in kept)
+    shutil.rmtree(root / ".pipe" / "cache")
+    (root / ".pipe" / "cache").write_text("not a folder\n")  # nothing can be written in it
+    assert run_cli_json(["lineage", "cases.subject.cents", "--json", "--project", root]) == first
 
 
 # ---------------------------------------------------------------- the same answer in a pool

@@ -631,7 +631,7 @@ def test_output_columns_in_a_pool_and_no_work_in_module_state(write_project, mon
     cp = compile_project(load_project(root), None, write_cache=False)
     sql_of = {f"m.t{i}": sql for i, (sql, _) in enumerate(OUTPUT_CASES * 3)}
     want = {f"m.t{i}": cols for i, (_, cols) in enumerate(OUTPUT_CASES * 3)}
-    cache = root / ".pipe" / "cache" / "site-columns.json"
+    cache = root / ".pipe" / "cache" / "site-columns.pickle"
     monkeypatch.setattr(site, "POOL_MIN", 10**9)
     assert site.output_columns(cp, sql_of) == want
     cache.unlink()

@@ -402,26 +402,27 @@ CACHE_FILE = "lineage.pickle"
 CACHE_LIMIT = 200_000  # entries kept besides the ones a command used
 
 
-def load_cache(root: Path) -> dict:
-    """The lineage cache under .pipe/cache ({} when missing, corrupt or from another
-    pipe or sqlglot: `code_version` covers both)."""
-    from .cache import code_version, read_pickle
+def cache_store(root: Path):
+    """The lineage cache: the store .pipe/cache/lineage.pickle of pipe.cache, of this
+    pipe and sqlglot (`code_version` covers both; another's reads as empty)."""
+    from .cache import code_version, store
 
-    stored = read_pickle(root / ".pipe" / "cache" / CACHE_FILE)
-    if isinstance(stored, dict) and stored.get("version") == code_version():
-        return dict(stored["entries"])
-    return {}
+    return store(root, CACHE_FILE, code_version())
+
+
+def load_cache(root: Path) -> dict:
+    """The lineage cache's entries ({} when missing, corrupt or from another pipe)."""
+    return cache_store(root).data
 
 
 def save_cache(root: Path, cache: dict, before: int) -> None:
-    """Write the cache back when `compute` added to it (it held `before` entries)."""
-    from .cache import code_version, write_pickle
-
+    """Write the cache back when `compute` added to it (it held `before` entries); a
+    project that cannot be written goes without."""
     if len(cache) == before:
         return
     entries = cache
     if len(cache) > CACHE_LIMIT:  # newest last: keep the newest
         entries = dict(list(cache.items())[-CACHE_LIMIT:])
-    write_pickle(
-        root / ".pipe" / "cache" / CACHE_FILE, {"version": code_version(), "entries": entries}
-    )
+    kept = cache_store(root)
+    kept.replace(entries)
+    kept.save()

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from . import cache as cachemod
 from . import lineage as lineagemod
 from . import sqlcolumns
 from .compiler import CompiledProject
@@ -254,19 +255,15 @@ def _model(cp: CompiledProject, name: str, sqls, outputs, down: dict, pos: dict)
 
 def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
     """Column lineage both ways, in the shape `collect` documents, from `pipe lineage`'s
-    module, with its per-model cache in .pipe/cache (the first build of a large project
-    pays for lineage as `pipe lineage` does; later builds only for what an edit changed),
-    and the whole answer kept for the compile key in .pipe/cache/site-lineage.json.
+    module, with its per-model cache (the first build of a large project pays for lineage
+    as `pipe lineage` does; later builds only for what an edit changed), and the whole
+    answer kept for the compile key in the store .pipe/cache/site-lineage.pickle.
     A model whose lineage sqlglot cannot follow has no entry, and why goes to `errors`."""
-    path = cp.raw.root / ".pipe" / "cache" / "site-lineage.json"
-    if cp.key:  # an unchanged project: not even lineage's own cache needs reading
-        try:
-            found = json.loads(path.read_text())
-            if found.get("key") == cp.key:
-                errors.update(found["errors"])
-                return found["lineage"]
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
-            pass
+    kept = cachemod.store(cp.raw.root, "site-lineage.pickle", cachemod.code_version(), bool(cp.key))
+    found = kept.data.get("answer")
+    if cp.key and found is not None and found[0] == cp.key:  # an unchanged project: not
+        errors.update(found[2])  # even lineage's own cache needs reading
+        return found[1]
     cache = lineagemod.load_cache(cp.raw.root)
     before = len(cache)
     project = lineagemod.compute(cp, cache=cache)
@@ -286,20 +283,9 @@ def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
             }
             for col in table.columns
         }
-    if cp.key:
-        _write_json(path, {"key": cp.key, "lineage": out, "errors": errors})
+    kept.put("answer", (cp.key, out, dict(errors)))
+    kept.save()
     return out
-
-
-def _write_json(path: Path, value) -> None:
-    """Write a cache file atomically; a read-only project just goes without."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(value, sort_keys=True))
-        tmp.replace(path)
-    except OSError:
-        pass
 
 
 def _parse_chunk(jobs: list[tuple[str, str]], bounds: tuple[int, int]) -> list:
@@ -309,39 +295,45 @@ def _parse_chunk(jobs: list[tuple[str, str]], bounds: tuple[int, int]) -> list:
 
 def output_columns(cp: CompiledProject, sql_of: dict[str, str]) -> dict[str, list[str]]:
     """model -> the columns its newest compiled SQL returns. Parsing is the one slow step
-    of a build (a millisecond a model), so results are kept in .pipe/cache/site-columns.json
-    by a hash of the SQL, and a build with thousands of new ones parses them on every core."""
+    of a build (a millisecond a model), so results are kept in the store
+    .pipe/cache/site-columns.pickle by a hash of the SQL, and a build with thousands of new
+    ones parses them on every core."""
     dialect = cp.target.dialect
-    path = cp.raw.root / ".pipe" / "cache" / "site-columns.json"
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
+    kept = cachemod.store(cp.raw.root, "site-columns.pickle", cachemod.code_version())
+    cache = kept.data
     keys = {
         m: hashlib.sha1(f"{dialect}\0{sql}".encode()).hexdigest()[:20] for m, sql in sql_of.items()
     }
     missing = sorted({k: m for m, k in keys.items() if k not in cache}.items())
     if missing:
         jobs = [(sql_of[m], dialect) for _k, m in missing]
-        found: dict[int, list[str]] = {}
-        n = len(jobs)
-        if n >= POOL_MIN and workers() > 1:
-            step = -(-n // (workers() * 4))
-            try:  # the jobs reach the workers through the fork
-                for part in fan_out(
-                    _parse_chunk, jobs, [(i, min(n, i + step)) for i in range(0, n, step)]
-                ):
-                    found.update(part)
-            except OSError:
-                pass  # no fork: parse here
-        for i in range(n):
-            if i not in found:
-                found[i] = sqlcolumns.output_columns(*jobs[i])
+        found = _parse_all(jobs)
         used = set(keys.values())
         cache = {k: v for k, v in cache.items() if k in used}
         cache.update({k: found[i] for i, (k, _m) in enumerate(missing)})
-        _write_json(path, cache)
+        kept.replace(cache)
+        kept.save()
     return {m: cache[k] for m, k in keys.items()}
+
+
+def _parse_all(jobs: list[tuple[str, str]]) -> dict[int, list[str]]:
+    """index -> the output columns of each (sql, dialect) job, on every core when there
+    are many."""
+    found: dict[int, list[str]] = {}
+    n = len(jobs)
+    if n >= POOL_MIN and workers() > 1:
+        step = -(-n // (workers() * 4))
+        try:  # the jobs reach the workers through the fork
+            for part in fan_out(
+                _parse_chunk, jobs, [(i, min(n, i + step)) for i in range(0, n, step)]
+            ):
+                found.update(part)
+        except OSError:
+            pass  # no fork: parse here
+    for i in range(n):
+        if i not in found:
+            found[i] = sqlcolumns.output_columns(*jobs[i])
+    return found
 
 
 def _plans(cp: CompiledProject) -> tuple[list[str], dict[str, list[IntervalSql]], dict]:
