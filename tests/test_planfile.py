@@ -30,10 +30,11 @@ def test_the_runner_imports_no_compiler_loader_templating_or_checks(module):
     assert "jinja2" not in out.stdout
 
 
-def test_plan_imports_only_intervals_of_pipe():
+def test_plan_imports_only_intervals_and_names_of_pipe():
     code = "import pipe.plan, sys; print(sorted(m for m in sys.modules if m.startswith('pipe')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert set(eval(out.stdout)) <= {"pipe", "pipe.plan", "pipe.intervals", "pipe.errors"}  # noqa: S307
+    allowed = {"pipe", "pipe.plan", "pipe.intervals", "pipe.names", "pipe.errors"}
+    assert set(eval(out.stdout)) <= allowed  # noqa: S307
 
 
 def test_a_plan_round_trips_through_its_file(example_project):

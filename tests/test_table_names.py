@@ -41,3 +41,34 @@ def test_a_dotted_table_in_the_warehouse_is_listed_and_not_taken_for_a_temp(tmp_
         assert adapter.temp_relations() == [("raw.t.x__pipe_tmp_1", "table")]
     finally:
         adapter.close()
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "spark"])
+def test_a_part_with_a_dot_is_quoted_as_one_part(dialect):
+    """A TableName whose schema or table holds a dot (a quoted name in the warehouse) is
+    spelled with that part quoted, so it reads back as the same two parts; its string
+    `my.schema.t` would read as three. Other names are spelled as their strings are."""
+    from sqlglot import exp
+
+    from pipe.sqlquote import quote_table
+
+    for name in (TableName("my.schema", "t"), TableName("raw", "events.2026")):
+        table = exp.to_table(quote_table(name, dialect), dialect=dialect)
+        assert (table.catalog, table.db, table.name) == ("", name.schema, name.table)
+    for plain in ("staging.orders", "a.order", "select.from", "x.Abc"):
+        assert quote_table(TableName.parse(plain), dialect) == quote_table(plain, dialect)
+
+
+def test_a_dotted_table_is_read_through_its_quoted_name(tmp_path):
+    """The warehouse as the oracle: DuckDB reads the table a listing names."""
+    from pipe.sqlquote import quote_table
+
+    target = Target("dev", "duckdb", "duckdb", (("path", str(tmp_path / "w.duckdb")),))
+    adapter = DuckDBAdapter(target, tmp_path)
+    try:
+        adapter.execute("CREATE SCHEMA raw")
+        adapter.execute('CREATE TABLE raw."events.2026" AS SELECT 7 AS x')
+        name = TableName.listed("raw.events.2026")
+        assert adapter.scalar(f"SELECT x FROM {quote_table(name, 'duckdb')}") == 7
+    finally:
+        adapter.close()

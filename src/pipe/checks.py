@@ -31,6 +31,7 @@ from . import sql as sqlmod
 from .errors import SourceLocation, UnknownTable, UserError
 from .fields import Fields
 from .intervals import Interval
+from .names import TableName
 from .yamlio import YMap
 
 SEVERITIES = ("error", "warn")
@@ -134,7 +135,9 @@ def _parse_relationships(f: Fields, value, line) -> Parsed:
 
 
 def _relationships_to(args: Args) -> tuple[str, str]:
-    """(table, column) of `to: schema.table.column`."""
+    """(table as written, column) of `to: [schema.]table.column`: the column is what
+    follows the last dot (the one place `to` is split). Once the compiler resolved it
+    (`_resolve_relationships`), the table is a node name, `TableName.parse`'s to read."""
     table, _, column = dict(args)["to"].rpartition(".")
     return table, column
 
@@ -142,7 +145,8 @@ def _relationships_to(args: Args) -> tuple[str, str]:
 def _resolve_relationships(check: Check, resolved: Mapping[str, str]) -> Check:
     """The `to` table resolved in the args: the SQL must read it, not a bare name."""
     table, column = _relationships_to(check.args)
-    args = (("column", dict(check.args)["column"]), ("to", f"{resolved[table]}.{column}"))
+    to = TableName.parse(resolved[table])
+    args = (("column", dict(check.args)["column"]), ("to", f"{to}.{column}"))
     return check if args == check.args else replace(check, args=args)
 
 
@@ -206,7 +210,7 @@ REGISTRY: dict[str, CheckType] = {
             _parse_relationships,
             lambda args, d: {
                 "column": sqlmod.column(dict(args)["column"], d),
-                "to_table": sqlmod.quote_table(_relationships_to(args)[0], d),
+                "to_table": sqlmod.quote_table(TableName.parse(_relationships_to(args)[0]), d),
                 "to_column": sqlmod.column(_relationships_to(args)[1], d),
             },
             columns=lambda args, d: ((None, dict(args)["column"]), _relationships_to(args)),

@@ -1,11 +1,11 @@
 """Plans as values: Plan, Task and CheckSpec, the runner's whole view of a project.
 
 A plan is data (STYLE §5): the runner needs only a plan and an adapter, so this module
-imports nothing of pipe but intervals; it must never import the compiler, the loader,
-Jinja or sqlglot (tests/test_plans.py holds `pipe.executor` to that). Each task has a
-stable id (a hash of model and interval), its upstream task ids, the final SQL in the
-target dialect, the target and temporary table names, the checks as SQL, and the model
-fingerprint. planner.py builds plans, planfile.py reads and writes their files.
+imports nothing of pipe but intervals and names (for TableName); it must never import
+the compiler, the loader, Jinja or sqlglot (tests/test_plans.py holds `pipe.executor` to
+that). Each task has a stable id (a hash of model and interval), its upstream task ids,
+the final SQL in the target dialect, the target and temporary table names, the checks as
+SQL, and the model fingerprint. planner.py builds plans, planfile.py reads and writes their files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 from .intervals import Interval, iso
+from .names import TableName
 
 
 @dataclass(frozen=True)
@@ -107,5 +108,7 @@ def isos(interval: Interval) -> tuple[str, str]:
 
 
 def temp_name(table: str, tid: str) -> str:
-    schema, name = table.split(".", 1)
-    return f"{schema}.{name[:40]}__pipe_tmp_{tid[:8]}"
+    """The temporary table a task builds `table` (a node name) in: beside it, in its
+    schema, named after it and the task."""
+    name = TableName.parse(table)
+    return str(TableName(name.schema, f"{name.table[:40]}__pipe_tmp_{tid[:8]}"))

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from .dialects import dialect_or_name, get_dialect
 from .engines import for_dialect
+from .names import TableName
 
 # Spelling plain names and strings needs no sqlglot: a run quotes every table it touches and
 # writes a ledger row per task, and importing sqlglot alone costs more than a run's start.
@@ -27,8 +28,15 @@ def _plain_name(name: str, dialect: str) -> bool:
     )
 
 
-def quote_table(name: str, dialect: str) -> str:
-    """schema.table -> the dialect's spelling of that table name."""
+def quote_table(name: TableName | str, dialect: str) -> str:
+    """A table name as the dialect spells it. A `TableName`'s schema and table are each
+    one name, quoted when they must be: a part that holds a dot (a quoted name, such as
+    the schema of `"my.schema".t`) stays one part. A string is read as SQL reads it:
+    `schema.table` or `catalog.schema.table`, its quoted parts kept."""
+    if type(name) is TableName:
+        if "." in name.schema or "." in name.table:
+            return f"{column(name.schema, dialect)}.{column(name.table, dialect)}"
+        name = str(name)  # spelled as the string is, to the byte
     if _plain_name(name, dialect):
         return name
     from sqlglot import exp

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from .. import sql as sqlmod
-from ..engines import PostgresRules
+from ..engines import DuckDBRules, PostgresRules
 from ..errors import UserError
 from .base import Adapter, expand_env
 from .errors import AdapterError, Interrupted
@@ -250,7 +250,7 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
         try:
             rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
             cols = [
-                (d[0], sqlmod.transpile_type(str(d[1]), "duckdb", "postgres"))
+                (d[0], sqlmod.transpile_type(str(d[1]), DuckDBRules.dialect, self.dialect))
                 for d in rel.description
             ]
             rows = rel.fetchall()
