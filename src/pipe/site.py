@@ -17,7 +17,6 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -159,6 +158,42 @@ class ModelPage:
 
 
 @dataclass(frozen=True)
+class ColumnLinks:
+    """A column of a model: the (model, column) pairs its value is computed from and the
+    ones it feeds."""
+
+    column: str
+    upstream: tuple[tuple[str, str], ...]
+    downstream: tuple[tuple[str, str], ...]
+
+    def as_json(self) -> dict:
+        return {
+            "upstream": [list(p) for p in self.upstream],
+            "downstream": [list(c) for c in self.downstream],
+        }
+
+
+@dataclass(frozen=True)
+class ModelLineage:
+    """The column lineage of one model, its columns in order."""
+
+    model: str
+    columns: tuple[ColumnLinks, ...]
+
+    def as_json(self) -> dict:
+        return {c.column: c.as_json() for c in self.columns}
+
+
+@dataclass(frozen=True)
+class SiteLineage:
+    """Column lineage both ways, upstream models first; `errors`: (model, why) for each
+    model whose lineage sqlglot cannot follow (it has no entry in `models`)."""
+
+    models: tuple[ModelLineage, ...]
+    errors: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class SiteData:
     """Everything the site shows; `as_json()` is the value data.js holds."""
 
@@ -166,28 +201,30 @@ class SiteData:
     models: tuple[ModelPage, ...]  # one per node, in topological order
     plans: tuple[str, ...]  # labels of the newest plan files
     runs: SiteRuns
-    # {model: {column: {"upstream": [[model, column], ...], "downstream": [...]}}}
-    lineage: Mapping[str, Mapping] | None
-    lineage_errors: Mapping[str, str]
+    lineage: SiteLineage | None  # None: built without column lineage
 
     def as_json(self) -> dict:
+        """data.js's value; its lineage is {model: {column: {"upstream": [[model,
+        column], ...], "downstream": [...]}}} and lineage_errors {model: why}."""
+        found = self.lineage
         return {
             "project": self.project.as_json(),
             "models": [m.as_json() for m in self.models],
             "plans": list(self.plans),
             **self.runs.as_json(),
-            "lineage": self.lineage,
-            "lineage_errors": self.lineage_errors,
+            "lineage": None if found is None else {m.model: m.as_json() for m in found.models},
+            "lineage_errors": {} if found is None else dict(found.errors),
         }
 
 
 def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> SiteData:
     """Everything the site shows (`lineage=False`: no column lineage)."""
     plans, sql_of, upstream_ids = _plans(cp)
-    lineage_errors: dict[str, str] = {}
     # lineage's columns are better than a parse's: stars expanded
-    lineage = column_lineage(cp, lineage_errors) if lineage else None
-    known = {m: list(cols) for m, cols in (lineage or {}).items() if cols}
+    found = column_lineage(cp) if lineage else None
+    known = {
+        m.model: [c.column for c in m.columns] for m in (found.models if found else ()) if m.columns
+    }
     outputs = output_columns(cp, {m: s[0].sql for m, s in sql_of.items() if s and m not in known})
     outputs.update(known)
     down = cp.graph.downstream_map()
@@ -212,7 +249,7 @@ def collect(cp: CompiledProject, now: datetime, lineage: bool = True) -> SiteDat
         cfg.start.isoformat() if cfg.start else None,
         now.strftime("%Y-%m-%d %H:%M:%SZ"),
     )
-    return SiteData(project, models, tuple(plans), runs, lineage, lineage_errors)
+    return SiteData(project, models, tuple(plans), runs, found)
 
 
 def _model(cp: CompiledProject, name: str, sqls, outputs, down: dict, pos: dict) -> ModelPage:
@@ -253,39 +290,39 @@ def _model(cp: CompiledProject, name: str, sqls, outputs, down: dict, pos: dict)
     )
 
 
-def column_lineage(cp: CompiledProject, errors: dict[str, str]) -> dict:
-    """Column lineage both ways, in the shape `collect` documents, from `pipe lineage`'s
-    module, with its per-model cache (the first build of a large project pays for lineage
-    as `pipe lineage` does; later builds only for what an edit changed), and the whole
-    answer kept for the compile key in the store .pipe/cache/site-lineage.pickle.
-    A model whose lineage sqlglot cannot follow has no entry, and why goes to `errors`."""
+def column_lineage(cp: CompiledProject) -> SiteLineage:
+    """Column lineage both ways from `pipe lineage`'s module, with its per-model cache
+    (the first build of a large project pays for lineage as `pipe lineage` does; later
+    builds only for what an edit changed), and the whole answer kept for the compile key
+    in the store .pipe/cache/site-lineage.pickle."""
     kept = cachemod.store(cp.raw.root, "site-lineage.pickle", cachemod.code_version(), bool(cp.key))
     found = kept.data.get("answer")
     if cp.key and found is not None and found[0] == cp.key:  # an unchanged project: not
-        errors.update(found[2])  # even lineage's own cache needs reading
-        return found[1]
+        return found[1]  # even lineage's own cache needs reading
     cache = lineagemod.load_cache(cp.raw.root)
     before = len(cache)
     project = lineagemod.compute(cp, cache=cache)
     lineagemod.save_cache(cp.raw.root, cache, before)
-    out: dict[str, dict] = {}
+    models, errors = [], []
     for name, table in project.tables.items():
         if table.error is not None:
-            errors[name] = table.error
+            errors.append((name, table.error))
             continue
-        out[name] = {
-            col: {
-                "upstream": [[p.table, p.name] for p in table.parents_of(col)],
-                "downstream": [
-                    [c.table, c.name]
-                    for c in project.children.get(lineagemod.Column(name, col), ())
-                ],
-            }
-            for col in table.columns
-        }
-    kept.put("answer", (cp.key, out, dict(errors)))
+        links = []
+        for col in table.columns:
+            below = project.children.get(lineagemod.Column(name, col), ())
+            links.append(
+                ColumnLinks(
+                    col,
+                    tuple((p.table, p.name) for p in table.parents_of(col)),
+                    tuple((c.table, c.name) for c in below),
+                )
+            )
+        models.append(ModelLineage(name, tuple(links)))
+    answer = SiteLineage(tuple(models), tuple(errors))
+    kept.put("answer", (cp.key, answer))
     kept.save()
-    return out
+    return answer
 
 
 def _parse_chunk(jobs: list[tuple[str, str]], bounds: tuple[int, int]) -> list:
