@@ -171,3 +171,37 @@ def test_a_running_run_whose_process_is_gone_reads_as_crashed(tmp_path):
     store.db.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (int(gone.stdout), dead))
     assert {r.run_id: r.status for r in store.runs()} == {mine: "running", dead: "crashed"}
     store.close()
+
+
+def test_a_run_reads_back_as_frozen_rows(tmp_path):
+    """runs(), run(), task_outcomes(), checks_of() and settled() give values read by name."""
+    store = StateStore(tmp_path)
+    run_id = store.start_run("backfill", "dev", "x", KEY[1], KEY[2], (("select", "m.a"),), 3)
+    key_b, key_c = ("m.b", *KEY[1:]), ("m.c", *KEY[1:])
+    store.outcomes(
+        run_id,
+        [("t1", *KEY, "success", None), ("t2", *key_b, "skipped", "already published")],
+    )
+    store.outcome(run_id, "t3", key_c, "failed", "boom")
+    store.check_results(run_id, "t1", 1, KEY, [CheckResult("not_null(id)", "warn", "warn", 2)])
+    store.finish_run(run_id, "failed", (("failed", 1), ("success", 1), ("skipped", 1)))
+    [run] = store.runs()
+    assert run == store.run(run_id)
+    assert (run.kind, run.target, run.status, run.total) == ("backfill", "dev", "failed", 3)
+    assert run.args == '{"select": "m.a"}'
+    assert run.summary == '{"failed": 1, "skipped": 1, "success": 1}'
+    assert [(o.task_id, o.model, o.status, o.reason) for o in store.task_outcomes(run_id)] == [
+        ("t1", "m.a", "success", None),
+        ("t2", "m.b", "skipped", "already published"),
+        ("t3", "m.c", "failed", "boom"),
+    ]
+    [check] = store.checks_of(run_id)
+    assert (check.task_id, check.check_name, check.status, check.failures) == (
+        "t1",
+        "not_null(id)",
+        "warn",
+        2,
+    )
+    assert store.settled(run_id) == 2
+    assert store.run(run_id + 1) is None
+    store.close()

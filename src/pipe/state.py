@@ -308,6 +308,15 @@ class StateStore:
         )
         return [Outcome(*r) for r in rows]
 
+    def settled(self, run_id: int) -> int:
+        """How many tasks of a run are done: published by it, or skipped as published."""
+        row = self.db.execute(
+            "SELECT count(*) FROM task_outcomes WHERE run_id = ? AND status IN "
+            "('success', 'skipped')",
+            (run_id,),
+        ).fetchone()
+        return int(row[0])
+
     def failed_checks(self, run_id: int) -> list[StoredCheck]:
         """The check results of a run that did not pass, by model, interval and name."""
         rows = self.db.execute(

@@ -235,9 +235,7 @@ def _failures(state: StateStore, run_id: int, interval: Interval | None) -> tupl
 def _progress(state: StateStore, last: RunRow | None) -> Progress | None:
     if last is None or last.status not in ("running", "interrupted", "crashed"):
         return None
-    outcomes = state.task_outcomes(last.run_id)
-    done = sum(1 for o in outcomes if o.status in ("success", "skipped"))
-    return Progress(last.run_id, last.status, done, last.tasks)
+    return Progress(last.run_id, last.status, state.settled(last.run_id), last.tasks)
 
 
 def _ranges(intervals: list[Interval]) -> tuple[tuple[str, str], ...]:
