@@ -47,6 +47,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TaskReport:
+    """A task's outcome in a run's result."""
+
     task_id: str
     model: str
     kind: str

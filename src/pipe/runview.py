@@ -77,6 +77,8 @@ class RunProject:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The stats of a project's inputs, taken before a load reads them."""
+
     stamp: int  # the marker's ctime: the file system's clock just before the stats
     stats: tuple[tuple, ...]
 
