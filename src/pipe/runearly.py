@@ -124,6 +124,10 @@ def start(argv: list[str]) -> None:
         lock.acquire(False, None, f"pipe run {options['--interval']}")
     except (LockHeld, OSError):
         return
+    # `_duckdb` imports typing on the thread; dataclasses, in this thread, reads typing
+    # from sys.modules without waiting for that import to end: import it here first
+    import typing  # noqa: F401
+
     _opened = Early(root, path, lock)
     atexit.register(close)
     # the label as the command spells it in the lock file (`pipe run 2026-06-01`), made
