@@ -211,7 +211,7 @@ def main() -> None:
     logs = [once(args.project.resolve(), src, args.extra) for _ in range(args.runs)]
     firsts = [first_task(log) * 1000 for log in logs]
     cpus = [
-        next(c for t, c, _, w in log if w == "> pipe.scheduler:Scheduler._submit") * 1000
+        next(x[1] for x in log if x[3] == "> pipe.scheduler:Scheduler._submit") * 1000
         for log in logs
     ]
     for log in logs if args.all else [min(logs, key=first_task)]:
