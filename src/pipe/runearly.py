@@ -46,6 +46,7 @@ class Early:
         self.error: BaseException | None = None
         self.rows: list | None = None  # the relations' rows
         self.ledger = None  # (rows, ledger.fold of them) of `_pipe.ledger`, if it could
+        self.utc = False  # the session's time zone is set
         # not a daemon: at exit the interpreter waits for it before `close` runs (a
         # daemon thread inside DuckDB's connect while the process ends could crash it)
         self.thread = threading.Thread(target=self._open, name="pipe-open-early")
@@ -66,6 +67,7 @@ class Early:
         ledger = None
         try:
             self.con.execute("SET TimeZone = 'UTC'")  # as DuckDBAdapter does (SPEC §2)
+            self.utc = True
             ledger = threading.Thread(
                 target=self._read_ledger, args=(self.con.cursor(),), name="pipe-ledger-early"
             )

@@ -138,7 +138,11 @@ class _FromEarly(Opening):
 
         if early.error is not None:
             raise DuckDBAdapter.open_error(self._target, early.error)
-        adapter = DuckDBAdapter(self._target, self._root, early.con, utc=False)
+        try:
+            adapter = DuckDBAdapter(self._target, self._root, early.con, utc=not early.utc)
+        except BaseException:
+            early.close()  # the connection; the lock is released by close() as ever
+            raise
         early.con = None
         if early.rows is not None:
             self.relations = DuckDBAdapter.relations_of(early.rows)
