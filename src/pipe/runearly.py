@@ -40,8 +40,8 @@ _opened: Early | None = None
 class Early:
     """The project lock, held, and the DuckDB file `path` connecting on a thread."""
 
-    def __init__(self, root: str, path: str, lock):
-        self.root, self.path, self.lock = root, path, lock
+    def __init__(self, root: str, path: str, lock, driver):
+        self.root, self.path, self.lock, self.driver = root, path, lock, driver
         self.con = None
         self.error: BaseException | None = None
         self.rows: list | None = None  # the relations' rows
@@ -54,11 +54,7 @@ class Early:
 
     def _open(self) -> None:
         try:
-            try:
-                import _duckdb as duckdb
-            except ImportError:  # a duckdb release without it
-                import duckdb
-            self.con = duckdb.connect(self.path)
+            self.con = self.driver.connect(self.path)
         except BaseException as exc:  # noqa: BLE001 - raised again by the adapter
             self.error = exc
             return
@@ -126,11 +122,15 @@ def start(argv: list[str]) -> None:
         lock.acquire(False, None, f"pipe run {options['--interval']}")
     except (LockHeld, OSError):
         return
-    # `_duckdb` imports typing on the thread; dataclasses, in this thread, reads typing
-    # from sys.modules without waiting for that import to end: import it here first
-    import typing  # noqa: F401
-
-    _opened = Early(root, path, lock)
+    # the driver is imported here, not on the thread: an import holds the GIL all
+    # along, so the thread would only take turns with this one (and the connect would
+    # start later), and dataclasses, here, reads `typing` (which _duckdb imports) from
+    # sys.modules without waiting for another thread's import of it to end
+    try:
+        import _duckdb as driver
+    except ImportError:  # a duckdb release without it
+        import duckdb as driver
+    _opened = Early(root, path, lock, driver)
     atexit.register(close)
     # the label as the command spells it in the lock file (`pipe run 2026-06-01`), made
     # once the thread runs: importing `intervals` (and dataclasses) takes longer than this
