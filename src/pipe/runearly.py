@@ -3,18 +3,20 @@
 Opening a DuckDB file of 1,000 tables takes 60-100 ms, and DuckDB does it without the GIL;
 the start's imports, the run record's check and the plan load are Python and hold it. So
 `pipe.cli` calls `start()` first of all, when the command is `pipe run`: from the command
-line alone (--project, --target, --interval, --no-wait) and the hint that the last run
-left (`.pipe/cache/runstart.json`: each target's DuckDB file, see `remember`), it takes
-the project lock without waiting and connects on a thread, which then lists the relations
-and reads the ledger (the start's two reads, as `runstart.Opening` makes them).
+line alone (--project, --target, --interval) and the hint that the last run left
+(`.pipe/cache/runstart.json`: the default target and each DuckDB target's file, see
+`remember`), it takes the project lock without waiting and connects on a thread, which
+then lists the relations and reads the ledger (the start's two reads, as
+`runstart.Opening` makes them).
 
 It is a guess, checked later: `runstart.Opening.of` takes this opening only when the
-command turns out to run that target with that file (`take`); otherwise, and when the
-command stops earlier (a user error, --help), the connection is closed and the lock
-released (`close`, also at exit) before anything else happens. No early start when the
+command turns out to run that target with that file (`take`); otherwise the connection
+is closed and the lock released before the command opens its own. A command that stops
+before (a user error, a stale plan) closes it at exit (`close`). No early start when the
 lock is busy (the command then waits for it as before, saying so), when the file does
-not exist (opening would create it), or when the command line is anything but plain
-options (help, a positional argument: click says what is wrong).
+not exist (opening would create it), when the driver is missing, or when the command
+line is anything but plain options (help, a positional argument: click says what is
+wrong). Anything unexpected here leaves the command to open the warehouse as before.
 
 Imports here are the standard library's and `_duckdb`; nothing of click.
 """
@@ -103,9 +105,16 @@ class Early:
 def start(argv: list[str]) -> None:
     """Start opening the warehouse of `pipe run ARGV...` if the command line and the
     last run's hint allow it (see the module docstring); otherwise do nothing."""
-    global _opened
     if _opened is not None or not argv or argv[0] != "run":
         return
+    try:
+        _start(argv)
+    except Exception:  # noqa: BLE001 - the command opens its warehouse itself
+        close()
+
+
+def _start(argv: list[str]) -> None:
+    global _opened
     options = _options(argv[1:])
     if options is None or "--interval" not in options:
         return
@@ -117,11 +126,6 @@ def start(argv: list[str]) -> None:
 
     from .projectlock import LockHeld, ProjectLock
 
-    lock = ProjectLock(Path(root))
-    try:  # said as the command says it; corrected below if the label is spelled otherwise
-        lock.acquire(False, None, f"pipe run {options['--interval']}")
-    except (LockHeld, OSError):
-        return
     # the driver is imported here, not on the thread: an import holds the GIL all
     # along, so the thread would only take turns with this one (and the connect would
     # start later), and dataclasses, here, reads `typing` (which _duckdb imports) from
@@ -130,7 +134,16 @@ def start(argv: list[str]) -> None:
         import _duckdb as driver
     except ImportError:  # a duckdb release without it
         import duckdb as driver
-    _opened = Early(root, path, lock, driver)
+    lock = ProjectLock(Path(root))
+    try:  # said as the command says it; corrected below if the label is spelled otherwise
+        lock.acquire(False, None, f"pipe run {options['--interval']}")
+    except (LockHeld, OSError):
+        return
+    try:
+        _opened = Early(root, path, lock, driver)
+    except BaseException:
+        lock.release()
+        raise
     atexit.register(close)
     # the label as the command spells it in the lock file (`pipe run 2026-06-01`), made
     # once the thread runs: importing `intervals` (and dataclasses) takes longer than this
