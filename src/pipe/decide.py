@@ -37,6 +37,8 @@ from .plan import Task
 
 @dataclass(frozen=True)
 class Blocked:
+    """A task that cannot run: the upstream task it reads, and `why` (not published...)."""
+
     task: Task
     upstream: Task
     why: str  # "is not published" | "is stale" | ...
@@ -44,6 +46,8 @@ class Blocked:
 
 @dataclass(frozen=True)
 class Decision:
+    """What runs (and why), what is skipped, what is partial or blocked."""
+
     run: Mapping[str, str]  # task id -> why it runs
     skip: frozenset[str]  # already published, current and complete
     blocked: tuple[Blocked, ...]

@@ -25,6 +25,8 @@ from .plan import Task
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check of a task: its severity, status and failing rows."""
+
     name: str
     severity: str
     status: str  # pass | warn | error
@@ -45,6 +47,8 @@ class Stamp:
 
 @dataclass(frozen=True)
 class TaskResult:
+    """One attempt of a task, as its worker reports it to the scheduler."""
+
     status: str  # success | failed
     rows: int | None = None
     leaked: int = 0
@@ -241,6 +245,8 @@ def _build(adapter: Adapter, task: Task, root: Path) -> tuple[int | None, int]:
 
 @dataclass(frozen=True)
 class _Published:
+    """What a publish wrote: its rows, and those outside the interval."""
+
     rows: int | None
     leaked: int  # rows the query returned outside the task's interval: not published
     replaced: int | None = None  # rows of the interval the publish replaced

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .decide import Decision
 from .executor import Stamp, TaskResult
@@ -65,9 +65,14 @@ class Recorder(Listener):
         reporter: Reporter,
         current: dict[Key, Entry],
         why: Mapping[str, str],
+        later: Callable[[], object] | None = None,
     ):
+        """`later`: state-store work the start put off (its mirror of the ledger), done
+        in a transaction of its own once the first task is handed out, before anything
+        of the run's tasks is recorded as finished."""
         self.state, self.run_id, self.target, self.reporter = state, run_id, target, reporter
         self.current, self.why = current, why
+        self._later = later
         self.last_commit = 0.0  # the first commit is not put off
         self.started_at: dict[str, float] = {}
         self.running = 0
@@ -77,9 +82,20 @@ class Recorder(Listener):
         self.running += 1
         self.state.attempt_started(self.run_id, task.id, attempt, task.key, queued_at, started_at)
         self.reporter.task_started(task, attempt)
+        if self._later is not None:
+            self._catch_up()
         self._maybe_commit()
 
+    def _catch_up(self) -> None:
+        """The put-off work (`later`), between two transactions of the recorder's."""
+        later, self._later = self._later, None
+        if later is not None:
+            self.state.commit()
+            later()
+            self.state.begin()
+
     def finished(self, task, attempt, result, started_at, finished_at, final):
+        self._catch_up()
         self.running -= 1
         self.state.attempt_finished(
             self.run_id,
@@ -104,6 +120,7 @@ class Recorder(Listener):
         self._maybe_commit()
 
     def settled(self, task, outcome):
+        self._catch_up()
         # a success records why it ran: the ledger's decision, for `pipe status --run`
         reason = outcome.reason or (self.why.get(task.id) if outcome.status == "success" else None)
         self.state.outcome(self.run_id, task.id, task.key, outcome.status, reason)
@@ -119,6 +136,7 @@ class Recorder(Listener):
         (a commit per task was 3% of a run of small tasks): otherwise say when to call
         again. The history may lag that much behind a kill -9; what is published does not
         (the warehouse's ledger is the truth, reconciled at the next start)."""
+        self._catch_up()
         due = self.last_commit + COMMIT_EVERY - time.monotonic()
         if due > 0:
             return due
@@ -128,6 +146,7 @@ class Recorder(Listener):
         return None
 
     def close(self):
+        self._catch_up()
         self.state.commit()
 
 

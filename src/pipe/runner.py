@@ -47,6 +47,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TaskReport:
+    """A task's outcome in a run's result."""
+
     task_id: str
     model: str
     kind: str
@@ -115,7 +117,7 @@ def run_tasks(
     if opening is None:
         check_env(target)
         what = f"pipe {options.kind} {options.label}"
-        opening = Opening(root, target, what, options.wait, reporter.waiting_for_lock)
+        opening = Opening.of(root, target, what, options.wait, reporter.waiting_for_lock)
     try:
         state = StateStore(root)
         if state.moved_aside is not None:
@@ -161,8 +163,6 @@ class _Session:
 
     def run(self) -> RunResult:
         self.state.recover()
-        # read while the warehouse opens (nothing else writes the store under the lock)
-        mirror = self.state.published_entries(self.target.name)
         try:
             self.adapter = self.opening.adapter()  # opened while the plan loaded
             start = prepare(
@@ -175,7 +175,6 @@ class _Session:
                 force=self.options.force,
                 execution_time=self.execution_time,
                 early=self.opening,
-                mirror=mirror,
             )
         except AdapterError as exc:  # pipe's own statements, not a task's
             raise refused(self.target, self.options.kind, exc) from None
@@ -193,7 +192,9 @@ class _Session:
             len(tasks),
         )
         current = dict(start.published)
-        recorder = Recorder(state, run_id, self.target.name, reporter, current, start.decision.run)
+        recorder = Recorder(
+            state, run_id, self.target.name, reporter, current, start.decision.run, start.reconcile
+        )
         state.outcomes(
             run_id,
             [(t.id, *t.key, "skipped", "already published") for t in tasks if t.id in start.done],

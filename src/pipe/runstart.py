@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +44,23 @@ class Opening:
 
     relations: dict[str, str] | None = None
     ledger: dict[Key, Entry] | None = None
+
+    @classmethod
+    def of(cls, root: Path, target: Target, what: str, wait: bool, on_wait=None) -> Opening:
+        """The opening `pipe run` started before its command was parsed (runearly.py),
+        when it opened this target's file; else a new one."""
+        from . import runearly
+
+        early = None
+        if target.adapter == "duckdb":
+            from .adapters.duckdb import DuckDBAdapter
+
+            early = runearly.take(root, DuckDBAdapter.file_of(target, root))
+        else:
+            runearly.close()
+        if early is None:
+            return cls(root, target, what, wait, on_wait)
+        return _FromEarly(early, target, Path(root))
 
     def __init__(self, root: Path, target: Target, what: str, wait: bool, on_wait=None):
         self.lock = ProjectLock(root)
@@ -102,6 +119,46 @@ class Opening:
         self.lock.release()
 
 
+class _FromEarly(Opening):
+    """An `Opening` made of runearly's: its lock, its connection and its two reads."""
+
+    def __init__(self, early, target: Target, root: Path):
+        self.lock = early.lock
+        self._early, self._target, self._root = early, target, root
+        self._opened = None
+        self._error = None
+        self._thread = early.thread
+
+    def adapter(self) -> Adapter:
+        early, self._early = self._early, None
+        if early is None:
+            return super().adapter()
+        early.thread.join()
+        from .adapters.duckdb import DuckDBAdapter
+
+        if early.error is not None:
+            raise DuckDBAdapter.open_error(self._target, early.error)
+        try:
+            adapter = DuckDBAdapter(self._target, self._root, early.con, utc=not early.utc)
+        except BaseException:
+            early.close()  # the connection; the lock is released by close() as ever
+            raise
+        early.con = None
+        if early.rows is not None:
+            self.relations = DuckDBAdapter.relations_of(early.rows)
+            if early.ledger is not None and self.relations.get(LEDGER) == "table":
+                rows, self.ledger = early.ledger
+                adapter.ledger_rows = len(rows)  # as read_ledger sets it
+        return adapter
+
+    def close(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.close()
+            return
+        super().close()
+
+
 def _busy(holder: str | None) -> LockBusy:
     said = f"({holder})" if holder else "(the lock file does not say which)"
     return LockBusy(
@@ -125,6 +182,9 @@ class Start:
     decision: Decision
     done: frozenset[str]  # already published (or idle sensors): skipped
     blocked: dict[str, str]  # task id -> why it cannot run (depends_on_past)
+    # the state store made the ledger's mirror (`reconcile`): nothing of it decides what
+    # runs, so the runner calls it once the first task is handed out (Recorder)
+    reconcile: Callable[[], object] = lambda: None
 
 
 def prepare(
@@ -138,23 +198,27 @@ def prepare(
     force: bool,
     execution_time: datetime,
     early: Opening | None = None,
-    mirror: dict[Key, Entry] | None = None,
 ) -> Start:
-    """Clean, create schemas, read the ledger, reconcile, decide. `early`: the reads its
-    thread made already; `mirror`: the state store's `published_entries`, read already."""
+    """Clean, create schemas, read the ledger, decide; the state store's mirror of the
+    ledger is made by `Start.reconcile` (at once when the run is refused). `early`: the
+    reads its thread made already."""
     relations = early.relations if early and early.relations is not None else None
     if relations is None:
         relations = adapter.relations()  # one catalog query for all of the start
     clean_temp(adapter, tasks, relations)
     # a sensor's table is a source: pipe neither builds it nor creates its schema
     schemas = sorted({TableName.parse(t.table).schema for t in tasks if t.kind != "sensor"})
-    have = {TableName.listed(name).schema for name in relations}
+    have = {_listed_schema(name) for name in relations}
     for schema in schemas:
         if schema not in have:  # a schema holding a relation exists
             adapter.ensure_schema(schema)
     ledger = early.ledger if early else None
     published, missing = _published(adapter, schemas, reporter, kind, relations, ledger)
-    state.reconcile(adapter.target.name, published, mirror)
+    target = adapter.target.name
+
+    def reconcile() -> None:
+        state.reconcile(target, published)
+
     decision = decide(
         tasks,
         context,
@@ -165,6 +229,7 @@ def prepare(
         missing=missing,
     )
     if decision.blocked:
+        reconcile()
         raise _refusal(decision.blocked)
     done = frozenset(decision.skip) | _idle_sensors(tasks, decision.skip)
     if decision.partial:
@@ -173,7 +238,7 @@ def prepare(
             f"time {iso(execution_time)}Z: recorded as partial, rebuilt by the "
             "first run or backfill that covers them once complete"
         )
-    return Start(published, decision, done, _past_missing(tasks, done, published))
+    return Start(published, decision, done, _past_missing(tasks, done, published), reconcile)
 
 
 def clean_temp(
@@ -187,7 +252,10 @@ def clean_temp(
     on the same database keeps its own."""
     mine = {t.temp for t in tasks if t.temp}
     dropped = []
-    for name, kind in adapter.temp_relations(relations):
+    marked = None
+    if relations is not None:  # a temp table's listed name holds the mark too
+        marked = {n: k for n, k in relations.items() if TEMP_MARK in n}
+    for name, kind in adapter.temp_relations(marked):
         if name in mine:
             adapter.drop(name, kind)
             dropped.append(name)
@@ -228,6 +296,12 @@ def _past_missing(
     return blocked
 
 
+def _listed_schema(name: str) -> str:
+    """`TableName.listed(name).schema` (the schema up to the first dot), without making
+    a TableName: a start reads it for each of the warehouse's relations."""
+    return name.partition(".")[0]
+
+
 def _published(
     adapter: Adapter,
     schemas: list[str],
@@ -255,7 +329,7 @@ def _published(
     models = sorted({m for m, _, _ in published})
     listed = set(schemas) | {TableName.parse(m).schema for m in models}
     adapter.catalog.load(
-        listed, {n: k for n, k in relations.items() if TableName.listed(n).schema in listed}
+        listed, {n: k for n, k in relations.items() if _listed_schema(n) in listed}
     )
     gone = [m for m in models if adapter.relation_kind(m) is None]
     if not gone:

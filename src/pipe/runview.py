@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import planfile, projectfiles
+from . import planfile, projectfiles, runearly
 from .cache import Store, cache_dir, code_version, store
 from .intervals import Interval
 
@@ -77,6 +77,8 @@ class RunProject:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The stats of a project's inputs, taken before a load reads them."""
+
     stamp: int  # the marker's ctime: the file system's clock just before the stats
     stats: tuple[tuple, ...]
 
@@ -175,6 +177,7 @@ def record(
         cached.save()
     recorded_.replace(entries)
     recorded_.save()
+    runearly.remember(root, cp.raw.config)
 
 
 @dataclass(frozen=True)
@@ -214,8 +217,22 @@ def recorded(project: Path, target: str | None, interval: Interval) -> Found | N
         return None
     if data is None or hashlib.sha256(data).hexdigest() != sha:
         return None
+    if _lineage_wanted(rp.config):  # its events describe the compiled project
+        return None
+    if not os.path.exists(os.path.join(root, runearly.HINT)):
+        runearly.remember(root, rp.config)  # recorded by an older pipe
+    return Found(rp, path, data, sha)
+
+
+def _lineage_wanted(config) -> bool:
+    """openlineage.wanted, without importing its module (and logging) when neither
+    pipe.yml nor the environment nor an openlineage.yml can ask for it."""
+    if (
+        config.openlineage is None
+        and not any(k.startswith("OPENLINEAGE") for k in os.environ)
+        and not os.path.isfile("openlineage.yml")
+    ):
+        return False
     from .openlineage import wanted
 
-    if wanted(rp.config.openlineage):  # its events describe the compiled project
-        return None
-    return Found(rp, path, data, sha)
+    return wanted(config.openlineage)

@@ -26,8 +26,8 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .executor import TaskResult
 from .plan import Task
@@ -41,12 +41,16 @@ def retry_wait(delay: float, attempt: int, draw: float) -> float:
 
 @dataclass(frozen=True)
 class Caps:
+    """The concurrency of a run, and of each pool."""
+
     concurrency: int
     pools: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """A task's outcome as the scheduler settled it."""
+
     status: str = "pending"  # success | skipped | failed | upstream_failed | not_run
     reason: str | None = None
     attempts: int = 0
@@ -90,6 +94,50 @@ class Listener:
         seconds after which it wants to be called again (a commit it put off)."""
 
 
+class Pool(Protocol):
+    """Where tasks run: `Workers`, or a concurrent.futures executor (tests pass one)."""
+
+    def submit(self, fn: Callable, /, *args) -> object: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+class Workers:
+    """At most `size` worker threads, each started when a task finds none idle (as
+    ThreadPoolExecutor starts them: a worker keeps its warehouse connection between
+    tasks), ended by `shutdown`. Not concurrent.futures': importing it imports logging,
+    a tenth of `pipe run`'s imports before its first task."""
+
+    def __init__(self, size: int, name: str):
+        self.size, self.name = size, name
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # released by a worker waiting for work
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable, /, *args) -> None:
+        self._work.put((fn, args))
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self.size:
+            t = threading.Thread(target=self._loop, name=f"{self.name}_{len(self._threads)}")
+            t.start()
+            self._threads.append(t)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            fn, args = item
+            fn(*args)  # Scheduler._worker: reports everything, raises nothing
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True) -> None:
+        for _ in self._threads:
+            self._work.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+
 # a worker's report to the scheduler thread: (task, attempt, result, started_at,
 # finished_at); a plain tuple, built once a task on the worker's thread
 _Report = tuple[Task, int, TaskResult, float, float]
@@ -115,7 +163,7 @@ class Scheduler:
         priority: Callable[[Task], object] | None = None,
         poke: Poker | None = None,
         listener: Listener | None = None,
-        workers: ThreadPoolExecutor | None = None,
+        workers: Pool | None = None,
         blocked: dict[str, str] | None = None,
     ):
         self.tasks = {t.id: t for t in tasks}
@@ -169,9 +217,7 @@ class Scheduler:
     def run(self) -> dict[str, Outcome]:
         self._prepare()
         own_pool = self._pool is None
-        pool = self._pool or ThreadPoolExecutor(
-            max_workers=self.caps.concurrency, thread_name_prefix="pipe-worker"
-        )
+        pool = self._pool or Workers(self.caps.concurrency, "pipe-worker")
         try:
             while True:
                 if self._delayed:
@@ -240,7 +286,7 @@ class Scheduler:
         except queue.Empty:
             return None
 
-    def _handle(self, report: _Report, pool: ThreadPoolExecutor) -> None:
+    def _handle(self, report: _Report, pool: Pool) -> None:
         t, attempt, result, started_at, finished_at = report
         self._release(t)
         self._result[t.id] = result
@@ -295,7 +341,7 @@ class Scheduler:
                     self.listener.settled(self.tasks[d], o)
                     stack.extend(self._downstream[d])
 
-    def _fill(self, pool: ThreadPoolExecutor) -> None:
+    def _fill(self, pool: Pool) -> None:
         # sensors first, whatever the slots: polling one holds no worker
         while self._sensors and not self._stop.is_set():
             self._poke(self.tasks[self._sensors.pop(0)])
@@ -311,7 +357,7 @@ class Scheduler:
                 continue
             self._submit(t, pool)
 
-    def _submit(self, t: Task, pool: ThreadPoolExecutor) -> None:
+    def _submit(self, t: Task, pool: Pool) -> None:
         attempt = self._attempts[t.id] = self._attempts[t.id] + 1
         self._running += 1
         if t.pool:

@@ -134,7 +134,7 @@ class _RunSource:
         from ..runstart import Opening
 
         rp = self.project
-        opening = Opening(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait)
+        opening = Opening.of(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait)
         try:
             return self.found.plan(), opening
         except BaseException:
