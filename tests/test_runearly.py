@@ -4,15 +4,18 @@ turns out to be that file; the run's output, lock and decisions are as without i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 
 from conftest import run_cli, run_pipe
 from pipe import runearly
+from pipe.cli import main
 from pipe.projectlock import LockHeld, ProjectLock
 from runner_helpers import INTERVAL, run
 
@@ -39,28 +42,46 @@ def _lock_is_free(root) -> bool:
     return True
 
 
-@pytest.fixture(autouse=True)
-def _nothing_left_open():
-    yield
-    runearly.close()  # a test that failed halfway must not keep the lock
+@pytest.fixture
+def opened():
+    """`runearly.start`, as the console script calls it; closed at the test's end."""
+    made = []
+
+    def start(argv):
+        early = runearly.start(argv)
+        if early is not None:
+            made.append(early)
+        return early
+
+    yield start
+    for early in made:
+        early.close_unused()  # a test that failed halfway must not keep the lock
 
 
-def test_the_compile_leaves_the_hint_and_a_run_takes_the_early_opening(example_project):
+def _run_with(root, early, *args):
+    """`pipe run` in process with `early` as the console script hands it to click."""
+    with contextlib.chdir(root):
+        result = CliRunner().invoke(
+            main, [*ARGS, *map(str, args)], obj=early, catch_exceptions=False
+        )
+    return result.exit_code, result.output
+
+
+def test_the_compile_leaves_the_hint_and_a_run_takes_the_early_opening(example_project, opened):
     root = _compiled(example_project)
     assert _hint(root) == {"default": "dev", "targets": {"dev": "warehouse.duckdb", "pg": None}}
     code, out = run(root)  # creates the warehouse: nothing to open early before it
     assert code == 0, out
-    runearly.start([*ARGS, "--project", str(root), "--force"])
-    early = runearly._opened
+    early = opened([*ARGS, "--project", str(root), "--force"])
     assert early is not None and not _lock_is_free(root)
-    code, out = run(root, "--force")
+    code, out = _run_with(root, early, "--project", root, "--force")
     assert code == 0, out
     assert "35 succeeded" in out, out
-    assert runearly._opened is None and early.con is None  # taken, and closed by the run
+    assert early.taken and early.con is None  # taken, and closed by the run
     assert _lock_is_free(root)
 
 
-def test_an_early_opening_of_another_file_is_closed_and_the_target_opened(example_project):
+def test_an_early_opening_of_another_file_is_closed_and_the_target_opened(example_project, opened):
     root = _compiled(example_project)
     assert run(root)[0] == 0
     duckdb.connect(str(root / "other.duckdb")).close()
@@ -69,24 +90,23 @@ def test_an_early_opening_of_another_file_is_closed_and_the_target_opened(exampl
     (root / runearly.HINT).write_text(
         json.dumps({"default": "dev", "targets": {"dev": "other.duckdb"}})
     )
-    runearly.start([*ARGS, "--project", str(root)])
-    assert runearly._opened is not None and runearly._opened.path.endswith("other.duckdb")
-    code, out = run(root, "--force")
+    early = opened([*ARGS, "--project", str(root)])
+    assert early is not None and early.path.endswith("other.duckdb")
+    code, out = _run_with(root, early, "--project", root, "--force")
     assert code == 0, out
     assert "35 succeeded" in out, out
-    assert runearly._opened is None and _lock_is_free(root)
+    assert not early.taken and early.con is None and _lock_is_free(root)
     with duckdb.connect(str(root / "other.duckdb")) as con:  # nothing written there
         assert con.execute("select count(*) from duckdb_tables()").fetchone() == (0,)
 
 
-def test_no_early_opening_when_the_lock_is_busy_or_the_line_is_not_plain(example_project):
+def test_no_early_opening_when_the_lock_is_busy_or_the_line_is_not_plain(example_project, opened):
     root = _compiled(example_project)
     assert run(root)[0] == 0
     holder = ProjectLock(root)
     holder.acquire(False, None, "pipe run elsewhere")
     try:
-        runearly.start([*ARGS, "--project", str(root)])
-        assert runearly._opened is None
+        assert opened([*ARGS, "--project", str(root)]) is None
     finally:
         holder.release()
     for line in (
@@ -97,18 +117,18 @@ def test_no_early_opening_when_the_lock_is_busy_or_the_line_is_not_plain(example
         ["run", "--project", str(root)],
         ["run", "--project", str(root), "--interval", INTERVAL, "--target", "nope"],
     ):
-        runearly.start(line)
-        assert runearly._opened is None, line
-    runearly.start(["run", f"--project={root}", f"--interval={INTERVAL}", "--no-wait"])
-    assert runearly._opened is not None
-    runearly.close()
+        assert opened(line) is None, line
+    early = opened(["run", f"--project={root}", f"--interval={INTERVAL}", "--no-wait"])
+    assert early is not None
+    early.close_unused()
     assert _lock_is_free(root)
+    early.close_unused()  # closing twice is closing once
 
 
-def test_the_lock_file_names_the_run_as_the_command_does(example_project):
+def test_the_lock_file_names_the_run_as_the_command_does(example_project, opened):
     root = _compiled(example_project)
     assert run(root)[0] == 0
-    runearly.start([*ARGS, "--project", str(root)])
+    assert opened([*ARGS, "--project", str(root)]) is not None
     assert ProjectLock(root).holder() == f"pid {os.getpid()}: pipe run {INTERVAL}"
 
 

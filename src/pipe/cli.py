@@ -13,19 +13,10 @@ and line), 3 a bug in pipe (with the traceback), 130 interrupted.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 
-from . import runearly
+import click
 
-# before click and the rest are imported: `pipe run` starts opening its warehouse now,
-# and the interpreter imports what the command needs while DuckDB reads the file
-if os.path.basename(sys.argv[0]) == "pipe":  # the console script, not an import
-    runearly.start(sys.argv[1:])
-
-import click  # noqa: E402
-
-from . import __version__  # noqa: E402
+from . import __version__
 
 # name -> module:function of each subcommand, imported only when it is the one invoked
 # (or listed by --help): `pipe run` on an unchanged project must not pay for importing

@@ -2,8 +2,9 @@
 
 Opening a DuckDB file of 1,000 tables takes 60-100 ms, and DuckDB does it without the GIL;
 the start's imports, the run record's check and the plan load are Python and hold it. So
-`pipe.cli` calls `start()` first of all, when the command is `pipe run`: from the command
-line alone (--project, --target, --interval) and the hint that the last run left
+the console script (`pipe.launch`) calls `start()` first of all, when the command is
+`pipe run`: from the command line alone (--project, --target, --interval) and the hint
+that the last run left
 (`.pipe/cache/runstart.json`: the default target and each DuckDB target's file, see
 `remember`), it takes the project lock without waiting and connects on a thread, which
 then lists the relations and reads the ledger (the start's two reads, as
@@ -23,7 +24,6 @@ Imports here are the standard library's and `_duckdb`; nothing of click.
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 
@@ -36,8 +36,6 @@ RELATIONS = (
     "UNION ALL SELECT schema_name, view_name, true FROM duckdb_views() WHERE NOT internal"
 )
 
-_opened: Early | None = None
-
 
 class Early:
     """The project lock, held, and the DuckDB file `path` connecting on a thread."""
@@ -49,6 +47,7 @@ class Early:
         self.rows: list | None = None  # the relations' rows
         self.ledger = None  # (rows, ledger.fold of them) of `_pipe.ledger`, if it could
         self.utc = False  # the session's time zone is set
+        self.taken = False  # a run's start owns it now (`take`)
         # not a daemon: at exit the interpreter waits for it before `close` runs (a
         # daemon thread inside DuckDB's connect while the process ends could crash it)
         self.thread = threading.Thread(target=self._open, name="pipe-open-early")
@@ -91,7 +90,24 @@ class Early:
         except Exception:  # noqa: BLE001 - prepare() reads again, and says what failed
             pass
 
+    def take(self, root, path: str) -> Early | None:
+        """This opening, now the caller's, if it opened `path` for the project at `root`;
+        else None (and it is closed: a wrong guess)."""
+        same = os.path.abspath(self.root) == os.path.abspath(root)
+        if same and os.path.abspath(self.path) == os.path.abspath(path):
+            self.taken = True
+            return self
+        self.close()
+        return None
+
+    def close_unused(self) -> None:
+        """Close this opening unless a run took it (the command stopped before)."""
+        if not self.taken:
+            self.close()
+
     def close(self) -> None:
+        if self.lock.fd is None and self.con is None:
+            return  # closed already
         self.thread.join()
         con, self.con = self.con, None
         if con is not None:
@@ -102,26 +118,25 @@ class Early:
         self.lock.release()
 
 
-def start(argv: list[str]) -> None:
-    """Start opening the warehouse of `pipe run ARGV...` if the command line and the
-    last run's hint allow it (see the module docstring); otherwise do nothing."""
-    if _opened is not None or not argv or argv[0] != "run":
-        return
+def start(argv: list[str]) -> Early | None:
+    """The warehouse of `pipe run ARGV...`, opening, if the command line and the last
+    run's hint allow it (see the module docstring); otherwise None."""
+    if not argv or argv[0] != "run":
+        return None
     try:
-        _start(argv)
+        return _start(argv)
     except Exception:  # noqa: BLE001 - the command opens its warehouse itself
-        close()
+        return None
 
 
-def _start(argv: list[str]) -> None:
-    global _opened
+def _start(argv: list[str]) -> Early | None:
     options = _options(argv[1:])
     if options is None or "--interval" not in options:
-        return
+        return None
     root = options.get("--project", ".")
     path = _hinted(root, options.get("--target") or "")
     if path is None or not os.path.isfile(path):
-        return
+        return None
     from pathlib import Path
 
     from .projectlock import LockHeld, ProjectLock
@@ -138,48 +153,33 @@ def _start(argv: list[str]) -> None:
     try:  # said as the command says it; corrected below if the label is spelled otherwise
         lock.acquire(False, None, f"pipe run {options['--interval']}")
     except (LockHeld, OSError):
-        return
+        return None
     try:
-        _opened = Early(root, path, lock, driver)
+        early = Early(root, path, lock, driver)
     except BaseException:
         lock.release()
         raise
-    atexit.register(close)
-    # the label as the command spells it in the lock file (`pipe run 2026-06-01`), made
-    # once the thread runs: importing `intervals` (and dataclasses) takes longer than this
+    try:
+        _name_the_run(lock, options["--interval"])
+    except BaseException:
+        early.close()
+        raise
+    return early
+
+
+def _name_the_run(lock, interval: str) -> None:
+    """The label as the command spells it in the lock file (`pipe run 2026-06-01`), made
+    once the thread runs: importing `intervals` (and dataclasses) takes longer than this."""
     from . import intervals
     from .errors import UserError
 
     try:
-        label = intervals.parse_label(options["--interval"]).label
+        label = intervals.parse_label(interval).label
     except UserError:
-        return  # the command refuses it, and the opening is closed at exit
-    if label != options["--interval"] and lock.fd is not None:
+        return  # the command refuses it, and the opening is closed when it ends
+    if label != interval and lock.fd is not None:
         os.ftruncate(lock.fd, 0)
         os.pwrite(lock.fd, f"pid {os.getpid()}: pipe run {label}".encode(), 0)
-
-
-def take(root, path: str) -> Early | None:
-    """The early opening, now the caller's, if it opened `path` for the project at
-    `root`; else None (and whatever was opened is closed)."""
-    global _opened
-    early, _opened = _opened, None
-    if early is None:
-        return None
-    if os.path.abspath(early.root) == os.path.abspath(root) and os.path.abspath(
-        early.path
-    ) == os.path.abspath(path):
-        return early
-    early.close()
-    return None
-
-
-def close() -> None:
-    """Close the early opening if nobody took it (a command that stopped before)."""
-    global _opened
-    early, _opened = _opened, None
-    if early is not None:
-        early.close()
 
 
 def remember(root, config) -> None:

@@ -46,18 +46,18 @@ class Opening:
     ledger: dict[Key, Entry] | None = None
 
     @classmethod
-    def of(cls, root: Path, target: Target, what: str, wait: bool, on_wait=None) -> Opening:
-        """The opening `pipe run` started before its command was parsed (runearly.py),
-        when it opened this target's file; else a new one."""
-        from . import runearly
-
-        early = None
-        if target.adapter == "duckdb":
+    def of(
+        cls, root: Path, target: Target, what: str, wait: bool, on_wait=None, early=None
+    ) -> Opening:
+        """The opening `pipe run` started before its command was parsed (`early`, a
+        runearly.Early), when it opened this target's file; else a new one."""
+        if early is not None and target.adapter == "duckdb":
             from .adapters.duckdb import DuckDBAdapter
 
-            early = runearly.take(root, DuckDBAdapter.file_of(target, root))
-        else:
-            runearly.close()
+            early = early.take(root, DuckDBAdapter.file_of(target, root))
+        elif early is not None:
+            early.close()
+            early = None
         if early is None:
             return cls(root, target, what, wait, on_wait)
         return _FromEarly(early, target, Path(root))

@@ -134,7 +134,9 @@ class _RunSource:
         from ..runstart import Opening
 
         rp = self.project
-        opening = Opening.of(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait)
+        context = click.get_current_context(silent=True)
+        early = context.find_root().obj if context is not None else None  # pipe.launch's
+        opening = Opening.of(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait, early)
         try:
             return self.found.plan(), opening
         except BaseException:
