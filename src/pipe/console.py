@@ -57,7 +57,7 @@ def task_line(task, result, attempt: int, seconds: float, final: bool) -> str:
 
 
 def run_summary(result) -> str:
-    c = result.counts
+    c = dict(result.counts)
     parts = [
         f"{c.get(k, 0)} {label}"
         for k, label in (

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,6 +61,21 @@ class TaskReport:
     warnings: tuple[str, ...] = ()
     checks: tuple[CheckResult, ...] = ()
 
+    def as_json(self) -> dict:
+        return {
+            "id": self.task_id,
+            "model": self.model,
+            "interval": self.label,
+            "status": self.status,
+            "reason": self.reason,
+            "rows": self.rows,
+            "attempts": self.attempts,
+            "warnings": list(self.warnings),
+            "checks": [
+                {"name": c.name, "status": c.status, "failures": c.failures} for c in self.checks
+            ],
+        }
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -68,12 +83,22 @@ class RunResult:
     status: str  # success | failed | interrupted
     reports: tuple[TaskReport, ...]
     seconds: float
-    counts: Mapping[str, int] = field(default_factory=dict)  # tasks by status
+    counts: tuple[tuple[str, int], ...] = ()  # (status, tasks), in the order first reported
 
     def failure_summary(self) -> str:
         from .console import run_summary
 
         return run_summary(self)
+
+    def as_json(self) -> dict:
+        """What `pipe run --json` and `pipe backfill --json` print."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "counts": dict(self.counts),
+            "seconds": round(self.seconds, 3),
+            "tasks": [r.as_json() for r in self.reports],
+        }
 
 
 @dataclass(frozen=True)
@@ -95,7 +120,7 @@ class RunOptions:
     force: bool = False
     wait: bool = True
     priority: Callable[[Task], object] | None = None
-    args: Mapping[str, object] = field(default_factory=dict)
+    args: tuple[tuple[str, object], ...] = ()  # (option, value), recorded with the run
     handle_signals: bool = True
     hydrate: Callable[[Task], Task] | None = None
     context: Mapping[str, Task] | None = None
@@ -188,7 +213,7 @@ class _Session:
             opts.label,
             opts.start,
             opts.end,
-            dict(opts.args),
+            opts.args,
             len(tasks),
         )
         current = dict(start.published)
@@ -235,7 +260,9 @@ class _Session:
             counts[r.status] = counts.get(r.status, 0) + 1
         failed = counts.get("failed") or counts.get("upstream_failed")
         status = "interrupted" if scheduler.stopping else ("failed" if failed else "success")
-        result = RunResult(run_id, status, tuple(reports), time.monotonic() - started, counts)
+        result = RunResult(
+            run_id, status, tuple(reports), time.monotonic() - started, tuple(counts.items())
+        )
         state.finish_run(run_id, status, counts)
         reporter.done()
         return result

@@ -191,36 +191,10 @@ def observed(reporter, cp, tasks):
 
 def finish(result, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result_json(result), indent=2, default=str))
+        click.echo(json.dumps(result.as_json(), indent=2, default=str))
     else:
         click.echo(console.run_summary(result))
     if result.status == "interrupted":
         sys.exit(130)
     if result.status == "failed":
         sys.exit(1)
-
-
-def result_json(result) -> dict:
-    """What `--json` prints of a RunResult: its fields as JSON, made here at the edge."""
-    return {
-        "run_id": result.run_id,
-        "status": result.status,
-        "counts": dict(result.counts),
-        "seconds": round(result.seconds, 3),
-        "tasks": [
-            {
-                "id": r.task_id,
-                "model": r.model,
-                "interval": r.label,
-                "status": r.status,
-                "reason": r.reason,
-                "rows": r.rows,
-                "attempts": r.attempts,
-                "warnings": list(r.warnings),
-                "checks": [
-                    {"name": c.name, "status": c.status, "failures": c.failures} for c in r.checks
-                ],
-            }
-            for r in result.reports
-        ],
-    }

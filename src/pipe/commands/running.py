@@ -158,7 +158,7 @@ def _options(kind: str, span, caps, force: bool, no_wait: bool, context, now, ar
         wait=not no_wait,
         context=context,
         execution_time=now,
-        args=args,
+        args=tuple(args.items()),
         **more,
     )
 
