@@ -120,10 +120,17 @@ def _failed(c: CheckResult, kind: str | None) -> str:
     return f"{c.failures} failing rows"
 
 
-def execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None) -> TaskResult:
-    """Run one task to the end; never raises for a task failure (returns status=failed)."""
+def execute(
+    adapter: Adapter,
+    task: Task,
+    root: Path,
+    stamp: Stamp | None = None,
+    creating: Creating | None = None,
+) -> TaskResult:
+    """Run one task to the end; never raises for a task failure (returns status=failed).
+    `creating`: the run's `Creating`, shared by its workers (alone: one of its own)."""
     try:
-        return _execute(adapter, task, root, stamp or Stamp(time.time()))
+        return _execute(adapter, task, root, stamp or Stamp(time.time()), creating or Creating())
     except TaskFailed as exc:
         return TaskResult(
             "failed", checks=tuple(exc.checks), error=str(exc), retryable=exc.retryable
@@ -146,26 +153,31 @@ def first_line(text: str) -> str:
     return " ".join(lines[:3])[:500] if lines else "error"
 
 
-_CREATING: dict[str, threading.Lock] = {}
-_CREATING_GUARD = threading.Lock()
+class Creating:
+    """One run's locks on incremental tables not created yet: two first intervals of one
+    model would both create its table, and one transaction would fail on the other's; the
+    first one creates it, the others wait. The run's workers share one of these."""
+
+    def __init__(self):
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, adapter: Adapter, task: Task) -> threading.Lock | None:
+        if task.kind != "incremental" or adapter.relation_kind(task.table) == "table":
+            return None
+        with self._guard:
+            return self._locks.setdefault(f"{adapter.target.name}:{task.table}", threading.Lock())
 
 
-def _creation_lock(adapter: Adapter, task: Task) -> threading.Lock | None:
-    """Two first intervals of one incremental model would both create its table, and one
-    transaction would fail on the other's; the first one creates it, the others wait."""
-    if task.kind != "incremental" or adapter.relation_kind(task.table) == "table":
-        return None
-    with _CREATING_GUARD:
-        return _CREATING.setdefault(f"{adapter.target.name}:{task.table}", threading.Lock())
-
-
-def _execute(adapter: Adapter, task: Task, root: Path, stamp: Stamp, tries: int = 5) -> TaskResult:
+def _execute(
+    adapter: Adapter, task: Task, root: Path, stamp: Stamp, creating: Creating, tries: int = 5
+) -> TaskResult:
     if task.kind == "sensor":
         raise TaskFailed("sensor tasks are polled by the scheduler", retryable=False)
     if task.kind == "swap":
         with adapter.transaction():
             return _swap(adapter, task, stamp)
-    lock = _creation_lock(adapter, task)
+    lock = creating.lock(adapter, task)
     if lock:
         lock.acquire()
     try:
@@ -389,12 +401,16 @@ class Deadline:
 
 
 def execute_with_timeout(
-    adapter: Adapter, task: Task, root: Path, stamp: Stamp | None = None
+    adapter: Adapter,
+    task: Task,
+    root: Path,
+    stamp: Stamp | None = None,
+    creating: Creating | None = None,
 ) -> TaskResult:
     deadline = Deadline(adapter, task.timeout)
     started = time.monotonic()
     try:
-        result = execute(adapter, task, root, stamp)
+        result = execute(adapter, task, root, stamp, creating)
     finally:
         deadline.cancel()
     if deadline.fired and result.status == "failed":

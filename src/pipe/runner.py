@@ -22,7 +22,14 @@ from .adapters import Adapter
 from .adapters.errors import AdapterError, Interrupted
 from .config import Target
 from .errors import LockBusy, UpstreamMissing, UserError
-from .executor import CheckResult, Deadline, TaskResult, execute_with_timeout, first_line
+from .executor import (
+    CheckResult,
+    Creating,
+    Deadline,
+    TaskResult,
+    execute_with_timeout,
+    first_line,
+)
 from .plan import Task
 from .recorder import Recorder, Reporter, Stamper
 from .runstart import Opening, Start, check_env, clean_temp, prepare, refused
@@ -182,6 +189,7 @@ class _Session:
         self.adapter: Adapter | None = None
         self.workers: dict[int, Adapter] = {}
         self._workers_lock = threading.Lock()
+        self.creating = Creating()  # the workers' locks on tables not created yet
         self.stamps: Stamper | None = None
         self.interrupting = threading.Event()  # a second Ctrl-C: stop running statements
         self.finished = threading.Event()  # the scheduler returned: no task runs any more
@@ -295,7 +303,11 @@ class _Session:
             if self.interrupting.is_set():  # handed out just before the second Ctrl-C
                 return TaskResult("failed", error="interrupted")
             result = execute_with_timeout(
-                conn, hydrate(task) if hydrate else task, self.root, stamps.stamp(task)
+                conn,
+                hydrate(task) if hydrate else task,
+                self.root,
+                stamps.stamp(task),
+                self.creating,
             )
             if result.status == "success":
                 stamps.published(task, result)  # before the downstream tasks start
