@@ -29,3 +29,21 @@ def test_a_compile_freezes_nothing(write_project, monkeypatch):
     load(root)
     assert not frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_collected_each_frees_each_items_cycles_and_puts_the_collector_back():
+    import weakref
+
+    class Node:
+        pass
+
+    left: list = []
+    assert gc.isenabled()
+    for i in parallel.collected_each(range(3)):
+        assert not gc.isenabled()  # no automatic collection inside an item
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle, as a parse tree's parent links make
+        left.append((i, weakref.ref(a)))
+        del a, b
+    assert gc.isenabled()
+    assert [ref() for _, ref in left] == [None, None, None]  # each freed after its item

@@ -13,6 +13,7 @@ from .config import Target
 from .loader import RawProject
 from .modelsql import SqlBuilder, parse_cache
 from .names import project_names
+from .parallel import young_gc_only
 
 COMPILED_VERSION = "1"  # the compiled-project cache (see CompileState)
 
@@ -78,6 +79,10 @@ class CompileState:
     def save(self) -> None:
         if not (self.use_cache and self.write_cache):
             return
+        with young_gc_only():  # pickling the caches makes no garbage worth a full walk
+            self._save()
+
+    def _save(self) -> None:
         if self._builder is not None:
             self._builder.cache.save()
             self._builder.renderer.save_cache()

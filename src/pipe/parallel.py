@@ -107,6 +107,25 @@ def fan_out(fn: Callable, shared, jobs: Iterable) -> Iterator:
         yield from run_all(pool, _call, jobs)
 
 
+def collected_each(items: Iterable) -> Iterator:
+    """`items` one at a time, in a worker process, each followed by one collection of the
+    youngest generation, with automatic collections off meanwhile: the cyclic garbage one
+    item leaves (a parse tree, its scopes) is freed before the next starts, at one pass
+    over what that item made. With automatic collections, parts of each tree outlive a
+    young collection while it is being built and are promoted to the oldest generation,
+    where only a full collection, walking every page inherited from the parent, would
+    free them: the worker's memory grows, and so does the time its allocations take."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for item in items:
+            yield item
+            gc.collect(0)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # A threshold for the oldest generation that the count of younger collections never
 # reaches: no full collection runs (see young_gc_only).
 _NO_FULL = 1 << 30

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from . import sql as sqlmod
 from .intervals import Interval
 from .intervalsql import normalise
-from .parallel import chunks, fan_out, workers, young_gc_only
+from .parallel import chunks, collected_each, fan_out, workers, young_gc_only
 
 if TYPE_CHECKING:
     from .modelsql import SqlBuilder
@@ -102,7 +102,7 @@ def _chunk(shared: tuple[list[tuple], SqlBuilder], bounds: tuple[int, int]):
     jobs, builder = shared
     data = builder.cache.data
     out = []
-    for i in range(*bounds):
+    for i in collected_each(range(*bounds)):
         model, path, text, interval, key = jobs[i]
         try:
             if key is None:  # Jinja
