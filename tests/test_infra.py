@@ -102,3 +102,50 @@ def _dies_on_first(shared, job):
 def test_a_worker_that_dies_ends_the_fan_out_early_without_raising():
     got = list(parallel.fan_out(_dies_on_first, None, [0, 1, 2, 3]))
     assert 0 not in got and set(got) <= {1, 2, 3}  # the caller does what is left
+
+
+def test_the_file_cache_rewrites_only_the_shard_of_a_changed_file(tmp_path):
+    from pipe.cache import FileCache
+
+    files = {f"m{i}.sql": tmp_path / f"m{i}.sql" for i in range(40)}
+    for f in files.values():
+        f.write_text("select 1")
+    path = tmp_path / "cache" / "files.pickle"
+    first = FileCache(path)
+    first.scan_ns += 10**12  # as if scanned long after the files were written
+    for rel, f in files.items():
+        assert first.get(rel, f.stat(), "sql") is None
+        first.put(rel, f.stat(), "sql", "d", rel)
+    first.save()
+    shards = sorted(path.parent.glob("files-*.pickle"))
+    # the shard files' times below must differ from these whatever the clock's tick
+    for p in shards:
+        os.utime(p, ns=(1, 1))
+    assert len(shards) > 1  # the shards that hold entries
+    written = {p: p.stat().st_mtime_ns for p in shards}
+    os.utime(files["m7.sql"], ns=(1, 1))  # another stat: read again
+    second = FileCache(path)
+    second.scan_ns += 10**12
+    for rel, f in files.items():
+        found = second.get(rel, f.stat(), "sql")
+        if found is None:
+            second.put(rel, f.stat(), "sql", "d2", rel)
+    second.save()
+    changed = [p for p in shards if p.stat().st_mtime_ns != written[p]]
+    assert len(changed) == 1
+    third = FileCache(path)
+    assert third.get("m7.sql", files["m7.sql"].stat(), "sql") == ("d2", "m7.sql")
+    assert third.get("m8.sql", files["m8.sql"].stat(), "sql") == ("d", "m8.sql")
+
+
+def test_a_file_as_new_as_the_scan_that_cached_it_is_read_again(tmp_path):
+    from pipe.cache import FileCache
+
+    f = tmp_path / "a.sql"
+    f.write_text("select 1")
+    path = tmp_path / "files.pickle"
+    first = FileCache(path)  # scanned in the same clock tick as the write, for all it knows
+    first.put("a.sql", f.stat(), "sql", "d", "value")
+    first.save()
+    # a same-size edit in the same tick would leave the stat as it is: not trusted
+    assert FileCache(path).get("a.sql", f.stat(), "sql") is None

@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import time
+import zlib
 from pathlib import Path
 
 from . import __version__
@@ -159,63 +160,86 @@ def _library_version(h, name: str) -> None:
 
 class FileCache:
     """What reading each file gave last time, so an unchanged file is neither read nor
-    parsed again: the store maps a relative path to its stat (size, mtime, ctime, inode),
-    its content hash and the value read from it (`kind` says what sort of value). The
-    owner saves it only after a read without errors, so every entry had none."""
+    parsed again: per relative path its stat (size, mtime, ctime, inode), its content
+    hash and the value read from it (`kind` says what sort of value). The owner saves it
+    only after a read without errors, so every entry had none.
 
-    VERSION = "2"  # 2: kept in a Store
+    The entries are spread over SHARDS stores by a hash of the path (`path` names them:
+    files.pickle -> files-0.pickle ... files-15.pickle), and `save` writes only the ones
+    whose entries changed: an edit of one file of 10,000 rewrites a sixteenth of it."""
+
+    VERSION = "3"  # 2: kept in a Store; 3: in SHARDS stores
+    SHARDS = 16
 
     def __init__(self, path: Path | None, readonly: bool = False):
-        self.store = Store(path, f"{self.VERSION}\0{code_version()}" if path else "", readonly)
-        self.old: dict[str, tuple] = {}
-        self.new: dict[str, tuple] = {}
+        version = f"{self.VERSION}\0{code_version()}" if path else ""
+        self.stores = [
+            Store(_shard(path, i) if path else None, version, readonly) for i in range(self.SHARDS)
+        ]
+        self.old: list[dict[str, tuple]] = []
+        self.new: list[dict[str, tuple]] = [{} for _ in self.stores]
+        self.trusted: list[int] = []  # per shard: entries with a ctime from this on are re-read
         self.scan_ns = time.time_ns()
-        self.trusted_before = 0  # entries with a ctime at or after this are re-read
-        self.dirty = False
-        stored = self.store.data  # missing or corrupt: every file is read
-        if "files" in stored:
-            self.old = stored["files"]
-            self.trusted_before = stored["scan_ns"] - RACY_NS
+        self.dirty = [False] * self.SHARDS
+        for st in self.stores:
+            stored = st.data  # missing or corrupt: its files are read
+            self.old.append(stored.get("files", {}))
+            self.trusted.append(stored["scan_ns"] - RACY_NS if "files" in stored else 0)
 
     @property
     def path(self) -> Path | None:
-        return self.store.path
+        return self.stores[0].path
 
     def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
         """Whether `get` would find `rel` (without noting anything)."""
-        entry = self.old.get(rel) if st is not None else None
+        i = _shard_of(rel)
+        entry = self.old[i].get(rel) if st is not None else None
         return (
             entry is not None
             and entry[0] == kind
             and entry[1] == stat_key(st)
-            and st.st_ctime_ns < self.trusted_before
+            and st.st_ctime_ns < self.trusted[i]
         )
 
     def get(self, rel: str, st: os.stat_result | None, kind: str):
         """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
         if st is None:
             return None
-        entry = self.old.get(rel)
+        i = _shard_of(rel)
+        entry = self.old[i].get(rel)
         if entry is None or entry[0] != kind or entry[1] != stat_key(st):
-            self.dirty = True
+            self.dirty[i] = True
             return None
-        if st.st_ctime_ns >= self.trusted_before:
-            self.dirty = True  # save again, with a later scan time, so it is trusted then
+        if st.st_ctime_ns >= self.trusted[i]:
+            self.dirty[i] = True  # save again, with a later scan time, so it is trusted then
             return None
-        self.new[rel] = entry
+        self.new[i][rel] = entry
         return entry[2], entry[3]
 
     def put(self, rel: str, st: os.stat_result | None, kind: str, digest: str, value) -> None:
         if st is not None:
-            self.new[rel] = (kind, stat_key(st), digest, value)
+            i = _shard_of(rel)
+            self.new[i][rel] = (kind, stat_key(st), digest, value)
+            self.dirty[i] = True
 
     def save(self) -> None:
-        if not (self.dirty or len(self.new) != len(self.old)):
-            return
-        self.store.replace({"scan_ns": self.scan_ns, "files": self.new})
-        self.store.save()
-        if not self.store.dirty:
-            self.old, self.dirty = self.new, False
+        for i, store_ in enumerate(self.stores):
+            if not (self.dirty[i] or len(self.new[i]) != len(self.old[i])):
+                continue
+            store_.replace({"scan_ns": self.scan_ns, "files": self.new[i]})
+            store_.save()
+            if not store_.dirty:
+                self.old[i], self.dirty[i] = self.new[i], False
+                self.trusted[i] = self.scan_ns - RACY_NS
+
+
+def _shard(path: Path, i: int) -> Path:
+    return path.with_name(f"{path.stem}-{i}{path.suffix}")
+
+
+def _shard_of(rel: str) -> int:
+    """A path's shard: crc32's bits mixed (alone they cluster for names like m1, m2)."""
+    return (zlib.crc32(rel.encode()) * 2654435761 >> 20) % FileCache.SHARDS
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

@@ -112,15 +112,15 @@ def _marks(cp: CompiledProject) -> dict[str, tuple]:
     """Per node: (fingerprint, its files' content hashes, the shape of its tasks), where
     the shape is what decides its tasks' ids and intervals and those of what reads it."""
     hashes = cp.raw.hashes
+    files = {
+        m.name: (hashes.get(m.path), m.sidecar, hashes.get(m.sidecar) if m.sidecar else None)
+        for m in cp.raw.models
+    }
     out = {}
     for name, node in cp.nodes.items():
         c = node.config
-        files = None
-        if node.kind not in ("seed", "source"):
-            sidecar = cp.sidecar(name)
-            files = (hashes.get(node.path), sidecar, hashes.get(sidecar))
         shape = (node.kind, node.grain, c.lookback, c.depends_on_past, node.upstream)
-        out[name] = (node.fingerprint, files, shape)
+        out[name] = (node.fingerprint, files.get(name), shape)
     return out
 
 
