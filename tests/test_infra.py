@@ -149,3 +149,51 @@ def test_a_file_as_new_as_the_scan_that_cached_it_is_read_again(tmp_path):
     first.save()
     # a same-size edit in the same tick would leave the stat as it is: not trusted
     assert FileCache(path).get("a.sql", f.stat(), "sql") is None
+
+
+def test_a_store_appends_what_changed_and_reads_it_back(tmp_path):
+    path = tmp_path / "s.pickle"
+    first = Store(path, "1")
+    first.replace({"big": {f"k{i}": "x" * 100 for i in range(200)}, "n": 1, "gone": 2})
+    first.save()
+    size = path.stat().st_size
+    second = Store(path, "1")
+    data = second.data
+    data["big"]["k7"] = "changed in place"  # a dict value's entry: compared entry by entry
+    del data["gone"]
+    second.put("n", 2)
+    second.put("new", ("a", 1))
+    second.save()
+    assert size < path.stat().st_size < size + 1000  # appended, not rewritten
+    third = Store(path, "1")
+    expected = {f"k{i}": "x" * 100 for i in range(200)} | {"k7": "changed in place"}
+    assert third.data == {"big": expected, "n": 2, "new": ("a", 1)}
+    third.replace({**third.data, "big": {**expected, "k8": "y"}})  # replaced whole
+    third.save()
+    assert Store(path, "1").data["big"]["k8"] == "y"
+
+
+def test_a_delta_from_a_stale_reader_or_torn_is_not_applied(tmp_path):
+    path = tmp_path / "s.pickle"
+    base = Store(path, "1")
+    base.replace({f"k{i}": "x" * 100 for i in range(100)})
+    base.save()
+    a, b = Store(path, "1"), Store(path, "1")
+    a.data, b.data  # noqa: B018 - both read the same state
+    a.put("from_a", 1)
+    a.save()
+    b.put("from_b", 1)
+    b.save()  # the file changed since b read it: b writes it whole, as it knows it
+    seen = Store(path, "1").data
+    assert "from_b" in seen and "from_a" not in seen  # never a mix of the two
+    c = Store(path, "1")
+    c.put("k1", "y")
+    c.save()
+    with open(path, "ab") as f:
+        f.write(b"\x80\x05torn")  # an append cut short
+    d = Store(path, "1")
+    assert d.data["k1"] == "y"
+    d.put("k2", "z")
+    d.save()  # written whole: the torn bytes are gone
+    assert Store(path, "1").data["k2"] == "z"
+    assert b"torn" not in path.read_bytes()

@@ -39,15 +39,23 @@ def cache_dir(root: Path) -> Path:
 
 def read_pickle(path: Path):
     """A cache file's value, or None when it is missing or unreadable."""
-    enabled = gc.isenabled()
-    gc.disable()  # loading a large cache allocates objects that are never garbage
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
-        return None
-    finally:
-        if enabled:
+    with _no_gc():
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
+            return None
+
+
+class _no_gc:
+    """Loading a large cache allocates objects that are never garbage: no collection."""
+
+    def __enter__(self):
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.enabled:
             gc.enable()
 
 
@@ -60,10 +68,24 @@ def write_pickle(path: Path, value) -> None:
     os.replace(tmp, path)
 
 
+_MISSING = object()
+
+
 class Store:
-    """A dict persisted in one file as {"version": version, "entries": dict}. `path`
-    None keeps it in memory only; `readonly` reads the file but never writes it (a dry
-    run, `--check`). A file that cannot be written is left as it was."""
+    """A dict persisted in one file: {"version", "entries", "id"} and, appended after it,
+    the changes of later saves ("deltas"), so that a save that changed a few entries of a
+    large store writes those, not the store. `path` None keeps it in memory only;
+    `readonly` reads the file but never writes it (a dry run, `--check`). A file that
+    cannot be written is left as it was.
+
+    Owners change entries by assigning them (`put`, `data[key] = value`, `replace`) and
+    set `dirty`; a save compares the entries with those read, two levels deep (a value
+    that is a dict is compared entry by entry), so a value below that must not be changed
+    in place. A delta names the base it applies to and the offset it was written at, so
+    one appended by a process that read an older state of the file (another process
+    saved in between) is not applied: reading stops there and the next save writes the
+    whole store. When the deltas outgrow half of the base, the next save writes it whole.
+    """
 
     def __init__(self, path: Path | None, version: str, readonly: bool = False):
         self.path = path
@@ -71,16 +93,52 @@ class Store:
         self.readonly = readonly
         self._data: dict | None = None
         self.dirty = False
+        self._read: dict = {}  # key -> (value, a copy of it if a dict) as read
+        self._base: str | None = None  # the id of the file's base, None: write it whole
+        self._size = 0  # the file's length as read: where the next delta goes
+        self._base_size = 0
 
     @property
     def data(self) -> dict:
         if self._data is None:
             self._data = {}
             if self.path is not None:
-                stored = read_pickle(self.path)
-                if isinstance(stored, dict) and stored.get("version") == self.version:
-                    self._data = stored["entries"]
+                self._load()
         return self._data
+
+    def _load(self) -> None:
+        with _no_gc():
+            try:
+                with open(self.path, "rb") as f:
+                    stored = pickle.load(f)
+                    if not (isinstance(stored, dict) and stored.get("version") == self.version):
+                        return
+                    self._data = stored["entries"]
+                    self._base = stored.get("id")
+                    self._base_size = self._size = f.tell()
+                    self._apply_deltas(f)
+            except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
+                self._data, self._base = {}, None
+                return
+            self._read = {
+                k: (v, dict(v) if type(v) is dict else None) for k, v in self._data.items()
+            }
+
+    def _apply_deltas(self, f) -> None:
+        while True:
+            at = f.tell()
+            try:
+                delta = pickle.load(f)
+            except EOFError:
+                return
+            except Exception:  # noqa: BLE001 - a torn append: write it whole next time
+                self._base = None
+                return
+            if not (type(delta) is tuple and delta[:3] == ("delta", self._base, at)):
+                self._base = None  # appended by a process that read an older state
+                return
+            _apply(self._data, delta[3])
+            self._size = f.tell()
 
     def put(self, key, value) -> None:
         data = self.data
@@ -89,7 +147,8 @@ class Store:
             self.dirty = True
 
     def replace(self, entries: dict) -> None:
-        """All entries at once (they are written on `save`)."""
+        """All entries at once (they are written on `save`; compared with those read if
+        the store was read, else written whole)."""
         self._data = entries
         self.dirty = True
 
@@ -97,10 +156,75 @@ class Store:
         if self.path is None or self.readonly or not self.dirty:
             return
         try:
-            write_pickle(self.path, {"version": self.version, "entries": self.data})
+            if not self._append():
+                self._write_whole()
         except OSError:  # a read-only or full disk: the next command is only slower
             return
+        self._read = {k: (v, dict(v) if type(v) is dict else None) for k, v in self.data.items()}
         self.dirty = False
+
+    def _write_whole(self) -> None:
+        base = os.urandom(8).hex()
+        blob = pickle.dumps({"version": self.version, "entries": self.data, "id": base}, protocol=5)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, self.path)
+        self._base, self._base_size, self._size = base, len(blob), len(blob)
+
+    def _append(self) -> bool:
+        """Append the changes since the read as a delta; False: write the store whole."""
+        if self._base is None:
+            return False
+        changes = _changes(self._read, self.data)
+        blob = pickle.dumps(("delta", self._base, self._size, changes), protocol=5)
+        if self._size + len(blob) - self._base_size > self._base_size // 2:
+            return False
+        with open(self.path, "ab") as f:
+            if f.tell() != self._size:  # another process wrote it since: ours wins whole
+                return False
+            f.write(blob)
+        self._size += len(blob)
+        return True
+
+
+def _changes(read: dict, data: dict) -> tuple[dict, list, dict]:
+    """(entries set, keys dropped, {key: (entries set, keys dropped)} within dict values)
+    that turn `read` into `data`."""
+    put, merge = {}, {}
+    for k, v in data.items():
+        old, copy = read.get(k, (_MISSING, None))
+        if old is v and copy is None:
+            continue
+        if type(v) is dict and copy is not None:
+            inner = _dict_changes(copy, v)
+            if inner[0] or inner[1]:
+                merge[k] = inner
+        elif not _same(old, v):
+            put[k] = v
+    return put, [k for k in read if k not in data], merge
+
+
+def _dict_changes(old: dict, new: dict) -> tuple[dict, list]:
+    put = {k: v for k, v in new.items() if not _same(old.get(k, _MISSING), v)}
+    return put, [k for k in old if k not in new]
+
+
+def _same(a, b) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _apply(data: dict, changes: tuple[dict, list, dict]) -> None:
+    put, dropped, merge = changes
+    data.update(put)
+    for k in dropped:
+        data.pop(k, None)
+    for k, (inner, gone) in merge.items():
+        value = data[k] = dict(data.get(k, {}))
+        value.update(inner)
+        for g in gone:
+            value.pop(g, None)
 
 
 def store(root: Path, name: str, version: str, enabled: bool = True, readonly: bool = False):

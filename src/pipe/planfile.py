@@ -119,7 +119,7 @@ def dumps(plan: Plan) -> bytes:
         if chunks is None or None in chunks:
             data = to_json(plan)
             return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
-        return assemble(opening, chunks)[0]
+        return assemble(opening, chunks)
 
 
 # Between two tasks in the file, and after the last one
@@ -152,17 +152,12 @@ def encode_task(t: Task) -> bytes | None:
     return "".join(out).encode()
 
 
-def assemble(opening: bytes, blocks: list[bytes]) -> tuple[bytes, list[int]]:
+def assemble(opening: bytes, blocks: list) -> bytes:
     """The file of `frame`'s opening and `blocks` (one task each, or the tasks of one model
-    joined by TASK_SEPARATOR), and where each block starts in it."""
+    joined by TASK_SEPARATOR)."""
     if not blocks:
-        return opening[: -len("[\n    ")] + b"[]\n}\n", []
-    starts = []
-    at = len(opening)
-    for block in blocks:
-        starts.append(at)
-        at += len(block) + len(TASK_SEPARATOR)
-    return opening + TASK_SEPARATOR.join(blocks) + _CLOSING, starts
+        return opening[: -len("[\n    ")] + b"[]\n}\n"
+    return opening + TASK_SEPARATOR.join(blocks) + _CLOSING
 
 
 class _Unusual(Exception):

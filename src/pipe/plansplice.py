@@ -9,16 +9,17 @@ sidecar), its node (fingerprint, kind, grain, config), the tasks of its upstream
 model shares (pipe.yml, macros, seeds, sources, the set of model names, the target, pipe
 itself: recompile.shared_key) and the plan's interval. The record kept beside each plan
 file (.pipe/cache/splice/plans/<target>/<interval>.json.pickle) holds the key of the
-shared inputs, the sha256 of the file written, and per model the marks of what its tasks
-were made from and where they are in the file. A model is built again when its marks
-differ, or when the tasks of a model upstream of it may have other ids or intervals (its
-kind, grain, lookback, depends_on_past or upstream changed: `_Marks.shape`). When the
-shared key differs, the file on disk is not the one recorded, or anything does not add
-up, the plan is built whole.
+shared inputs, the sha256 of the file written, the order of the models in it, and per
+model the marks of what its tasks were made from and the length of their bytes (lengths,
+not offsets: an edit changes few of them, and the store appends only what changed). A
+model is built again when its marks differ, or when the tasks of a model upstream of it
+may have other ids or intervals (its kind, grain, lookback, depends_on_past or upstream
+changed: the third mark, its shape). When the shared key differs, the file on disk is
+not the one recorded, or anything does not add up, the plan is built whole.
 
-Building only some models' tasks still expands every model (planner.build_plan with a
-`render` that makes the rest stubs, without SQL or checks): the changed ones need their
-upstream's task ids.
+The changed models' tasks need their upstream's task ids and lookback: the models they
+are built with are the changed ones and everything upstream of them (planner.build_plan
+with a `render` that makes the upstream ones stubs, without SQL or checks).
 """
 
 from __future__ import annotations
@@ -124,21 +125,24 @@ def _marks(cp: CompiledProject) -> dict[str, tuple]:
     return out
 
 
-def _remember(record: Store, key: str, sha: str, marks: dict, blocks: dict | None) -> None:
-    if blocks is None:  # a plan the json module wrote: nothing to splice from
+def _remember(record: Store, key: str, sha: str, marks: dict, layout) -> None:
+    """Keep what the file just written was made from: per node its marks, its number of
+    tasks and the length of their bytes; the order of the models in the file."""
+    if layout is None:  # a plan the json module wrote: nothing to splice from
         record.replace({})
     else:
-        nowhere = (0, 0, 0)  # a node without tasks (a source without wait_for)
-        models = {name: (*mark, *blocks.get(name, nowhere)) for name, mark in marks.items()}
-        record.replace({"key": key, "sha": sha, "models": models})
-    record.save()
+        order, sizes = layout
+        none = (0, 0)  # a node without tasks (a source without wait_for)
+        models = {name: (*mark, *sizes.get(name, none)) for name, mark in marks.items()}
+        record.replace({"key": key, "sha": sha, "order": order, "models": models})
+    record.save()  # mostly unchanged after an edit: the store appends what changed
 
 
 # ---------------------------------------------------------------- building
 
 
-def _full(plan: Plan) -> tuple[bytes, dict | None]:
-    """The file of a plan built whole, and where each model's tasks are in it."""
+def _full(plan: Plan) -> tuple[bytes, tuple | None]:
+    """The file of a plan built whole, and its layout (see `_assembled`)."""
     opening = planfile.frame(plan)
     chunks = [planfile.encode_task(t) for t in plan.tasks] if opening is not None else None
     if chunks is None or None in chunks:
@@ -150,13 +154,12 @@ def _full(plan: Plan) -> tuple[bytes, dict | None]:
     return _assembled(opening, names, blocks)
 
 
-def _assembled(opening: bytes, names: list, blocks: list) -> tuple[bytes, dict]:
-    data, starts = planfile.assemble(opening, blocks)
-    where = {
-        model: (count, start, start + len(block))
-        for (model, count), start, block in zip(names, starts, blocks, strict=True)
+def _assembled(opening: bytes, names: list, blocks: list) -> tuple[bytes, tuple]:
+    """The file, and its layout: the models in order, and per model (tasks, bytes)."""
+    sizes = {
+        model: (count, len(block)) for (model, count), block in zip(names, blocks, strict=True)
     }
-    return data, where
+    return planfile.assemble(opening, blocks), (tuple(model for model, _ in names), sizes)
 
 
 def _runs(plan: Plan):
@@ -171,7 +174,7 @@ def _runs(plan: Plan):
 
 def _splice(
     cp: CompiledProject, interval: Interval, path: Path, record: Store, key: str, marks: dict
-) -> tuple[bytes, dict, int, frozenset[str]] | None:
+) -> tuple[bytes, tuple, int, frozenset[str]] | None:
     """The file built from the last one, and the models built again (None: build it
     whole)."""
     from .planner import build_plan
@@ -189,24 +192,38 @@ def _splice(
     opening = planfile.frame(plan)
     if opening is None:
         return None
+    if not old.startswith(opening):
+        return None
+    kept = _old_blocks(old, len(opening), last)
     runs = {model: (first, end) for model, first, end in _runs(plan)}
-    view = memoryview(old)
     names, blocks = [], []
     for model in cp.graph.order:
         if model in again:
-            first, last_ = runs.get(model, (0, 0))
-            chunks = [planfile.encode_task(t) for t in plan.tasks[first:last_]]
+            first, end = runs.get(model, (0, 0))
+            chunks = [planfile.encode_task(t) for t in plan.tasks[first:end]]
             if None in chunks:
                 return None
-            count, block = last_ - first, planfile.TASK_SEPARATOR.join(chunks)
+            count, block = end - first, planfile.TASK_SEPARATOR.join(chunks)
         else:  # _changed found its record
-            _, _, _, count, start, end = before[model]
-            block = view[start:end]
+            count, block = before[model][3], kept.get(model)
         if count:
             names.append((model, count))
             blocks.append(block)
-    data, where = _assembled(opening, names, blocks)
-    return data, where, sum(n for _, n in names), frozenset(again)
+    data, layout = _assembled(opening, names, blocks)
+    return data, layout, sum(n for _, n in names), frozenset(again)
+
+
+def _old_blocks(old: bytes, at: int, last: dict) -> dict[str, memoryview]:
+    """Each model's tasks in the last file (from `at`, past its opening), as recorded."""
+    view = memoryview(old)
+    models = last["models"]
+    out = {}
+    step = len(planfile.TASK_SEPARATOR)
+    for model in last["order"]:
+        size = models[model][4]
+        out[model] = view[at : at + size]
+        at += size + step
+    return out
 
 
 def _upstream_of(cp: CompiledProject, models: set[str]) -> set[str]:
