@@ -93,7 +93,8 @@ class Store:
         self.readonly = readonly
         self._data: dict | None = None
         self.dirty = False
-        self._read: dict = {}  # key -> (value, a copy of it if a dict) as read
+        self._read: dict = {}  # the entries as read (or last saved)
+        self._copies: dict = {}  # a copy of each of those that is a dict
         self._base: str | None = None  # the id of the file's base, None: write it whole
         self._size = 0  # the file's length as read: where the next delta goes
         self._base_size = 0
@@ -120,9 +121,7 @@ class Store:
             except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
                 self._data, self._base = {}, None
                 return
-            self._read = {
-                k: (v, dict(v) if type(v) is dict else None) for k, v in self._data.items()
-            }
+            self._remember_read()
 
     def _apply_deltas(self, f) -> None:
         while True:
@@ -160,8 +159,14 @@ class Store:
                 self._write_whole()
         except OSError:  # a read-only or full disk: the next command is only slower
             return
-        self._read = {k: (v, dict(v) if type(v) is dict else None) for k, v in self.data.items()}
+        self._remember_read()
         self.dirty = False
+
+    def _remember_read(self) -> None:
+        """What a save compares the entries with: each value, and a copy of each dict."""
+        data = self._data or {}
+        self._read = dict(data)
+        self._copies = {k: dict(v) for k, v in data.items() if type(v) is dict}
 
     def _write_whole(self) -> None:
         base = os.urandom(8).hex()
@@ -177,7 +182,7 @@ class Store:
         """Append the changes since the read as a delta; False: write the store whole."""
         if self._base is None:
             return False
-        changes = _changes(self._read, self.data)
+        changes = _changes(self._read, self._copies, self.data)
         blob = pickle.dumps(("delta", self._base, self._size, changes), protocol=5)
         if self._size + len(blob) - self._base_size > self._base_size // 2:
             return False
@@ -189,16 +194,14 @@ class Store:
         return True
 
 
-def _changes(read: dict, data: dict) -> tuple[dict, list, dict]:
+def _changes(read: dict, copies: dict, data: dict) -> tuple[dict, list, dict]:
     """(entries set, keys dropped, {key: (entries set, keys dropped)} within dict values)
-    that turn `read` into `data`."""
+    that turn `read` (`copies`: a copy of each dict value) into `data`."""
     put, merge = {}, {}
     for k, v in data.items():
-        old, copy = read.get(k, (_MISSING, None))
-        if old is v and copy is None:
-            continue
-        if type(v) is dict and copy is not None:
-            inner = _dict_changes(copy, v)
+        old = read.get(k, _MISSING)
+        if type(v) is dict and k in copies:
+            inner = _dict_changes(copies[k], v)
             if inner[0] or inner[1]:
                 merge[k] = inner
         elif not _same(old, v):
@@ -305,10 +308,12 @@ class FileCache:
         self.trusted: list[int] = []  # per shard: entries with a ctime from this on are re-read
         self.scan_ns = time.time_ns()
         self.dirty = [False] * self.SHARDS
-        for st in self.stores:
+        self.shard: dict[str, int] = {}  # the shard of each path found there
+        for i, st in enumerate(self.stores):
             stored = st.data  # missing or corrupt: its files are read
             self.old.append(stored.get("files", {}))
             self.trusted.append(stored["scan_ns"] - RACY_NS if "files" in stored else 0)
+            self.shard.update(dict.fromkeys(self.old[-1], i))
 
     @property
     def path(self) -> Path | None:
@@ -316,8 +321,8 @@ class FileCache:
 
     def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
         """Whether `get` would find `rel` (without noting anything)."""
-        i = _shard_of(rel)
-        entry = self.old[i].get(rel) if st is not None else None
+        i = self.shard.get(rel)
+        entry = self.old[i].get(rel) if st is not None and i is not None else None
         return (
             entry is not None
             and entry[0] == kind
@@ -329,7 +334,10 @@ class FileCache:
         """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
         if st is None:
             return None
-        i = _shard_of(rel)
+        i = self.shard.get(rel)
+        if i is None:
+            self.dirty[_shard_of(rel)] = True
+            return None
         entry = self.old[i].get(rel)
         if entry is None or entry[0] != kind or entry[1] != stat_key(st):
             self.dirty[i] = True
@@ -342,7 +350,9 @@ class FileCache:
 
     def put(self, rel: str, st: os.stat_result | None, kind: str, digest: str, value) -> None:
         if st is not None:
-            i = _shard_of(rel)
+            i = self.shard.get(rel)
+            if i is None:
+                i = self.shard[rel] = _shard_of(rel)
             self.new[i][rel] = (kind, stat_key(st), digest, value)
             self.dirty[i] = True
 
