@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from . import planfile
 from .cache import Store, store
 from .intervals import Interval, iso
+from .parallel import young_gc_only
 
 if TYPE_CHECKING:
     from .compiler import CompiledProject
@@ -54,6 +55,11 @@ class Written:
 
 def write(cp: CompiledProject, interval: Interval) -> Written:
     """Build `interval`'s plan (from the last file where it can) and write its file."""
+    with young_gc_only():  # it makes a few objects per model: no full collections
+        return _write(cp, interval)
+
+
+def _write(cp: CompiledProject, interval: Interval) -> Written:
     from .planner import build_plan
 
     root = cp.raw.root
@@ -64,17 +70,18 @@ def write(cp: CompiledProject, interval: Interval) -> Written:
     spliced = _splice(cp, interval, path, record, key, marks) if key is not None else None
     rebuilt = None
     if spliced is not None:
-        data, blocks, count, rebuilt = spliced
+        data, layout, count, rebuilt, old = spliced
+        changed = data != old
     else:
         plan = build_plan(cp, interval)
-        data, blocks = _full(plan)
+        data, layout = _full(plan)
         count = len(plan.tasks)
+        changed = not _holds(path, data)
     sha = hashlib.sha256(data).hexdigest()
-    changed = not _holds(path, data)
     if changed:
         planfile.write_bytes(path, data)
     if record is not None and key is not None:
-        _remember(record, key, sha, marks, blocks)
+        _remember(record, key, sha, marks, layout)
     return Written(path, changed, data, sha, count, rebuilt)
 
 
@@ -174,9 +181,9 @@ def _runs(plan: Plan):
 
 def _splice(
     cp: CompiledProject, interval: Interval, path: Path, record: Store, key: str, marks: dict
-) -> tuple[bytes, tuple, int, frozenset[str]] | None:
-    """The file built from the last one, and the models built again (None: build it
-    whole)."""
+) -> tuple[bytes, tuple, int, frozenset[str], bytes] | None:
+    """The file built from the last one, its layout, its number of tasks, the models
+    built again and the last file's bytes (None: build it whole)."""
     from .planner import build_plan
 
     last = record.data
@@ -210,7 +217,7 @@ def _splice(
             names.append((model, count))
             blocks.append(block)
     data, layout = _assembled(opening, names, blocks)
-    return data, layout, sum(n for _, n in names), frozenset(again)
+    return data, layout, sum(n for _, n in names), frozenset(again), old
 
 
 def _old_blocks(old: bytes, at: int, last: dict) -> dict[str, memoryview]:
