@@ -1,5 +1,5 @@
 """The one cache of pipe: versioned stores under .pipe/cache, one pickle file each, read
-on first use, replaced atomically when changed. Generic: keys and values are whatever
+on first use; a save appends what changed (see Store), or replaces the file atomically. Generic: keys and values are whatever
 the owner keeps; this module knows no project type. A store that is missing, corrupt, or
 of another version reads as empty, and one that cannot be written stays unwritten: a
 cache only ever makes a command faster.
@@ -9,9 +9,9 @@ cache only ever makes a command faster.
 
 Each owner names its file and version (compilestate: the compiled project and the plan
 records; recompile: what each model found; modelsql: parses; jinjaenv: compiled
-templates; runview: what a run needs to skip loading). `FileCache` is the loader's, on
-a Store: per project file its stat, content hash and the value read from it, so an
-unchanged file is neither read nor parsed again.
+templates; runview: what a run needs to skip loading; plansplice: how each plan file was
+made). `FileCache` is the loader's, on 16 Stores: per project file its stat, content
+hash and the value read from it, so an unchanged file is neither read nor parsed again.
 """
 
 from __future__ import annotations
