@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import threading
 
 import pytest
@@ -197,3 +198,15 @@ def test_a_delta_from_a_stale_reader_or_torn_is_not_applied(tmp_path):
     d.save()  # written whole: the torn bytes are gone
     assert Store(path, "1").data["k2"] == "z"
     assert b"torn" not in path.read_bytes()
+
+
+def test_a_store_whose_folder_was_removed_since_it_was_read_is_written_whole(tmp_path):
+    path = tmp_path / "cache" / "s.pickle"
+    first = Store(path, "1")
+    first.replace({"a": 1})
+    first.save()
+    again = Store(path, "1")
+    again.put("b", 2)
+    shutil.rmtree(tmp_path / "cache")  # `rm -rf .pipe` while a command runs
+    again.save()
+    assert Store(path, "1").data == {"a": 1, "b": 2}

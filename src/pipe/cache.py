@@ -1,8 +1,8 @@
 """The one cache of pipe: versioned stores under .pipe/cache, one pickle file each, read
-on first use; a save appends what changed (see Store), or replaces the file atomically. Generic: keys and values are whatever
-the owner keeps; this module knows no project type. A store that is missing, corrupt, or
-of another version reads as empty, and one that cannot be written stays unwritten: a
-cache only ever makes a command faster.
+on first use; a save appends what changed (see Store), or replaces the file atomically.
+Generic: keys and values are whatever the owner keeps; this module knows no project type.
+A store that is missing, corrupt, or of another version reads as empty, and one that
+cannot be written stays unwritten: a cache only ever makes a command faster.
 
     parse = store(root, "parse.pickle", version="5")
     parse.data.get(key)  /  parse.put(key, value)  /  parse.save()
@@ -155,7 +155,11 @@ class Store:
         if self.path is None or self.readonly or not self.dirty:
             return
         try:
-            if not self._append():
+            appended = self._append()
+        except OSError:  # the file or its folder is gone: written whole
+            appended = False
+        try:
+            if not appended:
                 self._write_whole()
         except OSError:  # a read-only or full disk: the next command is only slower
             return
