@@ -1,17 +1,17 @@
 """The one cache of pipe: versioned stores under .pipe/cache, one pickle file each, read
-on first use, replaced atomically when changed. Generic: keys and values are whatever
-the owner keeps; this module knows no project type. A store that is missing, corrupt, or
-of another version reads as empty, and one that cannot be written stays unwritten: a
-cache only ever makes a command faster.
+on first use; a save appends what changed (see Store), or replaces the file atomically.
+Generic: keys and values are whatever the owner keeps; this module knows no project type.
+A store that is missing, corrupt, or of another version reads as empty, and one that
+cannot be written stays unwritten: a cache only ever makes a command faster.
 
     parse = store(root, "parse.pickle", version="5")
     parse.data.get(key)  /  parse.put(key, value)  /  parse.save()
 
 Each owner names its file and version (compilestate: the compiled project and the plan
 records; recompile: what each model found; modelsql: parses; jinjaenv: compiled
-templates; runview: what a run needs to skip loading). `FileCache` is the loader's, on
-a Store: per project file its stat, content hash and the value read from it, so an
-unchanged file is neither read nor parsed again.
+templates; runview: what a run needs to skip loading; plansplice: how each plan file was
+made). `FileCache` is the loader's, on 16 Stores: per project file its stat, content
+hash and the value read from it, so an unchanged file is neither read nor parsed again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import time
+import zlib
 from pathlib import Path
 
 from . import __version__
@@ -38,15 +39,23 @@ def cache_dir(root: Path) -> Path:
 
 def read_pickle(path: Path):
     """A cache file's value, or None when it is missing or unreadable."""
-    enabled = gc.isenabled()
-    gc.disable()  # loading a large cache allocates objects that are never garbage
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
-        return None
-    finally:
-        if enabled:
+    with _no_gc():
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
+            return None
+
+
+class _no_gc:
+    """Loading a large cache allocates objects that are never garbage: no collection."""
+
+    def __enter__(self):
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.enabled:
             gc.enable()
 
 
@@ -59,10 +68,24 @@ def write_pickle(path: Path, value) -> None:
     os.replace(tmp, path)
 
 
+_MISSING = object()
+
+
 class Store:
-    """A dict persisted in one file as {"version": version, "entries": dict}. `path`
-    None keeps it in memory only; `readonly` reads the file but never writes it (a dry
-    run, `--check`). A file that cannot be written is left as it was."""
+    """A dict persisted in one file: {"version", "entries", "id"} and, appended after it,
+    the changes of later saves ("deltas"), so that a save that changed a few entries of a
+    large store writes those, not the store. `path` None keeps it in memory only;
+    `readonly` reads the file but never writes it (a dry run, `--check`). A file that
+    cannot be written is left as it was.
+
+    Owners change entries by assigning them (`put`, `data[key] = value`, `replace`) and
+    set `dirty`; a save compares the entries with those read, two levels deep (a value
+    that is a dict is compared entry by entry), so a value below that must not be changed
+    in place. A delta names the base it applies to and the offset it was written at, so
+    one appended by a process that read an older state of the file (another process
+    saved in between) is not applied: reading stops there and the next save writes the
+    whole store. When the deltas outgrow half of the base, the next save writes it whole.
+    """
 
     def __init__(self, path: Path | None, version: str, readonly: bool = False):
         self.path = path
@@ -70,16 +93,51 @@ class Store:
         self.readonly = readonly
         self._data: dict | None = None
         self.dirty = False
+        self._read: dict = {}  # the entries as read (or last saved)
+        self._copies: dict = {}  # a copy of each of those that is a dict
+        self._base: str | None = None  # the id of the file's base, None: write it whole
+        self._size = 0  # the file's length as read: where the next delta goes
+        self._base_size = 0
 
     @property
     def data(self) -> dict:
         if self._data is None:
             self._data = {}
             if self.path is not None:
-                stored = read_pickle(self.path)
-                if isinstance(stored, dict) and stored.get("version") == self.version:
-                    self._data = stored["entries"]
+                self._load()
         return self._data
+
+    def _load(self) -> None:
+        with _no_gc():
+            try:
+                with open(self.path, "rb") as f:
+                    stored = pickle.load(f)
+                    if not (isinstance(stored, dict) and stored.get("version") == self.version):
+                        return
+                    self._data = stored["entries"]
+                    self._base = stored.get("id")
+                    self._base_size = self._size = f.tell()
+                    self._apply_deltas(f)
+            except Exception:  # noqa: BLE001 - a corrupt cache is only a slower command
+                self._data, self._base = {}, None
+                return
+            self._remember_read()
+
+    def _apply_deltas(self, f) -> None:
+        while True:
+            at = f.tell()
+            try:
+                delta = pickle.load(f)
+            except EOFError:
+                return
+            except Exception:  # noqa: BLE001 - a torn append: write it whole next time
+                self._base = None
+                return
+            if not (type(delta) is tuple and delta[:3] == ("delta", self._base, at)):
+                self._base = None  # appended by a process that read an older state
+                return
+            _apply(self._data, delta[3])
+            self._size = f.tell()
 
     def put(self, key, value) -> None:
         data = self.data
@@ -88,7 +146,8 @@ class Store:
             self.dirty = True
 
     def replace(self, entries: dict) -> None:
-        """All entries at once (they are written on `save`)."""
+        """All entries at once (they are written on `save`; compared with those read if
+        the store was read, else written whole)."""
         self._data = entries
         self.dirty = True
 
@@ -96,10 +155,83 @@ class Store:
         if self.path is None or self.readonly or not self.dirty:
             return
         try:
-            write_pickle(self.path, {"version": self.version, "entries": self.data})
+            appended = self._append()
+        except OSError:  # the file or its folder is gone: written whole
+            appended = False
+        try:
+            if not appended:
+                self._write_whole()
         except OSError:  # a read-only or full disk: the next command is only slower
             return
+        self._remember_read()
         self.dirty = False
+
+    def _remember_read(self) -> None:
+        """What a save compares the entries with: each value, and a copy of each dict."""
+        data = self._data or {}
+        self._read = dict(data)
+        self._copies = {k: dict(v) for k, v in data.items() if type(v) is dict}
+
+    def _write_whole(self) -> None:
+        base = os.urandom(8).hex()
+        blob = pickle.dumps({"version": self.version, "entries": self.data, "id": base}, protocol=5)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, self.path)
+        self._base, self._base_size, self._size = base, len(blob), len(blob)
+
+    def _append(self) -> bool:
+        """Append the changes since the read as a delta; False: write the store whole."""
+        if self._base is None:
+            return False
+        changes = _changes(self._read, self._copies, self.data)
+        blob = pickle.dumps(("delta", self._base, self._size, changes), protocol=5)
+        if self._size + len(blob) - self._base_size > self._base_size // 2:
+            return False
+        with open(self.path, "ab") as f:
+            if f.tell() != self._size:  # another process wrote it since: ours wins whole
+                return False
+            f.write(blob)
+        self._size += len(blob)
+        return True
+
+
+def _changes(read: dict, copies: dict, data: dict) -> tuple[dict, list, dict]:
+    """(entries set, keys dropped, {key: (entries set, keys dropped)} within dict values)
+    that turn `read` (`copies`: a copy of each dict value) into `data`."""
+    put, merge = {}, {}
+    for k, v in data.items():
+        old = read.get(k, _MISSING)
+        if type(v) is dict and k in copies:
+            inner = _dict_changes(copies[k], v)
+            if inner[0] or inner[1]:
+                merge[k] = inner
+        elif not _same(old, v):
+            put[k] = v
+    return put, [k for k in read if k not in data], merge
+
+
+def _dict_changes(old: dict, new: dict) -> tuple[dict, list]:
+    put = {k: v for k, v in new.items() if not _same(old.get(k, _MISSING), v)}
+    return put, [k for k in old if k not in new]
+
+
+def _same(a, b) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _apply(data: dict, changes: tuple[dict, list, dict]) -> None:
+    put, dropped, merge = changes
+    data.update(put)
+    for k in dropped:
+        data.pop(k, None)
+    for k, (inner, gone) in merge.items():
+        value = data[k] = dict(data.get(k, {}))
+        value.update(inner)
+        for g in gone:
+            value.pop(g, None)
 
 
 def store(root: Path, name: str, version: str, enabled: bool = True, readonly: bool = False):
@@ -159,63 +291,93 @@ def _library_version(h, name: str) -> None:
 
 class FileCache:
     """What reading each file gave last time, so an unchanged file is neither read nor
-    parsed again: the store maps a relative path to its stat (size, mtime, ctime, inode),
-    its content hash and the value read from it (`kind` says what sort of value). The
-    owner saves it only after a read without errors, so every entry had none."""
+    parsed again: per relative path its stat (size, mtime, ctime, inode), its content
+    hash and the value read from it (`kind` says what sort of value). The owner saves it
+    only after a read without errors, so every entry had none.
 
-    VERSION = "2"  # 2: kept in a Store
+    The entries are spread over SHARDS stores by a hash of the path (`path` names them:
+    files.pickle -> files-0.pickle ... files-15.pickle), and `save` writes only the ones
+    whose entries changed: an edit of one file of 10,000 rewrites a sixteenth of it."""
+
+    VERSION = "3"  # 2: kept in a Store; 3: in SHARDS stores
+    SHARDS = 16
 
     def __init__(self, path: Path | None, readonly: bool = False):
-        self.store = Store(path, f"{self.VERSION}\0{code_version()}" if path else "", readonly)
-        self.old: dict[str, tuple] = {}
-        self.new: dict[str, tuple] = {}
+        version = f"{self.VERSION}\0{code_version()}" if path else ""
+        self.stores = [
+            Store(_shard(path, i) if path else None, version, readonly) for i in range(self.SHARDS)
+        ]
+        self.old: list[dict[str, tuple]] = []
+        self.new: list[dict[str, tuple]] = [{} for _ in self.stores]
+        self.trusted: list[int] = []  # per shard: entries with a ctime from this on are re-read
         self.scan_ns = time.time_ns()
-        self.trusted_before = 0  # entries with a ctime at or after this are re-read
-        self.dirty = False
-        stored = self.store.data  # missing or corrupt: every file is read
-        if "files" in stored:
-            self.old = stored["files"]
-            self.trusted_before = stored["scan_ns"] - RACY_NS
+        self.dirty = [False] * self.SHARDS
+        self.shard: dict[str, int] = {}  # the shard of each path found there
+        for i, st in enumerate(self.stores):
+            stored = st.data  # missing or corrupt: its files are read
+            self.old.append(stored.get("files", {}))
+            self.trusted.append(stored["scan_ns"] - RACY_NS if "files" in stored else 0)
+            self.shard.update(dict.fromkeys(self.old[-1], i))
 
     @property
     def path(self) -> Path | None:
-        return self.store.path
+        return self.stores[0].path
 
     def fresh(self, rel: str, st: os.stat_result | None, kind: str) -> bool:
         """Whether `get` would find `rel` (without noting anything)."""
-        entry = self.old.get(rel) if st is not None else None
+        i = self.shard.get(rel)
+        entry = self.old[i].get(rel) if st is not None and i is not None else None
         return (
             entry is not None
             and entry[0] == kind
             and entry[1] == stat_key(st)
-            and st.st_ctime_ns < self.trusted_before
+            and st.st_ctime_ns < self.trusted[i]
         )
 
     def get(self, rel: str, st: os.stat_result | None, kind: str):
         """(content hash, value) cached for `rel` if its stat is unchanged, else None."""
         if st is None:
             return None
-        entry = self.old.get(rel)
+        i = self.shard.get(rel)
+        if i is None:
+            self.dirty[_shard_of(rel)] = True
+            return None
+        entry = self.old[i].get(rel)
         if entry is None or entry[0] != kind or entry[1] != stat_key(st):
-            self.dirty = True
+            self.dirty[i] = True
             return None
-        if st.st_ctime_ns >= self.trusted_before:
-            self.dirty = True  # save again, with a later scan time, so it is trusted then
+        if st.st_ctime_ns >= self.trusted[i]:
+            self.dirty[i] = True  # save again, with a later scan time, so it is trusted then
             return None
-        self.new[rel] = entry
+        self.new[i][rel] = entry
         return entry[2], entry[3]
 
     def put(self, rel: str, st: os.stat_result | None, kind: str, digest: str, value) -> None:
         if st is not None:
-            self.new[rel] = (kind, stat_key(st), digest, value)
+            i = self.shard.get(rel)
+            if i is None:
+                i = self.shard[rel] = _shard_of(rel)
+            self.new[i][rel] = (kind, stat_key(st), digest, value)
+            self.dirty[i] = True
 
     def save(self) -> None:
-        if not (self.dirty or len(self.new) != len(self.old)):
-            return
-        self.store.replace({"scan_ns": self.scan_ns, "files": self.new})
-        self.store.save()
-        if not self.store.dirty:
-            self.old, self.dirty = self.new, False
+        for i, store_ in enumerate(self.stores):
+            if not (self.dirty[i] or len(self.new[i]) != len(self.old[i])):
+                continue
+            store_.replace({"scan_ns": self.scan_ns, "files": self.new[i]})
+            store_.save()
+            if not store_.dirty:
+                self.old[i], self.dirty[i] = self.new[i], False
+                self.trusted[i] = self.scan_ns - RACY_NS
+
+
+def _shard(path: Path, i: int) -> Path:
+    return path.with_name(f"{path.stem}-{i}{path.suffix}")
+
+
+def _shard_of(rel: str) -> int:
+    """A path's shard: crc32's bits mixed (alone they cluster for names like m1, m2)."""
+    return (zlib.crc32(rel.encode()) * 2654435761 >> 20) % FileCache.SHARDS
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

@@ -20,7 +20,7 @@ from functools import cached_property
 from . import checks as checkmod
 from . import graph as graphmod
 from . import sqlprefetch
-from .cache import code_version
+from .cache import Store, code_version
 from .checkcolumns import unknown_columns
 from .compilestate import COMPILED_VERSION, CompileState, compiled_store
 from .config import ModelConfig, SourceConfig, Target
@@ -148,14 +148,14 @@ def compile_project(
     is not compiled again: its nodes come from the compiled-project cache."""
     target = raw.config.target(target_name)
     key = _compile_key(raw, target) if use_cache else None
-    last: dict = {}  # the compiled-project cache: the last compile of this target
+    stored = None  # the compiled-project cache: the last compile of this target
     if key is not None:
-        last = compiled_store(raw.root, target.name, True, True).data
-        hit = _from_cache(raw, target, key, write_cache, last)
+        stored = compiled_store(raw.root, target.name, True, not write_cache)
+        hit = _from_cache(raw, target, key, write_cache, stored.data)
         if hit is not None:
             return hit
     with young_gc_only():
-        return _compile(raw, target, key, use_cache, write_cache, last)
+        return _compile(raw, target, key, use_cache, write_cache, stored)
 
 
 def _compile(
@@ -164,8 +164,9 @@ def _compile(
     key: str | None,
     use_cache: bool,
     write_cache: bool,
-    last: dict,
+    stored: Store | None,
 ) -> CompiledProject:
+    last = stored.data if stored is not None else {}  # saved again: only what changed
     errors: list[UserError] = []
     names, index = define(raw, target, errors)
     cache = parse_cache(raw.root, use_cache, not write_cache)
@@ -204,7 +205,7 @@ def _compile(
     nodes = _nodes(raw, target, graph, models, before)
     plain = {n: m.plain for n, m in models.items() if m.plain is not None}
     reference = {n: m.sql for n, m in models.items() if m.sql is not None and m.plain is None}
-    state = CompileState(raw, target, use_cache, write_cache, key, builder, by_model)
+    state = CompileState(raw, target, use_cache, write_cache, key, builder, by_model, stored)
     if key is not None and write_cache:
         _remember(state, nodes, graph, plain, models, shared)
     return CompiledProject(raw, target, nodes, graph, state, plain, reference)

@@ -38,6 +38,7 @@ class CompileState:
         key: str | None,
         builder: SqlBuilder | None = None,
         by_model: Store | None = None,
+        compiled: Store | None = None,
     ):
         self.raw = raw
         self.target = target
@@ -46,7 +47,9 @@ class CompileState:
         self.key = key  # None: the project was not loaded from hashed files
         self._builder = builder
         # the nodes and graph of the last compile, and the plan records (see workspace.py)
-        self.compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
+        if compiled is None:  # the compile passes the one it read: saved, it appends
+            compiled = compiled_store(raw.root, target.name, use_cache, not write_cache)
+        self.compiled = compiled
         self.by_model = by_model  # what each model's compile found (see Before)
         self.plan_records = store(
             raw.root, "plans.pickle", COMPILED_VERSION, bool(use_cache and key), not write_cache

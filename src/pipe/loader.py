@@ -234,7 +234,7 @@ def load_project(root: Path, use_cache: bool = False, write_cache: bool = False)
     """Read and validate every file of the project; raise all user errors together.
 
     With `use_cache`, files unchanged since the last load are taken from the file cache
-    (.pipe/cache/files.pickle), which CompiledProject.save_cache writes when
+    (.pipe/cache/files-*.pickle), which CompiledProject.save_cache writes when
     `write_cache`."""
     root = find_project_root(root)
     path = cache_dir(root) / "files.pickle" if use_cache else None

@@ -96,13 +96,17 @@ def _task_json(t: Task) -> dict:
 
 
 def to_json(plan: Plan) -> dict:
+    return {**to_json_head(plan), "tasks": [_task_json(t) for t in plan.tasks]}
+
+
+def to_json_head(plan: Plan) -> dict:
+    """Everything in the plan's JSON before its tasks."""
     return {
         "pipe_plan": PLAN_FORMAT,
         "project": plan.project,
         "target": plan.target,
         "dialect": plan.dialect,
         "interval": {"label": plan.interval.label, **plan.interval.to_json()},
-        "tasks": [_task_json(t) for t in plan.tasks],
     }
 
 
@@ -110,14 +114,50 @@ def dumps(plan: Plan) -> bytes:
     """The plan file: exactly `json.dumps(to_json(plan), indent=2, ensure_ascii=False)`
     and a newline, written by `_encode` (json's indented encoder is pure Python)."""
     with young_gc_only():
-        data = to_json(plan)
-        out: list[str] = []
-        try:
-            _encode(data, "\n", out)
-        except _Unusual:
+        opening = frame(plan)
+        chunks = None if opening is None else [encode_task(t) for t in plan.tasks]
+        if chunks is None or None in chunks:
+            data = to_json(plan)
             return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
-        out.append("\n")
-        return "".join(out).encode()
+        return assemble(opening, chunks)
+
+
+# Between two tasks in the file, and after the last one
+TASK_SEPARATOR = b",\n    "
+_CLOSING = b"\n  ]\n}\n"
+
+
+def frame(plan: Plan) -> bytes | None:
+    """The file's bytes before its first task: everything but the tasks, as `dumps`
+    writes it (None when a value needs the json module)."""
+    head = {**to_json_head(plan), "tasks": []}
+    out: list[str] = []
+    try:
+        _encode(head, "\n", out)
+    except _Unusual:
+        return None
+    text = "".join(out)
+    assert text.endswith('"tasks": []\n}')
+    return (text[: -len("[]\n}")] + "[\n    ").encode()
+
+
+def encode_task(t: Task) -> bytes | None:
+    """One task as it stands in the plan file, indented, without a separator (None when a
+    value needs the json module)."""
+    out: list[str] = []
+    try:
+        _encode(_task_json(t), "\n    ", out)
+    except _Unusual:
+        return None
+    return "".join(out).encode()
+
+
+def assemble(opening: bytes, blocks: list) -> bytes:
+    """The file of `frame`'s opening and `blocks` (one task each, or the tasks of one model
+    joined by TASK_SEPARATOR)."""
+    if not blocks:
+        return opening[: -len("[\n    ")] + b"[]\n}\n"
+    return opening + TASK_SEPARATOR.join(blocks) + _CLOSING
 
 
 class _Unusual(Exception):

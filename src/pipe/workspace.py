@@ -72,12 +72,15 @@ def compile_plan(cp: CompiledProject, interval: Interval, check: bool = False) -
     known = None if check else known_unchanged(cp, interval)
     if known is not None:  # built from these very inputs, and the file is untouched
         return PlanFile(rel, "unchanged", known)
-    plan = build_plan(cp, interval)
     if check:  # CI: always built and compared for real
+        plan = build_plan(cp, interval)
         reason = planfile.stale_reason(cp.raw.root, plan)
         return PlanFile(rel, reason or "ok", len(plan.tasks))
-    changed = write_recorded(cp, plan)
-    return PlanFile(rel, "written" if changed else "unchanged", len(plan.tasks))
+    from .plansplice import write
+
+    made = write(cp, interval)  # only the changed models' tasks built, where it can
+    _record_written(cp, made.path, interval, made.sha, made.tasks)
+    return PlanFile(rel, "written" if made.changed else "unchanged", made.tasks)
 
 
 def ensure_plans(
@@ -183,11 +186,14 @@ def known_unchanged(cp: CompiledProject, interval: Interval) -> int | None:
 def write_recorded(cp: CompiledProject, plan: Plan) -> bool:
     """Write the plan file, and record its key and bytes for `known_unchanged`; return
     whether the file's bytes changed."""
-    root = cp.raw.root
-    path, changed, data = planfile.write(root, plan)
-    key = plan_key(cp, plan.interval)
-    if key is not None and plan.target == cp.target.name:
-        cp.state.record(
-            planfile.relpath(root, path), (key, hashlib.sha256(data).hexdigest(), len(plan.tasks))
-        )
+    path, changed, data = planfile.write(cp.raw.root, plan)
+    if plan.target == cp.target.name:
+        sha = hashlib.sha256(data).hexdigest()
+        _record_written(cp, path, plan.interval, sha, len(plan.tasks))
     return changed
+
+
+def _record_written(cp: CompiledProject, path: Path, interval: Interval, sha: str, tasks: int):
+    key = plan_key(cp, interval)
+    if key is not None:
+        cp.state.record(planfile.relpath(cp.raw.root, path), (key, sha, tasks))
