@@ -178,3 +178,20 @@ def test_a_busy_lock_is_said_as_before(example_project):
         f"another pipe process is running on this project (pid {os.getpid()}: pipe run elsewhere)"
     )
     assert said in busy.stderr, busy.stderr
+
+
+def test_a_run_that_compiles_first_takes_the_early_opening(example_project):
+    """A project touched since the last run, or an interval not compiled yet, takes the
+    compile path: the run must use the lock the console script took, not wait on it."""
+    root = _compiled(example_project)
+    assert run_pipe([*ARGS, "--project", root], root).returncode == 0
+    model = root / "models" / "staging" / "orders.sql"
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # `touch`: same plan
+    touched = run_pipe([*ARGS, "--project", root, "--no-wait"], root)
+    assert touched.returncode == 0, touched.stdout + touched.stderr
+    assert "another pipe process" not in touched.stderr, touched.stderr
+    later = run_pipe(["run", "--interval", "2026-06-02", "--project", root, "--no-wait"], root)
+    assert later.returncode == 0, later.stdout + later.stderr
+    assert "compiled plans/dev/2026-06-02.json" in later.stdout + later.stderr
+    assert _lock_is_free(root)

@@ -75,12 +75,14 @@ def run(
     caps = caps_for(rp.config, concurrency)
     check_env(rp.target)  # a missing ${VAR} is said before anything is written
     reporter = console.ConsoleReporter(click.echo, quiet=as_json)
-    opening = None
+    early = _early()
     if source.found is None:
         plan = source.compiled_plan(target, iv, quiet=as_json)
         reporter = observed(reporter, source.compiled, plan.select(models).tasks)
+        # the lock (and the warehouse) taken now, or already by the console script
+        opening = _opening(rp, iv, not no_wait, reporter.waiting_for_lock, early)
     else:  # lock, and open the warehouse while the plan and the runner load
-        plan, opening = source.recorded_plan(iv, not no_wait, reporter.waiting_for_lock)
+        plan, opening = source.recorded_plan(iv, not no_wait, reporter.waiting_for_lock, early)
     args = {
         "select": select,
         "force": force,
@@ -129,19 +131,28 @@ class _RunSource:
             runview.record(self.snapshot, self.compiled, target, [iv], plan)
         return plan
 
-    def recorded_plan(self, iv, wait: bool, on_wait):
+    def recorded_plan(self, iv, wait: bool, on_wait, early):
         """The recorded plan, and the warehouse opening (locked) while it loads."""
-        from ..runstart import Opening
-
-        rp = self.project
-        context = click.get_current_context(silent=True)
-        early = context.find_root().obj if context is not None else None  # pipe.launch's
-        opening = Opening.of(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait, early)
+        opening = _opening(self.project, iv, wait, on_wait, early)
         try:
             return self.found.plan(), opening
         except BaseException:
             opening.close()
             raise
+
+
+def _early():
+    """The warehouse the console script started opening (pipe.launch hands it to click as
+    the root context's obj), or None: it holds the project lock already, so whichever
+    way `pipe run` goes it must be this opening that the run takes (or closes)."""
+    context = click.get_current_context(silent=True)
+    return context.find_root().obj if context is not None else None
+
+
+def _opening(rp, iv, wait: bool, on_wait, early):
+    from ..runstart import Opening
+
+    return Opening.of(rp.root, rp.target, f"pipe run {iv.label}", wait, on_wait, early)
 
 
 def _options(kind: str, span, caps, force: bool, no_wait: bool, context, now, args, **more):
