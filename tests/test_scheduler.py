@@ -322,3 +322,24 @@ def test_depends_on_past_refuses_an_interval_whose_previous_one_is_missing(write
     assert run(root, interval="2026-06-01")[0] == 0
     code, out = run(root, interval="2026-06-02")
     assert code == 0, out
+
+
+def test_a_job_that_raises_does_not_end_its_worker_thread():
+    """A worker of the scheduler's pool outlives a job that raises (as concurrent.futures'
+    did): the next job still runs on the pool's one thread."""
+    import threading
+
+    from pipe.scheduler import Workers
+
+    said: list[type] = []
+    hook, threading.excepthook = threading.excepthook, lambda args: said.append(args.exc_type)
+    pool = Workers(1, "t")
+    ran = threading.Event()
+    try:
+        pool.submit(lambda: 1 / 0)
+        pool.submit(ran.set)
+        assert ran.wait(30), "the second job never ran"
+    finally:
+        pool.shutdown()
+        threading.excepthook = hook
+    assert said == [ZeroDivisionError]

@@ -91,8 +91,10 @@ class Recorder(Listener):
         later, self._later = self._later, None
         if later is not None:
             self.state.commit()
-            later()
-            self.state.begin()
+            try:
+                later()
+            finally:  # the recorder's transaction goes on whatever `later` raised
+                self.state.begin()
 
     def finished(self, task, attempt, result, started_at, finished_at, final):
         self._catch_up()

@@ -168,6 +168,17 @@ def run_tasks(
         opening.close()
 
 
+def _result(run_id: int, tasks, outcomes, stopped: bool, seconds: float) -> RunResult:
+    """The run's result from its tasks' outcomes: interrupted, failed or success."""
+    reports = _reports(tasks, outcomes)
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    failed = counts.get("failed") or counts.get("upstream_failed")
+    status = "interrupted" if stopped else ("failed" if failed else "success")
+    return RunResult(run_id, status, tuple(reports), seconds, tuple(counts.items()))
+
+
 class _Session:
     """One run under the lock: the warehouse connections it opened, its workers' and its
     sensors' work, and the recording of it all. Closed by its caller."""
@@ -262,16 +273,8 @@ class _Session:
             if restore:
                 restore()
         recorder.close()
-        reports = _reports(tasks, outcomes)
-        counts: dict[str, int] = {}
-        for r in reports:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        failed = counts.get("failed") or counts.get("upstream_failed")
-        status = "interrupted" if scheduler.stopping else ("failed" if failed else "success")
-        result = RunResult(
-            run_id, status, tuple(reports), time.monotonic() - started, tuple(counts.items())
-        )
-        state.finish_run(run_id, status, counts)
+        result = _result(run_id, tasks, outcomes, scheduler.stopping, time.monotonic() - started)
+        state.finish_run(run_id, result.status, result.counts)
         reporter.done()
         return result
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import queue
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -127,8 +128,12 @@ class Workers:
             if item is None:
                 return
             fn, args = item
-            fn(*args)  # Scheduler._worker: reports everything, raises nothing
-            self._idle.release()
+            try:
+                fn(*args)  # Scheduler._worker: reports everything, raises nothing
+            except BaseException:  # noqa: BLE001 - said, and the worker lives on
+                threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), None)))
+            finally:
+                self._idle.release()
 
     def shutdown(self, wait: bool = True) -> None:
         for _ in self._threads:
