@@ -35,10 +35,12 @@ def compile(project, target, interval, start, end, check, as_json):
     from .. import runview
 
     # before the loader reads a file: what `pipe run` checks to skip loading it again
+    # (recorded with the plans written; a plain compile writes none)
+    planned = bool(interval or start or end)
     snap = (
-        None
-        if check or not Path(project, "pipe.yml").is_file()
-        else runview.snapshot(Path(project))
+        runview.snapshot(Path(project))
+        if planned and not check and Path(project, "pipe.yml").is_file()
+        else None
     )
     cp = load(project, target, write_cache=not check)  # --check writes nothing at all
     root = cp.raw.root
