@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from . import planfile
 from .cache import Store, store
+from .graph import with_upstream
 from .intervals import Interval, iso
 from .parallel import young_gc_only
 
@@ -194,7 +195,7 @@ def _splice(
         return None
     before = last["models"]
     again = _changed(cp, marks, before)
-    expanded = _upstream_of(cp, again)  # what their upstream ids and lookback need
+    expanded = with_upstream(cp.graph, again)  # what their upstream ids and lookback need
     plan = build_plan(cp, interval, expanded, render=lambda node, _iv: node.name in again)
     opening = planfile.frame(plan)
     if opening is None:
@@ -231,19 +232,6 @@ def _old_blocks(old: bytes, at: int, last: dict) -> dict[str, memoryview]:
         out[model] = view[at : at + size]
         at += size + step
     return out
-
-
-def _upstream_of(cp: CompiledProject, models: set[str]) -> set[str]:
-    """`models` and every model upstream of them."""
-    found = set(models)
-    todo = list(models)
-    upstream = cp.graph.upstream
-    while todo:
-        for up in upstream[todo.pop()]:
-            if up not in found:
-                found.add(up)
-                todo.append(up)
-    return found
 
 
 def _last_bytes(path: Path, sha: str) -> bytes | None:
