@@ -54,6 +54,12 @@ class TableName:
         schema, _, table = name.partition(".")
         return cls(schema, table)
 
+    @staticmethod
+    def listed_schema(name: str) -> str:
+        """`listed(name).schema` without making the TableName (a run's start reads it for
+        each of the warehouse's relations)."""
+        return name.partition(".")[0]
+
     def __str__(self) -> str:
         return f"{self.schema}.{self.table}"
 

@@ -208,7 +208,7 @@ def prepare(
     clean_temp(adapter, tasks, relations)
     # a sensor's table is a source: pipe neither builds it nor creates its schema
     schemas = sorted({TableName.parse(t.table).schema for t in tasks if t.kind != "sensor"})
-    have = {_listed_schema(name) for name in relations}
+    have = {TableName.listed_schema(name) for name in relations}
     for schema in schemas:
         if schema not in have:  # a schema holding a relation exists
             adapter.ensure_schema(schema)
@@ -296,12 +296,6 @@ def _past_missing(
     return blocked
 
 
-def _listed_schema(name: str) -> str:
-    """`TableName.listed(name).schema` (the schema up to the first dot), without making
-    a TableName: a start reads it for each of the warehouse's relations."""
-    return name.partition(".")[0]
-
-
 def _published(
     adapter: Adapter,
     schemas: list[str],
@@ -329,7 +323,7 @@ def _published(
     models = sorted({m for m, _, _ in published})
     listed = set(schemas) | {TableName.parse(m).schema for m in models}
     adapter.catalog.load(
-        listed, {n: k for n, k in relations.items() if _listed_schema(n) in listed}
+        listed, {n: k for n, k in relations.items() if TableName.listed_schema(n) in listed}
     )
     gone = [m for m in models if adapter.relation_kind(m) is None]
     if not gone:
