@@ -402,27 +402,22 @@ CACHE_FILE = "lineage.pickle"
 CACHE_LIMIT = 200_000  # entries kept besides the ones a command used
 
 
-def cache_store(root: Path):
-    """The lineage cache: the store .pipe/cache/lineage.pickle of pipe.cache, of this
-    pipe and sqlglot (`code_version` covers both; another's reads as empty)."""
+def load_cache(root: Path):
+    """The lineage cache: the store .pipe/cache/lineage.pickle of pipe.cache, of this pipe
+    and sqlglot (`code_version` covers both; another's, or a corrupt file, reads as
+    empty). `compute` adds to its `data`; `save_cache` writes what it added."""
     from .cache import code_version, store
 
     return store(root, CACHE_FILE, code_version())
 
 
-def load_cache(root: Path) -> dict:
-    """The lineage cache's entries ({} when missing, corrupt or from another pipe)."""
-    return cache_store(root).data
-
-
-def save_cache(root: Path, cache: dict, before: int) -> None:
+def save_cache(kept, before: int) -> None:
     """Write the cache back when `compute` added to it (it held `before` entries); a
     project that cannot be written goes without."""
+    cache = kept.data
     if len(cache) == before:
         return
-    entries = cache
     if len(cache) > CACHE_LIMIT:  # newest last: keep the newest
-        entries = dict(list(cache.items())[-CACHE_LIMIT:])
-    kept = cache_store(root)
-    kept.replace(entries)
+        kept.replace(dict(list(cache.items())[-CACHE_LIMIT:]))
+    kept.dirty = True  # added to in place: the save appends what was added
     kept.save()

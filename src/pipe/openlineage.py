@@ -281,17 +281,17 @@ class _Builder:
             from .adapters import adapter_class
 
             target, root = self.cp.target, self.cp.raw.root
-            cache = lin.load_cache(root)
-            before = len(cache)
+            kept = lin.load_cache(root)
+            before = len(kept.data)
             self._lineage = lin.compute(
                 self.cp,
                 self.models
                 if self.models is not None
                 else [n for n, node in self.cp.nodes.items() if node.kind != "source"],
                 catalog=lambda tables: adapter_class(target).peek_columns(target, root, tables),
-                cache=cache,
+                cache=kept.data,
             )
-            lin.save_cache(root, cache, before)
+            lin.save_cache(kept, before)
         return self._lineage
 
     def event(self, state: str, task, result, when: str):

@@ -299,10 +299,10 @@ def column_lineage(cp: CompiledProject) -> SiteLineage:
     found = kept.data.get("answer")
     if cp.key and found is not None and found[0] == cp.key:  # an unchanged project: not
         return found[1]  # even lineage's own cache needs reading
-    cache = lineagemod.load_cache(cp.raw.root)
-    before = len(cache)
-    project = lineagemod.compute(cp, cache=cache)
-    lineagemod.save_cache(cp.raw.root, cache, before)
+    cached = lineagemod.load_cache(cp.raw.root)
+    before = len(cached.data)
+    project = lineagemod.compute(cp, cache=cached.data)
+    lineagemod.save_cache(cached, before)
     models, errors = [], []
     for name, table in project.tables.items():
         if table.error is not None:

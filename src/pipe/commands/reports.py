@@ -100,8 +100,8 @@ def lineage(project, target, name, downstream, as_json):
     cp = load(project, target)
     model, column = lin.parse_target(cp, name)
     root = cp.raw.root
-    cache = lin.load_cache(root)
-    before = len(cache)
+    kept = lin.load_cache(root)
+    cache, before = kept.data, len(kept.data)
     catalog = _catalog(cp)
     found = lin.compute(cp, [model], catalog=catalog, cache=cache)
     table = found.table(model)
@@ -112,7 +112,7 @@ def lineage(project, target, name, downstream, as_json):
             cp, lin.with_downstream(cp.graph.upstream, model), catalog=catalog, cache=cache
         )
     cp.save_cache()
-    lin.save_cache(root, cache, before)
+    lin.save_cache(kept, before)
     rows = lin.report(found, model, [column] if column else table.columns, downstream)
     if as_json:
         click.echo(
