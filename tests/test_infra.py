@@ -210,3 +210,17 @@ def test_a_store_whose_folder_was_removed_since_it_was_read_is_written_whole(tmp
     shutil.rmtree(tmp_path / "cache")  # `rm -rf .pipe` while a command runs
     again.save()
     assert Store(path, "1").data == {"a": 1, "b": 2}
+
+
+def test_a_save_removes_the_one_file_cache_an_older_pipe_left(tmp_path):
+    from pipe.cache import FileCache
+
+    f = tmp_path / "a.sql"
+    f.write_text("select 1")
+    path = tmp_path / "files.pickle"
+    path.write_bytes(b"the 12 MB an older pipe kept")
+    cache = FileCache(path)
+    cache.put("a.sql", f.stat(), "sql", "d", "value")
+    cache.save()
+    assert not path.exists()
+    assert sorted(p.name for p in tmp_path.glob("files-*.pickle"))  # the shards stay
