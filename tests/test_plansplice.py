@@ -140,3 +140,14 @@ def test_a_plan_file_changed_by_hand_is_built_whole(example_project):
     made = _compile(example_project, "2026-06-03")
     assert made.rebuilt is None
     assert made.data == _full_build(example_project, "2026-06-03") == path.read_bytes()
+
+
+def test_a_plan_a_run_wrote_is_spliced_by_the_next_compile(example_project):
+    cp = workspace.load(example_project)
+    (written,) = workspace.ensure_plans(cp, [parse_label("2026-06-03")], hint="compile")
+    cp.save_cache()
+    assert written.status == "written"
+    _append("models/staging/orders.sql", "-- a comment\n")(example_project)
+    made = _compile(example_project, "2026-06-03")
+    assert made.rebuilt == {"staging.orders"}  # not the whole plan again
+    assert made.data == _full_build(example_project, "2026-06-03")

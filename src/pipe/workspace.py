@@ -104,6 +104,8 @@ def ensure_plans(
         known = known_unchanged(cp, iv)
         if known is not None:
             out.append(PlanFile(rel, "unchanged", known))
+        elif not (root / rel).exists():  # as `pipe compile --interval` writes it, with the
+            out.append(_write_missing(cp, iv, rel))  # record its next edit splices from
         else:
             fresh = build_plan(cp, iv)
             reason = planfile.stale_reason(root, fresh)
@@ -128,6 +130,14 @@ def ensure_plans(
             hint=hint,
         )
     return out
+
+
+def _write_missing(cp: CompiledProject, interval: Interval, rel: str) -> PlanFile:
+    from .plansplice import write
+
+    made = write(cp, interval)
+    _record_written(cp, made.path, interval, made.sha, made.tasks)
+    return PlanFile(rel, "written", made.tasks)
 
 
 def validate(cp: CompiledProject) -> None:
