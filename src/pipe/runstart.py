@@ -232,6 +232,11 @@ def prepare(
         reconcile()
         raise _refusal(decision.blocked)
     done = frozenset(decision.skip) | _idle_sensors(tasks, decision.skip)
+    # an engine that reads seed CSVs itself (Postgres) starts on the ones to run, in order
+    # (adapters/seedread.py); a no-op elsewhere (base.Adapter could declare it, STYLE §6)
+    ahead = getattr(adapter, "prefetch_seeds", None)
+    if ahead is not None:
+        ahead([t for t in tasks if t.id not in done])
     if decision.partial:
         reporter.note(
             f"{len(decision.partial)} task(s) cover time after the execution "

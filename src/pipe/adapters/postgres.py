@@ -21,6 +21,7 @@ from ..errors import UserError
 from .base import Adapter, expand_env
 from .errors import AdapterError, Interrupted
 from .ledgertext import TextLedger
+from .seedread import SeedReader
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
@@ -84,6 +85,8 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
 
     def __init__(self, target, root: Path, dsn: str | None = None):
         super().__init__(target, root)
+        self.seeds = SeedReader()  # shared with this adapter's workers: see worker()
+        self._owns_seeds = True
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
         self._secrets = secrets_of(self.dsn)
         try:
@@ -126,9 +129,12 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
     def worker(self) -> PostgresAdapter:
         worker = PostgresAdapter(self.target, self.root, self.dsn)
         worker.catalog = self.catalog
+        worker.seeds, worker._owns_seeds = self.seeds, False
         return worker
 
     def close(self) -> None:
+        if self._owns_seeds:
+            self.seeds.close()
         self.con.close()
 
     def healthy(self) -> bool:
@@ -266,21 +272,26 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
             self._grant(table, kept)
         self._changed(table, "view")
 
+    def prefetch_seeds(self, tasks) -> None:
+        """Read the CSVs of these tasks' seeds ahead, in order (seedread.py): a run's
+        start calls it with the tasks it is about to run."""
+        self.seeds.prefetch(
+            (self.root / t.seed_path, dict(t.column_types))
+            for t in tasks
+            if t.kind == "seed" and t.seed_path
+        )
+
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """DuckDB reads the CSV (the contract of seeds: its dialect sniffing, its types, its
         NULLs), and its rows are COPYed in: the same values on every target, whatever the
         delimiter or quoting (Postgres's own CSV reader would read "" as '' and assume ',')."""
-        from .duckdb import duckdb, read_csv  # only seeds need it: not on every start
+        from .duckdb import duckdb  # only seeds need it: not on every start
 
-        con = duckdb.connect()
         try:
-            rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
-            cols = [(d[0], seed_type(str(d[1]))) for d in rel.description]
-            rows = rel.fetchall()
+            described, rows = self.seeds.read(csv_path, column_types)
         except duckdb.Error as exc:
             raise AdapterError(f"reading {csv_path.name}: {str(exc).splitlines()[0]}") from None
-        finally:
-            con.close()
+        cols = [(name, seed_type(dtype)) for name, dtype in described]
         ddl = ", ".join(f"{self.col(n)} {t}" for n, t in cols)
         self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
         self._changed(temp, "table")
