@@ -90,6 +90,9 @@ class Opening:
         except BaseException as exc:  # noqa: BLE001 - raised again by adapter()
             self._error = exc
             return
+        ahead = getattr(adapter, "open_worker_ahead", None)  # Postgres: see postgres.py
+        if ahead is not None:
+            ahead()
         try:
             self.relations = adapter.relations()
             if self.relations.get(LEDGER) == "table":

@@ -10,6 +10,7 @@ CSV inference (the same types as on the embedded target) and loaded with COPY.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import psycopg
@@ -89,17 +90,34 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
         self._owns_seeds = True
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
         self._secrets = secrets_of(self.dsn)
+        self._spare: _Spare | None = None  # the first worker's connection, opening
+        self._spare_lock = threading.Lock()
         try:
             self.con = psycopg.connect(self.dsn, autocommit=True)
-            # SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
-            # PGTZ from the environment after the startup options, and it would win
-            self.con.execute("SET TIME ZONE 'UTC'")
+            self._session()
         except psycopg.Error as exc:
             raise UserError(
                 f"cannot connect to target '{target.name}' (postgres): "
                 f"{mask(str(exc), self._secrets).strip()}"
             ) from None
-        self._abort_when_the_client_dies()
+
+    def _session(self) -> None:
+        """SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
+        PGTZ from the environment after the startup options, and it would win. And a
+        client killed mid-statement (kill -9, a lost machine) leaves its statement running
+        in the server until the statement ends, in a transaction that holds the task's
+        temp table name and its locks: the next run would wait behind it, for hours with
+        a slow model. PostgreSQL 14+ can notice a gone client while a query runs. Both in
+        one call; where the platform refuses the check, the time zone alone."""
+        if self.con.info.server_version >= 140000:
+            try:
+                self.con.execute(
+                    b"SET TIME ZONE 'UTC'; SET client_connection_check_interval = '1s'"
+                )
+                return
+            except psycopg.Error:
+                pass  # a platform without the check: as before (both SETs rolled back)
+        self.con.execute("SET TIME ZONE 'UTC'")
 
     @classmethod
     def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
@@ -114,25 +132,28 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
         database = info.get("dbname") or info.get("user") or "postgres"
         return f"postgres://{host}:{port}", f"{database}."
 
-    def _abort_when_the_client_dies(self) -> None:
-        """A client killed mid-statement (kill -9, a lost machine) leaves its statement
-        running in the server until the statement ends, in a transaction that holds the
-        task's temp table name and its locks: the next run would wait behind it, for hours
-        with a slow model. PostgreSQL 14+ can notice a gone client while a query runs."""
-        if self.con.info.server_version < 140000:
-            return
-        try:
-            self.con.execute("SET client_connection_check_interval = '1s'")
-        except psycopg.Error:
-            pass  # a platform without the check: as before
+    def open_worker_ahead(self) -> None:
+        """Start connecting the first worker's connection on a thread (a run's start,
+        while it loads its plan): its first task does not wait for a connect."""
+        with self._spare_lock:
+            if self._spare is None:
+                self._spare = _Spare(self.target, self.root, self.dsn)
 
     def worker(self) -> PostgresAdapter:
-        worker = PostgresAdapter(self.target, self.root, self.dsn)
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        worker = spare.take() if spare is not None else None
+        if worker is None:  # none opened ahead, or it failed: connect (and say why) here
+            worker = PostgresAdapter(self.target, self.root, self.dsn)
         worker.catalog = self.catalog
         worker.seeds, worker._owns_seeds = self.seeds, False
         return worker
 
     def close(self) -> None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close()
         if self._owns_seeds:
             self.seeds.close()
         self.con.close()
@@ -307,3 +328,33 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
                 f"loading {csv_path.name}: {mask(str(exc), self._secrets).strip()}"
             ) from None
         return len(rows)
+
+
+class _Spare:
+    """A worker's connection, connecting on a thread."""
+
+    def __init__(self, target, root: Path, dsn: str):
+        self._adapter: PostgresAdapter | None = None
+        self._thread = threading.Thread(
+            target=self._open, args=(target, root, dsn), name="pipe-connect", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, target, root: Path, dsn: str) -> None:
+        try:
+            self._adapter = PostgresAdapter(target, root, dsn)
+        except Exception:  # noqa: BLE001 - worker() connects again, and says why
+            pass
+
+    def take(self) -> PostgresAdapter | None:
+        self._thread.join()
+        adapter, self._adapter = self._adapter, None
+        if adapter is not None and not adapter.healthy():
+            adapter.close()
+            return None
+        return adapter
+
+    def close(self) -> None:
+        adapter = self.take()
+        if adapter is not None:
+            adapter.close()
