@@ -25,7 +25,8 @@ import os
 import threading
 from pathlib import Path
 
-AHEAD_BYTES = 64 * 1024 * 1024  # the seeds read ahead, at most, in bytes of CSV
+AHEAD_BYTES = 16 * 1024 * 1024  # the seeds read ahead, at most, in bytes of CSV (their rows
+# take several times that in memory until their tasks run)
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
