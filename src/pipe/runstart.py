@@ -90,6 +90,9 @@ class Opening:
         except BaseException as exc:  # noqa: BLE001 - raised again by adapter()
             self._error = exc
             return
+        ahead = getattr(adapter, "open_worker_ahead", None)  # Postgres: see postgres.py
+        if ahead is not None:
+            ahead()
         try:
             self.relations = adapter.relations()
             if self.relations.get(LEDGER) == "table":
@@ -232,6 +235,11 @@ def prepare(
         reconcile()
         raise _refusal(decision.blocked)
     done = frozenset(decision.skip) | _idle_sensors(tasks, decision.skip)
+    # an engine that reads seed CSVs itself (Postgres) starts on the ones to run, in order
+    # (adapters/seedread.py); a no-op elsewhere (base.Adapter could declare it, STYLE §6)
+    ahead = getattr(adapter, "prefetch_seeds", None)
+    if ahead is not None:
+        ahead([t for t in tasks if t.id not in done])
     if decision.partial:
         reporter.note(
             f"{len(decision.partial)} task(s) cover time after the execution "

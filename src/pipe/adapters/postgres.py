@@ -10,6 +10,7 @@ CSV inference (the same types as on the embedded target) and loaded with COPY.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,7 @@ from ..errors import UserError
 from .base import Adapter, expand_env
 from .errors import AdapterError, Interrupted
 from .ledgertext import TextLedger
+from .seedread import SeedReader
 
 _PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
@@ -46,6 +48,32 @@ def secrets_of(dsn: str) -> list[str]:
     return sorted({x for x in found if len(x) >= 2}, key=len, reverse=True)
 
 
+# DuckDB's names of the types its CSV inference gives, spelled for Postgres as sqlglot spells
+# them (tests/test_s6pg_seeds.py checks each against sqlglot): a seed's DDL without
+# importing sqlglot, about 90 ms on the first seed task's path. Other types go to sqlglot.
+SEED_TYPES = {
+    "BIGINT": "BIGINT",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "DOUBLE": "DOUBLE PRECISION",
+    "FLOAT": "REAL",
+    "INTEGER": "INT",
+    "SMALLINT": "SMALLINT",
+    "TIME": "TIME",
+    "TIMESTAMP": "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+    "VARCHAR": "TEXT",
+}
+
+
+def seed_type(duckdb_type: str) -> str:
+    """A column type as DuckDB names it, in Postgres's DDL."""
+    known = SEED_TYPES.get(duckdb_type)
+    if known is not None:
+        return known
+    return sqlmod.transpile_type(duckdb_type, DuckDBRules.dialect, PostgresRules.dialect)
+
+
 def mask(text: str, secrets=()) -> str:
     """Hide passwords in a DSN or an error message: by shape, and by value when known."""
     for secret in secrets:
@@ -58,19 +86,38 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
 
     def __init__(self, target, root: Path, dsn: str | None = None):
         super().__init__(target, root)
+        self.seeds = SeedReader()  # shared with this adapter's workers: see worker()
+        self._owns_seeds = True
         self.dsn = dsn or expand_env(str(target.option("dsn")), f"target '{target.name}' dsn")
         self._secrets = secrets_of(self.dsn)
+        self._spare: _Spare | None = None  # the first worker's connection, opening
+        self._spare_lock = threading.Lock()
         try:
             self.con = psycopg.connect(self.dsn, autocommit=True)
-            # SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
-            # PGTZ from the environment after the startup options, and it would win
-            self.con.execute("SET TIME ZONE 'UTC'")
+            self._session()
         except psycopg.Error as exc:
             raise UserError(
                 f"cannot connect to target '{target.name}' (postgres): "
                 f"{mask(str(exc), self._secrets).strip()}"
             ) from None
-        self._abort_when_the_client_dies()
+
+    def _session(self) -> None:
+        """SPEC §2: sessions run in UTC. A statement, not a startup option: libpq applies
+        PGTZ from the environment after the startup options, and it would win. And a
+        client killed mid-statement (kill -9, a lost machine) leaves its statement running
+        in the server until the statement ends, in a transaction that holds the task's
+        temp table name and its locks: the next run would wait behind it, for hours with
+        a slow model. PostgreSQL 14+ can notice a gone client while a query runs. Both in
+        one call; where the platform refuses the check, the time zone alone."""
+        if self.con.info.server_version >= 140000:
+            try:
+                self.con.execute(
+                    b"SET TIME ZONE 'UTC'; SET client_connection_check_interval = '1s'"
+                )
+                return
+            except psycopg.Error:
+                pass  # a platform without the check: as before (both SETs rolled back)
+        self.con.execute("SET TIME ZONE 'UTC'")
 
     @classmethod
     def lineage_namespace(cls, target, root: Path) -> tuple[str, str]:
@@ -85,24 +132,30 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
         database = info.get("dbname") or info.get("user") or "postgres"
         return f"postgres://{host}:{port}", f"{database}."
 
-    def _abort_when_the_client_dies(self) -> None:
-        """A client killed mid-statement (kill -9, a lost machine) leaves its statement
-        running in the server until the statement ends, in a transaction that holds the
-        task's temp table name and its locks: the next run would wait behind it, for hours
-        with a slow model. PostgreSQL 14+ can notice a gone client while a query runs."""
-        if self.con.info.server_version < 140000:
-            return
-        try:
-            self.con.execute("SET client_connection_check_interval = '1s'")
-        except psycopg.Error:
-            pass  # a platform without the check: as before
+    def open_worker_ahead(self) -> None:
+        """Start connecting the first worker's connection on a thread (a run's start,
+        while it loads its plan): its first task does not wait for a connect."""
+        with self._spare_lock:
+            if self._spare is None:
+                self._spare = _Spare(self.target, self.root, self.dsn)
 
     def worker(self) -> PostgresAdapter:
-        worker = PostgresAdapter(self.target, self.root, self.dsn)
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        worker = spare.take() if spare is not None else None
+        if worker is None:  # none opened ahead, or it failed: connect (and say why) here
+            worker = PostgresAdapter(self.target, self.root, self.dsn)
         worker.catalog = self.catalog
+        worker.seeds, worker._owns_seeds = self.seeds, False
         return worker
 
     def close(self) -> None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close()
+        if self._owns_seeds:
+            self.seeds.close()
         self.con.close()
 
     def healthy(self) -> bool:
@@ -240,24 +293,26 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
             self._grant(table, kept)
         self._changed(table, "view")
 
+    def prefetch_seeds(self, tasks) -> None:
+        """Read the CSVs of these tasks' seeds ahead, in order (seedread.py): a run's
+        start calls it with the tasks it is about to run."""
+        self.seeds.prefetch(
+            (self.root / t.seed_path, dict(t.column_types))
+            for t in tasks
+            if t.kind == "seed" and t.seed_path
+        )
+
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         """DuckDB reads the CSV (the contract of seeds: its dialect sniffing, its types, its
         NULLs), and its rows are COPYed in: the same values on every target, whatever the
         delimiter or quoting (Postgres's own CSV reader would read "" as '' and assume ',')."""
-        from .duckdb import duckdb, read_csv  # only seeds need it: not on every start
+        from .duckdb import duckdb  # only seeds need it: not on every start
 
-        con = duckdb.connect()
         try:
-            rel = con.execute(f"SELECT * FROM {read_csv(csv_path, column_types)}")
-            cols = [
-                (d[0], sqlmod.transpile_type(str(d[1]), DuckDBRules.dialect, self.dialect))
-                for d in rel.description
-            ]
-            rows = rel.fetchall()
+            described, rows = self.seeds.read(csv_path, column_types)
         except duckdb.Error as exc:
             raise AdapterError(f"reading {csv_path.name}: {str(exc).splitlines()[0]}") from None
-        finally:
-            con.close()
+        cols = [(name, seed_type(dtype)) for name, dtype in described]
         ddl = ", ".join(f"{self.col(n)} {t}" for n, t in cols)
         self.execute(f"CREATE TABLE {self.q(temp)} ({ddl})")
         self._changed(temp, "table")
@@ -273,3 +328,33 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
                 f"loading {csv_path.name}: {mask(str(exc), self._secrets).strip()}"
             ) from None
         return len(rows)
+
+
+class _Spare:
+    """A worker's connection, connecting on a thread."""
+
+    def __init__(self, target, root: Path, dsn: str):
+        self._adapter: PostgresAdapter | None = None
+        self._thread = threading.Thread(
+            target=self._open, args=(target, root, dsn), name="pipe-connect", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, target, root: Path, dsn: str) -> None:
+        try:
+            self._adapter = PostgresAdapter(target, root, dsn)
+        except Exception:  # noqa: BLE001 - worker() connects again, and says why
+            pass
+
+    def take(self) -> PostgresAdapter | None:
+        self._thread.join()
+        adapter, self._adapter = self._adapter, None
+        if adapter is not None and not adapter.healthy():
+            adapter.close()
+            return None
+        return adapter
+
+    def close(self) -> None:
+        adapter = self.take()
+        if adapter is not None:
+            adapter.close()
