@@ -92,10 +92,22 @@ def verdict(check_severity: str, warn_if: str | None, error_if: str | None, fail
     return "pass"
 
 
+def check_counts(adapter: Adapter, checks) -> list[int]:
+    """The failing-row count of each check, in one query: one scalar subquery a check,
+    one row back (a statement costs 0.3-0.6 ms on DuckDB whatever it does; a quarter of
+    the models have checks, two or three each)."""
+    if len(checks) == 1:
+        return [int(adapter.scalar(f"SELECT count(*) FROM (\n{checks[0].sql}\n) AS failing"))]
+    parts = ",\n".join(
+        f"(SELECT count(*) FROM (\n{c.sql}\n) AS failing) AS c{i}" for i, c in enumerate(checks)
+    )
+    return [int(n) for n in adapter.query(f"SELECT\n{parts}")[1][0]]
+
+
 def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
     results = []
-    for c in task.checks:
-        failures = int(adapter.scalar(f"SELECT count(*) FROM (\n{c.sql}\n) AS failing"))
+    counts = check_counts(adapter, task.checks) if task.checks else []
+    for c, failures in zip(task.checks, counts, strict=True):
         sample = None
         if failures:
             names, rows = adapter.query(f"SELECT * FROM (\n{c.sql}\n) AS failing LIMIT 5")

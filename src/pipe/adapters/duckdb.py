@@ -9,6 +9,7 @@ base class's drop-and-rename publish is atomic for readers.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 try:  # the engine's own module: the `duckdb` package around it also loads its relational
@@ -85,6 +86,9 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
             except duckdb.IOException as exc:
                 raise self.open_error(target, exc) from None
         self.con = con
+        self._workers = 0  # worker connections opened (see worker())
+        self._threads: int | None = None  # DuckDB's threads before the second one
+        self._workers_lock = threading.Lock()
         # SPEC §2: sessions run in UTC, whatever the machine's zone; DuckDB's default is the
         # local zone and a setting is per connection (each worker cursor is one)
         if utc:
@@ -121,6 +125,17 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
     def worker(self) -> DuckDBAdapter:
         worker = DuckDBAdapter(self.target, self.root, self.con.cursor())
         worker.catalog = self.catalog
+        with self._workers_lock:
+            self._workers += 1
+            if self._threads is None:
+                self._threads = int(worker.scalar("SELECT current_setting('threads')"))
+            if self._workers > 1:
+                # DuckDB's threads (one pool per database instance, as many as cores by
+                # default) divided among the run's worker connections, each of which
+                # also runs its own statements: with two workers on two cores a pool of
+                # two made every small statement wake a third thread. A run of one
+                # worker keeps the whole pool for its statements.
+                worker.execute(f"SET threads = {max(1, self._threads // self._workers)}")
         return worker
 
     def close(self) -> None:
