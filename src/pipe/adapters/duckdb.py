@@ -201,5 +201,14 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
     def insert_sql(self, temp: str, table: str) -> str:
         return f"INSERT INTO {self.q(table)} BY NAME SELECT * FROM {self.q(temp)}"
 
+    guards_columns = True
+
+    def guarded_insert_sql(self, temp: str, table: str, columns) -> str:
+        """BY NAME fails when `temp` has a column `table` lacks, and `* REPLACE (c AS c,
+        ...)` when `temp` lacks one of `columns`: both are binder errors, before any row
+        is written."""
+        same = ", ".join(f"{self.col(c)} AS {self.col(c)}" for c, _ in columns)
+        return f"INSERT INTO {self.q(table)} BY NAME SELECT * REPLACE ({same}) FROM {self.q(temp)}"
+
     def load_seed(self, temp: str, csv_path: Path, column_types: dict[str, str]) -> int:
         return self.create_temp(temp, f"SELECT * FROM {read_csv(csv_path, column_types)}")
