@@ -127,9 +127,9 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
         worker.catalog = self.catalog
         with self._workers_lock:
             self._workers += 1
-            if self._threads is None:
-                self._threads = int(worker.scalar("SELECT current_setting('threads')"))
             if self._workers > 1:
+                if self._threads is None:  # read when it matters: not in a run of one
+                    self._threads = int(worker.scalar("SELECT current_setting('threads')"))
                 # DuckDB's threads (one pool per database instance, as many as cores by
                 # default) divided among the run's worker connections while they fit,
                 # each of which runs its own statements too: with two workers on two
