@@ -301,12 +301,17 @@ class PlanFiles:
         self.size = size
         self._cache: OrderedDict[Path, dict[str, Task]] = OrderedDict()
         self._lock = threading.Lock()
+        self._paths: dict[Interval, Path] = {}  # a task's interval -> its plan file
 
     def hydrate(self, task: Task) -> Task:
         if task.sql or task.kind in ("seed", "sensor", "swap"):
             return task
-        outer = inside_one(self.cp, task.interval)
-        path = planfile.plan_path(self.root, self.cp.target.name, outer)
+        path = self._paths.get(task.interval)
+        if path is None:  # every model of an interval shares it: made once an interval
+            outer = inside_one(self.cp, task.interval)
+            path = self._paths[task.interval] = planfile.plan_path(
+                self.root, self.cp.target.name, outer
+            )
         with self._lock:
             tasks = self._cache.get(path)
             if tasks is None:

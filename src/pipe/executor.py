@@ -92,10 +92,22 @@ def verdict(check_severity: str, warn_if: str | None, error_if: str | None, fail
     return "pass"
 
 
+def check_counts(adapter: Adapter, checks) -> list[int]:
+    """The failing-row count of each check, in one query: one scalar subquery a check,
+    one row back (a statement costs 0.3-0.6 ms on DuckDB whatever it does; a quarter of
+    the models have checks, two or three each)."""
+    if len(checks) == 1:
+        return [int(adapter.scalar(f"SELECT count(*) FROM (\n{checks[0].sql}\n) AS failing"))]
+    parts = ",\n".join(
+        f"(SELECT count(*) FROM (\n{c.sql}\n) AS failing) AS c{i}" for i, c in enumerate(checks)
+    )
+    return [int(n) for n in adapter.query(f"SELECT\n{parts}")[1][0]]
+
+
 def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
     results = []
-    for c in task.checks:
-        failures = int(adapter.scalar(f"SELECT count(*) FROM (\n{c.sql}\n) AS failing"))
+    counts = check_counts(adapter, task.checks) if task.checks else []
+    for c, failures in zip(task.checks, counts, strict=True):
         sample = None
         if failures:
             names, rows = adapter.query(f"SELECT * FROM (\n{c.sql}\n) AS failing LIMIT 5")
@@ -180,11 +192,14 @@ def _execute(
     lock = creating.lock(adapter, task)
     if lock:
         lock.acquire()
+    guard = adapter.guards_columns
     try:
         for attempt in range(tries):
             try:
                 with adapter.transaction():
-                    return _write_audit_publish(adapter, task, root, stamp)
+                    return _write_audit_publish(adapter, task, root, stamp, guard)
+            except _Unguarded:
+                guard = False  # the columns changed, or the INSERT failed: the whole way
             except AdapterError as exc:
                 if attempt == tries - 1 or not adapter.is_conflict(exc):
                     raise
@@ -195,7 +210,14 @@ def _execute(
     raise AssertionError("unreachable")
 
 
-def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp) -> TaskResult:
+class _Unguarded(Exception):
+    """A guarded publish's INSERT failed: the task is redone (rolled back first) with
+    its temp table's columns listed, which says what changed or fails as it would have."""
+
+
+def _write_audit_publish(
+    adapter: Adapter, task: Task, root: Path, stamp: Stamp, guard: bool = False
+) -> TaskResult:
     """Build, check, publish and record: the caller's transaction commits it all at once
     or (on TaskFailed, an error, a timeout) rolls it all back, temp table included."""
     rows, leaked = _build(adapter, task, root)
@@ -205,7 +227,7 @@ def _write_audit_publish(adapter: Adapter, task: Task, root: Path, stamp: Stamp)
         kinds = {c.name: c.type for c in task.checks}
         names = ", ".join(f"{c.name} ({_failed(c, kinds.get(c.name))})" for c in bad)
         raise TaskFailed(f"check failed: {names}", checks, retryable=False)
-    published = _publish(adapter, task, rows, leaked)
+    published = _publish(adapter, task, rows, leaked, guard)
     entry = Entry(
         task.fingerprint,
         stamp.published_at,
@@ -265,20 +287,28 @@ class _Published:
     warnings: tuple[str, ...] = ()
 
 
-def _publish(adapter: Adapter, task: Task, rows: int | None, leaked: int) -> _Published:
+def _publish(
+    adapter: Adapter, task: Task, rows: int | None, leaked: int, guard: bool = False
+) -> _Published:
     """The temp relation becomes the task's table (or its interval's rows in it)."""
     if task.kind == "view":
         adapter.publish_view(task.temp, task.table, task.sql)
         published = _Published(rows, leaked)
     elif task.kind == "incremental":
-        warnings = tuple(sync_columns(adapter, task))
-        inserted, replaced = adapter.publish_interval(
-            task.temp,
-            task.table,
-            task.time_column,
-            iso(task.interval.start),
-            iso(task.interval.end),
-        )
+        # the table's columns as last read: the INSERT checks the temp's against them
+        known = adapter.known_columns(task.table) if guard else None
+        warnings = tuple(sync_columns(adapter, task)) if known is None else ()
+        span = (task.time_column, iso(task.interval.start), iso(task.interval.end))
+        try:
+            inserted, replaced = (
+                adapter.publish_interval(task.temp, task.table, *span)
+                if known is None
+                else adapter.publish_interval(task.temp, task.table, *span, columns=known)
+            )
+        except AdapterError as exc:
+            if known is None or isinstance(exc, Interrupted):
+                raise
+            raise _Unguarded from None
         published = _Published(inserted, leaked + rows - inserted, replaced, warnings)
     else:
         adapter.publish_full(task.temp, task.table)

@@ -180,7 +180,9 @@ class Scheduler:
         order = {t.id: i for i, t in enumerate(tasks)}
         self.priority = priority or (lambda t: order[t.id])
         self._stop = threading.Event()
-        self._done_q: queue.Queue[_Report] = queue.Queue()
+        # the C queue: a worker's report wakes this thread without Queue's Python-level
+        # Condition (the hand-off between two tasks is on a c1 run's critical path)
+        self._done_q: queue.SimpleQueue[_Report] = queue.SimpleQueue()
         self._blocked = dict(blocked or {})  # task id -> why it cannot run (fails it)
         # each task's outcome so far, in parts (see outcome())
         self._status: dict[str, str] = dict.fromkeys(self.tasks, "pending")

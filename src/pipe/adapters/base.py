@@ -23,6 +23,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from .. import sql as sqlmod
@@ -35,6 +36,8 @@ from .errors import AdapterError
 from .ledgertable import LedgerTable
 
 TEMP_MARK = "__pipe_tmp_"
+# a task spells its table and temp table five or six times: the spelling of each once
+_quote_table = lru_cache(maxsize=8192)(sqlmod.quote_table)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -60,6 +63,10 @@ class Adapter(LedgerTable, EngineRules, ABC):
     #: the constructor may run on another thread, while the run loads its plan (the
     #: driver releases the GIL while it connects or reads its catalog)
     opens_in_background = False
+    #: `guarded_insert_sql` checks the temp table's columns inside the publish's INSERT:
+    #: an incremental task whose table's columns are known lists the temp's only when
+    #: that INSERT fails (one statement less a task; executor.sync_columns)
+    guards_columns = False
 
     def __init__(self, target: Target, root: Path):
         self.target = target
@@ -132,7 +139,7 @@ class Adapter(LedgerTable, EngineRules, ABC):
 
     # -- names
     def q(self, table: str) -> str:
-        return sqlmod.quote_table(table, self.dialect)
+        return _quote_table(table, self.dialect)
 
     def col(self, name: str) -> str:
         return sqlmod.column(name, self.dialect)
@@ -289,11 +296,19 @@ class Adapter(LedgerTable, EngineRules, ABC):
         self._changed(table, "table")
 
     def publish_interval(
-        self, temp: str, table: str, time_column: str, start: str, end: str
+        self,
+        temp: str,
+        table: str,
+        time_column: str,
+        start: str,
+        end: str,
+        columns: tuple[tuple[str, str], ...] | None = None,
     ) -> tuple[int, int]:
         """Replace the [start, end) rows of `table` by those of `temp` (rows of `temp`
         outside the interval are left out); drop `temp`; return (rows inserted, rows the
-        interval held before). The first interval creates `table` with the temp's columns."""
+        interval held before). The first interval creates `table` with the temp's columns.
+        `columns` (engines that `guards_columns` only): `table`'s columns as last read; the
+        insert fails unless `temp` has exactly these (see `guarded_insert_sql`)."""
         kind = self.relation_kind(table)
         if kind == "view":
             self.drop(table, kind)
@@ -304,7 +319,12 @@ class Adapter(LedgerTable, EngineRules, ABC):
             self._changed(table, "table")
         within = self._within(time_column, start, end)
         replaced = self.execute(f"DELETE FROM {self.q(table)} WHERE {within}")
-        n = self.execute(self.insert_sql(temp, table) + f" WHERE {within}")
+        insert = (
+            self.insert_sql(temp, table)
+            if columns is None
+            else self.guarded_insert_sql(temp, table, columns)
+        )
+        n = self.execute(insert + f" WHERE {within}")
         self.drop(temp, "table")
         return int(n or 0), int(replaced or 0)
 
@@ -328,6 +348,13 @@ class Adapter(LedgerTable, EngineRules, ABC):
             self.catalog.remember_columns(table, found)
         return found
 
+    def known_columns(self, table: str) -> tuple[tuple[str, str], ...] | None:
+        """`table_columns` when this run has read them already and `table` is a table
+        this transaction has not changed; None otherwise (no query either way)."""
+        if table in self._pending or self.relation_kind(table) != "table":
+            return None
+        return self.catalog.columns(table) or None
+
     def add_column(self, table: str, column: str, dtype: str) -> None:
         self.execute(f"ALTER TABLE {self.q(table)} ADD COLUMN {self.col(column)} {dtype}")
         self._changed(table, "table")
@@ -338,6 +365,11 @@ class Adapter(LedgerTable, EngineRules, ABC):
 
     def insert_sql(self, temp: str, table: str) -> str:
         return f"INSERT INTO {self.q(table)} SELECT * FROM {self.q(temp)}"
+
+    def guarded_insert_sql(self, temp: str, table: str, columns) -> str:
+        """`insert_sql` that fails unless `temp` has exactly `columns` (by name, in any
+        order): an engine that `guards_columns` overrides it."""
+        raise NotImplementedError
 
     def publish_view(self, temp: str, table: str, select_sql: str) -> None:
         """Drop the audited temp view and (re)create `table` as a view of `select_sql`."""
