@@ -9,7 +9,9 @@
    `pipe compile` in CI).
 2. The floor: every task of the plan as a bare `CREATE TABLE ... AS <plan SQL>` (seeds as
    CREATE TABLE AS read_csv on DuckDB, COPY on Postgres), in plan order, through one
-   connection, in a fresh warehouse, timed.
+   connection, in a fresh warehouse, timed. On Postgres the floor reads each seed CSV
+   through the installed pipe's own `PostgresAdapter.load_seed` (DuckDB's CSV reading,
+   the seed contract), so it shares pipe's one in-memory DuckDB but not a run's read-ahead.
 3. `pipe run --interval` of the same plan in a fresh warehouse and state, at each
    concurrency, as a subprocess, whole-process wall time (write-audit-publish, checks,
    ledger and state store included), and the time from spawning the process to the

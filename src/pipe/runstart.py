@@ -90,9 +90,7 @@ class Opening:
         except BaseException as exc:  # noqa: BLE001 - raised again by adapter()
             self._error = exc
             return
-        ahead = getattr(adapter, "open_worker_ahead", None)  # Postgres: see postgres.py
-        if ahead is not None:
-            ahead()
+        adapter.open_worker_ahead()
         try:
             self.relations = adapter.relations()
             if self.relations.get(LEDGER) == "table":
@@ -235,11 +233,7 @@ def prepare(
         reconcile()
         raise _refusal(decision.blocked)
     done = frozenset(decision.skip) | _idle_sensors(tasks, decision.skip)
-    # an engine that reads seed CSVs itself (Postgres) starts on the ones to run, in order
-    # (adapters/seedread.py); a no-op elsewhere (base.Adapter could declare it, STYLE §6)
-    ahead = getattr(adapter, "prefetch_seeds", None)
-    if ahead is not None:
-        ahead([t for t in tasks if t.id not in done])
+    adapter.prefetch_seeds([t for t in tasks if t.id not in done])  # Postgres: seedread.py
     if decision.partial:
         reporter.note(
             f"{len(decision.partial)} task(s) cover time after the execution "

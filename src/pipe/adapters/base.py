@@ -167,6 +167,14 @@ class Adapter(LedgerTable, EngineRules, ABC):
         else:
             self.catalog.apply({table: kind})
 
+    def open_worker_ahead(self) -> None:
+        """Start opening the first worker's connection while the run starts (a no-op
+        where workers share the connection or opening one is cheap; Postgres opens it)."""
+
+    def prefetch_seeds(self, tasks) -> None:
+        """Start reading what loading these seed tasks needs, in order (a no-op where
+        the engine reads the CSV itself; Postgres reads them through DuckDB)."""
+
     def prefetch_catalog(self, schemas) -> None:
         """List every relation of `schemas` once; the run's tasks then ask no catalog
         query. Sound under the project lock: only this process changes those schemas."""
