@@ -34,10 +34,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .. import sql as sqlmod
 from ..names import TableName
 from .errors import AdapterError
-from .ledgertable import LEDGER
 from .spark_names import PHYSICAL, flat, physical
 
 _TOKENS = itertools.count(1)
@@ -177,7 +175,7 @@ class SparkPublishing:
         try:
             self._script(
                 [s for u in batch for s in u.statements]
-                + [self._ledger_insert([r for u in batch for r in u.rows])]
+                + [self._ledger_append([r for u in batch for r in u.rows])]
             )
         except AdapterError as exc:
             if len(batch) == 1:
@@ -185,14 +183,11 @@ class SparkPublishing:
             else:
                 for u in batch:
                     try:
-                        self._script([*u.statements, self._ledger_insert(u.rows)])
+                        self._script([*u.statements, self._ledger_append(u.rows)])
                     except AdapterError as one:
                         u.error = one
         for u in batch:
             u.done = True
-
-    def _ledger_insert(self, rows: list[str]) -> str:
-        return f"INSERT INTO {LEDGER} ({self._NAMES}) VALUES\n" + ",\n".join(rows)
 
     # -- names
     def _build_table(self, temp: str) -> str:
@@ -463,21 +458,3 @@ class SparkPublishing:
         if self._task is not None:
             self._task.touched.add(table)
         self._changed(table, "view")
-
-    # -- the ledger row: queued with the task's publish
-    def record_published(self, key, entry) -> None:
-        from ..ledger import encode_reads
-
-        lit = lambda v: sqlmod.literal(v, self.dialect)
-        num = lambda v: "NULL" if v is None else str(int(v))
-        row = (
-            f"({', '.join(lit(v) for v in (*key, entry.fingerprint))}, {num(entry.rows)}, "
-            f"{entry.published_at!r}, "
-            f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
-            f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})"
-        )
-        if self._task is not None:
-            self._task.rows.append(row)
-        else:
-            with self.shared.ledger_lock:
-                self.execute(self._ledger_insert([row]))
