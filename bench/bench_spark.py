@@ -3,7 +3,7 @@
     python bench/bench_spark.py [--models 100] [--warmup 1] [--rounds 3] [--concurrency 1 4]
                                 [--days 30] [--backfill-models 10]
                                 [--backfill-concurrency 1 2 4] [--remote sc://HOST:PORT]
-                                [--baseline OTHER/src]
+                                [--baseline OTHER/src] [--after THIS/src]
 
 1. Starts a local Spark Connect server from the installed pyspark, as the tests do
    (tests/servers.py: `local[2]`, Hive catalog on an embedded Derby metastore, warehouse in
@@ -25,7 +25,8 @@
    - with `--baseline DIR` (the `src` directory of another pipe, e.g. `git archive REV
      src | tar -x -C /tmp/base`), the same `pipe run` of that pipe right after each one
      (PYTHONPATH=DIR): before and after, paired, in the same round against the same floor,
-     which of the two goes first alternating by round.
+     which of the two goes first alternating by round; `--after DIR` runs the pipe measured
+     from a frozen `src` too (the worktree's may change while the benchmark runs).
 4. A backfill: `--days` x `--backfill-models` trivial incremental models (the models of
    bench/bench_backfill.py, in a form sqlglot turns into Spark SQL), `pipe backfill` at
    each `--backfill-concurrency` on a fresh warehouse and state, tasks a minute (whole
@@ -166,7 +167,7 @@ def run_pipe(spark, root: Path, concurrency: int, src: str | None = None) -> dic
     return _timed([*args, "--concurrency", str(concurrency)], root, src)
 
 
-def backfill(spark, root: Path, days: int, concurrency: int) -> dict:
+def backfill(spark, root: Path, days: int, concurrency: int, src: str | None = None) -> dict:
     wipe(spark)
     for p in (root / ".pipe", root / "plans"):
         shutil.rmtree(p, ignore_errors=True)
@@ -175,7 +176,7 @@ def backfill(spark, root: Path, days: int, concurrency: int) -> dict:
     end = start + timedelta(days=days)
     args = ["backfill", "--project", str(root), "--target", "spark"]
     args += ["--start", f"{start:%Y-%m-%d}", "--end", f"{end:%Y-%m-%d}"]
-    return _timed([*args, "--concurrency", str(concurrency)], root)
+    return _timed([*args, "--concurrency", str(concurrency)], root, src)
 
 
 def _stats(xs: list[float]) -> dict:
@@ -194,6 +195,7 @@ def main() -> None:
     ap.add_argument("--backfill-after", type=int, default=1, help="rounds before the backfill")
     ap.add_argument("--remote", help="sc://HOST:PORT of a server this benchmark may wipe")
     ap.add_argument("--baseline", help="src directory of another pipe, run after each run")
+    ap.add_argument("--after", help="src directory of the pipe measured (default: the installed)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     server = None
@@ -246,7 +248,7 @@ def main() -> None:
             record(f"{pre}floor", {"seconds": f}, load0)
             number = n + 1 if n >= 0 else n + args.warmup + 1
             print(f"{pre}round {number}: floor {f:.1f}s, load {load0}", flush=True)
-            pipes = [("", None)] + ([("baseline ", args.baseline)] if args.baseline else [])
+            pipes = [("", args.after)] + ([("baseline ", args.baseline)] if args.baseline else [])
             pipes = pipes[::-1] if n % 2 else pipes  # alternate which goes first
             for c in args.concurrency:
                 for who, src in pipes:
@@ -264,7 +266,7 @@ def main() -> None:
             if n + 1 == args.backfill_after:
                 for c in args.backfill_concurrency:
                     load0 = _load()
-                    got = backfill(spark, bf_root, args.days, c)
+                    got = backfill(spark, bf_root, args.days, c, args.after)
                     got["tasks/min"] = bf_tasks / got["seconds"] * 60
                     record(f"backfill c{c}", got, load0)
                     print(
