@@ -24,8 +24,8 @@ be scanning it); older ones are dropped then.
   rows plus the temp's rows of the interval (a copy of the table per publish: correct
   without Delta/Iceberg's atomic REPLACE WHERE, which this catalog does not offer), then the
   view is repointed. Publishes of one model are serialised in this process. The ledger row
-  is appended after the repoint: a crash in between republishes the interval, which
-  replaces it again, never doubling it.
+  (a table property of `_pipe.ledger`, spark_ledger.py) is set after the repoint: a crash
+  in between republishes the interval, which replaces it again, never doubling it.
 
 How few round trips that takes is spark_publish.py's business. Interrupts cancel the
 running operation on the server by its tag (`SparkSession.interruptTag`), not only the

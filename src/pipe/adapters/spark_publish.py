@@ -13,10 +13,11 @@ Every statement is a round trip through the server's analyzer and the Hive metas
   the task ends (`BEGIN ...; ...; END`: executed in order, stopping at the first error;
   statements one by one on a server without SQL scripting). Any other statement the task
   sends first sends the queue, so statements run in the order they were asked for;
-- **ledger rows** are appended under one lock (concurrent appends to one Parquet table
-  break each other's commit); a worker that finds others waiting for it commits their
-  queued publishes and rows with its own, in one script ending in one multi-row INSERT
-  (a group commit), each task still returning only once its row is written;
+- **ledger rows** are table properties (spark_ledger.py: a metastore operation, not a
+  Spark job), set under one lock (setting properties reads and writes back the table's
+  whole set); a worker that finds others waiting for it commits their queued publishes and
+  rows with its own, in one script ending in one statement setting all their rows (a
+  group commit), each task still returning only once its row is written;
 - **catalog**: what `_pipe` holds is listed once at the run's start and then tracked here,
   not asked with `SHOW TABLES` per task.
 
@@ -45,7 +46,7 @@ _NEW = "__pipe_new"  # marks the temp's rows in an interval's rebuild; never wri
 
 @dataclass
 class _Unit:
-    """One task's commit: its queued statements and ledger rows (VALUES tuples)."""
+    """One task's commit: its queued statements and ledger rows (`'key' = 'value'` properties)."""
 
     statements: list[str]
     rows: list[str]
@@ -170,7 +171,7 @@ class SparkPublishing:
             raise unit.error
 
     def _commit(self, batch: list[_Unit]) -> None:
-        """The batch's statements then one INSERT of their rows; unit by unit when the
+        """The batch's statements then one statement setting their rows; unit by unit when the
         batch fails, so one task's error is not another's."""
         try:
             self._script(
