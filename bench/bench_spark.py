@@ -73,6 +73,29 @@ where {{{{ interval_start }}}} + h * interval '1 hour' >= {{{{ interval_start }}
 """
 
 
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds the server's JVM has used (user + system), 0 without its pid: what a
+    measurement cost the server, less sensitive to the machine's other load than wall time."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _jvm_pid(url: str) -> int | None:
+    """The pid of the local JVM serving `url` (the server's port is in its command line)."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        mark = f"binding.port={port}".encode()
+        if cmd and cmd[0].endswith(b"java") and any(arg.endswith(mark) for arg in cmd):
+            return int(proc.name)
+    return None
+
+
 def _load() -> str:
     """The load averages over 1, 5 and 15 minutes, as uptime shows them."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -231,6 +254,7 @@ def main() -> None:
         (OUT / "result.json").write_text(json.dumps(result, indent=2))
 
     spark = session(remote)
+    jvm = _jvm_pid(remote)  # a server on this machine: its CPU time is measured too
     try:
         root = generate(OUT / f"project-{args.models}", args.models, remote)
         tasks = plan_tasks(root, "spark")
@@ -244,29 +268,39 @@ def main() -> None:
             # in the first round and 40 s in the next; warm-up rounds are kept apart
             pre = "warm-up " if n < 0 else ""
             load0 = _load()
+            cpu0 = _server_cpu(jvm)
             f = floor(spark, root, tasks)
-            record(f"{pre}floor", {"seconds": f}, load0)
+            record(f"{pre}floor", {"seconds": f, "server cpu": _server_cpu(jvm) - cpu0}, load0)
             number = n + 1 if n >= 0 else n + args.warmup + 1
-            print(f"{pre}round {number}: floor {f:.1f}s, load {load0}", flush=True)
+            spent = result["measurements"][-1]["server cpu"]
+            print(
+                f"{pre}round {number}: floor {f:.1f}s (server cpu {spent:.1f}s), load {load0}",
+                flush=True,
+            )
             pipes = [("", args.after)] + ([("baseline ", args.baseline)] if args.baseline else [])
             pipes = pipes[::-1] if n % 2 else pipes  # alternate which goes first
             for c in args.concurrency:
                 for who, src in pipes:
                     load0 = _load()
+                    cpu0 = _server_cpu(jvm)
                     got = run_pipe(spark, root, c, src)
+                    got["server cpu"] = _server_cpu(jvm) - cpu0
                     got["vs floor"] = got["seconds"] / f
                     record(f"{pre}{who}pipe c{c}", got, load0)
                     print(
                         f"  {who}pipe run --concurrency {c}: {got['seconds']:.1f}s = "
                         f"{got['vs floor']:.2f}x the floor (start {got['start']:.1f}s, "
                         f"run {got['run']:.1f}s, exit {got['exit']:.1f}s, "
-                        f"cpu {got['cpu']:.1f}s), load {load0}",
+                        f"cpu {got['cpu']:.1f}s, server cpu {got['server cpu']:.1f}s), "
+                        f"load {load0}",
                         flush=True,
                     )
             if n + 1 == args.backfill_after:
                 for c in args.backfill_concurrency:
                     load0 = _load()
+                    cpu0 = _server_cpu(jvm)
                     got = backfill(spark, bf_root, args.days, c, args.after)
+                    got["server cpu"] = _server_cpu(jvm) - cpu0
                     got["tasks/min"] = bf_tasks / got["seconds"] * 60
                     record(f"backfill c{c}", got, load0)
                     print(
