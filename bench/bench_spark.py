@@ -3,7 +3,7 @@
     python bench/bench_spark.py [--models 100] [--warmup 1] [--rounds 3] [--concurrency 1 4]
                                 [--days 30] [--backfill-models 10]
                                 [--backfill-concurrency 1 2 4] [--remote sc://HOST:PORT]
-                                [--baseline OTHER/src]
+                                [--baseline OTHER/src] [--after THIS/src]
 
 1. Starts a local Spark Connect server from the installed pyspark, as the tests do
    (tests/servers.py: `local[2]`, Hive catalog on an embedded Derby metastore, warehouse in
@@ -25,7 +25,8 @@
    - with `--baseline DIR` (the `src` directory of another pipe, e.g. `git archive REV
      src | tar -x -C /tmp/base`), the same `pipe run` of that pipe right after each one
      (PYTHONPATH=DIR): before and after, paired, in the same round against the same floor,
-     which of the two goes first alternating by round.
+     which of the two goes first alternating by round; `--after DIR` runs the pipe measured
+     from a frozen `src` too (the worktree's may change while the benchmark runs).
 4. A backfill: `--days` x `--backfill-models` trivial incremental models (the models of
    bench/bench_backfill.py, in a form sqlglot turns into Spark SQL), `pipe backfill` at
    each `--backfill-concurrency` on a fresh warehouse and state, tasks a minute (whole
@@ -70,6 +71,29 @@ from (select unnest(range(24)) as h) as t
 where {{{{ interval_start }}}} + h * interval '1 hour' >= {{{{ interval_start }}}}
   and {{{{ interval_start }}}} + h * interval '1 hour' < {{{{ interval_end }}}}
 """
+
+
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds the server's JVM has used (user + system), 0 without its pid: what a
+    measurement cost the server, less sensitive to the machine's other load than wall time."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _jvm_pid(url: str) -> int | None:
+    """The pid of the local JVM serving `url` (the server's port is in its command line)."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        mark = f"binding.port={port}".encode()
+        if cmd and cmd[0].endswith(b"java") and any(arg.endswith(mark) for arg in cmd):
+            return int(proc.name)
+    return None
 
 
 def _load() -> str:
@@ -166,7 +190,7 @@ def run_pipe(spark, root: Path, concurrency: int, src: str | None = None) -> dic
     return _timed([*args, "--concurrency", str(concurrency)], root, src)
 
 
-def backfill(spark, root: Path, days: int, concurrency: int) -> dict:
+def backfill(spark, root: Path, days: int, concurrency: int, src: str | None = None) -> dict:
     wipe(spark)
     for p in (root / ".pipe", root / "plans"):
         shutil.rmtree(p, ignore_errors=True)
@@ -175,7 +199,7 @@ def backfill(spark, root: Path, days: int, concurrency: int) -> dict:
     end = start + timedelta(days=days)
     args = ["backfill", "--project", str(root), "--target", "spark"]
     args += ["--start", f"{start:%Y-%m-%d}", "--end", f"{end:%Y-%m-%d}"]
-    return _timed([*args, "--concurrency", str(concurrency)], root)
+    return _timed([*args, "--concurrency", str(concurrency)], root, src)
 
 
 def _stats(xs: list[float]) -> dict:
@@ -194,6 +218,7 @@ def main() -> None:
     ap.add_argument("--backfill-after", type=int, default=1, help="rounds before the backfill")
     ap.add_argument("--remote", help="sc://HOST:PORT of a server this benchmark may wipe")
     ap.add_argument("--baseline", help="src directory of another pipe, run after each run")
+    ap.add_argument("--after", help="src directory of the pipe measured (default: the installed)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     server = None
@@ -229,6 +254,7 @@ def main() -> None:
         (OUT / "result.json").write_text(json.dumps(result, indent=2))
 
     spark = session(remote)
+    jvm = _jvm_pid(remote)  # a server on this machine: its CPU time is measured too
     try:
         root = generate(OUT / f"project-{args.models}", args.models, remote)
         tasks = plan_tasks(root, "spark")
@@ -242,29 +268,39 @@ def main() -> None:
             # in the first round and 40 s in the next; warm-up rounds are kept apart
             pre = "warm-up " if n < 0 else ""
             load0 = _load()
+            cpu0 = _server_cpu(jvm)
             f = floor(spark, root, tasks)
-            record(f"{pre}floor", {"seconds": f}, load0)
+            record(f"{pre}floor", {"seconds": f, "server cpu": _server_cpu(jvm) - cpu0}, load0)
             number = n + 1 if n >= 0 else n + args.warmup + 1
-            print(f"{pre}round {number}: floor {f:.1f}s, load {load0}", flush=True)
-            pipes = [("", None)] + ([("baseline ", args.baseline)] if args.baseline else [])
+            spent = result["measurements"][-1]["server cpu"]
+            print(
+                f"{pre}round {number}: floor {f:.1f}s (server cpu {spent:.1f}s), load {load0}",
+                flush=True,
+            )
+            pipes = [("", args.after)] + ([("baseline ", args.baseline)] if args.baseline else [])
             pipes = pipes[::-1] if n % 2 else pipes  # alternate which goes first
             for c in args.concurrency:
                 for who, src in pipes:
                     load0 = _load()
+                    cpu0 = _server_cpu(jvm)
                     got = run_pipe(spark, root, c, src)
+                    got["server cpu"] = _server_cpu(jvm) - cpu0
                     got["vs floor"] = got["seconds"] / f
                     record(f"{pre}{who}pipe c{c}", got, load0)
                     print(
                         f"  {who}pipe run --concurrency {c}: {got['seconds']:.1f}s = "
                         f"{got['vs floor']:.2f}x the floor (start {got['start']:.1f}s, "
                         f"run {got['run']:.1f}s, exit {got['exit']:.1f}s, "
-                        f"cpu {got['cpu']:.1f}s), load {load0}",
+                        f"cpu {got['cpu']:.1f}s, server cpu {got['server cpu']:.1f}s), "
+                        f"load {load0}",
                         flush=True,
                     )
             if n + 1 == args.backfill_after:
                 for c in args.backfill_concurrency:
                     load0 = _load()
-                    got = backfill(spark, bf_root, args.days, c)
+                    cpu0 = _server_cpu(jvm)
+                    got = backfill(spark, bf_root, args.days, c, args.after)
+                    got["server cpu"] = _server_cpu(jvm) - cpu0
                     got["tasks/min"] = bf_tasks / got["seconds"] * 60
                     record(f"backfill c{c}", got, load0)
                     print(

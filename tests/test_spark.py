@@ -166,3 +166,36 @@ def test_the_embedded_local_session_writes_its_tables_under_the_warehouse_dir(
     assert (root / "sparkwh" / "metastore_db").is_dir()
     tables = root / "sparkwh" / "tables" / "_pipe.db"
     assert sorted(p.name.split("__v")[0] for p in tables.iterdir()) == ["a__m", "ledger"]
+
+
+@pytest.mark.spark
+def test_a_ledger_of_parquet_rows_is_converted_to_table_properties(
+    write_project, spark_remote, monkeypatch
+):
+    """An older pipe kept the ledger as Parquet rows of `_pipe.ledger`; a run converts them
+    into the table's properties (one metastore operation a row, not a Spark job) and still
+    skips what they say is published."""
+    from spark_helpers import SparkWarehouse, session
+
+    SparkWarehouse(spark_remote).wipe()
+    monkeypatch.setenv("PIPE_SPARK_REMOTE", spark_remote)
+    root = write_project({"models/a/m.sql": "select 1 as x"}, pipe_yml=SPARK_YML)
+    args = ["run", "--target", "spark", "--interval", "2026-06-01"]
+    proc = run_pipe(args, root)
+    assert proc.returncode == 0 and "1 succeeded" in proc.stdout, proc.stdout + proc.stderr
+    spark = session(spark_remote)
+    props = dict(spark.sql("SHOW TBLPROPERTIES _pipe.ledger").collect())
+    (row,) = [json.loads(v) for k, v in props.items() if k.startswith("pipe.ledger.")]
+    # the warehouse as an older pipe left it: the same row in Parquet, no properties
+    keys = ", ".join(f"'{k}'" for k in props if k.startswith("pipe.ledger"))
+    spark.sql(f"ALTER TABLE _pipe.ledger UNSET TBLPROPERTIES ({keys})")
+    spark.createDataFrame([row], spark.table("_pipe.ledger").schema).write.insertInto(
+        "_pipe.ledger"
+    )
+    shutil.rmtree(root / ".pipe")  # the state store too: only the warehouse's ledger says
+    proc = run_pipe(args, root)
+    assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout + proc.stderr
+    props = dict(spark.sql("SHOW TBLPROPERTIES _pipe.ledger").collect())
+    assert props["pipe.ledger_format"] == "properties"
+    assert [json.loads(v) for k, v in props.items() if k.startswith("pipe.ledger.")] == [row]
+    assert spark.sql("SELECT count(*) FROM _pipe.ledger").collect()[0][0] == 0

@@ -24,8 +24,8 @@ be scanning it); older ones are dropped then.
   rows plus the temp's rows of the interval (a copy of the table per publish: correct
   without Delta/Iceberg's atomic REPLACE WHERE, which this catalog does not offer), then the
   view is repointed. Publishes of one model are serialised in this process. The ledger row
-  is appended after the repoint: a crash in between republishes the interval, which
-  replaces it again, never doubling it.
+  (a table property of `_pipe.ledger`, spark_ledger.py) is set after the repoint: a crash
+  in between republishes the interval, which replaces it again, never doubling it.
 
 How few round trips that takes is spark_publish.py's business. Interrupts cancel the
 running operation on the server by its tag (`SparkSession.interruptTag`), not only the
@@ -54,6 +54,7 @@ from .base import TEMP_MARK, Adapter, expand_env
 from .duckdb import read_csv
 from .errors import AdapterError, Interrupted
 from .ledgertable import LEDGER
+from .spark_ledger import SparkLedger
 from .spark_names import PHYSICAL, flat, physical, unflat
 from .spark_publish import Shared, SparkPublishing
 
@@ -111,7 +112,7 @@ def _pyspark():
     return SparkSession, PySparkException
 
 
-class SparkAdapter(SparkPublishing, SparkRules, Adapter):
+class SparkAdapter(SparkLedger, SparkPublishing, SparkRules, Adapter):
     transactional_ddl = False
 
     def __init__(
@@ -263,60 +264,6 @@ class SparkAdapter(SparkPublishing, SparkRules, Adapter):
     def query(self, sql: str):
         self._materialise(sql)
         return self._run(sql, True)
-
-    # -- the ledger: Spark types; compaction and deletion without DELETE
-    _COLUMNS = (
-        "model STRING, interval_start STRING, interval_end STRING, fingerprint STRING, "
-        "rows BIGINT, published_at DOUBLE, reads STRING, partial BOOLEAN, "
-        "replaced BIGINT"
-    )
-    _NAMES = (
-        "model, interval_start, interval_end, fingerprint, rows, published_at, reads, "
-        "partial, replaced"
-    )
-
-    def ensure_ledger(self) -> None:
-        self.ensure_schema(PHYSICAL)
-        self.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER} ({self._COLUMNS}) USING parquet")
-
-    def record_removed(self, keys, at: float) -> None:
-        """Tombstones, one INSERT (after what the task queued)."""
-        if not keys:
-            return
-        lit = lambda v: sqlmod.literal(v, self.dialect)
-        rows = [
-            f"({', '.join(map(lit, key))}, '', NULL, {at + i * 1e-6!r}, NULL, NULL, NULL)"
-            for i, key in enumerate(sorted(keys))
-        ]
-        self._flush()
-        with self.shared.ledger_lock:
-            self.execute(self._ledger_insert(rows))
-
-    def _rewrite_ledger(self, where: str) -> int:
-        """Keep only the ledger rows `where` selects. Parquet tables have no DELETE: the
-        rows are copied aside and written back; a crash in between loses ledger rows, so
-        their intervals are published again (never doubled)."""
-        before = self.count(LEDGER)
-        side = f"{PHYSICAL}.ledger_compact"
-        with self.shared.ledger_lock:
-            self.execute(f"DROP TABLE IF EXISTS {side}")
-            self.execute(
-                f"CREATE TABLE {side} USING parquet AS SELECT {self._NAMES} FROM {LEDGER} {where}"
-            )
-            self.execute(f"INSERT OVERWRITE TABLE {LEDGER} SELECT {self._NAMES} FROM {side}")
-            self.execute(f"DROP TABLE {side}")
-        return before - self.count(LEDGER)
-
-    def compact_ledger(self) -> int:
-        """Keep the latest row per key, and no tombstone."""
-        return self._rewrite_ledger(
-            f"AS l WHERE fingerprint <> '' AND NOT EXISTS (SELECT 1 FROM {LEDGER} AS n WHERE "
-            "n.model = l.model AND n.interval_start = l.interval_start AND n.interval_end = "
-            "l.interval_end AND n.published_at > l.published_at)"
-        )
-
-    def forget_ledger(self, model: str) -> None:
-        self._rewrite_ledger(f"WHERE model <> {sqlmod.literal(model, self.dialect)}")
 
     # -- catalog: SHOW, no information_schema
     def _show(self, what: str, schema: str, like: str | None = None) -> list[str]:

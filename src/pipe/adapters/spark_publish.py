@@ -13,10 +13,11 @@ Every statement is a round trip through the server's analyzer and the Hive metas
   the task ends (`BEGIN ...; ...; END`: executed in order, stopping at the first error;
   statements one by one on a server without SQL scripting). Any other statement the task
   sends first sends the queue, so statements run in the order they were asked for;
-- **ledger rows** are appended under one lock (concurrent appends to one Parquet table
-  break each other's commit); a worker that finds others waiting for it commits their
-  queued publishes and rows with its own, in one script ending in one multi-row INSERT
-  (a group commit), each task still returning only once its row is written;
+- **ledger rows** are table properties (spark_ledger.py: a metastore operation, not a
+  Spark job), set under one lock (setting properties reads and writes back the table's
+  whole set); a worker that finds others waiting for it commits their queued publishes and
+  rows with its own, in one script ending in one statement setting all their rows (a
+  group commit), each task still returning only once its row is written;
 - **catalog**: what `_pipe` holds is listed once at the run's start and then tracked here,
   not asked with `SHOW TABLES` per task.
 
@@ -34,10 +35,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .. import sql as sqlmod
 from ..names import TableName
 from .errors import AdapterError
-from .ledgertable import LEDGER
 from .spark_names import PHYSICAL, flat, physical
 
 _TOKENS = itertools.count(1)
@@ -47,7 +46,7 @@ _NEW = "__pipe_new"  # marks the temp's rows in an interval's rebuild; never wri
 
 @dataclass
 class _Unit:
-    """One task's commit: its queued statements and ledger rows (VALUES tuples)."""
+    """One task's commit: its queued statements and ledger rows (`'key' = 'value'` properties)."""
 
     statements: list[str]
     rows: list[str]
@@ -172,12 +171,12 @@ class SparkPublishing:
             raise unit.error
 
     def _commit(self, batch: list[_Unit]) -> None:
-        """The batch's statements then one INSERT of their rows; unit by unit when the
+        """The batch's statements then one statement setting their rows; unit by unit when the
         batch fails, so one task's error is not another's."""
         try:
             self._script(
                 [s for u in batch for s in u.statements]
-                + [self._ledger_insert([r for u in batch for r in u.rows])]
+                + [self._ledger_append([r for u in batch for r in u.rows])]
             )
         except AdapterError as exc:
             if len(batch) == 1:
@@ -185,14 +184,11 @@ class SparkPublishing:
             else:
                 for u in batch:
                     try:
-                        self._script([*u.statements, self._ledger_insert(u.rows)])
+                        self._script([*u.statements, self._ledger_append(u.rows)])
                     except AdapterError as one:
                         u.error = one
         for u in batch:
             u.done = True
-
-    def _ledger_insert(self, rows: list[str]) -> str:
-        return f"INSERT INTO {LEDGER} ({self._NAMES}) VALUES\n" + ",\n".join(rows)
 
     # -- names
     def _build_table(self, temp: str) -> str:
@@ -463,21 +459,3 @@ class SparkPublishing:
         if self._task is not None:
             self._task.touched.add(table)
         self._changed(table, "view")
-
-    # -- the ledger row: queued with the task's publish
-    def record_published(self, key, entry) -> None:
-        from ..ledger import encode_reads
-
-        lit = lambda v: sqlmod.literal(v, self.dialect)
-        num = lambda v: "NULL" if v is None else str(int(v))
-        row = (
-            f"({', '.join(lit(v) for v in (*key, entry.fingerprint))}, {num(entry.rows)}, "
-            f"{entry.published_at!r}, "
-            f"{lit(encode_reads(entry.reads)) if entry.reads else 'NULL'}, "
-            f"{'TRUE' if entry.partial else 'FALSE'}, {num(entry.replaced)})"
-        )
-        if self._task is not None:
-            self._task.rows.append(row)
-        else:
-            with self.shared.ledger_lock:
-                self.execute(self._ledger_insert([row]))
