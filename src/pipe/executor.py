@@ -193,21 +193,23 @@ def _execute(
     if lock:
         lock.acquire()
     guard = adapter.guards_columns
+    conflicts = 0
     try:
-        for attempt in range(tries):
+        while True:
             try:
                 with adapter.transaction():
                     return _write_audit_publish(adapter, task, root, stamp, guard)
-            except _Unguarded:
-                guard = False  # the columns changed, or the INSERT failed: the whole way
+            except _Unguarded:  # raised by a guarded publish only: at most once a task
+                guard = False  # the columns changed, or the INSERT failed: the whole way,
+                # not one of the `tries` (which are for other writers' commits)
             except AdapterError as exc:
-                if attempt == tries - 1 or not adapter.is_conflict(exc):
+                conflicts += 1
+                if conflicts == tries or not adapter.is_conflict(exc):
                     raise
-                time.sleep(0.05 * (attempt + 1))  # another writer's commit: back off, redo
+                time.sleep(0.05 * conflicts)  # another writer's commit: back off, redo
     finally:
         if lock:
             lock.release()
-    raise AssertionError("unreachable")
 
 
 class _Unguarded(Exception):
