@@ -9,7 +9,6 @@ base class's drop-and-rename publish is atomic for readers.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 try:  # the engine's own module: the `duckdb` package around it also loads its relational
@@ -86,9 +85,6 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
             except duckdb.IOException as exc:
                 raise self.open_error(target, exc) from None
         self.con = con
-        self._workers = 0  # worker connections opened (see worker())
-        self._threads: int | None = None  # DuckDB's threads before the second one
-        self._workers_lock = threading.Lock()
         # SPEC §2: sessions run in UTC, whatever the machine's zone; DuckDB's default is the
         # local zone and a setting is per connection (each worker cursor is one)
         if utc:
@@ -123,22 +119,11 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
         return cls(target, root, read_only=True)
 
     def worker(self) -> DuckDBAdapter:
+        # DuckDB's threads stay as they are: `threads` is one setting of the database,
+        # so dividing it among workers (c2 on 2 cores: CPU 0.91) also starved a big model
+        # running alone for the rest of the run, and outlived the run (docs/benchmarks.md)
         worker = DuckDBAdapter(self.target, self.root, self.con.cursor())
         worker.catalog = self.catalog
-        with self._workers_lock:
-            self._workers += 1
-            if self._workers > 1:
-                if self._threads is None:  # read when it matters: not in a run of one
-                    self._threads = int(worker.scalar("SELECT current_setting('threads')"))
-                # DuckDB's threads (one pool per database instance, as many as cores by
-                # default) divided among the run's worker connections while they fit,
-                # each of which runs its own statements too: with two workers on two
-                # cores a pool of two made every small statement wake a third thread
-                # (c2: CPU 0.91, wall 0.87 of the undivided pool). With more workers
-                # than threads the whole pool measured better (c4 backfill: 0.89x the
-                # throughput divided), so it is given back. A run of one worker keeps it.
-                share = self._threads // self._workers or self._threads
-                worker.execute(f"SET threads = {share}")
         return worker
 
     def close(self) -> None:
