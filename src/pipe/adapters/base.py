@@ -23,7 +23,6 @@ import os
 import re
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from .. import sql as sqlmod
@@ -36,8 +35,6 @@ from .errors import AdapterError
 from .ledgertable import LedgerTable
 
 TEMP_MARK = "__pipe_tmp_"
-# a task spells its table and temp table five or six times: the spelling of each once
-_quote_table = lru_cache(maxsize=8192)(sqlmod.quote_table)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -75,6 +72,7 @@ class Adapter(LedgerTable, EngineRules, ABC):
         self._pending: dict[str, str | None] = {}  # relations this transaction changed
         self._in_tx = False
         self.ledger_rows = 0  # rows in the ledger at the last read_ledger
+        self._spelled: dict[str, str] = {}  # q(): a task spells its tables 5-6 times
 
     @classmethod
     def lineage_namespace(cls, target: Target, root: Path) -> tuple[str, str]:
@@ -139,7 +137,10 @@ class Adapter(LedgerTable, EngineRules, ABC):
 
     # -- names
     def q(self, table: str) -> str:
-        return _quote_table(table, self.dialect)
+        spelled = self._spelled.get(table)
+        if spelled is None:
+            spelled = self._spelled[table] = sqlmod.quote_table(table, self.dialect)
+        return spelled
 
     def col(self, name: str) -> str:
         return sqlmod.column(name, self.dialect)
