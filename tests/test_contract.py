@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PIPE_YML, copy_example, pipe_executable, run_cli_json, run_pipe
+from conftest import PIPE_YML, copy_example, pipe_executable, run_cli, run_cli_json, run_pipe
 from pipe.adapters import AdapterError, open_adapter
 from pipe.loader import load_project
 from runner_helpers import (
@@ -606,6 +606,9 @@ def test_every_check_kind_counts_its_failing_rows(engine):
     assert "a.facts" not in engine.warehouse(root).relations()
     # a row count's one "failing row" is the count: the message says the count
     assert "row_count (the table has 5 rows)" in out and "unique(id) (1 failing rows)" in out, out
+    # and so does `pipe status` afterwards, from the state store
+    code, shown = run_cli(["status", "--project", str(root)])
+    assert "row_count: the table has 5 rows" in shown and "unique(id): 1 failing rows" in shown
 
 
 @pytest.mark.parametrize("published_first", [False, True])

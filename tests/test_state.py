@@ -111,6 +111,26 @@ def test_check_results_are_stored_per_attempt_with_samples(tmp_path):
     store.close()
 
 
+def test_a_store_of_an_older_pipe_gains_the_check_type(tmp_path):
+    store = StateStore(tmp_path)
+    store.db.execute("ALTER TABLE check_results DROP COLUMN check_type")  # as 0.x left it
+    run_id = store.start_run("run", "dev", "x", KEY[1], KEY[2], {}, 1)
+    store.db.execute(
+        "INSERT INTO check_results VALUES (?, 't0', 1, ?, ?, ?, 'row_count', 'error', "
+        "'error', 1, NULL)",
+        (run_id, *KEY),
+    )
+    store.close()
+    store = StateStore(tmp_path)
+    result = CheckResult("renamed", "error", "error", 1, [{"n_rows": 3}])
+    store.check_results(run_id, "t1", 1, KEY, [result], {"renamed": "row_count"})
+    assert [(c.check_name, c.check_type) for c in store.checks_of(run_id)] == [
+        ("row_count", None),  # stored before: its type unknown
+        ("renamed", "row_count"),
+    ]
+    store.close()
+
+
 def test_readonly_store_of_a_project_that_never_ran(tmp_path):
     store = StateStore(tmp_path, readonly=True)
     assert store.runs() == []

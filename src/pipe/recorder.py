@@ -110,7 +110,8 @@ class Recorder(Listener):
             result.error,
         )
         if result.checks:
-            self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks)
+            types = {c.name: c.type for c in task.checks}
+            self.state.check_results(self.run_id, task.id, attempt, task.key, result.checks, types)
         if result.status == "success":
             # `current` was updated by the worker (_Stamper.published) before it reported
             for key, entry in _changes(result, task.key):

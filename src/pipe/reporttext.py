@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from .status import StatusReport
 
 
+def check_found(check_type: str | None, failures: int, sample) -> str:
+    """What a failed check found: '3 failing rows'; a row count says the count instead
+    ('the table has 12 rows'): its one "failing row" is that count."""
+    if check_type == "row_count" and sample:
+        return f"the table has {next(iter(sample[0].values()))} rows"
+    return f"{failures} failing rows"
+
+
 def status_text(report: StatusReport) -> str:
     lines = [f"project {report.project}, target {report.target}"]
     lines += _runs_text(report.runs)

@@ -29,7 +29,8 @@ __all__ = ["Attempt", "Outcome", "StateStore", "StoredCheck", "StoredRun"]  # it
 
 _CHECKS = (
     "SELECT c.run_id, c.task_id, c.attempt, c.model, c.interval_start, c.interval_end, "
-    "c.check_name, c.severity, c.status, c.failures, c.sample FROM check_results c"
+    "c.check_name, c.severity, c.status, c.failures, c.sample, c.check_type "
+    "FROM check_results c"
 )
 _RUNS = (
     "SELECT run_id, kind, target, label, status, started_at, finished_at, total, summary, "
@@ -75,6 +76,9 @@ class StateStore:
         for column, dtype in (("reads", "TEXT"), ("partial", "INTEGER"), ("replaced", "INTEGER")):
             if column not in have:  # a state store of an older pipe
                 self.db.execute(f"ALTER TABLE published ADD COLUMN {column} {dtype}")
+        checks = {r[1] for r in self.db.execute("PRAGMA table_info(check_results)")}
+        if "check_type" not in checks:
+            self.db.execute("ALTER TABLE check_results ADD COLUMN check_type TEXT")
 
     def _move_aside(self) -> Path:
         """Keep a damaged store for inspection (state.db.damaged, .damaged-2, ...)."""
@@ -181,9 +185,13 @@ class StateStore:
             (status, finished_at, rows, leaked, error, run_id, task_id, attempt),
         )
 
-    def check_results(self, run_id: int, task_id: str, attempt: int, key, results) -> None:
+    def check_results(
+        self, run_id: int, task_id: str, attempt: int, key, results, types: Mapping | None = None
+    ) -> None:
+        """Store an attempt's check results; `types`: each check's type by its name."""
+        types = types or {}
         self.db.executemany(
-            "INSERT OR REPLACE INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -195,6 +203,7 @@ class StateStore:
                     r.status,
                     r.failures,
                     json.dumps(r.sample, default=str) if r.sample else None,
+                    types.get(r.name),
                 )
                 for r in results
             ],

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS check_results (
     status TEXT NOT NULL,          -- pass | warn | error
     failures INTEGER NOT NULL,
     sample TEXT,
+    check_type TEXT,               -- not_null, row_count, ... (NULL: stored by an older pipe)
     PRIMARY KEY (run_id, task_id, attempt, check_name)
 );
 CREATE TABLE IF NOT EXISTS published (
@@ -147,3 +148,4 @@ class StoredCheck:
     status: str  # pass | warn | error
     failures: int
     sample: str | None
+    check_type: str | None = None  # None in a row an older pipe stored

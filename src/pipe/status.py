@@ -21,8 +21,9 @@ from .errors import UserError
 from .intervals import Interval, expand, floor, from_iso, iso, parse_label
 from .ledger import Entry, Key, late_rows, stale
 from .names import TableName
+from .reporttext import check_found
 from .runrecord import BackfillProgress, RunRow, backfill_progress, run_row, stamp
-from .state import StateStore
+from .state import StateStore, StoredCheck
 
 
 @dataclass(frozen=True)
@@ -216,20 +217,19 @@ def _failures(state: StateStore, run_id: int, interval: Interval | None) -> tupl
         for o in state.task_outcomes(run_id)
         if o.status in ("failed", "upstream_failed") and not outside(o.interval_start)
     ]
-    out += [
-        Failure(
-            c.model,
-            c.interval_start,
-            None,
-            f"check {c.status}",
-            f"{c.check_name}: {c.failures} failing rows",
-            check=True,
-            sample=tuple(json.loads(c.sample)) if c.sample else None,
-        )
-        for c in state.failed_checks(run_id)
-        if not outside(c.interval_start)
-    ]
+    out += [_check_failure(c) for c in state.failed_checks(run_id) if not outside(c.interval_start)]
     return tuple(out)
+
+
+def _check_failure(c: StoredCheck) -> Failure:
+    sample = tuple(json.loads(c.sample)) if c.sample else None
+    found = check_found(c.check_type, c.failures, sample)
+    if c.check_type == "row_count":
+        sample = None  # the count is the one row: said in `found`
+    return Failure(
+        c.model, c.interval_start, None, f"check {c.status}", f"{c.check_name}: {found}",
+        check=True, sample=sample,
+    )  # fmt: skip
 
 
 def _progress(state: StateStore, last: RunRow | None) -> Progress | None:
