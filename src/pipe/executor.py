@@ -21,6 +21,7 @@ from .adapters.errors import AdapterError, Interrupted
 from .intervals import iso
 from .ledger import Entry, Read
 from .plan import Task
+from .reporttext import check_found
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,7 @@ def run_checks(adapter: Adapter, task: Task) -> tuple[CheckResult, ...]:
 
 
 def _failed(c: CheckResult, kind: str | None) -> str:
-    """What a failed check found: '3 failing rows'; a row count says the count instead
-    ('the table has 12 rows'): its one "failing row" is that count."""
-    if kind == "row_count" and c.sample:
-        return f"the table has {next(iter(c.sample[0].values()))} rows"
-    return f"{c.failures} failing rows"
+    return check_found(kind, c.failures, c.sample)
 
 
 def execute(
