@@ -161,7 +161,9 @@ class ConsoleReporter:
         pass
 
     def task_finished(self, task, result, attempt, seconds, final) -> None:
-        if not self.quiet:
+        # an attempt undone because its upstream failed (a group's redo): the SKIP line
+        # of its outcome says it
+        if not self.quiet and result.status != "upstream_failed":
             self._print(task_line(task, result, attempt, seconds, final))
 
     def task_settled(self, task, outcome) -> None:

@@ -60,6 +60,12 @@ class TaskResult:
     entry: Entry | None = None  # the ledger entry written with the publish
     # a swap's ledger changes: (key, entry) published, (key, None) no longer published
     ledger: tuple = ()
+    # published in the transaction its worker holds open (groupcommit.py): the task's
+    # downstream may run on that worker; it is done once a later result `settles` it
+    held: bool = False
+    # (task id, TaskResult) of earlier held tasks this attempt settled: committed, or
+    # redone (or failed) after their group's transaction was rolled back
+    settles: tuple = ()
 
 
 class TaskFailed(Exception):
@@ -140,14 +146,46 @@ def execute(
     `creating`: the run's `Creating`, shared by its workers (alone: one of its own)."""
     try:
         return _execute(adapter, task, root, stamp or Stamp(time.time()), creating or Creating())
-    except TaskFailed as exc:
+    except (TaskFailed, AdapterError) as exc:
+        return failure(exc)
+
+
+def failure(exc: TaskFailed | AdapterError) -> TaskResult:
+    """The failed result of a task whose statements raised `exc`."""
+    if isinstance(exc, TaskFailed):
         return TaskResult(
             "failed", checks=tuple(exc.checks), error=str(exc), retryable=exc.retryable
         )
-    except Interrupted:
+    if isinstance(exc, Interrupted):
         return TaskResult("failed", error="interrupted")
+    return TaskResult("failed", error=first_line(str(exc)))
+
+
+def publish_held(adapter: Adapter, task: Task, root: Path, stamp: Stamp) -> TaskResult:
+    """Run `task` inside the transaction its worker holds open (groupcommit.py): build,
+    check, publish and record as `execute` does, then send its last statements (the
+    publish, the ledger row), so that an error in them is this task's. Raises what
+    fails; the caller rolls the whole transaction back (a failed statement ends it on
+    DuckDB and Postgres). `Redo` when the task must be run again in a transaction of
+    its own: a write conflict, or a guarded INSERT that needs the careful way."""
+    try:
+        if task.kind == "swap":
+            result = _swap(adapter, task, stamp)
+        else:
+            result = _write_audit_publish(adapter, task, root, stamp, adapter.guards_columns)
+        adapter.send_ahead()
+    except _Unguarded:
+        raise Redo from None
     except AdapterError as exc:
-        return TaskResult("failed", error=first_line(str(exc)))
+        if adapter.is_conflict(exc) and not isinstance(exc, Interrupted):
+            raise Redo from None
+        raise
+    return result
+
+
+class Redo(Exception):
+    """A held task that failed in a way its own transaction would have got past (see
+    `publish_held`): run it again alone."""
 
 
 def first_line(text: str) -> str:
@@ -443,8 +481,13 @@ def execute_with_timeout(
     finally:
         deadline.cancel()
     if deadline.fired and result.status == "failed":
-        return TaskResult(
-            "failed",
-            error=f"timeout after {time.monotonic() - started:.1f}s (timeout: {task.timeout:g}s)",
-        )
+        return timed_out(task, started)
     return result
+
+
+def timed_out(task: Task, started: float) -> TaskResult:
+    """The result of a task its timeout interrupted (`started`: time.monotonic())."""
+    return TaskResult(
+        "failed",
+        error=f"timeout after {time.monotonic() - started:.1f}s (timeout: {task.timeout:g}s)",
+    )

@@ -30,10 +30,11 @@ from .executor import (
     execute_with_timeout,
     first_line,
 )
+from .groupcommit import GROUP_SECONDS, GROUP_TASKS, Group
 from .plan import Task
 from .recorder import Recorder, Reporter, Stamper
 from .runstart import Opening, Start, check_env, clean_temp, prepare, refused
-from .scheduler import Caps, Outcome, Poke, Scheduler
+from .scheduler import Caps, Grouping, Outcome, Poke, Scheduler
 from .state import StateStore
 
 # the names commands and tests import from here
@@ -202,6 +203,8 @@ class _Session:
         self._workers_lock = threading.Lock()
         self.creating = Creating()  # the workers' locks on tables not created yet
         self.stamps: Stamper | None = None
+        self.group: Group | None = None  # --concurrency 1: the worker's open transaction
+        self._slow: set[str] | None = None  # models whose tasks took > GROUP_SECONDS
         self.interrupting = threading.Event()  # a second Ctrl-C: stop running statements
         self.finished = threading.Event()  # the scheduler returned: no task runs any more
 
@@ -244,6 +247,11 @@ class _Session:
             [(t.id, *t.key, "skipped", "already published") for t in tasks if t.id in start.done],
         )
         self.stamps = Stamper(self.context, current, start.decision)
+        grouping = None
+        if opts.caps.concurrency == 1 and self.adapter.transactional_ddl:
+            # one worker, one connection: its tasks share a transaction (groupcommit.py)
+            self.group = Group(self.root, self.creating, self.interrupting.is_set, self.connection)
+            grouping = Grouping(self.commit_group, GROUP_TASKS, GROUP_SECONDS, self.slow)
         scheduler = Scheduler(
             tasks,
             opts.caps,
@@ -253,6 +261,7 @@ class _Session:
             poke=self.poke,
             listener=recorder,
             blocked=start.blocked,
+            grouping=grouping,
         )
         reporter.start(len(tasks), len(start.done), opts.label)
         reporter.skipped(start.done)
@@ -302,16 +311,17 @@ class _Session:
         that task (retried as any), and even a bug ends as a failed task, recorded."""
         hydrate, stamps = self.options.hydrate, self.stamps
         try:
-            conn = self.connection()
+            group = self.group
+            conn = self.connection() if group is None else None
             if self.interrupting.is_set():  # handed out just before the second Ctrl-C
                 return TaskResult("failed", error="interrupted")
-            result = execute_with_timeout(
-                conn,
-                hydrate(task) if hydrate else task,
-                self.root,
-                stamps.stamp(task),
-                self.creating,
-            )
+            full = hydrate(task) if hydrate else task
+            if conn is not None:
+                result = execute_with_timeout(
+                    conn, full, self.root, stamps.stamp(task), self.creating
+                )
+            else:
+                result = group.run(full, stamps.stamp(task))
             if result.status == "success":
                 stamps.published(task, result)  # before the downstream tasks start
             return result
@@ -324,6 +334,20 @@ class _Session:
                 error="internal error (a bug in "
                 f"pipe, please report it): {type(exc).__name__}: {exc}",
             )
+
+    def commit_group(self) -> tuple:
+        """On the worker's thread: commit what its group holds (Grouping.commit)."""
+        assert self.group is not None
+        return self.group.commit()
+
+    def slow(self, task: Task) -> bool:
+        """Whether `task`'s model took longer than GROUP_SECONDS on average (the state
+        store's history, read once, on the scheduler's thread): a group commits before
+        it rather than hold its tables, and their readers' locks, for that long."""
+        if self._slow is None:
+            means = self.state.mean_durations(self.target.name)
+            self._slow = {m for m, seconds in means.items() if seconds > GROUP_SECONDS}
+        return task.model in self._slow
 
     def poke(self, task: Task) -> Poke:
         """A sensor's `wait_for`, on the scheduler thread: not yet while its table is not

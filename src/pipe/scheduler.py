@@ -73,6 +73,20 @@ Work = Callable[[Task, int], TaskResult]
 Poker = Callable[[Task], Poke]
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """A worker that holds its tasks in an open transaction (groupcommit.py): `commit()`
+    on the worker's thread ends it and returns (task id, TaskResult) of each task it
+    held. Asked for after `tasks` held tasks or `seconds`, whenever nothing runs, and
+    before a task that `slow(task)` expects to outlast `seconds` (the group would wait
+    for it, and readers for the group's tables)."""
+
+    commit: Callable[[], tuple]
+    tasks: int
+    seconds: float
+    slow: Callable[[Task], bool] = lambda task: False
+
+
 class Listener:
     """What the scheduler tells the world; the runner records state and prints."""
 
@@ -170,6 +184,7 @@ class Scheduler:
         listener: Listener | None = None,
         workers: Pool | None = None,
         blocked: dict[str, str] | None = None,
+        grouping: Grouping | None = None,
     ):
         self.tasks = {t.id: t for t in tasks}
         self.caps = caps
@@ -207,6 +222,11 @@ class Scheduler:
         self._model_used: dict[str, int] = {}
         self._parked_pool: dict[str, list[str]] = {}
         self._parked_model: dict[str, list[str]] = {}
+        # tasks a worker holds, done only once its group commits: id -> (attempt,
+        # started_at, finished_at); their downstream may run meanwhile (same worker)
+        self.grouping = grouping
+        self._held: dict[str, tuple[int, float, float]] = {}
+        self._held_since = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -230,6 +250,8 @@ class Scheduler:
                 if self._delayed:
                     self._release_delayed()
                 self._fill(pool)
+                if self._held and self._running == 0:  # nothing to hand out: commit
+                    self._commit_group(pool)
                 if self._running == 0 and (self._stop.is_set() or not self._delayed):
                     break  # nothing runs and nothing more can start
                 report = self._next_report()
@@ -295,17 +317,35 @@ class Scheduler:
 
     def _handle(self, report: _Report, pool: Pool) -> None:
         t, attempt, result, started_at, finished_at = report
+        if t is None:  # a group's commit
+            self._running -= 1
+            self._settle_held(result, commit=True)
+            return
         self._release(t)
+        if result.settles:
+            self._settle_held(result)
+            if self._status[t.id] != "pending":  # a held upstream's redo failed: settled
+                self._result[t.id] = result
+                shown = TaskResult("upstream_failed", error=self._reason.get(t.id))
+                self.listener.finished(t, attempt, shown, started_at, finished_at, True)
+                return
         self._result[t.id] = result
         if result.status == "success":
             # the worker that reported is idle: hand it the next task first, then
             # record, while it runs (a worker waited ~7% of a c1 run on this)
             self._unblock_downstream(t.id)
             self._status[t.id] = "success"
+            if result.held:
+                self._hold(t.id, attempt, started_at, finished_at, pool)
+                return
             self._fill(pool)
             self.listener.finished(t, attempt, result, started_at, finished_at, True)
             o = self._settled[t.id] = Outcome("success", None, self._attempts[t.id], result)
             self.listener.settled(t, o)
+        elif why := self._failed_upstream(t):  # it ran on a held upstream whose redo failed
+            shown = TaskResult("upstream_failed", error=why)
+            self.listener.finished(t, attempt, shown, started_at, finished_at, True)
+            self._settle(t.id, "upstream_failed", why)
         elif result.retryable and attempt <= t.retries and not self._stop.is_set():
             self.listener.finished(t, attempt, result, started_at, finished_at, False)
             delay = retry_wait(t.retry_delay, attempt, random.random())
@@ -313,6 +353,68 @@ class Scheduler:
         else:
             self.listener.finished(t, attempt, result, started_at, finished_at, True)
             self._settle(t.id, "failed", result.error)
+
+    # ---------------------------------------------------------------- group commit
+    def _hold(self, tid: str, attempt: int, started_at: float, finished_at: float, pool) -> None:
+        """A success its worker holds uncommitted: done for its downstream (they run on
+        the same worker), recorded once a commit settles it."""
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held[tid] = (attempt, started_at, finished_at)
+        g = self.grouping
+        assert g is not None, "a held result without a Grouping"
+        if len(self._held) >= g.tasks or time.monotonic() - self._held_since >= g.seconds:
+            self._commit_group(pool)
+        self._fill(pool)
+
+    def _commit_group(self, pool: Pool) -> None:
+        self._running += 1  # the commit takes the worker: nothing else is handed out
+        pool.submit(self._committer, time.time())
+
+    def _committer(self, started: float) -> None:
+        """On the worker's thread: the group's commit, reported as a task-less report."""
+        try:
+            result = TaskResult("success", settles=self.grouping.commit())
+        except BaseException as exc:  # noqa: BLE001 - the held tasks fail, said
+            result = _crash(f"{type(exc).__name__}: {exc}")
+        self._done_q.put((None, 0, result, started, time.time()))
+
+    def _settle_held(self, result: TaskResult, commit: bool = False) -> None:
+        """Settle the held tasks `result` names: done, or failed when redone. A commit
+        settles every held task: one it does not name fails with it."""
+        for tid, res in result.settles:
+            if tid in self._held:
+                self._settle_one(tid, res)
+        if commit:
+            lost = result if result.status == "failed" else _crash("its group lost it")
+            for tid in list(self._held):
+                self._settle_one(tid, lost)
+
+    def _settle_one(self, tid: str, res: TaskResult) -> None:
+        attempt, started_at, finished_at = self._held.pop(tid)
+        t = self.tasks[tid]
+        self._result[tid] = res
+        if res.status == "success":
+            self.listener.finished(t, attempt, res, started_at, finished_at, True)
+            o = self._settled[tid] = Outcome("success", None, self._attempts[tid], res)
+            self.listener.settled(t, o)
+        elif why := self._failed_upstream(t):
+            shown = TaskResult("upstream_failed", error=why)
+            self.listener.finished(t, attempt, shown, started_at, finished_at, True)
+            self._settle(tid, "upstream_failed", why)
+        else:
+            self.listener.finished(t, attempt, res, started_at, finished_at, True)
+            self._settle(tid, "failed", res.error)
+
+    def _failed_upstream(self, t: Task) -> str | None:
+        """'upstream X failed' when an upstream task of `t` failed: after a held task's
+        redo failed, a downstream task that ran on it is not done either."""
+        if self.grouping is None:
+            return None
+        for u in t.upstream:
+            if self._status.get(u) in ("failed", "upstream_failed"):
+                return f"upstream {self.tasks[u].model} failed"
+        return None
 
     # ---------------------------------------------------------------- bookkeeping
     def _push(self, tid: str) -> None:
@@ -337,7 +439,7 @@ class Scheduler:
         self.listener.settled(self.tasks[tid], o)
         if status == "success":
             self._unblock_downstream(tid)
-        elif status == "failed":
+        elif status in ("failed", "upstream_failed"):
             why = f"upstream {self.tasks[tid].model} failed"
             stack = list(self._downstream[tid])
             while stack:
@@ -354,7 +456,10 @@ class Scheduler:
             self._poke(self.tasks[self._sensors.pop(0)])
         ready, caps = self._ready, self.caps
         while ready and self._running < caps.concurrency and not self._stop.is_set():
-            _, _, tid = heapq.heappop(ready)
+            entry = heapq.heappop(ready)
+            tid = entry[2]
+            if self._status[tid] != "pending":  # failed since it was queued (a group's redo)
+                continue
             t = self.tasks[tid]
             if t.pool and self._pool_used.get(t.pool, 0) >= caps.pools.get(t.pool, 1 << 30):
                 self._parked_pool.setdefault(t.pool, []).append(tid)
@@ -362,6 +467,10 @@ class Scheduler:
             if t.max_concurrency and self._model_used.get(t.model, 0) >= t.max_concurrency:
                 self._parked_model.setdefault(t.model, []).append(tid)
                 continue
+            if self._held and self.grouping.slow(t):  # commit first: it runs alone
+                heapq.heappush(ready, entry)
+                self._commit_group(pool)
+                return
             self._submit(t, pool)
 
     def _submit(self, t: Task, pool: Pool) -> None:

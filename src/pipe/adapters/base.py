@@ -117,23 +117,45 @@ class Adapter(LedgerTable, EngineRules, ABC):
         """BEGIN ... COMMIT, or ROLLBACK when the block raises. A task runs whole inside
         one: what it created (its temp table) vanishes with a rollback, and what it
         published appears, with its ledger row, at the commit and not before."""
-        self.execute("BEGIN")
-        self._in_tx = True
+        self.begin()
         try:
             yield
-            self.execute("COMMIT")  # may fail too (a write conflict found at commit)
         except BaseException:
-            self.catalog.forget(self._pending)  # look again rather than trust a guess
-            self._pending = {}
-            try:
-                self.execute("ROLLBACK")
-            except AdapterError:
-                pass  # the engine already ended it; the original error is what matters
+            self.rollback()
             raise
-        finally:
-            self._in_tx = False
+        self.commit()
+
+    # the three steps of `transaction`, for a transaction that outlives one block: a
+    # worker's group of tasks at --concurrency 1 (groupcommit.py)
+    def begin(self) -> None:
+        self.execute("BEGIN")
+        self._in_tx = True
+
+    def commit(self) -> None:
+        """COMMIT (it may fail too: a write conflict found at commit; then it is rolled
+        back and the error raised)."""
+        try:
+            self.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        self._in_tx = False
         self.catalog.apply(self._pending)
         self._pending = {}
+
+    def rollback(self) -> None:
+        self.catalog.forget(self._pending)  # look again rather than trust a guess
+        self._pending = {}
+        try:
+            self.execute("ROLLBACK")
+        except AdapterError:
+            pass  # the engine already ended it; the original error is what matters
+        finally:
+            self._in_tx = False
+
+    def send_ahead(self) -> None:
+        """Send what waits to go with the next statement (ledgertext's `_ahead`): a task
+        in a group ends with its own statements run, so an error in them is its own."""
 
     # -- names
     def q(self, table: str) -> str:

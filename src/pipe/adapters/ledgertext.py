@@ -92,6 +92,10 @@ class TextLedger:
             return None
         return self._statement(sql)
 
+    def send_ahead(self) -> None:
+        if self._ahead and self._ahead != ("BEGIN",):
+            self._statement("")
+
     def _later(self, sql: str) -> None:
         """Run `sql` with the next statement, in this transaction (now, outside one)."""
         if self._in_tx:
