@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+import pipe.groupcommit as groupcommit
 import pipe.runner as prunner
 from pipe.executor import TaskResult
 from pipe.intervals import Interval, from_iso
@@ -38,11 +39,12 @@ class Events(Listener):
 
 
 class HeldWork:
-    """Every task succeeds held; `commit` settles what is held. `fail_on`: task id ->
-    the (id, result) settles its attempt reports with its own failure."""
+    """Every task succeeds held; `commit` (an idle worker's) settles all it holds.
+    `fail_on`: task id -> the (id, result) settles its attempt reports with its own
+    failure (the group is then empty)."""
 
-    def __init__(self, log, fail_on=None, lose=()):
-        self.log, self.fail_on, self.lose = log, fail_on or {}, set(lose)
+    def __init__(self, log, fail_on=None, broken=False):
+        self.log, self.fail_on, self.broken = log, fail_on or {}, broken
         self.held: list[str] = []
 
     def __call__(self, t: Task, attempt: int) -> TaskResult:
@@ -54,25 +56,27 @@ class HeldWork:
         return TaskResult("success", rows=1, held=True)
 
     def commit(self) -> tuple:
-        self.log.append(("commit", len(self.held)))
+        if self.broken:
+            raise RuntimeError("a bug in the commit")
+        if self.held:
+            self.log.append(("commit", len(self.held)))
         held, self.held = self.held, []
-        return tuple((tid, TaskResult("success", rows=1)) for tid in held if tid not in self.lose)
+        return tuple((tid, TaskResult("success", rows=1)) for tid in held)
 
 
-def _run(tasks, work, log, size=10, slow=frozenset()):
-    grouping = Grouping(work.commit, size, 3600.0, lambda t: t.id in slow)
+def _run(tasks, work, log, idle=0.001):
+    grouping = Grouping(work.commit, idle)
     return Scheduler(tasks, Caps(1), work, listener=Events(log), grouping=grouping).run()
 
 
-def test_a_held_task_is_recorded_only_once_its_group_commits():
+def test_a_held_task_is_recorded_only_once_a_commit_settles_it():
     log: list = []
     tasks = [task(f"t{i:02d}", upstream=[f"t{i - 1:02d}"] if i % 3 else []) for i in range(25)]
-    work = HeldWork(log)
-    outcomes = _run(tasks, work, log)
+    outcomes = _run(tasks, HeldWork(log), log)
     assert {o.status for o in outcomes.values()} == {"success"}
-    assert [e for e in log if e[0] == "commit"] == [("commit", 10), ("commit", 10), ("commit", 5)]
+    assert sum(e[1] for e in log if e[0] == "commit") == 25
     # a task's downstream ran before the commit (it is held, not done), and nothing was
-    # recorded before the commit that holds it
+    # recorded before the commit that settled it
     held: set[str] = set()
     for event in log:
         if event[0] == "ran":
@@ -81,23 +85,6 @@ def test_a_held_task_is_recorded_only_once_its_group_commits():
             held = set()
         else:
             assert event[1] not in held, (event, log)
-
-
-def test_a_group_commits_before_a_task_its_history_says_is_slow():
-    """Its tables (and their readers' locks) would otherwise wait for the slow task."""
-    log: list = []
-    tasks = [task("a"), task("b"), task("slow"), task("c")]
-    outcomes = _run(tasks, HeldWork(log), log, slow={"slow"})
-    assert {o.status for o in outcomes.values()} == {"success"}
-    steps = [e for e in log if e[0] in ("ran", "commit")]
-    assert steps == [
-        ("ran", "a"),
-        ("ran", "b"),
-        ("commit", 2),
-        ("ran", "slow"),
-        ("ran", "c"),
-        ("commit", 2),
-    ]
 
 
 def test_a_held_task_that_fails_when_redone_fails_its_downstream_held_or_queued():
@@ -110,7 +97,7 @@ def test_a_held_task_that_fails_when_redone_fails_its_downstream_held_or_queued(
         ("x", TaskResult("success", rows=1)),
         ("b", TaskResult("failed", error="not run", retryable=False)),
     )
-    outcomes = _run(tasks, HeldWork(log, fail_on={"c": redo}), log)
+    outcomes = _run(tasks, HeldWork(log, fail_on={"c": redo}), log, idle=3600)
     got = {tid: (o.status, o.reason) for tid, o in outcomes.items()}
     assert got == {
         "a": ("failed", "division by zero"),
@@ -122,12 +109,11 @@ def test_a_held_task_that_fails_when_redone_fails_its_downstream_held_or_queued(
     assert ("ran", "d") not in log
 
 
-def test_a_held_task_no_commit_names_fails_rather_than_hangs():
+def test_a_commit_that_raises_fails_the_held_tasks_rather_than_hangs():
     log: list = []
-    outcomes = _run([task("a"), task("b")], HeldWork(log, lose={"b"}), log)
-    assert outcomes["a"].status == "success"
-    assert outcomes["b"].status == "failed"
-    assert "its group lost it" in outcomes["b"].reason
+    outcomes = _run([task("a"), task("b", ["a"])], HeldWork(log, broken=True), log)
+    assert [outcomes[t].status for t in "ab"] == ["failed", "upstream_failed"]
+    assert "RuntimeError: a bug in the commit" in outcomes["a"].reason
 
 
 # ---------------------------------------------------------------- real warehouses
@@ -140,27 +126,38 @@ def _chain(n: int) -> dict[str, str]:
     return files
 
 
+def _xmins(wh) -> dict[str, str]:
+    """Each table of schema g -> the transaction that renamed it into place."""
+    rows = wh.query(
+        "select relname, xmin::text from pg_class "
+        "where relnamespace = 'g'::regnamespace and relkind = 'r'",
+        dialect=None,
+    )
+    return dict(rows)
+
+
 @pytest.mark.postgres
-def test_a_c1_run_commits_its_tasks_in_groups_and_c2_one_by_one(
+def test_a_c1_run_commits_its_tasks_in_groups_and_c2_what_is_read_one_by_one(
     write_project, pg_server, monkeypatch
 ):
     """The xmin of a table's pg_class row is the transaction that renamed it into place:
-    ten tasks share one at --concurrency 1; at --concurrency 2 each has its own."""
+    at --concurrency 1 ten tasks share one, and a group commits before a task of a model
+    known to be slow; at --concurrency 2 a task another one reads commits alone."""
     pg = PostgresEngine(write_project, pg_server, monkeypatch)
-    monkeypatch.setattr(prunner, "GROUP_SECONDS", 3600.0)  # groups by count only
+    monkeypatch.setattr(groupcommit, "GROUP_SECONDS", 3600.0)  # groups by count only
+    monkeypatch.setattr(prunner._Session, "slow", lambda self, task: task.model == "g.m03")
     root = pg.project(_chain(25))
     wh = pg.warehouse(root)
-    xmins = (
-        "select count(distinct xmin::text) from pg_class "
-        "where relnamespace = 'g'::regnamespace and relkind = 'r'"
-    )
     code, out = pipe(root, "run", "--interval", "2026-06-01", "--concurrency", "1")
     assert code == 0, out
     assert wh.query("select v from g.m24", dialect=None) == [(25,)]
-    assert wh.query(xmins, dialect=None) == [(3,)]
+    xmins = _xmins(wh)
+    groups = [sorted(t for t in xmins if xmins[t] == x) for x in sorted(set(xmins.values()))]
+    assert sorted(map(len, groups)) == [2, 3, 10, 10], groups
+    assert ["m00", "m01", "m02"] in groups  # committed before g.m03, the slow one
     code, out = pipe(root, "run", "--interval", "2026-06-01", "--concurrency", "2", "--force")
     assert code == 0, out
-    assert wh.query(xmins, dialect=None) == [(25,)]
+    assert len(set(_xmins(wh).values())) == 25  # a chain: each is read by the next
 
 
 def test_a_failing_task_rolls_back_its_group_and_the_others_are_published_once(engine):  # noqa: F811
@@ -205,3 +202,44 @@ def test_a_held_task_whose_redo_fails_is_not_published_nor_what_ran_on_it(engine
     published = sorted(e.split('"')[1] for (e,) in wh.query("select entry from _pipe.ledger"))
     assert published == ["g.m00"]
     assert "'y'" in out or '"y"' in out, out
+
+
+def test_a_failed_check_drops_its_build_and_keeps_the_group(engine):  # noqa: F811
+    """A failed check ends no statement: the tasks held before it are not rolled back and
+    redone (g.a draws the sequence once: its published value is the first)."""
+    files = {
+        "models/g/a.sql": "select cast(nextval('g_seq') as integer) as v",
+        "models/g/z.sql": "select 5 as v",
+        "models/g/z.yml": "checks:\n  - expression: v < 3\n",
+        "models/g/zz.sql": "select v from g.z",
+    }
+    root = engine.project(files)
+    wh = engine.warehouse(root)
+    wh.execute("create schema if not exists g; create sequence g_seq")
+    code, out = pipe(root, "run", "--interval", "2026-06-01", "--concurrency", "1")
+    assert code == 1, out
+    assert "check failed" in out, out
+    assert wh.query("select v from g.a") == [(1,)]
+    assert not [r for r in wh.relations() if "tmp" in r or r.startswith("g.z")]
+
+
+def test_a_held_task_whose_redo_fails_is_retried_as_its_retries_allow(engine):  # noqa: F811
+    """g.h runs held (odd value), g.bad fails and rolls the group back; g.h's redo draws an
+    even value and fails, and its retry (odd again) publishes it."""
+    files = {
+        "models/g/h.sql": (
+            "select cast(case when nextval('g_seq') % 2 = 1 then '1' else 'y' end as integer) as v"
+        ),
+        "models/g/h.yml": "retries: 1\nretry_delay: 0.01s\n",
+        "models/g/hd.sql": "select v from g.h",
+        "models/g/bad.sql": "select cast('x' || cast(v as varchar) as integer) as v from g.hd",
+    }
+    root = engine.project(files)
+    wh = engine.warehouse(root)
+    wh.execute("create schema if not exists g; create sequence g_seq")
+    code, out = pipe(root, "run", "--interval", "2026-06-01", "--concurrency", "1")
+    assert code == 1, out
+    assert wh.query("select v from g.h") == [(1,)]
+    assert wh.query("select v from g.hd") == [(1,)]
+    assert wh.query("select nextval('g_seq')") == [(4,)]  # run, redo, retry
+    assert "g.bad" not in wh.relations()

@@ -203,17 +203,31 @@ def first_line(text: str) -> str:
 class Creating:
     """One run's locks on incremental tables not created yet: two first intervals of one
     model would both create its table, and one transaction would fail on the other's; the
-    first one creates it, the others wait. The run's workers share one of these."""
+    first one creates it, the others wait. The run's workers share one of these. A lock
+    is reentrant: a worker holding it until its group commits (groupcommit.py) may redo
+    the task alone, which takes it again."""
 
     def __init__(self):
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
+        self._created: dict[str, float] = {}  # table -> when its creation was committed
 
-    def lock(self, adapter: Adapter, task: Task) -> threading.Lock | None:
+    def lock(self, adapter: Adapter, task: Task) -> threading.RLock | None:
         if task.kind != "incremental" or adapter.relation_kind(task.table) == "table":
             return None
         with self._guard:
-            return self._locks.setdefault(f"{adapter.target.name}:{task.table}", threading.Lock())
+            return self._locks.setdefault(f"{adapter.target.name}:{task.table}", threading.RLock())
+
+    def created(self, adapter: Adapter, task: Task, done: bool = True) -> None:
+        """`task` creates its table: from now on (`done=False`: until it says `done`,
+        once its creation is committed or failed), a group whose snapshot is older does
+        not see it (groupcommit.py)."""
+        at = time.monotonic() if done else float("inf")
+        self._created[f"{adapter.target.name}:{task.table}"] = at
+
+    def created_since(self, adapter: Adapter, task: Task, since: float) -> bool:
+        """Whether `task`'s table was created in this run after `since` (monotonic)."""
+        return self._created.get(f"{adapter.target.name}:{task.table}", -1.0) >= since
 
 
 def _execute(

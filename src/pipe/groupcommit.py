@@ -1,12 +1,17 @@
-"""Group commit: at `--concurrency 1` the one worker runs several tasks in one transaction.
+"""Group commit: a worker keeps its transaction open across tasks, and commits them together.
 
 A COMMIT costs DuckDB or Postgres about a tenth of a small model's time (the log's write
-and sync, the catalog's bookkeeping: docs/benchmarks.md). With one worker every task runs
-on one connection, and a task's downstream reads what the task published before it is
-committed, as it reads its own. So the worker keeps its transaction open from one task to
-the next, and the scheduler asks for the COMMIT (`Group.commit`, through its `Grouping`)
-after GROUP_TASKS tasks or GROUP_SECONDS, and whenever it has nothing to hand out (a
-retry's backoff, a sensor's wait, a stop, the run's end).
+and sync, the catalog's bookkeeping: docs/benchmarks.md). A worker may hold a task it ran,
+published but not committed, in its open transaction while nothing on another connection
+needs to read it: at `--concurrency 1` every task (there is one connection, and a task's
+downstream reads what it published as it reads its own writes), at higher concurrency the
+tasks nothing in the run reads (no downstream task). A task that is not held commits the
+group with it, and a task that reads what another worker published in the run begins a
+new transaction (DuckDB's snapshot is taken at BEGIN). The worker also commits after
+GROUP_TASKS tasks or GROUP_SECONDS, before a task of a model that took longer than
+GROUP_SECONDS on average in earlier runs (`slow`), with a task that created its
+incremental table (another worker waits for that table), and when it finds no work for
+IDLE_SECONDS (a retry's backoff, a sensor's wait, a stop, the run's end).
 
 What does not change:
 - a task's publish and its ledger row are in the transaction that publishes them: a kill -9
@@ -19,11 +24,12 @@ What does not change:
   error; its statements were all sent before the next task began, so the error is its own.
 
 What a reader sees: the group's tables all at once at its COMMIT, up to GROUP_SECONDS
-(or one long task) later than one commit a task would show them.
+(or one task not known to be slow) later than one commit a task would show them.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,9 +50,11 @@ from .executor import (
     timed_out,
 )
 from .plan import Task
+from .scheduler import retry_wait
 
 GROUP_TASKS = 10  # a tenth of the commits: 1.21x -> 1.11x the floor's CPU (bench_commits)
 GROUP_SECONDS = 0.5  # what a kill -9 may cost in redone work, and readers in delay
+IDLE_SECONDS = 0.01  # a worker without work this long commits (a hand-off takes ~0.1 ms)
 
 
 class Group:
@@ -59,16 +67,22 @@ class Group:
         creating: Creating,
         stopped: Callable[[], bool],
         connect: Callable[[], Adapter],
+        slow: Callable[[Task], bool] = lambda task: False,
     ):
         """`connect()`: the worker's connection, a new one when the last one broke."""
         self.root, self.creating, self.stopped, self.connect = root, creating, stopped, connect
+        self.slow = slow
         self.adapter: Adapter | None = None
         self.held: list[tuple[Task, Stamp, TaskResult]] = []
+        self._since = 0.0  # when the first held task began
         self._failed: set[str] = set()  # tasks whose redo failed, since the last commit
 
-    def run(self, task: Task, stamp: Stamp) -> TaskResult:
-        """`task` in the open transaction: a success is `held`; a failure rolls the
-        transaction back and says how each earlier task's redo ended (`settles`)."""
+    def run(self, task: Task, stamp: Stamp, hold: bool, fresh: bool) -> TaskResult:
+        """`task` in the open transaction: a success is `held` when `hold` allows it and
+        the group is not due, else committed with the group; a failure rolls the
+        transaction back. Either way the result `settles` the earlier tasks it ended.
+        `fresh`: the task reads what other connections committed during the run, which
+        an open transaction's snapshot (DuckDB's) may not show: it begins a new one."""
         adapter = self.connect()
         settles: tuple = ()
         if adapter is not self.adapter:  # a new connection: the open transaction is gone
@@ -76,37 +90,90 @@ class Group:
             settles = self._redo()
         if self._failed and any(u in self._failed for u in task.upstream):
             return replace(_not_redone(), settles=settles)
+        lock = self.creating.lock(adapter, task)
+        if lock:
+            lock.acquire()  # another worker may be creating the table: wait for its commit
+            self.creating.created(adapter, task, done=False)
+        try:
+            # commit first: a new snapshot for what it reads and writes (a table another
+            # worker created since the group began), or the group would wait for a task
+            # known to be slow
+            if self.held and (
+                fresh
+                or lock
+                or self.creating.created_since(adapter, task, self._since)
+                or self.slow(task)
+            ):
+                settles += self.commit()
+            result, grouped = self._publish(adapter, task, stamp)
+            if not grouped:  # it failed, or ran alone: done
+                return replace(result, settles=settles + result.settles)
+            self.held.append((task, stamp, result))
+            if (
+                hold
+                and not lock  # the others wait for the table it created
+                and len(self.held) < GROUP_TASKS
+                and time.monotonic() - self._since < GROUP_SECONDS
+            ):
+                return replace(result, held=True, settles=settles)
+            done = self.commit()
+        finally:
+            if lock:
+                self.creating.created(adapter, task)
+                lock.release()
+        own = next(r for tid, r in done if tid == task.id)
+        return replace(own, settles=settles + tuple(x for x in done if x[0] != task.id))
+
+    def _publish(self, adapter: Adapter, task: Task, stamp: Stamp) -> tuple[TaskResult, bool]:
+        """`task`'s write-audit-publish in the open transaction (begun here when the
+        group is empty): (its result, whether it is in the open transaction). A failed
+        statement rolls the transaction back and redoes the held tasks (the result
+        `settles` them); a failure that ended no statement (a failed check) drops what
+        the task built and leaves the group as it was."""
         if not self.held:
             adapter.begin()
+            self._since = time.monotonic()
         deadline = Deadline(adapter, task.timeout)
         started = time.monotonic()
         try:
             result = publish_held(adapter, task, self.root, stamp)
-        except (TaskFailed, AdapterError, Redo) as exc:
+        except TaskFailed as exc:
             deadline.cancel()
+            if self.held and task.kind != "swap":  # the transaction is still good
+                try:
+                    adapter.drop(task.temp)
+                    return failure(exc), False
+                except AdapterError:
+                    pass  # then as any failed statement
             adapter.rollback()
-            settles += self._redo()
+            return replace(failure(exc), settles=self._redo()), False
+        except (AdapterError, Redo) as exc:
+            deadline.cancel()  # before the redo: it must not interrupt it
+            # its own outcome first: a timeout's message counts its own time only
+            own = timed_out(task, started) if deadline.fired else None
+            adapter.rollback()
+            settles = self._redo()
             if any(u in self._failed for u in task.upstream):
                 own = _not_redone()
             elif isinstance(exc, Redo):
                 own = execute_with_timeout(self.adapter, task, self.root, stamp, self.creating)
-            elif deadline.fired:
-                own = timed_out(task, started)
-            else:
+            elif own is None:
                 own = failure(exc)
-            return replace(own, settles=settles)
-        except BaseException:
+            return replace(own, settles=settles), False
+        except Exception as exc:  # a bug in pipe: the group's tasks are not published
             deadline.cancel()
-            adapter.rollback()  # a bug in pipe: the group's tasks are not published (the
-            self.held = []  # scheduler fails the ones no commit settles)
-            raise
-        deadline.cancel()
-        self.held.append((task, stamp, result))
-        return replace(result, held=True, settles=settles)
+            adapter.rollback()
+            bug = _bug(exc)
+            held, self.held = self.held, []
+            return replace(bug, settles=tuple((t.id, bug) for t, _, _ in held)), False
+        finally:
+            deadline.cancel()
+        return result, True
 
     def commit(self) -> tuple:
         """COMMIT: the held tasks are done, (task id, result) each. A COMMIT that fails
-        rolled them back: each is redone alone."""
+        rolled them back: each is redone alone. Whatever happens, the group is empty
+        after it (a bug: rolled back, and each held task failed with it)."""
         if not self.held:
             return ()
         assert self.adapter is not None
@@ -114,14 +181,20 @@ class Group:
             self.adapter.commit()
         except AdapterError:
             return self._redo()
+        except Exception as exc:
+            self.adapter.rollback()
+            held, self.held = self.held, []
+            return tuple((t.id, _bug(exc)) for t, _, _ in held)
         held, self.held = self.held, []
         self._failed = set()
         return tuple((t.id, r) for t, _, r in held)
 
     def _redo(self) -> tuple:
         """The held tasks after their transaction ended without a COMMIT: each again in a
-        transaction of its own, in the order they ran (an upstream before its downstream);
-        one whose upstream failed here is not run."""
+        transaction of its own, in the order they ran (an upstream before its downstream),
+        and again after a retryable failure as its `retries` allow (the scheduler took
+        them as done for their downstream; it does not retry them); one whose upstream
+        failed here is not run."""
         held, self.held = self.held, []
         if not held:
             return ()
@@ -132,16 +205,31 @@ class Group:
             return tuple((t.id, failure(exc)) for t, _, _ in held)
         out = []
         for task, stamp, _ in held:
-            if self.stopped():  # the second Ctrl-C: nothing more runs
-                result = TaskResult("failed", error="interrupted")
-            elif any(u in self._failed for u in task.upstream):
-                result = _not_redone()
-            else:
+            result = _not_redone()
+            for attempt in range(1, task.retries + 2):
+                if self.stopped():  # the second Ctrl-C: nothing more runs
+                    result = TaskResult("failed", error="interrupted")
+                    break
+                if any(u in self._failed for u in task.upstream):
+                    break
+                if attempt > 1:  # a backoff, as the scheduler's between attempts
+                    time.sleep(retry_wait(task.retry_delay, attempt - 1, random.random()))
+                    self.adapter = self.connect()
                 result = execute_with_timeout(self.adapter, task, self.root, stamp, self.creating)
+                if result.status == "success" or not result.retryable:
+                    break
             if result.status != "success":
                 self._failed.add(task.id)
             out.append((task.id, result))
         return tuple(out)
+
+
+def _bug(exc: Exception) -> TaskResult:
+    return TaskResult(
+        "failed",
+        retryable=False,
+        error=f"internal error (a bug in pipe, please report it): {type(exc).__name__}: {exc}",
+    )
 
 
 def _not_redone() -> TaskResult:

@@ -30,7 +30,7 @@ from .executor import (
     execute_with_timeout,
     first_line,
 )
-from .groupcommit import GROUP_SECONDS, GROUP_TASKS, Group
+from .groupcommit import GROUP_SECONDS, IDLE_SECONDS, Group
 from .plan import Task
 from .recorder import Recorder, Reporter, Stamper
 from .runstart import Opening, Start, check_env, clean_temp, prepare, refused
@@ -203,8 +203,12 @@ class _Session:
         self._workers_lock = threading.Lock()
         self.creating = Creating()  # the workers' locks on tables not created yet
         self.stamps: Stamper | None = None
-        self.group: Group | None = None  # --concurrency 1: the worker's open transaction
-        self._slow: set[str] | None = None  # models whose tasks took > GROUP_SECONDS
+        # group commit (groupcommit.py): each worker's open transaction, by thread
+        self.groups: dict[int, Group] | None = None
+        self.holds: Callable[[Task], bool] = lambda task: False  # may a worker hold it?
+        # does it read what another connection publishes during the run?
+        self.fresh: Callable[[Task], bool] = lambda task: False
+        self._slow: frozenset[str] = frozenset()  # models whose tasks took > GROUP_SECONDS
         self.interrupting = threading.Event()  # a second Ctrl-C: stop running statements
         self.finished = threading.Event()  # the scheduler returned: no task runs any more
 
@@ -239,8 +243,13 @@ class _Session:
             len(tasks),
         )
         current = dict(start.published)
+
+        def later() -> None:  # after the first task is handed out (Recorder)
+            start.reconcile()
+            self._load_slow()
+
         recorder = Recorder(
-            state, run_id, self.target.name, reporter, current, start.decision.run, start.reconcile
+            state, run_id, self.target.name, reporter, current, start.decision.run, later
         )
         state.outcomes(
             run_id,
@@ -248,10 +257,15 @@ class _Session:
         )
         self.stamps = Stamper(self.context, current, start.decision)
         grouping = None
-        if opts.caps.concurrency == 1 and self.adapter.transactional_ddl:
-            # one worker, one connection: its tasks share a transaction (groupcommit.py)
-            self.group = Group(self.root, self.creating, self.interrupting.is_set, self.connection)
-            grouping = Grouping(self.commit_group, GROUP_TASKS, GROUP_SECONDS, self.slow)
+        if self.adapter.transactional_ddl:
+            grouping = Grouping(self.commit_group, IDLE_SECONDS)
+            self.groups = {}
+            if opts.caps.concurrency == 1:  # one connection: its tasks read what it holds
+                self.holds = lambda task: True
+            else:  # what no task of the run reads
+                read = {u for t in tasks for u in t.upstream}
+                self.holds = lambda task: task.id not in read
+                self.fresh = lambda task: any(u in read for u in task.upstream)
         scheduler = Scheduler(
             tasks,
             opts.caps,
@@ -311,17 +325,17 @@ class _Session:
         that task (retried as any), and even a bug ends as a failed task, recorded."""
         hydrate, stamps = self.options.hydrate, self.stamps
         try:
-            group = self.group
+            group = self._group()
             conn = self.connection() if group is None else None
             if self.interrupting.is_set():  # handed out just before the second Ctrl-C
                 return TaskResult("failed", error="interrupted")
             full = hydrate(task) if hydrate else task
-            if conn is not None:
+            if group is None:
                 result = execute_with_timeout(
                     conn, full, self.root, stamps.stamp(task), self.creating
                 )
             else:
-                result = group.run(full, stamps.stamp(task))
+                result = group.run(full, stamps.stamp(task), self.holds(task), self.fresh(task))
             if result.status == "success":
                 stamps.published(task, result)  # before the downstream tasks start
             return result
@@ -335,18 +349,34 @@ class _Session:
                 f"pipe, please report it): {type(exc).__name__}: {exc}",
             )
 
+    def _group(self) -> Group | None:
+        """This worker thread's group (None without group commit)."""
+        groups = self.groups
+        if groups is None:
+            return None
+        ident = threading.get_ident()
+        group = groups.get(ident)
+        if group is None:
+            group = Group(
+                self.root, self.creating, self.interrupting.is_set, self.connection, self.slow
+            )
+            with self._workers_lock:
+                groups[ident] = group
+        return group
+
     def commit_group(self) -> tuple:
-        """On the worker's thread: commit what its group holds (Grouping.commit)."""
-        assert self.group is not None
-        return self.group.commit()
+        """On a worker's thread: commit what its group holds (Grouping.commit)."""
+        group = (self.groups or {}).get(threading.get_ident())
+        return group.commit() if group is not None else ()
+
+    def _load_slow(self) -> None:
+        """The models whose tasks took longer than GROUP_SECONDS on average (the state
+        store's history; read on the scheduler's thread, which owns the store, after the
+        first task is handed out): a group commits before one rather than wait for it."""
+        means = self.state.mean_durations(self.target.name)
+        self._slow = frozenset(m for m, seconds in means.items() if seconds > GROUP_SECONDS)
 
     def slow(self, task: Task) -> bool:
-        """Whether `task`'s model took longer than GROUP_SECONDS on average (the state
-        store's history, read once, on the scheduler's thread): a group commits before
-        it rather than hold its tables, and their readers' locks, for that long."""
-        if self._slow is None:
-            means = self.state.mean_durations(self.target.name)
-            self._slow = {m for m, seconds in means.items() if seconds > GROUP_SECONDS}
         return task.model in self._slow
 
     def poke(self, task: Task) -> Poke:

@@ -75,16 +75,12 @@ Poker = Callable[[Task], Poke]
 
 @dataclass(frozen=True)
 class Grouping:
-    """A worker that holds its tasks in an open transaction (groupcommit.py): `commit()`
-    on the worker's thread ends it and returns (task id, TaskResult) of each task it
-    held. Asked for after `tasks` held tasks or `seconds`, whenever nothing runs, and
-    before a task that `slow(task)` expects to outlast `seconds` (the group would wait
-    for it, and readers for the group's tables)."""
+    """Workers that hold tasks in an open transaction (groupcommit.py). A worker that
+    finds no work for `idle` seconds calls `commit()` on its own thread: it commits what
+    it holds and returns (task id, TaskResult) of each task it held."""
 
     commit: Callable[[], tuple]
-    tasks: int
-    seconds: float
-    slow: Callable[[Task], bool] = lambda task: False
+    idle: float
 
 
 class Listener:
@@ -123,9 +119,15 @@ class Workers:
     tasks), ended by `shutdown`. Not concurrent.futures': importing it imports logging,
     a tenth of `pipe run`'s imports before its first task."""
 
-    def __init__(self, size: int, name: str):
-        self.size, self.name = size, name
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
+    def __init__(self, size: int, name: str, on_idle: tuple[float, Callable] | None = None):
+        """`on_idle`: (seconds, fn): a worker that waited that long for work calls fn()."""
+        self.size, self.name, self._on_idle = size, name, on_idle
+        # a timed get needs queue.Queue: SimpleQueue.get(timeout=...) of CPython 3.11 can
+        # block for good when another worker takes the item it woke for (its deadline,
+        # once past, becomes an endless wait)
+        self._work: queue.SimpleQueue | queue.Queue = (
+            queue.Queue() if on_idle else queue.SimpleQueue()
+        )
         self._idle = threading.Semaphore(0)  # released by a worker waiting for work
         self._threads: list[threading.Thread] = []
 
@@ -138,7 +140,7 @@ class Workers:
 
     def _loop(self) -> None:
         while True:
-            item = self._work.get()
+            item = self._next()
             if item is None:
                 return
             fn, args = item
@@ -149,6 +151,20 @@ class Workers:
             finally:
                 self._idle.release()
 
+    def _next(self):
+        if self._on_idle is None:
+            return self._work.get()
+        seconds, fn = self._on_idle
+        try:
+            return self._work.get(timeout=seconds)
+        except queue.Empty:
+            pass
+        try:
+            fn()  # Scheduler._idle_commit: reports everything, raises nothing
+        except BaseException:  # noqa: BLE001 - said, and the worker lives on
+            threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), None)))
+        return self._work.get()
+
     def shutdown(self, wait: bool = True) -> None:
         for _ in self._threads:
             self._work.put(None)
@@ -158,8 +174,9 @@ class Workers:
 
 
 # a worker's report to the scheduler thread: (task, attempt, result, started_at,
-# finished_at); a plain tuple, built once a task on the worker's thread
-_Report = tuple[Task, int, TaskResult, float, float]
+# finished_at, the worker's thread ident); a plain tuple, built once a task on the
+# worker's thread. Task None: an idle worker's commit (Grouping)
+_Report = tuple[Task | None, int, TaskResult, float, float, int]
 
 
 def _crash(text: str) -> TaskResult:
@@ -223,10 +240,10 @@ class Scheduler:
         self._parked_pool: dict[str, list[str]] = {}
         self._parked_model: dict[str, list[str]] = {}
         # tasks a worker holds, done only once its group commits: id -> (attempt,
-        # started_at, finished_at); their downstream may run meanwhile (same worker)
+        # started_at, finished_at, the worker's thread ident); their downstream may run
+        # meanwhile (on the same worker: groupcommit.py)
         self.grouping = grouping
-        self._held: dict[str, tuple[int, float, float]] = {}
-        self._held_since = 0.0
+        self._held: dict[str, tuple[int, float, float, int]] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -244,15 +261,20 @@ class Scheduler:
     def run(self) -> dict[str, Outcome]:
         self._prepare()
         own_pool = self._pool is None
-        pool = self._pool or Workers(self.caps.concurrency, "pipe-worker")
+        g = self.grouping
+        idle = (g.idle, self._idle_commit) if g else None
+        pool = self._pool or Workers(self.caps.concurrency, "pipe-worker", idle)
         try:
             while True:
                 if self._delayed:
                     self._release_delayed()
                 self._fill(pool)
-                if self._held and self._running == 0:  # nothing to hand out: commit
-                    self._commit_group(pool)
-                if self._running == 0 and (self._stop.is_set() or not self._delayed):
+                # (held tasks: the idle workers commit them, and say so)
+                if (
+                    self._running == 0
+                    and not self._held
+                    and (self._stop.is_set() or not self._delayed)
+                ):
                     break  # nothing runs and nothing more can start
                 report = self._next_report()
                 if report is not None:
@@ -316,10 +338,9 @@ class Scheduler:
             return None
 
     def _handle(self, report: _Report, pool: Pool) -> None:
-        t, attempt, result, started_at, finished_at = report
-        if t is None:  # a group's commit
-            self._running -= 1
-            self._settle_held(result, commit=True)
+        t, attempt, result, started_at, finished_at, worker = report
+        if t is None:  # an idle worker's commit: it holds nothing more
+            self._settle_held(result, worker)
             return
         self._release(t)
         if result.settles:
@@ -336,7 +357,9 @@ class Scheduler:
             self._unblock_downstream(t.id)
             self._status[t.id] = "success"
             if result.held:
-                self._hold(t.id, attempt, started_at, finished_at, pool)
+                assert self.grouping is not None, "a held result without a Grouping"
+                self._held[t.id] = (attempt, started_at, finished_at, worker)
+                self._fill(pool)
                 return
             self._fill(pool)
             self.listener.finished(t, attempt, result, started_at, finished_at, True)
@@ -355,43 +378,30 @@ class Scheduler:
             self._settle(t.id, "failed", result.error)
 
     # ---------------------------------------------------------------- group commit
-    def _hold(self, tid: str, attempt: int, started_at: float, finished_at: float, pool) -> None:
-        """A success its worker holds uncommitted: done for its downstream (they run on
-        the same worker), recorded once a commit settles it."""
-        if not self._held:
-            self._held_since = time.monotonic()
-        self._held[tid] = (attempt, started_at, finished_at)
-        g = self.grouping
-        assert g is not None, "a held result without a Grouping"
-        if len(self._held) >= g.tasks or time.monotonic() - self._held_since >= g.seconds:
-            self._commit_group(pool)
-        self._fill(pool)
-
-    def _commit_group(self, pool: Pool) -> None:
-        self._running += 1  # the commit takes the worker: nothing else is handed out
-        pool.submit(self._committer, time.time())
-
-    def _committer(self, started: float) -> None:
-        """On the worker's thread: the group's commit, reported as a task-less report."""
+    def _idle_commit(self) -> None:
+        """On a worker's thread, after it found no work for a while: commit what it
+        holds, reported as a task-less report (after which it holds nothing)."""
+        started = time.time()
         try:
             result = TaskResult("success", settles=self.grouping.commit())
         except BaseException as exc:  # noqa: BLE001 - the held tasks fail, said
             result = _crash(f"{type(exc).__name__}: {exc}")
-        self._done_q.put((None, 0, result, started, time.time()))
+        self._done_q.put((None, 0, result, started, time.time(), threading.get_ident()))
 
-    def _settle_held(self, result: TaskResult, commit: bool = False) -> None:
-        """Settle the held tasks `result` names: done, or failed when redone. A commit
-        settles every held task: one it does not name fails with it."""
+    def _settle_held(self, result: TaskResult, worker: int | None = None) -> None:
+        """Settle the held tasks `result` names: done, or failed when redone. After an
+        idle commit, `worker` holds nothing: a task of its still held here was lost by
+        a bug in pipe (or the commit raised), and fails rather than wait forever."""
         for tid, res in result.settles:
             if tid in self._held:
                 self._settle_one(tid, res)
-        if commit:
-            lost = result if result.status == "failed" else _crash("its group lost it")
-            for tid in list(self._held):
+        if worker is not None:
+            lost = result if result.status == "failed" else _crash("its worker's group lost it")
+            for tid in [tid for tid, h in self._held.items() if h[3] == worker]:
                 self._settle_one(tid, lost)
 
     def _settle_one(self, tid: str, res: TaskResult) -> None:
-        attempt, started_at, finished_at = self._held.pop(tid)
+        attempt, started_at, finished_at, _ = self._held.pop(tid)
         t = self.tasks[tid]
         self._result[tid] = res
         if res.status == "success":
@@ -456,8 +466,7 @@ class Scheduler:
             self._poke(self.tasks[self._sensors.pop(0)])
         ready, caps = self._ready, self.caps
         while ready and self._running < caps.concurrency and not self._stop.is_set():
-            entry = heapq.heappop(ready)
-            tid = entry[2]
+            _, _, tid = heapq.heappop(ready)
             if self._status[tid] != "pending":  # failed since it was queued (a group's redo)
                 continue
             t = self.tasks[tid]
@@ -467,10 +476,6 @@ class Scheduler:
             if t.max_concurrency and self._model_used.get(t.model, 0) >= t.max_concurrency:
                 self._parked_model.setdefault(t.model, []).append(tid)
                 continue
-            if self._held and self.grouping.slow(t):  # commit first: it runs alone
-                heapq.heappush(ready, entry)
-                self._commit_group(pool)
-                return
             self._submit(t, pool)
 
     def _submit(self, t: Task, pool: Pool) -> None:
@@ -507,7 +512,7 @@ class Scheduler:
                 result = _crash(f"the work of {task.id} returned {type(result).__name__}")
         except BaseException as exc:  # noqa: BLE001 - reported as the task's failure
             result = _crash(f"{type(exc).__name__}: {exc}")
-        self._done_q.put((task, attempt, result, started, time.time()))
+        self._done_q.put((task, attempt, result, started, time.time(), threading.get_ident()))
 
     def _poke(self, t: Task) -> None:
         first = self._sensor_since.setdefault(t.id, time.monotonic())
