@@ -436,6 +436,37 @@ def test_full_refresh_swaps_in_a_rebuilt_table_only_when_every_interval_passed(e
     assert daily(wh) == [("2026-06-01", 3, 3), ("2026-06-02", 3, 6), ("2026-06-03", 3, 9)]
 
 
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_a_full_refresh_of_a_chain_rebuilds_the_downstream_from_the_new_upstream(
+    engine,  # noqa: F811
+    concurrency,
+):
+    """--full-refresh of staging.events+ (both incremental): marts.daily's rebuild reads
+    staging.events by its name, so it waits for that model's swap, not its old table."""
+    root = engine.project(EVENTS)
+    wh = engine.warehouse(root)
+    load_events(wh, {"2026-06-01": 1, "2026-06-02": 2})
+    assert pipe(root, "backfill", "--start", "2026-06-01", "--end", "2026-06-03")[0] == 0
+    load_events(wh, {"2026-06-01": 10, "2026-06-02": 20})  # late corrections
+    code, out = pipe(
+        root,
+        "backfill",
+        "--full-refresh",
+        "--select",
+        "staging.events+",
+        "--start",
+        "2026-06-01",
+        "--end",
+        "2026-06-03",
+        "--concurrency",
+        concurrency,
+    )
+    assert code == 0, out
+    assert daily(wh) == [("2026-06-01", 3, 30), ("2026-06-02", 3, 60)]
+    assert status(root)["stale"] == []
+    assert wh.temp_tables() == []
+
+
 # ---------------------------------------------------------------- crash safety
 
 

@@ -80,13 +80,13 @@ def full_refresh(plan: Plan, models: Iterable[str]) -> Plan:
     refreshed = {tid: m for m, ids in by_model.items() for tid in ids}
     tasks: list[Task] = []
     for t in plan.tasks:
+        # a task that reads a refreshed model reads it by its name: after its swap (a
+        # refreshed one too: else it would rebuild from the old table)
+        waits = {swaps[refreshed[u]] for u in t.upstream if u in refreshed}
+        waits.discard(swaps.get(t.model))  # its own earlier intervals: in the shadow
         if t.id in refreshed:
-            tasks.append(replace(t, table=shadow_name(t.model), refresh=True))
-            continue
-        waits = sorted({swaps[refreshed[u]] for u in t.upstream if u in refreshed})
-        tasks.append(
-            replace(t, upstream=tuple(sorted(set(t.upstream) | set(waits)))) if waits else t
-        )
+            t = replace(t, table=shadow_name(t.model), refresh=True)
+        tasks.append(replace(t, upstream=tuple(sorted(set(t.upstream) | waits))) if waits else t)
     for model, ids in sorted(by_model.items()):
         last = max(i for i, t in enumerate(tasks) if t.model == model)
         fp = tasks[last].fingerprint
