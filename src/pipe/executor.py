@@ -161,10 +161,13 @@ def failure(exc: TaskFailed | AdapterError) -> TaskResult:
     return TaskResult("failed", error=first_line(str(exc)))
 
 
-def publish_held(adapter: Adapter, task: Task, root: Path, stamp: Stamp) -> TaskResult:
+def publish_held(
+    adapter: Adapter, task: Task, root: Path, stamp: Stamp, send: bool = True
+) -> TaskResult:
     """Run `task` inside the transaction its worker holds open (groupcommit.py): build,
     check, publish and record as `execute` does, then send its last statements (the
-    publish, the ledger row), so that an error in them is this task's. Raises what
+    publish, the ledger row), so that an error in them is this task's (`send=False`:
+    they go with the COMMIT that follows, one call fewer, as `execute` does). Raises what
     fails; the caller rolls the whole transaction back (a failed statement ends it on
     DuckDB and Postgres). `Redo` when the task must be run again in a transaction of
     its own: a write conflict, or a guarded INSERT that needs the careful way."""
@@ -173,7 +176,8 @@ def publish_held(adapter: Adapter, task: Task, root: Path, stamp: Stamp) -> Task
             result = _swap(adapter, task, stamp)
         else:
             result = _write_audit_publish(adapter, task, root, stamp, adapter.guards_columns)
-        adapter.send_ahead()
+        if send:
+            adapter.send_ahead()
     except _Unguarded:
         raise Redo from None
     except AdapterError as exc:

@@ -105,18 +105,15 @@ class Group:
                 or self.slow(task)
             ):
                 settles += self.commit()
-            result, grouped = self._publish(adapter, task, stamp)
+            # held, or committed at its end (the others wait for a table it created)
+            keep = hold and not lock and len(self.held) + 1 < GROUP_TASKS
+            result, grouped = self._publish(adapter, task, stamp, keep)
             if not grouped:  # it failed, or ran alone: done
                 return replace(result, settles=settles + result.settles)
             self.held.append((task, stamp, result))
-            if (
-                hold
-                and not lock  # the others wait for the table it created
-                and len(self.held) < GROUP_TASKS
-                and time.monotonic() - self._since < GROUP_SECONDS
-            ):
+            if keep and time.monotonic() - self._since < GROUP_SECONDS:
                 return replace(result, held=True, settles=settles)
-            done = self.commit()
+            done = self.commit()  # its statements go with the COMMIT when not `keep`
         finally:
             if lock:
                 self.creating.created(adapter, task)
@@ -124,9 +121,12 @@ class Group:
         own = next(r for tid, r in done if tid == task.id)
         return replace(own, settles=settles + tuple(x for x in done if x[0] != task.id))
 
-    def _publish(self, adapter: Adapter, task: Task, stamp: Stamp) -> tuple[TaskResult, bool]:
+    def _publish(
+        self, adapter: Adapter, task: Task, stamp: Stamp, send: bool
+    ) -> tuple[TaskResult, bool]:
         """`task`'s write-audit-publish in the open transaction (begun here when the
-        group is empty): (its result, whether it is in the open transaction). A failed
+        group is empty): (its result, whether it is in the open transaction); `send`:
+        its last statements are sent now, not with a COMMIT right after it. A failed
         statement rolls the transaction back and redoes the held tasks (the result
         `settles` them); a failure that ended no statement (a failed check) drops what
         the task built and leaves the group as it was."""
@@ -136,7 +136,7 @@ class Group:
         deadline = Deadline(adapter, task.timeout)
         started = time.monotonic()
         try:
-            result = publish_held(adapter, task, self.root, stamp)
+            result = publish_held(adapter, task, self.root, stamp, send)
         except TaskFailed as exc:
             deadline.cancel()
             if self.held and task.kind != "swap":  # the transaction is still good
