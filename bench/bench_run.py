@@ -205,6 +205,7 @@ def _kind(sql: str) -> str:
 
 def profile_c1(root: Path) -> None:
     """A c1 run in this process, its statements, executor and hand-off timed."""
+    import pipe.groupcommit as pgroup
     import pipe.runner as prun
     from pipe.adapters import duckdb as pduck
     from pipe.cli import main as pipe_main
@@ -224,12 +225,17 @@ def profile_c1(root: Path) -> None:
         finally:
             stats.setdefault(kind, []).append(time.perf_counter() - t)
 
-    def timed_execute(*args, **kwargs):
-        t, inside = time.perf_counter(), sum(map(sum, stats.values()))
-        try:
-            return execute(*args, **kwargs)
-        finally:
-            spans.append((t, time.perf_counter(), sum(map(sum, stats.values())) - inside))
+    def timed(fn):
+        def run(*args, **kwargs):
+            t, inside = time.perf_counter(), sum(map(sum, stats.values()))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans.append((t, time.perf_counter(), sum(map(sum, stats.values())) - inside))
+
+        return run
+
+    timed_execute = timed(execute)
 
     def timed_work(self, task, attempt):
         t = time.perf_counter()
@@ -240,6 +246,9 @@ def profile_c1(root: Path) -> None:
 
     pduck.DuckDBAdapter._run = timed_sql
     prun.execute_with_timeout, prun._Session.work = timed_execute, timed_work
+    # a group commit's task (groupcommit.py) runs through Group.run, not the executor's
+    # own transaction: time it the same way
+    pgroup.Group.run = timed(pgroup.Group.run)
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the run's own lines
         try:
