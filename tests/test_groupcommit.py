@@ -243,3 +243,67 @@ def test_a_held_task_whose_redo_fails_is_retried_as_its_retries_allow(engine):  
     assert wh.query("select v from g.hd") == [(1,)]
     assert wh.query("select nextval('g_seq')") == [(4,)]  # run, redo, retry
     assert "g.bad" not in wh.relations()
+
+
+@pytest.mark.postgres
+def test_a_timeout_covers_the_publish_of_a_task_that_commits_at_its_end(
+    write_project, pg_server, monkeypatch
+):
+    """g.m00 is read by g.m01, so at --concurrency 2 it commits at its end: its DROP and
+    RENAME wait for a reader's lock, and its timeout fires then, once. (Sent with the
+    COMMIT, after the timeout's end, they waited for the lock until it gave up; the
+    group's redo then ran the task a second time: the sequence says how often it ran.)"""
+    import psycopg
+
+    pg = PostgresEngine(write_project, pg_server, monkeypatch)
+    files = {
+        "models/g/m00.sql": "select cast(nextval('g_seq') as integer) as v",
+        "models/g/m00.yml": "timeout: 1s\n",
+        "models/g/m01.sql": "select v + 1 as v from g.m00",
+    }
+    root = pg.project(files)
+    wh = pg.warehouse(root)
+    wh.execute("create sequence g_seq", dialect=None)
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0  # draws 1
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=5s")  # no endless wait, whatever
+    with psycopg.connect(wh.dsn) as reader:
+        reader.execute("select count(*) from g.m00")  # holds its lock until the end
+        code, out = pipe(root, "run", "--interval", "2026-06-01", "--concurrency", "2", "--force")
+    assert code == 1, out
+    assert "g.m00 2026-06-01: timeout after 1." in out, out
+    assert wh.query("select nextval('g_seq')", dialect=None) == [(3,)]  # 2 ran once
+    assert wh.query("select v from g.m00", dialect=None) == [(1,)]
+
+
+@pytest.mark.postgres
+def test_a_backfill_groups_tasks_whose_upstream_was_published_before_it(
+    write_project, pg_server, monkeypatch
+):
+    """Two incremental models read a seed published by an earlier run: at --concurrency 2
+    their tasks are leaves and their upstream is in every snapshot, so they are held and
+    committed in groups (the ledger rows' xmin: one per transaction)."""
+    pg = PostgresEngine(write_project, pg_server, monkeypatch)
+    monkeypatch.setattr(groupcommit, "GROUP_SECONDS", 3600.0)
+    day = "select n, {{ interval_start }} as ts from g.s"
+    files = {
+        "seeds/g/s.csv": "n\n1\n2\n",
+        "models/g/a.sql": day,
+        "models/g/a.yml": "kind: incremental\ntime_column: ts\n",
+        "models/g/b.sql": day,
+        "models/g/b.yml": "kind: incremental\ntime_column: ts\n",
+    }
+    root = pg.project(files)
+    assert pipe(root, "run", "--interval", "2026-06-01")[0] == 0
+    code, out = pipe(
+        root, "backfill", "--start", "2026-06-02", "--end", "2026-06-22", "--concurrency", "2"
+    )
+    assert code == 0, out
+    wh = pg.warehouse(root)
+    [(rows, xmins)] = wh.query(
+        "select count(*), count(distinct xmin::text) from _pipe.ledger "
+        "where xmin::text::bigint > (select min(xmin::text::bigint) from _pipe.ledger "
+        "where entry like '%2026-06-02%')",
+        dialect=None,
+    )
+    assert rows >= 39, out  # 40 tasks, less the first
+    assert xmins <= rows // 4, (rows, xmins)

@@ -223,9 +223,10 @@ class Creating:
             return self._locks.setdefault(f"{adapter.target.name}:{task.table}", threading.RLock())
 
     def created(self, adapter: Adapter, task: Task, done: bool = True) -> None:
-        """`task` creates its table: from now on (`done=False`: until it says `done`,
-        once its creation is committed or failed), a group whose snapshot is older does
-        not see it (groupcommit.py)."""
+        """`task` holds its table's lock (it creates the table, or waited while another
+        worker did): from now on (`done=False`: until it says `done`, once its commit or
+        failure is over), a group whose snapshot is older may not see the table
+        (groupcommit.py)."""
         at = time.monotonic() if done else float("inf")
         self._created[f"{adapter.target.name}:{task.table}"] = at
 

@@ -90,7 +90,12 @@ class Group:
             settles = self._redo()
         if self._failed and any(u in self._failed for u in task.upstream):
             return replace(_not_redone(), settles=settles)
-        lock = self.creating.lock(adapter, task)
+        try:  # it may ask the catalog: a failed statement ends the open transaction
+            lock = self.creating.lock(adapter, task)
+        except AdapterError as exc:
+            adapter.rollback()
+            settles += self._redo()
+            return replace(failure(exc), settles=settles)
         if lock:
             lock.acquire()  # another worker may be creating the table: wait for its commit
             self.creating.created(adapter, task, done=False)
@@ -107,7 +112,9 @@ class Group:
                 settles += self.commit()
             # held, or committed at its end (the others wait for a table it created)
             keep = hold and not lock and len(self.held) + 1 < GROUP_TASKS
-            result, grouped = self._publish(adapter, task, stamp, keep)
+            # its publish goes with the COMMIT unless it is kept, or its timeout must
+            # cover it (a DROP or RENAME can wait for a reader's lock)
+            result, grouped = self._publish(adapter, task, stamp, keep or bool(task.timeout))
             if not grouped:  # it failed, or ran alone: done
                 return replace(result, settles=settles + result.settles)
             self.held.append((task, stamp, result))

@@ -265,7 +265,9 @@ class _Session:
             else:  # what no task of the run reads
                 read = {u for t in tasks for u in t.upstream}
                 self.holds = lambda task: task.id not in read
-                self.fresh = lambda task: any(u in read for u in task.upstream)
+                # upstream published before the run is in every snapshot
+                runs = {t.id for t in tasks} - set(start.done)
+                self.fresh = lambda task: any(u in runs for u in task.upstream)
         scheduler = Scheduler(
             tasks,
             opts.caps,
