@@ -467,6 +467,41 @@ def test_a_full_refresh_of_a_chain_rebuilds_the_downstream_from_the_new_upstream
     assert wh.temp_tables() == []
 
 
+@pytest.mark.parametrize("policy", ["append_new_columns", "sync_all_columns"])
+def test_a_column_change_backfilled_by_four_workers_is_applied_once(engine, policy):  # noqa: F811
+    """Several intervals of one model publish at once after its columns changed: the
+    first to publish adds (or drops) the column; the others must not do it again (they
+    failed with 'already exists' / 'does not exist') but see it and publish."""
+    root = engine.project(
+        {
+            **EVENTS,
+            "models/staging/events.yml": (
+                f"kind: incremental\ntime_column: ts\non_schema_change: {policy}\n"
+            ),
+        }
+    )
+    wh = engine.warehouse(root)
+    days = {f"2026-06-{d:02d}": d for d in range(1, 13)}
+    load_events(wh, days)
+    dates = ("--start", "2026-06-01", "--end", "2026-06-13")
+    span = ("--select", "staging.events", *dates)
+    assert pipe(root, "backfill", *span, "--concurrency", "4")[0] == 0
+    (root / "models/staging/events.sql").write_text(WIDER)
+    assert pipe(root, "compile", *dates)[0] == 0
+    code, out = pipe(root, "backfill", *span, "--concurrency", "4", "--force")
+    assert code == 0, out
+    assert wh.query("select count(*), count(doubled), sum(doubled) from staging.events") == [
+        (36, 36, 2 * 3 * sum(days.values()))
+    ]
+    if policy == "sync_all_columns":  # and back: the column goes again, once
+        (root / "models/staging/events.sql").write_text(EVENTS["models/staging/events.sql"])
+        assert pipe(root, "compile", *dates)[0] == 0
+        code, out = pipe(root, "backfill", *span, "--concurrency", "4", "--force")
+        assert code == 0, out
+        assert [c for c, _ in wh.contents("staging.events")[0]] == ["id", "ts", "amount"]
+    assert wh.temp_tables() == []
+
+
 # ---------------------------------------------------------------- crash safety
 
 

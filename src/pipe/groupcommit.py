@@ -118,7 +118,10 @@ class Group:
             if not grouped:  # it failed, or ran alone: done
                 return replace(result, settles=settles + result.settles)
             self.held.append((task, stamp, result))
-            if keep and time.monotonic() - self._since < GROUP_SECONDS:
+            # an incremental table it altered (on_schema_change): the other workers
+            # publishing intervals of it wait for that, as for a table it created
+            altered = task.kind == "incremental" and adapter.changed(task.table)
+            if keep and not altered and time.monotonic() - self._since < GROUP_SECONDS:
                 return replace(result, held=True, settles=settles)
             done = self.commit()  # its statements go with the COMMIT when not `keep`
         finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,7 @@ from ..engines import EngineRules
 from ..errors import ConfigError, SourceLocation
 from ..names import TableName
 from .catalog import Catalog
-from .errors import AdapterError
+from .errors import AdapterError, Interrupted
 from .ledgertable import LedgerTable
 
 TEMP_MARK = "__pipe_tmp_"
@@ -71,6 +72,7 @@ class Adapter(LedgerTable, EngineRules, ABC):
         self.catalog = Catalog()  # shared with this adapter's workers: see worker()
         self._pending: dict[str, str | None] = {}  # relations this transaction changed
         self._in_tx = False
+        self._began = 0.0  # when the transaction began (time.monotonic())
         self.ledger_rows = 0  # rows in the ledger at the last read_ledger
         self._spelled: dict[str, str] = {}  # q(): a task spells its tables 5-6 times
 
@@ -128,6 +130,7 @@ class Adapter(LedgerTable, EngineRules, ABC):
     # the three steps of `transaction`, for a transaction that outlives one block: a
     # worker's group of tasks at --concurrency 1 (groupcommit.py)
     def begin(self) -> None:
+        self._began = time.monotonic()
         self.execute("BEGIN")
         self._in_tx = True
 
@@ -183,6 +186,10 @@ class Adapter(LedgerTable, EngineRules, ABC):
             kind = self._relation_kind(table)
             self.catalog.apply({table: kind} if kind else {})
         return kind
+
+    def changed(self, table: str) -> bool:
+        """Whether this transaction created, altered or replaced `table`."""
+        return table in self._pending
 
     def _changed(self, table: str, kind: str | None) -> None:
         if self._in_tx:
@@ -375,8 +382,10 @@ class Adapter(LedgerTable, EngineRules, ABC):
             return tuple(self.columns(table))
         found = self.catalog.columns(table)
         if found is None:
+            # what this statement sees: what was committed before its transaction began
+            since = self._began if self._in_tx else time.monotonic()
             found = tuple(self.columns(table))
-            self.catalog.remember_columns(table, found)
+            self.catalog.remember_columns(table, found, since)
         return found
 
     def known_columns(self, table: str) -> tuple[tuple[str, str], ...] | None:
@@ -387,11 +396,22 @@ class Adapter(LedgerTable, EngineRules, ABC):
         return self.catalog.columns(table) or None
 
     def add_column(self, table: str, column: str, dtype: str) -> None:
-        self.execute(f"ALTER TABLE {self.q(table)} ADD COLUMN {self.col(column)} {dtype}")
-        self._changed(table, "table")
+        self._alter(table, f"ADD COLUMN {self.col(column)} {dtype}")
 
     def drop_column(self, table: str, column: str) -> None:
-        self.execute(f"ALTER TABLE {self.q(table)} DROP COLUMN {self.col(column)}")
+        self._alter(table, f"DROP COLUMN {self.col(column)}")
+
+    def _alter(self, table: str, change: str) -> None:
+        """An on_schema_change ALTER. Another worker publishing an interval of the same
+        model may have made the change first ('already exists', 'does not exist'): the
+        task is tried again (a conflict), reading the table's columns afresh."""
+        try:
+            self.execute(f"ALTER TABLE {self.q(table)} {change}")
+        except AdapterError as exc:
+            if not isinstance(exc, Interrupted):
+                self.catalog.forget([table])
+                exc.conflict = True
+            raise
         self._changed(table, "table")
 
     def insert_sql(self, temp: str, table: str) -> str:
@@ -418,7 +438,7 @@ class Adapter(LedgerTable, EngineRules, ABC):
 
     def is_conflict(self, exc: AdapterError) -> bool:
         """A concurrent-write conflict: the same publish can simply be tried again."""
-        return False
+        return exc.conflict
 
     def is_missing_relation(self, exc: AdapterError) -> bool:
         """The statement read a table or schema that does not exist (yet): a sensor waits

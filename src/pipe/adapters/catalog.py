@@ -11,6 +11,7 @@ other pipe process out). Names are `schema.table` strings as pipe spells them
 from __future__ import annotations
 
 import threading
+import time
 
 from ..names import TableName
 
@@ -25,6 +26,7 @@ class Catalog:
         self._kinds: dict[str, str] = {}
         self._complete: set[str] = set()
         self._columns: dict[str, tuple] = {}  # published tables' columns, as last read
+        self._changed_at: dict[str, float] = {}  # table -> when a commit last changed it
 
     def lookup(self, table: str) -> tuple[bool, str | None]:
         with self._lock:
@@ -33,9 +35,11 @@ class Catalog:
             return TableName.parse(table).schema in self._complete, None
 
     def apply(self, changes: dict[str, str | None]) -> None:
+        now = time.monotonic()
         with self._lock:
             for table, kind in changes.items():
                 self._columns.pop(table, None)
+                self._changed_at[table] = now
                 if kind is None:
                     self._kinds.pop(table, None)
                 else:
@@ -43,18 +47,24 @@ class Catalog:
 
     def forget(self, tables) -> None:
         with self._lock:
+            now = time.monotonic()
             for table in tables:
                 self._kinds.pop(table, None)
                 self._columns.pop(table, None)
+                self._changed_at[table] = now
                 self._complete.discard(TableName.parse(table).schema)
 
     def columns(self, table: str) -> tuple | None:
         with self._lock:
             return self._columns.get(table)
 
-    def remember_columns(self, table: str, columns: tuple) -> None:
+    def remember_columns(self, table: str, columns: tuple, read_since: float) -> None:
+        """Keep `columns`, read by a statement that sees what was committed before
+        `read_since` (time.monotonic(); a DuckDB transaction sees what was committed
+        before it began): not when the table changed since (they may be the old ones)."""
         with self._lock:
-            self._columns[table] = columns
+            if self._changed_at.get(table, -1.0) < read_since:
+                self._columns[table] = columns
 
     def load(self, schemas, kinds: dict[str, str]) -> None:
         with self._lock:

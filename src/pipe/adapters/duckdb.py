@@ -181,7 +181,7 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
         return [(d[0], str(d[1])) for d in self.con.description]
 
     def is_conflict(self, exc: AdapterError) -> bool:
-        return "conflict" in str(exc).lower()
+        return exc.conflict or "conflict" in str(exc).lower()
 
     def is_missing_relation(self, exc: AdapterError) -> bool:
         return bool(_MISSING.match(str(exc)))

@@ -12,6 +12,7 @@ class AdapterError(PipeError):
     naming the target; one that reaches the CLI is a user error (exit 2), never a bug."""
 
     sqlstate: str | None = None  # the engine's error code, where it has one
+    conflict = False  # another transaction got there first: the task may simply try again
 
 
 class Interrupted(AdapterError):

@@ -205,7 +205,7 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
         return self._run(sql, True)
 
     def is_conflict(self, exc: AdapterError) -> bool:
-        return getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
+        return exc.conflict or getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
 
     def is_missing_relation(self, exc: AdapterError) -> bool:
         return getattr(exc, "sqlstate", None) in ("42P01", "3F000")  # no table, no schema
