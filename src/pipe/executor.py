@@ -68,6 +68,10 @@ class TaskResult:
     settles: tuple = ()
 
 
+# how long a task waits, at most, for another worker's on_schema_change ALTER of its table
+ALTER_WAIT = 300.0
+
+
 class TaskFailed(Exception):
     def __init__(self, message: str, checks=(), retryable=True):
         super().__init__(message)
@@ -248,6 +252,7 @@ def _execute(
         lock.acquire()
     guard = adapter.guards_columns
     conflicts = 0
+    altering = 0.0  # seconds waited for another worker's ALTER of the table
     try:
         while True:
             try:
@@ -258,7 +263,17 @@ def _execute(
                 # not one of the `tries` (which are for other writers' commits)
             except AdapterError as exc:
                 conflicts += 1
-                if conflicts == tries or not adapter.is_conflict(exc):
+                if not adapter.is_conflict(exc):
+                    raise
+                if exc.conflict:  # another worker's column change: redo once it commits,
+                    # which may take its whole interval's publish (DuckDB does not wait)
+                    backoff = min(0.5, 0.05 * conflicts)
+                    altering += backoff
+                    if altering > ALTER_WAIT:
+                        raise
+                    time.sleep(backoff)
+                    continue
+                if conflicts >= tries:
                     raise
                 time.sleep(0.05 * conflicts)  # another writer's commit: back off, redo
     finally:

@@ -32,7 +32,7 @@ from ..engines import EngineRules
 from ..errors import ConfigError, SourceLocation
 from ..names import TableName
 from .catalog import Catalog
-from .errors import AdapterError, Interrupted
+from .errors import AdapterError
 from .ledgertable import LedgerTable
 
 TEMP_MARK = "__pipe_tmp_"
@@ -403,16 +403,22 @@ class Adapter(LedgerTable, EngineRules, ABC):
 
     def _alter(self, table: str, change: str) -> None:
         """An on_schema_change ALTER. Another worker publishing an interval of the same
-        model may have made the change first ('already exists', 'does not exist'): the
-        task is tried again (a conflict), reading the table's columns afresh."""
+        model may be making the change too, or have made it: the task is tried again (a
+        conflict, `altered_first`), reading the table's columns afresh."""
         try:
             self.execute(f"ALTER TABLE {self.q(table)} {change}")
         except AdapterError as exc:
-            if not isinstance(exc, Interrupted):
+            if self.altered_first(exc):
                 self.catalog.forget([table])
                 exc.conflict = True
             raise
         self._changed(table, "table")
+
+    def altered_first(self, exc: AdapterError) -> bool:
+        """Whether an ALTER failed because another transaction changed the same column
+        (engines say how; a genuine failure, no privilege or a view depending on the
+        column, is not one)."""
+        return False
 
     def insert_sql(self, temp: str, table: str) -> str:
         return f"INSERT INTO {self.q(table)} SELECT * FROM {self.q(temp)}"

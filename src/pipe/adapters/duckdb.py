@@ -183,6 +183,12 @@ class DuckDBAdapter(DuckDBRules, TextLedger, Adapter):
     def is_conflict(self, exc: AdapterError) -> bool:
         return exc.conflict or "conflict" in str(exc).lower()
 
+    def altered_first(self, exc: AdapterError) -> bool:
+        text = str(exc)
+        return "conflict" in text.lower() or (
+            "Column with name" in text and ("already exists" in text or "does not exist" in text)
+        )
+
     def is_missing_relation(self, exc: AdapterError) -> bool:
         return bool(_MISSING.match(str(exc)))
 

@@ -207,6 +207,10 @@ class PostgresAdapter(PostgresRules, TextLedger, Adapter):
     def is_conflict(self, exc: AdapterError) -> bool:
         return exc.conflict or getattr(exc, "sqlstate", None) in ("40001", "40P01", "23505")
 
+    def altered_first(self, exc: AdapterError) -> bool:
+        # the column exists already (ADD), or no longer (DROP); a deadlock
+        return getattr(exc, "sqlstate", None) in ("42701", "42703", "40P01")
+
     def is_missing_relation(self, exc: AdapterError) -> bool:
         return getattr(exc, "sqlstate", None) in ("42P01", "3F000")  # no table, no schema
 

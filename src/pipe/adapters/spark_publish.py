@@ -392,8 +392,8 @@ class SparkPublishing:
             }
         got = self._write(version, select, metrics, keep)
         self._repoint(table, version, previous, self._drop_temp(temp))
-        if kind == "table":
-            self.catalog.remember_columns(table, tuple(have))
+        if kind == "table":  # just written, under the model's publish lock: current
+            self.catalog.remember_columns(table, tuple(have), time.monotonic())
         return got["inserted"], got.get("replaced", 0)
 
     def _select_into(self, names, table_columns) -> str:
