@@ -246,7 +246,8 @@ class _Session:
 
         def later() -> None:  # after the first task is handed out (Recorder)
             start.reconcile()
-            self._load_slow()
+            if self.groups is not None:
+                self._load_slow()
 
         recorder = Recorder(
             state, run_id, self.target.name, reporter, current, start.decision.run, later

@@ -347,8 +347,7 @@ class Scheduler:
             self._settle_held(result)
             if self._status[t.id] != "pending":  # a held upstream's redo failed: settled
                 self._result[t.id] = result
-                shown = TaskResult("upstream_failed", error=self._reason.get(t.id))
-                self.listener.finished(t, attempt, shown, started_at, finished_at, True)
+                self._not_done(t, attempt, started_at, finished_at, self._reason.get(t.id))
                 return
         self._result[t.id] = result
         if result.status == "success":
@@ -366,8 +365,7 @@ class Scheduler:
             o = self._settled[t.id] = Outcome("success", None, self._attempts[t.id], result)
             self.listener.settled(t, o)
         elif why := self._failed_upstream(t):  # it ran on a held upstream whose redo failed
-            shown = TaskResult("upstream_failed", error=why)
-            self.listener.finished(t, attempt, shown, started_at, finished_at, True)
+            self._not_done(t, attempt, started_at, finished_at, why)
             self._settle(t.id, "upstream_failed", why)
         elif result.retryable and attempt <= t.retries and not self._stop.is_set():
             self.listener.finished(t, attempt, result, started_at, finished_at, False)
@@ -409,12 +407,17 @@ class Scheduler:
             o = self._settled[tid] = Outcome("success", None, self._attempts[tid], res)
             self.listener.settled(t, o)
         elif why := self._failed_upstream(t):
-            shown = TaskResult("upstream_failed", error=why)
-            self.listener.finished(t, attempt, shown, started_at, finished_at, True)
+            self._not_done(t, attempt, started_at, finished_at, why)
             self._settle(tid, "upstream_failed", why)
         else:
             self.listener.finished(t, attempt, res, started_at, finished_at, True)
             self._settle(tid, "failed", res.error)
+
+    def _not_done(self, t: Task, attempt: int, started: float, finished: float, why) -> None:
+        """Close the attempt of a task that ran on a held upstream whose redo failed: it
+        is upstream_failed (the console prints its SKIP line, not a FAIL)."""
+        shown = TaskResult("upstream_failed", error=why)
+        self.listener.finished(t, attempt, shown, started, finished, True)
 
     def _failed_upstream(self, t: Task) -> str | None:
         """'upstream X failed' when an upstream task of `t` failed: after a held task's
